@@ -1,0 +1,484 @@
+//! Dataset commitments: records hashed into an OpenZeppelin standard Merkle
+//! tree, the dataset encrypted with the STREAM cipher, and the ciphertext
+//! hashed, all in one streaming pass.
+//!
+//! Dataset format: UTF-8 CSV, first line the column names, one record per
+//! line, no quoting (the scenario schema says which columns are features and
+//! which is the label). Canonical record bytes are
+//! `u32be(field_count) || (u32be(len) || field)*` over the fields with
+//! surrounding whitespace trimmed; the record's leaf is
+//! `(uint256 index, bytes32 sha256(canonical record bytes))`.
+//! The schema hash is `LpHasher("sealroom.schema.v1")` over the column names.
+
+use std::io::{self, Read, Write};
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+
+use alloy_primitives::B256;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::hash::LpHasher;
+use crate::merkle::{uint_word, MerkleError, StandardTree, WordType};
+use crate::stream::{DataKey, StreamEncryptor, StreamError};
+
+/// Longest accepted line, in bytes (bounds memory on hostile input).
+pub const MAX_LINE: usize = 1 << 20;
+
+/// What a party commits to for one dataset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetCommitment {
+    /// Root of the OpenZeppelin standard tree over `(index, sha256(record))`.
+    pub merkle_root: B256,
+    /// Number of records (lines after the header).
+    pub record_count: u64,
+    /// Hash of the column names.
+    pub schema_hash: B256,
+    /// SHA-256 of the whole encrypted blob (header and segments).
+    pub ciphertext_sha256: B256,
+    /// Length of the encrypted blob in bytes.
+    pub ciphertext_len: u64,
+}
+
+impl DatasetCommitment {
+    /// The digest that identifies this commitment (what parties sign and what
+    /// the session inputs tree holds).
+    pub fn digest(&self) -> [u8; 32] {
+        LpHasher::new("sealroom.dataset-commitment.v1")
+            .part(self.merkle_root)
+            .u64(self.record_count)
+            .part(self.schema_hash)
+            .part(self.ciphertext_sha256)
+            .u64(self.ciphertext_len)
+            .finish()
+    }
+}
+
+/// Why a dataset could not be committed or checked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatasetError {
+    /// Reading or writing failed.
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    /// A line of the dataset is malformed; `line` is 1-based.
+    #[error("line {line}: {detail}")]
+    Record {
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The dataset has a header but no records.
+    #[error("dataset has no records")]
+    Empty,
+    /// Tree construction failed.
+    #[error("merkle tree: {0}")]
+    Merkle(#[from] MerkleError),
+    /// Decrypting a blob failed.
+    #[error("{0}")]
+    Stream(#[from] StreamError),
+}
+
+/// Canonical bytes of a record's fields.
+pub fn canonical_record(fields: &[&str]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + fields.iter().map(|f| f.len() + 4).sum::<usize>());
+    out.extend_from_slice(&(fields.len() as u32).to_be_bytes());
+    for f in fields {
+        out.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        out.extend_from_slice(f.as_bytes());
+    }
+    out
+}
+
+/// SHA-256 of a record's canonical bytes.
+pub fn record_digest(fields: &[&str]) -> [u8; 32] {
+    Sha256::digest(canonical_record(fields)).into()
+}
+
+/// Hash of an ordered list of column names.
+pub fn schema_hash<S: AsRef<str>>(columns: &[S]) -> B256 {
+    let mut h = LpHasher::new("sealroom.schema.v1").u64(columns.len() as u64);
+    for c in columns {
+        h.push(c.as_ref().as_bytes());
+    }
+    B256::from(h.finish())
+}
+
+/// Splits a CSV line into trimmed fields, rejecting quoting.
+pub fn split_fields(line: &str) -> Result<Vec<&str>, String> {
+    if line.contains('"') {
+        return Err("quoted fields are not supported".into());
+    }
+    Ok(line.split(',').map(str::trim).collect())
+}
+
+/// Incremental record hasher: feed plaintext bytes in any chunking; it keeps
+/// only the current partial line and one 32-byte digest per record.
+pub struct RecordHasher {
+    partial: Zeroizing<Vec<u8>>,
+    line: u64,
+    columns: Option<Vec<String>>,
+    digests: Vec<[u8; 32]>,
+    saw_blank_at: Option<u64>,
+}
+
+impl Default for RecordHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecordHasher {
+    /// An empty hasher.
+    pub fn new() -> Self {
+        Self {
+            partial: Zeroizing::new(Vec::new()),
+            line: 0,
+            columns: None,
+            digests: Vec::new(),
+            saw_blank_at: None,
+        }
+    }
+
+    /// Feeds the next bytes of the dataset.
+    pub fn update(&mut self, mut data: &[u8]) -> Result<(), DatasetError> {
+        while let Some(nl) = data.iter().position(|&b| b == b'\n') {
+            if self.partial.is_empty() {
+                self.take_line(&data[..nl])?;
+            } else {
+                self.partial.extend_from_slice(&data[..nl]);
+                let line = std::mem::take(&mut *self.partial);
+                let line = Zeroizing::new(line);
+                self.take_line(&line)?;
+            }
+            data = &data[nl + 1..];
+        }
+        if self.partial.len() + data.len() > MAX_LINE {
+            return Err(DatasetError::Record {
+                line: self.line + 1,
+                detail: format!("line longer than {MAX_LINE} bytes"),
+            });
+        }
+        self.partial.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn take_line(&mut self, raw: &[u8]) -> Result<(), DatasetError> {
+        self.line += 1;
+        let line_no = self.line;
+        let err = |detail: String| DatasetError::Record { line: line_no, detail };
+        let text = std::str::from_utf8(raw).map_err(|_| err("not valid UTF-8".into()))?;
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if text.trim().is_empty() {
+            // A blank line is tolerated only as the very end of the file.
+            self.saw_blank_at.get_or_insert(line_no);
+            return Ok(());
+        }
+        if let Some(blank) = self.saw_blank_at {
+            return Err(DatasetError::Record {
+                line: blank,
+                detail: "blank line inside the dataset".into(),
+            });
+        }
+        let fields = split_fields(text).map_err(err)?;
+        match &self.columns {
+            None => {
+                if let Some(i) = fields.iter().position(|f| f.is_empty()) {
+                    return Err(err(format!("header column {} has an empty name", i + 1)));
+                }
+                self.columns = Some(fields.iter().map(|s| s.to_string()).collect());
+            }
+            Some(cols) => {
+                if fields.len() != cols.len() {
+                    return Err(err(format!(
+                        "{} fields, but the header has {} columns",
+                        fields.len(),
+                        cols.len()
+                    )));
+                }
+                self.digests.push(record_digest(&fields));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the input; returns the column names and one digest per record.
+    pub fn finish(mut self) -> Result<(Vec<String>, Vec<[u8; 32]>), DatasetError> {
+        if !self.partial.is_empty() {
+            let last = std::mem::take(&mut *self.partial);
+            self.take_line(&Zeroizing::new(last))?;
+        }
+        let columns = self.columns.ok_or(DatasetError::Record {
+            line: 1,
+            detail: "missing header line with column names".into(),
+        })?;
+        if self.digests.is_empty() {
+            return Err(DatasetError::Empty);
+        }
+        Ok((columns, self.digests))
+    }
+}
+
+/// Builds the record tree from record digests.
+pub fn record_tree(digests: Vec<[u8; 32]>) -> Result<StandardTree, DatasetError> {
+    let leaves = digests
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| (uint_word(i as u64), d))
+        .collect();
+    Ok(StandardTree::build([WordType::Uint256, WordType::Bytes32], leaves)?)
+}
+
+/// A writer that hashes and counts what passes through it.
+pub struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        Self { inner, hasher: Sha256::new(), len: 0 }
+    }
+
+    /// The inner writer, the SHA-256 and the byte count.
+    pub fn finish(self) -> (W, [u8; 32], u64) {
+        (self.inner, self.hasher.finalize().into(), self.len)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The result of committing a dataset.
+pub struct CommitOutput<W: Write> {
+    /// The commitment.
+    pub commitment: DatasetCommitment,
+    /// Column names from the header.
+    pub columns: Vec<String>,
+    /// The record tree (for dumps and proofs).
+    pub tree: StandardTree,
+    /// The blob writer, returned after the final segment.
+    pub blob: W,
+}
+
+/// Size of the chunks the commit pipeline reads.
+pub const CHUNK: usize = 1 << 20;
+
+/// Commits a dataset in one streaming pass: encrypts `input` under `key` into
+/// `blob` (hashing the ciphertext) on one thread while hashing its records on
+/// another. Memory: a few chunks in flight plus 32 bytes per record.
+/// `progress` is called with the number of plaintext bytes read so far.
+pub fn commit_stream<R: Read, W: Write + Send>(
+    mut input: R,
+    key: &DataKey,
+    segment_size: u32,
+    blob: W,
+    mut progress: impl FnMut(u64),
+) -> Result<CommitOutput<W>, DatasetError> {
+    let encryptor = StreamEncryptor::new(key, segment_size, HashingWriter::new(blob))?;
+    let (tx, rx) = sync_channel::<Arc<Zeroizing<Vec<u8>>>>(4);
+    let (etx, erx) = sync_channel::<Arc<Zeroizing<Vec<u8>>>>(4);
+    std::thread::scope(|s| -> Result<CommitOutput<W>, DatasetError> {
+        let enc_thread = s.spawn(move || -> io::Result<HashingWriter<W>> {
+            let mut enc = encryptor;
+            for chunk in erx {
+                enc.write_all(&chunk)?;
+            }
+            enc.finish()
+        });
+        let hash_thread = s.spawn(move || -> Result<(Vec<String>, Vec<[u8; 32]>), DatasetError> {
+            let mut rh = RecordHasher::new();
+            for chunk in rx {
+                rh.update(&chunk)?;
+            }
+            rh.finish()
+        });
+        let mut total = 0u64;
+        let read_result = (|| -> io::Result<()> {
+            loop {
+                let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
+                let mut filled = 0;
+                while filled < CHUNK {
+                    match input.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                if filled == 0 {
+                    return Ok(());
+                }
+                buf.truncate(filled);
+                total += filled as u64;
+                let chunk = Arc::new(buf);
+                // A closed channel means that worker failed; its error is reported below.
+                if tx.send(chunk.clone()).is_err() || etx.send(chunk).is_err() {
+                    return Ok(());
+                }
+                progress(total);
+                if filled < CHUNK {
+                    return Ok(());
+                }
+            }
+        })();
+        drop(tx);
+        drop(etx);
+        let hashed = hash_thread
+            .join()
+            .map_err(|_| io::Error::other("record hashing thread panicked"))?;
+        let encrypted = enc_thread
+            .join()
+            .map_err(|_| io::Error::other("encryption thread panicked"))?;
+        read_result?;
+        let (columns, digests) = hashed?;
+        let (blob, ct_sha, ct_len) = encrypted?.finish();
+        let record_count = digests.len() as u64;
+        let tree = record_tree(digests)?;
+        let commitment = DatasetCommitment {
+            merkle_root: tree.root(),
+            record_count,
+            schema_hash: schema_hash(&columns),
+            ciphertext_sha256: B256::from(ct_sha),
+            ciphertext_len: ct_len,
+        };
+        Ok(CommitOutput { commitment, columns, tree, blob })
+    })
+}
+
+/// Recomputes a commitment from a blob and its key, streaming: the ciphertext
+/// hash over the blob bytes, then the records from the decrypted stream.
+/// The plaintext is handed to `sink` segment by segment (e.g. to parse the
+/// training data) and is never held whole here.
+pub fn recompute_from_blob<R: Read>(
+    blob: R,
+    key: &DataKey,
+    mut sink: impl FnMut(&[u8]) -> Result<(), DatasetError>,
+) -> Result<(DatasetCommitment, Vec<String>, StandardTree), DatasetError> {
+    struct HashingReader<R: Read> {
+        inner: R,
+        hasher: Sha256,
+        len: u64,
+    }
+    impl<R: Read> Read for HashingReader<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.hasher.update(&buf[..n]);
+            self.len += n as u64;
+            Ok(n)
+        }
+    }
+    let reader = HashingReader { inner: blob, hasher: Sha256::new(), len: 0 };
+    let mut dec = crate::stream::StreamDecryptor::new(key, reader)?;
+    let mut rh = RecordHasher::new();
+    let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
+    loop {
+        let n = match dec.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                return Err(match e.into_inner().map(|i| i.downcast::<StreamError>()) {
+                    Some(Ok(se)) => DatasetError::Stream(*se),
+                    Some(Err(other)) => DatasetError::Io(io::Error::other(other)),
+                    None => DatasetError::Io(io::Error::other("blob read failed")),
+                })
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        rh.update(&buf[..n])?;
+        sink(&buf[..n])?;
+    }
+    let reader = dec.into_inner();
+    let (columns, digests) = rh.finish()?;
+    let record_count = digests.len() as u64;
+    let tree = record_tree(digests)?;
+    let commitment = DatasetCommitment {
+        merkle_root: tree.root(),
+        record_count,
+        schema_hash: schema_hash(&columns),
+        ciphertext_sha256: B256::from(<[u8; 32]>::from(reader.hasher.finalize())),
+        ciphertext_len: reader.len,
+    };
+    Ok((commitment, columns, tree))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CSV: &str = "a,b,label\n1.0,2.0,0\n3.5, 4 ,1\r\n5,6,0\n";
+
+    #[test]
+    fn commit_then_recompute_matches() {
+        let key = DataKey::generate().unwrap();
+        let out = commit_stream(CSV.as_bytes(), &key, 16, Vec::new(), |_| {}).unwrap();
+        assert_eq!(out.commitment.record_count, 3);
+        assert_eq!(out.columns, vec!["a", "b", "label"]);
+        assert_eq!(out.commitment.schema_hash, schema_hash(&["a", "b", "label"]));
+        assert_eq!(out.commitment.ciphertext_len, out.blob.len() as u64);
+        let mut plain = Vec::new();
+        let (again, _, tree) = recompute_from_blob(&out.blob[..], &key, |b| {
+            plain.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(again, out.commitment);
+        assert_eq!(plain, CSV.as_bytes());
+        // Leaf 1 is the second record, trimmed.
+        let (_, d) = tree.value(1).unwrap();
+        assert_eq!(d, record_digest(&["3.5", "4", "1"]));
+    }
+
+    #[test]
+    fn chunking_does_not_change_the_commitment() {
+        let mut rh1 = RecordHasher::new();
+        rh1.update(CSV.as_bytes()).unwrap();
+        let mut rh2 = RecordHasher::new();
+        for b in CSV.as_bytes() {
+            rh2.update(std::slice::from_ref(b)).unwrap();
+        }
+        assert_eq!(rh1.finish().unwrap(), rh2.finish().unwrap());
+    }
+
+    #[test]
+    fn malformed_datasets_name_the_line() {
+        let key = DataKey::generate().unwrap();
+        let bad = "a,b\n1,2\n3\n";
+        let e = commit_stream(bad.as_bytes(), &key, 16, Vec::new(), |_| {}).err().unwrap();
+        assert!(e.to_string().starts_with("line 3:"), "{e}");
+        let e = commit_stream("a,b\n".as_bytes(), &key, 16, Vec::new(), |_| {}).err().unwrap();
+        assert!(matches!(e, DatasetError::Empty));
+        let e = commit_stream("a,b\n1,2\n\n3,4\n".as_bytes(), &key, 16, Vec::new(), |_| {}).err().unwrap();
+        assert!(e.to_string().contains("line 3"), "{e}");
+        let e = commit_stream("a,b\n\"1\",2\n".as_bytes(), &key, 16, Vec::new(), |_| {}).err().unwrap();
+        assert!(e.to_string().contains("quoted"), "{e}");
+    }
+
+    #[test]
+    fn tampered_blob_fails_recompute() {
+        let key = DataKey::generate().unwrap();
+        let out = commit_stream(CSV.as_bytes(), &key, 16, Vec::new(), |_| {}).unwrap();
+        let mut blob = out.blob.clone();
+        let last = blob.len() - 1;
+        blob[last] ^= 0x80;
+        assert!(matches!(
+            recompute_from_blob(&blob[..], &key, |_| Ok(())),
+            Err(DatasetError::Stream(_))
+        ));
+    }
+}

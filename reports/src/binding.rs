@@ -1,0 +1,36 @@
+//! Evidence binding (DESIGN §3): the 64-byte `report_data` a node asks its TEE
+//! to sign is `SHA-512("sealroom.node.v1" || signing_pk || hpke_pk || manifest_hash)`.
+//! Verifiers recompute it and compare all 64 bytes.
+
+use sealroom_protocol::hash::sha512_concat;
+
+/// Domain tag of the binding.
+pub const NODE_BINDING_DOMAIN: &[u8] = b"sealroom.node.v1";
+
+/// The expected `report_data` for a node's keys and a manifest.
+pub fn expected_report_data(signing_pk: &[u8; 32], hpke_pk: &[u8; 32], manifest_hash: &[u8; 32]) -> [u8; 64] {
+    sha512_concat(&[NODE_BINDING_DOMAIN, signing_pk, hpke_pk, manifest_hash])
+}
+
+/// Constant-shape comparison of all 64 bytes (no truncation, no padding).
+pub fn report_data_matches(found: &[u8], expected: &[u8; 64]) -> bool {
+    found.len() == 64 && found.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_depends_on_every_input() {
+        let base = expected_report_data(&[1; 32], &[2; 32], &[3; 32]);
+        assert_ne!(base, expected_report_data(&[9; 32], &[2; 32], &[3; 32]));
+        assert_ne!(base, expected_report_data(&[1; 32], &[9; 32], &[3; 32]));
+        assert_ne!(base, expected_report_data(&[1; 32], &[2; 32], &[9; 32]));
+        assert!(report_data_matches(&base, &base));
+        assert!(!report_data_matches(&base[..63], &base));
+        let mut other = base;
+        other[63] ^= 1;
+        assert!(!report_data_matches(&other, &base));
+    }
+}

@@ -1,0 +1,12 @@
+//! sealroom reports: the integrity report format, evidence binding,
+//! attestation verification and the public verifier a regulator runs.
+//!
+//! This crate must stay small enough to audit: it depends on `protocol` only,
+//! never on the coordinator, the trainer or Burn.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod binding;
+pub mod report;
+
+pub use sealroom_protocol::policy::{Policy, PolicyError, TeeKind};
