@@ -1,5 +1,6 @@
-//! The integrity report: one Solidity struct, ABI-encoded with
-//! `alloy-sol-types`, so Rust and the registry contract agree byte for byte.
+//! The integrity report: one Solidity struct (declared in
+//! `contracts/src/IntegrityReport.sol`), ABI-encoded with `alloy-sol-types`,
+//! so Rust and the registry contract agree byte for byte.
 //!
 //! `report_hash = keccak256(abi.encode(report))`; the node signs
 //! `"sealroom.report.v1" || report_hash` with its ed25519 key (the prefix keeps
@@ -8,54 +9,13 @@
 use alloy_primitives::{keccak256, B256};
 use alloy_sol_types::{sol, SolValue};
 
-sol! {
-    /// Integrity report published on chain. Holds hashes and facts only.
-    #[derive(Debug, PartialEq, Eq)]
-    struct IntegrityReport {
-        /// Format version (1).
-        uint8 version;
-        /// 1 = opened, 2 = completed, 3 = aborted.
-        uint8 kind;
-        /// Session id (random 32 bytes).
-        bytes32 sessionId;
-        /// Hash of the canonical manifest every party signed.
-        bytes32 manifestHash;
-        /// Root of the OpenZeppelin tree over the session's inputs.
-        bytes32 inputsRoot;
-        /// `report_hash` of the previous report of this session (zero for `opened`).
-        bytes32 prevReportHash;
-        /// The node's ed25519 public key (bound in the evidence's report_data).
-        bytes32 nodeKey;
-        /// The node's X25519 HPKE public key (bound in the evidence's report_data).
-        bytes32 nodeHpkeKey;
-        /// keccak256 of the node's evidence bytes (the evidence travels in calldata).
-        bytes32 evidenceHash;
-        /// TEE kind: 1 = sev-snp, 2 = tdx, 3 = sim (+16 when GPU evidence is composed in).
-        uint8 teeKind;
-        /// True when the evidence is simulated: no hardware protection at all.
-        bool insecureSimulation;
-        /// sha256 of the trained model bytes (completed only).
-        bytes32 modelHash;
-        /// sha256 of the sealed model (completed only).
-        bytes32 sealedModelHash;
-        /// The owner's X25519 key the model is sealed to.
-        bytes32 ownerKey;
-        /// sha256 of the training summary (metrics go to the owner, sealed).
-        bytes32 trainingSummaryHash;
-        /// Training seed.
-        uint64 seed;
-        /// Commitment to the data order derived from the seed.
-        bytes32 dataOrderCommitment;
-        /// True once every plaintext input and key but the signing key was wiped.
-        bool inputsWiped;
-        /// Abort reason code (0 unless aborted).
-        uint16 abortCode;
-        /// Abort reason: which input and which check (empty unless aborted).
-        string abortReason;
-        /// Unix time the node produced the report.
-        uint64 timestamp;
-    }
-}
+// The struct is declared once, in the registry's Solidity sources, and read
+// here as a file (not a crate dependency: `reports` must stay free of the
+// chain code), so the Rust and the Solidity encodings cannot drift apart.
+sol!(
+    #[sol(extra_derives(Debug, PartialEq, Eq))]
+    "../contracts/src/IntegrityReport.sol"
+);
 
 /// Report kinds, as stored in [`IntegrityReport::kind`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

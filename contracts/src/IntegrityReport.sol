@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+// The one declaration of sealroom's integrity report (DESIGN §3). The Solidity
+// registry imports it, and the Rust crate `sealroom-reports` reads this very
+// file with alloy's `sol!`, so both sides ABI-encode the same struct byte for
+// byte. `report_hash = keccak256(abi.encode(report))`.
+//
+// Changing the order or the types of the first nine fields breaks the
+// registry: it reads `version`, `kind`, `sessionId`, `manifestHash`,
+// `prevReportHash` and `evidenceHash` at fixed offsets of the encoded bytes
+// (the head of `abi.encode(report)` is fixed-size; only `abortReason`'s
+// contents live in the tail).
+
+/// Integrity report published on chain. Holds hashes and facts only.
+struct IntegrityReport {
+    /// Format version (1).
+    uint8 version;
+    /// 1 = opened, 2 = completed, 3 = aborted.
+    uint8 kind;
+    /// Session id (random 32 bytes).
+    bytes32 sessionId;
+    /// Hash of the canonical manifest every party signed.
+    bytes32 manifestHash;
+    /// Root of the OpenZeppelin tree over the session's inputs.
+    bytes32 inputsRoot;
+    /// `report_hash` of the previous report of this session (zero for `opened`).
+    bytes32 prevReportHash;
+    /// The node's ed25519 public key (bound in the evidence's report_data).
+    bytes32 nodeKey;
+    /// The node's X25519 HPKE public key (bound in the evidence's report_data).
+    bytes32 nodeHpkeKey;
+    /// keccak256 of the node's evidence bytes (the evidence travels in calldata).
+    bytes32 evidenceHash;
+    /// TEE kind: 1 = sev-snp, 2 = tdx, 3 = sim (+16 when GPU evidence is composed in).
+    uint8 teeKind;
+    /// True when the evidence is simulated: no hardware protection at all.
+    bool insecureSimulation;
+    /// sha256 of the trained model bytes (completed only).
+    bytes32 modelHash;
+    /// sha256 of the sealed model (completed only).
+    bytes32 sealedModelHash;
+    /// The owner's X25519 key the model is sealed to.
+    bytes32 ownerKey;
+    /// sha256 of the training summary (metrics go to the owner, sealed).
+    bytes32 trainingSummaryHash;
+    /// Training seed.
+    uint64 seed;
+    /// Commitment to the data order derived from the seed.
+    bytes32 dataOrderCommitment;
+    /// True once every plaintext input and key but the signing key was wiped.
+    bool inputsWiped;
+    /// Abort reason code (0 unless aborted).
+    uint16 abortCode;
+    /// Abort reason: which input and which check (empty unless aborted).
+    string abortReason;
+    /// Unix time the node produced the report.
+    uint64 timestamp;
+}

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IntegrityReport} from "./IntegrityReport.sol";
+
+/// @title sealroom session registry
+/// @notice Records, write-once, the integrity reports of sealroom training
+/// sessions. The report, its ed25519 signature and the TEE evidence travel in
+/// the transaction's calldata only; storage keeps one 32-byte hash per
+/// (session, kind), and an event indexes it by session id. A verifier needs
+/// nothing but the chain: the event finds the transaction, the calldata holds
+/// the bytes, the storage slot proves which bytes were accepted.
+/// @dev Cost discipline: the only storage written per report is its hash.
+/// Report fields are read at fixed offsets of `abi.encode(report)` instead of
+/// decoding the whole struct.
+contract SessionRegistry {
+    /// @notice Report kind: all inputs matched their commitments.
+    uint8 public constant KIND_OPENED = 1;
+    /// @notice Report kind: training finished, model sealed to its owner.
+    uint8 public constant KIND_COMPLETED = 2;
+    /// @notice Report kind: the session stopped.
+    uint8 public constant KIND_ABORTED = 3;
+    /// @notice The report format version this registry accepts.
+    uint8 public constant REPORT_VERSION = 1;
+
+    /// Byte offsets of fields inside `abi.encode(IntegrityReport)`: one word
+    /// of outer offset, then one head word per field in declaration order.
+    uint256 private constant OFF_VERSION = 32;
+    uint256 private constant OFF_KIND = 64;
+    uint256 private constant OFF_SESSION = 96;
+    uint256 private constant OFF_MANIFEST = 128;
+    uint256 private constant OFF_PREV = 192;
+    uint256 private constant OFF_EVIDENCE = 288;
+    /// Outer offset + 21 head words + the string's length word.
+    uint256 private constant MIN_REPORT_LENGTH = 736;
+    /// An ed25519 signature.
+    uint256 private constant SIGNATURE_LENGTH = 64;
+
+    /// A registered session, packed in one slot.
+    struct Session {
+        /// Who may publish the session's reports (zero: session unknown).
+        address publisher;
+        /// Block of `openSession`: where readers start scanning for events.
+        uint64 openedBlock;
+    }
+
+    /// Sessions by id.
+    mapping(bytes32 sessionId => Session) private _sessions;
+    /// The manifest hash every report of the session must carry.
+    mapping(bytes32 sessionId => bytes32 manifestHash) private _manifestHash;
+    /// keccak256(abi.encode(report)) per (session, kind).
+    mapping(bytes32 sessionId => mapping(uint8 kind => bytes32 reportHash)) private _reportHash;
+
+    /// @notice A session was registered.
+    /// @param sessionId The session id (random 32 bytes).
+    /// @param manifestHash Hash of the manifest every party signed.
+    /// @param publisher The only account allowed to publish the session's reports.
+    event SessionOpened(bytes32 indexed sessionId, bytes32 manifestHash, address indexed publisher);
+
+    /// @notice A report was accepted.
+    /// @param sessionId The session id.
+    /// @param kind 1 = opened, 2 = completed, 3 = aborted.
+    /// @param reportHash keccak256 of the report bytes (= abi.encode(report)).
+    /// @param prevReportHash The report's link to the previous report of the session.
+    event ReportPublished(bytes32 indexed sessionId, uint8 indexed kind, bytes32 reportHash, bytes32 prevReportHash);
+
+    /// @notice The session id is already registered.
+    error SessionExists(bytes32 sessionId);
+    /// @notice The publisher address is zero.
+    error ZeroPublisher();
+    /// @notice No session with this id was registered.
+    error UnknownSession(bytes32 sessionId);
+    /// @notice The sender is not the session's publisher.
+    error NotPublisher(bytes32 sessionId, address sender, address publisher);
+    /// @notice The kind is not 1, 2 or 3.
+    error InvalidKind(uint8 kind);
+    /// @notice A report of this kind was already published for the session.
+    /// @param reportHash The hash already stored (equal to yours: a retry, not a conflict).
+    error ReportExists(bytes32 sessionId, uint8 kind, bytes32 reportHash);
+    /// @notice `completed` needs an `opened` report first.
+    error NotOpened(bytes32 sessionId);
+    /// @notice The session already has a terminal report (completed or aborted).
+    error SessionClosed(bytes32 sessionId, uint8 terminalKind);
+    /// @notice The report bytes are not an `abi.encode(IntegrityReport)`.
+    error MalformedReport(uint256 length);
+    /// @notice The report's version is not `REPORT_VERSION`.
+    error UnsupportedVersion(uint256 version);
+    /// @notice A report field disagrees with the call or with the registry.
+    /// @param field 1 = kind, 2 = sessionId, 3 = manifestHash, 5 = prevReportHash, 8 = evidenceHash (the field's index in the struct).
+    error FieldMismatch(uint8 field, bytes32 expected, bytes32 actual);
+    /// @notice The signature is not 64 bytes (ed25519).
+    error MalformedSignature(uint256 length);
+
+    /// @notice Registers a session. Permissionless and first-come: the id is
+    /// random and the manifest hash is checked against every report, so a
+    /// squatter can block an id but never publish under it.
+    /// @param sessionId The session id from the manifest.
+    /// @param manifestHash Hash of the canonical manifest.
+    /// @param publisher The account allowed to publish the session's reports.
+    function openSession(bytes32 sessionId, bytes32 manifestHash, address publisher) external {
+        if (publisher == address(0)) revert ZeroPublisher();
+        if (_sessions[sessionId].publisher != address(0)) revert SessionExists(sessionId);
+        _sessions[sessionId] = Session({publisher: publisher, openedBlock: uint64(block.number)});
+        _manifestHash[sessionId] = manifestHash;
+        emit SessionOpened(sessionId, manifestHash, publisher);
+    }
+
+    /// @notice Publishes a signed integrity report, write-once per (session, kind).
+    /// @dev Checks, reading the report at fixed offsets: version, kind and
+    /// session id equal the call's; manifest hash equals the registered one;
+    /// `prevReportHash` is zero for `opened` and equals the stored `opened`
+    /// hash otherwise (zero when an `aborted` comes without `opened`: the
+    /// loader aborts before `opened` when an input fails its check); when
+    /// evidence is given, its keccak256 equals the report's `evidenceHash`
+    /// (a `completed` report may omit it: the `opened` transaction carries it).
+    /// The ed25519 signature is checked by verifiers off chain (the EVM has no
+    /// ed25519 precompile).
+    /// @param sessionId The session id.
+    /// @param kind 1 = opened, 2 = completed, 3 = aborted.
+    /// @param report abi.encode(IntegrityReport); only its hash is stored.
+    /// @param signature The node's ed25519 signature over the report hash (64 bytes).
+    /// @param evidence The node's TEE evidence (may be empty after `opened`).
+    function publishReport(
+        bytes32 sessionId,
+        uint8 kind,
+        bytes calldata report,
+        bytes calldata signature,
+        bytes calldata evidence
+    ) external {
+        {
+            address publisher = _sessions[sessionId].publisher;
+            if (publisher == address(0)) revert UnknownSession(sessionId);
+            if (msg.sender != publisher) revert NotPublisher(sessionId, msg.sender, publisher);
+        }
+        if (kind < KIND_OPENED || kind > KIND_ABORTED) revert InvalidKind(kind);
+        {
+            bytes32 stored = _reportHash[sessionId][kind];
+            if (stored != bytes32(0)) revert ReportExists(sessionId, kind, stored);
+        }
+        if (signature.length != SIGNATURE_LENGTH) revert MalformedSignature(signature.length);
+        bytes32 prev = _checkReport(sessionId, kind, report, evidence);
+
+        bytes32 reportHash = keccak256(report);
+        _reportHash[sessionId][kind] = reportHash;
+        emit ReportPublished(sessionId, kind, reportHash, prev);
+    }
+
+    /// @notice A registered session (all zero when unknown).
+    /// @param sessionId The session id.
+    /// @return publisher The only account allowed to publish the session's reports.
+    /// @return manifestHash The manifest hash every report must carry.
+    /// @return openedBlock The block of `openSession` (readers scan events from there).
+    function sessionOf(bytes32 sessionId)
+        external
+        view
+        returns (address publisher, bytes32 manifestHash, uint64 openedBlock)
+    {
+        Session storage s = _sessions[sessionId];
+        return (s.publisher, _manifestHash[sessionId], s.openedBlock);
+    }
+
+    /// @notice The stored keccak256 of a session's report of one kind (zero when none).
+    /// @param sessionId The session id.
+    /// @param kind 1 = opened, 2 = completed, 3 = aborted.
+    /// @return The report hash.
+    function reportHashOf(bytes32 sessionId, uint8 kind) external view returns (bytes32) {
+        return _reportHash[sessionId][kind];
+    }
+
+    /// @notice keccak256(abi.encode(report)) computed by the EVM, so tests can
+    /// prove the Rust encoding equals Solidity's.
+    /// @param report The report.
+    /// @return The report hash.
+    function hashReport(IntegrityReport calldata report) external pure returns (bytes32) {
+        return keccak256(abi.encode(report));
+    }
+
+    /// @notice Verifies an inclusion proof of an OpenZeppelin standard Merkle
+    /// tree (sorted-pair keccak256), e.g. a party's dataset in a session's
+    /// inputs root.
+    /// @param root The tree root.
+    /// @param leaf The leaf hash (for standard trees: keccak256(bytes.concat(keccak256(abi.encode(values))))).
+    /// @param proof The sibling hashes from the leaf up.
+    /// @return True when the proof leads from `leaf` to `root`.
+    function verifyInclusion(bytes32 root, bytes32 leaf, bytes32[] calldata proof) external pure returns (bool) {
+        bytes32 node = leaf;
+        for (uint256 i = 0; i < proof.length; ++i) {
+            bytes32 sibling = proof[i];
+            node = node < sibling
+                ? keccak256(abi.encodePacked(node, sibling))
+                : keccak256(abi.encodePacked(sibling, node));
+        }
+        return node == root;
+    }
+
+    /// Checks the report's fields against the call and the registry; returns
+    /// its `prevReportHash`.
+    function _checkReport(bytes32 sessionId, uint8 kind, bytes calldata report, bytes calldata evidence)
+        private
+        view
+        returns (bytes32 prev)
+    {
+        if (report.length < MIN_REPORT_LENGTH || uint256(bytes32(report[0:32])) != 32) {
+            revert MalformedReport(report.length);
+        }
+        uint256 version = uint256(bytes32(report[OFF_VERSION:OFF_VERSION + 32]));
+        if (version != REPORT_VERSION) revert UnsupportedVersion(version);
+        _expect(1, bytes32(uint256(kind)), bytes32(report[OFF_KIND:OFF_KIND + 32]));
+        _expect(2, sessionId, bytes32(report[OFF_SESSION:OFF_SESSION + 32]));
+        _expect(3, _manifestHash[sessionId], bytes32(report[OFF_MANIFEST:OFF_MANIFEST + 32]));
+
+        bytes32 expectedPrev;
+        if (kind == KIND_OPENED) {
+            // An aborted session never opens afterwards (a completed one
+            // implies an opened one, caught by write-once).
+            if (_reportHash[sessionId][KIND_ABORTED] != bytes32(0)) revert SessionClosed(sessionId, KIND_ABORTED);
+        } else {
+            expectedPrev = _reportHash[sessionId][KIND_OPENED];
+            if (kind == KIND_COMPLETED && expectedPrev == bytes32(0)) revert NotOpened(sessionId);
+            uint8 other = kind == KIND_COMPLETED ? KIND_ABORTED : KIND_COMPLETED;
+            if (_reportHash[sessionId][other] != bytes32(0)) revert SessionClosed(sessionId, other);
+        }
+        prev = bytes32(report[OFF_PREV:OFF_PREV + 32]);
+        _expect(5, expectedPrev, prev);
+        if (evidence.length != 0) {
+            _expect(8, keccak256(evidence), bytes32(report[OFF_EVIDENCE:OFF_EVIDENCE + 32]));
+        }
+    }
+
+    /// Reverts with `FieldMismatch` unless `expected == actual`.
+    function _expect(uint8 field, bytes32 expected, bytes32 actual) private pure {
+        if (expected != actual) revert FieldMismatch(field, expected, actual);
+    }
+}
