@@ -417,6 +417,64 @@ pub fn recompute_from_blob<R: Read>(
     Ok((commitment, columns, tree))
 }
 
+/// Domain prefix of a party's signature over a commitment digest.
+pub const COMMITMENT_SIGNATURE_DOMAIN: &[u8] = b"sealroom.commitment.v1";
+
+/// A commitment signed by the party that made it, as written by `sealroom commit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedCommitment {
+    /// Always `sealroom-commitment/1`.
+    pub format: String,
+    /// Column names of the dataset (public: they are the schema).
+    pub columns: Vec<String>,
+    /// The commitment.
+    pub commitment: DatasetCommitment,
+    /// The committing party's ed25519 key.
+    #[serde(with = "crate::identity::hex32")]
+    pub party: [u8; 32],
+    /// ed25519 signature over `COMMITMENT_SIGNATURE_DOMAIN || commitment.digest()`.
+    #[serde(with = "crate::identity::hex64")]
+    pub signature: [u8; 64],
+}
+
+/// Format tag of [`SignedCommitment`].
+pub const SIGNED_COMMITMENT_FORMAT: &str = "sealroom-commitment/1";
+
+/// The exact bytes a party signs for a commitment.
+pub fn commitment_signing_message(c: &DatasetCommitment) -> Vec<u8> {
+    let mut m = COMMITMENT_SIGNATURE_DOMAIN.to_vec();
+    m.extend_from_slice(&c.digest());
+    m
+}
+
+impl SignedCommitment {
+    /// Signs `commitment` with `party`.
+    pub fn sign(party: &crate::identity::Identity, commitment: DatasetCommitment, columns: Vec<String>) -> Self {
+        let signature = party.sign(&commitment_signing_message(&commitment));
+        Self {
+            format: SIGNED_COMMITMENT_FORMAT.to_string(),
+            columns,
+            commitment,
+            party: party.public().ed25519,
+            signature,
+        }
+    }
+
+    /// Checks the format tag, that the columns hash to the schema hash, and the
+    /// signature (strict ed25519) under the embedded party key.
+    pub fn verify(&self) -> Result<(), String> {
+        if self.format != SIGNED_COMMITMENT_FORMAT {
+            return Err(format!("format `{}` is not `{SIGNED_COMMITMENT_FORMAT}`", self.format));
+        }
+        if schema_hash(&self.columns) != self.commitment.schema_hash {
+            return Err("columns do not match schema_hash".into());
+        }
+        crate::identity::verify_strict(&self.party, &commitment_signing_message(&self.commitment), &self.signature)
+            .map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,6 +525,21 @@ mod tests {
         assert!(e.to_string().contains("line 3"), "{e}");
         let e = commit_stream("a,b\n\"1\",2\n".as_bytes(), &key, 16, Vec::new(), |_| {}).err().unwrap();
         assert!(e.to_string().contains("quoted"), "{e}");
+    }
+
+    #[test]
+    fn signed_commitment_verifies_and_binds() {
+        let key = DataKey::generate().unwrap();
+        let out = commit_stream(CSV.as_bytes(), &key, 16, Vec::new(), |_| {}).unwrap();
+        let id = crate::identity::Identity::generate().unwrap();
+        let sc = SignedCommitment::sign(&id, out.commitment.clone(), out.columns.clone());
+        sc.verify().unwrap();
+        let mut lying = sc.clone();
+        lying.commitment.record_count += 1;
+        assert!(lying.verify().is_err());
+        let mut cols = sc.clone();
+        cols.columns[0] = "z".into();
+        assert!(cols.verify().is_err());
     }
 
     #[test]

@@ -11,5 +11,6 @@ pub mod hash;
 pub mod identity;
 pub mod merkle;
 pub mod policy;
+pub mod scenario;
 pub mod seal;
 pub mod stream;

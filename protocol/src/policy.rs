@@ -107,7 +107,30 @@ pub const TDX_STATUSES: &[&str] = &[
     "OutOfDate",
     "OutOfDateConfigurationNeeded",
     "Revoked",
+    "TDRelaunchAdvised",
+    "TDRelaunchAdvisedConfigurationNeeded",
 ];
+
+/// TDX runtime measurement register allowlists (each empty = any).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TdxRtmrs {
+    /// Allowed RTMR0 values (hex, 48 bytes): firmware configuration.
+    pub rtmr0: Vec<String>,
+    /// Allowed RTMR1 values: OS loader and kernel.
+    pub rtmr1: Vec<String>,
+    /// Allowed RTMR2 values: kernel command line and initrd.
+    pub rtmr2: Vec<String>,
+    /// Allowed RTMR3 values: runtime (application) measurements.
+    pub rtmr3: Vec<String>,
+}
+
+impl TdxRtmrs {
+    /// The four lists, RTMR0 first.
+    pub fn lists(&self) -> [&Vec<String>; 4] {
+        [&self.rtmr0, &self.rtmr1, &self.rtmr2, &self.rtmr3]
+    }
+}
 
 /// An attestation policy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +151,13 @@ pub struct Policy {
     pub max_evidence_age_s: u64,
     /// Require composite GPU evidence (NVIDIA H100 in CC mode) (default false).
     pub require_gpu: bool,
+    /// SEV-SNP: accept a guest policy that allows a migration agent (default false).
+    pub allow_migration_agent: bool,
+    /// TDX: RTMR allowlists (`[tdx_rtmrs]` with `rtmr0` … `rtmr3`; default: any).
+    pub tdx_rtmrs: TdxRtmrs,
+    /// NVIDIA GPU reference measurements: SPDM measurement index (`"1"`…) to
+    /// accepted values (hex, 48 bytes). Indices not listed are not compared.
+    pub gpu_reference: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for Policy {
@@ -140,6 +170,9 @@ impl Default for Policy {
             allow_debug: false,
             max_evidence_age_s: 86_400,
             require_gpu: false,
+            allow_migration_agent: false,
+            tdx_rtmrs: TdxRtmrs::default(),
+            gpu_reference: BTreeMap::new(),
         }
     }
 }
@@ -202,6 +235,35 @@ impl Policy {
                 }
             }
         }
+        if self.min_tcb.tdx_statuses.is_empty() && self.accepted_kinds == [TeeKind::Tdx] {
+            return Err(err("min_tcb.tdx_statuses", "empty: no TDX evidence could ever be accepted".into()));
+        }
+        for (r, list) in self.tdx_rtmrs.lists().iter().enumerate() {
+            for (i, m) in list.iter().enumerate() {
+                let field = format!("tdx_rtmrs.rtmr{r}[{i}]");
+                let bytes = hex::decode(m.strip_prefix("0x").unwrap_or(m)).map_err(|_| err(&field, "not hex".into()))?;
+                if bytes.len() != 48 {
+                    return Err(err(&field, format!("{} bytes, an RTMR has 48", bytes.len())));
+                }
+            }
+        }
+        for (idx, list) in &self.gpu_reference {
+            let field = format!("gpu_reference.{idx}");
+            match idx.parse::<u8>() {
+                Ok(n) if n >= 1 => {}
+                _ => return Err(err(&field, "the key must be an SPDM measurement index 1..=255".into())),
+            }
+            if list.is_empty() {
+                return Err(err(&field, "empty: no measurement could match".into()));
+            }
+            for (i, m) in list.iter().enumerate() {
+                let bytes = hex::decode(m.strip_prefix("0x").unwrap_or(m))
+                    .map_err(|_| err(&format!("{field}[{i}]"), "not hex".into()))?;
+                if bytes.is_empty() {
+                    return Err(err(&format!("{field}[{i}]"), "empty value".into()));
+                }
+            }
+        }
         for (i, s) in self.min_tcb.tdx_statuses.iter().enumerate() {
             if !TDX_STATUSES.contains(&s.as_str()) {
                 return Err(err(
@@ -252,6 +314,16 @@ mod tests {
             "measurements.sev-snp[0]"
         );
         assert!(Policy::from_toml("[min_tcb]\ntdx_statuses = [\"Fine\"]").is_err());
+        assert_eq!(Policy::from_toml("[tdx_rtmrs]\nrtmr2 = [\"00\"]").unwrap_err().field, "tdx_rtmrs.rtmr2[0]");
+        assert_eq!(Policy::from_toml("[gpu_reference]\nx = [\"00\"]").unwrap_err().field, "gpu_reference.x");
+        assert_eq!(Policy::from_toml("[gpu_reference]\n\"3\" = []").unwrap_err().field, "gpu_reference.3");
+        assert_eq!(
+            Policy::from_toml("accepted_kinds = [\"tdx\"]\n[min_tcb]\ntdx_statuses = []").unwrap_err().field,
+            "min_tcb.tdx_statuses"
+        );
+        let p = Policy::from_toml(&format!("allow_migration_agent = true\n[tdx_rtmrs]\nrtmr3 = [\"{}\"]", "ab".repeat(48))).unwrap();
+        assert!(p.allow_migration_agent);
+        assert_eq!(p.tdx_rtmrs.lists()[3].len(), 1);
         let ok = Policy::from_toml("accepted_kinds = [\"sim\"]\nallow_simulation = true").unwrap();
         assert!(ok.measurement_allowed(TeeKind::Sim, &[1; 32]));
     }

@@ -1,0 +1,16 @@
+//! `sealroom bench …`: throughput and latency measured against a baseline run
+//! alongside in the same process, so the figure that matters is a ratio.
+
+/// The benchmarks.
+#[derive(clap::Subcommand)]
+pub enum Bench {
+    /// commit+encrypt throughput vs a plain SHA-256 pass over the same bytes.
+    Commit(super::bench_commit::Args),
+}
+
+/// Runs a benchmark.
+pub fn run(b: Bench) -> crate::exit::CmdResult {
+    match b {
+        Bench::Commit(a) => super::bench_commit::run(a),
+    }
+}

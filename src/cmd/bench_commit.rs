@@ -1,0 +1,141 @@
+//! `sealroom bench commit --size-mb N [--json]`: commit+encrypt throughput of
+//! a synthetic dataset, next to a plain SHA-256 pass over the same bytes
+//! measured in the same run. The ratio is the figure.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::time::Instant;
+
+use sealroom_protocol::dataset::commit_stream;
+use sealroom_protocol::stream::{DataKey, DEFAULT_SEGMENT_SIZE};
+use sha2::{Digest, Sha256};
+
+use crate::exit::{input_err, runtime_err, CmdResult};
+
+/// Arguments of `sealroom bench commit`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Size of the synthetic dataset in MB (10^6 bytes).
+    #[arg(long, default_value_t = 100)]
+    size_mb: u64,
+    /// Repetitions of each measurement (the median is reported) [default: by size].
+    #[arg(long)]
+    runs: Option<u32>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Writes a deterministic CSV of at least `bytes` bytes: 24 float columns + label.
+fn synth(path: &std::path::Path, bytes: u64) -> std::io::Result<u64> {
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    let header: Vec<String> = (0..24).map(|i| format!("f{i}")).chain(["label".to_string()]).collect();
+    writeln!(w, "{}", header.join(","))?;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut written = 0u64;
+    let mut line = String::with_capacity(256);
+    while written < bytes {
+        line.clear();
+        for _ in 0..24 {
+            // xorshift64*: cheap deterministic values.
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+            line.push_str(&format!("{}.{:03},", v % 1000, v % 997));
+        }
+        line.push_str(if x & 1 == 0 { "0\n" } else { "1\n" });
+        w.write_all(line.as_bytes())?;
+        written += line.len() as u64;
+    }
+    w.flush()?;
+    Ok(written)
+}
+
+fn sha_pass(path: &std::path::Path) -> std::io::Result<()> {
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut h = Sha256::new();
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    std::hint::black_box(h.finalize());
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Peak resident set size of this process in MB (Linux `VmHWM`).
+pub fn peak_rss_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Runs the benchmark.
+pub fn run(args: Args) -> CmdResult {
+    if args.size_mb == 0 {
+        return Err(input_err("--size-mb: must be at least 1"));
+    }
+    let runs = args.runs.unwrap_or(if args.size_mb <= 200 { 5 } else { 1 }).max(1);
+    let dir = tempfile::tempdir().map_err(runtime_err)?;
+    let data = dir.path().join("bench.csv");
+    let blob = dir.path().join("bench.csv.sealed");
+    let bytes = synth(&data, args.size_mb * 1_000_000).map_err(runtime_err)?;
+    let mb = bytes as f64 / 1e6;
+    let (mut sha, mut commit) = (Vec::new(), Vec::new());
+    let mut records = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        sha_pass(&data).map_err(runtime_err)?;
+        sha.push(mb / t.elapsed().as_secs_f64());
+
+        let key = DataKey::generate().map_err(runtime_err)?;
+        let t = Instant::now();
+        let input = File::open(&data).map_err(runtime_err)?;
+        let out = BufWriter::with_capacity(1 << 20, File::create(&blob).map_err(runtime_err)?);
+        let res = commit_stream(input, &key, DEFAULT_SEGMENT_SIZE, out, |_| {}).map_err(runtime_err)?;
+        let mut w = res.blob;
+        w.flush().map_err(runtime_err)?;
+        commit.push(mb / t.elapsed().as_secs_f64());
+        records = res.commitment.record_count;
+    }
+    let sha_mb_s = median(sha);
+    let commit_mb_s = median(commit);
+    let ratio = commit_mb_s / sha_mb_s;
+    let rss = peak_rss_mb().unwrap_or(f64::NAN);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "size_mb": mb,
+                "records": records,
+                "runs": runs,
+                "commit_mb_s": commit_mb_s,
+                "sha256_mb_s": sha_mb_s,
+                "ratio": ratio,
+                "peak_rss_mb": rss,
+            })
+        );
+    } else {
+        println!("bench commit: {mb:.1} MB, {records} records, median of {runs} run(s)");
+        println!("  commit+encrypt  {commit_mb_s:8.1} MB/s");
+        println!("  sha256 baseline {sha_mb_s:8.1} MB/s");
+        println!("  ratio           {ratio:8.3}x");
+        println!("  peak RSS        {rss:8.1} MB");
+    }
+    Ok(())
+}

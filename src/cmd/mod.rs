@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod bench;
+pub mod bench_commit;
+pub mod commit;
+pub mod keygen;
+pub mod progress;
+pub mod scenario;
