@@ -67,27 +67,79 @@ pub fn process_proof(leaf: B256, proof: &[B256]) -> B256 {
     proof.iter().fold(leaf, |acc, sib| hash_pair(&acc, sib))
 }
 
-/// A standard tree over `(word0, word1)` leaves.
+/// One leaf value: its ABI types and JSON form (as OpenZeppelin dumps it)
+/// and its leaf hash.
 #[derive(Clone, Debug)]
-pub struct StandardTree {
-    types: [WordType; 2],
-    tree: Vec<B256>,
-    /// Leaves in insertion order, with their position in `tree`.
-    values: Vec<([u8; 32], [u8; 32], usize)>,
+pub struct Leaf {
+    /// The value as a JSON array (`["0", "0x…"]`).
+    pub value: Vec<serde_json::Value>,
+    /// `keccak256(keccak256(abi.encode(value)))`.
+    pub hash: B256,
 }
 
+/// A standard tree.
+#[derive(Clone, Debug)]
+pub struct StandardTree {
+    encoding: Vec<String>,
+    tree: Vec<B256>,
+    /// Leaves in insertion order, with their position in `tree`.
+    values: Vec<(Vec<serde_json::Value>, usize)>,
+}
+
+fn word_json(t: WordType, w: &[u8; 32]) -> serde_json::Value {
+    match t {
+        WordType::Bytes32 => serde_json::Value::String(format!("0x{}", hex::encode(w))),
+        WordType::Uint256 => serde_json::Value::String(alloy_primitives::U256::from_be_bytes(*w).to_string()),
+    }
+}
+
+/// ABI encoding of `(uint8 kind, string name, bytes32 digest)`: the leaf of
+/// a session inputs tree.
+pub fn abi_encode_input(kind: u8, name: &str, digest: &[u8; 32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160 + name.len());
+    out.extend_from_slice(&uint_word(u64::from(kind)));
+    out.extend_from_slice(&uint_word(0x60));
+    out.extend_from_slice(digest);
+    out.extend_from_slice(&uint_word(name.len() as u64));
+    out.extend_from_slice(name.as_bytes());
+    let pad = (32 - name.len() % 32) % 32;
+    out.extend(std::iter::repeat_n(0u8, pad));
+    out
+}
+
+/// Leaf of a session inputs tree.
+pub fn input_leaf(kind: u8, name: &str, digest: &[u8; 32]) -> Leaf {
+    Leaf {
+        value: vec![
+            serde_json::Value::String(kind.to_string()),
+            serde_json::Value::String(name.to_string()),
+            serde_json::Value::String(format!("0x{}", hex::encode(digest))),
+        ],
+        hash: keccak256(keccak256(abi_encode_input(kind, name, digest))),
+    }
+}
+
+/// Leaf encoding of session inputs trees.
+pub const INPUT_ENCODING: [&str; 3] = ["uint8", "string", "bytes32"];
+
 impl StandardTree {
-    /// Builds the tree over `leaves` (in their given order; that order is the
-    /// leaf index used by [`StandardTree::proof`]).
+    /// Builds a tree over `(word0, word1)` leaves (in their given order; that
+    /// order is the leaf index used by [`StandardTree::proof`]).
     pub fn build(types: [WordType; 2], leaves: Vec<([u8; 32], [u8; 32])>) -> Result<Self, MerkleError> {
+        let encoding = vec![types[0].abi_name().to_string(), types[1].abi_name().to_string()];
+        let leaves = leaves
+            .into_iter()
+            .map(|(a, b)| Leaf { value: vec![word_json(types[0], &a), word_json(types[1], &b)], hash: leaf_hash(&a, &b) })
+            .collect();
+        Self::from_leaves(encoding, leaves)
+    }
+
+    /// Builds a tree from prepared leaves under `encoding` (ABI type names).
+    pub fn from_leaves(encoding: Vec<String>, leaves: Vec<Leaf>) -> Result<Self, MerkleError> {
         if leaves.is_empty() {
             return Err(MerkleError::Empty);
         }
-        let mut hashed: Vec<(B256, usize)> = leaves
-            .iter()
-            .enumerate()
-            .map(|(i, (a, b))| (leaf_hash(a, b), i))
-            .collect();
+        let mut hashed: Vec<(B256, usize)> = leaves.iter().enumerate().map(|(i, l)| (l.hash, i)).collect();
         hashed.sort_by(|x, y| x.0.cmp(&y.0));
         let n = hashed.len();
         let len = 2 * n - 1;
@@ -101,12 +153,8 @@ impl StandardTree {
         for i in (0..len - n).rev() {
             tree[i] = hash_pair(&tree[2 * i + 1], &tree[2 * i + 2]);
         }
-        let values = leaves
-            .into_iter()
-            .zip(tree_index)
-            .map(|((a, b), ti)| (a, b, ti))
-            .collect();
-        Ok(Self { types, tree, values })
+        let values = leaves.into_iter().zip(tree_index).map(|(l, ti)| (l.value, ti)).collect();
+        Ok(Self { encoding, tree, values })
     }
 
     /// The root.
@@ -124,14 +172,19 @@ impl StandardTree {
         self.values.is_empty()
     }
 
-    /// The leaf values at `index` (insertion order).
-    pub fn value(&self, index: usize) -> Option<([u8; 32], [u8; 32])> {
-        self.values.get(index).map(|(a, b, _)| (*a, *b))
+    /// The leaf hash of the value inserted at `index`.
+    pub fn leaf(&self, index: usize) -> Option<B256> {
+        self.values.get(index).map(|(_, ti)| self.tree[*ti])
+    }
+
+    /// The JSON value inserted at `index`.
+    pub fn value(&self, index: usize) -> Option<&[serde_json::Value]> {
+        self.values.get(index).map(|(v, _)| v.as_slice())
     }
 
     /// The inclusion proof of the leaf inserted at `index`.
     pub fn proof(&self, index: usize) -> Result<Vec<B256>, MerkleError> {
-        let (_, _, mut i) = *self.values.get(index).ok_or(MerkleError::NoSuchLeaf(index))?;
+        let mut i = self.values.get(index).map(|(_, ti)| *ti).ok_or(MerkleError::NoSuchLeaf(index))?;
         let mut proof = Vec::new();
         while i > 0 {
             let sibling = if i % 2 == 1 { i + 1 } else { i - 1 };
@@ -143,45 +196,33 @@ impl StandardTree {
 
     /// The `StandardMerkleTree.dump()` JSON object.
     pub fn dump(&self) -> serde_json::Value {
-        let word = |t: WordType, w: &[u8; 32]| -> serde_json::Value {
-            match t {
-                WordType::Bytes32 => serde_json::Value::String(format!("0x{}", hex::encode(w))),
-                WordType::Uint256 => {
-                    serde_json::Value::String(alloy_primitives::U256::from_be_bytes(*w).to_string())
-                }
-            }
-        };
         serde_json::json!({
             "format": "standard-v1",
-            "leafEncoding": [self.types[0].abi_name(), self.types[1].abi_name()],
+            "leafEncoding": self.encoding,
             "tree": self.tree.iter().map(|h| format!("{h:#x}")).collect::<Vec<_>>(),
-            "values": self.values.iter().map(|(a, b, ti)| serde_json::json!({
-                "value": [word(self.types[0], a), word(self.types[1], b)],
+            "values": self.values.iter().map(|(v, ti)| serde_json::json!({
+                "value": v,
                 "treeIndex": ti,
             })).collect::<Vec<_>>(),
         })
     }
 
     /// Loads a dump and checks it fully: every inner node is recomputed and
-    /// every value's leaf hash must sit at its `treeIndex`.
+    /// every value's leaf hash must sit at its `treeIndex`. Supports the two
+    /// encodings sealroom writes: `[uint256|bytes32, uint256|bytes32]` and
+    /// `[uint8, string, bytes32]`.
     pub fn load(dump: &serde_json::Value) -> Result<Self, MerkleError> {
         let bad = |m: &str| MerkleError::Dump(m.to_string());
         if dump.get("format").and_then(|v| v.as_str()) != Some("standard-v1") {
             return Err(bad("`format` must be \"standard-v1\""));
         }
-        let enc = dump
+        let encoding: Vec<String> = dump
             .get("leafEncoding")
             .and_then(|v| v.as_array())
-            .ok_or_else(|| bad("missing `leafEncoding`"))?;
-        let parse_type = |v: &serde_json::Value| match v.as_str() {
-            Some("uint256") => Ok(WordType::Uint256),
-            Some("bytes32") => Ok(WordType::Bytes32),
-            _ => Err(bad("`leafEncoding` supports uint256 and bytes32 words only")),
-        };
-        if enc.len() != 2 {
-            return Err(bad("`leafEncoding` must have two entries"));
-        }
-        let types = [parse_type(&enc[0])?, parse_type(&enc[1])?];
+            .ok_or_else(|| bad("missing `leafEncoding`"))?
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| bad("`leafEncoding` entries must be strings")))
+            .collect::<Result<_, _>>()?;
         let tree: Vec<B256> = dump
             .get("tree")
             .and_then(|v| v.as_array())
@@ -189,13 +230,15 @@ impl StandardTree {
             .iter()
             .map(|h| h.as_str().and_then(|s| s.parse::<B256>().ok()).ok_or_else(|| bad("`tree` entries must be bytes32 hex")))
             .collect::<Result<_, _>>()?;
-        let vals = dump
-            .get("values")
-            .and_then(|v| v.as_array())
-            .ok_or_else(|| bad("missing `values`"))?;
+        let vals = dump.get("values").and_then(|v| v.as_array()).ok_or_else(|| bad("missing `values`"))?;
         if vals.is_empty() || tree.len() != 2 * vals.len() - 1 {
             return Err(bad("`tree` length must be 2 * values - 1"));
         }
+        let parse_type = |s: &str| match s {
+            "uint256" => Some(WordType::Uint256),
+            "bytes32" => Some(WordType::Bytes32),
+            _ => None,
+        };
         let parse_word = |t: WordType, v: &serde_json::Value| -> Result<[u8; 32], MerkleError> {
             let s = v.as_str().ok_or_else(|| bad("values must be strings"))?;
             match t {
@@ -206,29 +249,38 @@ impl StandardTree {
                     .map_err(|_| bad("bad uint256 value")),
             }
         };
+        let hash_of = |value: &[serde_json::Value]| -> Result<B256, MerkleError> {
+            let enc: Vec<&str> = encoding.iter().map(String::as_str).collect();
+            if enc == INPUT_ENCODING && value.len() == 3 {
+                let kind: u8 = value[0].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| bad("bad uint8 value"))?;
+                let name = value[1].as_str().ok_or_else(|| bad("bad string value"))?;
+                let digest = parse_word(WordType::Bytes32, &value[2])?;
+                return Ok(input_leaf(kind, name, &digest).hash);
+            }
+            match (enc.as_slice(), value) {
+                ([a, b], [va, vb]) => {
+                    let ta = parse_type(a).ok_or_else(|| bad("unsupported leafEncoding"))?;
+                    let tb = parse_type(b).ok_or_else(|| bad("unsupported leafEncoding"))?;
+                    Ok(leaf_hash(&parse_word(ta, va)?, &parse_word(tb, vb)?))
+                }
+                _ => Err(bad("unsupported leafEncoding or value shape")),
+            }
+        };
         let mut values = Vec::with_capacity(vals.len());
         for v in vals {
-            let pair = v.get("value").and_then(|x| x.as_array()).ok_or_else(|| bad("value missing"))?;
-            if pair.len() != 2 {
-                return Err(bad("each value must have two words"));
-            }
-            let a = parse_word(types[0], &pair[0])?;
-            let b = parse_word(types[1], &pair[1])?;
-            let ti = v
-                .get("treeIndex")
-                .and_then(|x| x.as_u64())
-                .ok_or_else(|| bad("treeIndex missing"))? as usize;
-            if ti >= tree.len() || ti < vals.len() - 1 || tree[ti] != leaf_hash(&a, &b) {
+            let value = v.get("value").and_then(|x| x.as_array()).ok_or_else(|| bad("value missing"))?;
+            let ti = v.get("treeIndex").and_then(|x| x.as_u64()).ok_or_else(|| bad("treeIndex missing"))? as usize;
+            if ti >= tree.len() || ti < vals.len() - 1 || tree[ti] != hash_of(value)? {
                 return Err(bad("a value's hash does not sit at its treeIndex"));
             }
-            values.push((a, b, ti));
+            values.push((value.clone(), ti));
         }
         for i in 0..vals.len() - 1 {
             if tree[i] != hash_pair(&tree[2 * i + 1], &tree[2 * i + 2]) {
                 return Err(bad("an inner node does not match its children"));
             }
         }
-        Ok(Self { types, tree, values })
+        Ok(Self { encoding, tree, values })
     }
 }
 
@@ -266,11 +318,38 @@ mod tests {
         assert_eq!(d["values"][1]["treeIndex"], 2);
         assert_eq!(d["values"][0]["value"][0], "0");
         for i in 0..3 {
-            let (a, b) = t.value(i).unwrap();
-            assert_eq!(process_proof(leaf_hash(&a, &b), &t.proof(i).unwrap()), t.root());
+            assert_eq!(process_proof(t.leaf(i).unwrap(), &t.proof(i).unwrap()), t.root());
         }
         let again = StandardTree::load(&d).unwrap();
         assert_eq!(again.root(), t.root());
+    }
+
+    /// `StandardMerkleTree.of([["1","hospital-a","0x11..11"],["2","engine","0x22..22"],
+    /// ["3","a-name-longer-than-thirty-two-bytes-for-padding","0x33..33"]], ["uint8","string","bytes32"])`
+    /// computed by `@openzeppelin/merkle-tree` 1.0.8.
+    #[test]
+    fn input_leaves_match_openzeppelin_vectors() {
+        let names = ["hospital-a", "engine", "a-name-longer-than-thirty-two-bytes-for-padding"];
+        let leaves = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| input_leaf(i as u8 + 1, n, &[0x11 * (i as u8 + 1); 32]))
+            .collect();
+        let enc = INPUT_ENCODING.iter().map(|s| s.to_string()).collect();
+        let t = StandardTree::from_leaves(enc, leaves).unwrap();
+        assert_eq!(
+            format!("{:#x}", t.root()),
+            "0xf69c3b1196c1a9eb2daba94fee638f7899de004dddbbbb9300451349b8e30d26"
+        );
+        let p: Vec<String> = t.proof(2).unwrap().iter().map(|h| format!("{h:#x}")).collect();
+        assert_eq!(
+            p,
+            [
+                "0x759d17a6865f3e81b6572e4f1d1e2b0f3df12098949a02868b664284a4cb0b7d",
+                "0xc911dd442dd84e4aa54248b0156177b89ed5ccb37273208cc8529818f4578fa8"
+            ]
+        );
+        assert_eq!(StandardTree::load(&t.dump()).unwrap().root(), t.root());
     }
 
     #[test]
