@@ -9,6 +9,7 @@ pub mod dataset;
 pub mod fsutil;
 pub mod hash;
 pub mod identity;
+pub mod manifest;
 pub mod merkle;
 pub mod policy;
 pub mod scenario;

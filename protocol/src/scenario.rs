@@ -84,7 +84,7 @@ pub enum FeatureType {
 }
 
 /// `[schema]`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schema {
     /// Feature column names, in model input order.
@@ -130,7 +130,7 @@ pub enum ModelKind {
 }
 
 /// `[model]`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// The architecture.
@@ -157,7 +157,7 @@ pub enum Optimizer {
 }
 
 /// `[training]`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingSpec {
     /// Passes over the training data.

@@ -1,0 +1,552 @@
+//! The manifest: the agreement every party signs (DESIGN §3), and the signed
+//! messages that refer to it — consents, withdrawals and data-key grants.
+//!
+//! `manifest_hash = LpHasher("sealroom.manifest.v1")(canonical JSON)`: the
+//! canonical JSON is serde's serialisation of [`Manifest`] (fixed field order,
+//! sorted maps, shortest round-trip floats), so every party recomputes the same
+//! bytes from the same manifest.
+
+use alloy_primitives::B256;
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::DatasetCommitment;
+use crate::hash::LpHasher;
+use crate::identity::{hex32, hex64, Identity, IdentityError, PublicIdentity};
+use crate::merkle::{input_leaf, MerkleError, StandardTree, INPUT_ENCODING};
+use crate::policy::Policy;
+use crate::scenario::{ModelSpec, Scenario, Schema, TrainingSpec};
+use crate::seal::{self, SealError, SealedBox};
+use crate::stream::DataKey;
+
+/// Format tag of manifests.
+pub const MANIFEST_FORMAT: &str = "sealroom-manifest/1";
+
+/// A data party in the manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestParty {
+    /// Unique name.
+    pub name: String,
+    /// Public keys.
+    pub identity: PublicIdentity,
+    /// The commitment the node must find when it opens this party's blob.
+    pub commitment: DatasetCommitment,
+}
+
+/// The model owner in the manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestOwner {
+    /// Name.
+    pub name: String,
+    /// Public keys; the model is sealed to `identity.x25519`.
+    pub identity: PublicIdentity,
+    /// The owner's validation set commitment, when the owner holds one.
+    pub validation: Option<DatasetCommitment>,
+}
+
+/// The engine: which trainer builds may run, on which spec.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Engine {
+    /// Allowed trainer measurements (hex SHA-256).
+    pub trainer_measurements: Vec<String>,
+    /// Hash of schema, model and training spec (see [`engine_spec_hash`]).
+    pub spec_hash: B256,
+}
+
+/// Where the reports go.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainTarget {
+    /// `embedded`, `anvil`, `opbnb-testnet`, `opbnb-mainnet` or a URL.
+    pub target: String,
+    /// Registry address when fixed in advance.
+    pub contract: Option<String>,
+}
+
+/// The session agreement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// Random 32 bytes.
+    pub session_id: B256,
+    /// Session name.
+    pub name: String,
+    /// Shown to parties before consent.
+    pub description: String,
+    /// Unix time of creation.
+    pub created_at: u64,
+    /// Data parties.
+    pub parties: Vec<ManifestParty>,
+    /// Model owner.
+    pub owner: ManifestOwner,
+    /// Data schema.
+    pub schema: Schema,
+    /// Model.
+    pub model: ModelSpec,
+    /// Training.
+    pub training: TrainingSpec,
+    /// Engine allowlist and spec hash.
+    pub engine: Engine,
+    /// Attestation policy.
+    pub policy: Policy,
+    /// Chain target.
+    pub chain: ChainTarget,
+    /// Largest accepted blob, bytes.
+    pub max_blob_bytes: u64,
+}
+
+/// Why a manifest or signed message was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// A structural problem; `field` names it.
+    #[error("manifest field `{field}`: {detail}")]
+    Invalid {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A signature failed.
+    #[error("{what}: {source}")]
+    Signature {
+        /// Which message.
+        what: String,
+        /// The cause.
+        source: IdentityError,
+    },
+    /// A grant does not open.
+    #[error("grant for `{input}`: {source}")]
+    Grant {
+        /// The input.
+        input: String,
+        /// The cause.
+        source: SealError,
+    },
+    /// Tree construction failed.
+    #[error("inputs tree: {0}")]
+    Merkle(#[from] MerkleError),
+}
+
+/// Hash of the engine spec (schema, model, training).
+pub fn engine_spec_hash(schema: &Schema, model: &ModelSpec, training: &TrainingSpec) -> B256 {
+    B256::from(
+        LpHasher::new("sealroom.engine-spec.v1")
+            .part(json_bytes(schema))
+            .part(json_bytes(model))
+            .part(json_bytes(training))
+            .finish(),
+    )
+}
+
+/// Canonical JSON of a plain data struct (serialising those cannot fail).
+fn json_bytes<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// Kinds of session inputs (first field of an inputs-tree leaf).
+pub mod input_kind {
+    /// The training engine (digest: engine spec hash).
+    pub const ENGINE: u8 = 1;
+    /// A party's dataset (digest: commitment digest).
+    pub const DATASET: u8 = 2;
+    /// The owner's validation set (digest: commitment digest).
+    pub const VALIDATION: u8 = 3;
+    /// The configuration (digest: policy hash).
+    pub const CONFIG: u8 = 4;
+}
+
+/// Name of the owner's validation input in grants and in the inputs tree.
+pub fn validation_input_name(owner: &str) -> String {
+    format!("{owner}/validation")
+}
+
+impl Manifest {
+    /// Builds a manifest from a validated scenario, the parties' public
+    /// identities and commitments (in scenario order), the owner's identity
+    /// and validation commitment.
+    pub fn from_scenario(
+        scenario: &Scenario,
+        session_id: B256,
+        created_at: u64,
+        parties: Vec<(PublicIdentity, DatasetCommitment)>,
+        owner: PublicIdentity,
+        owner_validation: Option<DatasetCommitment>,
+    ) -> Result<Self, ManifestError> {
+        if parties.len() != scenario.parties.len() {
+            return Err(ManifestError::Invalid {
+                field: "parties".into(),
+                detail: "one identity and commitment per scenario party is needed".into(),
+            });
+        }
+        let parties = scenario
+            .parties
+            .iter()
+            .zip(parties)
+            .map(|(p, (identity, commitment))| ManifestParty { name: p.name.clone(), identity, commitment })
+            .collect();
+        let m = Manifest {
+            format: MANIFEST_FORMAT.into(),
+            session_id,
+            name: scenario.session.name.clone(),
+            description: scenario.session.description.clone(),
+            created_at,
+            parties,
+            owner: ManifestOwner { name: scenario.owner.name.clone(), identity: owner, validation: owner_validation },
+            schema: scenario.schema.clone(),
+            model: scenario.model.clone(),
+            training: scenario.training.clone(),
+            engine: Engine {
+                trainer_measurements: scenario.engine.trainer_measurements.clone(),
+                spec_hash: engine_spec_hash(&scenario.schema, &scenario.model, &scenario.training),
+            },
+            policy: scenario.policy.clone(),
+            chain: ChainTarget { target: scenario.chain.target.clone(), contract: scenario.chain.contract.clone() },
+            max_blob_bytes: 4 << 30,
+        };
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Structural checks every holder of a manifest runs.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        let bad = |field: &str, detail: &str| ManifestError::Invalid { field: field.into(), detail: detail.into() };
+        if self.format != MANIFEST_FORMAT {
+            return Err(bad("format", "unknown manifest format"));
+        }
+        if self.parties.is_empty() {
+            return Err(bad("parties", "no parties"));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        let mut keys = std::collections::BTreeSet::new();
+        names.insert(self.owner.name.as_str());
+        for p in &self.parties {
+            if !names.insert(p.name.as_str()) {
+                return Err(bad("parties", &format!("duplicate name `{}`", p.name)));
+            }
+            if !keys.insert(p.identity.ed25519) {
+                return Err(bad("parties", &format!("`{}` reuses another party's key", p.name)));
+            }
+            if p.commitment.ciphertext_len > self.max_blob_bytes {
+                return Err(bad("parties", &format!("`{}`'s blob exceeds max_blob_bytes", p.name)));
+            }
+        }
+        if self.engine.spec_hash != engine_spec_hash(&self.schema, &self.model, &self.training) {
+            return Err(bad("engine.spec_hash", "does not match schema, model and training"));
+        }
+        self.policy
+            .validate()
+            .map_err(|e| bad(&format!("policy.{}", e.field), &e.detail))?;
+        Ok(())
+    }
+
+    /// The canonical bytes hashed into `manifest_hash`.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        json_bytes(self)
+    }
+
+    /// `manifest_hash`.
+    pub fn hash(&self) -> B256 {
+        B256::from(LpHasher::new("sealroom.manifest.v1").part(self.canonical_bytes()).finish())
+    }
+
+    /// Hash of the policy alone (an input of the session).
+    pub fn policy_hash(&self) -> B256 {
+        B256::from(
+            LpHasher::new("sealroom.policy.v1")
+                .part(json_bytes(&self.policy))
+                .finish(),
+        )
+    }
+
+    /// The party named `name`.
+    pub fn party(&self, name: &str) -> Option<&ManifestParty> {
+        self.parties.iter().find(|p| p.name == name)
+    }
+
+    /// The member (party or owner) with this ed25519 key, by name.
+    pub fn member_name(&self, ed25519: &[u8; 32]) -> Option<&str> {
+        if self.owner.identity.ed25519 == *ed25519 {
+            return Some(&self.owner.name);
+        }
+        self.parties.iter().find(|p| p.identity.ed25519 == *ed25519).map(|p| p.name.as_str())
+    }
+
+    /// Every input whose key must be granted: (input name, granting member's key, commitment).
+    pub fn grantable_inputs(&self) -> Vec<(String, PublicIdentity, DatasetCommitment)> {
+        let mut v: Vec<_> =
+            self.parties.iter().map(|p| (p.name.clone(), p.identity, p.commitment.clone())).collect();
+        if let Some(c) = &self.owner.validation {
+            v.push((validation_input_name(&self.owner.name), self.owner.identity, c.clone()));
+        }
+        v
+    }
+
+    /// The session inputs tree: OpenZeppelin standard tree over
+    /// `(uint8 kind, string name, bytes32 digest)` for the engine, every
+    /// dataset, the owner's validation set and the configuration.
+    pub fn inputs_tree(&self) -> Result<StandardTree, ManifestError> {
+        let mut leaves = vec![input_leaf(input_kind::ENGINE, "engine", &self.engine.spec_hash.0)];
+        for p in &self.parties {
+            leaves.push(input_leaf(input_kind::DATASET, &p.name, &p.commitment.digest()));
+        }
+        if let Some(c) = &self.owner.validation {
+            leaves.push(input_leaf(
+                input_kind::VALIDATION,
+                &validation_input_name(&self.owner.name),
+                &c.digest(),
+            ));
+        }
+        leaves.push(input_leaf(input_kind::CONFIG, "policy", &self.policy_hash().0));
+        let enc = INPUT_ENCODING.iter().map(|s| s.to_string()).collect();
+        Ok(StandardTree::from_leaves(enc, leaves)?)
+    }
+}
+
+/// What a consent or withdrawal says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsentAction {
+    /// I agree to this manifest.
+    Consent,
+    /// I withdraw my consent (before keys are granted).
+    Withdraw,
+}
+
+/// A member's signed consent to (or withdrawal from) a manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    /// Consent or withdrawal.
+    pub action: ConsentAction,
+    /// The member's ed25519 key.
+    #[serde(with = "hex32")]
+    pub member: [u8; 32],
+    /// The manifest hash signed.
+    pub manifest_hash: B256,
+    /// Signature over `"sealroom.consent.v1" || action || manifest_hash`.
+    #[serde(with = "hex64")]
+    pub signature: [u8; 64],
+}
+
+fn consent_message(action: ConsentAction, manifest_hash: &B256) -> Vec<u8> {
+    let mut m = b"sealroom.consent.v1".to_vec();
+    m.push(match action {
+        ConsentAction::Consent => 1,
+        ConsentAction::Withdraw => 2,
+    });
+    m.extend_from_slice(manifest_hash.as_slice());
+    m
+}
+
+impl Consent {
+    /// Signs a consent or withdrawal.
+    pub fn sign(member: &Identity, action: ConsentAction, manifest_hash: B256) -> Self {
+        Self {
+            action,
+            member: member.public().ed25519,
+            manifest_hash,
+            signature: member.sign(&consent_message(action, &manifest_hash)),
+        }
+    }
+
+    /// Verifies it is a signature by `expected` over `manifest_hash`.
+    pub fn verify(&self, expected: &[u8; 32], manifest_hash: &B256) -> Result<(), ManifestError> {
+        let who = hex::encode(&expected[..8]);
+        if self.member != *expected {
+            return Err(ManifestError::Signature {
+                what: format!("consent from {who}"),
+                source: IdentityError::BadSignature { signer: hex::encode(&self.member[..8]) },
+            });
+        }
+        if self.manifest_hash != *manifest_hash {
+            return Err(ManifestError::Invalid {
+                field: "consent.manifest_hash".into(),
+                detail: format!("consent from {who} is over another manifest"),
+            });
+        }
+        crate::identity::verify_strict(expected, &consent_message(self.action, manifest_hash), &self.signature)
+            .map_err(|source| ManifestError::Signature { what: format!("consent from {who}"), source })
+    }
+}
+
+/// A data key granted to an attested node, signed by the member that owns the input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// Input name (party name, or `owner/validation`).
+    pub input: String,
+    /// The granting member's ed25519 key.
+    #[serde(with = "hex32")]
+    pub member: [u8; 32],
+    /// The node's ed25519 key the grant is for.
+    #[serde(with = "hex32")]
+    pub node_key: [u8; 32],
+    /// The node's HPKE key the data key is sealed to.
+    #[serde(with = "hex32")]
+    pub node_hpke_key: [u8; 32],
+    /// The sealed data key.
+    pub sealed: SealedBox,
+    /// Signature over the grant (see [`Grant::signing_message`]).
+    #[serde(with = "hex64")]
+    pub signature: [u8; 64],
+}
+
+/// HPKE purpose of grants.
+pub const GRANT_PURPOSE: &str = "grant";
+
+fn grant_aad(manifest_hash: &B256, input: &str, commitment_digest: &[u8; 32], node_key: &[u8; 32]) -> Vec<u8> {
+    LpHasher::new("sealroom.grant.aad.v1")
+        .part(manifest_hash)
+        .part(input)
+        .part(commitment_digest)
+        .part(node_key)
+        .finish()
+        .to_vec()
+}
+
+impl Grant {
+    /// The bytes the member signs.
+    pub fn signing_message(&self, manifest_hash: &B256) -> Vec<u8> {
+        let mut m = b"sealroom.grant.v1".to_vec();
+        m.extend_from_slice(
+            &LpHasher::new("sealroom.grant.v1")
+                .part(manifest_hash)
+                .part(&self.input)
+                .part(self.member)
+                .part(self.node_key)
+                .part(self.node_hpke_key)
+                .part(self.sealed.enc)
+                .part(&self.sealed.ciphertext)
+                .finish(),
+        );
+        m
+    }
+
+    /// Seals `key` to the node and signs the grant.
+    pub fn create(
+        member: &Identity,
+        manifest: &Manifest,
+        input: &str,
+        commitment: &DatasetCommitment,
+        node_key: [u8; 32],
+        node_hpke_key: [u8; 32],
+        key: &DataKey,
+    ) -> Result<Self, ManifestError> {
+        let mh = manifest.hash();
+        let info = seal::info(GRANT_PURPOSE, manifest.session_id.as_slice());
+        let aad = grant_aad(&mh, input, &commitment.digest(), &node_key);
+        let sealed = seal::seal(&node_hpke_key, &info, &aad, key.expose())
+            .map_err(|source| ManifestError::Grant { input: input.into(), source })?;
+        let mut g = Grant {
+            input: input.into(),
+            member: member.public().ed25519,
+            node_key,
+            node_hpke_key,
+            sealed,
+            signature: [0; 64],
+        };
+        g.signature = member.sign(&g.signing_message(&mh));
+        Ok(g)
+    }
+
+    /// Checks the signature under `expected_member` (the key the manifest names for this input).
+    pub fn verify(&self, expected_member: &[u8; 32], manifest_hash: &B256) -> Result<(), ManifestError> {
+        if self.member != *expected_member {
+            return Err(ManifestError::Invalid {
+                field: "grant.member".into(),
+                detail: format!("grant for `{}` is not from the member that owns it", self.input),
+            });
+        }
+        crate::identity::verify_strict(expected_member, &self.signing_message(manifest_hash), &self.signature)
+            .map_err(|source| ManifestError::Signature { what: format!("grant for `{}`", self.input), source })
+    }
+
+    /// Opens the data key inside the node.
+    pub fn open(
+        &self,
+        node_hpke_secret: &<hpke::kem::X25519HkdfSha256 as hpke::Kem>::PrivateKey,
+        manifest: &Manifest,
+        commitment: &DatasetCommitment,
+    ) -> Result<DataKey, ManifestError> {
+        let info = seal::info(GRANT_PURPOSE, manifest.session_id.as_slice());
+        let aad = grant_aad(&manifest.hash(), &self.input, &commitment.digest(), &self.node_key);
+        let bytes = seal::open_with(node_hpke_secret, &info, &aad, &self.sealed)
+            .map_err(|source| ManifestError::Grant { input: self.input.clone(), source })?;
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| ManifestError::Grant { input: self.input.clone(), source: SealError::Open })?;
+        Ok(DataKey::from_bytes(arr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commitment(n: u8) -> DatasetCommitment {
+        DatasetCommitment {
+            merkle_root: B256::repeat_byte(n),
+            record_count: 10,
+            schema_hash: B256::repeat_byte(9),
+            ciphertext_sha256: B256::repeat_byte(n + 1),
+            ciphertext_len: 100,
+        }
+    }
+
+    fn manifest() -> (Manifest, Vec<Identity>, Identity) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/breast-cancer-3-hospitals.toml");
+        let s = Scenario::load(&path).unwrap();
+        let ids: Vec<Identity> = (0..3).map(|_| Identity::generate().unwrap()).collect();
+        let owner = Identity::generate().unwrap();
+        let parties = ids.iter().enumerate().map(|(i, id)| (id.public(), commitment(i as u8 * 2))).collect();
+        let m = Manifest::from_scenario(&s, B256::repeat_byte(7), 1, parties, owner.public(), Some(commitment(40)))
+            .unwrap();
+        (m, ids, owner)
+    }
+
+    #[test]
+    fn hash_is_stable_across_json_roundtrip_and_sensitive_to_changes() {
+        let (m, _, _) = manifest();
+        let again: Manifest = serde_json::from_slice(&serde_json::to_vec(&m).unwrap()).unwrap();
+        assert_eq!(again.hash(), m.hash());
+        let mut other = m.clone();
+        other.training.learning_rate *= 2.0;
+        assert_ne!(other.hash(), m.hash());
+        assert!(other.validate().is_err(), "spec hash must catch a changed hyper-parameter");
+        let tree = m.inputs_tree().unwrap();
+        assert_eq!(tree.len(), 3 + 3);
+    }
+
+    #[test]
+    fn consent_and_grant_bind_manifest_member_and_node() {
+        let (m, ids, _) = manifest();
+        let mh = m.hash();
+        let c = Consent::sign(&ids[0], ConsentAction::Consent, mh);
+        c.verify(&ids[0].public().ed25519, &mh).unwrap();
+        assert!(c.verify(&ids[1].public().ed25519, &mh).is_err());
+        assert!(c.verify(&ids[0].public().ed25519, &B256::ZERO).is_err());
+
+        let node = Identity::generate().unwrap();
+        let key = DataKey::generate().unwrap();
+        let p = &m.parties[0];
+        let g = Grant::create(&ids[0], &m, &p.name, &p.commitment, node.public().ed25519, node.public().x25519, &key)
+            .unwrap();
+        g.verify(&ids[0].public().ed25519, &mh).unwrap();
+        assert!(g.verify(&ids[1].public().ed25519, &mh).is_err());
+        let sk = node.hpke_private_key().unwrap();
+        assert_eq!(g.open(&sk, &m, &p.commitment).unwrap().expose(), key.expose());
+        // Bound to the commitment: another party's commitment does not open it.
+        assert!(g.open(&sk, &m, &m.parties[1].commitment).is_err());
+        // A grant signed by a non-member for this input fails.
+        let eve = Identity::generate().unwrap();
+        let forged =
+            Grant::create(&eve, &m, &p.name, &p.commitment, node.public().ed25519, node.public().x25519, &key).unwrap();
+        assert!(forged.verify(&p.identity.ed25519, &mh).is_err());
+    }
+}
