@@ -14,4 +14,5 @@ pub mod merkle;
 pub mod policy;
 pub mod scenario;
 pub mod seal;
+pub mod sealed_model;
 pub mod stream;

@@ -200,9 +200,15 @@ impl Policy {
 
     /// Rejects policies that no evidence could satisfy, and malformed values.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        let err = |field: &str, detail: String| PolicyError { field: field.into(), detail };
+        let err = |field: &str, detail: String| PolicyError {
+            field: field.into(),
+            detail,
+        };
         if self.accepted_kinds.is_empty() {
-            return Err(err("accepted_kinds", "empty: no evidence could ever be accepted".into()));
+            return Err(err(
+                "accepted_kinds",
+                "empty: no evidence could ever be accepted".into(),
+            ));
         }
         if self.accepted_kinds.contains(&TeeKind::NvidiaGpu) {
             return Err(err(
@@ -217,10 +223,16 @@ impl Policy {
             ));
         }
         if self.require_gpu && self.accepted_kinds.iter().all(|k| *k == TeeKind::Sim) {
-            return Err(err("require_gpu", "a GPU cannot be attested by simulation evidence".into()));
+            return Err(err(
+                "require_gpu",
+                "a GPU cannot be attested by simulation evidence".into(),
+            ));
         }
         if self.max_evidence_age_s == 0 {
-            return Err(err("max_evidence_age_s", "must be greater than zero".into()));
+            return Err(err(
+                "max_evidence_age_s",
+                "must be greater than zero".into(),
+            ));
         }
         for (kind, list) in &self.measurements {
             for (i, m) in list.iter().enumerate() {
@@ -230,20 +242,31 @@ impl Policy {
                 if bytes.len() != kind.measurement_len() {
                     return Err(err(
                         &field,
-                        format!("{} bytes, a {kind} measurement has {}", bytes.len(), kind.measurement_len()),
+                        format!(
+                            "{} bytes, a {kind} measurement has {}",
+                            bytes.len(),
+                            kind.measurement_len()
+                        ),
                     ));
                 }
             }
         }
         if self.min_tcb.tdx_statuses.is_empty() && self.accepted_kinds == [TeeKind::Tdx] {
-            return Err(err("min_tcb.tdx_statuses", "empty: no TDX evidence could ever be accepted".into()));
+            return Err(err(
+                "min_tcb.tdx_statuses",
+                "empty: no TDX evidence could ever be accepted".into(),
+            ));
         }
         for (r, list) in self.tdx_rtmrs.lists().iter().enumerate() {
             for (i, m) in list.iter().enumerate() {
                 let field = format!("tdx_rtmrs.rtmr{r}[{i}]");
-                let bytes = hex::decode(m.strip_prefix("0x").unwrap_or(m)).map_err(|_| err(&field, "not hex".into()))?;
+                let bytes = hex::decode(m.strip_prefix("0x").unwrap_or(m))
+                    .map_err(|_| err(&field, "not hex".into()))?;
                 if bytes.len() != 48 {
-                    return Err(err(&field, format!("{} bytes, an RTMR has 48", bytes.len())));
+                    return Err(err(
+                        &field,
+                        format!("{} bytes, an RTMR has 48", bytes.len()),
+                    ));
                 }
             }
         }
@@ -251,7 +274,12 @@ impl Policy {
             let field = format!("gpu_reference.{idx}");
             match idx.parse::<u8>() {
                 Ok(n) if n >= 1 => {}
-                _ => return Err(err(&field, "the key must be an SPDM measurement index 1..=255".into())),
+                _ => {
+                    return Err(err(
+                        &field,
+                        "the key must be an SPDM measurement index 1..=255".into(),
+                    ))
+                }
             }
             if list.is_empty() {
                 return Err(err(&field, "empty: no measurement could match".into()));
@@ -306,22 +334,56 @@ mod tests {
 
     #[test]
     fn bad_policies_are_refused() {
-        assert!(Policy::from_toml("allow_simulatoin = true").unwrap_err().detail.contains("unknown field"));
-        assert_eq!(Policy::from_toml("accepted_kinds = []").unwrap_err().field, "accepted_kinds");
-        assert_eq!(Policy::from_toml("accepted_kinds = [\"sim\"]").unwrap_err().field, "allow_simulation");
+        assert!(Policy::from_toml("allow_simulatoin = true")
+            .unwrap_err()
+            .detail
+            .contains("unknown field"));
         assert_eq!(
-            Policy::from_toml("[measurements]\nsev-snp = [\"abcd\"]").unwrap_err().field,
+            Policy::from_toml("accepted_kinds = []").unwrap_err().field,
+            "accepted_kinds"
+        );
+        assert_eq!(
+            Policy::from_toml("accepted_kinds = [\"sim\"]")
+                .unwrap_err()
+                .field,
+            "allow_simulation"
+        );
+        assert_eq!(
+            Policy::from_toml("[measurements]\nsev-snp = [\"abcd\"]")
+                .unwrap_err()
+                .field,
             "measurements.sev-snp[0]"
         );
         assert!(Policy::from_toml("[min_tcb]\ntdx_statuses = [\"Fine\"]").is_err());
-        assert_eq!(Policy::from_toml("[tdx_rtmrs]\nrtmr2 = [\"00\"]").unwrap_err().field, "tdx_rtmrs.rtmr2[0]");
-        assert_eq!(Policy::from_toml("[gpu_reference]\nx = [\"00\"]").unwrap_err().field, "gpu_reference.x");
-        assert_eq!(Policy::from_toml("[gpu_reference]\n\"3\" = []").unwrap_err().field, "gpu_reference.3");
         assert_eq!(
-            Policy::from_toml("accepted_kinds = [\"tdx\"]\n[min_tcb]\ntdx_statuses = []").unwrap_err().field,
+            Policy::from_toml("[tdx_rtmrs]\nrtmr2 = [\"00\"]")
+                .unwrap_err()
+                .field,
+            "tdx_rtmrs.rtmr2[0]"
+        );
+        assert_eq!(
+            Policy::from_toml("[gpu_reference]\nx = [\"00\"]")
+                .unwrap_err()
+                .field,
+            "gpu_reference.x"
+        );
+        assert_eq!(
+            Policy::from_toml("[gpu_reference]\n\"3\" = []")
+                .unwrap_err()
+                .field,
+            "gpu_reference.3"
+        );
+        assert_eq!(
+            Policy::from_toml("accepted_kinds = [\"tdx\"]\n[min_tcb]\ntdx_statuses = []")
+                .unwrap_err()
+                .field,
             "min_tcb.tdx_statuses"
         );
-        let p = Policy::from_toml(&format!("allow_migration_agent = true\n[tdx_rtmrs]\nrtmr3 = [\"{}\"]", "ab".repeat(48))).unwrap();
+        let p = Policy::from_toml(&format!(
+            "allow_migration_agent = true\n[tdx_rtmrs]\nrtmr3 = [\"{}\"]",
+            "ab".repeat(48)
+        ))
+        .unwrap();
         assert!(p.allow_migration_agent);
         assert_eq!(p.tdx_rtmrs.lists()[3].len(), 1);
         let ok = Policy::from_toml("accepted_kinds = [\"sim\"]\nallow_simulation = true").unwrap();
