@@ -1,0 +1,7 @@
+//! The sealroom trainer node: the code that runs inside the TEE.
+//!
+//! - [`ml`]: the training engine (Burn models, preprocessing, the
+//!   deterministic training loop, metrics, evaluation, model bytes).
+#![forbid(unsafe_code)]
+
+pub mod ml;

@@ -1,0 +1,270 @@
+//! Parsed numeric datasets.
+
+use std::fmt;
+
+use sealroom_protocol::dataset::split_fields;
+use sealroom_protocol::scenario::{FeatureType, Schema};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::MlError;
+
+/// Parsed numeric data, row-major. Zeroized on drop: inside the TEE this is
+/// plaintext patient data.
+///
+/// `Debug` prints the shape only, never values.
+#[derive(Clone, Default, PartialEq, Zeroize, ZeroizeOnDrop)]
+pub struct Dataset {
+    /// `n × d` feature values, row-major, in the schema's feature order.
+    pub features: Vec<f32>,
+    /// `n` class labels in `0..schema.label_classes`.
+    pub labels: Vec<u32>,
+    /// Number of records.
+    pub n: usize,
+    /// Number of features per record.
+    pub d: usize,
+}
+
+impl fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dataset").field("n", &self.n).field("d", &self.d).finish_non_exhaustive()
+    }
+}
+
+impl Dataset {
+    /// Parses one party's CSV bytes: a header line of column names (in any
+    /// order; exactly the schema's features plus its label), then one record
+    /// per line. Blank lines are skipped, `\r\n` is accepted, quoting is not
+    /// (the same rules as the dataset commitment in `sealroom-protocol`, so
+    /// what was committed is what is parsed). Features are reordered into the
+    /// schema's order. Errors name the line and the column.
+    pub fn from_csv(bytes: &[u8], schema: &Schema) -> Result<Self, MlError> {
+        let d = schema.features.len();
+        let mut lines = bytes.split(|b| *b == b'\n').enumerate();
+        let header = loop {
+            match lines.next() {
+                Some((_, l)) if trim_cr(l).iter().all(u8::is_ascii_whitespace) => {
+                    return Err(csv_err(1, None, "empty header line (a header of column names is needed)"));
+                }
+                Some((_, l)) => break l,
+                None => return Err(csv_err(1, None, "empty file (a header of column names is needed)")),
+            }
+        };
+        let header = std::str::from_utf8(trim_cr(header)).map_err(|_| csv_err(1, None, "header is not UTF-8"))?;
+        let names = split_fields(header).map_err(|m| csv_err(1, None, &m))?;
+        let width = names.len();
+        // Column `i` of the file goes to feature slot `slot[i]` (d = the label).
+        let mut slot = vec![usize::MAX; width];
+        let mut seen = vec![false; d + 1];
+        for (i, name) in names.iter().enumerate() {
+            let s = if *name == schema.label {
+                d
+            } else {
+                schema
+                    .features
+                    .iter()
+                    .position(|f| f == name)
+                    .ok_or_else(|| csv_err(1, Some(name), "column is not in the schema"))?
+            };
+            if seen[s] {
+                return Err(csv_err(1, Some(name), "column appears twice"));
+            }
+            seen[s] = true;
+            slot[i] = s;
+        }
+        if let Some(missing) = seen.iter().position(|s| !s) {
+            let name = schema.features.get(missing).unwrap_or(&schema.label);
+            return Err(csv_err(1, Some(name), "column is missing"));
+        }
+
+        let mut out = Dataset { features: Vec::new(), labels: Vec::new(), n: 0, d };
+        let mut row = vec![0f32; d];
+        for (idx, raw) in lines {
+            let line_no = idx + 1;
+            let raw = trim_cr(raw);
+            if raw.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let text = std::str::from_utf8(raw).map_err(|_| csv_err(line_no, None, "not UTF-8"))?;
+            let fields = split_fields(text).map_err(|m| csv_err(line_no, None, &m))?;
+            if fields.len() != width {
+                return Err(csv_err(
+                    line_no,
+                    None,
+                    &format!("{} fields, the header has {width}", fields.len()),
+                ));
+            }
+            let mut label = 0u32;
+            for (i, v) in fields.iter().enumerate() {
+                let s = slot[i];
+                if s == d {
+                    label = match v.parse::<u32>() {
+                        Ok(c) if c < schema.label_classes => c,
+                        _ => {
+                            return Err(csv_err(
+                                line_no,
+                                Some(names[i]),
+                                &format!("label is not a class in 0..{}", schema.label_classes),
+                            ))
+                        }
+                    };
+                } else {
+                    row[s] = parse_feature(v, schema.feature_type)
+                        .ok_or_else(|| csv_err(line_no, Some(names[i]), &format!("not a {} value", type_name(schema.feature_type))))?;
+                }
+            }
+            out.features.extend_from_slice(&row);
+            out.labels.push(label);
+            out.n += 1;
+        }
+        row.zeroize();
+        if out.n == 0 {
+            return Err(MlError::Empty("dataset"));
+        }
+        Ok(out)
+    }
+
+    /// Pools datasets, in the order given (the loader passes the manifest's
+    /// party order; the data-order commitment indexes rows of this pool).
+    pub fn concat(parts: &[&Dataset]) -> Result<Self, MlError> {
+        let first = parts.first().ok_or(MlError::Empty("pool of datasets"))?;
+        let d = first.d;
+        let mut out = Dataset { features: Vec::new(), labels: Vec::new(), n: 0, d };
+        let n: usize = parts.iter().map(|p| p.n).sum();
+        out.features.reserve_exact(n * d);
+        out.labels.reserve_exact(n);
+        for p in parts {
+            if p.d != d {
+                return Err(MlError::FeatureCount { expected: d, found: p.d });
+            }
+            out.features.extend_from_slice(&p.features);
+            out.labels.extend_from_slice(&p.labels);
+            out.n += p.n;
+        }
+        if out.n == 0 {
+            return Err(MlError::Empty("pool of datasets"));
+        }
+        Ok(out)
+    }
+
+    /// The rows at `indices`, in that order.
+    pub(crate) fn select(&self, indices: &[u32]) -> Self {
+        let mut out = Dataset {
+            features: Vec::with_capacity(indices.len() * self.d),
+            labels: Vec::with_capacity(indices.len()),
+            n: indices.len(),
+            d: self.d,
+        };
+        for &i in indices {
+            let i = i as usize;
+            out.features.extend_from_slice(&self.features[i * self.d..(i + 1) * self.d]);
+            out.labels.push(self.labels[i]);
+        }
+        out
+    }
+
+    /// Checks internal consistency (the fields are public, so a caller may
+    /// have built an inconsistent value by hand).
+    pub(crate) fn check(&self, what: &'static str, d: usize, classes: u32) -> Result<(), MlError> {
+        if self.n == 0 {
+            return Err(MlError::Empty(what));
+        }
+        if self.d != d {
+            return Err(MlError::FeatureCount { expected: d, found: self.d });
+        }
+        if self.features.len() != self.n * self.d || self.labels.len() != self.n {
+            return Err(MlError::Spec {
+                field: "dataset",
+                message: format!("{what}: buffer lengths do not match n = {} and d = {}", self.n, self.d),
+            });
+        }
+        if self.labels.iter().any(|l| *l >= classes) {
+            return Err(MlError::Spec {
+                field: "schema.label_classes",
+                message: format!("{what} has a label outside 0..{classes}"),
+            });
+        }
+        if self.features.iter().any(|v| !v.is_finite()) {
+            return Err(MlError::Spec { field: "dataset", message: format!("{what} has a non-finite feature value") });
+        }
+        Ok(())
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn parse_feature(v: &str, ty: FeatureType) -> Option<f32> {
+    let x = match ty {
+        FeatureType::Float => v.parse::<f64>().ok().filter(|x| x.is_finite())?,
+        FeatureType::Integer => v.parse::<i64>().ok()? as f64,
+    };
+    let x = x as f32;
+    x.is_finite().then_some(x)
+}
+
+fn type_name(ty: FeatureType) -> &'static str {
+    match ty {
+        FeatureType::Float => "finite decimal",
+        FeatureType::Integer => "integer",
+    }
+}
+
+fn csv_err(line: usize, column: Option<&str>, message: &str) -> MlError {
+    MlError::Csv { line, column: column.map(str::to_string), message: message.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealroom_protocol::scenario::Preprocessing;
+
+    fn schema() -> Schema {
+        Schema {
+            features: vec!["a".into(), "b".into()],
+            label: "y".into(),
+            label_classes: 3,
+            feature_type: FeatureType::Float,
+            preprocessing: Preprocessing::Standardize,
+        }
+    }
+
+    #[test]
+    fn columns_in_any_order_are_reordered() {
+        let ds = Dataset::from_csv(b"y,b,a\r\n2,1.5,-3\n\n0,0,7\n", &schema()).unwrap();
+        assert_eq!((ds.n, ds.d), (2, 2));
+        assert_eq!(ds.features, vec![-3.0, 1.5, 7.0, 0.0]);
+        assert_eq!(ds.labels, vec![2, 0]);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let e = Dataset::from_csv(b"a,b,y\n1,2,0\n1,x,0\n", &schema()).unwrap_err();
+        assert!(matches!(&e, MlError::Csv { line: 3, column: Some(c), .. } if c == "b"), "{e}");
+        let e = Dataset::from_csv(b"a,b,y\n1,2,3\n", &schema()).unwrap_err();
+        assert!(matches!(&e, MlError::Csv { line: 2, column: Some(c), .. } if c == "y"), "{e}");
+        let e = Dataset::from_csv(b"a,b,y\n1,2\n", &schema()).unwrap_err();
+        assert!(matches!(e, MlError::Csv { line: 2, column: None, .. }));
+        let e = Dataset::from_csv(b"a,y\n1,2\n", &schema()).unwrap_err();
+        assert!(matches!(&e, MlError::Csv { line: 1, column: Some(c), .. } if c == "b"), "{e}");
+        let e = Dataset::from_csv(b"a,b,c,y\n", &schema()).unwrap_err();
+        assert!(matches!(&e, MlError::Csv { line: 1, column: Some(c), .. } if c == "c"), "{e}");
+        let e = Dataset::from_csv(b"a,b,y\n1,inf,0\n", &schema()).unwrap_err();
+        assert!(matches!(e, MlError::Csv { line: 2, .. }));
+        assert!(matches!(Dataset::from_csv(b"a,b,y\n", &schema()), Err(MlError::Empty(_))));
+        assert!(matches!(Dataset::from_csv(b"", &schema()), Err(MlError::Csv { line: 1, .. })));
+    }
+
+    #[test]
+    fn concat_pools_in_order() {
+        let a = Dataset::from_csv(b"a,b,y\n1,2,0\n", &schema()).unwrap();
+        let b = Dataset::from_csv(b"a,b,y\n3,4,1\n5,6,2\n", &schema()).unwrap();
+        let p = Dataset::concat(&[&a, &b]).unwrap();
+        assert_eq!(p.n, 3);
+        assert_eq!(p.features, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(p.labels, vec![0, 1, 2]);
+        assert!(format!("{p:?}").contains("n: 3"));
+        let odd = Dataset { features: vec![1.0], labels: vec![0], n: 1, d: 1 };
+        assert!(matches!(Dataset::concat(&[&a, &odd]), Err(MlError::FeatureCount { expected: 2, found: 1 })));
+    }
+}

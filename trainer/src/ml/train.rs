@@ -1,0 +1,377 @@
+//! The training loop and evaluation.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::{AutodiffModule, Module};
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer as _, SgdConfig};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
+use sealroom_protocol::scenario::{ModelSpec, Optimizer, Schema, TrainingSpec};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::model_bytes;
+use super::net::{Arch, Net};
+use super::rng::{OrderCommitment, Rng};
+use super::{Dataset, MlError, Stats};
+
+/// The CPU backend: Burn's ndarray backend, single-threaded (see the module docs).
+type Cpu = NdArray<f32>;
+
+/// Rows per forward pass when evaluating (bounds memory on large sets).
+const EVAL_CHUNK: usize = 4096;
+
+/// Metrics after one epoch. Aggregates only, no per-record values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: u32,
+    /// Mean cross-entropy over the epoch's training batches (weighted by batch size).
+    pub train_loss: f64,
+    /// Mean cross-entropy on the validation set after the epoch.
+    pub val_loss: f64,
+    /// Fraction of validation records classified correctly after the epoch.
+    pub val_accuracy: f64,
+}
+
+/// The result of [`train`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainedModel {
+    /// The model: preprocessing statistics and Burn record (format in
+    /// [`model_bytes`](super::model_bytes)); its SHA-256 is the model hash.
+    pub model_bytes: Vec<u8>,
+    /// Metrics of every epoch, in order.
+    pub epochs: Vec<EpochMetrics>,
+    /// Validation accuracy of the returned model (the last epoch's).
+    pub final_accuracy: f64,
+    /// Validation loss of the returned model (the last epoch's).
+    pub final_loss: f64,
+    /// Commitment to the data order (see [`rng::OrderCommitment`](super::rng::OrderCommitment)).
+    pub data_order_commitment: [u8; 32],
+    /// Records trained on.
+    pub train_records: u64,
+    /// Records validated on.
+    pub validation_records: u64,
+}
+
+/// Accuracy and loss of a model on a dataset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Fraction of records classified correctly.
+    pub accuracy: f64,
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Records evaluated.
+    pub records: u64,
+}
+
+/// Where the tensors live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compute {
+    /// Burn's ndarray backend on one CPU thread (deterministic).
+    #[default]
+    Cpu,
+    /// Burn's CUDA backend on GPU `index` (`cuda` cargo feature).
+    #[cfg(feature = "cuda")]
+    Cuda {
+        /// CUDA device ordinal.
+        index: usize,
+    },
+}
+
+/// Trains on the pooled data on the CPU backend; see [`train_on`].
+pub fn train(
+    model: &ModelSpec,
+    training: &TrainingSpec,
+    schema: &Schema,
+    train: &Dataset,
+    validation: Option<&Dataset>,
+    progress: &mut dyn FnMut(&EpochMetrics),
+) -> Result<TrainedModel, MlError> {
+    train_on(Compute::Cpu, model, training, schema, train, validation, progress)
+}
+
+/// Trains on the pooled data.
+///
+/// `validation` is the owner's validation set; when `None`, the pooled data
+/// is split: the seed's `"split"` permutation of the pooled rows, whose first
+/// `round(n × training.validation_split)` rows (at least 1, leaving at least
+/// 1) validate and the rest train. `progress` is called after every epoch.
+pub fn train_on(
+    compute: Compute,
+    model: &ModelSpec,
+    training: &TrainingSpec,
+    schema: &Schema,
+    train: &Dataset,
+    validation: Option<&Dataset>,
+    progress: &mut dyn FnMut(&EpochMetrics),
+) -> Result<TrainedModel, MlError> {
+    match compute {
+        Compute::Cpu => run::<Autodiff<Cpu>>(&Default::default(), model, training, schema, train, validation, progress),
+        #[cfg(feature = "cuda")]
+        Compute::Cuda { index } => {
+            let device = burn::backend::cuda::CudaDevice::new(index);
+            // CUDA initialisation panics when no device or driver is present.
+            catch_unwind(AssertUnwindSafe(|| {
+                run::<Autodiff<burn::backend::Cuda>>(&device, model, training, schema, train, validation, progress)
+            }))
+            .map_err(|p| MlError::Backend(format!("CUDA backend failed: {}", panic_message(&p))))?
+        }
+    }
+}
+
+/// Rebuilds a model from its bytes and returns its accuracy on `data`.
+pub fn evaluate(model: &ModelSpec, schema: &Schema, model_bytes: &[u8], data: &Dataset) -> Result<f64, MlError> {
+    evaluate_metrics(model, schema, model_bytes, data).map(|e| e.accuracy)
+}
+
+/// Rebuilds a model from its bytes (on the CPU backend) and measures
+/// accuracy and loss on `data`, preprocessed with the statistics stored in
+/// the bytes.
+pub fn evaluate_metrics(
+    model: &ModelSpec,
+    schema: &Schema,
+    model_bytes: &[u8],
+    data: &Dataset,
+) -> Result<Evaluation, MlError> {
+    let arch = Arch::new(model, schema)?;
+    let file = model_bytes::decode(model_bytes)?;
+    if file.arch_digest != arch.digest() {
+        return Err(MlError::ModelBytes("made for another model spec or schema".into()));
+    }
+    if file.stats.offset.len() != arch.d {
+        return Err(MlError::FeatureCount { expected: arch.d, found: file.stats.offset.len() });
+    }
+    data.check("evaluation data", arch.d, arch.classes as u32)?;
+    let device = Default::default();
+    let net: Net<Cpu> = load_net(&arch, file.record, &device)?;
+    let x = file.stats.apply(data);
+    let (loss, correct) = measure(&net, &arch, &x, &data.labels, &device)?;
+    Ok(Evaluation { accuracy: correct as f64 / data.n as f64, loss: loss / data.n as f64, records: data.n as u64 })
+}
+
+fn run<B: AutodiffBackend>(
+    device: &B::Device,
+    model: &ModelSpec,
+    training: &TrainingSpec,
+    schema: &Schema,
+    pooled: &Dataset,
+    validation: Option<&Dataset>,
+    progress: &mut dyn FnMut(&EpochMetrics),
+) -> Result<TrainedModel, MlError> {
+    let arch = Arch::new(model, schema)?;
+    check_training(training)?;
+    let classes = arch.classes as u32;
+    pooled.check("training data", arch.d, classes)?;
+    let pooled_n = u32::try_from(pooled.n)
+        .map_err(|_| MlError::Spec { field: "dataset", message: "more than 2^32 - 1 records".into() })?;
+
+    // Validation set: the owner's, or a seeded split of the pool.
+    let split_train;
+    let split_val;
+    let (train, val, split_perm) = match validation {
+        Some(v) => {
+            v.check("validation data", arch.d, classes)?;
+            (pooled, v, None)
+        }
+        None => {
+            let fraction = training.validation_split.ok_or(MlError::Spec {
+                field: "training.validation_split",
+                message: "needed when the owner holds no validation set".into(),
+            })?;
+            if !(fraction > 0.0 && fraction < 1.0) || pooled_n < 2 {
+                return Err(MlError::Spec {
+                    field: "training.validation_split",
+                    message: "must be in (0, 1), with at least 2 pooled records".into(),
+                });
+            }
+            let perm = Rng::stream(training.seed, "split").permutation(pooled_n);
+            let n_val = ((pooled.n as f64 * fraction).round() as usize).clamp(1, pooled.n - 1);
+            split_val = pooled.select(&perm[..n_val]);
+            split_train = pooled.select(&perm[n_val..]);
+            (&split_train, &split_val, Some(perm))
+        }
+    };
+    let n = train.n;
+    let n_u32 = n as u32;
+
+    // Preprocessing statistics from the training rows only.
+    let stats = Stats::fit(schema.preprocessing, train);
+    let train_x = stats.apply(train);
+    let val_x = stats.apply(val);
+
+    // Burn's backend RNG is seeded for completeness; no operation we use
+    // draws from it (initial weights come from our own stream, see `Net::init`).
+    B::seed(device, training.seed);
+    let mut net: Net<B> = Net::init(&arch, training.seed, device);
+
+    // The training set is uploaded once; batches are gathered on the device.
+    let x_all: Tensor<B, 2> = Tensor::from_data(TensorData::new(train_x.to_vec(), [n, arch.d]), device);
+    drop(train_x);
+    let y_all: Tensor<B, 1, Int> = Tensor::from_data(TensorData::new(labels_i64(&train.labels).to_vec(), [n]), device);
+    let loss_fn: CrossEntropyLoss<B> = CrossEntropyLossConfig::new().init(device);
+
+    let lr = training.learning_rate;
+    let batch = training.batch_size as usize;
+    let mut order = Rng::stream(training.seed, "order");
+    let mut commitment =
+        OrderCommitment::new(training.seed, pooled.n as u64, n as u64, training.epochs.into(), split_perm.as_deref());
+    let mut epochs = Vec::with_capacity(training.epochs as usize);
+
+    let decay = (training.weight_decay > 0.0).then(|| WeightDecayConfig::new(training.weight_decay as f32));
+    let mut adam = AdamConfig::new().with_epsilon(1e-8).with_weight_decay(decay.clone()).init::<B, Net<B>>();
+    let momentum = (training.momentum > 0.0).then(|| MomentumConfig {
+        momentum: training.momentum,
+        dampening: 0.0,
+        nesterov: false,
+    });
+    let mut sgd = SgdConfig::new().with_weight_decay(decay).with_momentum(momentum).init::<B, Net<B>>();
+
+    for epoch in 1..=training.epochs {
+        let perm = order.permutation(n_u32);
+        commitment.epoch(&perm);
+        let mut loss_sum: Option<Tensor<B::InnerBackend, 1>> = None;
+        for idx in perm.chunks(batch) {
+            let rows = idx.len();
+            let idx_t: Tensor<B, 1, Int> =
+                Tensor::from_data(TensorData::new(idx.iter().map(|i| i64::from(*i)).collect::<Vec<_>>(), [rows]), device);
+            let x = x_all.clone().select(0, idx_t.clone());
+            let y = y_all.clone().select(0, idx_t);
+            let logits = net.forward(x, arch.image);
+            let loss = loss_fn.forward(logits, y);
+            let weighted = loss.clone().inner().mul_scalar(rows as f64);
+            loss_sum = Some(match loss_sum {
+                Some(s) => s + weighted,
+                None => weighted,
+            });
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = match training.optimizer {
+                Optimizer::Adam => adam.step(lr, net, grads),
+                Optimizer::Sgd => sgd.step(lr, net, grads),
+            };
+        }
+        let train_loss = match loss_sum {
+            Some(s) => scalar(s)? / n as f64,
+            None => f64::NAN,
+        };
+        let (val_loss, correct) = measure(&net.valid(), &arch, &val_x, &val.labels, device)?;
+        let metrics = EpochMetrics {
+            epoch,
+            train_loss,
+            val_loss: val_loss / val.n as f64,
+            val_accuracy: correct as f64 / val.n as f64,
+        };
+        if !metrics.train_loss.is_finite() || !metrics.val_loss.is_finite() {
+            return Err(MlError::Diverged { epoch });
+        }
+        progress(&metrics);
+        epochs.push(metrics);
+    }
+
+    let record = BinBytesRecorder::<FullPrecisionSettings>::default()
+        .record(net.valid().into_record(), ())
+        .map_err(|e| MlError::Backend(format!("recording the model: {e}")))?;
+    let model_bytes = model_bytes::encode(&arch.digest(), &stats, &record);
+    let last = epochs.last().cloned().ok_or(MlError::Spec { field: "training.epochs", message: "must be at least 1".into() })?;
+    Ok(TrainedModel {
+        model_bytes,
+        final_accuracy: last.val_accuracy,
+        final_loss: last.val_loss,
+        epochs,
+        data_order_commitment: commitment.finish(),
+        train_records: n as u64,
+        validation_records: val.n as u64,
+    })
+}
+
+fn check_training(t: &TrainingSpec) -> Result<(), MlError> {
+    let bad = |field, message: &str| Err(MlError::Spec { field, message: message.to_string() });
+    if t.epochs == 0 {
+        return bad("training.epochs", "must be at least 1");
+    }
+    if t.batch_size == 0 {
+        return bad("training.batch_size", "must be at least 1");
+    }
+    if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+        return bad("training.learning_rate", "must be a positive number");
+    }
+    if !(t.momentum.is_finite() && (0.0..1.0).contains(&t.momentum)) {
+        return bad("training.momentum", "must be in [0, 1)");
+    }
+    if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+        return bad("training.weight_decay", "must be a non-negative number");
+    }
+    Ok(())
+}
+
+/// Summed cross-entropy and number of correct predictions over `labels`.
+fn measure<B: Backend>(
+    net: &Net<B>,
+    arch: &Arch,
+    x: &[f32],
+    labels: &[u32],
+    device: &B::Device,
+) -> Result<(f64, u64), MlError> {
+    let loss_fn: CrossEntropyLoss<B> = CrossEntropyLossConfig::new().init(device);
+    let mut loss = 0f64;
+    let mut correct = 0u64;
+    for (xs, ys) in x.chunks(EVAL_CHUNK * arch.d).zip(labels.chunks(EVAL_CHUNK)) {
+        let rows = ys.len();
+        let xt: Tensor<B, 2> = Tensor::from_data(TensorData::new(xs.to_vec(), [rows, arch.d]), device);
+        let yt: Tensor<B, 1, Int> = Tensor::from_data(TensorData::new(labels_i64(ys).to_vec(), [rows]), device);
+        let logits = net.forward(xt, arch.image);
+        let predicted = logits.clone().argmax(1).reshape([rows]);
+        correct += predicted
+            .equal(yt.clone())
+            .int()
+            .sum()
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .map_err(|e| MlError::Backend(format!("{e:?}")))?
+            .first()
+            .map_or(0, |c| *c as u64);
+        loss += scalar(loss_fn.forward(logits, yt))? * rows as f64;
+    }
+    Ok((loss, correct))
+}
+
+fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f64, MlError> {
+    t.into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .map_err(|e| MlError::Backend(format!("{e:?}")))?
+        .first()
+        .copied()
+        .ok_or_else(|| MlError::Backend("empty scalar".into()))
+}
+
+fn labels_i64(labels: &[u32]) -> Zeroizing<Vec<i64>> {
+    Zeroizing::new(labels.iter().map(|l| i64::from(*l)).collect())
+}
+
+fn load_net<B: Backend>(arch: &Arch, record: &[u8], device: &B::Device) -> Result<Net<B>, MlError> {
+    // Burn's bytes recorder panics on malformed input instead of returning
+    // an error; the panic is contained here and reported as bad model bytes.
+    catch_unwind(AssertUnwindSafe(|| {
+        let template: Net<B> = Net::init(arch, 0, device);
+        BinBytesRecorder::<FullPrecisionSettings>::default()
+            .load(record.to_vec(), device)
+            .map(|r| template.load_record(r))
+    }))
+    .map_err(|p| MlError::ModelBytes(format!("record does not load: {}", panic_message(&p))))?
+    .map_err(|e| MlError::ModelBytes(format!("record does not load: {e}")))
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
