@@ -6,7 +6,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attest;
 pub mod binding;
+pub mod policy_eval;
 pub mod report;
 
 pub use sealroom_protocol::policy::{Policy, PolicyError, TeeKind};
