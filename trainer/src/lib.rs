@@ -2,6 +2,9 @@
 //!
 //! - [`ml`]: the training engine (Burn models, preprocessing, the
 //!   deterministic training loop, metrics, evaluation, model bytes).
+//! - [`node`]: the trusted loader: keys, evidence, input checks, reports,
+//!   sealing and wipe.
 #![forbid(unsafe_code)]
 
 pub mod ml;
+pub mod node;

@@ -1,0 +1,866 @@
+//! The trusted loader: the part of the node that trusts no one.
+//!
+//! On start it generates the node's ed25519 signing key and X25519 HPKE key
+//! in memory (never exported) and obtains evidence whose `report_data` binds
+//! both keys to the manifest hash (DESIGN §3). For a session it then checks,
+//! before decrypting anything and in this order:
+//!
+//! 1. the manifest (structure, engine spec hash) and the engine allowlist;
+//! 2. every member's consent signature over the manifest hash;
+//! 3. every grant's signature by the member that owns the input;
+//! 4. every blob's length and SHA-256 against the member's commitment;
+//!
+//! then opens each grant (HPKE), stream-decrypts each blob and recomputes its
+//! Merkle root, record count and schema hash. Any mismatch stops the session
+//! before training with a signed `aborted` report naming the input and the
+//! check. Otherwise it signs `opened`, trains, seals the model to the owner,
+//! wipes every plaintext input and key but the signing key, and signs
+//! `completed`.
+
+use std::io::Read;
+
+use alloy_primitives::B256;
+use sealroom_protocol::dataset::{recompute_from_blob, DatasetCommitment};
+use sealroom_protocol::hash::{sha256, LpHasher};
+use sealroom_protocol::identity::Identity;
+use sealroom_protocol::manifest::{Consent, ConsentAction, Grant, Manifest};
+use sealroom_protocol::policy::TeeKind;
+use sealroom_protocol::sealed_model::seal_model;
+use sealroom_reports::binding::expected_report_data;
+use sealroom_reports::report::{signing_message, IntegrityReport, ReportKind};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::ml::{self, Dataset, EpochMetrics};
+
+/// Evidence a node presents: the kind, the evidence bytes, and the
+/// certificates and collateral a verifier needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEvidence {
+    /// TEE kind.
+    pub kind: TeeKind,
+    /// Evidence bytes (hex in JSON).
+    #[serde(with = "sealroom_protocol::seal::hex_vec")]
+    pub evidence: Vec<u8>,
+    /// Certificates (DER, hex in JSON).
+    #[serde(default)]
+    pub certs: Vec<HexBytes>,
+    /// Collateral (TDX), raw bytes hex.
+    #[serde(default)]
+    pub collateral: Option<HexBytes>,
+}
+
+/// Bytes serialised as hex.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HexBytes(#[serde(with = "sealroom_protocol::seal::hex_vec")] pub Vec<u8>);
+
+/// Obtains evidence for a 64-byte `report_data` from the platform.
+pub trait Collector {
+    /// The kind of evidence this collector produces.
+    fn kind(&self) -> TeeKind;
+    /// Asks the platform for evidence over `report_data`.
+    fn collect(&self, report_data: &[u8; 64]) -> Result<NodeEvidence, String>;
+}
+
+/// Simulation: a software platform key signs the node's binding. No
+/// hardware, no security; labelled `insecure-simulation` everywhere.
+pub struct SimCollector {
+    /// The measurement the simulated platform reports (the trainer engine's).
+    pub measurement: [u8; 32],
+}
+
+impl Collector for SimCollector {
+    fn kind(&self) -> TeeKind {
+        TeeKind::Sim
+    }
+    fn collect(&self, report_data: &[u8; 64]) -> Result<NodeEvidence, String> {
+        Ok(NodeEvidence {
+            kind: TeeKind::Sim,
+            evidence: sealroom_reports::attest::simulate::simulate(report_data, &self.measurement, false),
+            certs: Vec::new(),
+            collateral: None,
+        })
+    }
+}
+
+/// The measurement of this trainer engine: SHA-256 of the running executable.
+pub fn engine_measurement() -> Result<[u8; 32], String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot locate the trainer executable: {e}"))?;
+    let mut f = std::fs::File::open(&exe).map_err(|e| format!("{}: {e}", exe.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| format!("{}: {e}", exe.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
+}
+
+/// A report and the node's signature over it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedReport {
+    /// `abi.encode(report)`, hex.
+    #[serde(with = "sealroom_protocol::seal::hex_vec")]
+    pub report_abi: Vec<u8>,
+    /// ed25519 signature over `"sealroom.report.v1" || keccak256(report_abi)`.
+    #[serde(with = "sealroom_protocol::identity::hex64")]
+    pub signature: [u8; 64],
+}
+
+impl SignedReport {
+    /// The decoded report.
+    pub fn report(&self) -> Result<IntegrityReport, String> {
+        IntegrityReport::from_abi_bytes(&self.report_abi).map_err(|e| e.to_string())
+    }
+}
+
+/// Why a session was aborted: which input, which check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortReason {
+    /// Stable code (see [`abort_code`]).
+    pub code: u16,
+    /// The input or member concerned (`hospital-a`, `engine`, `manifest`).
+    pub input: String,
+    /// The failed check (`ciphertext-hash`, `merkle-root`, …).
+    pub check: String,
+    /// What was found.
+    pub detail: String,
+}
+
+impl AbortReason {
+    fn new(code: u16, input: &str, check: &str, detail: impl Into<String>) -> Self {
+        Self { code, input: input.into(), check: check.into(), detail: detail.into() }
+    }
+
+    /// The text stored in the report: `input: check: detail`.
+    pub fn text(&self) -> String {
+        format!("{}: {}: {}", self.input, self.check, self.detail)
+    }
+}
+
+/// Abort codes stored in reports.
+pub mod abort_code {
+    /// The manifest is malformed or its engine spec hash is wrong.
+    pub const MANIFEST: u16 = 1;
+    /// This trainer's measurement is not in the engine allowlist.
+    pub const ENGINE: u16 = 2;
+    /// A consent is missing, withdrawn, over another manifest or badly signed.
+    pub const CONSENT: u16 = 3;
+    /// A grant is missing or not signed by the member owning the input.
+    pub const GRANT_SIGNATURE: u16 = 4;
+    /// A grant does not open with this node's key.
+    pub const GRANT_OPEN: u16 = 5;
+    /// A blob's length or SHA-256 differs from the commitment.
+    pub const CIPHERTEXT_HASH: u16 = 6;
+    /// A blob fails authenticated decryption.
+    pub const DECRYPT: u16 = 7;
+    /// The records' Merkle root differs from the commitment.
+    pub const MERKLE_ROOT: u16 = 8;
+    /// The record count differs from the commitment.
+    pub const RECORD_COUNT: u16 = 9;
+    /// The schema hash differs from the commitment.
+    pub const SCHEMA: u16 = 10;
+    /// The decrypted data does not parse under the schema.
+    pub const DATA: u16 = 11;
+    /// Training failed.
+    pub const TRAINING: u16 = 12;
+    /// Sealing the model failed.
+    pub const SEALING: u16 = 13;
+    /// A blob could not be fetched.
+    pub const BLOB_UNAVAILABLE: u16 = 14;
+}
+
+/// Where the node reads the encrypted blobs from (coordinator, files).
+pub trait BlobSource {
+    /// Opens the blob of `input` (party name or `owner/validation`).
+    fn open(&self, input: &str) -> std::io::Result<Box<dyn Read + '_>>;
+}
+
+/// Everything a session needs besides the blobs.
+pub struct SessionInputs<'a> {
+    /// The manifest.
+    pub manifest: &'a Manifest,
+    /// Consents of every member (parties and the owner).
+    pub consents: &'a [Consent],
+    /// Grants, one per input.
+    pub grants: &'a [Grant],
+    /// The blobs.
+    pub blobs: &'a dyn BlobSource,
+}
+
+/// What the node reports while it works.
+#[derive(Clone, Debug)]
+pub enum NodeEvent {
+    /// A check passed.
+    Checked {
+        /// Input concerned.
+        input: String,
+        /// Check name.
+        check: String,
+    },
+    /// Training started.
+    TrainingStarted {
+        /// Records trained on.
+        records: u64,
+        /// Epochs to run.
+        epochs: u32,
+    },
+    /// An epoch ended.
+    Epoch(EpochMetrics),
+}
+
+/// The outcome of a session.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionOutcome {
+    /// Signed reports in order: `opened` then `completed`, or an `aborted`.
+    pub reports: Vec<SignedReport>,
+    /// The sealed model (completed sessions).
+    #[serde(with = "opt_hex")]
+    pub sealed_model: Option<Vec<u8>>,
+    /// Why the session was aborted, if it was.
+    pub abort: Option<AbortReason>,
+    /// Training summary (public part: hashes and counts; metrics are sealed to the owner).
+    pub summary: Option<serde_json::Value>,
+}
+
+mod opt_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&hex::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let o: Option<String> = Option::deserialize(d)?;
+        o.map(|s| hex::decode(s).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// Key generation failed.
+    #[error("key generation: {0}")]
+    Keys(String),
+    /// The platform would not produce evidence.
+    #[error("evidence collection ({kind}): {detail}")]
+    Evidence {
+        /// Kind.
+        kind: TeeKind,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// A started node: keys in memory, evidence bound to them and the manifest.
+pub struct Node {
+    signer: Identity,
+    hpke: Option<Identity>,
+    hpke_public: [u8; 32],
+    evidence: NodeEvidence,
+    manifest_hash: B256,
+    measurement: [u8; 32],
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Node(signing key {}, keys redacted)", hex::encode(self.signing_key()))
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn tee_code(kind: TeeKind) -> u8 {
+    match kind {
+        TeeKind::SevSnp => 1,
+        TeeKind::Tdx => 2,
+        TeeKind::Sim => 3,
+        TeeKind::NvidiaGpu => 16,
+    }
+}
+
+impl Node {
+    /// Generates the node's keys and obtains evidence binding them to `manifest_hash`.
+    pub fn start(manifest_hash: B256, collector: &dyn Collector, measurement: [u8; 32]) -> Result<Self, NodeError> {
+        let signer = Identity::generate().map_err(|e| NodeError::Keys(e.to_string()))?;
+        let hpke = Identity::generate().map_err(|e| NodeError::Keys(e.to_string()))?;
+        let rd = expected_report_data(&signer.public().ed25519, &hpke.public().x25519, &manifest_hash.0);
+        let evidence =
+            collector.collect(&rd).map_err(|detail| NodeError::Evidence { kind: collector.kind(), detail })?;
+        let hpke_public = hpke.public().x25519;
+        Ok(Self { signer, hpke: Some(hpke), hpke_public, evidence, manifest_hash, measurement })
+    }
+
+    /// The node's ed25519 public key.
+    pub fn signing_key(&self) -> [u8; 32] {
+        self.signer.public().ed25519
+    }
+
+    /// The node's X25519 HPKE public key (grants are sealed to it).
+    pub fn hpke_key(&self) -> [u8; 32] {
+        self.hpke_public
+    }
+
+    /// The evidence.
+    pub fn evidence(&self) -> &NodeEvidence {
+        &self.evidence
+    }
+
+    /// The trainer measurement this node runs.
+    pub fn measurement(&self) -> [u8; 32] {
+        self.measurement
+    }
+
+    fn sign(&self, report: IntegrityReport) -> SignedReport {
+        let signature = self.signer.sign(&signing_message(&report.report_hash()));
+        SignedReport { report_abi: report.abi_bytes(), signature }
+    }
+
+    fn base_report(&self, manifest: &Manifest, kind: ReportKind, inputs_root: B256, prev: B256) -> IntegrityReport {
+        IntegrityReport {
+            version: 1,
+            kind: kind as u8,
+            sessionId: manifest.session_id,
+            manifestHash: self.manifest_hash,
+            inputsRoot: inputs_root,
+            prevReportHash: prev,
+            nodeKey: B256::from(self.signing_key()),
+            nodeHpkeKey: B256::from(self.hpke_public),
+            evidenceHash: alloy_primitives::keccak256(&self.evidence.evidence),
+            teeKind: tee_code(self.evidence.kind),
+            insecureSimulation: self.evidence.kind == TeeKind::Sim,
+            modelHash: B256::ZERO,
+            sealedModelHash: B256::ZERO,
+            ownerKey: B256::from(manifest.owner.identity.x25519),
+            trainingSummaryHash: B256::ZERO,
+            seed: manifest.training.seed,
+            dataOrderCommitment: B256::ZERO,
+            inputsWiped: false,
+            abortCode: 0,
+            abortReason: String::new(),
+            timestamp: now(),
+        }
+    }
+
+    /// Runs a session to its end and returns the signed reports and the sealed model.
+    pub fn run(mut self, inputs: SessionInputs<'_>, progress: &mut dyn FnMut(NodeEvent)) -> SessionOutcome {
+        let manifest = inputs.manifest;
+        let inputs_root = manifest.inputs_tree().map(|t| t.root()).unwrap_or(B256::ZERO);
+        let mut reports = Vec::new();
+        let abort = |node: &Node, reports: &mut Vec<SignedReport>, prev: B256, reason: AbortReason| {
+            let mut r = node.base_report(manifest, ReportKind::Aborted, inputs_root, prev);
+            r.abortCode = reason.code;
+            r.abortReason = reason.text();
+            r.inputsWiped = true;
+            reports.push(node.sign(r));
+            SessionOutcome { reports: std::mem::take(reports), sealed_model: None, abort: Some(reason), summary: None }
+        };
+
+        // Phase 1: check everything, decrypt, parse. Plaintext lives only in `loaded`.
+        let loaded = match self.load(&inputs, progress) {
+            Ok(l) => l,
+            Err(reason) => {
+                self.wipe();
+                return abort(&self, &mut reports, B256::ZERO, reason);
+            }
+        };
+        let opened = self.base_report(manifest, ReportKind::Opened, inputs_root, B256::ZERO);
+        let opened_hash = opened.report_hash();
+        reports.push(self.sign(opened));
+
+        // Phase 2: train on the pooled data.
+        let (train_set, validation) = loaded;
+        progress(NodeEvent::TrainingStarted { records: train_set.n as u64, epochs: manifest.training.epochs });
+        let trained = ml::train(
+            &manifest.model,
+            &manifest.training,
+            &manifest.schema,
+            &train_set,
+            validation.as_ref(),
+            &mut |m: &EpochMetrics| progress(NodeEvent::Epoch(m.clone())),
+        );
+        drop(train_set);
+        drop(validation);
+        let trained = match trained {
+            Ok(t) => t,
+            Err(e) => {
+                self.wipe();
+                return abort(&self, &mut reports, opened_hash, AbortReason::new(abort_code::TRAINING, "engine", "training", e.to_string()));
+            }
+        };
+
+        // Phase 3: seal to the owner, wipe, sign `completed`.
+        let model_hash = sha256(&trained.model_bytes);
+        let metrics = serde_json::json!({
+            "final_accuracy": trained.final_accuracy,
+            "final_loss": trained.final_loss,
+            "epochs": trained.epochs,
+            "train_records": trained.train_records,
+            "validation_records": trained.validation_records,
+        });
+        let summary_hash = LpHasher::new("sealroom.training-summary.v1")
+            .part(serde_json::to_vec(&metrics).unwrap_or_default())
+            .finish();
+        let sealed = seal_model(manifest.session_id, self.manifest_hash, manifest.owner.identity.x25519, &trained.model_bytes, &metrics);
+        let mut model_bytes = Zeroizing::new(trained.model_bytes);
+        model_bytes.iter_mut().for_each(|b| *b = 0);
+        let sealed = match sealed {
+            Ok(s) => s,
+            Err(e) => {
+                self.wipe();
+                return abort(&self, &mut reports, opened_hash, AbortReason::new(abort_code::SEALING, "owner", "sealing", e.to_string()));
+            }
+        };
+        self.wipe();
+        let mut done = self.base_report(manifest, ReportKind::Completed, inputs_root, opened_hash);
+        done.modelHash = B256::from(model_hash);
+        done.sealedModelHash = B256::from(sha256(&sealed));
+        done.trainingSummaryHash = B256::from(summary_hash);
+        done.dataOrderCommitment = B256::from(trained.data_order_commitment);
+        done.inputsWiped = true;
+        reports.push(self.sign(done));
+        let public_summary = serde_json::json!({
+            "model_sha256": hex::encode(model_hash),
+            "sealed_model_sha256": hex::encode(sha256(&sealed)),
+            "training_summary_hash": hex::encode(summary_hash),
+            "data_order_commitment": hex::encode(trained.data_order_commitment),
+            "train_records": trained.train_records,
+            "validation_records": trained.validation_records,
+            "epochs": manifest.training.epochs,
+        });
+        SessionOutcome { reports, sealed_model: Some(sealed), abort: None, summary: Some(public_summary) }
+    }
+
+    /// Drops the HPKE secret (the signing key stays until the node is dropped).
+    fn wipe(&mut self) {
+        self.hpke = None;
+    }
+
+    fn load(
+        &mut self,
+        inputs: &SessionInputs<'_>,
+        progress: &mut dyn FnMut(NodeEvent),
+    ) -> Result<(Dataset, Option<Dataset>), AbortReason> {
+        let m = inputs.manifest;
+        let checked = |progress: &mut dyn FnMut(NodeEvent), input: &str, check: &str| {
+            progress(NodeEvent::Checked { input: input.into(), check: check.into() })
+        };
+        // 1. Manifest and engine.
+        m.validate().map_err(|e| AbortReason::new(abort_code::MANIFEST, "manifest", "manifest", e.to_string()))?;
+        if m.hash() != self.manifest_hash {
+            return Err(AbortReason::new(
+                abort_code::MANIFEST,
+                "manifest",
+                "manifest-hash",
+                "the manifest is not the one this node's evidence is bound to",
+            ));
+        }
+        checked(progress, "manifest", "manifest");
+        if !m.engine.trainer_measurements.is_empty() {
+            let mine = hex::encode(self.measurement);
+            let allowed = m
+                .engine
+                .trainer_measurements
+                .iter()
+                .any(|a| a.trim_start_matches("0x").eq_ignore_ascii_case(&mine));
+            if !allowed {
+                return Err(AbortReason::new(
+                    abort_code::ENGINE,
+                    "engine",
+                    "engine-allowlist",
+                    format!("trainer measurement {mine} is not in the manifest's allowlist"),
+                ));
+            }
+        }
+        checked(progress, "engine", "engine-allowlist");
+
+        // 2. Consents: every party and the owner, over this manifest; a withdrawal wins.
+        let mh = self.manifest_hash;
+        let mut members: Vec<(&str, [u8; 32])> =
+            m.parties.iter().map(|p| (p.name.as_str(), p.identity.ed25519)).collect();
+        members.push((m.owner.name.as_str(), m.owner.identity.ed25519));
+        for (name, key) in &members {
+            let mine: Vec<&Consent> = inputs.consents.iter().filter(|c| c.member == *key).collect();
+            if mine.iter().any(|c| c.action == ConsentAction::Withdraw) {
+                return Err(AbortReason::new(abort_code::CONSENT, name, "consent", "consent withdrawn"));
+            }
+            let c = mine
+                .iter()
+                .find(|c| c.action == ConsentAction::Consent)
+                .ok_or_else(|| AbortReason::new(abort_code::CONSENT, name, "consent", "no consent"))?;
+            c.verify(key, &mh).map_err(|e| AbortReason::new(abort_code::CONSENT, name, "consent", e.to_string()))?;
+        }
+        checked(progress, "members", "consent");
+
+        // 3. Grants signed by their owners, and 4. ciphertext hashes — all before any decryption.
+        let grantable = m.grantable_inputs();
+        let mut plan: Vec<(String, DatasetCommitment, &Grant)> = Vec::new();
+        for (input, member, commitment) in &grantable {
+            let g = inputs
+                .grants
+                .iter()
+                .find(|g| &g.input == input)
+                .ok_or_else(|| AbortReason::new(abort_code::GRANT_SIGNATURE, input, "grant-signature", "no grant"))?;
+            if g.node_key != self.signing_key() || g.node_hpke_key != self.hpke_public {
+                return Err(AbortReason::new(
+                    abort_code::GRANT_SIGNATURE,
+                    input,
+                    "grant-node",
+                    "grant is for another node",
+                ));
+            }
+            g.verify(&member.ed25519, &mh)
+                .map_err(|e| AbortReason::new(abort_code::GRANT_SIGNATURE, input, "grant-signature", e.to_string()))?;
+            plan.push((input.clone(), commitment.clone(), g));
+        }
+        checked(progress, "grants", "grant-signature");
+        for (input, commitment, _) in &plan {
+            let mut r = inputs
+                .blobs
+                .open(input)
+                .map_err(|e| AbortReason::new(abort_code::BLOB_UNAVAILABLE, input, "blob", e.to_string()))?;
+            let mut h = Sha256::new();
+            let mut len = 0u64;
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = r
+                    .read(&mut buf)
+                    .map_err(|e| AbortReason::new(abort_code::BLOB_UNAVAILABLE, input, "blob", e.to_string()))?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+                len += n as u64;
+                if len > m.max_blob_bytes {
+                    return Err(AbortReason::new(abort_code::CIPHERTEXT_HASH, input, "ciphertext-hash", "blob exceeds max_blob_bytes"));
+                }
+            }
+            let digest: [u8; 32] = h.finalize().into();
+            if len != commitment.ciphertext_len || B256::from(digest) != commitment.ciphertext_sha256 {
+                return Err(AbortReason::new(
+                    abort_code::CIPHERTEXT_HASH,
+                    input,
+                    "ciphertext-hash",
+                    format!(
+                        "blob sha256 {} ({} bytes) differs from the commitment's {:#x} ({} bytes)",
+                        hex::encode(digest),
+                        len,
+                        commitment.ciphertext_sha256,
+                        commitment.ciphertext_len
+                    ),
+                ));
+            }
+            checked(progress, input, "ciphertext-hash");
+        }
+
+        // 5. Open grants, decrypt, recompute root, count and schema; parse.
+        let hpke_secret = self
+            .hpke
+            .as_ref()
+            .and_then(|h| h.hpke_private_key().ok())
+            .ok_or_else(|| AbortReason::new(abort_code::GRANT_OPEN, "node", "grant-open", "node HPKE key unavailable"))?;
+        let mut party_sets = Vec::new();
+        let mut validation = None;
+        for (input, commitment, grant) in &plan {
+            let key = grant
+                .open(&hpke_secret, m, commitment)
+                .map_err(|e| AbortReason::new(abort_code::GRANT_OPEN, input, "grant-open", e.to_string()))?;
+            let reader = inputs
+                .blobs
+                .open(input)
+                .map_err(|e| AbortReason::new(abort_code::BLOB_UNAVAILABLE, input, "blob", e.to_string()))?;
+            let mut plain = Zeroizing::new(Vec::with_capacity(commitment.ciphertext_len as usize));
+            let (found, columns, _tree) = recompute_from_blob(reader, &key, |chunk| {
+                plain.extend_from_slice(chunk);
+                Ok(())
+            })
+            .map_err(|e| AbortReason::new(abort_code::DECRYPT, input, "decrypt", e.to_string()))?;
+            drop(key);
+            if found.ciphertext_sha256 != commitment.ciphertext_sha256 || found.ciphertext_len != commitment.ciphertext_len {
+                return Err(AbortReason::new(abort_code::CIPHERTEXT_HASH, input, "ciphertext-hash", "blob changed between checks"));
+            }
+            if found.merkle_root != commitment.merkle_root {
+                return Err(AbortReason::new(
+                    abort_code::MERKLE_ROOT,
+                    input,
+                    "merkle-root",
+                    format!("records hash to {:#x}, commitment says {:#x}", found.merkle_root, commitment.merkle_root),
+                ));
+            }
+            if found.record_count != commitment.record_count {
+                return Err(AbortReason::new(
+                    abort_code::RECORD_COUNT,
+                    input,
+                    "record-count",
+                    format!("{} records, commitment says {}", found.record_count, commitment.record_count),
+                ));
+            }
+            if found.schema_hash != commitment.schema_hash {
+                return Err(AbortReason::new(abort_code::SCHEMA, input, "schema-hash", "columns differ from the commitment"));
+            }
+            if !same_column_set(&columns, &m.schema.columns()) {
+                return Err(AbortReason::new(abort_code::SCHEMA, input, "schema", "columns differ from the manifest's schema"));
+            }
+            checked(progress, input, "merkle-root");
+            let ds = Dataset::from_csv(&plain, &m.schema)
+                .map_err(|e| AbortReason::new(abort_code::DATA, input, "data", e.to_string()))?;
+            drop(plain);
+            if input.ends_with("/validation") {
+                validation = Some(ds);
+            } else {
+                party_sets.push(ds);
+            }
+        }
+        drop(hpke_secret);
+        self.wipe();
+        let refs: Vec<&Dataset> = party_sets.iter().collect();
+        let pooled =
+            Dataset::concat(&refs).map_err(|e| AbortReason::new(abort_code::DATA, "pooled", "data", e.to_string()))?;
+        Ok((pooled, validation))
+    }
+}
+
+fn same_column_set(a: &[String], b: &[String]) -> bool {
+    let mut x = a.to_vec();
+    let mut y = b.to_vec();
+    x.sort();
+    y.sort();
+    x == y
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+
+    use sealroom_protocol::dataset::commit_stream;
+    use sealroom_protocol::scenario::Scenario;
+    use sealroom_protocol::sealed_model::open_model;
+    use sealroom_protocol::stream::DataKey;
+    use sealroom_reports::report::verify_report_signature;
+
+    use super::*;
+
+    struct MemBlobs(HashMap<String, Vec<u8>>);
+
+    impl BlobSource for MemBlobs {
+        fn open(&self, input: &str) -> std::io::Result<Box<dyn Read + '_>> {
+            self.0
+                .get(input)
+                .map(|b| Box::new(&b[..]) as Box<dyn Read>)
+                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, input.to_string()))
+        }
+    }
+
+    /// A whole breast-cancer session prepared in memory, as the parties would.
+    struct Fixture {
+        manifest: Manifest,
+        parties: Vec<Identity>,
+        owner: Identity,
+        keys: HashMap<String, (DataKey, DatasetCommitment)>,
+        blobs: HashMap<String, Vec<u8>>,
+        consents: Vec<Consent>,
+    }
+
+    fn fixture(edit: impl Fn(&mut Scenario)) -> Fixture {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/breast-cancer-3-hospitals.toml");
+        let mut s = Scenario::load(&path).unwrap();
+        edit(&mut s);
+        let parties: Vec<Identity> = s.parties.iter().map(|_| Identity::generate().unwrap()).collect();
+        let owner = Identity::generate().unwrap();
+        let mut keys = HashMap::new();
+        let mut blobs = HashMap::new();
+        let mut commit = |name: &str, file: &std::path::Path| {
+            let key = DataKey::generate().unwrap();
+            let data = std::fs::read(file).unwrap();
+            let out = commit_stream(&data[..], &key, 4096, Vec::new(), |_| {}).unwrap();
+            blobs.insert(name.to_string(), out.blob);
+            keys.insert(name.to_string(), (key, out.commitment.clone()));
+            out.commitment
+        };
+        let mut pc = Vec::new();
+        for (p, id) in s.parties.iter().zip(&parties) {
+            let c = commit(&p.name, &s.resolve(&p.dataset));
+            pc.push((id.public(), c));
+        }
+        let vname = sealroom_protocol::manifest::validation_input_name(&s.owner.name);
+        let vc = commit(&vname, &s.resolve(s.owner.validation.as_ref().unwrap()));
+        let manifest = Manifest::from_scenario(&s, B256::repeat_byte(0x5e), 1, pc, owner.public(), Some(vc)).unwrap();
+        let mh = manifest.hash();
+        let mut consents: Vec<Consent> =
+            parties.iter().map(|p| Consent::sign(p, ConsentAction::Consent, mh)).collect();
+        consents.push(Consent::sign(&owner, ConsentAction::Consent, mh));
+        Fixture { manifest, parties, owner, keys, blobs, consents }
+    }
+
+    impl Fixture {
+        fn node(&self) -> Node {
+            Node::start(self.manifest.hash(), &SimCollector { measurement: [7; 32] }, [7; 32]).unwrap()
+        }
+
+        fn grants(&self, node: &Node) -> Vec<Grant> {
+            let mut out = Vec::new();
+            for (i, p) in self.manifest.parties.iter().enumerate() {
+                let (k, c) = &self.keys[&p.name];
+                out.push(
+                    Grant::create(&self.parties[i], &self.manifest, &p.name, c, node.signing_key(), node.hpke_key(), k)
+                        .unwrap(),
+                );
+            }
+            let v = sealroom_protocol::manifest::validation_input_name(&self.manifest.owner.name);
+            let (k, c) = &self.keys[&v];
+            out.push(Grant::create(&self.owner, &self.manifest, &v, c, node.signing_key(), node.hpke_key(), k).unwrap());
+            out
+        }
+
+        fn run(&self, node: Node, grants: &[Grant], blobs: &HashMap<String, Vec<u8>>, consents: &[Consent]) -> SessionOutcome {
+            let src = MemBlobs(blobs.clone());
+            node.run(
+                SessionInputs { manifest: &self.manifest, consents, grants, blobs: &src },
+                &mut |_| {},
+            )
+        }
+    }
+
+    fn assert_aborted(out: &SessionOutcome, node_key: &[u8; 32], input: &str, check: &str) {
+        let reason = out.abort.as_ref().expect("session must abort");
+        assert_eq!((reason.input.as_str(), reason.check.as_str()), (input, check), "{reason:?}");
+        assert!(out.sealed_model.is_none());
+        let last = out.reports.last().unwrap();
+        let r = last.report().unwrap();
+        assert_eq!(r.kind, ReportKind::Aborted as u8);
+        assert!(r.abortReason.starts_with(&format!("{input}: {check}:")), "{}", r.abortReason);
+        assert!(r.inputsWiped);
+        verify_report_signature(&r, node_key, &last.signature).unwrap();
+    }
+
+    #[test]
+    fn honest_session_completes_and_only_the_owner_opens_the_model() {
+        let f = fixture(|_| {});
+        let node = f.node();
+        let nk = node.signing_key();
+        let grants = f.grants(&node);
+        let out = f.run(node, &grants, &f.blobs, &f.consents);
+        assert!(out.abort.is_none(), "{:?}", out.abort);
+        assert_eq!(out.reports.len(), 2);
+        let opened = out.reports[0].report().unwrap();
+        let done = out.reports[1].report().unwrap();
+        verify_report_signature(&opened, &nk, &out.reports[0].signature).unwrap();
+        verify_report_signature(&done, &nk, &out.reports[1].signature).unwrap();
+        assert_eq!(opened.kind, ReportKind::Opened as u8);
+        assert_eq!(done.prevReportHash, opened.report_hash());
+        assert_eq!(done.inputsRoot, f.manifest.inputs_tree().unwrap().root());
+        assert!(done.inputsWiped && done.insecureSimulation);
+        let sealed = out.sealed_model.unwrap();
+        assert_eq!(done.sealedModelHash, B256::from(sha256(&sealed)));
+        let opened_model = open_model(&sealed, &f.owner).unwrap();
+        assert_eq!(done.modelHash, B256::from(sha256(&opened_model.model)));
+        assert!(open_model(&sealed, &f.parties[0]).is_err());
+        let acc = opened_model.metrics["final_accuracy"].as_f64().unwrap();
+        assert!(acc >= 0.95, "accuracy {acc}");
+    }
+
+    #[test]
+    fn flipped_blob_byte_aborts_naming_the_party() {
+        let f = fixture(|_| {});
+        let node = f.node();
+        let nk = node.signing_key();
+        let grants = f.grants(&node);
+        let mut blobs = f.blobs.clone();
+        let b = blobs.get_mut("hospital-b").unwrap();
+        b[100] ^= 0x01;
+        let out = f.run(node, &grants, &blobs, &f.consents);
+        assert_aborted(&out, &nk, "hospital-b", "ciphertext-hash");
+        assert_eq!(out.reports.len(), 1, "nothing was opened");
+    }
+
+    #[test]
+    fn swapped_blob_aborts() {
+        let f = fixture(|_| {});
+        let node = f.node();
+        let nk = node.signing_key();
+        let grants = f.grants(&node);
+        let mut blobs = f.blobs.clone();
+        let other = blobs["hospital-c"].clone();
+        blobs.insert("hospital-a".into(), other);
+        let out = f.run(node, &grants, &blobs, &f.consents);
+        assert_aborted(&out, &nk, "hospital-a", "ciphertext-hash");
+    }
+
+    #[test]
+    fn grant_signed_by_a_non_party_aborts() {
+        let f = fixture(|_| {});
+        let node = f.node();
+        let nk = node.signing_key();
+        let mut grants = f.grants(&node);
+        let eve = Identity::generate().unwrap();
+        let (k, c) = &f.keys["hospital-a"];
+        grants[0] = Grant::create(&eve, &f.manifest, "hospital-a", c, node.signing_key(), node.hpke_key(), k).unwrap();
+        let out = f.run(node, &grants, &f.blobs, &f.consents);
+        assert_aborted(&out, &nk, "hospital-a", "grant-signature");
+    }
+
+    #[test]
+    fn consent_over_another_manifest_aborts() {
+        let f = fixture(|_| {});
+        let node = f.node();
+        let nk = node.signing_key();
+        let grants = f.grants(&node);
+        let mut consents = f.consents.clone();
+        consents[1] = Consent::sign(&f.parties[1], ConsentAction::Consent, B256::repeat_byte(1));
+        let out = f.run(node, &grants, &f.blobs, &consents);
+        assert_aborted(&out, &nk, "hospital-b", "consent");
+    }
+
+    #[test]
+    fn engine_outside_the_allowlist_aborts() {
+        let f = fixture(|s| s.engine.trainer_measurements = vec![hex::encode([9u8; 32])]);
+        let node = f.node();
+        let nk = node.signing_key();
+        let grants = f.grants(&node);
+        let out = f.run(node, &grants, &f.blobs, &f.consents);
+        assert_aborted(&out, &nk, "engine", "engine-allowlist");
+    }
+
+    #[test]
+    fn commitment_with_a_lying_record_count_aborts() {
+        let mut f = fixture(|_| {});
+        // hospital-c signed a commitment claiming one record more than its blob holds.
+        f.manifest.parties[2].commitment.record_count += 1;
+        let (k, mut c) = f.keys.remove("hospital-c").unwrap();
+        c.record_count += 1;
+        f.keys.insert("hospital-c".into(), (k, c));
+        let mh = f.manifest.hash();
+        f.consents = f.parties.iter().map(|p| Consent::sign(p, ConsentAction::Consent, mh)).collect();
+        f.consents.push(Consent::sign(&f.owner, ConsentAction::Consent, mh));
+        let node = f.node();
+        let nk = node.signing_key();
+        let grants = f.grants(&node);
+        let out = f.run(node, &grants, &f.blobs, &f.consents);
+        assert_aborted(&out, &nk, "hospital-c", "record-count");
+    }
+
+    #[test]
+    fn withdrawn_consent_aborts() {
+        let f = fixture(|_| {});
+        let node = f.node();
+        let nk = node.signing_key();
+        let grants = f.grants(&node);
+        let mut consents = f.consents.clone();
+        consents.push(Consent::sign(&f.parties[0], ConsentAction::Withdraw, f.manifest.hash()));
+        let out = f.run(node, &grants, &f.blobs, &consents);
+        assert_aborted(&out, &nk, "hospital-a", "consent");
+    }
+}
