@@ -21,7 +21,8 @@ const MAIN = "SessionRegistry";
 // Settings are part of the artefact: changing any of them changes the bytecode.
 // evmVersion cancun: opBNB runs it (Haber/Ecotone); nothing here needs Prague.
 const settings = {
-  optimizer: { enabled: true, runs: 200 },
+  optimizer: { enabled: true, runs: 10000 },
+  viaIR: true,
   evmVersion: "cancun",
   metadata: { bytecodeHash: "ipfs" },
   outputSelection: {
@@ -55,7 +56,7 @@ const artefact = {
   contractName: MAIN,
   sourceName: `src/${MAIN}.sol`,
   compiler: { name: "solc (solcjs, npm)", version },
-  settings: { optimizer: settings.optimizer, evmVersion: settings.evmVersion, metadata: settings.metadata },
+  settings: { optimizer: settings.optimizer, viaIR: settings.viaIR, evmVersion: settings.evmVersion, metadata: settings.metadata },
   abi: c.abi,
   bytecode: "0x" + c.evm.bytecode.object,
   deployedBytecode: "0x" + c.evm.deployedBytecode.object,

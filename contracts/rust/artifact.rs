@@ -52,7 +52,10 @@ mod tests {
         assert_eq!(a.contract_name, "SessionRegistry");
         assert!(a.compiler.version.starts_with("0.8.30+"));
         assert_eq!(a.bytecode, crate::SessionRegistry::BYTECODE);
-        assert_eq!(a.deployed_bytecode, crate::SessionRegistry::DEPLOYED_BYTECODE);
+        assert_eq!(
+            a.deployed_bytecode,
+            crate::SessionRegistry::DEPLOYED_BYTECODE
+        );
     }
 
     /// Recompiles with the pinned solcjs and compares byte for byte. The test
@@ -70,14 +73,21 @@ mod tests {
             .arg("--stdout")
             .output()
             .expect("node must be on PATH to run the pinned solcjs");
-        assert!(out.status.success(), "solcjs failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "solcjs failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let fresh: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let committed: serde_json::Value = serde_json::from_str(ARTIFACT_JSON).unwrap();
         assert_eq!(
             fresh["bytecode"], committed["bytecode"],
             "creation bytecode differs: run `node contracts/build.mjs` and commit contracts/artifacts"
         );
-        assert_eq!(fresh["deployedBytecode"], committed["deployedBytecode"], "runtime bytecode differs");
+        assert_eq!(
+            fresh["deployedBytecode"], committed["deployedBytecode"],
+            "runtime bytecode differs"
+        );
         assert_eq!(fresh["abi"], committed["abi"], "ABI differs");
         assert_eq!(fresh["compiler"], committed["compiler"], "compiler differs");
         assert_eq!(fresh, committed, "artefact differs");

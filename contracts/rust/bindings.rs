@@ -44,9 +44,15 @@ pub fn decode_revert(data: &[u8]) -> String {
 /// One sentence per custom error of the registry.
 pub fn describe(err: &SessionRegistry::SessionRegistryErrors) -> String {
     match err {
-        E::SessionExists(e) => format!("SessionExists: session {} is already registered", e.sessionId),
+        E::SessionExists(e) => format!(
+            "SessionExists: session {} is already registered",
+            e.sessionId
+        ),
         E::ZeroPublisher(_) => "ZeroPublisher: the publisher address is zero".to_string(),
-        E::UnknownSession(e) => format!("UnknownSession: session {} was never opened on this registry", e.sessionId),
+        E::UnknownSession(e) => format!(
+            "UnknownSession: session {} was never opened on this registry",
+            e.sessionId
+        ),
         E::NotPublisher(e) => format!(
             "NotPublisher: {} may not publish for session {} (its publisher is {})",
             e.sender, e.sessionId, e.publisher
@@ -56,12 +62,18 @@ pub fn describe(err: &SessionRegistry::SessionRegistryErrors) -> String {
             "ReportExists: session {} already has a kind-{} report (hash {})",
             e.sessionId, e.kind, e.reportHash
         ),
-        E::NotOpened(e) => format!("NotOpened: session {} has no opened report yet", e.sessionId),
+        E::NotOpened(e) => format!(
+            "NotOpened: session {} has no opened report yet",
+            e.sessionId
+        ),
         E::SessionClosed(e) => format!(
             "SessionClosed: session {} already has a terminal kind-{} report",
             e.sessionId, e.terminalKind
         ),
-        E::MalformedReport(e) => format!("MalformedReport: {} bytes are not an abi-encoded IntegrityReport", e.length),
+        E::MalformedReport(e) => format!(
+            "MalformedReport: {} bytes are not an abi-encoded IntegrityReport",
+            e.length
+        ),
         E::UnsupportedVersion(e) => format!("UnsupportedVersion: report version {}", e.version),
         E::FieldMismatch(e) => format!(
             "FieldMismatch: report {} is {}, expected {}",
@@ -69,7 +81,10 @@ pub fn describe(err: &SessionRegistry::SessionRegistryErrors) -> String {
             e.actual,
             e.expected
         ),
-        E::MalformedSignature(e) => format!("MalformedSignature: {} bytes, expected 64 (ed25519)", e.length),
+        E::MalformedSignature(e) => format!(
+            "MalformedSignature: {} bytes, expected 64 (ed25519)",
+            e.length
+        ),
     }
 }
 

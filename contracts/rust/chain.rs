@@ -169,7 +169,10 @@ pub enum ChainError {
 impl ChainError {
     /// A revert from raw revert data, decoded against the registry's errors.
     pub fn reverted(data: Bytes) -> Self {
-        Self::Reverted { reason: decode_revert(&data), data }
+        Self::Reverted {
+            reason: decode_revert(&data),
+            data,
+        }
     }
 
     /// True for failures a retry may cure (transport errors only: a revert
@@ -212,19 +215,32 @@ pub trait Chain: Send + Sync {
     ) -> impl Future<Output = Result<TxOutcome, ChainError>> + Send;
 
     /// Executes a read-only call against the latest state.
-    fn call(&self, to: Address, input: Bytes) -> impl Future<Output = Result<Bytes, ChainError>> + Send;
+    fn call(
+        &self,
+        to: Address,
+        input: Bytes,
+    ) -> impl Future<Output = Result<Bytes, ChainError>> + Send;
 
     /// The latest block number.
     fn block_number(&self) -> impl Future<Output = Result<u64, ChainError>> + Send;
 
     /// Logs matching `query`, in chain order.
-    fn logs(&self, query: &LogQuery) -> impl Future<Output = Result<Vec<ChainLog>, ChainError>> + Send;
+    fn logs(
+        &self,
+        query: &LogQuery,
+    ) -> impl Future<Output = Result<Vec<ChainLog>, ChainError>> + Send;
 
     /// A transaction by hash (`None` when the chain does not know it).
-    fn transaction(&self, tx_hash: B256) -> impl Future<Output = Result<Option<TxRecord>, ChainError>> + Send;
+    fn transaction(
+        &self,
+        tx_hash: B256,
+    ) -> impl Future<Output = Result<Option<TxRecord>, ChainError>> + Send;
 
     /// The receipt of a mined transaction (`None` when unknown or pending).
-    fn receipt(&self, tx_hash: B256) -> impl Future<Output = Result<Option<TxOutcome>, ChainError>> + Send;
+    fn receipt(
+        &self,
+        tx_hash: B256,
+    ) -> impl Future<Output = Result<Option<TxOutcome>, ChainError>> + Send;
 }
 
 /// Either chain, chosen at run time (`--chain embedded|anvil|URL`). The
@@ -276,7 +292,12 @@ impl Chain for AnyChain {
     async fn deploy(&self, init_code: Bytes, confirmations: u64) -> Result<TxOutcome, ChainError> {
         delegate!(self, c => c.deploy(init_code, confirmations).await)
     }
-    async fn send(&self, to: Address, input: Bytes, confirmations: u64) -> Result<TxOutcome, ChainError> {
+    async fn send(
+        &self,
+        to: Address,
+        input: Bytes,
+        confirmations: u64,
+    ) -> Result<TxOutcome, ChainError> {
         delegate!(self, c => c.send(to, input, confirmations).await)
     }
     async fn call(&self, to: Address, input: Bytes) -> Result<Bytes, ChainError> {

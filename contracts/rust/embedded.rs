@@ -100,7 +100,10 @@ impl StoredChain {
         accounts.insert(
             EMBEDDED_SENDER,
             // 10_000 ether, as anvil funds its development accounts.
-            StoredAccount { balance: U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18u64)), ..Default::default() },
+            StoredAccount {
+                balance: U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18u64)),
+                ..Default::default()
+            },
         );
         Self {
             format: FORMAT,
@@ -140,13 +143,25 @@ impl StoredChain {
                 .or_else(|| db.cache.contracts.get(&info.code_hash).cloned())
                 .map(|c| c.original_bytes())
                 .unwrap_or_default();
-            let storage: BTreeMap<U256, U256> =
-                acc.storage.iter().filter(|(_, v)| !v.is_zero()).map(|(k, v)| (*k, *v)).collect();
+            let storage: BTreeMap<U256, U256> = acc
+                .storage
+                .iter()
+                .filter(|(_, v)| !v.is_zero())
+                .map(|(k, v)| (*k, *v))
+                .collect();
             if info.balance.is_zero() && info.nonce == 0 && code.is_empty() && storage.is_empty() {
                 self.accounts.remove(addr);
                 continue;
             }
-            self.accounts.insert(*addr, StoredAccount { balance: info.balance, nonce: info.nonce, code, storage });
+            self.accounts.insert(
+                *addr,
+                StoredAccount {
+                    balance: info.balance,
+                    nonce: info.nonce,
+                    code,
+                    storage,
+                },
+            );
         }
     }
 }
@@ -156,7 +171,10 @@ fn is_empty_bytes(b: &Bytes) -> bool {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// In-memory state plus its EVM database.
@@ -176,7 +194,9 @@ pub struct EmbeddedChain {
 
 impl std::fmt::Debug for EmbeddedChain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedChain").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("EmbeddedChain")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -185,15 +205,28 @@ impl EmbeddedChain {
     /// second writer process.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, ChainError> {
         let dir = dir.as_ref().to_path_buf();
-        let state_err = |path: &Path, detail: String| ChainError::State { path: path.to_path_buf(), detail };
+        let state_err = |path: &Path, detail: String| ChainError::State {
+            path: path.to_path_buf(),
+            detail,
+        };
         fs::create_dir_all(&dir).map_err(|e| state_err(&dir, e.to_string()))?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = File::create(&lock_path).map_err(|e| state_err(&lock_path, e.to_string()))?;
         lock.try_lock().map_err(|e| {
-            state_err(&lock_path, format!("another process is using this embedded chain ({e})"))
+            state_err(
+                &lock_path,
+                format!("another process is using this embedded chain ({e})"),
+            )
         })?;
         let chain = Self::load_or_genesis(&dir)?;
-        let this = Self { dir, inner: Mutex::new(Inner { db: chain.to_db(), chain }), _lock: Some(lock) };
+        let this = Self {
+            dir,
+            inner: Mutex::new(Inner {
+                db: chain.to_db(),
+                chain,
+            }),
+            _lock: Some(lock),
+        };
         this.save(&this.lock_inner())?;
         Ok(this)
     }
@@ -205,10 +238,20 @@ impl EmbeddedChain {
         let dir = dir.as_ref().to_path_buf();
         let path = dir.join(STATE_FILE);
         if !path.exists() {
-            return Err(ChainError::State { path, detail: "no embedded chain here".to_string() });
+            return Err(ChainError::State {
+                path,
+                detail: "no embedded chain here".to_string(),
+            });
         }
         let chain = Self::load_or_genesis(&dir)?;
-        Ok(Self { dir, inner: Mutex::new(Inner { db: chain.to_db(), chain }), _lock: None })
+        Ok(Self {
+            dir,
+            inner: Mutex::new(Inner {
+                db: chain.to_db(),
+                chain,
+            }),
+            _lock: None,
+        })
     }
 
     /// The directory holding the chain's state.
@@ -218,10 +261,14 @@ impl EmbeddedChain {
 
     fn load_or_genesis(dir: &Path) -> Result<StoredChain, ChainError> {
         let path = dir.join(STATE_FILE);
-        let state_err = |detail: String| ChainError::State { path: path.clone(), detail };
+        let state_err = |detail: String| ChainError::State {
+            path: path.clone(),
+            detail,
+        };
         match fs::read(&path) {
             Ok(bytes) => {
-                let chain: StoredChain = serde_json::from_slice(&bytes).map_err(|e| state_err(e.to_string()))?;
+                let chain: StoredChain =
+                    serde_json::from_slice(&bytes).map_err(|e| state_err(e.to_string()))?;
                 if chain.format != FORMAT || chain.chain_id != EMBEDDED_CHAIN_ID {
                     return Err(state_err(format!(
                         "format {} / chain id {}, expected {FORMAT} / {EMBEDDED_CHAIN_ID}",
@@ -247,10 +294,15 @@ impl EmbeddedChain {
     fn save(&self, inner: &Inner) -> Result<(), ChainError> {
         let path = self.dir.join(STATE_FILE);
         let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
-        let state_err = |detail: String| ChainError::State { path: path.clone(), detail };
+        let state_err = |detail: String| ChainError::State {
+            path: path.clone(),
+            detail,
+        };
         let bytes = serde_json::to_vec(&inner.chain).map_err(|e| state_err(e.to_string()))?;
         let mut f = File::create(&tmp).map_err(|e| state_err(e.to_string()))?;
-        f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| state_err(e.to_string()))?;
+        f.write_all(&bytes)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| state_err(e.to_string()))?;
         fs::rename(&tmp, &path).map_err(|e| state_err(e.to_string()))
     }
 
@@ -258,10 +310,17 @@ impl EmbeddedChain {
     /// block and persists the chain.
     fn execute(&self, to: Option<Address>, input: Bytes) -> Result<TxOutcome, ChainError> {
         if self._lock.is_none() {
-            return Err(ChainError::Config("this embedded chain is a read-only snapshot".to_string()));
+            return Err(ChainError::Config(
+                "this embedded chain is a read-only snapshot".to_string(),
+            ));
         }
         let mut inner = self.lock_inner();
-        let nonce = inner.chain.accounts.get(&EMBEDDED_SENDER).map(|a| a.nonce).unwrap_or(0);
+        let nonce = inner
+            .chain
+            .accounts
+            .get(&EMBEDDED_SENDER)
+            .map(|a| a.nonce)
+            .unwrap_or(0);
         let block_number = inner.chain.block_number + 1;
         let timestamp = now().max(inner.chain.last_timestamp + 1);
         let tx = tx_env(to, input.clone(), Some(nonce))?;
@@ -281,10 +340,13 @@ impl EmbeddedChain {
                     b.prevrandao = Some(keccak256(block_number.to_be_bytes()));
                 });
             let mut evm = ctx.build_mainnet();
-            evm.transact(tx).map_err(|e| ChainError::Evm(e.to_string()))?
+            evm.transact(tx)
+                .map_err(|e| ChainError::Evm(e.to_string()))?
         };
         let (gas_used, logs, contract_address) = match result.result {
-            ExecutionResult::Success { gas, logs, output, .. } => {
+            ExecutionResult::Success {
+                gas, logs, output, ..
+            } => {
                 let created = match output {
                     Output::Create(_, addr) => addr,
                     Output::Call(_) => None,
@@ -293,7 +355,10 @@ impl EmbeddedChain {
             }
             ExecutionResult::Revert { output, .. } => return Err(ChainError::reverted(output)),
             ExecutionResult::Halt { reason, .. } => {
-                return Err(ChainError::Reverted { reason: format!("halted: {reason:?}"), data: Bytes::new() })
+                return Err(ChainError::Reverted {
+                    reason: format!("halted: {reason:?}"),
+                    data: Bytes::new(),
+                })
             }
         };
         inner.db.commit(result.state);
@@ -306,7 +371,11 @@ impl EmbeddedChain {
         let tx_hash = keccak256(&hash_input);
         let stored_logs: Vec<StoredLog> = logs
             .iter()
-            .map(|l| StoredLog { address: l.address, topics: l.data.topics().to_vec(), data: l.data.data.clone() })
+            .map(|l| StoredLog {
+                address: l.address,
+                topics: l.data.topics().to_vec(),
+                data: l.data.data.clone(),
+            })
             .collect();
         let stored = StoredTx {
             hash: tx_hash,
@@ -358,13 +427,16 @@ impl EmbeddedChain {
                 b.basefee = 0;
             });
         let mut evm = ctx.build_mainnet();
-        let result = evm.transact(tx).map_err(|e| ChainError::Evm(e.to_string()))?;
+        let result = evm
+            .transact(tx)
+            .map_err(|e| ChainError::Evm(e.to_string()))?;
         match result.result {
             ExecutionResult::Success { output, .. } => Ok(output.into_data()),
             ExecutionResult::Revert { output, .. } => Err(ChainError::reverted(output)),
-            ExecutionResult::Halt { reason, .. } => {
-                Err(ChainError::Reverted { reason: format!("halted: {reason:?}"), data: Bytes::new() })
-            }
+            ExecutionResult::Halt { reason, .. } => Err(ChainError::Reverted {
+                reason: format!("halted: {reason:?}"),
+                data: Bytes::new(),
+            }),
         }
     }
 }
@@ -416,7 +488,10 @@ impl Chain for EmbeddedChain {
     }
 
     fn label(&self) -> String {
-        format!("{EMBEDDED_LABEL} (chain id {EMBEDDED_CHAIN_ID}, state in {})", self.dir.display())
+        format!(
+            "{EMBEDDED_LABEL} (chain id {EMBEDDED_CHAIN_ID}, state in {})",
+            self.dir.display()
+        )
     }
 
     fn sender(&self) -> Address {
@@ -428,7 +503,12 @@ impl Chain for EmbeddedChain {
         self.execute(None, init_code)
     }
 
-    async fn send(&self, to: Address, input: Bytes, _confirmations: u64) -> Result<TxOutcome, ChainError> {
+    async fn send(
+        &self,
+        to: Address,
+        input: Bytes,
+        _confirmations: u64,
+    ) -> Result<TxOutcome, ChainError> {
         self.execute(Some(to), input)
     }
 
@@ -459,17 +539,27 @@ impl Chain for EmbeddedChain {
 
     async fn transaction(&self, tx_hash: B256) -> Result<Option<TxRecord>, ChainError> {
         let inner = self.lock_inner();
-        Ok(inner.chain.transactions.iter().find(|t| t.hash == tx_hash).map(|t| TxRecord {
-            tx_hash: t.hash,
-            from: t.from,
-            to: t.to,
-            input: t.input.clone(),
-            block_number: Some(t.block_number),
-        }))
+        Ok(inner
+            .chain
+            .transactions
+            .iter()
+            .find(|t| t.hash == tx_hash)
+            .map(|t| TxRecord {
+                tx_hash: t.hash,
+                from: t.from,
+                to: t.to,
+                input: t.input.clone(),
+                block_number: Some(t.block_number),
+            }))
     }
 
     async fn receipt(&self, tx_hash: B256) -> Result<Option<TxOutcome>, ChainError> {
         let inner = self.lock_inner();
-        Ok(inner.chain.transactions.iter().find(|t| t.hash == tx_hash).map(outcome_of))
+        Ok(inner
+            .chain
+            .transactions
+            .iter()
+            .find(|t| t.hash == tx_hash)
+            .map(outcome_of))
     }
 }

@@ -14,9 +14,12 @@ pub mod artifact;
 pub mod bindings;
 pub mod chain;
 pub mod embedded;
+pub mod gas;
 pub mod registry;
 pub mod rpc;
 
+pub use alloy_primitives;
+pub use alloy_sol_types;
 pub use artifact::{Artifact, ARTIFACT_JSON};
 pub use bindings::{decode_revert, SessionRegistry};
 pub use chain::{AnyChain, Chain, ChainError, ChainKind, ChainLog, LogQuery, TxOutcome, TxRecord};
@@ -25,5 +28,18 @@ pub use registry::{
     read_session, OpenedSession, Published, PublishedReport, ReadOptions, Registry, RegistryError,
     SessionInfo, SessionRecord,
 };
-pub use rpc::{load_chain_key, ChainKey, Preset, RpcChain, RpcOptions, ANVIL_DEV_KEY, CHAIN_KEY_ENV};
+pub use rpc::{
+    load_chain_key, ChainKey, Preset, RpcChain, RpcOptions, ANVIL_DEV_KEY, CHAIN_KEY_ENV,
+};
 pub use sealroom_reports::report::{IntegrityReport, ReportKind};
+
+/// Runs a future to completion on a fresh current-thread tokio runtime, for
+/// synchronous callers (the `sealroom chain` and `bench gas` commands,
+/// tests). Do not call it from inside a tokio runtime: await the future there.
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, ChainError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ChainError::Config(format!("cannot start an async runtime: {e}")))?;
+    Ok(rt.block_on(future))
+}

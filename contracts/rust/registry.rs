@@ -190,11 +190,17 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        Self { max_block_range: 10_000 }
+        Self {
+            max_block_range: 10_000,
+        }
     }
 }
 
-const KINDS: [ReportKind; 3] = [ReportKind::Opened, ReportKind::Completed, ReportKind::Aborted];
+const KINDS: [ReportKind; 3] = [
+    ReportKind::Opened,
+    ReportKind::Completed,
+    ReportKind::Aborted,
+];
 
 /// The registry at an address on a chain.
 #[derive(Debug)]
@@ -210,15 +216,26 @@ impl<C: Chain> Registry<C> {
     /// The registry already deployed at `address`. Defaults: 1
     /// confirmation, 4 attempts, 500 ms first backoff.
     pub fn at(chain: C, address: Address) -> Self {
-        Self { chain, address, confirmations: 1, attempts: 4, backoff: Duration::from_millis(500) }
+        Self {
+            chain,
+            address,
+            confirmations: 1,
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+        }
     }
 
     /// Deploys the committed bytecode and returns the registry with the
     /// deployment's outcome.
     pub async fn deploy(chain: C, confirmations: u64) -> Result<(Self, TxOutcome), RegistryError> {
         let outcome = chain.deploy(R::BYTECODE.clone(), confirmations).await?;
-        let address = outcome.contract_address.ok_or(RegistryError::NoContract(outcome.tx_hash))?;
-        Ok((Self::at(chain, address).with_confirmations(confirmations), outcome))
+        let address = outcome
+            .contract_address
+            .ok_or(RegistryError::NoContract(outcome.tx_hash))?;
+        Ok((
+            Self::at(chain, address).with_confirmations(confirmations),
+            outcome,
+        ))
     }
 
     /// Confirmations each transaction waits for.
@@ -246,9 +263,14 @@ impl<C: Chain> Registry<C> {
     }
 
     async fn view<T: SolCall>(&self, call: T) -> Result<T::Return, RegistryError> {
-        let out = self.chain.call(self.address, call.abi_encode().into()).await?;
-        T::abi_decode_returns(&out)
-            .map_err(|e| RegistryError::Decode { what: format!("{} return", T::SIGNATURE), detail: e.to_string() })
+        let out = self
+            .chain
+            .call(self.address, call.abi_encode().into())
+            .await?;
+        T::abi_decode_returns(&out).map_err(|e| RegistryError::Decode {
+            what: format!("{} return", T::SIGNATURE),
+            detail: e.to_string(),
+        })
     }
 
     /// Retries `op` on transient chain errors with exponential backoff.
@@ -273,7 +295,11 @@ impl<C: Chain> Registry<C> {
 
     /// The registration of `session_id`, `None` when unknown.
     pub async fn session(&self, session_id: B256) -> Result<Option<SessionInfo>, RegistryError> {
-        let r = self.view(R::sessionOfCall { sessionId: session_id }).await?;
+        let r = self
+            .view(R::sessionOfCall {
+                sessionId: session_id,
+            })
+            .await?;
         Ok((r.publisher != Address::ZERO).then_some(SessionInfo {
             publisher: r.publisher,
             manifest_hash: r.manifestHash,
@@ -282,23 +308,49 @@ impl<C: Chain> Registry<C> {
     }
 
     /// The stored hash of a session's report of one kind, `None` when none.
-    pub async fn report_hash(&self, session_id: B256, kind: ReportKind) -> Result<Option<B256>, RegistryError> {
-        let h = self.view(R::reportHashOfCall { sessionId: session_id, kind: kind as u8 }).await?;
+    pub async fn report_hash(
+        &self,
+        session_id: B256,
+        kind: ReportKind,
+    ) -> Result<Option<B256>, RegistryError> {
+        let h = self
+            .view(R::reportHashOfCall {
+                sessionId: session_id,
+                kind: kind as u8,
+            })
+            .await?;
         Ok((h != B256::ZERO).then_some(h))
     }
 
     /// keccak256(abi.encode(report)) as the EVM computes it.
-    pub async fn hash_report_onchain(&self, report: &IntegrityReport) -> Result<B256, RegistryError> {
+    pub async fn hash_report_onchain(
+        &self,
+        report: &IntegrityReport,
+    ) -> Result<B256, RegistryError> {
         // Same ABI on both sides: re-encode the shared struct into the
         // binding's parameter type.
-        let arg = <R::IntegrityReport as alloy_sol_types::SolValue>::abi_decode(&report.abi_bytes())
-            .map_err(|e| RegistryError::Decode { what: "IntegrityReport".to_string(), detail: e.to_string() })?;
+        let arg =
+            <R::IntegrityReport as alloy_sol_types::SolValue>::abi_decode(&report.abi_bytes())
+                .map_err(|e| RegistryError::Decode {
+                    what: "IntegrityReport".to_string(),
+                    detail: e.to_string(),
+                })?;
         self.view(R::hashReportCall { report: arg }).await
     }
 
     /// Verifies an OpenZeppelin standard-tree inclusion proof in the EVM.
-    pub async fn verify_inclusion(&self, root: B256, leaf: B256, proof: &[B256]) -> Result<bool, RegistryError> {
-        self.view(R::verifyInclusionCall { root, leaf, proof: proof.to_vec() }).await
+    pub async fn verify_inclusion(
+        &self,
+        root: B256,
+        leaf: B256,
+        proof: &[B256],
+    ) -> Result<bool, RegistryError> {
+        self.view(R::verifyInclusionCall {
+            root,
+            leaf,
+            proof: proof.to_vec(),
+        })
+        .await
     }
 
     /// Registers a session. Idempotent: an identical registration returns
@@ -320,8 +372,15 @@ impl<C: Chain> Registry<C> {
                     publisher: info.publisher,
                 });
             }
-            let call = R::openSessionCall { sessionId: session_id, manifestHash: manifest_hash, publisher };
-            let out = self.chain.send(self.address, call.abi_encode().into(), self.confirmations).await?;
+            let call = R::openSessionCall {
+                sessionId: session_id,
+                manifestHash: manifest_hash,
+                publisher,
+            };
+            let out = self
+                .chain
+                .send(self.address, call.abi_encode().into(), self.confirmations)
+                .await?;
             Ok(OpenedSession {
                 tx_hash: out.tx_hash,
                 block_number: out.block_number,
@@ -332,19 +391,37 @@ impl<C: Chain> Registry<C> {
         .await
     }
 
-    async fn find_opened(&self, session_id: B256, info: &SessionInfo) -> Result<OpenedSession, RegistryError> {
+    async fn find_opened(
+        &self,
+        session_id: B256,
+        info: &SessionInfo,
+    ) -> Result<OpenedSession, RegistryError> {
         let logs = self
-            .scan(R::SessionOpened::SIGNATURE_HASH, session_id, info.opened_block, &ReadOptions::default(), |l| {
-                !l.is_empty()
-            })
+            .scan(
+                R::SessionOpened::SIGNATURE_HASH,
+                session_id,
+                info.opened_block,
+                &ReadOptions::default(),
+                |l| !l.is_empty(),
+            )
             .await?;
         let log = logs.first().ok_or(RegistryError::MissingEvent {
             session_id,
             kind: "SessionOpened",
             from_block: info.opened_block,
         })?;
-        let gas_used = self.chain.receipt(log.tx_hash).await?.map(|r| r.gas_used).unwrap_or(0);
-        Ok(OpenedSession { tx_hash: log.tx_hash, block_number: log.block_number, gas_used, already_open: true })
+        let gas_used = self
+            .chain
+            .receipt(log.tx_hash)
+            .await?
+            .map(|r| r.gas_used)
+            .unwrap_or(0);
+        Ok(OpenedSession {
+            tx_hash: log.tx_hash,
+            block_number: log.block_number,
+            gas_used,
+            already_open: true,
+        })
     }
 
     /// Publishes a signed report (its kind and session come from the
@@ -360,7 +437,8 @@ impl<C: Chain> Registry<C> {
         signature: &[u8],
         evidence: &[u8],
     ) -> Result<Published, RegistryError> {
-        let kind = ReportKind::from_code(report.kind).ok_or(RegistryError::InvalidKind(report.kind))?;
+        let kind =
+            ReportKind::from_code(report.kind).ok_or(RegistryError::InvalidKind(report.kind))?;
         let session_id = report.sessionId;
         let report_bytes = Bytes::from(report.abi_bytes());
         let report_hash = keccak256(&report_bytes);
@@ -377,7 +455,11 @@ impl<C: Chain> Registry<C> {
             if let Some(stored) = self.report_hash(session_id, kind).await? {
                 return self.already(session_id, kind, stored, report_hash).await;
             }
-            match self.chain.send(self.address, calldata.clone(), self.confirmations).await {
+            match self
+                .chain
+                .send(self.address, calldata.clone(), self.confirmations)
+                .await
+            {
                 Ok(out) => Ok(Published {
                     kind,
                     session_id,
@@ -391,7 +473,8 @@ impl<C: Chain> Registry<C> {
                 // own earlier send): same answer as the pre-check.
                 Err(ChainError::Reverted { data, reason }) => match registry_error(&data) {
                     Some(R::SessionRegistryErrors::ReportExists(e)) => {
-                        self.already(session_id, kind, e.reportHash, report_hash).await
+                        self.already(session_id, kind, e.reportHash, report_hash)
+                            .await
                     }
                     _ => Err(RegistryError::Chain(ChainError::Reverted { data, reason })),
                 },
@@ -409,18 +492,40 @@ impl<C: Chain> Registry<C> {
         ours: B256,
     ) -> Result<Published, RegistryError> {
         if stored != ours {
-            return Err(RegistryError::Conflict { session_id, kind: kind.as_str(), stored, ours });
+            return Err(RegistryError::Conflict {
+                session_id,
+                kind: kind.as_str(),
+                stored,
+                ours,
+            });
         }
-        let info = self.session(session_id).await?.ok_or(RegistryError::UnknownSession(session_id))?;
+        let info = self
+            .session(session_id)
+            .await?
+            .ok_or(RegistryError::UnknownSession(session_id))?;
         let logs = self
-            .scan(R::ReportPublished::SIGNATURE_HASH, session_id, info.opened_block, &ReadOptions::default(), |l| {
-                l.iter().any(|l| l.topics.get(2) == Some(&kind_topic(kind)))
-            })
+            .scan(
+                R::ReportPublished::SIGNATURE_HASH,
+                session_id,
+                info.opened_block,
+                &ReadOptions::default(),
+                |l| l.iter().any(|l| l.topics.get(2) == Some(&kind_topic(kind))),
+            )
             .await?;
-        let log = logs.iter().find(|l| l.topics.get(2) == Some(&kind_topic(kind))).ok_or(
-            RegistryError::MissingEvent { session_id, kind: kind.as_str(), from_block: info.opened_block },
-        )?;
-        let gas_used = self.chain.receipt(log.tx_hash).await?.map(|r| r.gas_used).unwrap_or(0);
+        let log = logs
+            .iter()
+            .find(|l| l.topics.get(2) == Some(&kind_topic(kind)))
+            .ok_or(RegistryError::MissingEvent {
+                session_id,
+                kind: kind.as_str(),
+                from_block: info.opened_block,
+            })?;
+        let gas_used = self
+            .chain
+            .receipt(log.tx_hash)
+            .await?
+            .map(|r| r.gas_used)
+            .unwrap_or(0);
         Ok(Published {
             kind,
             session_id,
@@ -450,10 +555,17 @@ impl<C: Chain> Registry<C> {
             let end = if options.max_block_range == 0 {
                 latest
             } else {
-                start.saturating_add(options.max_block_range - 1).min(latest)
+                start
+                    .saturating_add(options.max_block_range - 1)
+                    .min(latest)
             };
-            let query =
-                LogQuery { address: self.address, topic0, topic1: Some(session_id), from_block: start, to_block: Some(end) };
+            let query = LogQuery {
+                address: self.address,
+                topic0,
+                topic1: Some(session_id),
+                from_block: start,
+                to_block: Some(end),
+            };
             found.extend(self.chain.logs(&query).await?);
             if done(&found) || end >= latest {
                 return Ok(found);
@@ -466,8 +578,15 @@ impl<C: Chain> Registry<C> {
     /// fetches each transaction's calldata, decodes report, signature and
     /// evidence, and checks keccak256(report) equals both the emitted and
     /// the stored hash.
-    pub async fn read_session(&self, session_id: B256, options: &ReadOptions) -> Result<SessionRecord, RegistryError> {
-        let info = self.session(session_id).await?.ok_or(RegistryError::UnknownSession(session_id))?;
+    pub async fn read_session(
+        &self,
+        session_id: B256,
+        options: &ReadOptions,
+    ) -> Result<SessionRecord, RegistryError> {
+        let info = self
+            .session(session_id)
+            .await?
+            .ok_or(RegistryError::UnknownSession(session_id))?;
         let mut stored = Vec::new();
         for kind in KINDS {
             if let Some(h) = self.report_hash(session_id, kind).await? {
@@ -477,27 +596,49 @@ impl<C: Chain> Registry<C> {
         let logs = if stored.is_empty() {
             Vec::new()
         } else {
-            self.scan(R::ReportPublished::SIGNATURE_HASH, session_id, info.opened_block, options, |l| {
-                stored.iter().all(|(k, _)| l.iter().any(|l| l.topics.get(2) == Some(&kind_topic(*k))))
-            })
+            self.scan(
+                R::ReportPublished::SIGNATURE_HASH,
+                session_id,
+                info.opened_block,
+                options,
+                |l| {
+                    stored
+                        .iter()
+                        .all(|(k, _)| l.iter().any(|l| l.topics.get(2) == Some(&kind_topic(*k))))
+                },
+            )
             .await?
         };
         let mut reports = Vec::new();
         for (kind, stored_hash) in stored {
-            let log = logs.iter().find(|l| l.topics.get(2) == Some(&kind_topic(kind))).ok_or(
-                RegistryError::MissingEvent { session_id, kind: kind.as_str(), from_block: info.opened_block },
-            )?;
-            let event = R::ReportPublished::decode_raw_log(log.topics.iter().copied(), &log.data).map_err(|e| {
-                RegistryError::Decode { what: "ReportPublished event".to_string(), detail: e.to_string() }
+            let log = logs
+                .iter()
+                .find(|l| l.topics.get(2) == Some(&kind_topic(kind)))
+                .ok_or(RegistryError::MissingEvent {
+                    session_id,
+                    kind: kind.as_str(),
+                    from_block: info.opened_block,
+                })?;
+            let event = R::ReportPublished::decode_raw_log(log.topics.iter().copied(), &log.data)
+                .map_err(|e| RegistryError::Decode {
+                what: "ReportPublished event".to_string(),
+                detail: e.to_string(),
             })?;
-            let tx = self.chain.transaction(log.tx_hash).await?.ok_or(RegistryError::MissingTransaction(log.tx_hash))?;
+            let tx = self
+                .chain
+                .transaction(log.tx_hash)
+                .await?
+                .ok_or(RegistryError::MissingTransaction(log.tx_hash))?;
             if tx.to != Some(self.address) {
                 return Err(RegistryError::NotDirectCall(log.tx_hash));
             }
-            let call =
-                R::publishReportCall::abi_decode(&tx.input).map_err(|_| RegistryError::NotDirectCall(log.tx_hash))?;
+            let call = R::publishReportCall::abi_decode(&tx.input)
+                .map_err(|_| RegistryError::NotDirectCall(log.tx_hash))?;
             let calldata_hash = keccak256(&call.report);
-            if calldata_hash != stored_hash || event.reportHash != stored_hash || call.sessionId != session_id {
+            if calldata_hash != stored_hash
+                || event.reportHash != stored_hash
+                || call.sessionId != session_id
+            {
                 return Err(RegistryError::HashMismatch {
                     kind: kind.as_str(),
                     tx_hash: log.tx_hash,
@@ -506,9 +647,11 @@ impl<C: Chain> Registry<C> {
                     stored: stored_hash,
                 });
             }
-            let report = IntegrityReport::from_abi_bytes(&call.report).map_err(|e| RegistryError::Decode {
-                what: format!("{} report of tx {}", kind.as_str(), log.tx_hash),
-                detail: e.to_string(),
+            let report = IntegrityReport::from_abi_bytes(&call.report).map_err(|e| {
+                RegistryError::Decode {
+                    what: format!("{} report of tx {}", kind.as_str(), log.tx_hash),
+                    detail: e.to_string(),
+                }
             })?;
             reports.push(PublishedReport {
                 kind,
@@ -523,7 +666,11 @@ impl<C: Chain> Registry<C> {
                 sender: tx.from,
             });
         }
-        Ok(SessionRecord { session_id, info, reports })
+        Ok(SessionRecord {
+            session_id,
+            info,
+            reports,
+        })
     }
 }
 
@@ -534,7 +681,9 @@ pub async fn read_session<C: Chain>(
     session_id: B256,
     options: &ReadOptions,
 ) -> Result<SessionRecord, RegistryError> {
-    Registry::at(chain, contract).read_session(session_id, options).await
+    Registry::at(chain, contract)
+        .read_session(session_id, options)
+        .await
 }
 
 /// The indexed `kind` topic of `ReportPublished`.

@@ -24,7 +24,7 @@ pub const CHAIN_KEY_ENV: &str = "SEALROOM_CHAIN_KEY";
 /// anvil's first well-known development key (account
 /// `0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266`). Public knowledge, worthless
 /// anywhere but a development chain: used only for the `anvil` preset.
-pub const ANVIL_DEV_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcaec7f4ef9e0a9d2b";
+pub const ANVIL_DEV_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
 /// A named chain: chain id, default endpoint, default confirmations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +105,9 @@ impl ChainKey {
         let t = text.trim();
         let t = t.strip_prefix("0x").unwrap_or(t);
         if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ChainError::Key("expected 32 bytes of hex (64 hex digits, 0x optional)".to_string()));
+            return Err(ChainError::Key(
+                "expected 32 bytes of hex (64 hex digits, 0x optional)".to_string(),
+            ));
         }
         t.parse::<PrivateKeySigner>()
             .map(Self)
@@ -136,9 +138,9 @@ pub fn load_chain_key(file: Option<&Path>) -> Result<Option<ChainKey>, ChainErro
             .map_err(|e| ChainError::Key(format!("{}: {e}", path.display())));
     }
     match std::env::var(CHAIN_KEY_ENV) {
-        Ok(text) if !text.trim().is_empty() => {
-            ChainKey::from_hex(&text).map(Some).map_err(|e| ChainError::Key(format!("{CHAIN_KEY_ENV}: {e}")))
-        }
+        Ok(text) if !text.trim().is_empty() => ChainKey::from_hex(&text)
+            .map(Some)
+            .map_err(|e| ChainError::Key(format!("{CHAIN_KEY_ENV}: {e}"))),
         _ => Ok(None),
     }
 }
@@ -156,7 +158,11 @@ pub struct RpcOptions {
 
 impl Default for RpcOptions {
     fn default() -> Self {
-        Self { attempts: 4, backoff: Duration::from_millis(500), confirmation_timeout: Duration::from_secs(120) }
+        Self {
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+            confirmation_timeout: Duration::from_secs(120),
+        }
     }
 }
 
@@ -184,7 +190,12 @@ impl std::fmt::Debug for RpcChain {
 /// The URL without user info, query or fragment: endpoints often embed API
 /// keys, which must not reach logs.
 fn redact(url: &reqwest_url::Url) -> String {
-    format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or("?"), url.port().map(|p| format!(":{p}")).unwrap_or_default())
+    format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or("?"),
+        url.port().map(|p| format!(":{p}")).unwrap_or_default()
+    )
 }
 
 mod reqwest_url {
@@ -201,15 +212,34 @@ impl RpcChain {
         name: &str,
         options: RpcOptions,
     ) -> Result<Self, ChainError> {
-        let parsed: reqwest_url::Url =
-            url.parse().map_err(|e| ChainError::Config(format!("invalid RPC URL: {e}")))?;
+        let parsed: reqwest_url::Url = url
+            .parse()
+            .map_err(|e| ChainError::Config(format!("invalid RPC URL: {e}")))?;
         let endpoint = redact(&parsed);
         let sender = key.address();
-        let provider =
-            ProviderBuilder::new().wallet(EthereumWallet::from(key.0)).connect_http(parsed).erased();
-        let mut this =
-            Self { provider, endpoint, name: name.to_string(), chain_id: 0, sender, options };
-        let actual = this.retry(|p| async move { p.get_chain_id().await }).await?;
+        // Simple (not cached) nonce management: the gas estimate and the
+        // nonce are filled concurrently, so with a cached nonce a send whose
+        // estimate reverts would burn a nonce locally and wedge every later
+        // transaction behind the gap.
+        let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
+            .wallet(EthereumWallet::from(key.0))
+            .connect_http(parsed)
+            .erased();
+        let mut this = Self {
+            provider,
+            endpoint,
+            name: name.to_string(),
+            chain_id: 0,
+            sender,
+            options,
+        };
+        let actual = this
+            .retry(|p| async move { p.get_chain_id().await })
+            .await?;
         if let Some(expected) = expected_chain_id {
             if expected != actual {
                 return Err(ChainError::ChainIdMismatch { expected, actual });
@@ -238,8 +268,14 @@ impl RpcChain {
                 )))
             }
         };
-        Self::connect(url.unwrap_or(preset.default_url()), key, Some(preset.chain_id()), preset.name(), options)
-            .await
+        Self::connect(
+            url.unwrap_or(preset.default_url()),
+            key,
+            Some(preset.chain_id()),
+            preset.name(),
+            options,
+        )
+        .await
     }
 
     /// The endpoint, without credentials.
@@ -287,37 +323,65 @@ impl RpcChain {
                 return ChainError::reverted(data);
             }
             if resp.message.contains("execution reverted") || resp.message.contains("revert") {
-                return ChainError::Reverted { reason: resp.message.to_string(), data: Bytes::new() };
+                return ChainError::Reverted {
+                    reason: resp.message.to_string(),
+                    data: Bytes::new(),
+                };
             }
         }
         let rate_limited = e.as_error_resp().is_some_and(|r| {
-            r.code == 429 || r.code == -32005 || r.message.to_ascii_lowercase().contains("rate limit")
+            r.code == 429
+                || r.code == -32005
+                || r.message.to_ascii_lowercase().contains("rate limit")
         });
         if rate_limited || e.is_transport_error() {
-            return ChainError::Transport { endpoint: self.endpoint.clone(), detail: e.to_string() };
+            return ChainError::Transport {
+                endpoint: self.endpoint.clone(),
+                detail: e.to_string(),
+            };
         }
         ChainError::Node(e.to_string())
     }
 
-    async fn send_request(&self, req: TransactionRequest, confirmations: u64) -> Result<TxOutcome, ChainError> {
+    async fn send_request(
+        &self,
+        req: TransactionRequest,
+        confirmations: u64,
+    ) -> Result<TxOutcome, ChainError> {
         // Not retried here: a resend after a transport error could land
         // twice. The registry retries at its level, after re-reading the
         // chain (publication is idempotent there).
-        let pending = self.provider.send_transaction(req.clone()).await.map_err(|e| self.classify(e))?;
+        let pending = self
+            .provider
+            .send_transaction(req.clone())
+            .await
+            .map_err(|e| self.classify(e))?;
         let tx_hash = *pending.tx_hash();
         let receipt = pending
             .with_required_confirmations(confirmations.max(1))
             .with_timeout(Some(self.options.confirmation_timeout))
             .get_receipt()
             .await
-            .map_err(|e| ChainError::Unconfirmed { tx_hash, detail: e.to_string() })?;
+            .map_err(|e| ChainError::Unconfirmed {
+                tx_hash,
+                detail: e.to_string(),
+            })?;
         if !receipt.status() {
             // Replay the call at its block to recover the reason.
-            let reason = match self.provider.call(req).block(receipt.block_number.unwrap_or_default().into()).await {
+            let reason = match self
+                .provider
+                .call(req)
+                .block(receipt.block_number.unwrap_or_default().into())
+                .await
+            {
                 Err(e) => self.classify(e).to_string(),
                 Ok(_) => "reverted (no reason on replay)".to_string(),
             };
-            return Err(ChainError::FailedOnChain { tx_hash, gas_used: receipt.gas_used, reason });
+            return Err(ChainError::FailedOnChain {
+                tx_hash,
+                gas_used: receipt.gas_used,
+                reason,
+            });
         }
         Ok(outcome_of(&receipt))
     }
@@ -355,7 +419,10 @@ impl Chain for RpcChain {
     }
 
     fn label(&self) -> String {
-        format!("{} (chain id {}) at {}", self.name, self.chain_id, self.endpoint)
+        format!(
+            "{} (chain id {}) at {}",
+            self.name, self.chain_id, self.endpoint
+        )
     }
 
     fn sender(&self) -> Address {
@@ -363,12 +430,22 @@ impl Chain for RpcChain {
     }
 
     async fn deploy(&self, init_code: Bytes, confirmations: u64) -> Result<TxOutcome, ChainError> {
-        let req = TransactionRequest::default().with_from(self.sender).with_deploy_code(init_code);
+        let req = TransactionRequest::default()
+            .with_from(self.sender)
+            .with_deploy_code(init_code);
         self.send_request(req, confirmations).await
     }
 
-    async fn send(&self, to: Address, input: Bytes, confirmations: u64) -> Result<TxOutcome, ChainError> {
-        let req = TransactionRequest::default().with_from(self.sender).with_to(to).with_input(input);
+    async fn send(
+        &self,
+        to: Address,
+        input: Bytes,
+        confirmations: u64,
+    ) -> Result<TxOutcome, ChainError> {
+        let req = TransactionRequest::default()
+            .with_from(self.sender)
+            .with_to(to)
+            .with_input(input);
         self.send_request(req, confirmations).await
     }
 
@@ -382,11 +459,15 @@ impl Chain for RpcChain {
     }
 
     async fn block_number(&self) -> Result<u64, ChainError> {
-        self.retry(|p| async move { p.get_block_number().await }).await
+        self.retry(|p| async move { p.get_block_number().await })
+            .await
     }
 
     async fn logs(&self, query: &LogQuery) -> Result<Vec<ChainLog>, ChainError> {
-        let mut filter = Filter::new().address(query.address).event_signature(query.topic0).from_block(query.from_block);
+        let mut filter = Filter::new()
+            .address(query.address)
+            .event_signature(query.topic0)
+            .from_block(query.from_block);
         filter = match query.to_block {
             Some(b) => filter.to_block(b),
             None => filter.to_block(alloy::eips::BlockNumberOrTag::Latest),
@@ -394,11 +475,12 @@ impl Chain for RpcChain {
         if let Some(t1) = query.topic1 {
             filter = filter.topic1(t1);
         }
-        let logs = self.retry(|p| {
-            let filter = filter.clone();
-            async move { p.get_logs(&filter).await }
-        })
-        .await?;
+        let logs = self
+            .retry(|p| {
+                let filter = filter.clone();
+                async move { p.get_logs(&filter).await }
+            })
+            .await?;
         Ok(logs
             .into_iter()
             .filter(|l| !l.removed)
@@ -413,7 +495,9 @@ impl Chain for RpcChain {
     }
 
     async fn transaction(&self, tx_hash: B256) -> Result<Option<TxRecord>, ChainError> {
-        let tx = self.retry(|p| async move { p.get_transaction_by_hash(tx_hash).await }).await?;
+        let tx = self
+            .retry(|p| async move { p.get_transaction_by_hash(tx_hash).await })
+            .await?;
         Ok(tx.map(|t| TxRecord {
             tx_hash,
             from: TransactionResponse::from(&t),
@@ -424,7 +508,50 @@ impl Chain for RpcChain {
     }
 
     async fn receipt(&self, tx_hash: B256) -> Result<Option<TxOutcome>, ChainError> {
-        let r = self.retry(|p| async move { p.get_transaction_receipt(tx_hash).await }).await?;
+        let r = self
+            .retry(|p| async move { p.get_transaction_receipt(tx_hash).await })
+            .await?;
         Ok(r.filter(|r| r.status()).map(|r| outcome_of(&r)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anvil_dev_key_is_the_first_dev_account() {
+        assert_eq!(
+            ChainKey::anvil_dev().address(),
+            crate::embedded::EMBEDDED_SENDER
+        );
+    }
+
+    #[test]
+    fn keys_parse_without_echoing_input() {
+        let k = ChainKey::from_hex(&format!("0x{ANVIL_DEV_KEY}\n")).unwrap();
+        assert_eq!(k.address(), crate::embedded::EMBEDDED_SENDER);
+        assert!(!format!("{k:?}").contains(ANVIL_DEV_KEY));
+        let secret = "zz".repeat(32);
+        let err = ChainKey::from_hex(&secret).unwrap_err().to_string();
+        assert!(!err.contains(&secret));
+        assert!(ChainKey::from_hex("00").is_err());
+    }
+
+    #[test]
+    fn presets() {
+        assert_eq!(
+            Preset::from_name("opbnb-mainnet").map(Preset::chain_id),
+            Some(204)
+        );
+        assert_eq!(
+            Preset::from_name("opbnb-testnet").map(Preset::chain_id),
+            Some(5611)
+        );
+        assert_eq!(
+            Preset::from_name("anvil").map(Preset::chain_id),
+            Some(31337)
+        );
+        assert_eq!(Preset::from_name("mainnet"), None);
     }
 }

@@ -42,6 +42,9 @@ contract SessionRegistry {
         address publisher;
         /// Block of `openSession`: where readers start scanning for events.
         uint64 openedBlock;
+        /// Set by an `aborted` report: lets `opened` and `completed` see a
+        /// closed session without reading the aborted slot.
+        bool aborted;
     }
 
     /// Sessions by id.
@@ -100,21 +103,23 @@ contract SessionRegistry {
     function openSession(bytes32 sessionId, bytes32 manifestHash, address publisher) external {
         if (publisher == address(0)) revert ZeroPublisher();
         if (_sessions[sessionId].publisher != address(0)) revert SessionExists(sessionId);
-        _sessions[sessionId] = Session({publisher: publisher, openedBlock: uint64(block.number)});
+        _sessions[sessionId] = Session({publisher: publisher, openedBlock: uint64(block.number), aborted: false});
         _manifestHash[sessionId] = manifestHash;
         emit SessionOpened(sessionId, manifestHash, publisher);
     }
 
     /// @notice Publishes a signed integrity report, write-once per (session, kind).
     /// @dev Checks, reading the report at fixed offsets: version, kind and
-    /// session id equal the call's; manifest hash equals the registered one;
-    /// `prevReportHash` is zero for `opened` and equals the stored `opened`
-    /// hash otherwise (zero when an `aborted` comes without `opened`: the
-    /// loader aborts before `opened` when an input fails its check); when
-    /// evidence is given, its keccak256 equals the report's `evidenceHash`
-    /// (a `completed` report may omit it: the `opened` transaction carries it).
-    /// The ed25519 signature is checked by verifiers off chain (the EVM has no
-    /// ed25519 precompile).
+    /// session id equal the call's; `prevReportHash` is zero for `opened` and
+    /// equals the stored `opened` hash otherwise (zero when an `aborted`
+    /// comes without `opened`: the loader aborts before `opened` when an
+    /// input fails its check); the manifest hash equals the registered one
+    /// on the session's first report (later ones link to it by
+    /// `prevReportHash`); `completed` and `aborted` exclude each other and
+    /// nothing follows `aborted`; when evidence is given, its keccak256
+    /// equals the report's `evidenceHash` (a `completed` report may omit it:
+    /// the `opened` transaction carries it). The ed25519 signature is checked
+    /// by verifiers off chain (the EVM has no ed25519 precompile).
     /// @param sessionId The session id.
     /// @param kind 1 = opened, 2 = completed, 3 = aborted.
     /// @param report abi.encode(IntegrityReport); only its hash is stored.
@@ -127,21 +132,21 @@ contract SessionRegistry {
         bytes calldata signature,
         bytes calldata evidence
     ) external {
-        {
-            address publisher = _sessions[sessionId].publisher;
-            if (publisher == address(0)) revert UnknownSession(sessionId);
-            if (msg.sender != publisher) revert NotPublisher(sessionId, msg.sender, publisher);
-        }
+        Session memory session = _sessions[sessionId];
+        if (session.publisher == address(0)) revert UnknownSession(sessionId);
+        if (msg.sender != session.publisher) revert NotPublisher(sessionId, msg.sender, session.publisher);
         if (kind < KIND_OPENED || kind > KIND_ABORTED) revert InvalidKind(kind);
         {
             bytes32 stored = _reportHash[sessionId][kind];
             if (stored != bytes32(0)) revert ReportExists(sessionId, kind, stored);
         }
+        if (session.aborted) revert SessionClosed(sessionId, KIND_ABORTED);
         if (signature.length != SIGNATURE_LENGTH) revert MalformedSignature(signature.length);
         bytes32 prev = _checkReport(sessionId, kind, report, evidence);
 
         bytes32 reportHash = keccak256(report);
         _reportHash[sessionId][kind] = reportHash;
+        if (kind == KIND_ABORTED) _sessions[sessionId].aborted = true;
         emit ReportPublished(sessionId, kind, reportHash, prev);
     }
 
@@ -207,18 +212,19 @@ contract SessionRegistry {
         if (version != REPORT_VERSION) revert UnsupportedVersion(version);
         _expect(1, bytes32(uint256(kind)), bytes32(report[OFF_KIND:OFF_KIND + 32]));
         _expect(2, sessionId, bytes32(report[OFF_SESSION:OFF_SESSION + 32]));
-        _expect(3, _manifestHash[sessionId], bytes32(report[OFF_MANIFEST:OFF_MANIFEST + 32]));
-
+        // The manifest hash is checked on the session's first report; later
+        // reports link to it through prevReportHash (one storage read less).
         bytes32 expectedPrev;
-        if (kind == KIND_OPENED) {
-            // An aborted session never opens afterwards (a completed one
-            // implies an opened one, caught by write-once).
-            if (_reportHash[sessionId][KIND_ABORTED] != bytes32(0)) revert SessionClosed(sessionId, KIND_ABORTED);
-        } else {
+        if (kind != KIND_OPENED) {
             expectedPrev = _reportHash[sessionId][KIND_OPENED];
-            if (kind == KIND_COMPLETED && expectedPrev == bytes32(0)) revert NotOpened(sessionId);
-            uint8 other = kind == KIND_COMPLETED ? KIND_ABORTED : KIND_COMPLETED;
-            if (_reportHash[sessionId][other] != bytes32(0)) revert SessionClosed(sessionId, other);
+            if (kind == KIND_COMPLETED) {
+                if (expectedPrev == bytes32(0)) revert NotOpened(sessionId);
+            } else if (_reportHash[sessionId][KIND_COMPLETED] != bytes32(0)) {
+                revert SessionClosed(sessionId, KIND_COMPLETED);
+            }
+        }
+        if (expectedPrev == bytes32(0)) {
+            _expect(3, _manifestHash[sessionId], bytes32(report[OFF_MANIFEST:OFF_MANIFEST + 32]));
         }
         prev = bytes32(report[OFF_PREV:OFF_PREV + 32]);
         _expect(5, expectedPrev, prev);
