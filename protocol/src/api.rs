@@ -1,0 +1,526 @@
+//! The coordinator's HTTP/JSON API: request and response types, the signed
+//! request envelope, and a blocking client (parties, owner, node, TUI).
+//!
+//! Every request that changes state or reads something private is signed by
+//! the caller's ed25519 key over
+//! `LpHasher("sealroom.request.v1")(method, path, timestamp, nonce, sha256(body))`
+//! and carries the signature in headers ([`HDR_KEY`], [`HDR_TIMESTAMP`],
+//! [`HDR_NONCE`], [`HDR_SIGNATURE`]). The coordinator rejects stale
+//! timestamps and replayed nonces; the node re-checks every party signature
+//! on the objects themselves (consents, grants), since it trusts no coordinator.
+//!
+//! Routes (all under `/v1`, documented in docs/api.md):
+//! `POST /sessions` (owner) · `GET /sessions` · `GET /sessions/{id}` ·
+//! `POST /sessions/{id}/consent` (member) · `PUT /sessions/{id}/blobs/{input}` (member) ·
+//! `POST /sessions/{id}/node` (node) · `GET /sessions/{id}/node` ·
+//! `POST /sessions/{id}/grants` (member) · `GET /sessions/{id}/work` (node) ·
+//! `GET /sessions/{id}/blobs/{input}` (node) · `POST /sessions/{id}/progress` (node) ·
+//! `POST /sessions/{id}/reports` (node) · `PUT /sessions/{id}/sealed-model` (node) ·
+//! `GET /sessions/{id}/sealed-model` (owner) · `GET /sessions/{id}/events` (SSE).
+
+use std::io::Read;
+use std::time::Duration;
+
+use alloy_primitives::B256;
+use serde::{Deserialize, Serialize};
+
+use crate::hash::LpHasher;
+use crate::identity::{hex32, Identity};
+use crate::manifest::{Consent, Grant, Manifest};
+
+/// Header: the caller's ed25519 key (hex).
+pub const HDR_KEY: &str = "x-sealroom-key";
+/// Header: Unix seconds when the request was signed.
+pub const HDR_TIMESTAMP: &str = "x-sealroom-timestamp";
+/// Header: 16 random bytes (hex), never reused.
+pub const HDR_NONCE: &str = "x-sealroom-nonce";
+/// Header: ed25519 signature (hex) over [`request_signing_message`].
+pub const HDR_SIGNATURE: &str = "x-sealroom-signature";
+/// Accepted clock skew for signed requests, seconds.
+pub const MAX_SKEW_S: u64 = 300;
+
+/// The bytes a caller signs for a request.
+pub fn request_signing_message(method: &str, path: &str, timestamp: u64, nonce: &str, body: &[u8]) -> Vec<u8> {
+    let mut m = b"sealroom.request.v1".to_vec();
+    m.extend_from_slice(
+        &LpHasher::new("sealroom.request.v1")
+            .part(method.to_ascii_uppercase())
+            .part(path)
+            .u64(timestamp)
+            .part(nonce)
+            .part(crate::hash::sha256(body))
+            .finish(),
+    );
+    m
+}
+
+/// Session states (DESIGN §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionState {
+    /// Created, not yet open.
+    Draft,
+    /// Manifest published; members consent and upload blobs.
+    Open,
+    /// A node registered and its evidence verified by the coordinator.
+    NodeAttested,
+    /// Every input's key granted to the node.
+    KeysGranted,
+    /// The node checked every input and signed `opened`.
+    InputsVerified,
+    /// Training.
+    Training,
+    /// The node signed `completed` and delivered the sealed model.
+    Completed,
+    /// Reports published on chain.
+    Published,
+    /// The owner fetched the model.
+    Delivered,
+    /// Stopped; the reason is kept.
+    Aborted,
+}
+
+impl SessionState {
+    /// Kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Open => "open",
+            Self::NodeAttested => "node-attested",
+            Self::KeysGranted => "keys-granted",
+            Self::InputsVerified => "inputs-verified",
+            Self::Training => "training",
+            Self::Completed => "completed",
+            Self::Published => "published",
+            Self::Delivered => "delivered",
+            Self::Aborted => "aborted",
+        }
+    }
+}
+
+/// A member's progress as the coordinator sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Name.
+    pub name: String,
+    /// `party` or `owner`.
+    pub role: String,
+    /// ed25519 key.
+    #[serde(with = "hex32")]
+    pub key: [u8; 32],
+    /// Consent given (and not withdrawn).
+    pub consented: bool,
+    /// Consent withdrawn.
+    pub withdrawn: bool,
+    /// Blob uploaded and matching the commitment's length and hash (None: no input).
+    pub blob_uploaded: Option<bool>,
+    /// Grant uploaded for the current node (None: no input).
+    pub granted: Option<bool>,
+}
+
+/// The node as registered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeRegistration {
+    /// Node ed25519 key.
+    #[serde(with = "hex32")]
+    pub node_key: [u8; 32],
+    /// Node X25519 HPKE key.
+    #[serde(with = "hex32")]
+    pub hpke_key: [u8; 32],
+    /// TEE kind (`sev-snp`, `tdx`, `sim`).
+    pub kind: crate::policy::TeeKind,
+    /// Evidence bytes (hex).
+    #[serde(with = "crate::seal::hex_vec")]
+    pub evidence: Vec<u8>,
+    /// Certificates (DER, hex each).
+    #[serde(default)]
+    pub certs: Vec<String>,
+    /// Collateral (hex).
+    #[serde(default)]
+    pub collateral: Option<String>,
+    /// Trainer engine measurement (hex).
+    pub engine_measurement: String,
+}
+
+/// A published or pending report as the coordinator holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRecord {
+    /// `opened`, `completed` or `aborted`.
+    pub kind: String,
+    /// `abi.encode(report)` hex.
+    pub report_abi: String,
+    /// Node signature hex.
+    pub signature: String,
+    /// keccak256 of the report.
+    pub report_hash: B256,
+    /// Transaction hash once published.
+    pub tx_hash: Option<String>,
+    /// Block number once published.
+    pub block: Option<u64>,
+    /// Gas used once published.
+    pub gas_used: Option<u64>,
+}
+
+/// `GET /v1/sessions/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionStatus {
+    /// Session id.
+    pub session_id: B256,
+    /// Manifest hash.
+    pub manifest_hash: B256,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Current state.
+    pub state: SessionState,
+    /// Members.
+    pub members: Vec<MemberStatus>,
+    /// The node, once registered.
+    pub node: Option<NodeRegistration>,
+    /// The coordinator's own verdict on the node's evidence (JSON of `reports::attest::Verdict`).
+    pub coordinator_verdict: Option<serde_json::Value>,
+    /// Reports.
+    pub reports: Vec<ReportRecord>,
+    /// Chain: `{kind, chain_id, contract, label}`.
+    pub chain: Option<serde_json::Value>,
+    /// Why it was aborted.
+    pub abort_reason: Option<String>,
+    /// Latest public progress (epoch, and metrics when the manifest makes them public).
+    pub progress: Option<serde_json::Value>,
+}
+
+/// `GET /v1/sessions` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    /// Session id.
+    pub session_id: B256,
+    /// Name.
+    pub name: String,
+    /// State.
+    pub state: SessionState,
+    /// Members whose inputs are ready (consented, uploaded, granted).
+    pub ready: u32,
+    /// Members.
+    pub total: u32,
+}
+
+/// `GET /v1/sessions/{id}/work`: what the node needs (it re-checks all of it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Work {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Every consent and withdrawal received.
+    pub consents: Vec<Consent>,
+    /// Every grant for this node.
+    pub grants: Vec<Grant>,
+}
+
+/// `POST /v1/sessions/{id}/reports`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportUpload {
+    /// `abi.encode(report)` hex.
+    pub report_abi: String,
+    /// Node signature hex.
+    pub signature: String,
+}
+
+/// `POST /v1/sessions/{id}/progress`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Phase (`checking`, `training`, `sealing`).
+    pub phase: String,
+    /// Epoch (training).
+    pub epoch: Option<u32>,
+    /// Epochs in total.
+    pub epochs: Option<u32>,
+    /// Metrics: only forwarded publicly when the manifest allows.
+    pub metrics: Option<serde_json::Value>,
+}
+
+/// JSON error body of every non-2xx response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Stable code (`bad-request`, `unauthorized`, `not-found`, `conflict`, `too-large`, `internal`).
+    pub code: String,
+    /// Human message naming the field or check.
+    pub message: String,
+}
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The coordinator answered with an error.
+    #[error("coordinator: {status} {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Error code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// The coordinator could not be reached or the transfer failed.
+    #[error("coordinator unreachable at {url}: {detail}")]
+    Transport {
+        /// Base URL.
+        url: String,
+        /// Cause.
+        detail: String,
+    },
+    /// The response was not what the API promises.
+    #[error("unexpected response from the coordinator: {0}")]
+    Decode(String),
+}
+
+/// A blocking client for the coordinator, signing requests with an identity.
+pub struct Client<'a> {
+    base: String,
+    identity: Option<&'a Identity>,
+    agent: ureq::Agent,
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl<'a> Client<'a> {
+    /// A client for `base` (e.g. `http://127.0.0.1:7300`), signing with `identity` when given.
+    pub fn new(base: &str, identity: Option<&'a Identity>) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build()
+            .new_agent();
+        Self { base: base.trim_end_matches('/').to_string(), identity, agent }
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn send(&self, method: &str, path: &str, body: Option<(&[u8], &str)>) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        let bytes = body.map(|(b, _)| b).unwrap_or(&[]);
+        if let Some(id) = self.identity {
+            let ts = now_s();
+            let mut nonce = [0u8; 16];
+            getrandom::fill(&mut nonce).map_err(|e| ClientError::Transport { url: self.base.clone(), detail: e.to_string() })?;
+            let nonce = hex::encode(nonce);
+            let sig = id.sign(&request_signing_message(method, path, ts, &nonce, bytes));
+            req = req
+                .header(HDR_KEY, hex::encode(id.public().ed25519))
+                .header(HDR_TIMESTAMP, ts.to_string())
+                .header(HDR_NONCE, nonce)
+                .header(HDR_SIGNATURE, hex::encode(sig));
+        }
+        if let Some((_, ct)) = body {
+            req = req.header("content-type", ct);
+        }
+        let req = req
+            .body(bytes.to_vec())
+            .map_err(|e| ClientError::Transport { url: url.clone(), detail: e.to_string() })?;
+        let resp = self
+            .agent
+            .run(req)
+            .map_err(|e| ClientError::Transport { url: self.base.clone(), detail: e.to_string() })?;
+        let status = resp.status().as_u16();
+        if status >= 400 {
+            let mut resp = resp;
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            let err: ApiError = serde_json::from_str(&text)
+                .unwrap_or(ApiError { code: "http".into(), message: text });
+            return Err(ClientError::Api { status, code: err.code, message: err.message });
+        }
+        Ok(resp)
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<T, ClientError> {
+        let mut resp = self.send(method, path, body.map(|b| (b, "application/json")))?;
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| ClientError::Decode(format!("{path}: {e}")))
+    }
+
+    fn to_body<T: Serialize>(v: &T) -> Result<Vec<u8>, ClientError> {
+        serde_json::to_vec(v).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `POST /v1/sessions` (owner): publish a manifest; returns its status.
+    pub fn create_session(&self, manifest: &Manifest) -> Result<SessionStatus, ClientError> {
+        self.json("POST", "/v1/sessions", Some(&Self::to_body(manifest)?))
+    }
+
+    /// `GET /v1/sessions`.
+    pub fn list_sessions(&self) -> Result<Vec<SessionSummary>, ClientError> {
+        self.json("GET", "/v1/sessions", None)
+    }
+
+    /// `GET /v1/sessions/{id}`.
+    pub fn status(&self, session: &B256) -> Result<SessionStatus, ClientError> {
+        self.json("GET", &format!("/v1/sessions/{session:#x}"), None)
+    }
+
+    /// `POST /v1/sessions/{id}/consent` (member): consent or withdrawal.
+    pub fn consent(&self, session: &B256, consent: &Consent) -> Result<SessionStatus, ClientError> {
+        self.json("POST", &format!("/v1/sessions/{session:#x}/consent"), Some(&Self::to_body(consent)?))
+    }
+
+    /// `PUT /v1/sessions/{id}/blobs/{input}` (member): upload an encrypted blob.
+    pub fn upload_blob(&self, session: &B256, input: &str, blob: &[u8]) -> Result<SessionStatus, ClientError> {
+        let path = format!("/v1/sessions/{session:#x}/blobs/{}", encode_segment(input));
+        let mut resp = self.send("PUT", &path, Some((blob, "application/octet-stream")))?;
+        let text = resp.body_mut().read_to_string().map_err(|e| ClientError::Decode(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `POST /v1/sessions/{id}/node` (node): register with evidence.
+    pub fn register_node(&self, session: &B256, reg: &NodeRegistration) -> Result<SessionStatus, ClientError> {
+        self.json("POST", &format!("/v1/sessions/{session:#x}/node"), Some(&Self::to_body(reg)?))
+    }
+
+    /// `POST /v1/sessions/{id}/grants` (member).
+    pub fn grant(&self, session: &B256, grant: &Grant) -> Result<SessionStatus, ClientError> {
+        self.json("POST", &format!("/v1/sessions/{session:#x}/grants"), Some(&Self::to_body(grant)?))
+    }
+
+    /// `GET /v1/sessions/{id}/work` (node).
+    pub fn work(&self, session: &B256) -> Result<Work, ClientError> {
+        self.json("GET", &format!("/v1/sessions/{session:#x}/work"), None)
+    }
+
+    /// `GET /v1/sessions/{id}/blobs/{input}` (node): a streaming reader of the blob.
+    pub fn blob(&self, session: &B256, input: &str) -> Result<Box<dyn Read + Send + 'static>, ClientError> {
+        let path = format!("/v1/sessions/{session:#x}/blobs/{}", encode_segment(input));
+        let resp = self.send("GET", &path, None)?;
+        Ok(Box::new(resp.into_body().into_with_config().limit(u64::MAX).reader()))
+    }
+
+    /// `POST /v1/sessions/{id}/progress` (node).
+    pub fn progress(&self, session: &B256, p: &Progress) -> Result<(), ClientError> {
+        self.send("POST", &format!("/v1/sessions/{session:#x}/progress"), Some((&Self::to_body(p)?, "application/json")))?;
+        Ok(())
+    }
+
+    /// `POST /v1/sessions/{id}/reports` (node).
+    pub fn report(&self, session: &B256, r: &ReportUpload) -> Result<SessionStatus, ClientError> {
+        self.json("POST", &format!("/v1/sessions/{session:#x}/reports"), Some(&Self::to_body(r)?))
+    }
+
+    /// `PUT /v1/sessions/{id}/sealed-model` (node).
+    pub fn upload_sealed_model(&self, session: &B256, sealed: &[u8]) -> Result<SessionStatus, ClientError> {
+        let path = format!("/v1/sessions/{session:#x}/sealed-model");
+        let mut resp = self.send("PUT", &path, Some((sealed, "application/octet-stream")))?;
+        let text = resp.body_mut().read_to_string().map_err(|e| ClientError::Decode(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `GET /v1/sessions/{id}/sealed-model` (owner only).
+    pub fn sealed_model(&self, session: &B256) -> Result<Vec<u8>, ClientError> {
+        let mut resp = self.send("GET", &format!("/v1/sessions/{session:#x}/sealed-model"), None)?;
+        resp.body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
+
+/// Percent-encodes a path segment (input names may contain `/`).
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes a percent-encoded path segment.
+pub fn decode_segment(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The signature headers of a request, as received.
+#[derive(Clone, Copy, Debug)]
+pub struct SignedHeaders<'h> {
+    /// [`HDR_KEY`].
+    pub key: &'h str,
+    /// [`HDR_TIMESTAMP`].
+    pub timestamp: &'h str,
+    /// [`HDR_NONCE`].
+    pub nonce: &'h str,
+    /// [`HDR_SIGNATURE`].
+    pub signature: &'h str,
+}
+
+/// Verifies a signed request (server side) at `now`; returns the caller's key.
+/// Replay protection (remembering nonces until their timestamp leaves the
+/// window) is the server's job.
+pub fn verify_request(method: &str, path: &str, h: SignedHeaders<'_>, body: &[u8], now: u64) -> Result<[u8; 32], String> {
+    let nonce = h.nonce;
+    let key = crate::hash::parse_hex_array::<32>(h.key).ok_or(format!("{HDR_KEY}: not 32 bytes of hex"))?;
+    let sig = crate::hash::parse_hex_array::<64>(h.signature).ok_or(format!("{HDR_SIGNATURE}: not 64 bytes of hex"))?;
+    let ts: u64 = h.timestamp.parse().map_err(|_| format!("{HDR_TIMESTAMP}: not a number"))?;
+    if ts + MAX_SKEW_S < now || ts > now + MAX_SKEW_S {
+        return Err(format!("{HDR_TIMESTAMP}: outside the accepted window of {MAX_SKEW_S} s"));
+    }
+    if nonce.len() != 32 || hex::decode(nonce).is_err() {
+        return Err(format!("{HDR_NONCE}: must be 16 bytes of hex"));
+    }
+    crate::identity::verify_strict(&key, &request_signing_message(method, path, ts, nonce, body), &sig)
+        .map_err(|e| format!("{HDR_SIGNATURE}: {e}"))?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_signature_binds_method_path_body_and_time() {
+        let id = Identity::generate().unwrap();
+        let ts = 1_000_000;
+        let nonce = "00112233445566778899aabbccddeeff";
+        let sig = hex::encode(id.sign(&request_signing_message("POST", "/v1/x", ts, nonce, b"body")));
+        let key = hex::encode(id.public().ed25519);
+        let tss = ts.to_string();
+        let h = SignedHeaders { key: &key, timestamp: &tss, nonce, signature: &sig };
+        assert!(verify_request("POST", "/v1/x", h, b"body", ts).is_ok());
+        assert!(verify_request("GET", "/v1/x", h, b"body", ts).is_err());
+        assert!(verify_request("POST", "/v1/y", h, b"body", ts).is_err());
+        assert!(verify_request("POST", "/v1/x", h, b"bodY", ts).is_err());
+        assert!(verify_request("POST", "/v1/x", h, b"body", ts + 1000).is_err());
+    }
+
+    #[test]
+    fn segments_roundtrip() {
+        for s in ["hospital-a", "owner/validation", "a b%c"] {
+            assert_eq!(decode_segment(&encode_segment(s)).unwrap(), s);
+        }
+    }
+}
