@@ -23,6 +23,9 @@ enum Command {
     Commit(cmd::commit::Args),
     /// Scenario files: validate one and print what the session would be.
     Scenario(cmd::scenario::Args),
+    /// The on-chain session registry: deploy it to opBNB, anvil or any JSON-RPC node.
+    #[command(subcommand)]
+    Chain(cmd::chain::ChainCmd),
     /// Benchmarks (criterion-style medians, ratios against a baseline run alongside).
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
@@ -34,6 +37,7 @@ fn main() {
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Commit(a) => cmd::commit::run(a),
         Command::Scenario(a) => cmd::scenario::run(a),
+        Command::Chain(c) => cmd::chain::run(c),
         Command::Bench(b) => cmd::bench::run(b),
     };
     if let Err(failure) = result {

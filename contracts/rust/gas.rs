@@ -70,113 +70,188 @@ pub fn realistic_report(
     }
 }
 
-/// Gas used by each registry transaction (receipt `gasUsed`).
+/// One measured transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GasRow {
+    /// What it was.
+    pub step: &'static str,
+    /// Receipt `gasUsed`.
+    pub gas_used: u64,
+    /// Calldata length, bytes.
+    pub calldata_bytes: usize,
+    /// `zero_bytes * 4 + nonzero_bytes * 16` of the calldata: the `tx_data_gas`
+    /// of opBNB's documented L1 data fee formula.
+    pub calldata_gas: u64,
+}
+
+/// Gas of every registry step, in a fixed order (see [`STEPS`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GasFigures {
-    /// Deploying the registry.
-    pub deploy: u64,
-    /// `openSession`.
-    pub open_session: u64,
-    /// `publishReport(opened)` without evidence.
-    pub opened_no_evidence: u64,
-    /// `publishReport(completed)` without evidence.
-    pub completed_no_evidence: u64,
-    /// `publishReport(opened)` with ≈2.5 KB (SEV-SNP-sized) evidence.
-    pub opened_sev_snp_evidence: u64,
-    /// `publishReport(opened)` with ≈5 KB (TDX-sized) evidence.
-    pub opened_tdx_evidence: u64,
-    /// `publishReport(completed)` repeating the ≈5 KB evidence.
-    pub completed_tdx_evidence: u64,
-    /// `publishReport(aborted)` (no opened, reason string, no evidence).
-    pub aborted_no_evidence: u64,
+    /// One row per step.
+    pub rows: Vec<GasRow>,
+}
+
+/// The measured steps, in order.
+pub const STEPS: [&str; 8] = [
+    "deploy",
+    "open_session",
+    "opened_no_evidence",
+    "completed_no_evidence",
+    "opened_sev_snp_evidence",
+    "opened_tdx_evidence",
+    "completed_tdx_evidence",
+    "aborted_no_evidence",
+];
+
+/// `zero * 4 + nonzero * 16`.
+pub fn calldata_gas(data: &[u8]) -> u64 {
+    data.iter().map(|b| if *b == 0 { 4 } else { 16 }).sum()
 }
 
 impl GasFigures {
+    /// Gas of one step (0 when absent).
+    pub fn gas(&self, step: &str) -> u64 {
+        self.rows
+            .iter()
+            .find(|r| r.step == step)
+            .map(|r| r.gas_used)
+            .unwrap_or(0)
+    }
+
     /// The goal metric: opened + completed, evidence not stored.
     pub fn opened_plus_completed_no_evidence(&self) -> u64 {
-        self.opened_no_evidence + self.completed_no_evidence
+        self.gas("opened_no_evidence") + self.gas("completed_no_evidence")
     }
 
     /// A plain-text table.
     pub fn table(&self, chain: &str) -> String {
-        let rows = [
-            ("deploy SessionRegistry", self.deploy),
-            ("openSession", self.open_session),
-            ("publishReport opened, no evidence", self.opened_no_evidence),
-            (
-                "publishReport completed, no evidence",
-                self.completed_no_evidence,
-            ),
-            (
-                "publishReport opened + 2.5 KB SEV-SNP evidence",
-                self.opened_sev_snp_evidence,
-            ),
-            (
-                "publishReport opened + 5 KB TDX evidence",
-                self.opened_tdx_evidence,
-            ),
-            (
-                "publishReport completed + 5 KB TDX evidence",
-                self.completed_tdx_evidence,
-            ),
-            (
-                "publishReport aborted, no evidence",
-                self.aborted_no_evidence,
-            ),
-            (
-                "opened + completed, no evidence",
-                self.opened_plus_completed_no_evidence(),
-            ),
-        ];
-        let mut s = format!("gas on {chain}:\n");
-        for (name, gas) in rows {
-            s.push_str(&format!("  {name:<48} {gas:>9}\n"));
+        let mut s = format!(
+            "gas on {chain}:\n  {:<26} {:>9} {:>9} {:>9}\n",
+            "step", "gas", "calldata", "data gas"
+        );
+        for r in &self.rows {
+            s.push_str(&format!(
+                "  {:<26} {:>9} {:>9} {:>9}\n",
+                r.step, r.gas_used, r.calldata_bytes, r.calldata_gas
+            ));
         }
+        s.push_str(&format!(
+            "  {:<26} {:>9}\n",
+            "opened+completed, no ev.",
+            self.opened_plus_completed_no_evidence()
+        ));
         s
     }
 }
 
 /// Deploys a fresh registry on `chain` and measures every step.
 pub async fn measure<C: Chain>(chain: &C) -> Result<GasFigures, RegistryError> {
+    use alloy_sol_types::SolCall;
     let (registry, deployed) = Registry::deploy(chain, 1).await?;
     let manifest = keccak256(b"manifest");
     let signature = filler("signature", 64);
     let sev = filler("sev-snp evidence", SEV_SNP_EVIDENCE_BYTES);
     let tdx = filler("tdx evidence", TDX_EVIDENCE_BYTES);
     let me = chain.sender();
+    let mut rows = Vec::new();
+    let init = crate::SessionRegistry::BYTECODE.to_vec();
+    rows.push(GasRow {
+        step: STEPS[0],
+        gas_used: deployed.gas_used,
+        calldata_bytes: init.len(),
+        calldata_gas: calldata_gas(&init),
+    });
+
+    let open_data = |s: B256| {
+        crate::SessionRegistry::openSessionCall {
+            sessionId: s,
+            manifestHash: manifest,
+            publisher: me,
+        }
+        .abi_encode()
+    };
+    let publish_data = |r: &IntegrityReport, ev: &[u8]| {
+        crate::SessionRegistry::publishReportCall {
+            sessionId: r.sessionId,
+            kind: r.kind,
+            report: r.abi_bytes().into(),
+            signature: signature.clone().into(),
+            evidence: ev.to_vec().into(),
+        }
+        .abi_encode()
+    };
+    let row = |step: &'static str, gas_used: u64, data: Vec<u8>| GasRow {
+        step,
+        gas_used,
+        calldata_bytes: data.len(),
+        calldata_gas: calldata_gas(&data),
+    };
 
     let s1 = keccak256(b"gas session 1");
     let open = registry.open_session(s1, manifest, me).await?;
+    rows.push(row(STEPS[1], open.gas_used, open_data(s1)));
     let o1 = realistic_report(s1, manifest, ReportKind::Opened, B256::ZERO, &tdx);
-    let p_o1 = registry.publish(&o1, &signature, &[]).await?;
+    let p = registry.publish(&o1, &signature, &[]).await?;
+    rows.push(row(STEPS[2], p.gas_used, publish_data(&o1, &[])));
     let c1 = realistic_report(s1, manifest, ReportKind::Completed, o1.report_hash(), &tdx);
-    let p_c1 = registry.publish(&c1, &signature, &[]).await?;
+    let p = registry.publish(&c1, &signature, &[]).await?;
+    rows.push(row(STEPS[3], p.gas_used, publish_data(&c1, &[])));
 
     let s2 = keccak256(b"gas session 2");
     registry.open_session(s2, manifest, me).await?;
     let o2 = realistic_report(s2, manifest, ReportKind::Opened, B256::ZERO, &sev);
-    let p_o2 = registry.publish(&o2, &signature, &sev).await?;
+    let p = registry.publish(&o2, &signature, &sev).await?;
+    rows.push(row(STEPS[4], p.gas_used, publish_data(&o2, &sev)));
 
     let s3 = keccak256(b"gas session 3");
     registry.open_session(s3, manifest, me).await?;
     let o3 = realistic_report(s3, manifest, ReportKind::Opened, B256::ZERO, &tdx);
-    let p_o3 = registry.publish(&o3, &signature, &tdx).await?;
+    let p = registry.publish(&o3, &signature, &tdx).await?;
+    rows.push(row(STEPS[5], p.gas_used, publish_data(&o3, &tdx)));
     let c3 = realistic_report(s3, manifest, ReportKind::Completed, o3.report_hash(), &tdx);
-    let p_c3 = registry.publish(&c3, &signature, &tdx).await?;
+    let p = registry.publish(&c3, &signature, &tdx).await?;
+    rows.push(row(STEPS[6], p.gas_used, publish_data(&c3, &tdx)));
 
     let s4 = keccak256(b"gas session 4");
     registry.open_session(s4, manifest, me).await?;
     let a4 = realistic_report(s4, manifest, ReportKind::Aborted, B256::ZERO, &tdx);
-    let p_a4 = registry.publish(&a4, &signature, &[]).await?;
+    let p = registry.publish(&a4, &signature, &[]).await?;
+    rows.push(row(STEPS[7], p.gas_used, publish_data(&a4, &[])));
 
-    Ok(GasFigures {
-        deploy: deployed.gas_used,
-        open_session: open.gas_used,
-        opened_no_evidence: p_o1.gas_used,
-        completed_no_evidence: p_c1.gas_used,
-        opened_sev_snp_evidence: p_o2.gas_used,
-        opened_tdx_evidence: p_o3.gas_used,
-        completed_tdx_evidence: p_c3.gas_used,
-        aborted_no_evidence: p_a4.gas_used,
-    })
+    Ok(GasFigures { rows })
+}
+
+/// opBNB's documented fee levels (docs.bnbchain.org, "Gas and Fees"):
+/// floor base price 8 wei plus minimum priority price 1001 wei per L2 gas;
+/// L1 data fee = `l1_gas_price * (tx_data_gas + 2100) * 1`. The L1 (BSC) gas
+/// price is an assumption the caller states.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct OpbnbFees {
+    /// L2 gas price, wei (floor base 8 + minimum priority 1001).
+    pub l2_gas_price_wei: u64,
+    /// Assumed BSC gas price for the L1 data fee, wei.
+    pub l1_gas_price_wei: u64,
+    /// The L1 fee's fixed overhead, gas.
+    pub l1_fixed_overhead: u64,
+}
+
+impl Default for OpbnbFees {
+    fn default() -> Self {
+        // 0.1 gwei: BSC's minimum gas price since its 2025 reduction.
+        Self {
+            l2_gas_price_wei: 8 + 1001,
+            l1_gas_price_wei: 100_000_000,
+            l1_fixed_overhead: 2100,
+        }
+    }
+}
+
+impl OpbnbFees {
+    /// Cost of one transaction in wei: L2 execution + L1 data.
+    pub fn cost_wei(&self, row: &GasRow) -> u128 {
+        let l2 = u128::from(row.gas_used) * u128::from(self.l2_gas_price_wei);
+        let l1 = u128::from(self.l1_gas_price_wei)
+            * u128::from(row.calldata_gas + self.l1_fixed_overhead);
+        l2 + l1
+    }
 }

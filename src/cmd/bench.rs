@@ -6,11 +6,14 @@
 pub enum Bench {
     /// commit+encrypt throughput vs a plain SHA-256 pass over the same bytes.
     Commit(super::bench_commit::Args),
+    /// Gas of the registry's transactions (realistic report, SEV-SNP/TDX-sized evidence) and their opBNB cost.
+    Gas(super::bench_gas::Args),
 }
 
 /// Runs a benchmark.
 pub fn run(b: Bench) -> crate::exit::CmdResult {
     match b {
         Bench::Commit(a) => super::bench_commit::run(a),
+        Bench::Gas(a) => super::bench_gas::run(a),
     }
 }

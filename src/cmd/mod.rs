@@ -2,6 +2,8 @@
 
 pub mod bench;
 pub mod bench_commit;
+pub mod bench_gas;
+pub mod chain;
 pub mod commit;
 pub mod keygen;
 pub mod progress;

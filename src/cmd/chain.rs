@@ -1,0 +1,129 @@
+//! `sealroom chain deploy --chain opbnb-testnet|opbnb-mainnet|anvil|URL
+//! [--chain-key-file FILE] [--confirmations N] [--json]`: deploys the
+//! committed SessionRegistry bytecode.
+//!
+//! The key comes from `--chain-key-file` or `SEALROOM_CHAIN_KEY`, never from
+//! argv (visible to every local user, kept in shell history).
+
+use std::path::{Path, PathBuf};
+
+use sealroom_contracts::{
+    block_on, load_chain_key, Artifact, Chain as _, ChainError, Preset, Registry, RpcChain,
+    RpcOptions, CHAIN_KEY_ENV,
+};
+
+use crate::exit::{input_err, runtime_err, CmdResult, Failure};
+
+/// `sealroom chain …`.
+#[derive(clap::Subcommand)]
+pub enum ChainCmd {
+    /// Deploy the session registry (committed bytecode) to a chain.
+    Deploy(DeployArgs),
+}
+
+/// Arguments of `sealroom chain deploy`.
+#[derive(clap::Args)]
+pub struct DeployArgs {
+    /// opbnb-testnet (5611), opbnb-mainnet (204), anvil (127.0.0.1:8545, dev key by default) or a JSON-RPC URL.
+    #[arg(long)]
+    chain: String,
+    /// File holding the deployer's secp256k1 private key (hex). Default: $SEALROOM_CHAIN_KEY.
+    #[arg(long, value_name = "FILE")]
+    chain_key_file: Option<PathBuf>,
+    /// Blocks to wait for (default: 3 on opBNB, 1 elsewhere).
+    #[arg(long)]
+    confirmations: Option<u64>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `sealroom chain …`.
+pub fn run(cmd: ChainCmd) -> CmdResult {
+    match cmd {
+        ChainCmd::Deploy(a) => deploy(a),
+    }
+}
+
+/// Maps chain errors to exit codes: configuration, key and chain-id
+/// problems are bad input (2); the rest are runtime failures (1).
+pub fn chain_failure(flag: &str, e: ChainError) -> Failure {
+    match e {
+        ChainError::Key(_) => input_err(format!("--chain-key-file / {CHAIN_KEY_ENV}: {e}")),
+        ChainError::Config(_) | ChainError::ChainIdMismatch { .. } => input_err(format!("{flag}: {e}")),
+        other => runtime_err(other),
+    }
+}
+
+/// Connects to `--chain SPEC` (a preset name or a URL) with the key from
+/// `key_file` / `SEALROOM_CHAIN_KEY`; returns the chain and its default
+/// confirmations.
+pub async fn connect_rpc(spec: &str, key_file: Option<&Path>) -> Result<(RpcChain, u64), Failure> {
+    let key = load_chain_key(key_file).map_err(|e| chain_failure("--chain-key-file", e))?;
+    if let Some(preset) = Preset::from_name(spec) {
+        let chain = RpcChain::from_preset(preset, None, key, RpcOptions::default())
+            .await
+            .map_err(|e| chain_failure("--chain", e))?;
+        return Ok((chain, preset.default_confirmations()));
+    }
+    if !(spec.starts_with("http://") || spec.starts_with("https://")) {
+        return Err(input_err(format!(
+            "--chain: {spec:?} is neither opbnb-testnet, opbnb-mainnet, anvil nor an http(s) URL"
+        )));
+    }
+    let key = key.ok_or_else(|| {
+        input_err(format!(
+            "--chain {spec} needs a funded key: --chain-key-file FILE or {CHAIN_KEY_ENV}"
+        ))
+    })?;
+    let chain = RpcChain::connect(spec, key, None, "json-rpc", RpcOptions::default())
+        .await
+        .map_err(|e| chain_failure("--chain", e))?;
+    Ok((chain, 1))
+}
+
+fn deploy(args: DeployArgs) -> CmdResult {
+    let artifact = Artifact::committed().map_err(runtime_err)?;
+    block_on(async {
+        let (chain, default_conf) = connect_rpc(&args.chain, args.chain_key_file.as_deref()).await?;
+        let confirmations = args.confirmations.unwrap_or(default_conf).max(1);
+        if !args.json {
+            eprintln!(
+                "deploying SessionRegistry ({}) to {} from {}, waiting for {confirmations} confirmation(s)…",
+                artifact.compiler.version,
+                chain.label(),
+                chain.sender()
+            );
+        }
+        let (registry, out) =
+            Registry::deploy(&chain, confirmations).await.map_err(|e| runtime_err(format!("deploy: {e}")))?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "contract": registry.address().to_string(),
+                    "chain": {
+                        "kind": chain.kind().as_str(),
+                        "name": args.chain,
+                        "chain_id": chain.chain_id(),
+                        "endpoint": chain.endpoint(),
+                    },
+                    "deployer": chain.sender().to_string(),
+                    "tx_hash": out.tx_hash.to_string(),
+                    "block": out.block_number,
+                    "gas_used": out.gas_used,
+                    "confirmations": confirmations,
+                    "compiler": artifact.compiler.version,
+                })
+            );
+        } else {
+            println!("SessionRegistry deployed at {}", registry.address());
+            println!("  chain    {}", chain.label());
+            println!("  tx       {} (block {}, {} gas)", out.tx_hash, out.block_number, out.gas_used);
+            println!("  compiler {}", artifact.compiler.version);
+            println!("use it with: --chain {} --contract {}", args.chain, registry.address());
+        }
+        Ok(())
+    })
+    .map_err(runtime_err)?
+}
