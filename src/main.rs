@@ -23,6 +23,9 @@ enum Command {
     Commit(cmd::commit::Args),
     /// Scenario files: validate one and print what the session would be.
     Scenario(cmd::scenario::Args),
+    /// Attestation: verify TEE evidence offline against a policy, or simulate it.
+    #[command(subcommand)]
+    Attest(cmd::attest::Attest),
     /// The on-chain session registry: deploy it to opBNB, anvil or any JSON-RPC node.
     #[command(subcommand)]
     Chain(cmd::chain::ChainCmd),
@@ -37,6 +40,7 @@ fn main() {
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Commit(a) => cmd::commit::run(a),
         Command::Scenario(a) => cmd::scenario::run(a),
+        Command::Attest(a) => cmd::attest::run(a),
         Command::Chain(c) => cmd::chain::run(c),
         Command::Bench(b) => cmd::bench::run(b),
     };

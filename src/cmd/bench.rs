@@ -6,6 +6,8 @@
 pub enum Bench {
     /// commit+encrypt throughput vs a plain SHA-256 pass over the same bytes.
     Commit(super::bench_commit::Args),
+    /// Median attestation verification latency per TEE kind on the real samples.
+    Verify(super::bench_verify::Args),
     /// Gas of the registry's transactions (realistic report, SEV-SNP/TDX-sized evidence) and their opBNB cost.
     Gas(super::bench_gas::Args),
 }
@@ -14,6 +16,7 @@ pub enum Bench {
 pub fn run(b: Bench) -> crate::exit::CmdResult {
     match b {
         Bench::Commit(a) => super::bench_commit::run(a),
+        Bench::Verify(a) => super::bench_verify::run(a),
         Bench::Gas(a) => super::bench_gas::run(a),
     }
 }

@@ -1,8 +1,10 @@
 //! One module per subcommand.
 
+pub mod attest;
 pub mod bench;
 pub mod bench_commit;
 pub mod bench_gas;
+pub mod bench_verify;
 pub mod chain;
 pub mod commit;
 pub mod keygen;

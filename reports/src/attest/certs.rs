@@ -145,10 +145,11 @@ fn common_name(name: &x509_cert::name::Name) -> String {
 
 /// Verifies an ECDSA P-384/SHA-384 signature given as fixed `r ‖ s`
 /// (big-endian, 48 bytes each) under an uncompressed P-384 point.
-pub fn verify_p384_fixed(point: &[u8], msg: &[u8], rs: &[u8]) -> Result<(), ()> {
+/// Returns whether it verifies.
+pub fn verify_p384_fixed(point: &[u8], msg: &[u8], rs: &[u8]) -> bool {
     UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, point)
         .verify(msg, rs)
-        .map_err(|_| ())
+        .is_ok()
 }
 
 /// RFC 3339 rendering of Unix seconds, for messages.

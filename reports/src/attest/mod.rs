@@ -192,7 +192,7 @@ pub fn decode_evidence(bytes: &[u8]) -> Vec<u8> {
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
     let t = text.strip_prefix(b"0x").unwrap_or(&text);
-    if !t.is_empty() && t.len() % 2 == 0 && t.iter().all(u8::is_ascii_hexdigit) {
+    if !t.is_empty() && t.len().is_multiple_of(2) && t.iter().all(u8::is_ascii_hexdigit) {
         if let Ok(d) = hex::decode(t) {
             return d;
         }

@@ -350,13 +350,13 @@ impl Verifier for NvidiaVerifier {
         let key = leaf
             .p384_key()
             .ok_or_else(|| chain_err(format!("leaf `{}` has no P-384 key", leaf.subject_cn())))?;
-        super::certs::verify_p384_fixed(key, &inputs.evidence[..rep.signed_len], &rep.signature)
-            .map_err(|_| {
-                Failure::new(
-                    "nvidia.signature",
-                    "SPDM measurement signature does not verify under the leaf",
-                )
-            })?;
+        if !super::certs::verify_p384_fixed(key, &inputs.evidence[..rep.signed_len], &rep.signature)
+        {
+            return Err(Failure::new(
+                "nvidia.signature",
+                "SPDM measurement signature does not verify under the leaf",
+            ));
+        }
 
         let measurement = sha2::Sha384::digest(&rep.record).to_vec();
         let mut claims = serde_json::Map::new();

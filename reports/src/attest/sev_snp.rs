@@ -558,8 +558,13 @@ fn verify_report_signature(raw: &[u8], report: &SnpReport, leaf: &Cert) -> Resul
         rs[i] = report.sig_r[47 - i];
         rs[48 + i] = report.sig_s[47 - i];
     }
-    super::certs::verify_p384_fixed(key, &raw[..SIGNED_LEN], &rs)
-        .map_err(|_| bad("report signature does not verify under the supplied VCEK/VLEK"))
+    if super::certs::verify_p384_fixed(key, &raw[..SIGNED_LEN], &rs) {
+        Ok(())
+    } else {
+        Err(bad(
+            "report signature does not verify under the supplied VCEK/VLEK",
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -586,7 +591,8 @@ mod tests {
     #[test]
     fn valid_samples_verify_with_expected_tcb() {
         let v = SevSnpVerifier;
-        let cases: [(&[u8], Vec<&[u8]>, &str, [u8; 4]); 4] = [
+        type Case<'a> = (&'a [u8], Vec<&'a [u8]>, &'a str, [u8; 4]);
+        let cases: [Case; 4] = [
             (
                 SNP_VIRTEE_MILAN_REPORT,
                 vec![

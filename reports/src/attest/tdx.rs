@@ -283,7 +283,18 @@ impl Verifier for TdxVerifier {
             u64::try_from(inputs.at).map_err(|_| Failure::new("tdx.verify", "time before 1970"))?;
         let report = verifier().verify(quote, &col, at).map_err(|e| {
             let msg = format!("{e:#}");
-            Failure::new(classify(&msg), msg)
+            let check = classify(&msg);
+            let detail = match check {
+                "tdx.collateral-expired" => format!(
+                    "collateral (TCB info, QE identity or a CRL) is not valid at {}: {msg}",
+                    super::certs::fmt_time(inputs.at)
+                ),
+                "tdx.tcb-status" => {
+                    format!("the platform's TCB could not be appraised as acceptable: {msg}")
+                }
+                _ => msg,
+            };
+            Failure::new(check, detail)
         })?;
         let td = report
             .report
@@ -351,7 +362,7 @@ mod tests {
     fn check(r: Result<Attested, Failure>) -> String {
         match r {
             Ok(_) => "ok".into(),
-            Err(f) => format!("{}", f.check),
+            Err(f) => f.check,
         }
     }
 

@@ -1,0 +1,113 @@
+//! `sealroom bench verify [--json]`: median verification latency per TEE kind
+//! on the real samples (reports/testdata), at a fixed instant inside each
+//! sample's validity window, with the default policy.
+//!
+//! Each run is a full verification (parse, certificate chain, signatures,
+//! collateral, policy). What stays warm across runs: the bundled AMD roots
+//! (their own chain is checked once per process) and the parsed Intel root.
+
+use std::time::Instant;
+
+use sealroom_reports::attest::{self, Inputs};
+use sealroom_reports::{Policy, TeeKind};
+
+use crate::exit::{runtime_err, CmdResult};
+
+const SNP_REPORT: &[u8] =
+    include_bytes!("../../reports/testdata/sev-snp/trustee_az_genoa_snp_report.bin");
+const SNP_VCEK: &[u8] = include_bytes!("../../reports/testdata/sev-snp/trustee_az_vcek-genoa.pem");
+const TDX_QUOTE: &[u8] = include_bytes!("../../reports/testdata/tdx/dcapqvl_tdx_quote");
+const TDX_COLLATERAL: &[u8] =
+    include_bytes!("../../reports/testdata/tdx/dcapqvl_tdx_quote_collateral.json");
+const NV_REPORT: &[u8] =
+    include_bytes!("../../reports/testdata/nvidia/trustee_hopperAttestationReport.txt");
+const NV_CHAIN: &[u8] =
+    include_bytes!("../../reports/testdata/nvidia/trustee_hopper_cert_chain_case1.txt");
+
+/// Arguments of `sealroom bench verify`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Runs per kind (the median is reported).
+    #[arg(long, default_value_t = 200)]
+    runs: usize,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn at(s: &str) -> Result<i64, crate::exit::Failure> {
+    attest::parse_rfc3339(s).map_err(runtime_err)
+}
+
+fn median_ms(kind: TeeKind, inputs: &Inputs, runs: usize) -> Result<f64, crate::exit::Failure> {
+    let policy = Policy::default();
+    let first = attest::verify(kind, inputs, &policy);
+    if !first.verified {
+        return Err(runtime_err(format!(
+            "{kind} sample does not verify: {:?}",
+            first.failure
+        )));
+    }
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        let v = attest::verify(kind, inputs, &policy);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        if !v.verified {
+            return Err(runtime_err(format!("{kind} sample stopped verifying")));
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// Runs the benchmark.
+pub fn run(a: Args) -> CmdResult {
+    let certs = |b: &[u8]| attest::certs::load_certs(b).map_err(runtime_err);
+    let snp = Inputs {
+        evidence: SNP_REPORT.to_vec(),
+        certs: certs(SNP_VCEK)?,
+        at: at("2025-06-01T00:00:00Z")?,
+        ..Default::default()
+    };
+    let tdx = Inputs {
+        evidence: TDX_QUOTE.to_vec(),
+        collateral: Some(TDX_COLLATERAL.to_vec()),
+        at: at("2025-06-20T00:00:00Z")?,
+        ..Default::default()
+    };
+    let gpu = Inputs {
+        evidence: attest::decode_evidence(NV_REPORT),
+        certs: certs(NV_CHAIN)?,
+        at: at("2026-01-01T00:00:00Z")?,
+        ..Default::default()
+    };
+    let results = [
+        (TeeKind::SevSnp, median_ms(TeeKind::SevSnp, &snp, a.runs)?),
+        (TeeKind::Tdx, median_ms(TeeKind::Tdx, &tdx, a.runs)?),
+        (
+            TeeKind::NvidiaGpu,
+            median_ms(TeeKind::NvidiaGpu, &gpu, a.runs)?,
+        ),
+    ];
+    if a.json {
+        let mut obj = serde_json::Map::new();
+        for (k, ms) in results {
+            obj.insert(
+                k.as_str().into(),
+                serde_json::json!({ "median_ms": (ms * 1000.0).round() / 1000.0, "runs": a.runs }),
+            );
+        }
+        println!("{}", serde_json::Value::Object(obj));
+    } else {
+        for (k, ms) in results {
+            println!(
+                "{:<11} median {:>7.3} ms over {} runs",
+                k.as_str(),
+                ms,
+                a.runs
+            );
+        }
+    }
+    Ok(())
+}
