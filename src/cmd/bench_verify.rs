@@ -4,7 +4,9 @@
 //!
 //! Each run is a full verification (parse, certificate chain, signatures,
 //! collateral, policy). What stays warm across runs: the bundled AMD roots
-//! (their own chain is checked once per process) and the parsed Intel root.
+//! (their own chain is checked once per process), the parsed Intel root, and
+//! for the GPU the device chain already verified (reported separately as
+//! `cold_median_ms`, with the chain re-verified every run).
 
 use std::time::Instant;
 
@@ -39,7 +41,12 @@ fn at(s: &str) -> Result<i64, crate::exit::Failure> {
     attest::parse_rfc3339(s).map_err(runtime_err)
 }
 
-fn median_ms(kind: TeeKind, inputs: &Inputs, runs: usize) -> Result<f64, crate::exit::Failure> {
+fn median_ms(
+    kind: TeeKind,
+    inputs: &Inputs,
+    runs: usize,
+    cold: bool,
+) -> Result<f64, crate::exit::Failure> {
     let policy = Policy::default();
     let first = attest::verify(kind, inputs, &policy);
     if !first.verified {
@@ -50,6 +57,9 @@ fn median_ms(kind: TeeKind, inputs: &Inputs, runs: usize) -> Result<f64, crate::
     }
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs.max(1) {
+        if cold {
+            attest::nvidia::clear_chain_cache();
+        }
         let t = Instant::now();
         let v = attest::verify(kind, inputs, &policy);
         times.push(t.elapsed().as_secs_f64() * 1e3);
@@ -82,21 +92,29 @@ pub fn run(a: Args) -> CmdResult {
         at: at("2026-01-01T00:00:00Z")?,
         ..Default::default()
     };
+    let gpu_cold = median_ms(TeeKind::NvidiaGpu, &gpu, a.runs, true)?;
     let results = [
-        (TeeKind::SevSnp, median_ms(TeeKind::SevSnp, &snp, a.runs)?),
-        (TeeKind::Tdx, median_ms(TeeKind::Tdx, &tdx, a.runs)?),
+        (
+            TeeKind::SevSnp,
+            median_ms(TeeKind::SevSnp, &snp, a.runs, false)?,
+        ),
+        (TeeKind::Tdx, median_ms(TeeKind::Tdx, &tdx, a.runs, false)?),
         (
             TeeKind::NvidiaGpu,
-            median_ms(TeeKind::NvidiaGpu, &gpu, a.runs)?,
+            median_ms(TeeKind::NvidiaGpu, &gpu, a.runs, false)?,
         ),
     ];
+    let r3 = |ms: f64| (ms * 1000.0).round() / 1000.0;
     if a.json {
         let mut obj = serde_json::Map::new();
         for (k, ms) in results {
-            obj.insert(
-                k.as_str().into(),
-                serde_json::json!({ "median_ms": (ms * 1000.0).round() / 1000.0, "runs": a.runs }),
-            );
+            let mut entry = serde_json::json!({ "median_ms": r3(ms), "runs": a.runs });
+            if k == TeeKind::NvidiaGpu {
+                // The headline figure re-verifies the report of a GPU whose chain
+                // this process already verified; cold re-checks the chain too.
+                entry["cold_median_ms"] = serde_json::json!(r3(gpu_cold));
+            }
+            obj.insert(k.as_str().into(), entry);
         }
         println!("{}", serde_json::Value::Object(obj));
     } else {
@@ -108,6 +126,7 @@ pub fn run(a: Args) -> CmdResult {
                 a.runs
             );
         }
+        println!("nvidia-gpu  median {gpu_cold:>7.3} ms cold (device chain re-verified every run)");
     }
     Ok(())
 }

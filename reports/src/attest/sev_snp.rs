@@ -786,6 +786,41 @@ mod tests {
     }
 
     #[test]
+    fn binding_and_policy_on_a_real_report() {
+        let mut inp = inputs(
+            SNP_TRUSTEE_REPORT,
+            &[SNP_TRUSTEE_VCEK],
+            "2025-01-01T00:00:00Z",
+        );
+        let mut rd = [0u8; 64];
+        rd.copy_from_slice(&SNP_TRUSTEE_REPORT[0x50..0x90]);
+        inp.expected_report_data = Some(rd);
+        let p = crate::Policy::default();
+        let v = crate::attest::verify(TeeKind::SevSnp, &inp, &p);
+        assert!(v.verified, "{v:?}");
+        assert_eq!(v.tcb["microcode"], 115);
+        rd[0] ^= 1;
+        inp.expected_report_data = Some(rd);
+        let v = crate::attest::verify(TeeKind::SevSnp, &inp, &p);
+        assert_eq!(v.failure.unwrap().check, "report-data");
+        inp.expected_report_data = None;
+        let high = crate::Policy::from_toml("[min_tcb.sev-snp]\nmicrocode = 200").unwrap();
+        let v = crate::attest::verify(TeeKind::SevSnp, &inp, &high);
+        assert_eq!(v.failure.unwrap().check, "policy.min-tcb");
+        let ok =
+            crate::Policy::from_toml("[min_tcb.sev-snp]\nbootloader = 3\nsnp = 8\nmicrocode = 115")
+                .unwrap();
+        assert!(crate::attest::verify(TeeKind::SevSnp, &inp, &ok).verified);
+        let pinned = crate::Policy::from_toml(&format!(
+            "[measurements]\nsev-snp = [\"{}\"]",
+            "00".repeat(48)
+        ))
+        .unwrap();
+        let v = crate::attest::verify(TeeKind::SevSnp, &inp, &pinned);
+        assert_eq!(v.failure.unwrap().check, "policy.measurement");
+    }
+
+    #[test]
     fn turin_vcek_extensions_are_read() {
         let c = Cert::from_der(SNP_TURIN_VCEK).unwrap();
         assert_eq!(c.issuer_cn(), "SEV-Turin");
