@@ -3,6 +3,7 @@
 
 mod cmd;
 mod exit;
+mod flows;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,12 @@ struct Cli {
 enum Command {
     /// Create an identity (ed25519 signing key + X25519 receiving key).
     Keygen(cmd::keygen::Args),
+    /// Run a TEE node for a session (`node run --coordinator URL --tee sim`).
+    Node(cmd::node::Args),
+    /// A consortium member's side of a session: join, consent, commit, grant, status.
+    Party(cmd::party::Args),
+    /// The model owner's side: create a session, fetch and open the model.
+    Owner(cmd::owner::Args),
     /// Commit a dataset: Merkle root over its records, encrypted blob, ciphertext hash.
     Commit(cmd::commit::Args),
     /// Scenario files: validate one and print what the session would be.
@@ -38,6 +45,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keygen(a) => cmd::keygen::run(a),
+        Command::Node(a) => cmd::node::run(a),
+        Command::Party(a) => cmd::party::run(a),
+        Command::Owner(a) => cmd::owner::run(a),
         Command::Commit(a) => cmd::commit::run(a),
         Command::Scenario(a) => cmd::scenario::run(a),
         Command::Attest(a) => cmd::attest::run(a),

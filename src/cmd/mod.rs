@@ -8,5 +8,8 @@ pub mod bench_verify;
 pub mod chain;
 pub mod commit;
 pub mod keygen;
+pub mod node;
+pub mod owner;
+pub mod party;
 pub mod progress;
 pub mod scenario;

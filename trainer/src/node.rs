@@ -212,6 +212,8 @@ pub enum NodeEvent {
     },
     /// An epoch ended.
     Epoch(EpochMetrics),
+    /// A report was signed (uploaded by the caller; `opened` comes before training).
+    Report(SignedReport),
 }
 
 /// The outcome of a session.
@@ -262,7 +264,7 @@ pub enum NodeError {
 /// A started node: keys in memory, evidence bound to them and the manifest.
 pub struct Node {
     signer: Identity,
-    hpke: Option<Identity>,
+    hpke: std::cell::RefCell<Option<Identity>>,
     hpke_public: [u8; 32],
     evidence: NodeEvidence,
     manifest_hash: B256,
@@ -300,7 +302,7 @@ impl Node {
         let evidence =
             collector.collect(&rd).map_err(|detail| NodeError::Evidence { kind: collector.kind(), detail })?;
         let hpke_public = hpke.public().x25519;
-        Ok(Self { signer, hpke: Some(hpke), hpke_public, evidence, manifest_hash, measurement })
+        Ok(Self { signer, hpke: std::cell::RefCell::new(Some(hpke)), hpke_public, evidence, manifest_hash, measurement })
     }
 
     /// The node's ed25519 public key.
@@ -316,6 +318,11 @@ impl Node {
     /// The evidence.
     pub fn evidence(&self) -> &NodeEvidence {
         &self.evidence
+    }
+
+    /// The identity the node signs coordinator requests with (its report key).
+    pub fn request_identity(&self) -> &Identity {
+        &self.signer
     }
 
     /// The trainer measurement this node runs.
@@ -355,16 +362,18 @@ impl Node {
     }
 
     /// Runs a session to its end and returns the signed reports and the sealed model.
-    pub fn run(mut self, inputs: SessionInputs<'_>, progress: &mut dyn FnMut(NodeEvent)) -> SessionOutcome {
+    pub fn run(&self, inputs: SessionInputs<'_>, progress: &mut dyn FnMut(NodeEvent)) -> SessionOutcome {
         let manifest = inputs.manifest;
         let inputs_root = manifest.inputs_tree().map(|t| t.root()).unwrap_or(B256::ZERO);
         let mut reports = Vec::new();
-        let abort = |node: &Node, reports: &mut Vec<SignedReport>, prev: B256, reason: AbortReason| {
+        let abort = |node: &Node, reports: &mut Vec<SignedReport>, prev: B256, reason: AbortReason, progress: &mut dyn FnMut(NodeEvent)| {
             let mut r = node.base_report(manifest, ReportKind::Aborted, inputs_root, prev);
             r.abortCode = reason.code;
             r.abortReason = reason.text();
             r.inputsWiped = true;
-            reports.push(node.sign(r));
+            let signed = node.sign(r);
+            progress(NodeEvent::Report(signed.clone()));
+            reports.push(signed);
             SessionOutcome { reports: std::mem::take(reports), sealed_model: None, abort: Some(reason), summary: None }
         };
 
@@ -373,12 +382,14 @@ impl Node {
             Ok(l) => l,
             Err(reason) => {
                 self.wipe();
-                return abort(&self, &mut reports, B256::ZERO, reason);
+                return abort(self, &mut reports, B256::ZERO, reason, progress);
             }
         };
         let opened = self.base_report(manifest, ReportKind::Opened, inputs_root, B256::ZERO);
         let opened_hash = opened.report_hash();
-        reports.push(self.sign(opened));
+        let signed = self.sign(opened);
+        progress(NodeEvent::Report(signed.clone()));
+        reports.push(signed);
 
         // Phase 2: train on the pooled data.
         let (train_set, validation) = loaded;
@@ -397,7 +408,8 @@ impl Node {
             Ok(t) => t,
             Err(e) => {
                 self.wipe();
-                return abort(&self, &mut reports, opened_hash, AbortReason::new(abort_code::TRAINING, "engine", "training", e.to_string()));
+                let reason = AbortReason::new(abort_code::TRAINING, "engine", "training", e.to_string());
+                return abort(self, &mut reports, opened_hash, reason, progress);
             }
         };
 
@@ -420,7 +432,8 @@ impl Node {
             Ok(s) => s,
             Err(e) => {
                 self.wipe();
-                return abort(&self, &mut reports, opened_hash, AbortReason::new(abort_code::SEALING, "owner", "sealing", e.to_string()));
+                let reason = AbortReason::new(abort_code::SEALING, "owner", "sealing", e.to_string());
+                return abort(self, &mut reports, opened_hash, reason, progress);
             }
         };
         self.wipe();
@@ -430,7 +443,9 @@ impl Node {
         done.trainingSummaryHash = B256::from(summary_hash);
         done.dataOrderCommitment = B256::from(trained.data_order_commitment);
         done.inputsWiped = true;
-        reports.push(self.sign(done));
+        let signed = self.sign(done);
+        progress(NodeEvent::Report(signed.clone()));
+        reports.push(signed);
         let public_summary = serde_json::json!({
             "model_sha256": hex::encode(model_hash),
             "sealed_model_sha256": hex::encode(sha256(&sealed)),
@@ -444,12 +459,12 @@ impl Node {
     }
 
     /// Drops the HPKE secret (the signing key stays until the node is dropped).
-    fn wipe(&mut self) {
-        self.hpke = None;
+    fn wipe(&self) {
+        self.hpke.borrow_mut().take();
     }
 
     fn load(
-        &mut self,
+        &self,
         inputs: &SessionInputs<'_>,
         progress: &mut dyn FnMut(NodeEvent),
     ) -> Result<(Dataset, Option<Dataset>), AbortReason> {
@@ -568,6 +583,7 @@ impl Node {
         // 5. Open grants, decrypt, recompute root, count and schema; parse.
         let hpke_secret = self
             .hpke
+            .borrow()
             .as_ref()
             .and_then(|h| h.hpke_private_key().ok())
             .ok_or_else(|| AbortReason::new(abort_code::GRANT_OPEN, "node", "grant-open", "node HPKE key unavailable"))?;
