@@ -11,5 +11,6 @@ pub mod binding;
 pub mod node_check;
 pub mod policy_eval;
 pub mod report;
+pub mod verifier;
 
 pub use sealroom_protocol::policy::{Policy, PolicyError, TeeKind};
