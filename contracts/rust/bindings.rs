@@ -31,13 +31,14 @@ pub fn decode_revert(data: &[u8]) -> String {
     if let Ok(err) = E::abi_decode(data) {
         return describe(&err);
     }
-    if let Some(reason) = GenericRevertReason::decode(data) {
-        return reason.to_string();
-    }
     if data.is_empty() {
-        "reverted without data".to_string()
-    } else {
-        format!("reverted with unknown data 0x{}", hex::encode(data))
+        return "reverted without data".to_string();
+    }
+    match GenericRevertReason::decode(data) {
+        Some(GenericRevertReason::RawString(_)) | None => {
+            format!("reverted with unknown data 0x{}", hex::encode(data))
+        }
+        Some(reason) => reason.to_string(),
     }
 }
 
@@ -91,4 +92,29 @@ pub fn describe(err: &SessionRegistry::SessionRegistryErrors) -> String {
 /// Decodes revert data into the registry's custom error, when it is one.
 pub fn registry_error(data: &Bytes) -> Option<SessionRegistry::SessionRegistryErrors> {
     E::abi_decode(data).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{Address, B256};
+    use alloy_sol_types::SolError;
+
+    #[test]
+    fn custom_errors_decode_to_sentences() {
+        let data = SessionRegistry::NotOpened {
+            sessionId: B256::repeat_byte(1),
+        }
+        .abi_encode();
+        assert!(decode_revert(&data).starts_with("NotOpened: session 0x0101"));
+        let data = SessionRegistry::NotPublisher {
+            sessionId: B256::ZERO,
+            sender: Address::repeat_byte(2),
+            publisher: Address::repeat_byte(3),
+        }
+        .abi_encode();
+        assert!(decode_revert(&data).starts_with("NotPublisher:"));
+        assert_eq!(decode_revert(&[]), "reverted without data");
+        assert!(decode_revert(&[1, 2, 3]).contains("0x010203"));
+    }
 }

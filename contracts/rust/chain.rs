@@ -360,3 +360,41 @@ macro_rules! forward {
 }
 
 forward!(&T, std::sync::Arc<T>);
+
+impl AnyChain {
+    /// Opens the chain a `--chain` flag names: `embedded` (state in
+    /// `embedded_dir`), a preset (`opbnb-mainnet`, `opbnb-testnet`,
+    /// `anvil`) or an `http(s)://` URL (key required). Returns the chain and
+    /// the confirmations to wait for by default (1, or 3 on opBNB).
+    pub async fn from_spec(
+        spec: &str,
+        embedded_dir: &std::path::Path,
+        key: Option<crate::ChainKey>,
+        options: crate::RpcOptions,
+    ) -> Result<(Self, u64), ChainError> {
+        if spec == "embedded" {
+            return Ok((EmbeddedChain::open(embedded_dir)?.into(), 1));
+        }
+        if let Some(preset) = crate::Preset::from_name(spec) {
+            let chain = RpcChain::from_preset(preset, None, key, options).await?;
+            return Ok((chain.into(), preset.default_confirmations()));
+        }
+        if !(spec.starts_with("http://") || spec.starts_with("https://")) {
+            return Err(ChainError::Config(format!(
+                "{spec:?} is neither embedded, opbnb-testnet, opbnb-mainnet, anvil nor an http(s) URL"
+            )));
+        }
+        let key = key.ok_or_else(|| {
+            ChainError::Key(format!(
+                "{spec} needs a funded key: --chain-key-file FILE or {}",
+                crate::CHAIN_KEY_ENV
+            ))
+        })?;
+        Ok((
+            RpcChain::connect(spec, key, None, "json-rpc", options)
+                .await?
+                .into(),
+            1,
+        ))
+    }
+}

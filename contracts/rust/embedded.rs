@@ -563,3 +563,59 @@ impl Chain for EmbeddedChain {
             .map(outcome_of))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gas::{filler, realistic_report};
+    use crate::{block_on, ReadOptions, Registry, RegistryError};
+    use sealroom_reports::report::ReportKind;
+
+    #[test]
+    fn publishes_reads_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let sig = filler("sig", 64);
+        let ev = filler("ev", 2500);
+        let s = keccak256(b"s");
+        let m = keccak256(b"m");
+        let (addr, opened) = block_on(async {
+            let chain = EmbeddedChain::open(dir.path()).unwrap();
+            let (reg, _) = Registry::deploy(&chain, 1).await.unwrap();
+            reg.open_session(s, m, chain.sender()).await.unwrap();
+            let r = realistic_report(s, m, ReportKind::Opened, B256::ZERO, &ev);
+            let p = reg.publish(&r, &sig, &ev).await.unwrap();
+            assert!(p.gas_used > 21_000);
+            (reg.address(), p)
+        })
+        .unwrap();
+        block_on(async {
+            let chain = EmbeddedChain::open(dir.path()).unwrap();
+            let reg = Registry::at(&chain, addr);
+            let rec = reg.read_session(s, &ReadOptions::default()).await.unwrap();
+            assert_eq!(rec.reports.len(), 1);
+            assert_eq!(rec.reports[0].tx_hash, opened.tx_hash);
+            assert_eq!(rec.reports[0].evidence.as_ref(), ev.as_slice());
+            // A revert is refused, decoded, and leaves no trace.
+            let before = chain.block_number().await.unwrap();
+            let c = realistic_report(s, m, ReportKind::Completed, keccak256(b"wrong"), &ev);
+            let err = reg.publish(&c, &sig, &[]).await.unwrap_err();
+            assert!(
+                matches!(&err, RegistryError::Chain(ChainError::Reverted { reason, .. })
+                if reason.starts_with("FieldMismatch: report prevReportHash")),
+                "{err}"
+            );
+            assert_eq!(chain.block_number().await.unwrap(), before);
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn snapshot_is_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(EmbeddedChain::open(dir.path()).unwrap());
+        let snap = EmbeddedChain::open_snapshot(dir.path()).unwrap();
+        let err = block_on(snap.deploy(Bytes::new(), 1)).unwrap().unwrap_err();
+        assert!(matches!(err, ChainError::Config(_)));
+        assert!(EmbeddedChain::open_snapshot(dir.path().join("missing")).is_err());
+    }
+}

@@ -696,3 +696,37 @@ fn kind_topic(kind: ReportKind) -> B256 {
 fn is_retryable(e: &ChainError) -> bool {
     e.is_transient() || matches!(e, ChainError::Unconfirmed { .. })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AnyChain, EmbeddedChain, RpcChain};
+    use std::sync::Arc;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// A tokio server (the coordinator) spawns publishes on its worker
+    /// threads: every registry future must be `Send`, on every chain type.
+    #[allow(dead_code)]
+    fn futures_are_send(
+        e: &EmbeddedChain,
+        r: RpcChain,
+        a: Arc<AnyChain>,
+        report: &IntegrityReport,
+    ) {
+        let reg = Registry::at(e, Address::ZERO);
+        assert_send(&reg.publish(report, &[], &[]));
+        assert_send(&reg.read_session(B256::ZERO, &ReadOptions::default()));
+        let reg = Registry::at(r, Address::ZERO);
+        assert_send(&reg.publish(report, &[], &[]));
+        assert_send(&reg.open_session(B256::ZERO, B256::ZERO, Address::ZERO));
+        let reg = Registry::at(a, Address::ZERO);
+        assert_send(&reg.publish(report, &[], &[]));
+        assert_send(&reg.read_session(B256::ZERO, &ReadOptions::default()));
+    }
+
+    #[test]
+    fn kind_topics() {
+        assert_eq!(kind_topic(ReportKind::Completed), B256::with_last_byte(2));
+    }
+}
