@@ -26,7 +26,10 @@ pub struct Dataset {
 
 impl fmt::Debug for Dataset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Dataset").field("n", &self.n).field("d", &self.d).finish_non_exhaustive()
+        f.debug_struct("Dataset")
+            .field("n", &self.n)
+            .field("d", &self.d)
+            .finish_non_exhaustive()
     }
 }
 
@@ -40,16 +43,19 @@ impl Dataset {
     pub fn from_csv(bytes: &[u8], schema: &Schema) -> Result<Self, MlError> {
         let d = schema.features.len();
         let mut lines = bytes.split(|b| *b == b'\n').enumerate();
-        let header = loop {
-            match lines.next() {
-                Some((_, l)) if trim_cr(l).iter().all(u8::is_ascii_whitespace) => {
-                    return Err(csv_err(1, None, "empty header line (a header of column names is needed)"));
-                }
-                Some((_, l)) => break l,
-                None => return Err(csv_err(1, None, "empty file (a header of column names is needed)")),
+        // `split` yields at least one (possibly empty) slice.
+        let header = match lines.next() {
+            Some((_, l)) if !trim_cr(l).iter().all(u8::is_ascii_whitespace) => l,
+            _ => {
+                return Err(csv_err(
+                    1,
+                    None,
+                    "empty header line (a header of column names is needed)",
+                ))
             }
         };
-        let header = std::str::from_utf8(trim_cr(header)).map_err(|_| csv_err(1, None, "header is not UTF-8"))?;
+        let header = std::str::from_utf8(trim_cr(header))
+            .map_err(|_| csv_err(1, None, "header is not UTF-8"))?;
         let names = split_fields(header).map_err(|m| csv_err(1, None, &m))?;
         let width = names.len();
         // Column `i` of the file goes to feature slot `slot[i]` (d = the label).
@@ -76,7 +82,12 @@ impl Dataset {
             return Err(csv_err(1, Some(name), "column is missing"));
         }
 
-        let mut out = Dataset { features: Vec::new(), labels: Vec::new(), n: 0, d };
+        let mut out = Dataset {
+            features: Vec::new(),
+            labels: Vec::new(),
+            n: 0,
+            d,
+        };
         let mut row = vec![0f32; d];
         for (idx, raw) in lines {
             let line_no = idx + 1;
@@ -108,8 +119,13 @@ impl Dataset {
                         }
                     };
                 } else {
-                    row[s] = parse_feature(v, schema.feature_type)
-                        .ok_or_else(|| csv_err(line_no, Some(names[i]), &format!("not a {} value", type_name(schema.feature_type))))?;
+                    row[s] = parse_feature(v, schema.feature_type).ok_or_else(|| {
+                        csv_err(
+                            line_no,
+                            Some(names[i]),
+                            &format!("not a {} value", type_name(schema.feature_type)),
+                        )
+                    })?;
                 }
             }
             out.features.extend_from_slice(&row);
@@ -128,13 +144,21 @@ impl Dataset {
     pub fn concat(parts: &[&Dataset]) -> Result<Self, MlError> {
         let first = parts.first().ok_or(MlError::Empty("pool of datasets"))?;
         let d = first.d;
-        let mut out = Dataset { features: Vec::new(), labels: Vec::new(), n: 0, d };
+        let mut out = Dataset {
+            features: Vec::new(),
+            labels: Vec::new(),
+            n: 0,
+            d,
+        };
         let n: usize = parts.iter().map(|p| p.n).sum();
         out.features.reserve_exact(n * d);
         out.labels.reserve_exact(n);
         for p in parts {
             if p.d != d {
-                return Err(MlError::FeatureCount { expected: d, found: p.d });
+                return Err(MlError::FeatureCount {
+                    expected: d,
+                    found: p.d,
+                });
             }
             out.features.extend_from_slice(&p.features);
             out.labels.extend_from_slice(&p.labels);
@@ -156,7 +180,8 @@ impl Dataset {
         };
         for &i in indices {
             let i = i as usize;
-            out.features.extend_from_slice(&self.features[i * self.d..(i + 1) * self.d]);
+            out.features
+                .extend_from_slice(&self.features[i * self.d..(i + 1) * self.d]);
             out.labels.push(self.labels[i]);
         }
         out
@@ -169,12 +194,18 @@ impl Dataset {
             return Err(MlError::Empty(what));
         }
         if self.d != d {
-            return Err(MlError::FeatureCount { expected: d, found: self.d });
+            return Err(MlError::FeatureCount {
+                expected: d,
+                found: self.d,
+            });
         }
         if self.features.len() != self.n * self.d || self.labels.len() != self.n {
             return Err(MlError::Spec {
                 field: "dataset",
-                message: format!("{what}: buffer lengths do not match n = {} and d = {}", self.n, self.d),
+                message: format!(
+                    "{what}: buffer lengths do not match n = {} and d = {}",
+                    self.n, self.d
+                ),
             });
         }
         if self.labels.iter().any(|l| *l >= classes) {
@@ -184,7 +215,10 @@ impl Dataset {
             });
         }
         if self.features.iter().any(|v| !v.is_finite()) {
-            return Err(MlError::Spec { field: "dataset", message: format!("{what} has a non-finite feature value") });
+            return Err(MlError::Spec {
+                field: "dataset",
+                message: format!("{what} has a non-finite feature value"),
+            });
         }
         Ok(())
     }
@@ -211,7 +245,11 @@ fn type_name(ty: FeatureType) -> &'static str {
 }
 
 fn csv_err(line: usize, column: Option<&str>, message: &str) -> MlError {
-    MlError::Csv { line, column: column.map(str::to_string), message: message.to_string() }
+    MlError::Csv {
+        line,
+        column: column.map(str::to_string),
+        message: message.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -240,19 +278,44 @@ mod tests {
     #[test]
     fn errors_name_line_and_column() {
         let e = Dataset::from_csv(b"a,b,y\n1,2,0\n1,x,0\n", &schema()).unwrap_err();
-        assert!(matches!(&e, MlError::Csv { line: 3, column: Some(c), .. } if c == "b"), "{e}");
+        assert!(
+            matches!(&e, MlError::Csv { line: 3, column: Some(c), .. } if c == "b"),
+            "{e}"
+        );
         let e = Dataset::from_csv(b"a,b,y\n1,2,3\n", &schema()).unwrap_err();
-        assert!(matches!(&e, MlError::Csv { line: 2, column: Some(c), .. } if c == "y"), "{e}");
+        assert!(
+            matches!(&e, MlError::Csv { line: 2, column: Some(c), .. } if c == "y"),
+            "{e}"
+        );
         let e = Dataset::from_csv(b"a,b,y\n1,2\n", &schema()).unwrap_err();
-        assert!(matches!(e, MlError::Csv { line: 2, column: None, .. }));
+        assert!(matches!(
+            e,
+            MlError::Csv {
+                line: 2,
+                column: None,
+                ..
+            }
+        ));
         let e = Dataset::from_csv(b"a,y\n1,2\n", &schema()).unwrap_err();
-        assert!(matches!(&e, MlError::Csv { line: 1, column: Some(c), .. } if c == "b"), "{e}");
+        assert!(
+            matches!(&e, MlError::Csv { line: 1, column: Some(c), .. } if c == "b"),
+            "{e}"
+        );
         let e = Dataset::from_csv(b"a,b,c,y\n", &schema()).unwrap_err();
-        assert!(matches!(&e, MlError::Csv { line: 1, column: Some(c), .. } if c == "c"), "{e}");
+        assert!(
+            matches!(&e, MlError::Csv { line: 1, column: Some(c), .. } if c == "c"),
+            "{e}"
+        );
         let e = Dataset::from_csv(b"a,b,y\n1,inf,0\n", &schema()).unwrap_err();
         assert!(matches!(e, MlError::Csv { line: 2, .. }));
-        assert!(matches!(Dataset::from_csv(b"a,b,y\n", &schema()), Err(MlError::Empty(_))));
-        assert!(matches!(Dataset::from_csv(b"", &schema()), Err(MlError::Csv { line: 1, .. })));
+        assert!(matches!(
+            Dataset::from_csv(b"a,b,y\n", &schema()),
+            Err(MlError::Empty(_))
+        ));
+        assert!(matches!(
+            Dataset::from_csv(b"", &schema()),
+            Err(MlError::Csv { line: 1, .. })
+        ));
     }
 
     #[test]
@@ -264,7 +327,18 @@ mod tests {
         assert_eq!(p.features, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         assert_eq!(p.labels, vec![0, 1, 2]);
         assert!(format!("{p:?}").contains("n: 3"));
-        let odd = Dataset { features: vec![1.0], labels: vec![0], n: 1, d: 1 };
-        assert!(matches!(Dataset::concat(&[&a, &odd]), Err(MlError::FeatureCount { expected: 2, found: 1 })));
+        let odd = Dataset {
+            features: vec![1.0],
+            labels: vec![0],
+            n: 1,
+            d: 1,
+        };
+        assert!(matches!(
+            Dataset::concat(&[&a, &odd]),
+            Err(MlError::FeatureCount {
+                expected: 2,
+                found: 1
+            })
+        ));
     }
 }

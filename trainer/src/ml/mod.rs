@@ -55,7 +55,9 @@ mod train;
 pub use data::Dataset;
 pub use error::MlError;
 pub use prep::Stats;
-pub use train::{evaluate, evaluate_metrics, train, train_on, Compute, EpochMetrics, Evaluation, TrainedModel};
+pub use train::{
+    evaluate, evaluate_metrics, train, train_on, Compute, EpochMetrics, Evaluation, TrainedModel,
+};
 
 #[cfg(test)]
 mod tests;

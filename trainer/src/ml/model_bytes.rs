@@ -59,7 +59,9 @@ pub fn encode(arch_digest: &[u8; 32], stats: &Stats, record: &[u8]) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<ModelFile<'_>, MlError> {
     let mut r = Reader { bytes, at: 0 };
     if r.take(8)? != MAGIC {
-        return Err(MlError::ModelBytes("not sealroom model bytes (bad magic or version)".into()));
+        return Err(MlError::ModelBytes(
+            "not sealroom model bytes (bad magic or version)".into(),
+        ));
     }
     let mut arch_digest = [0u8; 32];
     arch_digest.copy_from_slice(r.take(32)?);
@@ -67,24 +69,44 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile<'_>, MlError> {
         0 => Preprocessing::None,
         1 => Preprocessing::Standardize,
         2 => Preprocessing::MinMax,
-        k => return Err(MlError::ModelBytes(format!("unknown preprocessing code {k}"))),
+        k => {
+            return Err(MlError::ModelBytes(format!(
+                "unknown preprocessing code {k}"
+            )))
+        }
     };
     let d = u32::from_be_bytes(r.array()?) as usize;
     let mut floats = |count: usize| -> Result<Vec<f32>, MlError> {
         let raw = r.take(count.checked_mul(4).ok_or_else(truncated)?)?;
-        Ok(raw.chunks_exact(4).map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(raw
+            .chunks_exact(4)
+            .map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     };
     let offset = floats(d)?;
     let scale = floats(d)?;
-    if offset.iter().chain(&scale).any(|v| !v.is_finite()) || scale.iter().any(|s| *s == 0.0) {
-        return Err(MlError::ModelBytes("preprocessing statistics are not finite and non-zero".into()));
+    if offset.iter().chain(&scale).any(|v| !v.is_finite()) || scale.contains(&0.0) {
+        return Err(MlError::ModelBytes(
+            "preprocessing statistics are not finite and non-zero".into(),
+        ));
     }
     let len = usize::try_from(u64::from_be_bytes(r.array()?)).map_err(|_| truncated())?;
     let record = r.take(len)?;
     if r.at != bytes.len() {
-        return Err(MlError::ModelBytes(format!("{} bytes after the record", bytes.len() - r.at)));
+        return Err(MlError::ModelBytes(format!(
+            "{} bytes after the record",
+            bytes.len() - r.at
+        )));
     }
-    Ok(ModelFile { arch_digest, stats: Stats { kind, offset, scale }, record })
+    Ok(ModelFile {
+        arch_digest,
+        stats: Stats {
+            kind,
+            offset,
+            scale,
+        },
+        record,
+    })
 }
 
 struct Reader<'a> {
@@ -94,7 +116,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], MlError> {
-        let end = self.at.checked_add(n).filter(|e| *e <= self.bytes.len()).ok_or_else(truncated)?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|e| *e <= self.bytes.len())
+            .ok_or_else(truncated)?;
         let s = &self.bytes[self.at..end];
         self.at = end;
         Ok(s)
@@ -117,7 +143,11 @@ mod tests {
 
     #[test]
     fn round_trip_and_rejects() {
-        let stats = Stats { kind: Preprocessing::MinMax, offset: vec![1.0, 2.0], scale: vec![3.0, 4.0] };
+        let stats = Stats {
+            kind: Preprocessing::MinMax,
+            offset: vec![1.0, 2.0],
+            scale: vec![3.0, 4.0],
+        };
         let bytes = encode(&[7; 32], &stats, b"record");
         let f = decode(&bytes).unwrap();
         assert_eq!(f.arch_digest, [7; 32]);

@@ -33,12 +33,18 @@ pub(crate) struct Arch {
 impl Arch {
     pub fn new(model: &ModelSpec, schema: &Schema) -> Result<Self, MlError> {
         let d = schema.features.len();
-        let spec = |field, message: &str| MlError::Spec { field, message: message.to_string() };
+        let spec = |field, message: &str| MlError::Spec {
+            field,
+            message: message.to_string(),
+        };
         if d == 0 {
             return Err(spec("schema.features", "at least one feature is needed"));
         }
         if schema.label_classes < 2 {
-            return Err(spec("schema.label_classes", "a classifier needs at least 2 classes"));
+            return Err(spec(
+                "schema.label_classes",
+                "a classifier needs at least 2 classes",
+            ));
         }
         let hidden: Vec<usize> = model.hidden.iter().map(|h| *h as usize).collect();
         let channels: Vec<usize> = model.channels.iter().map(|c| *c as usize).collect();
@@ -51,7 +57,10 @@ impl Arch {
         let image = match model.kind {
             ModelKind::LogisticRegression => {
                 if !hidden.is_empty() || !channels.is_empty() {
-                    return Err(spec("model.kind", "logistic-regression takes no `hidden` or `channels`"));
+                    return Err(spec(
+                        "model.kind",
+                        "logistic-regression takes no `hidden` or `channels`",
+                    ));
                 }
                 None
             }
@@ -66,15 +75,30 @@ impl Arch {
             }
             ModelKind::Cnn => {
                 if channels.is_empty() {
-                    return Err(spec("model.channels", "cnn needs at least one convolution layer"));
+                    return Err(spec(
+                        "model.channels",
+                        "cnn needs at least one convolution layer",
+                    ));
                 }
                 match model.image.as_slice() {
-                    [h, w] if (*h as usize) * (*w as usize) == d && *h > 0 => Some([*h as usize, *w as usize]),
-                    _ => return Err(spec("model.image", "cnn needs `image = [height, width]` with height × width = feature count")),
+                    [h, w] if (*h as usize) * (*w as usize) == d && *h > 0 => {
+                        Some([*h as usize, *w as usize])
+                    }
+                    _ => return Err(spec(
+                        "model.image",
+                        "cnn needs `image = [height, width]` with height × width = feature count",
+                    )),
                 }
             }
         };
-        Ok(Self { kind: model.kind, d, classes: schema.label_classes as usize, hidden, channels, image })
+        Ok(Self {
+            kind: model.kind,
+            d,
+            classes: schema.label_classes as usize,
+            hidden,
+            channels,
+            image,
+        })
     }
 
     /// A digest of the architecture, stored in the model bytes so that
@@ -86,7 +110,11 @@ impl Arch {
             ModelKind::Mlp => b"mlp",
             ModelKind::Cnn => b"cnn",
         };
-        let list = |v: &[usize]| v.iter().flat_map(|x| (*x as u64).to_be_bytes()).collect::<Vec<u8>>();
+        let list = |v: &[usize]| {
+            v.iter()
+                .flat_map(|x| (*x as u64).to_be_bytes())
+                .collect::<Vec<u8>>()
+        };
         let image = self.image.map(|i| list(&i)).unwrap_or_default();
         LpHasher::new("sealroom.trainer.arch.v1")
             .part(kind)
@@ -132,7 +160,10 @@ impl<B: Backend> Net<B> {
             let (bid, b) = param(vec![c_out], fan_in, &mut rng);
             convs.push(Conv2d {
                 weight: Param::initialized(wid, Tensor::from_data(w, device).require_grad()),
-                bias: Some(Param::initialized(bid, Tensor::from_data(b, device).require_grad())),
+                bias: Some(Param::initialized(
+                    bid,
+                    Tensor::from_data(b, device).require_grad(),
+                )),
                 stride: [1, 1],
                 kernel_size: [3, 3],
                 dilation: [1, 1],
@@ -153,7 +184,10 @@ impl<B: Backend> Net<B> {
             let (bid, b) = param(vec![out], width, &mut rng);
             dense.push(Linear {
                 weight: Param::initialized(wid, Tensor::from_data(w, device).require_grad()),
-                bias: Some(Param::initialized(bid, Tensor::from_data(b, device).require_grad())),
+                bias: Some(Param::initialized(
+                    bid,
+                    Tensor::from_data(b, device).require_grad(),
+                )),
             });
             width = out;
         }

@@ -57,19 +57,27 @@ impl Stats {
                 let mut lo = vec![f32::INFINITY; d];
                 let mut hi = vec![f32::NEG_INFINITY; d];
                 for row in data.features.chunks_exact(d) {
-                    for j in 0..d {
-                        lo[j] = lo[j].min(row[j]);
-                        hi[j] = hi[j].max(row[j]);
+                    for ((l, h), x) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+                        *l = l.min(*x);
+                        *h = h.max(*x);
                     }
                 }
                 for j in 0..d {
                     offset[j] = lo[j];
                     let range = hi[j] - lo[j];
-                    scale[j] = if range > 0.0 && range.is_finite() { range } else { 1.0 };
+                    scale[j] = if range > 0.0 && range.is_finite() {
+                        range
+                    } else {
+                        1.0
+                    };
                 }
             }
         }
-        Self { kind, offset, scale }
+        Self {
+            kind,
+            offset,
+            scale,
+        }
     }
 
     /// The features of `data`, transformed, in a buffer zeroized on drop.
@@ -77,8 +85,8 @@ impl Stats {
         let d = data.d;
         let mut out = Zeroizing::new(Vec::with_capacity(data.features.len()));
         for row in data.features.chunks_exact(d) {
-            for j in 0..d {
-                out.push((row[j] - self.offset[j]) / self.scale[j]);
+            for ((x, o), s) in row.iter().zip(&self.offset).zip(&self.scale) {
+                out.push((x - o) / s);
             }
         }
         out
@@ -90,7 +98,12 @@ mod tests {
     use super::*;
 
     fn data() -> Dataset {
-        Dataset { features: vec![1.0, 5.0, 3.0, 5.0], labels: vec![0, 1], n: 2, d: 2 }
+        Dataset {
+            features: vec![1.0, 5.0, 3.0, 5.0],
+            labels: vec![0, 1],
+            n: 2,
+            d: 2,
+        }
     }
 
     #[test]

@@ -26,7 +26,10 @@ pub struct Rng {
 impl Rng {
     /// The stream `tag` of seed `seed`.
     pub fn stream(seed: u64, tag: &str) -> Self {
-        let digest = LpHasher::new("sealroom.trainer.rng.v1").part(tag).u64(seed).finish();
+        let digest = LpHasher::new("sealroom.trainer.rng.v1")
+            .part(tag)
+            .u64(seed)
+            .finish();
         let mut s = [0u64; 4];
         for (i, w) in s.iter_mut().enumerate() {
             let mut b = [0u8; 8];
@@ -92,7 +95,11 @@ pub struct OrderCommitment {
 impl OrderCommitment {
     /// Starts a commitment; `split` is the split permutation, if the data was split.
     pub fn new(seed: u64, pooled: u64, train: u64, epochs: u64, split: Option<&[u32]>) -> Self {
-        let mut h = LpHasher::new("sealroom.trainer.data-order.v1").u64(seed).u64(pooled).u64(train).u64(epochs);
+        let mut h = LpHasher::new("sealroom.trainer.data-order.v1")
+            .u64(seed)
+            .u64(pooled)
+            .u64(train)
+            .u64(epochs);
         match split {
             None => h.push("owner"),
             Some(p) => {
@@ -118,10 +125,21 @@ impl OrderCommitment {
 /// an auditor does with the seed and the record counts of a report.
 /// `split_validation` is the number of validation rows when the pooled data
 /// was split (`None` when the owner held the validation set).
-pub fn data_order_commitment(seed: u64, pooled: u32, split_validation: Option<u32>, epochs: u32) -> [u8; 32] {
+pub fn data_order_commitment(
+    seed: u64,
+    pooled: u32,
+    split_validation: Option<u32>,
+    epochs: u32,
+) -> [u8; 32] {
     let split = split_validation.map(|_| Rng::stream(seed, "split").permutation(pooled));
     let train = pooled - split_validation.unwrap_or(0);
-    let mut c = OrderCommitment::new(seed, pooled.into(), train.into(), epochs.into(), split.as_deref());
+    let mut c = OrderCommitment::new(
+        seed,
+        pooled.into(),
+        train.into(),
+        epochs.into(),
+        split.as_deref(),
+    );
     let mut order = Rng::stream(seed, "order");
     for _ in 0..epochs {
         c.epoch(&order.permutation(train));
@@ -139,19 +157,27 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u64> = (0..4).map({
-            let mut r = Rng::stream(7, "order");
-            move |_| r.next_u64()
-        })
-        .collect();
-        let b: Vec<u64> = (0..4).map({
-            let mut r = Rng::stream(7, "order");
-            move |_| r.next_u64()
-        })
-        .collect();
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::stream(7, "order");
+                move |_| r.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::stream(7, "order");
+                move |_| r.next_u64()
+            })
+            .collect();
         assert_eq!(a, b);
-        assert_ne!(Rng::stream(7, "order").next_u64(), Rng::stream(7, "init").next_u64());
-        assert_ne!(Rng::stream(7, "order").next_u64(), Rng::stream(8, "order").next_u64());
+        assert_ne!(
+            Rng::stream(7, "order").next_u64(),
+            Rng::stream(7, "init").next_u64()
+        );
+        assert_ne!(
+            Rng::stream(7, "order").next_u64(),
+            Rng::stream(8, "order").next_u64()
+        );
     }
 
     #[test]

@@ -94,7 +94,15 @@ pub fn train(
     validation: Option<&Dataset>,
     progress: &mut dyn FnMut(&EpochMetrics),
 ) -> Result<TrainedModel, MlError> {
-    train_on(Compute::Cpu, model, training, schema, train, validation, progress)
+    train_on(
+        Compute::Cpu,
+        model,
+        training,
+        schema,
+        train,
+        validation,
+        progress,
+    )
 }
 
 /// Trains on the pooled data.
@@ -113,13 +121,23 @@ pub fn train_on(
     progress: &mut dyn FnMut(&EpochMetrics),
 ) -> Result<TrainedModel, MlError> {
     match compute {
-        Compute::Cpu => run::<Autodiff<Cpu>>(&Default::default(), model, training, schema, train, validation, progress),
+        Compute::Cpu => run::<Autodiff<Cpu>>(
+            &Default::default(),
+            model,
+            training,
+            schema,
+            train,
+            validation,
+            progress,
+        ),
         #[cfg(feature = "cuda")]
         Compute::Cuda { index } => {
             let device = burn::backend::cuda::CudaDevice::new(index);
             // CUDA initialisation panics when no device or driver is present.
             catch_unwind(AssertUnwindSafe(|| {
-                run::<Autodiff<burn::backend::Cuda>>(&device, model, training, schema, train, validation, progress)
+                run::<Autodiff<burn::backend::Cuda>>(
+                    &device, model, training, schema, train, validation, progress,
+                )
             }))
             .map_err(|p| MlError::Backend(format!("CUDA backend failed: {}", panic_message(&p))))?
         }
@@ -127,7 +145,12 @@ pub fn train_on(
 }
 
 /// Rebuilds a model from its bytes and returns its accuracy on `data`.
-pub fn evaluate(model: &ModelSpec, schema: &Schema, model_bytes: &[u8], data: &Dataset) -> Result<f64, MlError> {
+pub fn evaluate(
+    model: &ModelSpec,
+    schema: &Schema,
+    model_bytes: &[u8],
+    data: &Dataset,
+) -> Result<f64, MlError> {
     evaluate_metrics(model, schema, model_bytes, data).map(|e| e.accuracy)
 }
 
@@ -143,17 +166,26 @@ pub fn evaluate_metrics(
     let arch = Arch::new(model, schema)?;
     let file = model_bytes::decode(model_bytes)?;
     if file.arch_digest != arch.digest() {
-        return Err(MlError::ModelBytes("made for another model spec or schema".into()));
+        return Err(MlError::ModelBytes(
+            "made for another model spec or schema".into(),
+        ));
     }
     if file.stats.offset.len() != arch.d {
-        return Err(MlError::FeatureCount { expected: arch.d, found: file.stats.offset.len() });
+        return Err(MlError::FeatureCount {
+            expected: arch.d,
+            found: file.stats.offset.len(),
+        });
     }
     data.check("evaluation data", arch.d, arch.classes as u32)?;
     let device = Default::default();
     let net: Net<Cpu> = load_net(&arch, file.record, &device)?;
     let x = file.stats.apply(data);
     let (loss, correct) = measure(&net, &arch, &x, &data.labels, &device)?;
-    Ok(Evaluation { accuracy: correct as f64 / data.n as f64, loss: loss / data.n as f64, records: data.n as u64 })
+    Ok(Evaluation {
+        accuracy: correct as f64 / data.n as f64,
+        loss: loss / data.n as f64,
+        records: data.n as u64,
+    })
 }
 
 fn run<B: AutodiffBackend>(
@@ -169,8 +201,10 @@ fn run<B: AutodiffBackend>(
     check_training(training)?;
     let classes = arch.classes as u32;
     pooled.check("training data", arch.d, classes)?;
-    let pooled_n = u32::try_from(pooled.n)
-        .map_err(|_| MlError::Spec { field: "dataset", message: "more than 2^32 - 1 records".into() })?;
+    let pooled_n = u32::try_from(pooled.n).map_err(|_| MlError::Spec {
+        field: "dataset",
+        message: "more than 2^32 - 1 records".into(),
+    })?;
 
     // Validation set: the owner's, or a seeded split of the pool.
     let split_train;
@@ -212,26 +246,42 @@ fn run<B: AutodiffBackend>(
     let mut net: Net<B> = Net::init(&arch, training.seed, device);
 
     // The training set is uploaded once; batches are gathered on the device.
-    let x_all: Tensor<B, 2> = Tensor::from_data(TensorData::new(train_x.to_vec(), [n, arch.d]), device);
+    let x_all: Tensor<B, 2> =
+        Tensor::from_data(TensorData::new(train_x.to_vec(), [n, arch.d]), device);
     drop(train_x);
-    let y_all: Tensor<B, 1, Int> = Tensor::from_data(TensorData::new(labels_i64(&train.labels).to_vec(), [n]), device);
+    let y_all: Tensor<B, 1, Int> = Tensor::from_data(
+        TensorData::new(labels_i64(&train.labels).to_vec(), [n]),
+        device,
+    );
     let loss_fn: CrossEntropyLoss<B> = CrossEntropyLossConfig::new().init(device);
 
     let lr = training.learning_rate;
     let batch = training.batch_size as usize;
     let mut order = Rng::stream(training.seed, "order");
-    let mut commitment =
-        OrderCommitment::new(training.seed, pooled.n as u64, n as u64, training.epochs.into(), split_perm.as_deref());
+    let mut commitment = OrderCommitment::new(
+        training.seed,
+        pooled.n as u64,
+        n as u64,
+        training.epochs.into(),
+        split_perm.as_deref(),
+    );
     let mut epochs = Vec::with_capacity(training.epochs as usize);
 
-    let decay = (training.weight_decay > 0.0).then(|| WeightDecayConfig::new(training.weight_decay as f32));
-    let mut adam = AdamConfig::new().with_epsilon(1e-8).with_weight_decay(decay.clone()).init::<B, Net<B>>();
-    let momentum = (training.momentum > 0.0).then(|| MomentumConfig {
+    let decay =
+        (training.weight_decay > 0.0).then(|| WeightDecayConfig::new(training.weight_decay as f32));
+    let mut adam = AdamConfig::new()
+        .with_epsilon(1e-8)
+        .with_weight_decay(decay.clone())
+        .init::<B, Net<B>>();
+    let momentum = (training.momentum > 0.0).then_some(MomentumConfig {
         momentum: training.momentum,
         dampening: 0.0,
         nesterov: false,
     });
-    let mut sgd = SgdConfig::new().with_weight_decay(decay).with_momentum(momentum).init::<B, Net<B>>();
+    let mut sgd = SgdConfig::new()
+        .with_weight_decay(decay)
+        .with_momentum(momentum)
+        .init::<B, Net<B>>();
 
     for epoch in 1..=training.epochs {
         let perm = order.permutation(n_u32);
@@ -239,8 +289,13 @@ fn run<B: AutodiffBackend>(
         let mut loss_sum: Option<Tensor<B::InnerBackend, 1>> = None;
         for idx in perm.chunks(batch) {
             let rows = idx.len();
-            let idx_t: Tensor<B, 1, Int> =
-                Tensor::from_data(TensorData::new(idx.iter().map(|i| i64::from(*i)).collect::<Vec<_>>(), [rows]), device);
+            let idx_t: Tensor<B, 1, Int> = Tensor::from_data(
+                TensorData::new(
+                    idx.iter().map(|i| i64::from(*i)).collect::<Vec<_>>(),
+                    [rows],
+                ),
+                device,
+            );
             let x = x_all.clone().select(0, idx_t.clone());
             let y = y_all.clone().select(0, idx_t);
             let logits = net.forward(x, arch.image);
@@ -278,7 +333,10 @@ fn run<B: AutodiffBackend>(
         .record(net.valid().into_record(), ())
         .map_err(|e| MlError::Backend(format!("recording the model: {e}")))?;
     let model_bytes = model_bytes::encode(&arch.digest(), &stats, &record);
-    let last = epochs.last().cloned().ok_or(MlError::Spec { field: "training.epochs", message: "must be at least 1".into() })?;
+    let last = epochs.last().cloned().ok_or(MlError::Spec {
+        field: "training.epochs",
+        message: "must be at least 1".into(),
+    })?;
     Ok(TrainedModel {
         model_bytes,
         final_accuracy: last.val_accuracy,
@@ -291,7 +349,12 @@ fn run<B: AutodiffBackend>(
 }
 
 fn check_training(t: &TrainingSpec) -> Result<(), MlError> {
-    let bad = |field, message: &str| Err(MlError::Spec { field, message: message.to_string() });
+    let bad = |field, message: &str| {
+        Err(MlError::Spec {
+            field,
+            message: message.to_string(),
+        })
+    };
     if t.epochs == 0 {
         return bad("training.epochs", "must be at least 1");
     }
@@ -323,8 +386,10 @@ fn measure<B: Backend>(
     let mut correct = 0u64;
     for (xs, ys) in x.chunks(EVAL_CHUNK * arch.d).zip(labels.chunks(EVAL_CHUNK)) {
         let rows = ys.len();
-        let xt: Tensor<B, 2> = Tensor::from_data(TensorData::new(xs.to_vec(), [rows, arch.d]), device);
-        let yt: Tensor<B, 1, Int> = Tensor::from_data(TensorData::new(labels_i64(ys).to_vec(), [rows]), device);
+        let xt: Tensor<B, 2> =
+            Tensor::from_data(TensorData::new(xs.to_vec(), [rows, arch.d]), device);
+        let yt: Tensor<B, 1, Int> =
+            Tensor::from_data(TensorData::new(labels_i64(ys).to_vec(), [rows]), device);
         let logits = net.forward(xt, arch.image);
         let predicted = logits.clone().argmax(1).reshape([rows]);
         correct += predicted
