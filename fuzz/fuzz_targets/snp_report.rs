@@ -9,7 +9,12 @@ const VCEK: &[u8] = include_bytes!("../../reports/testdata/sev-snp/trustee_test-
 
 fuzz_target!(|data: &[u8]| {
     let _ = sev_snp::SnpReport::parse(data);
-    let inputs = Inputs { evidence: data.to_vec(), certs: vec![VCEK.to_vec()], at: 1_735_689_600, ..Default::default() };
+    let inputs = Inputs {
+        evidence: data.to_vec(),
+        certs: vec![VCEK.to_vec()],
+        at: 1_735_689_600,
+        ..Default::default()
+    };
     let _ = sev_snp::SevSnpVerifier.verify_evidence(&inputs);
     let _ = attest::decode_evidence(data);
 });
