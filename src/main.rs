@@ -1,6 +1,7 @@
 //! `sealroom`: the command-line entry point (DESIGN §7).
 #![forbid(unsafe_code)]
 
+mod chainread;
 mod cmd;
 mod exit;
 mod flows;
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Create an identity (ed25519 signing key + X25519 receiving key).
     Keygen(cmd::keygen::Args),
+    /// Verify published reports (bundle or chain), write bundles, prove and check inclusion.
+    Report(cmd::report::Args),
     /// Run a TEE node for a session (`node run --coordinator URL --tee sim`).
     Node(cmd::node::Args),
     /// A consortium member's side of a session: join, consent, commit, grant, status.
@@ -39,12 +42,16 @@ enum Command {
     /// Benchmarks (criterion-style medians, ratios against a baseline run alongside).
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
+    /// The coordinator: session service over HTTP (state machine, persistence, blob store, report publication).
+    #[command(subcommand)]
+    Coordinator(cmd::coordinator::CoordinatorCmd),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keygen(a) => cmd::keygen::run(a),
+        Command::Report(a) => cmd::report::run(a),
         Command::Node(a) => cmd::node::run(a),
         Command::Party(a) => cmd::party::run(a),
         Command::Owner(a) => cmd::owner::run(a),
@@ -53,6 +60,7 @@ fn main() {
         Command::Attest(a) => cmd::attest::run(a),
         Command::Chain(c) => cmd::chain::run(c),
         Command::Bench(b) => cmd::bench::run(b),
+        Command::Coordinator(c) => cmd::coordinator::run(c),
     };
     if let Err(failure) = result {
         eprintln!("error: {failure}");

@@ -50,7 +50,9 @@ pub fn run(cmd: ChainCmd) -> CmdResult {
 pub fn chain_failure(flag: &str, e: ChainError) -> Failure {
     match e {
         ChainError::Key(_) => input_err(format!("--chain-key-file / {CHAIN_KEY_ENV}: {e}")),
-        ChainError::Config(_) | ChainError::ChainIdMismatch { .. } => input_err(format!("{flag}: {e}")),
+        ChainError::Config(_) | ChainError::ChainIdMismatch { .. } => {
+            input_err(format!("{flag}: {e}"))
+        }
         other => runtime_err(other),
     }
 }

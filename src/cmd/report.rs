@@ -1,0 +1,230 @@
+//! `sealroom report (verify|bundle|prove|check-proof)`: the regulator's tools.
+//! `verify` depends only on the `reports` crate (plus the chain reader to
+//! fetch what landed on chain).
+
+use std::path::PathBuf;
+
+use alloy_primitives::{Address, B256};
+use sealroom_protocol::fsutil::write_atomic;
+use sealroom_protocol::manifest::input_kind;
+use sealroom_protocol::merkle::{input_leaf, process_proof};
+use sealroom_protocol::policy::Policy;
+use sealroom_reports::verifier::{verify_bundle, Bundle, Verification};
+
+use crate::chainread::{bundle_from_chain, ReadError, Source};
+use crate::exit::{input_err, CmdResult, Failure};
+
+/// Arguments of `sealroom report`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+/// Where a session's reports come from.
+#[derive(clap::Args)]
+struct From {
+    /// Session id (with --rpc or --chain-dir).
+    #[arg(long)]
+    session: Option<String>,
+    /// JSON-RPC endpoint (or preset name opbnb-testnet, opbnb-mainnet, anvil).
+    #[arg(long, conflicts_with = "chain_dir")]
+    rpc: Option<String>,
+    /// State directory of an embedded development chain (a `sealroom run` output's `chain/`).
+    #[arg(long)]
+    chain_dir: Option<PathBuf>,
+    /// Registry contract address.
+    #[arg(long)]
+    contract: Option<String>,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Verify a session's reports: from an offline bundle, or from the chain alone.
+    Verify {
+        /// An offline bundle (from `report bundle` or `sealroom run`).
+        bundle: Option<PathBuf>,
+        #[command(flatten)]
+        from: From,
+        /// Apply this policy instead of the one the parties signed in the manifest.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Verify the evidence at this instant (RFC 3339) instead of when the node presented it.
+        #[arg(long)]
+        at: Option<String>,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a self-contained offline bundle of a session read from the chain.
+    Bundle {
+        #[command(flatten)]
+        from: From,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A party's OpenZeppelin inclusion proof against the session's inputs root.
+    Prove {
+        /// The bundle.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Party name (or `OWNER/validation`).
+        #[arg(long)]
+        party: String,
+        /// Write the proof here (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check an inclusion proof (from `report prove`) against its root, or a given one.
+    CheckProof {
+        /// The proof file.
+        proof: PathBuf,
+        /// Expected inputs root (default: the one in the proof file).
+        #[arg(long)]
+        root: Option<String>,
+    },
+}
+
+fn load_bundle(path: &PathBuf) -> Result<Bundle, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| input_err(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| input_err(format!("{}: not a sealroom bundle: {e}", path.display())))
+}
+
+fn from_chain(from: &From) -> Result<Bundle, Failure> {
+    let s = from.session.as_ref().ok_or_else(|| input_err("--session is required without a BUNDLE"))?;
+    let session = s.parse::<B256>().map_err(|_| input_err(format!("--session {s}: not a 32-byte hex id")))?;
+    let c = from.contract.as_ref().ok_or_else(|| input_err("--contract is required without a BUNDLE"))?;
+    let contract = c.parse::<Address>().map_err(|_| input_err(format!("--contract {c}: not an address")))?;
+    let source = match (&from.rpc, &from.chain_dir) {
+        (Some(url), None) => Source::Rpc(url),
+        (None, Some(dir)) => Source::Embedded(dir),
+        _ => return Err(input_err("give a BUNDLE, or --rpc URL or --chain-dir DIR")),
+    };
+    bundle_from_chain(source, contract, session).map_err(|e| match e {
+        ReadError::Access(m) => input_err(m),
+        ReadError::Inconsistent { check, detail } => Failure::Verification { check, detail },
+    })
+}
+
+/// Prints a verification and turns it into the exit status.
+pub fn report_verification(v: &Verification, json: bool) -> Result<(), Failure> {
+    if json {
+        println!("{}", serde_json::to_string(v).unwrap_or_default());
+    } else {
+        println!("policy: {}", if v.policy_source == "manifest" { "the policy the parties signed in the manifest" } else { &v.policy_source });
+        if v.insecure_simulation {
+            println!("WARNING: insecure-simulation — this session ran without a TEE");
+        }
+        for c in &v.checks {
+            println!("  [{}] {:<18} {}", if c.ok { " ok " } else { "FAIL" }, c.check, c.detail);
+        }
+        println!("{}", if v.verified { format!("VERIFIED ({})", v.outcome) } else { "NOT VERIFIED".to_string() });
+    }
+    match &v.failure {
+        None => Ok(()),
+        Some(f) => Err(Failure::Verification { check: f.check.clone(), detail: f.detail.clone() }),
+    }
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> CmdResult {
+    match args.action {
+        Action::Verify { bundle, from, policy, at, json } => {
+            let b = match &bundle {
+                Some(p) => load_bundle(p)?,
+                None => from_chain(&from)?,
+            };
+            let pol = match &policy {
+                Some(p) => {
+                    let text = std::fs::read_to_string(p).map_err(|e| input_err(format!("--policy {}: {e}", p.display())))?;
+                    Some((Policy::from_toml(&text).map_err(|e| input_err(format!("--policy {}: {e}", p.display())))?, p.display().to_string()))
+                }
+                None => None,
+            };
+            let at = at
+                .as_deref()
+                .map(|s| sealroom_reports::attest::parse_rfc3339(s).map_err(|e| input_err(format!("--at {s}: {e}"))))
+                .transpose()?;
+            let v = verify_bundle(&b, pol.as_ref().map(|(p, s)| (p, s.as_str())), at);
+            report_verification(&v, json)
+        }
+        Action::Bundle { from, out } => {
+            let b = from_chain(&from)?;
+            let text = serde_json::to_string_pretty(&b).map_err(crate::exit::runtime_err)? + "\n";
+            write_atomic(&out, text.as_bytes(), false).map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
+            println!("wrote {} ({} reports)", out.display(), b.reports.len());
+            Ok(())
+        }
+        Action::Prove { bundle, party, out } => {
+            let b = load_bundle(&bundle)?;
+            let proof = prove(&b, &party)?;
+            let text = serde_json::to_string_pretty(&proof).unwrap_or_default() + "\n";
+            match out {
+                Some(p) => write_atomic(&p, text.as_bytes(), false).map_err(|e| input_err(format!("--out {}: {e}", p.display())))?,
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+        Action::CheckProof { proof, root } => {
+            let text = std::fs::read_to_string(&proof).map_err(|e| input_err(format!("{}: {e}", proof.display())))?;
+            let p: serde_json::Value = serde_json::from_str(&text).map_err(|e| input_err(format!("{}: {e}", proof.display())))?;
+            check_proof(&p, root.as_deref())
+        }
+    }
+}
+
+/// The inclusion proof of `party`'s dataset (or the owner's validation set) in the session's inputs tree.
+pub fn prove(b: &Bundle, party: &str) -> Result<serde_json::Value, Failure> {
+    let m = &b.envelope.manifest;
+    let tree = m.inputs_tree().map_err(|e| input_err(e.to_string()))?;
+    let idx = (0..tree.len())
+        .find(|i| tree.value(*i).and_then(|v| v.get(1)).and_then(|n| n.as_str()) == Some(party))
+        .ok_or_else(|| input_err(format!("--party {party}: not an input of this session")))?;
+    let value = tree.value(idx).map(|v| v.to_vec()).unwrap_or_default();
+    let proof = tree.proof(idx).map_err(|e| input_err(e.to_string()))?;
+    Ok(serde_json::json!({
+        "format": "sealroom-inclusion-proof/1",
+        "session_id": format!("{:#x}", b.session_id),
+        "inputs_root": format!("{:#x}", tree.root()),
+        "leaf_encoding": ["uint8", "string", "bytes32"],
+        "value": value,
+        "leaf": format!("{:#x}", tree.leaf(idx).unwrap_or_default()),
+        "proof": proof.iter().map(|h| format!("{h:#x}")).collect::<Vec<_>>(),
+    }))
+}
+
+/// Verifies a proof object; exit 1 naming `inclusion-proof` when it fails.
+pub fn check_proof(p: &serde_json::Value, root: Option<&str>) -> Result<(), Failure> {
+    let bad = |m: &str| input_err(format!("proof: {m}"));
+    let value = p.get("value").and_then(|v| v.as_array()).ok_or_else(|| bad("missing `value`"))?;
+    let kind: u8 = value.first().and_then(|v| v.as_str()).and_then(|s| s.parse().ok()).ok_or_else(|| bad("bad kind"))?;
+    let name = value.get(1).and_then(|v| v.as_str()).ok_or_else(|| bad("bad name"))?;
+    let digest = value
+        .get(2)
+        .and_then(|v| v.as_str())
+        .and_then(sealroom_protocol::hash::parse_hex_array::<32>)
+        .ok_or_else(|| bad("bad digest"))?;
+    let proof: Vec<B256> = p
+        .get("proof")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| bad("missing `proof`"))?
+        .iter()
+        .map(|h| h.as_str().and_then(|s| s.parse::<B256>().ok()).ok_or_else(|| bad("bad proof entry")))
+        .collect::<Result<_, _>>()?;
+    let root_text = root.or(p.get("inputs_root").and_then(|v| v.as_str())).ok_or_else(|| bad("no root"))?;
+    let root = root_text.parse::<B256>().map_err(|_| bad("bad root"))?;
+    let computed = process_proof(input_leaf(kind, name, &digest).hash, &proof);
+    if computed == root {
+        let what = match kind {
+            input_kind::DATASET => "dataset",
+            input_kind::VALIDATION => "validation set",
+            input_kind::ENGINE => "engine",
+            _ => "input",
+        };
+        println!("inclusion proof valid: {what} `{name}` is an input of the session with inputs root {root:#x}");
+        Ok(())
+    } else {
+        Err(Failure::Verification { check: "inclusion-proof".into(), detail: format!("proof leads to {computed:#x}, not {root:#x}") })
+    }
+}
