@@ -60,7 +60,10 @@ fn serve(a: ServeArgs) -> CmdResult {
     let contract = a
         .contract
         .as_deref()
-        .map(|c| c.parse::<Address>().map_err(|e| input_err(format!("--contract {c}: {e}"))))
+        .map(|c| {
+            c.parse::<Address>()
+                .map_err(|e| input_err(format!("--contract {c}: {e}")))
+        })
         .transpose()?;
     let chain_key = match chain {
         ChainSpec::Embedded(_) => None,
@@ -68,7 +71,14 @@ fn serve(a: ServeArgs) -> CmdResult {
             .map_err(|e| input_err(format!("--chain-key-file / {CHAIN_KEY_ENV}: {e}")))?,
     };
     sealroom_coordinator::init_logging();
-    let config = Config { listen: a.listen, data: a.data, chain, chain_key, confirmations: a.confirmations, contract };
+    let config = Config {
+        listen: a.listen,
+        data: a.data,
+        chain,
+        chain_key,
+        confirmations: a.confirmations,
+        contract,
+    };
     sealroom_coordinator::run(config, |addr| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on http://{addr}");

@@ -1,0 +1,570 @@
+//! Persistence: one SQLite database (`DATA/coordinator.sqlite`, WAL,
+//! `synchronous=FULL`) holding sessions, signed messages, blob and report
+//! records and seen request nonces.
+//!
+//! Every state change is written in one transaction and committed (fsynced)
+//! before the HTTP response leaves, so a coordinator killed at any instant
+//! restarts from this file with everything it acknowledged. Only public or
+//! signed material is stored: manifests, consents, grants (sealed to the
+//! node), hashes, reports. Never a request body of a blob, never a key.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use alloy_primitives::B256;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use sealroom_protocol::api::{
+    MemberStatus, NodeRegistration, ReportRecord, SessionState, SessionSummary,
+};
+use sealroom_protocol::manifest::{validation_input_name, Consent, ConsentAction, Grant, Manifest};
+
+use crate::error::CoordinatorError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    manifest TEXT NOT NULL,
+    manifest_hash TEXT NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    abort_reason TEXT,
+    node TEXT,
+    verdict TEXT,
+    progress TEXT,
+    sealed_sha TEXT,
+    sealed_len INTEGER,
+    chain_open_tx TEXT
+);
+CREATE TABLE IF NOT EXISTS consents (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    session TEXT NOT NULL,
+    member TEXT NOT NULL,
+    action TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS consents_session ON consents(session);
+CREATE TABLE IF NOT EXISTS blobs (
+    session TEXT NOT NULL,
+    input TEXT NOT NULL,
+    sha TEXT NOT NULL,
+    len INTEGER NOT NULL,
+    PRIMARY KEY (session, input)
+);
+CREATE TABLE IF NOT EXISTS grants (
+    session TEXT NOT NULL,
+    input TEXT NOT NULL,
+    node_key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (session, input, node_key)
+);
+CREATE TABLE IF NOT EXISTS reports (
+    session TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    abi TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    tx TEXT,
+    block INTEGER,
+    gas INTEGER,
+    PRIMARY KEY (session, kind)
+);
+CREATE TABLE IF NOT EXISTS nonces (
+    key TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (key, nonce)
+);
+CREATE INDEX IF NOT EXISTS nonces_ts ON nonces(ts);
+CREATE TABLE IF NOT EXISTS meta (
+    k TEXT PRIMARY KEY,
+    v TEXT NOT NULL
+);
+";
+
+/// Opens (creating) the database with the durability settings the design
+/// requires: WAL journal, `synchronous=FULL` (every commit fsynced).
+pub fn open(path: &Path) -> Result<Connection, CoordinatorError> {
+    let err = |e: rusqlite::Error| CoordinatorError::Database {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(err)?;
+    conn.execute_batch(SCHEMA).map_err(err)?;
+    Ok(conn)
+}
+
+/// Hex of 32 bytes, lower case, no prefix (keys in the database).
+pub fn hx(b: &[u8]) -> String {
+    hex::encode(b)
+}
+
+/// A session as stored.
+#[derive(Clone, Debug)]
+pub struct SessionRow {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Its hash.
+    pub manifest_hash: B256,
+    /// State.
+    pub state: SessionState,
+    /// Why aborted.
+    pub abort_reason: Option<String>,
+    /// Registered node.
+    pub node: Option<NodeRegistration>,
+    /// The coordinator's verdict JSON.
+    pub verdict: Option<serde_json::Value>,
+    /// Latest public progress.
+    pub progress: Option<serde_json::Value>,
+    /// Sealed model (sha256, length).
+    pub sealed: Option<([u8; 32], u64)>,
+    /// The `openSession` transaction, once sent.
+    pub chain_open_tx: Option<String>,
+}
+
+fn bad_row(what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, what.to_string(), rusqlite::types::Type::Text)
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(
+    s: Option<String>,
+    what: &str,
+) -> rusqlite::Result<Option<T>> {
+    s.map(|s| serde_json::from_str(&s).map_err(|_| bad_row(what)))
+        .transpose()
+}
+
+/// Parses a state name.
+pub fn parse_state(s: &str) -> Option<SessionState> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
+
+/// Loads a session.
+pub fn session(conn: &Connection, id: &B256) -> rusqlite::Result<Option<SessionRow>> {
+    conn.query_row(
+        "SELECT manifest, manifest_hash, state, abort_reason, node, verdict, progress, sealed_sha, sealed_len, chain_open_tx
+         FROM sessions WHERE id = ?1",
+        params![id.to_string()],
+        |r| {
+            let manifest: String = r.get(0)?;
+            let manifest: Manifest = serde_json::from_str(&manifest).map_err(|_| bad_row("manifest"))?;
+            let mh: String = r.get(1)?;
+            let state: String = r.get(2)?;
+            let sealed_sha: Option<String> = r.get(7)?;
+            let sealed_len: Option<i64> = r.get(8)?;
+            let sealed = match (sealed_sha, sealed_len) {
+                (Some(s), Some(l)) => Some((
+                    sealroom_protocol::hash::parse_hex_array::<32>(&s).ok_or_else(|| bad_row("sealed_sha"))?,
+                    u64::try_from(l).map_err(|_| bad_row("sealed_len"))?,
+                )),
+                _ => None,
+            };
+            Ok(SessionRow {
+                manifest,
+                manifest_hash: B256::from_str(&mh).map_err(|_| bad_row("manifest_hash"))?,
+                state: parse_state(&state).ok_or_else(|| bad_row("state"))?,
+                abort_reason: r.get(3)?,
+                node: json_col(r.get(4)?, "node")?,
+                verdict: json_col(r.get(5)?, "verdict")?,
+                progress: json_col(r.get(6)?, "progress")?,
+                sealed,
+                chain_open_tx: r.get(9)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Inserts a new session in state `Open`.
+pub fn insert_session(tx: &Transaction<'_>, m: &Manifest) -> rusqlite::Result<()> {
+    let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM sessions", [], |r| {
+        r.get(0)
+    })?;
+    let json = serde_json::to_string(m).map_err(|_| bad_row("manifest"))?;
+    tx.execute(
+        "INSERT INTO sessions (id, seq, manifest, manifest_hash, name, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![m.session_id.to_string(), seq, json, m.hash().to_string(), m.name, SessionState::Open.as_str()],
+    )?;
+    Ok(())
+}
+
+/// Sets the state (and the abort reason when given).
+pub fn set_state(
+    tx: &Transaction<'_>,
+    id: &B256,
+    state: SessionState,
+    abort_reason: Option<&str>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE sessions SET state = ?2, abort_reason = COALESCE(?3, abort_reason) WHERE id = ?1",
+        params![id.to_string(), state.as_str(), abort_reason],
+    )?;
+    Ok(())
+}
+
+/// Stores the node and the coordinator's verdict.
+pub fn set_node(
+    tx: &Transaction<'_>,
+    id: &B256,
+    node: &NodeRegistration,
+    verdict: &serde_json::Value,
+) -> rusqlite::Result<()> {
+    let node = serde_json::to_string(node).map_err(|_| bad_row("node"))?;
+    tx.execute(
+        "UPDATE sessions SET node = ?2, verdict = ?3 WHERE id = ?1",
+        params![id.to_string(), node, verdict.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Stores the latest public progress.
+pub fn set_progress(
+    tx: &Transaction<'_>,
+    id: &B256,
+    progress: &serde_json::Value,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE sessions SET progress = ?2 WHERE id = ?1",
+        params![id.to_string(), progress.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Records the sealed model.
+pub fn set_sealed(
+    tx: &Transaction<'_>,
+    id: &B256,
+    sha: &[u8; 32],
+    len: u64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE sessions SET sealed_sha = ?2, sealed_len = ?3 WHERE id = ?1",
+        params![
+            id.to_string(),
+            hx(sha),
+            i64::try_from(len).unwrap_or(i64::MAX)
+        ],
+    )?;
+    Ok(())
+}
+
+/// Records the session's `openSession` transaction.
+pub fn set_chain_open(conn: &Connection, id: &B256, tx_hash: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE sessions SET chain_open_tx = ?2 WHERE id = ?1",
+        params![id.to_string(), tx_hash],
+    )?;
+    Ok(())
+}
+
+/// Appends a consent or withdrawal.
+pub fn insert_consent(tx: &Transaction<'_>, id: &B256, c: &Consent) -> rusqlite::Result<()> {
+    let action = match c.action {
+        ConsentAction::Consent => "consent",
+        ConsentAction::Withdraw => "withdraw",
+    };
+    let body = serde_json::to_string(c).map_err(|_| bad_row("consent"))?;
+    tx.execute(
+        "INSERT INTO consents (session, member, action, body) VALUES (?1, ?2, ?3, ?4)",
+        params![id.to_string(), hx(&c.member), action, body],
+    )?;
+    Ok(())
+}
+
+/// Every consent and withdrawal of a session, in arrival order.
+pub fn consents(conn: &Connection, id: &B256) -> rusqlite::Result<Vec<Consent>> {
+    let mut st =
+        conn.prepare_cached("SELECT body FROM consents WHERE session = ?1 ORDER BY seq")?;
+    let rows = st.query_map(params![id.to_string()], |r| r.get::<_, String>(0))?;
+    rows.map(|b| b.and_then(|b| serde_json::from_str(&b).map_err(|_| bad_row("consent"))))
+        .collect()
+}
+
+/// Latest action per member key (hex): `consent` or `withdraw`.
+pub fn consent_actions(
+    conn: &Connection,
+    id: &B256,
+) -> rusqlite::Result<std::collections::HashMap<String, (bool, bool)>> {
+    let mut st =
+        conn.prepare_cached("SELECT member, action FROM consents WHERE session = ?1 ORDER BY seq")?;
+    let rows = st.query_map(params![id.to_string()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = std::collections::HashMap::new();
+    for row in rows {
+        let (member, action) = row?;
+        let e: &mut (bool, bool) = out.entry(member).or_default();
+        if action == "withdraw" {
+            e.0 = false;
+            e.1 = true;
+        } else if !e.1 {
+            e.0 = true;
+        }
+    }
+    Ok(out)
+}
+
+/// Records an uploaded blob for an input.
+pub fn insert_blob(
+    tx: &Transaction<'_>,
+    id: &B256,
+    input: &str,
+    sha: &[u8; 32],
+    len: u64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO blobs (session, input, sha, len) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            id.to_string(),
+            input,
+            hx(sha),
+            i64::try_from(len).unwrap_or(i64::MAX)
+        ],
+    )?;
+    Ok(())
+}
+
+/// The blob recorded for an input.
+pub fn blob(conn: &Connection, id: &B256, input: &str) -> rusqlite::Result<Option<[u8; 32]>> {
+    let s: Option<String> = conn
+        .query_row(
+            "SELECT sha FROM blobs WHERE session = ?1 AND input = ?2",
+            params![id.to_string(), input],
+            |r| r.get(0),
+        )
+        .optional()?;
+    s.map(|s| sealroom_protocol::hash::parse_hex_array::<32>(&s).ok_or_else(|| bad_row("blob sha")))
+        .transpose()
+}
+
+/// Inputs with a blob.
+pub fn blob_inputs(
+    conn: &Connection,
+    id: &B256,
+) -> rusqlite::Result<std::collections::HashSet<String>> {
+    let mut st = conn.prepare_cached("SELECT input FROM blobs WHERE session = ?1")?;
+    let rows = st.query_map(params![id.to_string()], |r| r.get::<_, String>(0))?;
+    rows.collect()
+}
+
+/// Records a grant (replacing an earlier one for the same input and node).
+pub fn insert_grant(tx: &Transaction<'_>, id: &B256, g: &Grant) -> rusqlite::Result<()> {
+    let body = serde_json::to_string(g).map_err(|_| bad_row("grant"))?;
+    tx.execute(
+        "INSERT OR REPLACE INTO grants (session, input, node_key, body) VALUES (?1, ?2, ?3, ?4)",
+        params![id.to_string(), g.input, hx(&g.node_key), body],
+    )?;
+    Ok(())
+}
+
+/// Grants of a session for one node, by input name.
+pub fn grants(conn: &Connection, id: &B256, node_key: &[u8; 32]) -> rusqlite::Result<Vec<Grant>> {
+    let mut st = conn.prepare_cached(
+        "SELECT body FROM grants WHERE session = ?1 AND node_key = ?2 ORDER BY input",
+    )?;
+    let rows = st.query_map(params![id.to_string(), hx(node_key)], |r| {
+        r.get::<_, String>(0)
+    })?;
+    rows.map(|b| b.and_then(|b| serde_json::from_str(&b).map_err(|_| bad_row("grant"))))
+        .collect()
+}
+
+/// Stores a new report (unpublished).
+pub fn insert_report(tx: &Transaction<'_>, id: &B256, r: &ReportRecord) -> rusqlite::Result<()> {
+    let seq: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM reports WHERE session = ?1",
+        params![id.to_string()],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO reports (session, kind, seq, abi, signature, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![id.to_string(), r.kind, seq, r.report_abi, r.signature, r.report_hash.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Records a report's publication.
+pub fn set_report_published(
+    conn: &Connection,
+    id: &B256,
+    kind: &str,
+    tx: &str,
+    block: u64,
+    gas: u64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE reports SET tx = ?3, block = ?4, gas = ?5 WHERE session = ?1 AND kind = ?2",
+        params![
+            id.to_string(),
+            kind,
+            tx,
+            i64::try_from(block).unwrap_or(i64::MAX),
+            i64::try_from(gas).unwrap_or(i64::MAX)
+        ],
+    )?;
+    Ok(())
+}
+
+/// Reports of a session in arrival order.
+pub fn reports(conn: &Connection, id: &B256) -> rusqlite::Result<Vec<ReportRecord>> {
+    let mut st = conn.prepare_cached(
+        "SELECT kind, abi, signature, hash, tx, block, gas FROM reports WHERE session = ?1 ORDER BY seq",
+    )?;
+    let rows = st.query_map(params![id.to_string()], |r| {
+        let hash: String = r.get(3)?;
+        let block: Option<i64> = r.get(5)?;
+        let gas: Option<i64> = r.get(6)?;
+        Ok(ReportRecord {
+            kind: r.get(0)?,
+            report_abi: r.get(1)?,
+            signature: r.get(2)?,
+            report_hash: B256::from_str(&hash).map_err(|_| bad_row("report hash"))?,
+            tx_hash: r.get(4)?,
+            block: block.and_then(|b| u64::try_from(b).ok()),
+            gas_used: gas.and_then(|g| u64::try_from(g).ok()),
+        })
+    })?;
+    rows.collect()
+}
+
+/// Sessions with a report not yet published (for the publisher after a restart).
+pub fn sessions_with_pending_reports(conn: &Connection) -> rusqlite::Result<Vec<B256>> {
+    let mut st = conn.prepare("SELECT DISTINCT session FROM reports WHERE tx IS NULL")?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    rows.map(|s| s.and_then(|s| B256::from_str(&s).map_err(|_| bad_row("session id"))))
+        .collect()
+}
+
+/// Sessions in a given state.
+pub fn sessions_in_state(conn: &Connection, state: SessionState) -> rusqlite::Result<Vec<B256>> {
+    let mut st = conn.prepare("SELECT id FROM sessions WHERE state = ?1")?;
+    let rows = st.query_map(params![state.as_str()], |r| r.get::<_, String>(0))?;
+    rows.map(|s| s.and_then(|s| B256::from_str(&s).map_err(|_| bad_row("session id"))))
+        .collect()
+}
+
+/// Remembers a request nonce; false when it was already seen (a replay).
+pub fn remember_nonce(
+    conn: &Connection,
+    key: &[u8; 32],
+    nonce: &str,
+    ts: u64,
+) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO nonces (key, nonce, ts) VALUES (?1, ?2, ?3)",
+        params![
+            hx(key),
+            nonce.to_ascii_lowercase(),
+            i64::try_from(ts).unwrap_or(i64::MAX)
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+/// Forgets nonces older than `before` (Unix seconds): their timestamps are
+/// outside the accepted window, so a replay is refused as stale anyway.
+pub fn prune_nonces(conn: &Connection, before: u64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM nonces WHERE ts < ?1",
+        params![i64::try_from(before).unwrap_or(i64::MAX)],
+    )
+}
+
+/// A metadata value.
+pub fn meta(conn: &Connection, k: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT v FROM meta WHERE k = ?1", params![k], |r| r.get(0))
+        .optional()
+}
+
+/// Sets a metadata value.
+pub fn set_meta(conn: &Connection, k: &str, v: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (k, v) VALUES (?1, ?2)",
+        params![k, v],
+    )?;
+    Ok(())
+}
+
+/// Member rows of a session's status.
+pub fn members(
+    conn: &Connection,
+    id: &B256,
+    row: &SessionRow,
+) -> rusqlite::Result<Vec<MemberStatus>> {
+    let actions = consent_actions(conn, id)?;
+    let blobs = blob_inputs(conn, id)?;
+    let granted: std::collections::HashSet<String> = match &row.node {
+        Some(n) => grants(conn, id, &n.node_key)?
+            .into_iter()
+            .map(|g| g.input)
+            .collect(),
+        None => Default::default(),
+    };
+    let m = &row.manifest;
+    let member = |name: &str, role: &str, key: [u8; 32], input: Option<String>| {
+        let (consented, withdrawn) = actions.get(&hx(&key)).copied().unwrap_or_default();
+        MemberStatus {
+            name: name.to_string(),
+            role: role.to_string(),
+            key,
+            consented,
+            withdrawn,
+            blob_uploaded: input.as_ref().map(|i| blobs.contains(i)),
+            granted: input.as_ref().map(|i| granted.contains(i)),
+        }
+    };
+    let mut out: Vec<MemberStatus> = m
+        .parties
+        .iter()
+        .map(|p| member(&p.name, "party", p.identity.ed25519, Some(p.name.clone())))
+        .collect();
+    out.push(member(
+        &m.owner.name,
+        "owner",
+        m.owner.identity.ed25519,
+        m.owner
+            .validation
+            .as_ref()
+            .map(|_| validation_input_name(&m.owner.name)),
+    ));
+    Ok(out)
+}
+
+/// Whether a member's inputs are all in (consented, uploaded, granted).
+pub fn member_ready(m: &MemberStatus) -> bool {
+    m.consented && m.blob_uploaded.unwrap_or(true) && m.granted.unwrap_or(true)
+}
+
+/// `GET /v1/sessions` rows, oldest first.
+pub fn summaries(conn: &Connection) -> rusqlite::Result<Vec<SessionSummary>> {
+    let ids: Vec<String> = {
+        let mut st = conn.prepare("SELECT id FROM sessions ORDER BY seq")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = B256::from_str(&id).map_err(|_| bad_row("session id"))?;
+        if let Some(row) = session(conn, &id)? {
+            let members = members(conn, &id, &row)?;
+            out.push(SessionSummary {
+                session_id: id,
+                name: row.manifest.name.clone(),
+                state: row.state,
+                ready: u32::try_from(members.iter().filter(|m| member_ready(m)).count())
+                    .unwrap_or(u32::MAX),
+                total: u32::try_from(members.len()).unwrap_or(u32::MAX),
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,519 @@
+//! The HTTP/JSON API (routes in `sealroom_protocol::api`, documented in
+//! docs/api.md): request parsing, limits, authentication, streaming of
+//! blobs, and the per-session event stream.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use alloy_primitives::B256;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, Method, Uri};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use futures_util::{Stream, StreamExt};
+use sealroom_protocol::api::{
+    NodeRegistration, Progress, ReportUpload, SessionStatus, SessionSummary, Work,
+};
+use sealroom_protocol::manifest::{Consent, Grant, Manifest};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::auth::{self, RawSig};
+use crate::blobs::BlobWriter;
+use crate::error::ApiErr;
+use crate::service::{self, now_s, Core};
+
+/// Largest JSON request body.
+pub const JSON_LIMIT: usize = 1 << 20;
+
+/// Shared handler state.
+#[derive(Clone)]
+pub struct AppState {
+    core: Arc<Core>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// The router of every route.
+pub fn router(core: Arc<Core>, shutdown: watch::Receiver<bool>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/sessions", post(create).get(list))
+        .route("/v1/sessions/{id}", get(status))
+        .route("/v1/sessions/{id}/consent", post(consent))
+        .route(
+            "/v1/sessions/{id}/blobs/{input}",
+            put(upload_blob).get(download_blob),
+        )
+        .route("/v1/sessions/{id}/node", post(register_node).get(node))
+        .route("/v1/sessions/{id}/grants", post(grant))
+        .route("/v1/sessions/{id}/work", get(work))
+        .route("/v1/sessions/{id}/progress", post(progress))
+        .route("/v1/sessions/{id}/reports", post(report))
+        .route(
+            "/v1/sessions/{id}/sealed-model",
+            put(upload_sealed).get(fetch_sealed),
+        )
+        .route("/v1/sessions/{id}/events", get(events))
+        .fallback(|| async { ApiErr::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiErr {
+                status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                code: "bad-request",
+                message: "method not allowed on this route".into(),
+            }
+        })
+        // Bodies are read by the handlers with their own limits (JSON 1 MiB,
+        // blobs up to the manifest's max_blob_bytes, streamed).
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(AppState { core, shutdown })
+}
+
+fn parse_id(s: &str) -> Result<B256, ApiErr> {
+    B256::from_str(s)
+        .map_err(|_| ApiErr::bad_request(format!("session id `{s}` is not 32 bytes of hex")))
+}
+
+async fn status_of(core: &Core, id: B256) -> Result<SessionStatus, ApiErr> {
+    let chain = core.chain.info();
+    core.db(move |c| service::status(c, &id, chain)).await
+}
+
+/// Reads a JSON body (≤ [`JSON_LIMIT`]), authenticates it, then parses it.
+async fn signed_json<T: serde::de::DeserializeOwned>(
+    core: &Core,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<([u8; 32], T), ApiErr> {
+    let bytes = axum::body::to_bytes(body, JSON_LIMIT).await.map_err(|_| {
+        ApiErr::too_large(format!(
+            "request body exceeds {JSON_LIMIT} bytes or could not be read"
+        ))
+    })?;
+    let key = auth::authenticate(
+        core,
+        method.as_str(),
+        uri.path(),
+        headers,
+        auth::Body::Bytes(&bytes),
+    )
+    .await?;
+    let v = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiErr::bad_request(format!("request body: {e}")))?;
+    Ok((key, v))
+}
+
+async fn signed_empty(
+    core: &Core,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<[u8; 32], ApiErr> {
+    auth::authenticate(
+        core,
+        method.as_str(),
+        uri.path(),
+        headers,
+        auth::Body::Bytes(&[]),
+    )
+    .await
+}
+
+async fn health(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "chain": s.core.chain.info() }))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<SessionStatus>, ApiErr> {
+    let (key, m): (_, Manifest) = signed_json(&s.core, &method, &uri, &headers, body).await?;
+    let (id, ev) = s.core.db(move |c| service::create(c, &key, &m)).await?;
+    s.core.emit(ev);
+    Ok(Json(status_of(&s.core, id).await?))
+}
+
+async fn list(State(s): State<AppState>) -> Result<Json<Vec<SessionSummary>>, ApiErr> {
+    Ok(Json(s.core.db(|c| Ok(crate::db::summaries(c)?)).await?))
+}
+
+async fn status(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionStatus>, ApiErr> {
+    Ok(Json(status_of(&s.core, parse_id(&id)?).await?))
+}
+
+async fn consent(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<SessionStatus>, ApiErr> {
+    let id = parse_id(&id)?;
+    let (key, c): (_, Consent) = signed_json(&s.core, &method, &uri, &headers, body).await?;
+    let ev = s
+        .core
+        .db(move |db| service::consent(db, &id, &key, &c))
+        .await?;
+    s.core.emit(ev);
+    Ok(Json(status_of(&s.core, id).await?))
+}
+
+/// Streams a request body into the blob store (hashing on the way) without
+/// holding it whole; refuses more than `limit` bytes.
+async fn stream_to_store(
+    core: &Core,
+    body: Body,
+    limit: u64,
+) -> Result<([u8; 32], u64, Box<dyn BlobWriter>), ApiErr> {
+    let writer = core.blobs.begin()?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let task = tokio::task::spawn_blocking(move || -> std::io::Result<Box<dyn BlobWriter>> {
+        let mut w = writer;
+        while let Some(chunk) = rx.blocking_recv() {
+            w.write_all(&chunk)?;
+        }
+        Ok(w)
+    });
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    let mut failure = None;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Err(e) => {
+                failure = Some(ApiErr::bad_request(format!("reading the body: {e}")));
+                break;
+            }
+            Ok(c) => {
+                len += c.len() as u64;
+                if len > limit {
+                    failure = Some(ApiErr::too_large(format!(
+                        "body exceeds the {limit} bytes accepted here"
+                    )));
+                    break;
+                }
+                hasher.update(&c);
+                if tx.send(c).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(tx);
+    let w = task
+        .await
+        .map_err(|_| ApiErr::internal("blob writer failed"))??;
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    Ok((hasher.finalize().into(), len, w))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+async fn commit_blob(w: Box<dyn BlobWriter>, sha: [u8; 32]) -> Result<(), ApiErr> {
+    tokio::task::spawn_blocking(move || w.commit(&sha))
+        .await
+        .map_err(|_| ApiErr::internal("blob commit failed"))??;
+    Ok(())
+}
+
+async fn upload_blob(
+    State(s): State<AppState>,
+    Path((id, input)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<SessionStatus>, ApiErr> {
+    let id = parse_id(&id)?;
+    // Cheap checks first, so a stranger cannot make us store gigabytes.
+    let raw = RawSig::from_headers(&headers)?;
+    raw.check_fresh(now_s())?;
+    let claimed = raw.claimed_key()?;
+    let inp = input.clone();
+    let commitment = s
+        .core
+        .db(move |c| service::blob_precheck(c, &id, &claimed, &inp))
+        .await?;
+    if content_length(&headers).is_some_and(|l| l > commitment.ciphertext_len) {
+        return Err(ApiErr::too_large(format!(
+            "blob for `{input}` is larger than its commitment's ciphertext_len ({})",
+            commitment.ciphertext_len
+        )));
+    }
+    let (sha, len, writer) = stream_to_store(&s.core, body, commitment.ciphertext_len).await?;
+    let key = auth::authenticate(
+        &s.core,
+        "PUT",
+        uri.path(),
+        &headers,
+        auth::Body::Sha256(sha),
+    )
+    .await?;
+    if len != commitment.ciphertext_len || sha != commitment.ciphertext_sha256.0 {
+        tracing::info!(session = %id, route = "blob-upload", check = "commitment", "blob refused");
+        return Err(ApiErr::conflict(format!(
+            "blob for `{input}` does not match its commitment: length {len} vs {}, sha256 {} vs {}",
+            commitment.ciphertext_len,
+            hex::encode(sha),
+            hex::encode(commitment.ciphertext_sha256)
+        )));
+    }
+    commit_blob(writer, sha).await?;
+    let ev = s
+        .core
+        .db(move |c| service::blob_record(c, &id, &key, &input, &sha, len))
+        .await?;
+    s.core.emit(ev);
+    Ok(Json(status_of(&s.core, id).await?))
+}
+
+async fn stream_blob(core: &Core, sha: [u8; 32]) -> Result<Response, ApiErr> {
+    let (reader, len) = core
+        .blobs
+        .open(&sha)?
+        .ok_or_else(|| ApiErr::internal("blob recorded but missing from the store"))?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(reader));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn download_blob(
+    State(s): State<AppState>,
+    Path((id, input)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiErr> {
+    let id = parse_id(&id)?;
+    let key = signed_empty(&s.core, &method, &uri, &headers).await?;
+    let sha = s
+        .core
+        .db(move |c| service::blob_for_node(c, &id, &key, &input))
+        .await?;
+    stream_blob(&s.core, sha).await
+}
+
+async fn register_node(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<SessionStatus>, ApiErr> {
+    let id = parse_id(&id)?;
+    let (key, reg): (_, NodeRegistration) =
+        signed_json(&s.core, &method, &uri, &headers, body).await?;
+    let ev = s
+        .core
+        .db(move |c| service::register_node(c, &id, &key, &reg))
+        .await?;
+    s.core.emit(ev);
+    Ok(Json(status_of(&s.core, id).await?))
+}
+
+async fn node(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<NodeRegistration>, ApiErr> {
+    let st = status_of(&s.core, parse_id(&id)?).await?;
+    st.node
+        .map(Json)
+        .ok_or_else(|| ApiErr::not_found("no node registered yet"))
+}
+
+async fn grant(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<SessionStatus>, ApiErr> {
+    let id = parse_id(&id)?;
+    let (key, g): (_, Grant) = signed_json(&s.core, &method, &uri, &headers, body).await?;
+    let ev = s.core.db(move |c| service::grant(c, &id, &key, &g)).await?;
+    s.core.emit(ev);
+    Ok(Json(status_of(&s.core, id).await?))
+}
+
+async fn work(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Work>, ApiErr> {
+    let id = parse_id(&id)?;
+    let key = signed_empty(&s.core, &method, &uri, &headers).await?;
+    Ok(Json(s.core.db(move |c| service::work(c, &id, &key)).await?))
+}
+
+async fn progress(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiErr> {
+    let id = parse_id(&id)?;
+    let (key, p): (_, Progress) = signed_json(&s.core, &method, &uri, &headers, body).await?;
+    let ev = s
+        .core
+        .db(move |c| service::progress(c, &id, &key, &p))
+        .await?;
+    s.core.emit(ev);
+    Ok(Json(serde_json::json!({ "ok": true })))
+}
+
+async fn report(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<SessionStatus>, ApiErr> {
+    let id = parse_id(&id)?;
+    let (key, r): (_, ReportUpload) = signed_json(&s.core, &method, &uri, &headers, body).await?;
+    let ev = s
+        .core
+        .db(move |c| service::report(c, &id, &key, &r))
+        .await?;
+    s.core.emit(ev);
+    // Publish now; on failure the report stays pending and the background
+    // publisher retries.
+    if let Err(e) = service::publish_pending(&s.core, id).await {
+        tracing::warn!(session = %id, error = %e, "publication pending; will retry");
+    }
+    Ok(Json(status_of(&s.core, id).await?))
+}
+
+async fn upload_sealed(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<SessionStatus>, ApiErr> {
+    let id = parse_id(&id)?;
+    let raw = RawSig::from_headers(&headers)?;
+    raw.check_fresh(now_s())?;
+    let claimed = raw.claimed_key()?;
+    let limit = s
+        .core
+        .db(move |c| service::sealed_precheck(c, &id, &claimed))
+        .await?;
+    if content_length(&headers).is_some_and(|l| l > limit) {
+        return Err(ApiErr::too_large(format!(
+            "sealed model exceeds max_blob_bytes ({limit})"
+        )));
+    }
+    let (sha, len, writer) = stream_to_store(&s.core, body, limit).await?;
+    let key = auth::authenticate(
+        &s.core,
+        "PUT",
+        uri.path(),
+        &headers,
+        auth::Body::Sha256(sha),
+    )
+    .await?;
+    s.core
+        .db(move |c| service::sealed_check(c, &id, &key, &sha))
+        .await?;
+    commit_blob(writer, sha).await?;
+    let ev = s
+        .core
+        .db(move |c| service::sealed_record(c, &id, &key, &sha, len))
+        .await?;
+    s.core.emit(ev);
+    if let Err(e) = service::publish_pending(&s.core, id).await {
+        tracing::warn!(session = %id, error = %e, "publication pending; will retry");
+    }
+    Ok(Json(status_of(&s.core, id).await?))
+}
+
+async fn fetch_sealed(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiErr> {
+    let id = parse_id(&id)?;
+    let key = signed_empty(&s.core, &method, &uri, &headers).await?;
+    let (sha, ev) = s.core.db(move |c| service::deliver(c, &id, &key)).await?;
+    s.core.emit(ev);
+    stream_blob(&s.core, sha).await
+}
+
+async fn events(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiErr> {
+    let id = parse_id(&id)?;
+    // Subscribe before reading the snapshot, so nothing falls in between.
+    let rx = s.core.events.subscribe();
+    let st = status_of(&s.core, id).await?;
+    let first = SseEvent::default()
+        .event("status")
+        .json_data(serde_json::json!({ "session_id": id, "state": st.state, "abort_reason": st.abort_reason }))
+        .map_err(|_| ApiErr::internal("event encoding"))?;
+    let live = futures_util::stream::unfold(rx, move |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.session_id == id => {
+                    let ev = SseEvent::default()
+                        .event(e.kind)
+                        .json_data(&e)
+                        .unwrap_or_else(|_| SseEvent::default().event("error"));
+                    return Some((Ok(ev), rx));
+                }
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    return Some((
+                        Ok(SseEvent::default().event("lagged").data(n.to_string())),
+                        rx,
+                    ));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let mut shutdown = s.shutdown.clone();
+    let stop = async move {
+        let _ = shutdown.wait_for(|v| *v).await;
+    };
+    let stream = futures_util::stream::once(async move { Ok(first) })
+        .chain(live)
+        .take_until(Box::pin(stop));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,860 @@
+//! The session state machine (DESIGN §2) over the database: every operation
+//! checks who asks and in which state, writes its effect in one transaction,
+//! commits (fsync) and only then returns, so the HTTP layer acknowledges
+//! nothing that is not durable.
+
+use std::sync::{Arc, Mutex};
+
+use alloy_primitives::{keccak256, B256};
+use rusqlite::Connection;
+use sealroom_protocol::api::{
+    NodeRegistration, Progress, ReportRecord, ReportUpload, SessionState, SessionStatus, Work,
+};
+use sealroom_protocol::dataset::DatasetCommitment;
+use sealroom_protocol::manifest::{Consent, ConsentAction, Grant, Manifest};
+use sealroom_reports::report::{verify_report_signature, IntegrityReport, ReportKind};
+use tokio::sync::broadcast;
+
+use crate::blobs::BlobStore;
+use crate::chain::ChainCtx;
+use crate::db::{self, SessionRow};
+use crate::error::ApiErr;
+use crate::events::Event;
+
+/// Unix seconds now.
+pub fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Shared state of the service.
+pub struct Core {
+    db: Arc<Mutex<Connection>>,
+    /// Ciphertext blobs and sealed models.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Event fan-out.
+    pub events: broadcast::Sender<Event>,
+    /// The chain.
+    pub chain: ChainCtx,
+}
+
+impl Core {
+    /// Wraps an opened database, blob store and chain.
+    pub fn new(conn: Connection, blobs: Arc<dyn BlobStore>, chain: ChainCtx) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self {
+            db: Arc::new(Mutex::new(conn)),
+            blobs,
+            events,
+            chain,
+        }
+    }
+
+    /// Runs `f` on the database on a blocking thread (SQLite commits fsync).
+    pub async fn db<T, F>(&self, f: F) -> Result<T, ApiErr>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, ApiErr> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db
+                .lock()
+                .map_err(|_| ApiErr::internal("database lock poisoned"))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| ApiErr::internal("database task failed"))?
+    }
+
+    /// Sends events to subscribers (none listening is fine).
+    pub fn emit(&self, events: Vec<Event>) {
+        for e in events {
+            let _ = self.events.send(e);
+        }
+    }
+}
+
+fn load(conn: &Connection, id: &B256) -> Result<SessionRow, ApiErr> {
+    db::session(conn, id)?.ok_or_else(|| ApiErr::not_found(format!("no session {id}")))
+}
+
+/// The full public status of a session.
+pub fn status(
+    conn: &Connection,
+    id: &B256,
+    chain: serde_json::Value,
+) -> Result<SessionStatus, ApiErr> {
+    let row = load(conn, id)?;
+    let members = db::members(conn, id, &row)?;
+    let reports = db::reports(conn, id)?;
+    Ok(SessionStatus {
+        session_id: *id,
+        manifest_hash: row.manifest_hash,
+        manifest: row.manifest,
+        state: row.state,
+        members,
+        node: row.node,
+        coordinator_verdict: row.verdict,
+        reports,
+        chain: Some(chain),
+        abort_reason: row.abort_reason,
+        progress: row.progress,
+    })
+}
+
+/// The commitment of `input` when `caller` is the member that owns it.
+fn owned_input(m: &Manifest, caller: &[u8; 32], input: &str) -> Result<DatasetCommitment, ApiErr> {
+    let (_, id, c) = m
+        .grantable_inputs()
+        .into_iter()
+        .find(|(name, _, _)| name == input)
+        .ok_or_else(|| ApiErr::not_found(format!("input `{input}` is not in the manifest")))?;
+    if id.ed25519 != *caller {
+        return Err(ApiErr::forbidden(format!(
+            "input `{input}` belongs to another member"
+        )));
+    }
+    Ok(c)
+}
+
+fn member<'m>(m: &'m Manifest, caller: &[u8; 32]) -> Result<&'m str, ApiErr> {
+    m.member_name(caller).ok_or_else(|| {
+        ApiErr::forbidden("the signer is not a member (party or owner) of this session")
+    })
+}
+
+fn node_of<'r>(row: &'r SessionRow, caller: &[u8; 32]) -> Result<&'r NodeRegistration, ApiErr> {
+    let node = row
+        .node
+        .as_ref()
+        .ok_or_else(|| ApiErr::conflict("no node is registered for this session"))?;
+    if node.node_key != *caller {
+        return Err(ApiErr::forbidden(
+            "the signer is not the session's registered node",
+        ));
+    }
+    Ok(node)
+}
+
+fn not_aborted(row: &SessionRow) -> Result<(), ApiErr> {
+    if row.state == SessionState::Aborted {
+        return Err(ApiErr::conflict(format!(
+            "session aborted: {}",
+            row.abort_reason.as_deref().unwrap_or("no reason recorded")
+        )));
+    }
+    Ok(())
+}
+
+/// Inputs may change (consent, blobs, grants) only before keys are granted.
+fn before_keys_granted(row: &SessionRow, what: &str) -> Result<(), ApiErr> {
+    not_aborted(row)?;
+    if row.state >= SessionState::KeysGranted {
+        return Err(ApiErr::conflict(format!(
+            "{what}: keys are already granted (state {})",
+            row.state.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// Moves NodeAttested → KeysGranted once every member consented and every
+/// grantable input has its blob and a grant for the registered node.
+fn maybe_keys_granted(
+    tx: &rusqlite::Transaction<'_>,
+    id: &B256,
+    out: &mut Vec<Event>,
+) -> Result<(), ApiErr> {
+    let row = load(tx, id)?;
+    if row.state != SessionState::NodeAttested {
+        return Ok(());
+    }
+    let members = db::members(tx, id, &row)?;
+    if members.iter().all(db::member_ready) {
+        db::set_state(tx, id, SessionState::KeysGranted, None)?;
+        out.push(Event::state(*id, SessionState::KeysGranted, None));
+        tracing::info!(session = %id, state = "keys-granted", "transition");
+    }
+    Ok(())
+}
+
+/// `POST /v1/sessions`.
+pub fn create(
+    conn: &mut Connection,
+    caller: &[u8; 32],
+    m: &Manifest,
+) -> Result<(B256, Vec<Event>), ApiErr> {
+    m.validate()
+        .map_err(|e| ApiErr::bad_request(e.to_string()))?;
+    if m.owner.identity.ed25519 != *caller {
+        return Err(ApiErr::forbidden(
+            "only the manifest's owner may create its session",
+        ));
+    }
+    let id = m.session_id;
+    if let Some(existing) = db::session(conn, &id)? {
+        if existing.manifest_hash == m.hash() {
+            return Ok((id, vec![]));
+        }
+        return Err(ApiErr::conflict(format!(
+            "session {id} already exists with another manifest"
+        )));
+    }
+    let tx = conn.transaction()?;
+    db::insert_session(&tx, m)?;
+    tx.commit()?;
+    tracing::info!(session = %id, state = "open", "session created");
+    Ok((id, vec![Event::state(id, SessionState::Open, None)]))
+}
+
+/// `POST /v1/sessions/{id}/consent`.
+pub fn consent(
+    conn: &mut Connection,
+    id: &B256,
+    caller: &[u8; 32],
+    c: &Consent,
+) -> Result<Vec<Event>, ApiErr> {
+    let row = load(conn, id)?;
+    let name = member(&row.manifest, caller)?.to_string();
+    c.verify(caller, &row.manifest_hash)
+        .map_err(|e| ApiErr::bad_request(format!("consent: {e}")))?;
+    before_keys_granted(&row, "consent")?;
+    let actions = db::consent_actions(conn, id)?;
+    let (consented, withdrawn) = actions.get(&db::hx(caller)).copied().unwrap_or_default();
+    if withdrawn {
+        return Err(ApiErr::conflict(format!("`{name}` already withdrew")));
+    }
+    let mut out = vec![];
+    let tx = conn.transaction()?;
+    match c.action {
+        ConsentAction::Consent if consented => return Ok(out),
+        ConsentAction::Consent => {
+            db::insert_consent(&tx, id, c)?;
+            out.push(Event::member(*id, &name, "consented"));
+            maybe_keys_granted(&tx, id, &mut out)?;
+        }
+        ConsentAction::Withdraw => {
+            db::insert_consent(&tx, id, c)?;
+            let reason = format!("consent withdrawn by `{name}`");
+            db::set_state(&tx, id, SessionState::Aborted, Some(&reason))?;
+            out.push(Event::member(*id, &name, "withdrawn"));
+            out.push(Event::state(*id, SessionState::Aborted, Some(&reason)));
+            tracing::info!(session = %id, state = "aborted", check = "withdrawal", "transition");
+        }
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+/// Checks before a blob upload streams anything: membership, ownership of
+/// the input, state. Returns the commitment the blob must match.
+pub fn blob_precheck(
+    conn: &Connection,
+    id: &B256,
+    caller: &[u8; 32],
+    input: &str,
+) -> Result<DatasetCommitment, ApiErr> {
+    let row = load(conn, id)?;
+    member(&row.manifest, caller)?;
+    let c = owned_input(&row.manifest, caller, input)?;
+    before_keys_granted(&row, "blob upload")?;
+    Ok(c)
+}
+
+/// Records an uploaded blob already checked against its commitment.
+pub fn blob_record(
+    conn: &mut Connection,
+    id: &B256,
+    caller: &[u8; 32],
+    input: &str,
+    sha: &[u8; 32],
+    len: u64,
+) -> Result<Vec<Event>, ApiErr> {
+    let c = blob_precheck(conn, id, caller, input)?;
+    if c.ciphertext_sha256.0 != *sha || c.ciphertext_len != len {
+        return Err(ApiErr::conflict(format!(
+            "blob for `{input}` does not match its commitment"
+        )));
+    }
+    if db::blob(conn, id, input)?.as_ref() == Some(sha) {
+        return Ok(vec![]);
+    }
+    let mut out = vec![Event::member(
+        *id,
+        member(&load(conn, id)?.manifest, caller)?,
+        "blob-uploaded",
+    )];
+    let tx = conn.transaction()?;
+    db::insert_blob(&tx, id, input, sha, len)?;
+    maybe_keys_granted(&tx, id, &mut out)?;
+    tx.commit()?;
+    tracing::info!(session = %id, route = "blob-upload", "blob stored");
+    Ok(out)
+}
+
+/// `POST /v1/sessions/{id}/node`: the evidence is verified here against the
+/// manifest's policy, bound to the node's keys and the manifest hash.
+pub fn register_node(
+    conn: &mut Connection,
+    id: &B256,
+    caller: &[u8; 32],
+    reg: &NodeRegistration,
+) -> Result<Vec<Event>, ApiErr> {
+    if reg.node_key != *caller {
+        return Err(ApiErr::forbidden(
+            "the registration must be signed by the node_key it registers",
+        ));
+    }
+    let row = load(conn, id)?;
+    not_aborted(&row)?;
+    if let Some(n) = &row.node {
+        if n == reg {
+            return Ok(vec![]);
+        }
+    }
+    if row.state > SessionState::NodeAttested {
+        return Err(ApiErr::conflict(format!(
+            "a node is already trusted with keys (state {})",
+            row.state.as_str()
+        )));
+    }
+    let allowed = &row.manifest.engine.trainer_measurements;
+    if !allowed.is_empty()
+        && !allowed
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(reg.engine_measurement.trim_start_matches("0x")))
+    {
+        return Err(ApiErr::conflict(
+            "engine.trainer_measurements: the node's engine measurement is not allowed",
+        ));
+    }
+    let certs = reg
+        .certs
+        .iter()
+        .map(|c| hex::decode(c.trim_start_matches("0x")))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ApiErr::bad_request("certs: not hex"))?;
+    let collateral = reg
+        .collateral
+        .as_deref()
+        .map(|c| hex::decode(c.trim_start_matches("0x")))
+        .transpose()
+        .map_err(|_| ApiErr::bad_request("collateral: not hex"))?;
+    let inputs = sealroom_reports::attest::Inputs {
+        evidence: reg.evidence.clone(),
+        certs,
+        collateral,
+        at: i64::try_from(now_s()).unwrap_or(i64::MAX),
+        expected_report_data: Some(sealroom_reports::binding::expected_report_data(
+            &reg.node_key,
+            &reg.hpke_key,
+            &row.manifest_hash.0,
+        )),
+        expected_nonce: None,
+        gpu_reference: None,
+    };
+    let verdict = sealroom_reports::attest::verify(reg.kind, &inputs, &row.manifest.policy);
+    if !verdict.verified {
+        let why = verdict
+            .failure
+            .as_ref()
+            .map(|f| format!("{}: {}", f.check, f.detail))
+            .unwrap_or_default();
+        tracing::info!(session = %id, route = "node", check = %verdict.failure.as_ref().map(|f| f.check.as_str()).unwrap_or("?"), "evidence refused");
+        return Err(ApiErr::conflict(format!(
+            "evidence refused by the session policy: {why}"
+        )));
+    }
+    let verdict_json =
+        serde_json::to_value(&verdict).map_err(|_| ApiErr::internal("verdict encoding"))?;
+    let mut out = vec![Event::new(
+        *id,
+        "node",
+        serde_json::json!({ "node_key": hex::encode(reg.node_key), "kind": reg.kind, "insecure_simulation": verdict.insecure_simulation }),
+    )];
+    let tx = conn.transaction()?;
+    db::set_node(&tx, id, reg, &verdict_json)?;
+    if row.state != SessionState::NodeAttested {
+        db::set_state(&tx, id, SessionState::NodeAttested, None)?;
+        out.push(Event::state(*id, SessionState::NodeAttested, None));
+    }
+    maybe_keys_granted(&tx, id, &mut out)?;
+    tx.commit()?;
+    tracing::info!(session = %id, state = "node-attested", kind = reg.kind.as_str(), "node registered");
+    Ok(out)
+}
+
+/// `POST /v1/sessions/{id}/grants`.
+pub fn grant(
+    conn: &mut Connection,
+    id: &B256,
+    caller: &[u8; 32],
+    g: &Grant,
+) -> Result<Vec<Event>, ApiErr> {
+    let row = load(conn, id)?;
+    let name = member(&row.manifest, caller)?.to_string();
+    owned_input(&row.manifest, caller, &g.input)?;
+    not_aborted(&row)?;
+    let node = row
+        .node
+        .as_ref()
+        .ok_or_else(|| ApiErr::conflict("no node is registered yet"))?;
+    if g.node_key != node.node_key || g.node_hpke_key != node.hpke_key {
+        return Err(ApiErr::conflict(format!(
+            "grant for `{}` is for another node than the registered one",
+            g.input
+        )));
+    }
+    g.verify(caller, &row.manifest_hash)
+        .map_err(|e| ApiErr::bad_request(format!("grant: {e}")))?;
+    if db::grants(conn, id, &node.node_key)?.iter().any(|x| x == g) {
+        return Ok(vec![]);
+    }
+    before_keys_granted(&row, "grant")?;
+    let mut out = vec![Event::member(*id, &name, "granted")];
+    let tx = conn.transaction()?;
+    db::insert_grant(&tx, id, g)?;
+    maybe_keys_granted(&tx, id, &mut out)?;
+    tx.commit()?;
+    tracing::info!(session = %id, route = "grants", "grant stored");
+    Ok(out)
+}
+
+/// `GET /v1/sessions/{id}/work`.
+pub fn work(conn: &Connection, id: &B256, caller: &[u8; 32]) -> Result<Work, ApiErr> {
+    let row = load(conn, id)?;
+    let node = node_of(&row, caller)?;
+    Ok(Work {
+        consents: db::consents(conn, id)?,
+        grants: db::grants(conn, id, &node.node_key)?,
+        manifest: row.manifest,
+    })
+}
+
+/// `GET /v1/sessions/{id}/blobs/{input}`: the blob's hash.
+pub fn blob_for_node(
+    conn: &Connection,
+    id: &B256,
+    caller: &[u8; 32],
+    input: &str,
+) -> Result<[u8; 32], ApiErr> {
+    let row = load(conn, id)?;
+    node_of(&row, caller)?;
+    db::blob(conn, id, input)?
+        .ok_or_else(|| ApiErr::not_found(format!("no blob uploaded for `{input}`")))
+}
+
+/// `POST /v1/sessions/{id}/progress`.
+pub fn progress(
+    conn: &mut Connection,
+    id: &B256,
+    caller: &[u8; 32],
+    p: &Progress,
+) -> Result<Vec<Event>, ApiErr> {
+    let row = load(conn, id)?;
+    node_of(&row, caller)?;
+    not_aborted(&row)?;
+    if !matches!(
+        row.state,
+        SessionState::KeysGranted | SessionState::InputsVerified | SessionState::Training
+    ) {
+        return Err(ApiErr::conflict(format!(
+            "no progress expected in state {}",
+            row.state.as_str()
+        )));
+    }
+    let mut public = serde_json::json!({ "phase": p.phase, "epoch": p.epoch, "epochs": p.epochs });
+    if row.manifest.training.public_metrics {
+        public["metrics"] = p.metrics.clone().unwrap_or(serde_json::Value::Null);
+    }
+    let mut out = vec![Event::new(*id, "progress", public.clone())];
+    let tx = conn.transaction()?;
+    db::set_progress(&tx, id, &public)?;
+    if row.state == SessionState::InputsVerified {
+        db::set_state(&tx, id, SessionState::Training, None)?;
+        out.push(Event::state(*id, SessionState::Training, None));
+        tracing::info!(session = %id, state = "training", "transition");
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>, ApiErr> {
+    hex::decode(s.trim_start_matches("0x"))
+        .map_err(|_| ApiErr::bad_request(format!("{what}: not hex")))
+}
+
+/// `POST /v1/sessions/{id}/reports`: a report signed by the registered
+/// node, bound to this session and manifest, chained to the previous one.
+pub fn report(
+    conn: &mut Connection,
+    id: &B256,
+    caller: &[u8; 32],
+    up: &ReportUpload,
+) -> Result<Vec<Event>, ApiErr> {
+    let row = load(conn, id)?;
+    let node = node_of(&row, caller)?.clone();
+    let abi = parse_hex(&up.report_abi, "report_abi")?;
+    let report = IntegrityReport::from_abi_bytes(&abi).map_err(|e| {
+        ApiErr::bad_request(format!(
+            "report_abi: not an abi-encoded IntegrityReport ({e})"
+        ))
+    })?;
+    let sig: [u8; 64] = parse_hex(&up.signature, "signature")?
+        .try_into()
+        .map_err(|_| ApiErr::bad_request("signature: must be 64 bytes"))?;
+    verify_report_signature(&report, &node.node_key, &sig).map_err(|e| {
+        ApiErr::bad_request(format!(
+            "report signature under the registered node key: {e}"
+        ))
+    })?;
+    let kind = ReportKind::from_code(report.kind)
+        .ok_or_else(|| ApiErr::bad_request(format!("report kind {} is unknown", report.kind)))?;
+    let field = |ok: bool, name: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiErr::conflict(format!(
+                "report.{name} does not match the session"
+            )))
+        }
+    };
+    field(report.sessionId == *id, "sessionId")?;
+    field(report.manifestHash == row.manifest_hash, "manifestHash")?;
+    field(report.nodeKey.0 == node.node_key, "nodeKey")?;
+    field(report.nodeHpkeKey.0 == node.hpke_key, "nodeHpkeKey")?;
+    let hash = report.report_hash();
+    let existing = db::reports(conn, id)?;
+    if let Some(e) = existing.iter().find(|r| r.kind == kind.as_str()) {
+        if e.report_hash == hash {
+            return Ok(vec![]);
+        }
+        return Err(ApiErr::conflict(format!(
+            "a different {} report is already stored",
+            kind.as_str()
+        )));
+    }
+    let opened = existing
+        .iter()
+        .find(|r| r.kind == "opened")
+        .map(|r| r.report_hash);
+    let completed = existing.iter().any(|r| r.kind == "completed");
+    let mut next_state = None;
+    let mut reason = None;
+    match kind {
+        ReportKind::Opened => {
+            if row.state != SessionState::KeysGranted {
+                return Err(ApiErr::conflict(format!(
+                    "opened report in state {}",
+                    row.state.as_str()
+                )));
+            }
+            field(report.prevReportHash == B256::ZERO, "prevReportHash")?;
+            field(
+                report.evidenceHash == keccak256(&node.evidence),
+                "evidenceHash",
+            )?;
+            next_state = Some(SessionState::InputsVerified);
+        }
+        ReportKind::Completed => {
+            if !matches!(
+                row.state,
+                SessionState::InputsVerified | SessionState::Training
+            ) {
+                return Err(ApiErr::conflict(format!(
+                    "completed report in state {}",
+                    row.state.as_str()
+                )));
+            }
+            field(Some(report.prevReportHash) == opened, "prevReportHash")?;
+            if let Some((sha, _)) = row.sealed {
+                if report.sealedModelHash.0 != sha {
+                    return Err(ApiErr::conflict(
+                        "report.sealedModelHash does not match the uploaded sealed model",
+                    ));
+                }
+                next_state = Some(SessionState::Completed);
+            }
+        }
+        ReportKind::Aborted => {
+            not_aborted(&row)?;
+            if completed {
+                return Err(ApiErr::conflict(
+                    "the session already has a completed report",
+                ));
+            }
+            field(
+                report.prevReportHash == opened.unwrap_or(B256::ZERO),
+                "prevReportHash",
+            )?;
+            next_state = Some(SessionState::Aborted);
+            reason = Some(format!(
+                "node aborted (code {}): {}",
+                report.abortCode, report.abortReason
+            ));
+        }
+    }
+    let record = ReportRecord {
+        kind: kind.as_str().to_string(),
+        report_abi: hex::encode(&abi),
+        signature: hex::encode(sig),
+        report_hash: hash,
+        tx_hash: None,
+        block: None,
+        gas_used: None,
+    };
+    let mut out = vec![Event::new(
+        *id,
+        "report",
+        serde_json::json!({ "kind": kind.as_str(), "report_hash": hash, "tx_hash": null }),
+    )];
+    let tx = conn.transaction()?;
+    db::insert_report(&tx, id, &record)?;
+    if let Some(s) = next_state {
+        db::set_state(&tx, id, s, reason.as_deref())?;
+        out.push(Event::state(*id, s, reason.as_deref()));
+    }
+    tx.commit()?;
+    tracing::info!(session = %id, route = "reports", kind = kind.as_str(), state = %next_state.map(|s| s.as_str()).unwrap_or(row.state.as_str()), "report accepted");
+    Ok(out)
+}
+
+/// Checks before a sealed-model upload; returns the largest accepted size.
+pub fn sealed_precheck(conn: &Connection, id: &B256, caller: &[u8; 32]) -> Result<u64, ApiErr> {
+    let row = load(conn, id)?;
+    node_of(&row, caller)?;
+    not_aborted(&row)?;
+    if !matches!(
+        row.state,
+        SessionState::InputsVerified | SessionState::Training | SessionState::Completed
+    ) {
+        return Err(ApiErr::conflict(format!(
+            "no sealed model expected in state {}",
+            row.state.as_str()
+        )));
+    }
+    Ok(row.manifest.max_blob_bytes)
+}
+
+fn completed_report(conn: &Connection, id: &B256) -> Result<Option<IntegrityReport>, ApiErr> {
+    let reports = db::reports(conn, id)?;
+    reports
+        .iter()
+        .find(|r| r.kind == "completed")
+        .map(|r| {
+            let abi = parse_hex(&r.report_abi, "stored report")?;
+            IntegrityReport::from_abi_bytes(&abi)
+                .map_err(|_| ApiErr::internal("stored report does not decode"))
+        })
+        .transpose()
+}
+
+/// Verifies a streamed sealed model against the completed report (when in).
+pub fn sealed_check(
+    conn: &Connection,
+    id: &B256,
+    caller: &[u8; 32],
+    sha: &[u8; 32],
+) -> Result<(), ApiErr> {
+    sealed_precheck(conn, id, caller)?;
+    let row = load(conn, id)?;
+    if let Some((old, _)) = row.sealed {
+        if old != *sha {
+            return Err(ApiErr::conflict(
+                "a different sealed model is already stored",
+            ));
+        }
+    }
+    if let Some(r) = completed_report(conn, id)? {
+        if r.sealedModelHash.0 != *sha {
+            return Err(ApiErr::conflict(
+                "sealed model SHA-256 does not match the completed report's sealedModelHash",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Records the sealed model; Completed when the completed report is in.
+pub fn sealed_record(
+    conn: &mut Connection,
+    id: &B256,
+    caller: &[u8; 32],
+    sha: &[u8; 32],
+    len: u64,
+) -> Result<Vec<Event>, ApiErr> {
+    sealed_check(conn, id, caller, sha)?;
+    let row = load(conn, id)?;
+    if row.sealed.is_some() {
+        return Ok(vec![]);
+    }
+    let has_completed = completed_report(conn, id)?.is_some();
+    let mut out = vec![Event::new(
+        *id,
+        "node",
+        serde_json::json!({ "event": "sealed-model-uploaded" }),
+    )];
+    let tx = conn.transaction()?;
+    db::set_sealed(&tx, id, sha, len)?;
+    if has_completed && row.state != SessionState::Completed {
+        db::set_state(&tx, id, SessionState::Completed, None)?;
+        out.push(Event::state(*id, SessionState::Completed, None));
+    }
+    tx.commit()?;
+    tracing::info!(session = %id, route = "sealed-model", "sealed model stored");
+    Ok(out)
+}
+
+/// `GET /v1/sessions/{id}/sealed-model` (owner): Published → Delivered,
+/// persisted before the first byte leaves. Returns the model's hash.
+pub fn deliver(
+    conn: &mut Connection,
+    id: &B256,
+    caller: &[u8; 32],
+) -> Result<([u8; 32], Vec<Event>), ApiErr> {
+    let row = load(conn, id)?;
+    if row.manifest.owner.identity.ed25519 != *caller {
+        return Err(ApiErr::forbidden(
+            "only the session's owner may fetch the sealed model",
+        ));
+    }
+    not_aborted(&row)?;
+    let (sha, _) = row
+        .sealed
+        .ok_or_else(|| ApiErr::conflict("no sealed model yet"))?;
+    let mut out = vec![];
+    match row.state {
+        SessionState::Delivered => {}
+        SessionState::Published => {
+            let tx = conn.transaction()?;
+            db::set_state(&tx, id, SessionState::Delivered, None)?;
+            tx.commit()?;
+            out.push(Event::state(*id, SessionState::Delivered, None));
+            tracing::info!(session = %id, state = "delivered", "transition");
+        }
+        s => {
+            return Err(ApiErr::conflict(format!(
+                "the sealed model is released once its reports are on chain (state {})",
+                s.as_str()
+            )))
+        }
+    }
+    Ok((sha, out))
+}
+
+/// Completed → Published once the opened and completed reports are on chain.
+pub fn maybe_published(conn: &mut Connection, id: &B256) -> Result<Vec<Event>, ApiErr> {
+    let row = load(conn, id)?;
+    if row.state != SessionState::Completed {
+        return Ok(vec![]);
+    }
+    let reports = db::reports(conn, id)?;
+    let on_chain = |k: &str| reports.iter().any(|r| r.kind == k && r.tx_hash.is_some());
+    if !(on_chain("opened") && on_chain("completed")) {
+        return Ok(vec![]);
+    }
+    let tx = conn.transaction()?;
+    db::set_state(&tx, id, SessionState::Published, None)?;
+    tx.commit()?;
+    tracing::info!(session = %id, state = "published", "transition");
+    Ok(vec![Event::state(*id, SessionState::Published, None)])
+}
+
+/// Publishes a session's pending reports (opening it on chain first), then
+/// moves Completed → Published when both reports are in. Failures are logged
+/// and retried by the background publisher; nothing here is lost.
+pub async fn publish_pending(core: &Core, id: B256) -> Result<(), String> {
+    let _guard = core.chain.publish_lock.lock().await;
+    let (row, reports) = core
+        .db(move |c| Ok((load(c, &id)?, db::reports(c, &id)?)))
+        .await
+        .map_err(|e| e.message)?;
+    let pending: Vec<ReportRecord> = reports
+        .iter()
+        .filter(|r| r.tx_hash.is_none())
+        .cloned()
+        .collect();
+    if !pending.is_empty() {
+        let (registry, deployed) = core.chain.registry().await?;
+        if deployed || db_contract_missing(core).await {
+            let key = core.chain.meta_key();
+            let addr = registry.address().to_string();
+            core.db(move |c| Ok(db::set_meta(c, &key, &addr)?))
+                .await
+                .map_err(|e| e.message)?;
+        }
+        if row.chain_open_tx.is_none() || deployed {
+            let tx = core
+                .chain
+                .open_session(&registry, id, row.manifest_hash)
+                .await?;
+            core.db(move |c| Ok(db::set_chain_open(c, &id, &tx)?))
+                .await
+                .map_err(|e| e.message)?;
+        }
+        let evidence = row
+            .node
+            .as_ref()
+            .map(|n| n.evidence.clone())
+            .unwrap_or_default();
+        let has_opened = reports.iter().any(|r| r.kind == "opened");
+        for r in pending {
+            let abi = hex::decode(&r.report_abi).map_err(|e| e.to_string())?;
+            let report = IntegrityReport::from_abi_bytes(&abi).map_err(|e| e.to_string())?;
+            let sig = hex::decode(&r.signature).map_err(|e| e.to_string())?;
+            // Evidence travels with the first report of the session (the
+            // opened one, or an abort before any).
+            let ev: &[u8] = if r.kind == "opened" || (r.kind == "aborted" && !has_opened) {
+                &evidence
+            } else {
+                &[]
+            };
+            let (tx, block, gas) = core.chain.publish(&registry, &report, &sig, ev).await?;
+            tracing::info!(session = %id, kind = %r.kind, tx = %tx, block, gas, "report published");
+            let kind = r.kind.clone();
+            let txc = tx.clone();
+            core.db(move |c| Ok(db::set_report_published(c, &id, &kind, &txc, block, gas)?))
+                .await
+                .map_err(|e| e.message)?;
+            core.emit(vec![Event::new(
+                id,
+                "report",
+                serde_json::json!({ "kind": r.kind, "report_hash": r.report_hash, "tx_hash": tx, "block": block, "gas_used": gas }),
+            )]);
+        }
+    }
+    let ev = core
+        .db(move |c| maybe_published(c, &id))
+        .await
+        .map_err(|e| e.message)?;
+    core.emit(ev);
+    Ok(())
+}
+
+async fn db_contract_missing(core: &Core) -> bool {
+    let key = core.chain.meta_key();
+    core.db(move |c| Ok(db::meta(c, &key)?))
+        .await
+        .map(|v| v.is_none())
+        .unwrap_or(true)
+}
+
+/// Publishes everything pending (after a restart, and periodically).
+pub async fn publish_all_pending(core: &Core) {
+    let ids = core
+        .db(|c| {
+            let mut v = db::sessions_with_pending_reports(c)?;
+            v.extend(db::sessions_in_state(c, SessionState::Completed)?);
+            Ok(v)
+        })
+        .await
+        .unwrap_or_default();
+    for id in ids {
+        if let Err(e) = publish_pending(core, id).await {
+            tracing::warn!(session = %id, error = %e, "publication pending; will retry");
+        }
+    }
+}
