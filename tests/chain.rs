@@ -248,14 +248,12 @@ async fn scenario<C: Chain>(chain: &C) -> (Address, B256) {
         B256::ZERO,
         &evidence,
     );
-    let err = registry
-        .publish(&good, &signature, b"other evidence")
+    // The evidence calldata is opaque to the contract (sealroom puts an
+    // envelope there; verifiers hash the raw evidence inside it).
+    registry
+        .publish(&good, &signature, b"{\"format\":\"envelope\"}")
         .await
-        .expect_err("wrong evidence");
-    assert!(
-        reverted_with(&err, "FieldMismatch: report evidenceHash"),
-        "{err}"
-    );
+        .expect("opaque evidence");
 
     // Read back from events + calldata.
     let record = registry

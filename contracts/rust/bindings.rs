@@ -20,7 +20,6 @@ fn field_name(index: u8) -> &'static str {
         2 => "sessionId",
         3 => "manifestHash",
         5 => "prevReportHash",
-        8 => "evidenceHash",
         _ => "unknown field",
     }
 }

@@ -6,9 +6,9 @@ pragma solidity 0.8.30;
 // file with alloy's `sol!`, so both sides ABI-encode the same struct byte for
 // byte. `report_hash = keccak256(abi.encode(report))`.
 //
-// Changing the order or the types of the first nine fields breaks the
-// registry: it reads `version`, `kind`, `sessionId`, `manifestHash`,
-// `prevReportHash` and `evidenceHash` at fixed offsets of the encoded bytes
+// Changing the order or the types of the first six fields breaks the
+// registry: it reads `version`, `kind`, `sessionId`, `manifestHash` and
+// `prevReportHash` at fixed offsets of the encoded bytes
 // (the head of `abi.encode(report)` is fixed-size; only `abortReason`'s
 // contents live in the tail).
 

@@ -30,7 +30,6 @@ contract SessionRegistry {
     uint256 private constant OFF_SESSION = 96;
     uint256 private constant OFF_MANIFEST = 128;
     uint256 private constant OFF_PREV = 192;
-    uint256 private constant OFF_EVIDENCE = 288;
     /// Outer offset + 21 head words + the string's length word.
     uint256 private constant MIN_REPORT_LENGTH = 736;
     /// An ed25519 signature.
@@ -89,7 +88,7 @@ contract SessionRegistry {
     /// @notice The report's version is not `REPORT_VERSION`.
     error UnsupportedVersion(uint256 version);
     /// @notice A report field disagrees with the call or with the registry.
-    /// @param field 1 = kind, 2 = sessionId, 3 = manifestHash, 5 = prevReportHash, 8 = evidenceHash (the field's index in the struct).
+    /// @param field 1 = kind, 2 = sessionId, 3 = manifestHash, 5 = prevReportHash (the field's index in the struct).
     error FieldMismatch(uint8 field, bytes32 expected, bytes32 actual);
     /// @notice The signature is not 64 bytes (ed25519).
     error MalformedSignature(uint256 length);
@@ -116,15 +115,17 @@ contract SessionRegistry {
     /// input fails its check); the manifest hash equals the registered one
     /// on the session's first report (later ones link to it by
     /// `prevReportHash`); `completed` and `aborted` exclude each other and
-    /// nothing follows `aborted`; when evidence is given, its keccak256
-    /// equals the report's `evidenceHash` (a `completed` report may omit it:
-    /// the `opened` transaction carries it). The ed25519 signature is checked
-    /// by verifiers off chain (the EVM has no ed25519 precompile).
+    /// nothing follows `aborted`. `evidence` is opaque to the contract:
+    /// sealroom puts an envelope there (raw evidence, certificates,
+    /// collateral, manifest), usually on the session's first report only;
+    /// verifiers check keccak256(raw evidence) against the report's
+    /// `evidenceHash`, and the ed25519 signature, off chain (the EVM has no
+    /// ed25519 precompile).
     /// @param sessionId The session id.
     /// @param kind 1 = opened, 2 = completed, 3 = aborted.
     /// @param report abi.encode(IntegrityReport); only its hash is stored.
     /// @param signature The node's ed25519 signature over the report hash (64 bytes).
-    /// @param evidence The node's TEE evidence (may be empty after `opened`).
+    /// @param evidence The node's TEE evidence envelope, opaque here (may be empty after the first report).
     function publishReport(
         bytes32 sessionId,
         uint8 kind,
@@ -142,7 +143,9 @@ contract SessionRegistry {
         }
         if (session.aborted) revert SessionClosed(sessionId, KIND_ABORTED);
         if (signature.length != SIGNATURE_LENGTH) revert MalformedSignature(signature.length);
-        bytes32 prev = _checkReport(sessionId, kind, report, evidence);
+        bytes32 prev = _checkReport(sessionId, kind, report);
+        // Calldata only: read by verifiers from the transaction, never here.
+        evidence;
 
         bytes32 reportHash = keccak256(report);
         _reportHash[sessionId][kind] = reportHash;
@@ -200,7 +203,7 @@ contract SessionRegistry {
 
     /// Checks the report's fields against the call and the registry; returns
     /// its `prevReportHash`.
-    function _checkReport(bytes32 sessionId, uint8 kind, bytes calldata report, bytes calldata evidence)
+    function _checkReport(bytes32 sessionId, uint8 kind, bytes calldata report)
         private
         view
         returns (bytes32 prev)
@@ -228,9 +231,6 @@ contract SessionRegistry {
         }
         prev = bytes32(report[OFF_PREV:OFF_PREV + 32]);
         _expect(5, expectedPrev, prev);
-        if (evidence.length != 0) {
-            _expect(8, keccak256(evidence), bytes32(report[OFF_EVIDENCE:OFF_EVIDENCE + 32]));
-        }
     }
 
     /// Reverts with `FieldMismatch` unless `expected == actual`.
