@@ -309,11 +309,17 @@ pub fn load_certs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 }
 
 /// Parses a list of DER certificates, naming the position of a bad one.
+/// Exact duplicates (the same file passed twice, a bundle repeating the leaf)
+/// are kept once: they add nothing and would otherwise look like a second leaf.
 pub fn parse_all(ders: &[Vec<u8>]) -> Result<Vec<Cert>, String> {
-    ders.iter()
-        .enumerate()
-        .map(|(i, d)| Cert::from_der(d).map_err(|e| format!("certificate #{}: {e}", i + 1)))
-        .collect()
+    let mut out: Vec<Cert> = Vec::with_capacity(ders.len());
+    for (i, d) in ders.iter().enumerate() {
+        let c = Cert::from_der(d).map_err(|e| format!("certificate #{}: {e}", i + 1))?;
+        if !out.iter().any(|o| o.der == c.der) {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 /// DER of a certificate re-encoded (used only to normalise bundled roots).
@@ -347,5 +353,6 @@ mod tests {
         two.extend_from_slice(&der[0]);
         assert_eq!(load_certs(&two).unwrap().len(), 2);
         assert!(load_certs(b"hello").is_err());
+        assert_eq!(parse_all(&load_certs(&two).unwrap()).unwrap().len(), 1);
     }
 }

@@ -497,6 +497,9 @@ mod tests {
             .verify_evidence(&inputs(NV_COCO_REPORT, &[NV_COCO_CERTS]))
             .unwrap();
         assert_eq!(b.claims["driver_version"], "580.95.05");
+        assert!(v
+            .verify_evidence(&inputs(NV_REPORT, &[NV_CHAIN1, NV_CHAIN1, NV_ROOT]))
+            .is_ok());
         let mut reversed = inputs(NV_REPORT, &[NV_CHAIN1]);
         reversed.certs.reverse();
         assert!(v.verify_evidence(&reversed).is_ok());

@@ -730,6 +730,15 @@ mod tests {
             ))),
             "sev-snp.chip-id"
         );
+        // The same leaf twice is fine.
+        assert_eq!(
+            check(v.verify_evidence(&inputs(
+                SNP_TRUSTEE_REPORT,
+                &[SNP_TRUSTEE_VCEK, SNP_TRUSTEE_VCEK],
+                at
+            ))),
+            "ok"
+        );
         // No leaf, two leaves, truncated report.
         assert_eq!(
             check(v.verify_evidence(&inputs(SNP_TRUSTEE_REPORT, &[SNP_TRUSTEE_MILAN_BUNDLE], at))),
