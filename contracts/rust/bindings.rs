@@ -49,6 +49,7 @@ pub fn describe(err: &SessionRegistry::SessionRegistryErrors) -> String {
             e.sessionId
         ),
         E::ZeroPublisher(_) => "ZeroPublisher: the publisher address is zero".to_string(),
+        E::ZeroManifest(_) => "ZeroManifest: the manifest hash is zero".to_string(),
         E::UnknownSession(e) => format!(
             "UnknownSession: session {} was never opened on this registry",
             e.sessionId

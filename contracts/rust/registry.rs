@@ -99,10 +99,15 @@ pub enum RegistryError {
 pub struct SessionInfo {
     /// The only account allowed to publish the session's reports.
     pub publisher: Address,
-    /// The manifest hash every report must carry.
+    /// The manifest hash the session was registered with (from storage
+    /// before `opened`, from the `SessionOpened` event after).
     pub manifest_hash: B256,
     /// Block of `openSession`.
     pub opened_block: u64,
+    /// Whether the `opened` report was published.
+    pub opened: bool,
+    /// Whether an `aborted` report was published.
+    pub aborted: bool,
 }
 
 /// Result of [`Registry::open_session`].
@@ -300,10 +305,39 @@ impl<C: Chain> Registry<C> {
                 sessionId: session_id,
             })
             .await?;
-        Ok((r.publisher != Address::ZERO).then_some(SessionInfo {
+        if r.publisher == Address::ZERO {
+            return Ok(None);
+        }
+        let mut manifest_hash = r.manifestHash;
+        if r.opened {
+            // The opened report took over the manifest's storage slot; the
+            // SessionOpened event of the open block still carries it.
+            let query = LogQuery {
+                address: self.address,
+                topic0: R::SessionOpened::SIGNATURE_HASH,
+                topic1: Some(session_id),
+                from_block: r.openedBlock,
+                to_block: Some(r.openedBlock),
+            };
+            let logs = self.chain.logs(&query).await?;
+            let log = logs.first().ok_or(RegistryError::MissingEvent {
+                session_id,
+                kind: "SessionOpened",
+                from_block: r.openedBlock,
+            })?;
+            let event = R::SessionOpened::decode_raw_log(log.topics.iter().copied(), &log.data)
+                .map_err(|e| RegistryError::Decode {
+                    what: "SessionOpened event".to_string(),
+                    detail: e.to_string(),
+                })?;
+            manifest_hash = event.manifestHash;
+        }
+        Ok(Some(SessionInfo {
             publisher: r.publisher,
-            manifest_hash: r.manifestHash,
+            manifest_hash,
             opened_block: r.openedBlock,
+            opened: r.opened,
+            aborted: r.aborted,
         }))
     }
 
