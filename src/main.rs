@@ -19,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a whole session from a scenario: members, coordinator, sim node, chain, owner, regulator.
+    Run(cmd::run::Args),
     /// Create an identity (ed25519 signing key + X25519 receiving key).
     Keygen(cmd::keygen::Args),
     /// Verify published reports (bundle or chain), write bundles, prove and check inclusion.
@@ -50,6 +52,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(a) => cmd::run::run(a),
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Node(a) => cmd::node::run(a),

@@ -99,35 +99,47 @@ fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Runs the command.
-pub fn run(args: Args) -> CmdResult {
-    if args.segment_size == 0 || args.segment_size > MAX_SEGMENT_SIZE {
-        return Err(input_err(format!("--segment-size: must be 1..={MAX_SEGMENT_SIZE}")));
-    }
-    let party = Identity::load(&args.key).map_err(|e| input_err(format!("--key: {e}")))?;
-    let file = File::open(&args.dataset).map_err(|e| input_err(format!("{}: {e}", args.dataset.display())))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let blob_path = args.blob_out.clone().unwrap_or_else(|| with_suffix(&args.dataset, ".sealed"));
-    let commitment_path = args
-        .commitment_out
-        .clone()
-        .unwrap_or_else(|| with_suffix(&blob_path, ".commitment.json"));
-    let key_path = args.data_key_out.clone().unwrap_or_else(|| with_suffix(&blob_path, ".datakey"));
-    let io_out = |flag: &str, p: &Path, e: std::io::Error| input_err(format!("{flag} {}: {e}", p.display()));
+/// Paths of the files a commit writes.
+pub struct CommitPaths {
+    /// Encrypted blob.
+    pub blob: PathBuf,
+    /// Signed commitment.
+    pub commitment: PathBuf,
+    /// Self-sealed data key.
+    pub data_key: PathBuf,
+    /// Tree dump, when wanted.
+    pub tree: Option<PathBuf>,
+}
 
-    let blob = AtomicFile::create(&blob_path, false).map_err(|e| io_out("--blob-out", &blob_path, e))?;
+/// What a commit produced.
+pub struct Committed {
+    /// The signed commitment.
+    pub signed: SignedCommitment,
+}
+
+/// Commits `dataset` for `party`, writing every output atomically (nothing is
+/// left behind on failure). Errors name the file or flag.
+pub fn commit_to_files(
+    dataset: &Path,
+    party: &Identity,
+    paths: &CommitPaths,
+    segment_size: u32,
+    label: &str,
+) -> Result<Committed, Failure> {
+    let file = File::open(dataset).map_err(|e| input_err(format!("{}: {e}", dataset.display())))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let io_out = |flag: &str, p: &Path, e: std::io::Error| input_err(format!("{flag} {}: {e}", p.display()));
+    let blob = AtomicFile::create(&paths.blob, false).map_err(|e| io_out("--blob-out", &paths.blob, e))?;
     let key = DataKey::generate().map_err(runtime_err)?;
-    let bar = crate::cmd::progress::bytes_bar(size, "commit+encrypt");
-    let out = commit_stream(BufReader::new(file), &key, args.segment_size, blob, |n| bar.set_position(n))
-        .map_err(|e| match e {
-            DatasetError::Io(e) => runtime_err(format!("{}: {e}", args.dataset.display())),
-            other => input_err(format!("{}: {other}", args.dataset.display())),
-        })?;
+    let bar = crate::cmd::progress::bytes_bar(size, label);
+    let out = commit_stream(BufReader::new(file), &key, segment_size, blob, |n| bar.set_position(n)).map_err(|e| match e {
+        DatasetError::Io(e) => runtime_err(format!("{}: {e}", dataset.display())),
+        other => input_err(format!("{}: {other}", dataset.display())),
+    })?;
     bar.finish_and_clear();
 
-    let signed = SignedCommitment::sign(&party, out.commitment.clone(), out.columns.clone());
-    let sealed_key =
-        SelfSealedDataKey::seal(&party, out.commitment.digest(), &key).map_err(runtime_err)?;
+    let signed = SignedCommitment::sign(party, out.commitment.clone(), out.columns.clone());
+    let sealed_key = SelfSealedDataKey::seal(party, out.commitment.digest(), &key).map_err(runtime_err)?;
     drop(key);
 
     let mut pending: Vec<(AtomicFile, PathBuf)> = Vec::new();
@@ -137,19 +149,34 @@ pub fn run(args: Args) -> CmdResult {
         pending.push((f, path.to_path_buf()));
         Ok(())
     };
-    stage("--commitment-out", &commitment_path, pretty(&signed), false)?;
-    stage("--data-key-out", &key_path, pretty(&sealed_key), true)?;
-    if let Some(t) = &args.tree_out {
+    stage("--commitment-out", &paths.commitment, pretty(&signed), false)?;
+    stage("--data-key-out", &paths.data_key, pretty(&sealed_key), true)?;
+    if let Some(t) = &paths.tree {
         stage("--tree-out", t, pretty(&out.tree.dump()), false)?;
     }
-    out.blob
-        .commit()
-        .map_err(|e| io_out("--blob-out", &blob_path, e))?;
+    out.blob.commit().map_err(|e| io_out("--blob-out", &paths.blob, e))?;
     for (f, path) in pending {
         f.commit().map_err(|e| runtime_err(format!("{}: {e}", path.display())))?;
     }
+    Ok(Committed { signed })
+}
 
-    let c = &out.commitment;
+/// Runs the command.
+pub fn run(args: Args) -> CmdResult {
+    if args.segment_size == 0 || args.segment_size > MAX_SEGMENT_SIZE {
+        return Err(input_err(format!("--segment-size: must be 1..={MAX_SEGMENT_SIZE}")));
+    }
+    let party = Identity::load(&args.key).map_err(|e| input_err(format!("--key: {e}")))?;
+    let blob_path = args.blob_out.clone().unwrap_or_else(|| with_suffix(&args.dataset, ".sealed"));
+    let paths = CommitPaths {
+        commitment: args.commitment_out.clone().unwrap_or_else(|| with_suffix(&blob_path, ".commitment.json")),
+        data_key: args.data_key_out.clone().unwrap_or_else(|| with_suffix(&blob_path, ".datakey")),
+        tree: args.tree_out.clone(),
+        blob: blob_path.clone(),
+    };
+    let (commitment_path, key_path) = (paths.commitment.clone(), paths.data_key.clone());
+    let done = commit_to_files(&args.dataset, &party, &paths, args.segment_size, "commit+encrypt")?;
+    let c = &done.signed.commitment;
     let summary = serde_json::json!({
         "dataset": args.dataset.display().to_string(),
         "merkle_root": format!("{:#x}", c.merkle_root),
@@ -158,7 +185,7 @@ pub fn run(args: Args) -> CmdResult {
         "ciphertext_sha256": format!("{:#x}", c.ciphertext_sha256),
         "ciphertext_len": c.ciphertext_len,
         "commitment_digest": format!("0x{}", hex::encode(c.digest())),
-        "columns": out.columns,
+        "columns": done.signed.columns,
         "party": hex::encode(party.public().ed25519),
         "blob": blob_path.display().to_string(),
         "commitment_file": commitment_path.display().to_string(),

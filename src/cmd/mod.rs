@@ -14,4 +14,5 @@ pub mod owner;
 pub mod party;
 pub mod progress;
 pub mod report;
+pub mod run;
 pub mod scenario;
