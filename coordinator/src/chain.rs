@@ -195,8 +195,12 @@ impl ChainCtx {
         signature: &[u8],
         evidence: &[u8],
     ) -> Result<(String, u64, u64), String> {
-        let evidence: &[u8] = if !evidence.is_empty() && keccak256(evidence) == report.evidenceHash
-        {
+        // `evidence` is an envelope (evidence + manifest); publish it only when
+        // its evidence is the one the report names.
+        let matches = sealroom_reports::verifier::EvidenceEnvelope::from_bytes(evidence)
+            .map(|env| keccak256(&env.evidence) == report.evidenceHash)
+            .unwrap_or(false);
+        let evidence: &[u8] = if !evidence.is_empty() && matches {
             evidence
         } else {
             &[]

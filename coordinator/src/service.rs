@@ -795,10 +795,22 @@ pub async fn publish_pending(core: &Core, id: B256) -> Result<(), String> {
                 .await
                 .map_err(|e| e.message)?;
         }
+        // The evidence travels as an envelope that also carries the manifest,
+        // so the chain alone holds everything a verifier needs (DESIGN §5).
         let evidence = row
             .node
             .as_ref()
-            .map(|n| n.evidence.clone())
+            .map(|n| {
+                sealroom_reports::verifier::EvidenceEnvelope {
+                    format: sealroom_reports::verifier::ENVELOPE_FORMAT.to_string(),
+                    kind: n.kind,
+                    evidence: n.evidence.clone(),
+                    certs: n.certs.clone(),
+                    collateral: n.collateral.clone(),
+                    manifest: row.manifest.clone(),
+                }
+                .to_bytes()
+            })
             .unwrap_or_default();
         let has_opened = reports.iter().any(|r| r.kind == "opened");
         for r in pending {

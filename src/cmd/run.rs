@@ -535,7 +535,7 @@ fn print_human(s: &serde_json::Value, v: &sealroom_reports::verifier::Verificati
     } else {
         println!("tee          {}", g("/tee"));
     }
-    println!("chain        {} (chain id {}), registry {}", g("/chain/label"), g("/chain/chain_id"), g("/chain/contract"));
+    println!("chain        {}, registry {}", g("/chain/label"), g("/chain/contract"));
     if let Some(reports) = s.get("reports").and_then(|r| r.as_array()) {
         for r in reports {
             println!(
