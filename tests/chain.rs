@@ -255,6 +255,75 @@ async fn scenario<C: Chain>(chain: &C) -> (Address, B256) {
         .await
         .expect("opaque evidence");
 
+    // After opened, re-opening still resolves (the manifest now comes from
+    // the SessionOpened event: the opened report took over its slot).
+    let info = registry
+        .session(session)
+        .await
+        .expect("session")
+        .expect("known");
+    assert!(info.opened && !info.aborted);
+    assert_eq!(info.manifest_hash, manifest);
+    let again = registry
+        .open_session(session, manifest, chain.sender())
+        .await
+        .expect("reopen after opened");
+    assert_eq!(again.tx_hash, open.tx_hash);
+
+    // An aborted session without an opened report: accepted (the loader
+    // aborts before signing opened), checked against the manifest, and final.
+    let session4 = word("aborted session");
+    registry
+        .open_session(session4, manifest, chain.sender())
+        .await
+        .expect("open fourth");
+    let bad = realistic_report(
+        session4,
+        word("x"),
+        ReportKind::Aborted,
+        B256::ZERO,
+        &evidence,
+    );
+    let err = registry
+        .publish(&bad, &signature, &evidence)
+        .await
+        .expect_err("aborted, wrong manifest");
+    assert!(
+        reverted_with(&err, "FieldMismatch: report manifestHash"),
+        "{err}"
+    );
+    let aborted4 = realistic_report(
+        session4,
+        manifest,
+        ReportKind::Aborted,
+        B256::ZERO,
+        &evidence,
+    );
+    registry
+        .publish(&aborted4, &signature, &evidence)
+        .await
+        .expect("aborted without opened");
+    let opened4 = realistic_report(
+        session4,
+        manifest,
+        ReportKind::Opened,
+        B256::ZERO,
+        &evidence,
+    );
+    let err = registry
+        .publish(&opened4, &signature, &evidence)
+        .await
+        .expect_err("opened after aborted");
+    assert!(reverted_with(&err, "SessionClosed"), "{err}");
+    let rec4 = registry
+        .read_session(session4, &ReadOptions::default())
+        .await
+        .expect("read aborted");
+    assert_eq!(rec4.reports.len(), 1);
+    assert_eq!(rec4.reports[0].report, aborted4);
+    assert_eq!(rec4.info.manifest_hash, manifest);
+    assert!(rec4.info.aborted && !rec4.info.opened);
+
     // Read back from events + calldata.
     let record = registry
         .read_session(session, &ReadOptions::default())

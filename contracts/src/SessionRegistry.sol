@@ -10,9 +10,10 @@ import {IntegrityReport} from "./IntegrityReport.sol";
 /// (session, kind), and an event indexes it by session id. A verifier needs
 /// nothing but the chain: the event finds the transaction, the calldata holds
 /// the bytes, the storage slot proves which bytes were accepted.
-/// @dev Cost discipline: the only storage written per report is its hash.
-/// Report fields are read at fixed offsets of `abi.encode(report)` instead of
-/// decoding the whole struct.
+/// @dev Cost discipline: the storage written per report is its hash (the
+/// opened report's hash replaces the manifest hash in the same slot) and a
+/// flag in the session's packed slot. Report fields are read at fixed
+/// offsets of `abi.encode(report)` instead of decoding the whole struct.
 contract SessionRegistry {
     /// @notice Report kind: all inputs matched their commitments.
     uint8 public constant KIND_OPENED = 1;
