@@ -197,3 +197,89 @@ pub fn run(config: Config, on_listening: impl FnOnce(SocketAddr)) -> Result<(), 
         server.serve(termination()).await
     })
 }
+
+/// A coordinator running on its own thread and runtime (tests, and callers
+/// such as `sealroom run` that want it in-process). Stops on
+/// [`Background::stop`] or drop.
+pub struct Background {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), CoordinatorError>>>,
+}
+
+impl Background {
+    /// Starts a coordinator; returns once it accepts requests.
+    pub fn start(config: Config) -> Result<Self, CoordinatorError> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || -> Result<(), CoordinatorError> {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    CoordinatorError::Config(format!("cannot start the async runtime: {e}"))
+                })?;
+            rt.block_on(async move {
+                let server = match Server::bind(config).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return Err(e);
+                    }
+                };
+                let _ = ready_tx.send(server.local_addr().map_err(|e| e.to_string()));
+                server
+                    .serve(async move {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+            })
+        });
+        let addr = ready_rx
+            .recv()
+            .map_err(|_| {
+                CoordinatorError::Config("the coordinator thread ended before binding".into())
+            })?
+            .map_err(CoordinatorError::Config)?;
+        Ok(Self {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops it gracefully and waits for the thread.
+    pub fn stop(mut self) -> Result<(), CoordinatorError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), CoordinatorError> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(CoordinatorError::Config(
+                "the coordinator thread panicked".into(),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}

@@ -1,0 +1,966 @@
+//! The coordinator over real HTTP on 127.0.0.1, driven by the protocol's
+//! blocking `Client` (the one parties, owner and node use): a full session,
+//! forgeries and replays, withdrawal, SIGKILL and restart of the real
+//! `sealroom coordinator serve` process, and a canary scan of everything the
+//! coordinator wrote.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{keccak256, B256};
+use sealroom_contracts::{EmbeddedChain, ReadOptions};
+use sealroom_coordinator::{Background, ChainSpec, Config};
+use sealroom_protocol::api::{
+    self, Client, ClientError, NodeRegistration, Progress, ReportUpload, SessionState,
+    SessionStatus,
+};
+use sealroom_protocol::dataset::{commit_stream, DatasetCommitment};
+use sealroom_protocol::identity::Identity;
+use sealroom_protocol::manifest::{validation_input_name, Consent, ConsentAction, Grant, Manifest};
+use sealroom_protocol::policy::TeeKind;
+use sealroom_protocol::scenario::Scenario;
+use sealroom_protocol::stream::{DataKey, DEFAULT_SEGMENT_SIZE};
+use sealroom_reports::attest::simulate::{sim_default_measurement, simulate};
+use sealroom_reports::binding::expected_report_data;
+use sealroom_reports::report::{signing_message, IntegrityReport, ReportKind};
+
+/// A member of the session with its key, dataset key, commitment and blob.
+struct Member {
+    id: Identity,
+    input: String,
+    key: DataKey,
+    commitment: DatasetCommitment,
+    blob: Vec<u8>,
+}
+
+struct Fixture {
+    manifest: Manifest,
+    parties: Vec<Member>,
+    owner: Identity,
+    validation: Member,
+    node: Identity,
+    canary: String,
+}
+
+fn commit(csv: &str) -> (DataKey, DatasetCommitment, Vec<u8>) {
+    let key = DataKey::generate().unwrap();
+    let out = commit_stream(
+        csv.as_bytes(),
+        &key,
+        DEFAULT_SEGMENT_SIZE,
+        Vec::new(),
+        |_| {},
+    )
+    .unwrap();
+    (key, out.commitment, out.blob)
+}
+
+fn dataset(seed: usize, canary: Option<&str>) -> String {
+    let mut s = String::from("mean_radius,mean_texture,diagnosis\n");
+    for i in 0..20 {
+        s.push_str(&format!("{}.{},{}.5,{}\n", seed * 10 + i, i, i * 3, i % 2));
+    }
+    if let Some(c) = canary {
+        s.push_str(&format!("{c},1.0,1\n"));
+    }
+    s
+}
+
+fn fixture() -> Fixture {
+    let scenario = Scenario::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/breast-cancer-3-hospitals.toml"),
+    )
+    .unwrap();
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).unwrap();
+    let canary = format!("CANARY-{}", hex::encode(nonce));
+    let owner = Identity::generate().unwrap();
+    let parties: Vec<Member> = scenario
+        .parties
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (key, commitment, blob) = commit(&dataset(i, (i == 0).then_some(canary.as_str())));
+            Member {
+                id: Identity::generate().unwrap(),
+                input: p.name.clone(),
+                key,
+                commitment,
+                blob,
+            }
+        })
+        .collect();
+    let (vkey, vcommitment, vblob) = commit(&dataset(9, None));
+    let mut sid = [0u8; 32];
+    getrandom::fill(&mut sid).unwrap();
+    let manifest = Manifest::from_scenario(
+        &scenario,
+        B256::from(sid),
+        1_700_000_000,
+        parties
+            .iter()
+            .map(|p| (p.id.public(), p.commitment.clone()))
+            .collect(),
+        owner.public(),
+        Some(vcommitment.clone()),
+    )
+    .unwrap();
+    let validation = Member {
+        id: Identity::generate().unwrap(), // unused: the owner signs for this input
+        input: validation_input_name(&manifest.owner.name),
+        key: vkey,
+        commitment: vcommitment,
+        blob: vblob,
+    };
+    Fixture {
+        manifest,
+        parties,
+        owner,
+        validation,
+        node: Identity::generate().unwrap(),
+        canary,
+    }
+}
+
+impl Fixture {
+    fn sid(&self) -> B256 {
+        self.manifest.session_id
+    }
+
+    fn registration(&self, manifest_hash: B256) -> NodeRegistration {
+        let n = self.node.public();
+        let rd = expected_report_data(&n.ed25519, &n.x25519, &manifest_hash.0);
+        NodeRegistration {
+            node_key: n.ed25519,
+            hpke_key: n.x25519,
+            kind: TeeKind::Sim,
+            evidence: simulate(&rd, &sim_default_measurement(), false),
+            certs: vec![],
+            collateral: None,
+            engine_measurement: hex::encode([7u8; 32]),
+        }
+    }
+
+    /// Every (signer, member) pair that owns an input.
+    fn inputs(&self) -> Vec<(&Identity, &Member)> {
+        let mut v: Vec<_> = self.parties.iter().map(|p| (&p.id, p)).collect();
+        v.push((&self.owner, &self.validation));
+        v
+    }
+
+    fn grant(&self, signer: &Identity, m: &Member) -> Grant {
+        let n = self.node.public();
+        Grant::create(
+            signer,
+            &self.manifest,
+            &m.input,
+            &m.commitment,
+            n.ed25519,
+            n.x25519,
+            &m.key,
+        )
+        .unwrap()
+    }
+
+    fn report(
+        &self,
+        kind: ReportKind,
+        prev: B256,
+        sealed: Option<&[u8]>,
+        evidence: &[u8],
+    ) -> ReportUpload {
+        let n = self.node.public();
+        let r = IntegrityReport {
+            version: 1,
+            kind: kind as u8,
+            sessionId: self.sid(),
+            manifestHash: self.manifest.hash(),
+            inputsRoot: B256::repeat_byte(3),
+            prevReportHash: prev,
+            nodeKey: B256::from(n.ed25519),
+            nodeHpkeKey: B256::from(n.x25519),
+            evidenceHash: keccak256(evidence),
+            teeKind: 3,
+            insecureSimulation: true,
+            modelHash: B256::ZERO,
+            sealedModelHash: sealed
+                .map(|s| B256::from(sealroom_protocol::hash::sha256(s)))
+                .unwrap_or_default(),
+            ownerKey: B256::from(self.owner.public().ed25519),
+            trainingSummaryHash: B256::ZERO,
+            seed: 7,
+            dataOrderCommitment: B256::ZERO,
+            inputsWiped: kind == ReportKind::Completed,
+            abortCode: if kind == ReportKind::Aborted { 4 } else { 0 },
+            abortReason: if kind == ReportKind::Aborted {
+                "test abort".into()
+            } else {
+                String::new()
+            },
+            timestamp: 1_700_000_100,
+        };
+        let sig = self.node.sign(&signing_message(&r.report_hash()));
+        ReportUpload {
+            report_abi: hex::encode(r.abi_bytes()),
+            signature: hex::encode(sig),
+        }
+    }
+}
+
+fn api_status(e: ClientError) -> (u16, String) {
+    match e {
+        ClientError::Api {
+            status, message, ..
+        } => (status, message),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+fn expect_err<T: std::fmt::Debug>(r: Result<T, ClientError>, status: u16, needle: &str) {
+    let (s, m) = api_status(r.expect_err("request must be refused"));
+    assert_eq!(s, status, "status for `{m}`");
+    assert!(m.contains(needle), "`{m}` should mention `{needle}`");
+}
+
+/// A raw HTTP/1.1 request (for replaying exact bytes and forging headers).
+fn raw_request(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    let addr = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("content-type: application/json\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, resp)
+}
+
+fn signed_headers(
+    id: &Identity,
+    method: &str,
+    path: &str,
+    ts: u64,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).unwrap();
+    let nonce = hex::encode(nonce);
+    let sig = id.sign(&api::request_signing_message(
+        method, path, ts, &nonce, body,
+    ));
+    vec![
+        (api::HDR_KEY, hex::encode(id.public().ed25519)),
+        (api::HDR_TIMESTAMP, ts.to_string()),
+        (api::HDR_NONCE, nonce),
+        (api::HDR_SIGNATURE, hex::encode(sig)),
+    ]
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn start(data: &Path) -> Background {
+    Background::start(Config {
+        listen: "127.0.0.1:0".into(),
+        data: data.to_path_buf(),
+        chain: ChainSpec::Embedded(data.join("chain")),
+        chain_key: None,
+        confirmations: None,
+        contract: None,
+    })
+    .unwrap()
+}
+
+fn consent_all(f: &Fixture, url: &str) {
+    let mh = f.manifest.hash();
+    for id in f.parties.iter().map(|p| &p.id).chain([&f.owner]) {
+        Client::new(url, Some(id))
+            .consent(&f.sid(), &Consent::sign(id, ConsentAction::Consent, mh))
+            .unwrap();
+    }
+}
+
+fn upload_all(f: &Fixture, url: &str) {
+    for (signer, m) in f.inputs() {
+        Client::new(url, Some(signer))
+            .upload_blob(&f.sid(), &m.input, &m.blob)
+            .unwrap();
+    }
+}
+
+fn grant_all(f: &Fixture, url: &str) -> SessionStatus {
+    let mut last = None;
+    for (signer, m) in f.inputs() {
+        last = Some(
+            Client::new(url, Some(signer))
+                .grant(&f.sid(), &f.grant(signer, m))
+                .unwrap(),
+        );
+    }
+    last.unwrap()
+}
+
+fn report_hash(st: &SessionStatus, kind: &str) -> B256 {
+    st.reports
+        .iter()
+        .find(|r| r.kind == kind)
+        .unwrap()
+        .report_hash
+}
+
+#[test]
+fn full_session_with_checks_at_every_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start(&data);
+    let url = server.url();
+    let f = fixture();
+    let sid = f.sid();
+    let mh = f.manifest.hash();
+    let owner = Client::new(&url, Some(&f.owner));
+    let party0 = Client::new(&url, Some(&f.parties[0].id));
+    let node = Client::new(&url, Some(&f.node));
+    let anon = Client::new(&url, None);
+
+    // Create: only the manifest's owner.
+    expect_err(party0.create_session(&f.manifest), 403, "owner");
+    expect_err(anon.create_session(&f.manifest), 401, "x-sealroom-key");
+    let st = owner.create_session(&f.manifest).unwrap();
+    assert_eq!(st.state, SessionState::Open);
+    assert_eq!(st.manifest_hash, mh);
+    assert_eq!(
+        owner.create_session(&f.manifest).unwrap().state,
+        SessionState::Open,
+        "idempotent"
+    );
+    assert_eq!(anon.list_sessions().unwrap().len(), 1);
+
+    // Consent: a non-member, and a consent over another manifest, are refused.
+    let eve = Identity::generate().unwrap();
+    expect_err(
+        Client::new(&url, Some(&eve))
+            .consent(&sid, &Consent::sign(&eve, ConsentAction::Consent, mh)),
+        403,
+        "not a member",
+    );
+    expect_err(
+        party0.consent(
+            &sid,
+            &Consent::sign(&f.parties[0].id, ConsentAction::Consent, B256::ZERO),
+        ),
+        400,
+        "another manifest",
+    );
+    expect_err(
+        party0.consent(
+            &sid,
+            &Consent::sign(&f.parties[1].id, ConsentAction::Consent, mh),
+        ),
+        400,
+        "consent",
+    );
+    consent_all(&f, &url);
+
+    // Blobs: wrong bytes, another member's input, and a non-member are refused.
+    let mut wrong = f.parties[0].blob.clone();
+    wrong[40] ^= 1;
+    expect_err(
+        party0.upload_blob(&sid, &f.parties[0].input, &wrong),
+        409,
+        "does not match its commitment",
+    );
+    expect_err(
+        party0.upload_blob(&sid, &f.parties[0].input, &wrong[..10]),
+        409,
+        "does not match its commitment",
+    );
+    let mut long = f.parties[0].blob.clone();
+    long.push(0);
+    expect_err(
+        party0.upload_blob(&sid, &f.parties[0].input, &long),
+        413,
+        "larger than",
+    );
+    expect_err(
+        party0.upload_blob(&sid, &f.parties[1].input, &f.parties[1].blob),
+        403,
+        "another member",
+    );
+    expect_err(
+        Client::new(&url, Some(&eve)).upload_blob(&sid, &f.parties[0].input, &f.parties[0].blob),
+        403,
+        "not a member",
+    );
+    upload_all(&f, &url);
+    let st = anon.status(&sid).unwrap();
+    assert!(
+        st.members
+            .iter()
+            .all(|m| m.consented && m.blob_uploaded == Some(true)),
+        "{:?}",
+        st.members
+    );
+
+    // Grants before a node: refused.
+    expect_err(
+        party0.grant(&sid, &f.grant(&f.parties[0].id, &f.parties[0])),
+        409,
+        "no node",
+    );
+
+    // Node: evidence bound to another manifest, a registration signed by
+    // someone else, then the real one.
+    expect_err(
+        node.register_node(&sid, &f.registration(B256::repeat_byte(1))),
+        409,
+        "evidence refused",
+    );
+    expect_err(
+        party0.register_node(&sid, &f.registration(mh)),
+        403,
+        "node_key",
+    );
+    let st = node.register_node(&sid, &f.registration(mh)).unwrap();
+    assert_eq!(st.state, SessionState::NodeAttested);
+    let verdict = st.coordinator_verdict.unwrap();
+    assert_eq!(verdict["verified"], true);
+    assert_eq!(verdict["insecure_simulation"], true);
+
+    // Grants: for another node, and for another member's input, are refused.
+    let other = Identity::generate().unwrap();
+    let p0 = &f.parties[0];
+    let bad = Grant::create(
+        &p0.id,
+        &f.manifest,
+        &p0.input,
+        &p0.commitment,
+        other.public().ed25519,
+        other.public().x25519,
+        &p0.key,
+    )
+    .unwrap();
+    expect_err(party0.grant(&sid, &bad), 409, "another node");
+    expect_err(
+        party0.grant(&sid, &f.grant(&f.parties[1].id, &f.parties[1])),
+        403,
+        "another member",
+    );
+    let st = grant_all(&f, &url);
+    assert_eq!(st.state, SessionState::KeysGranted);
+    // Withdrawal after keys are granted: refused.
+    expect_err(
+        party0.consent(&sid, &Consent::sign(&p0.id, ConsentAction::Withdraw, mh)),
+        409,
+        "keys are already granted",
+    );
+
+    // Node work and blobs: only the node.
+    expect_err(party0.work(&sid), 403, "registered node");
+    expect_err(
+        party0.blob(&sid, &p0.input).map(|_| ()),
+        403,
+        "registered node",
+    );
+    let work = node.work(&sid).unwrap();
+    assert_eq!(work.consents.len(), 4);
+    assert_eq!(work.grants.len(), 4);
+    for (_, m) in f.inputs() {
+        let mut got = Vec::new();
+        node.blob(&sid, &m.input)
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
+        assert_eq!(got, m.blob, "blob of {}", m.input);
+    }
+
+    // Reports: a report signed by another key, and one for another session, are refused.
+    let reg = f.registration(mh);
+    let opened = f.report(ReportKind::Opened, B256::ZERO, None, &reg.evidence);
+    let mut forged = opened.clone();
+    forged.signature = hex::encode(other.sign(b"x"));
+    expect_err(node.report(&sid, &forged), 400, "signature");
+    let st = node.report(&sid, &opened).unwrap();
+    assert_eq!(st.state, SessionState::InputsVerified);
+    let rec = &st.reports[0];
+    assert!(
+        rec.tx_hash.is_some() && rec.block.is_some() && rec.gas_used.unwrap() > 0,
+        "published: {rec:?}"
+    );
+    assert_eq!(
+        node.report(&sid, &opened).unwrap().reports.len(),
+        1,
+        "re-post is a no-op"
+    );
+
+    node.progress(
+        &sid,
+        &Progress {
+            phase: "training".into(),
+            epoch: Some(1),
+            epochs: Some(60),
+            metrics: Some(serde_json::json!({"loss": 0.5})),
+        },
+    )
+    .unwrap();
+    let st = anon.status(&sid).unwrap();
+    assert_eq!(st.state, SessionState::Training);
+    assert_eq!(st.progress.as_ref().unwrap()["epoch"], 1);
+    assert!(
+        st.progress.as_ref().unwrap().get("metrics").is_none(),
+        "metrics are private unless the manifest says"
+    );
+
+    // Completed + sealed model (a mismatching model is refused).
+    let sealed = b"sealed model ciphertext".to_vec();
+    let completed = f.report(
+        ReportKind::Completed,
+        report_hash(&st, "opened"),
+        Some(&sealed),
+        &[],
+    );
+    let st = node.report(&sid, &completed).unwrap();
+    assert_eq!(
+        st.state,
+        SessionState::Training,
+        "waits for the sealed model"
+    );
+    expect_err(owner.sealed_model(&sid), 409, "no sealed model");
+    expect_err(
+        node.upload_sealed_model(&sid, b"other bytes"),
+        409,
+        "sealedModelHash",
+    );
+    let st = node.upload_sealed_model(&sid, &sealed).unwrap();
+    assert_eq!(
+        st.state,
+        SessionState::Published,
+        "both reports are on chain"
+    );
+    assert!(st.reports.iter().all(|r| r.tx_hash.is_some()));
+
+    // The chain holds both reports, as the coordinator recorded them.
+    let contract = st.chain.as_ref().unwrap()["contract"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(st.chain.as_ref().unwrap()["label"]
+        .as_str()
+        .unwrap()
+        .contains("embedded development chain"));
+    let chain = EmbeddedChain::open_snapshot(data.join("chain")).unwrap();
+    let onchain = sealroom_contracts::block_on(sealroom_contracts::read_session(
+        &chain,
+        contract,
+        sid,
+        &ReadOptions::default(),
+    ))
+    .unwrap()
+    .unwrap();
+    assert_eq!(onchain.reports.len(), 2);
+    assert_eq!(
+        onchain.report(ReportKind::Opened).unwrap().report_hash,
+        report_hash(&st, "opened")
+    );
+    // The first report carries the evidence envelope (evidence + manifest).
+    let envelope = sealroom_reports::verifier::EvidenceEnvelope::from_bytes(
+        &onchain.report(ReportKind::Opened).unwrap().evidence,
+    )
+    .unwrap();
+    assert_eq!(envelope.evidence, reg.evidence);
+    assert_eq!(envelope.manifest, f.manifest);
+    assert_eq!(
+        onchain.report(ReportKind::Completed).unwrap().report_hash,
+        report_hash(&st, "completed")
+    );
+
+    // The model: not to a party, not to the node, yes to the owner.
+    expect_err(party0.sealed_model(&sid), 403, "owner");
+    expect_err(node.sealed_model(&sid), 403, "owner");
+    assert_eq!(owner.sealed_model(&sid).unwrap(), sealed);
+    assert_eq!(anon.status(&sid).unwrap().state, SessionState::Delivered);
+
+    // Replays, bad signatures and stale timestamps, on raw HTTP.
+    let path = format!("/v1/sessions/{sid:#x}/consent");
+    let body = serde_json::to_vec(&Consent::sign(&p0.id, ConsentAction::Consent, mh)).unwrap();
+    let h = signed_headers(&p0.id, "POST", &path, now(), &body);
+    let (s1, _) = raw_request(&url, "POST", &path, &h, &body);
+    assert_eq!(s1, 409, "valid request, refused by state (delivered)");
+    let (s2, r2) = raw_request(&url, "POST", &path, &h, &body);
+    assert_eq!(s2, 401);
+    assert!(r2.contains("replayed"), "{r2}");
+    let mut bad = signed_headers(&p0.id, "POST", &path, now(), &body);
+    bad[3].1 = hex::encode([1u8; 64]);
+    let (s3, r3) = raw_request(&url, "POST", &path, &bad, &body);
+    assert_eq!(s3, 401);
+    assert!(r3.contains("signature"), "{r3}");
+    let stale = signed_headers(&p0.id, "POST", &path, now() - 3600, &body);
+    let (s4, r4) = raw_request(&url, "POST", &path, &stale, &body);
+    assert!(s4 == 401 && r4.contains("window"), "{r4}");
+    let (s5, r5) = raw_request(
+        &url,
+        "POST",
+        &path,
+        &signed_headers(&p0.id, "POST", &path, now(), b"{}"),
+        &body,
+    );
+    assert!(s5 == 401 && r5.contains("signature"), "body swapped: {r5}");
+    let big = vec![b'x'; (1 << 20) + 10];
+    let (s6, r6) = raw_request(
+        &url,
+        "POST",
+        &path,
+        &signed_headers(&p0.id, "POST", &path, now(), &big),
+        &big,
+    );
+    assert!(s6 == 413 && r6.contains("too-large"), "{s6}");
+    let (s7, r7) = raw_request(
+        &url,
+        "POST",
+        "/v1/sessions",
+        &signed_headers(&f.owner, "POST", "/v1/sessions", now(), b"not json"),
+        b"not json",
+    );
+    assert!(s7 == 400 && r7.contains("bad-request"), "{r7}");
+    server.stop().unwrap();
+}
+
+#[test]
+fn withdrawal_before_grants_aborts_cleanly_and_node_abort_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let url = server.url();
+    let f = fixture();
+    let sid = f.sid();
+    let mh = f.manifest.hash();
+    Client::new(&url, Some(&f.owner))
+        .create_session(&f.manifest)
+        .unwrap();
+    consent_all(&f, &url);
+    upload_all(&f, &url);
+    let node = Client::new(&url, Some(&f.node));
+    node.register_node(&sid, &f.registration(mh)).unwrap();
+    let p1 = &f.parties[1];
+    let st = Client::new(&url, Some(&p1.id))
+        .consent(&sid, &Consent::sign(&p1.id, ConsentAction::Withdraw, mh))
+        .unwrap();
+    assert_eq!(st.state, SessionState::Aborted);
+    assert!(
+        st.abort_reason.as_deref().unwrap().contains(&p1.input),
+        "{:?}",
+        st.abort_reason
+    );
+    let m = st.members.iter().find(|m| m.name == p1.input).unwrap();
+    assert!(m.withdrawn && !m.consented);
+    // Nothing moves afterwards.
+    expect_err(
+        Client::new(&url, Some(&f.parties[0].id))
+            .grant(&sid, &f.grant(&f.parties[0].id, &f.parties[0])),
+        409,
+        "aborted",
+    );
+    expect_err(
+        Client::new(&url, Some(&p1.id))
+            .consent(&sid, &Consent::sign(&p1.id, ConsentAction::Consent, mh)),
+        409,
+        "",
+    );
+    let work = node.work(&sid).unwrap();
+    assert!(
+        work.consents
+            .iter()
+            .any(|c| c.action == ConsentAction::Withdraw),
+        "the node sees the withdrawal"
+    );
+
+    // A second session aborted by its node after opening: the signed
+    // aborted report is published, chained to opened.
+    let g = fixture();
+    let gid = g.sid();
+    let gmh = g.manifest.hash();
+    Client::new(&url, Some(&g.owner))
+        .create_session(&g.manifest)
+        .unwrap();
+    consent_all(&g, &url);
+    upload_all(&g, &url);
+    let gnode = Client::new(&url, Some(&g.node));
+    let reg = g.registration(gmh);
+    gnode.register_node(&gid, &reg).unwrap();
+    grant_all(&g, &url);
+    let st = gnode
+        .report(
+            &gid,
+            &g.report(ReportKind::Opened, B256::ZERO, None, &reg.evidence),
+        )
+        .unwrap();
+    let opened = report_hash(&st, "opened");
+    expect_err(
+        gnode.report(&gid, &g.report(ReportKind::Aborted, B256::ZERO, None, &[])),
+        409,
+        "prevReportHash",
+    );
+    let st = gnode
+        .report(&gid, &g.report(ReportKind::Aborted, opened, None, &[]))
+        .unwrap();
+    assert_eq!(st.state, SessionState::Aborted);
+    assert!(st.abort_reason.as_deref().unwrap().contains("test abort"));
+    assert!(
+        st.reports.iter().all(|r| r.tx_hash.is_some()),
+        "{:?}",
+        st.reports
+    );
+    expect_err(
+        Client::new(&url, Some(&g.owner)).sealed_model(&gid),
+        409,
+        "aborted",
+    );
+    server.stop().unwrap();
+}
+
+/// The real binary as a child process.
+struct Proc {
+    child: Child,
+    url: String,
+}
+
+fn spawn(data: &Path) -> Proc {
+    std::fs::create_dir_all(data).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join("coordinator.log"))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sealroom"))
+        .args(["coordinator", "serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Proc { child, url }
+}
+
+impl Proc {
+    fn sigkill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL on unix
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_state(url: &str, sid: &B256, want: SessionState) -> SessionStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = Client::new(url, None).status(sid).unwrap();
+        if st.state == want {
+            return st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "state {:?}, waiting for {want:?}",
+            st.state
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            all_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn sigkill_at_every_stage_resumes_and_the_canary_is_never_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let f = fixture();
+    let sid = f.sid();
+    let mh = f.manifest.hash();
+
+    let p = spawn(&data);
+    Client::new(&p.url, Some(&f.owner))
+        .create_session(&f.manifest)
+        .unwrap();
+    consent_all(&f, &p.url);
+    upload_all(&f, &p.url);
+    // A signed request acknowledged before the kill, replayed after it.
+    let path = format!("/v1/sessions/{sid:#x}/consent");
+    let body =
+        serde_json::to_vec(&Consent::sign(&f.parties[0].id, ConsentAction::Consent, mh)).unwrap();
+    let h = signed_headers(&f.parties[0].id, "POST", &path, now(), &body);
+    assert_eq!(raw_request(&p.url, "POST", &path, &h, &body).0, 200);
+    p.sigkill();
+
+    // After commit: consents and blobs are intact, the replay is refused.
+    let p = spawn(&data);
+    let st = Client::new(&p.url, None).status(&sid).unwrap();
+    assert_eq!(st.state, SessionState::Open);
+    assert!(st
+        .members
+        .iter()
+        .all(|m| m.consented && m.blob_uploaded == Some(true)));
+    let (s, r) = raw_request(&p.url, "POST", &path, &h, &body);
+    assert!(
+        s == 401 && r.contains("replayed"),
+        "nonce survives a restart: {r}"
+    );
+    let node = Client::new(&p.url, Some(&f.node));
+    let reg = f.registration(mh);
+    node.register_node(&sid, &reg).unwrap();
+    grant_all(&f, &p.url);
+    p.sigkill();
+
+    // After grant.
+    let p = spawn(&data);
+    let node = Client::new(&p.url, Some(&f.node));
+    assert_eq!(
+        Client::new(&p.url, None).status(&sid).unwrap().state,
+        SessionState::KeysGranted
+    );
+    let work = node.work(&sid).unwrap();
+    assert_eq!(
+        (work.consents.len(), work.grants.len()),
+        (4, 4),
+        "nothing lost, nothing duplicated"
+    );
+    let st = node
+        .report(
+            &sid,
+            &f.report(ReportKind::Opened, B256::ZERO, None, &reg.evidence),
+        )
+        .unwrap();
+    let opened = st.reports[0].clone();
+    node.progress(
+        &sid,
+        &Progress {
+            phase: "training".into(),
+            epoch: Some(3),
+            epochs: Some(60),
+            metrics: None,
+        },
+    )
+    .unwrap();
+    p.sigkill();
+
+    // During training.
+    let p = spawn(&data);
+    let node = Client::new(&p.url, Some(&f.node));
+    let st = Client::new(&p.url, None).status(&sid).unwrap();
+    assert_eq!(st.state, SessionState::Training);
+    assert_eq!(
+        st.reports,
+        vec![opened.clone()],
+        "the published report and its tx are kept"
+    );
+    let sealed = b"sealed model, restart test".to_vec();
+    node.upload_sealed_model(&sid, &sealed).unwrap();
+    node.report(
+        &sid,
+        &f.report(
+            ReportKind::Completed,
+            opened.report_hash,
+            Some(&sealed),
+            &[],
+        ),
+    )
+    .unwrap();
+    p.sigkill();
+
+    // After the report.
+    let p = spawn(&data);
+    let st = wait_state(&p.url, &sid, SessionState::Published);
+    assert_eq!(st.reports.len(), 2);
+    assert_eq!(st.reports[0], opened);
+    assert_eq!(
+        Client::new(&p.url, Some(&f.owner))
+            .sealed_model(&sid)
+            .unwrap(),
+        sealed
+    );
+    p.sigkill();
+    let p = spawn(&data);
+    assert_eq!(
+        Client::new(&p.url, None).status(&sid).unwrap().state,
+        SessionState::Delivered
+    );
+    // SIGTERM: graceful stop.
+    let mut p = p;
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(p.child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            assert!(status.success(), "graceful exit: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Canary: not one byte of the coordinator's directory holds it
+    // (database, WAL, blobs, chain state, logs).
+    let mut files = Vec::new();
+    all_files(&data, &mut files);
+    assert!(files.iter().any(|p| p.ends_with("coordinator.log")));
+    assert!(files.iter().any(|p| p.ends_with("coordinator.sqlite")));
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(
+            !bytes
+                .windows(f.canary.len())
+                .any(|w| w == f.canary.as_bytes()),
+            "canary found in {}",
+            path.display()
+        );
+    }
+    // The plaintext did contain it (the scan would find it).
+    assert!(dataset(0, Some(&f.canary)).contains(&f.canary));
+}
