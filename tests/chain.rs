@@ -405,20 +405,21 @@ fn registry_on_a_real_anvil() {
         let (contract, session) = scenario(&chain).await;
 
         // A fresh connection (a verifier's) reads the same session.
-        let verifier = RpcChain::connect(
-            &anvil.url,
-            ChainKey::anvil_dev(),
-            None,
-            "verifier",
-            RpcOptions::default(),
-        )
-        .await
-        .expect("connect");
+        let verifier = RpcChain::connect_read_only(&anvil.url, Some(31337), RpcOptions::default())
+            .await
+            .expect("connect read-only");
         let record =
             sealroom_contracts::read_session(&verifier, contract, session, &ReadOptions::default())
                 .await
                 .expect("read");
         assert_eq!(record.reports.len(), 2);
+        let err = Registry::deploy(&verifier, 1)
+            .await
+            .expect_err("read-only cannot send");
+        assert!(
+            matches!(err, RegistryError::Chain(ChainError::Config(_))),
+            "{err}"
+        );
 
         // The preset's chain id is enforced on connect.
         let wrong = RpcChain::from_preset(

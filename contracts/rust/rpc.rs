@@ -174,6 +174,8 @@ pub struct RpcChain {
     name: String,
     chain_id: u64,
     sender: Address,
+    /// No signer: reads only (a verifier needs no key).
+    read_only: bool,
     options: RpcOptions,
 }
 
@@ -212,29 +214,65 @@ impl RpcChain {
         name: &str,
         options: RpcOptions,
     ) -> Result<Self, ChainError> {
+        Self::connect_inner(url, Some(key), expected_chain_id, name, options).await
+    }
+
+    /// Connects without a key, for readers and verifiers: calls, logs and
+    /// transactions work; `deploy` and `send` fail with
+    /// [`ChainError::Config`].
+    pub async fn connect_read_only(
+        url: &str,
+        expected_chain_id: Option<u64>,
+        options: RpcOptions,
+    ) -> Result<Self, ChainError> {
+        Self::connect_inner(
+            url,
+            None,
+            expected_chain_id,
+            "json-rpc (read-only)",
+            options,
+        )
+        .await
+    }
+
+    async fn connect_inner(
+        url: &str,
+        key: Option<ChainKey>,
+        expected_chain_id: Option<u64>,
+        name: &str,
+        options: RpcOptions,
+    ) -> Result<Self, ChainError> {
         let parsed: reqwest_url::Url = url
             .parse()
             .map_err(|e| ChainError::Config(format!("invalid RPC URL: {e}")))?;
         let endpoint = redact(&parsed);
-        let sender = key.address();
+        let sender = key.as_ref().map(ChainKey::address).unwrap_or(Address::ZERO);
+        let read_only = key.is_none();
         // Simple (not cached) nonce management: the gas estimate and the
         // nonce are filled concurrently, so with a cached nonce a send whose
         // estimate reverts would burn a nonce locally and wedge every later
         // transaction behind the gap.
-        let provider = ProviderBuilder::new()
-            .disable_recommended_fillers()
-            .with_gas_estimation()
-            .with_simple_nonce_management()
-            .fetch_chain_id()
-            .wallet(EthereumWallet::from(key.0))
-            .connect_http(parsed)
-            .erased();
+        let provider = match key {
+            Some(key) => ProviderBuilder::new()
+                .disable_recommended_fillers()
+                .with_gas_estimation()
+                .with_simple_nonce_management()
+                .fetch_chain_id()
+                .wallet(EthereumWallet::from(key.0))
+                .connect_http(parsed)
+                .erased(),
+            None => ProviderBuilder::new()
+                .disable_recommended_fillers()
+                .connect_http(parsed)
+                .erased(),
+        };
         let mut this = Self {
             provider,
             endpoint,
             name: name.to_string(),
             chain_id: 0,
             sender,
+            read_only,
             options,
         };
         let actual = this
@@ -348,6 +386,12 @@ impl RpcChain {
         req: TransactionRequest,
         confirmations: u64,
     ) -> Result<TxOutcome, ChainError> {
+        if self.read_only {
+            return Err(ChainError::Config(format!(
+                "{} was opened read-only (no chain key): it cannot send transactions",
+                self.endpoint
+            )));
+        }
         // Not retried here: a resend after a transport error could land
         // twice. The registry retries at its level, after re-reading the
         // chain (publication is idempotent there).
