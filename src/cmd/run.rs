@@ -423,11 +423,7 @@ pub fn run(args: Args) -> CmdResult {
     }
     let final_status = anon.status(&session).map_err(runtime_err)?;
     coordinator.terminate();
-    drop(anvil.take().map(|mut a| {
-        // Keep anvil up until the regulator's read below; dropped after.
-        a.name = "anvil";
-        a
-    }));
+    // anvil (when started) stays up until the regulator's read below.
 
     // 8. A regulator's verification of what landed on the chain.
     let t_verify = Instant::now();
@@ -460,6 +456,7 @@ pub fn run(args: Args) -> CmdResult {
         parties_json.push(serde_json::json!({"name": m.name, "dataset_root": root, "proof_path": p.display().to_string(), "input": m.input}));
     }
     let verify_s = t_verify.elapsed().as_secs_f64();
+    drop(anvil);
 
     let reports: Vec<serde_json::Value> = final_status
         .reports

@@ -1,0 +1,211 @@
+//! The main job end to end through the real binary: `sealroom run` on the
+//! shipped scenarios (embedded chain and a real anvil), the regulator's
+//! verifier on the bundle and on the chain, tampering caught by the named
+//! check, inclusion proofs, and a blob corrupted at rest ending in a
+//! published `aborted` report.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sealroom(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sealroom"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run sealroom")
+}
+
+fn scenario(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name).display().to_string()
+}
+
+fn run_json(scenario_file: &str, out: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
+    let mut args = vec!["run", scenario_file, "--out", out.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    let o = sealroom(&args);
+    let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+    (o, v)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn failed_check(o: &Output) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    v["failure"]["check"].clone()
+}
+
+fn verify_bundle_json(bundle: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["report", "verify", bundle.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    sealroom(&args)
+}
+
+#[test]
+fn breast_cancer_run_verifies_and_tampering_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (o, v) = run_json(&scenario("breast-cancer-3-hospitals.toml"), &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(v["verification"]["verified"], true, "{v}");
+    assert_eq!(v["tee"], "sim");
+    assert_eq!(v["insecure_simulation"], true);
+    assert_eq!(v["chain"]["kind"], "embedded");
+    assert_eq!(v["chain"]["chain_id"], 31337);
+    let kinds: Vec<&str> = v["reports"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["opened", "completed"]);
+    for r in v["reports"].as_array().unwrap() {
+        assert!(r["tx_hash"].as_str().unwrap().starts_with("0x"));
+        assert!(r["gas_used"].as_u64().unwrap() > 21_000);
+    }
+    let acc = v["model"]["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.95, "accuracy {acc}");
+    for f in ["bundle.json", "model.sealed", "model.bin", "summary.json", "coordinator", "chain"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    // The owner's model bytes hash to what the completed report published.
+    let model = std::fs::read(out.join("model.bin")).unwrap();
+    let sha = format!("0x{}", hex::encode(sealroom_protocol::hash::sha256(&model)));
+    assert_eq!(v["model"]["sha256"], sha.as_str());
+
+    // The regulator: from the bundle, and from the chain alone.
+    let bundle = out.join("bundle.json");
+    let o = verify_bundle_json(&bundle, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let session = v["session_id"].as_str().unwrap();
+    let contract = v["chain"]["contract"].as_str().unwrap();
+    let chain_dir = out.join("chain");
+    let o = sealroom(&[
+        "report", "verify", "--session", session, "--chain-dir", chain_dir.to_str().unwrap(), "--contract", contract, "--json",
+    ]);
+    assert!(o.status.success(), "{} {}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(got["verified"], true);
+    assert_eq!(got["policy_source"], "manifest");
+
+    // Inclusion proofs: every party's proof checks; a forged root fails.
+    for p in v["parties"].as_array().unwrap() {
+        let proof = p["proof_path"].as_str().unwrap();
+        let o = sealroom(&["report", "check-proof", proof]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let proof = v["parties"][0]["proof_path"].as_str().unwrap();
+    let o = sealroom(&["report", "check-proof", proof, "--root", &format!("0x{}", "ab".repeat(32))]);
+    assert_eq!(o.status.code(), Some(1));
+
+    // Tampering, each caught with exit 1 and the right check.
+    let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    let tampered = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| -> PathBuf {
+        let mut b = original.clone();
+        edit(&mut b);
+        let p = dir.path().join(name);
+        std::fs::write(&p, serde_json::to_vec(&b).unwrap()).unwrap();
+        p
+    };
+    // (1) one byte of the bundled completed report changed (inside its `seed` word).
+    let p = tampered("byte.json", &|b| {
+        let abi = b["reports"][1]["report_abi"].as_str().unwrap().to_string();
+        let mut bytes = hex::decode(&abi).unwrap();
+        // The 16th head word is `seed` (uint64, right-aligned).
+        let i = 15 * 32 + 31;
+        bytes[i] ^= 0x01;
+        b["reports"][1]["report_abi"] = hex::encode(bytes).into();
+    });
+    let o = verify_bundle_json(&p, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(failed_check(&o), "report.signature");
+
+    // (2) the signature swapped for another session's (a second run).
+    let out2 = dir.path().join("run2");
+    let (o2, v2) = run_json(&scenario("breast-cancer-3-hospitals.toml"), &out2, &[]);
+    assert!(o2.status.success(), "{}", stderr(&o2));
+    assert_ne!(v2["session_id"], v["session_id"]);
+    let other: serde_json::Value = serde_json::from_slice(&std::fs::read(out2.join("bundle.json")).unwrap()).unwrap();
+    let p = tampered("sig.json", &|b| b["reports"][0]["signature"] = other["reports"][0]["signature"].clone());
+    let o = verify_bundle_json(&p, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(failed_check(&o), "report.signature");
+
+    // (3) the evidence replaced with evidence bound to another key (the other session's node).
+    let p = tampered("evidence.json", &|b| b["envelope"]["evidence"] = other["envelope"]["evidence"].clone());
+    let o = verify_bundle_json(&p, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(failed_check(&o), "evidence.hash");
+
+    // (4) a policy tightened to a measurement the node lacks.
+    let pol = dir.path().join("strict.toml");
+    std::fs::write(&pol, format!("accepted_kinds = [\"sim\"]\nallow_simulation = true\n[measurements]\nsim = [\"{}\"]\n", "11".repeat(32))).unwrap();
+    let o = verify_bundle_json(&bundle, &["--policy", pol.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(failed_check(&o), "evidence.verified");
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(got["failure"]["detail"].as_str().unwrap().contains("policy.measurement"), "{got}");
+    // …and a policy without allow_simulation rejects sim evidence.
+    std::fs::write(&pol, "allow_simulation = false\n").unwrap();
+    let o = verify_bundle_json(&bundle, &["--policy", pol.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+
+    // (5) a report hash on chain that does not match the calldata.
+    let p = tampered("stored.json", &|b| b["reports"][0]["stored_hash"] = format!("0x{}", "00".repeat(32)).into());
+    let o = verify_bundle_json(&p, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(failed_check(&o), "chain.stored-hash");
+
+    // Bad input: exit 2 naming the file.
+    let o = sealroom(&["report", "verify", "/nonexistent/bundle.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/bundle.json"));
+}
+
+#[test]
+fn digits_run_meets_the_quality_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, v) = run_json(&scenario("digits-3-labs.toml"), &dir.path().join("run"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(v["verification"]["verified"], true);
+    let acc = v["model"]["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.965, "digits accuracy {acc}");
+}
+
+#[test]
+fn blob_corrupted_at_rest_ends_in_a_published_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (o, v) = run_json(&scenario("breast-cancer-3-hospitals.toml"), &out, &["--corrupt-blob-at-rest", "hospital-b"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("hospital-b") && err.contains("ciphertext-hash"), "{err}");
+    assert_eq!(v["state"], "aborted");
+    let kinds: Vec<&str> = v["reports"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["aborted"]);
+    assert!(v["reports"][0]["tx_hash"].as_str().is_some(), "the aborted report is on chain");
+    // The regulator sees a verified, aborted session.
+    let o = verify_bundle_json(&out.join("bundle.json"), &[]);
+    assert!(o.status.success());
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(got["outcome"], "aborted");
+    assert!(!out.join("model.bin").exists());
+}
+
+#[test]
+fn run_on_a_real_anvil() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, v) = run_json(&scenario("breast-cancer-3-hospitals.toml"), &dir.path().join("run"), &["--chain", "anvil"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(v["chain"]["kind"], "rpc");
+    assert_eq!(v["chain"]["chain_id"], 31337);
+    assert_eq!(v["verification"]["verified"], true);
+}
+
+#[test]
+fn run_rejects_bad_input_with_exit_2() {
+    let o = sealroom(&["run", "/nonexistent.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent.toml"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x"), "occupied").unwrap();
+    let o = sealroom(&["run", &scenario("breast-cancer-3-hospitals.toml"), "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--out"));
+}
