@@ -154,6 +154,8 @@ pub struct RpcOptions {
     pub backoff: Duration,
     /// How long to wait for a transaction's confirmations.
     pub confirmation_timeout: Duration,
+    /// Timeout of each HTTP request (a hung node must not hang a publish).
+    pub request_timeout: Duration,
 }
 
 impl Default for RpcOptions {
@@ -162,6 +164,7 @@ impl Default for RpcOptions {
             attempts: 4,
             backoff: Duration::from_millis(500),
             confirmation_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -201,7 +204,7 @@ fn redact(url: &reqwest_url::Url) -> String {
 }
 
 mod reqwest_url {
-    pub use alloy::transports::http::reqwest::Url;
+    pub use alloy::transports::http::reqwest::{Client, Url};
 }
 
 impl RpcChain {
@@ -248,6 +251,10 @@ impl RpcChain {
         let endpoint = redact(&parsed);
         let sender = key.as_ref().map(ChainKey::address).unwrap_or(Address::ZERO);
         let read_only = key.is_none();
+        let http = reqwest_url::Client::builder()
+            .timeout(options.request_timeout)
+            .build()
+            .map_err(|e| ChainError::Config(format!("HTTP client: {e}")))?;
         // Simple (not cached) nonce management: the gas estimate and the
         // nonce are filled concurrently, so with a cached nonce a send whose
         // estimate reverts would burn a nonce locally and wedge every later
@@ -259,11 +266,11 @@ impl RpcChain {
                 .with_simple_nonce_management()
                 .fetch_chain_id()
                 .wallet(EthereumWallet::from(key.0))
-                .connect_http(parsed)
+                .connect_reqwest(http, parsed)
                 .erased(),
             None => ProviderBuilder::new()
                 .disable_recommended_fillers()
-                .connect_http(parsed)
+                .connect_reqwest(http, parsed)
                 .erased(),
         };
         let mut this = Self {
