@@ -512,6 +512,14 @@ impl<C: Chain> Registry<C> {
                     }
                     _ => Err(RegistryError::Chain(ChainError::Reverted { data, reason })),
                 },
+                // Mined but failed: typically a resend after an unconfirmed
+                // first attempt, which then landed first. The chain decides.
+                Err(failed @ ChainError::FailedOnChain { .. }) => {
+                    match self.report_hash(session_id, kind).await? {
+                        Some(stored) => self.already(session_id, kind, stored, report_hash).await,
+                        None => Err(failed.into()),
+                    }
+                }
                 Err(e) => Err(e.into()),
             }
         })
