@@ -767,6 +767,85 @@ mod tests {
         assert_send(&reg.read_session(B256::ZERO, &ReadOptions::default()));
     }
 
+    /// Wraps the embedded chain; the first `send` lands but its answer is
+    /// "lost" (a transport error), as when a connection drops mid-request.
+    struct Flaky {
+        inner: EmbeddedChain,
+        sends: std::sync::atomic::AtomicU32,
+    }
+
+    impl Chain for Flaky {
+        fn kind(&self) -> crate::ChainKind {
+            self.inner.kind()
+        }
+        fn chain_id(&self) -> u64 {
+            self.inner.chain_id()
+        }
+        fn label(&self) -> String {
+            self.inner.label()
+        }
+        fn sender(&self) -> Address {
+            self.inner.sender()
+        }
+        async fn deploy(&self, code: Bytes, c: u64) -> Result<TxOutcome, ChainError> {
+            self.inner.deploy(code, c).await
+        }
+        async fn send(&self, to: Address, input: Bytes, c: u64) -> Result<TxOutcome, ChainError> {
+            let out = self.inner.send(to, input, c).await?;
+            if self.sends.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                return Err(ChainError::Transport {
+                    endpoint: "test".into(),
+                    detail: "connection reset".into(),
+                });
+            }
+            Ok(out)
+        }
+        async fn call(&self, to: Address, input: Bytes) -> Result<Bytes, ChainError> {
+            self.inner.call(to, input).await
+        }
+        async fn block_number(&self) -> Result<u64, ChainError> {
+            self.inner.block_number().await
+        }
+        async fn logs(&self, q: &LogQuery) -> Result<Vec<crate::ChainLog>, ChainError> {
+            self.inner.logs(q).await
+        }
+        async fn transaction(&self, h: B256) -> Result<Option<crate::TxRecord>, ChainError> {
+            self.inner.transaction(h).await
+        }
+        async fn receipt(&self, h: B256) -> Result<Option<TxOutcome>, ChainError> {
+            self.inner.receipt(h).await
+        }
+    }
+
+    #[test]
+    fn a_lost_answer_is_retried_without_a_second_record() {
+        use crate::gas::{filler, realistic_report};
+        let dir = tempfile::tempdir().unwrap();
+        let chain = Flaky {
+            inner: EmbeddedChain::open(dir.path()).unwrap(),
+            sends: Default::default(),
+        };
+        crate::block_on(async {
+            let (reg, _) = Registry::deploy(&chain, 1).await.unwrap();
+            let reg = reg.with_retries(3, Duration::from_millis(1));
+            let (s, m) = (keccak256(b"s"), keccak256(b"m"));
+            // Send #0 opens the session; send #1 (the publish) lands but errs.
+            reg.open_session(s, m, chain.sender()).await.unwrap();
+            let r = realistic_report(s, m, ReportKind::Opened, B256::ZERO, b"ev");
+            let before = chain.block_number().await.unwrap();
+            let p = reg.publish(&r, &filler("sig", 64), b"ev").await.unwrap();
+            assert!(p.already_published, "the retry found the landed tx");
+            assert_eq!(
+                chain.block_number().await.unwrap(),
+                before + 1,
+                "one record, not two"
+            );
+            let rec = reg.read_session(s, &ReadOptions::default()).await.unwrap();
+            assert_eq!(rec.reports[0].tx_hash, p.tx_hash);
+        })
+        .unwrap();
+    }
+
     #[test]
     fn kind_topics() {
         assert_eq!(kind_topic(ReportKind::Completed), B256::with_last_byte(2));
