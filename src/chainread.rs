@@ -6,7 +6,7 @@ use std::path::Path;
 
 use alloy_primitives::{Address, B256};
 use sealroom_contracts::{block_on, read_session, AnyChain, Chain, EmbeddedChain, ReadOptions, RegistryError, RpcChain, RpcOptions};
-use sealroom_contracts::{ChainKey, Preset};
+use sealroom_contracts::Preset;
 use sealroom_reports::verifier::{Bundle, BundledReport, EvidenceEnvelope, BUNDLE_FORMAT};
 
 /// Where to read from.
@@ -37,10 +37,10 @@ pub fn bundle_from_chain(source: Source<'_>, contract: Address, session: B256) -
         let chain: AnyChain = match source {
             Source::Embedded(dir) => EmbeddedChain::open_snapshot(dir).map_err(|e| ReadError::Access(e.to_string()))?.into(),
             Source::Rpc(url) => {
-                let key = ChainKey::anvil_dev();
-                let name = Preset::from_name(url).map(|p| p.name()).unwrap_or("rpc");
-                let url = Preset::from_name(url).map(|p| p.default_url()).unwrap_or(url);
-                RpcChain::connect(url, key, None, name, RpcOptions::default())
+                // A verifier signs nothing: read-only connection, chain id checked for presets.
+                let preset = Preset::from_name(url);
+                let endpoint = preset.map(|p| p.default_url()).unwrap_or(url);
+                RpcChain::connect_read_only(endpoint, preset.map(|p| p.chain_id()), RpcOptions::default())
                     .await
                     .map_err(|e| ReadError::Access(e.to_string()))?
                     .into()

@@ -8,6 +8,8 @@ pub enum Bench {
     Commit(super::bench_commit::Args),
     /// Median attestation verification latency per TEE kind on the real samples.
     Verify(super::bench_verify::Args),
+    /// The same training plain vs through the trusted loader (verify, decrypt, train, seal, sign).
+    Overhead(super::bench_overhead::Args),
     /// Gas of the registry's transactions (realistic report, SEV-SNP/TDX-sized evidence) and their opBNB cost.
     Gas(super::bench_gas::Args),
 }
@@ -18,5 +20,6 @@ pub fn run(b: Bench) -> crate::exit::CmdResult {
         Bench::Commit(a) => super::bench_commit::run(a),
         Bench::Verify(a) => super::bench_verify::run(a),
         Bench::Gas(a) => super::bench_gas::run(a),
+        Bench::Overhead(a) => super::bench_overhead::run(a),
     }
 }

@@ -4,6 +4,7 @@ pub mod attest;
 pub mod bench;
 pub mod bench_commit;
 pub mod bench_gas;
+pub mod bench_overhead;
 pub mod bench_verify;
 pub mod chain;
 pub mod commit;

@@ -6,5 +6,6 @@
 //!   sealing and wipe.
 #![forbid(unsafe_code)]
 
+pub mod local;
 pub mod ml;
 pub mod node;

@@ -658,96 +658,24 @@ fn same_column_set(a: &[String], b: &[String]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::path::PathBuf;
 
-    use sealroom_protocol::dataset::commit_stream;
     use sealroom_protocol::scenario::Scenario;
     use sealroom_protocol::sealed_model::open_model;
-    use sealroom_protocol::stream::DataKey;
     use sealroom_reports::report::verify_report_signature;
 
     use super::*;
+    use crate::local::{prepare, Prepared};
 
-    struct MemBlobs(HashMap<String, Vec<u8>>);
-
-    impl BlobSource for MemBlobs {
-        fn open(&self, input: &str) -> std::io::Result<Box<dyn Read + '_>> {
-            self.0
-                .get(input)
-                .map(|b| Box::new(&b[..]) as Box<dyn Read>)
-                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, input.to_string()))
-        }
-    }
-
-    /// A whole breast-cancer session prepared in memory, as the parties would.
-    struct Fixture {
-        manifest: Manifest,
-        parties: Vec<Identity>,
-        owner: Identity,
-        keys: HashMap<String, (DataKey, DatasetCommitment)>,
-        blobs: HashMap<String, Vec<u8>>,
-        consents: Vec<Consent>,
-    }
-
-    fn fixture(edit: impl Fn(&mut Scenario)) -> Fixture {
+    fn fixture(edit: impl Fn(&mut Scenario)) -> Prepared {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/breast-cancer-3-hospitals.toml");
         let mut s = Scenario::load(&path).unwrap();
         edit(&mut s);
-        let parties: Vec<Identity> = s.parties.iter().map(|_| Identity::generate().unwrap()).collect();
-        let owner = Identity::generate().unwrap();
-        let mut keys = HashMap::new();
-        let mut blobs = HashMap::new();
-        let mut commit = |name: &str, file: &std::path::Path| {
-            let key = DataKey::generate().unwrap();
-            let data = std::fs::read(file).unwrap();
-            let out = commit_stream(&data[..], &key, 4096, Vec::new(), |_| {}).unwrap();
-            blobs.insert(name.to_string(), out.blob);
-            keys.insert(name.to_string(), (key, out.commitment.clone()));
-            out.commitment
-        };
-        let mut pc = Vec::new();
-        for (p, id) in s.parties.iter().zip(&parties) {
-            let c = commit(&p.name, &s.resolve(&p.dataset));
-            pc.push((id.public(), c));
-        }
-        let vname = sealroom_protocol::manifest::validation_input_name(&s.owner.name);
-        let vc = commit(&vname, &s.resolve(s.owner.validation.as_ref().unwrap()));
-        let manifest = Manifest::from_scenario(&s, B256::repeat_byte(0x5e), 1, pc, owner.public(), Some(vc)).unwrap();
-        let mh = manifest.hash();
-        let mut consents: Vec<Consent> =
-            parties.iter().map(|p| Consent::sign(p, ConsentAction::Consent, mh)).collect();
-        consents.push(Consent::sign(&owner, ConsentAction::Consent, mh));
-        Fixture { manifest, parties, owner, keys, blobs, consents }
+        prepare(&s).unwrap()
     }
 
-    impl Fixture {
-        fn node(&self) -> Node {
-            Node::start(self.manifest.hash(), &SimCollector { measurement: [7; 32] }, [7; 32]).unwrap()
-        }
-
-        fn grants(&self, node: &Node) -> Vec<Grant> {
-            let mut out = Vec::new();
-            for (i, p) in self.manifest.parties.iter().enumerate() {
-                let (k, c) = &self.keys[&p.name];
-                out.push(
-                    Grant::create(&self.parties[i], &self.manifest, &p.name, c, node.signing_key(), node.hpke_key(), k)
-                        .unwrap(),
-                );
-            }
-            let v = sealroom_protocol::manifest::validation_input_name(&self.manifest.owner.name);
-            let (k, c) = &self.keys[&v];
-            out.push(Grant::create(&self.owner, &self.manifest, &v, c, node.signing_key(), node.hpke_key(), k).unwrap());
-            out
-        }
-
-        fn run(&self, node: Node, grants: &[Grant], blobs: &HashMap<String, Vec<u8>>, consents: &[Consent]) -> SessionOutcome {
-            let src = MemBlobs(blobs.clone());
-            node.run(
-                SessionInputs { manifest: &self.manifest, consents, grants, blobs: &src },
-                &mut |_| {},
-            )
-        }
+    fn go(f: &Prepared, node: &Node, grants: &[Grant], blobs: &std::collections::HashMap<String, Vec<u8>>, consents: &[Consent]) -> SessionOutcome {
+        f.run_with(node, grants, blobs, consents, &mut |_| {})
     }
 
     fn assert_aborted(out: &SessionOutcome, node_key: &[u8; 32], input: &str, check: &str) {
@@ -765,10 +693,10 @@ mod tests {
     #[test]
     fn honest_session_completes_and_only_the_owner_opens_the_model() {
         let f = fixture(|_| {});
-        let node = f.node();
+        let node = f.node().unwrap();
         let nk = node.signing_key();
-        let grants = f.grants(&node);
-        let out = f.run(node, &grants, &f.blobs, &f.consents);
+        let grants = f.grants(&node).unwrap();
+        let out = go(&f, &node, &grants, &f.blobs, &f.consents);
         assert!(out.abort.is_none(), "{:?}", out.abort);
         assert_eq!(out.reports.len(), 2);
         let opened = out.reports[0].report().unwrap();
@@ -786,68 +714,65 @@ mod tests {
         assert!(open_model(&sealed, &f.parties[0]).is_err());
         let acc = opened_model.metrics["final_accuracy"].as_f64().unwrap();
         assert!(acc >= 0.95, "accuracy {acc}");
+        // The HPKE key is gone after the session: a second run cannot open grants.
+        let again = go(&f, &node, &grants, &f.blobs, &f.consents);
+        assert_eq!(again.abort.unwrap().check, "grant-open");
     }
 
     #[test]
     fn flipped_blob_byte_aborts_naming_the_party() {
         let f = fixture(|_| {});
-        let node = f.node();
-        let nk = node.signing_key();
-        let grants = f.grants(&node);
+        let node = f.node().unwrap();
+        let grants = f.grants(&node).unwrap();
         let mut blobs = f.blobs.clone();
-        let b = blobs.get_mut("hospital-b").unwrap();
-        b[100] ^= 0x01;
-        let out = f.run(node, &grants, &blobs, &f.consents);
-        assert_aborted(&out, &nk, "hospital-b", "ciphertext-hash");
+        blobs.get_mut("hospital-b").unwrap()[100] ^= 0x01;
+        let out = go(&f, &node, &grants, &blobs, &f.consents);
+        assert_aborted(&out, &node.signing_key(), "hospital-b", "ciphertext-hash");
         assert_eq!(out.reports.len(), 1, "nothing was opened");
     }
 
     #[test]
     fn swapped_blob_aborts() {
         let f = fixture(|_| {});
-        let node = f.node();
-        let nk = node.signing_key();
-        let grants = f.grants(&node);
+        let node = f.node().unwrap();
+        let grants = f.grants(&node).unwrap();
         let mut blobs = f.blobs.clone();
         let other = blobs["hospital-c"].clone();
         blobs.insert("hospital-a".into(), other);
-        let out = f.run(node, &grants, &blobs, &f.consents);
-        assert_aborted(&out, &nk, "hospital-a", "ciphertext-hash");
+        let out = go(&f, &node, &grants, &blobs, &f.consents);
+        assert_aborted(&out, &node.signing_key(), "hospital-a", "ciphertext-hash");
     }
 
     #[test]
     fn grant_signed_by_a_non_party_aborts() {
         let f = fixture(|_| {});
-        let node = f.node();
-        let nk = node.signing_key();
-        let mut grants = f.grants(&node);
+        let node = f.node().unwrap();
+        let mut grants = f.grants(&node).unwrap();
         let eve = Identity::generate().unwrap();
         let (k, c) = &f.keys["hospital-a"];
         grants[0] = Grant::create(&eve, &f.manifest, "hospital-a", c, node.signing_key(), node.hpke_key(), k).unwrap();
-        let out = f.run(node, &grants, &f.blobs, &f.consents);
-        assert_aborted(&out, &nk, "hospital-a", "grant-signature");
+        let out = go(&f, &node, &grants, &f.blobs, &f.consents);
+        assert_aborted(&out, &node.signing_key(), "hospital-a", "grant-signature");
     }
 
     #[test]
     fn consent_over_another_manifest_aborts() {
         let f = fixture(|_| {});
-        let node = f.node();
-        let nk = node.signing_key();
-        let grants = f.grants(&node);
+        let node = f.node().unwrap();
+        let grants = f.grants(&node).unwrap();
         let mut consents = f.consents.clone();
         consents[1] = Consent::sign(&f.parties[1], ConsentAction::Consent, B256::repeat_byte(1));
-        let out = f.run(node, &grants, &f.blobs, &consents);
-        assert_aborted(&out, &nk, "hospital-b", "consent");
+        let out = go(&f, &node, &grants, &f.blobs, &consents);
+        assert_aborted(&out, &node.signing_key(), "hospital-b", "consent");
     }
 
     #[test]
     fn engine_outside_the_allowlist_aborts() {
         let f = fixture(|s| s.engine.trainer_measurements = vec![hex::encode([9u8; 32])]);
-        let node = f.node();
-        let nk = node.signing_key();
-        let grants = f.grants(&node);
-        let out = f.run(node, &grants, &f.blobs, &f.consents);
-        assert_aborted(&out, &nk, "engine", "engine-allowlist");
+        let node = f.node().unwrap();
+        let grants = f.grants(&node).unwrap();
+        let out = go(&f, &node, &grants, &f.blobs, &f.consents);
+        assert_aborted(&out, &node.signing_key(), "engine", "engine-allowlist");
     }
 
     #[test]
@@ -855,28 +780,26 @@ mod tests {
         let mut f = fixture(|_| {});
         // hospital-c signed a commitment claiming one record more than its blob holds.
         f.manifest.parties[2].commitment.record_count += 1;
-        let (k, mut c) = f.keys.remove("hospital-c").unwrap();
-        c.record_count += 1;
-        f.keys.insert("hospital-c".into(), (k, c));
+        if let Some((_, c)) = f.keys.get_mut("hospital-c") {
+            c.record_count += 1;
+        }
         let mh = f.manifest.hash();
         f.consents = f.parties.iter().map(|p| Consent::sign(p, ConsentAction::Consent, mh)).collect();
         f.consents.push(Consent::sign(&f.owner, ConsentAction::Consent, mh));
-        let node = f.node();
-        let nk = node.signing_key();
-        let grants = f.grants(&node);
-        let out = f.run(node, &grants, &f.blobs, &f.consents);
-        assert_aborted(&out, &nk, "hospital-c", "record-count");
+        let node = f.node().unwrap();
+        let grants = f.grants(&node).unwrap();
+        let out = go(&f, &node, &grants, &f.blobs, &f.consents);
+        assert_aborted(&out, &node.signing_key(), "hospital-c", "record-count");
     }
 
     #[test]
     fn withdrawn_consent_aborts() {
         let f = fixture(|_| {});
-        let node = f.node();
-        let nk = node.signing_key();
-        let grants = f.grants(&node);
+        let node = f.node().unwrap();
+        let grants = f.grants(&node).unwrap();
         let mut consents = f.consents.clone();
         consents.push(Consent::sign(&f.parties[0], ConsentAction::Withdraw, f.manifest.hash()));
-        let out = f.run(node, &grants, &f.blobs, &consents);
-        assert_aborted(&out, &nk, "hospital-a", "consent");
+        let out = go(&f, &node, &grants, &f.blobs, &consents);
+        assert_aborted(&out, &node.signing_key(), "hospital-a", "consent");
     }
 }
