@@ -47,6 +47,8 @@ enum Command {
     /// The coordinator: session service over HTTP (state machine, persistence, blob store, report publication).
     #[command(subcommand)]
     Coordinator(cmd::coordinator::CoordinatorCmd),
+    /// Terminal UI for consortium partners: follow sessions, consent, upload, grant, fetch the model.
+    Tui(cmd::tui::Args),
 }
 
 fn main() {
@@ -64,6 +66,7 @@ fn main() {
         Command::Chain(c) => cmd::chain::run(c),
         Command::Bench(b) => cmd::bench::run(b),
         Command::Coordinator(c) => cmd::coordinator::run(c),
+        Command::Tui(a) => cmd::tui::run(a),
     };
     if let Err(failure) = result {
         eprintln!("error: {failure}");

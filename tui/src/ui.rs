@@ -1,0 +1,799 @@
+//! Rendering: pure functions of [`App`] into a ratatui frame. Every screen
+//! keeps to one line of header, tabs, a body, a progress/message line and a
+//! key-hint footer, so it stays readable at 80x24 and reflows on resize.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+use ratatui::Frame;
+use sealroom_protocol::api::{MemberStatus, SessionState};
+use sealroom_protocol::policy::TeeKind;
+
+use crate::app::{my_input, role_in, App, Conn, Detail, Modal, Pane, PromptFor, Screen};
+use crate::theme::Theme;
+
+/// Every key, for the help overlay and docs/tui.md.
+pub const KEYMAP: &[(&str, &str)] = &[
+    ("?", "show / hide this help"),
+    ("q, Ctrl-C", "quit"),
+    ("r", "refresh now"),
+    ("Up/Down, k/j", "sessions: move the selection"),
+    ("Enter", "sessions: open the session"),
+    ("Esc, Left", "session: back to the sessions list"),
+    ("Tab, Shift-Tab", "session: next / previous pane"),
+    ("1 2 3 4", "session: Overview, Members, Node, Reports pane"),
+    ("c", "consent: sign my consent over the manifest hash"),
+    ("w", "withdraw my consent (aborts the session)"),
+    ("u", "upload my encrypted blob (path prompt)"),
+    ("g", "grant my data key (only when MY verification passed)"),
+    ("m", "owner: fetch and open the model to a path"),
+    ("e", "export the offline bundle JSON to a path"),
+    ("y / Enter", "dialog: sign and send"),
+    ("n / Esc", "dialog: cancel (nothing is signed)"),
+    ("Ctrl-U", "prompt: clear the path"),
+];
+
+const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
+
+/// Draws the whole UI.
+pub fn draw(f: &mut Frame, app: &App) {
+    let area = f.area();
+    let [header, body, status, message, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(f, app, header);
+    match app.screen {
+        Screen::List => draw_list(f, app, body),
+        Screen::Detail => draw_detail(f, app, body),
+    }
+    draw_status(f, app, status);
+    draw_message(f, app, message);
+    draw_footer(f, app, footer);
+    match &app.modal {
+        Modal::None => {}
+        Modal::Help => draw_help(f, app, area),
+        Modal::Prompt { purpose, input } => draw_prompt(f, app, area, *purpose, input),
+        Modal::Confirm { lines, .. } => draw_confirm(f, app, area, lines),
+    }
+}
+
+fn state_style(t: Theme, s: SessionState) -> Style {
+    match s {
+        SessionState::Aborted => t.bad(),
+        SessionState::Completed | SessionState::Published | SessionState::Delivered => t.ok(),
+        _ => t.pending(),
+    }
+}
+
+fn draw_header(f: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let conn = match &app.conn {
+        Conn::Connecting => Span::styled("connecting…", t.pending()),
+        Conn::Up { live: true } => Span::styled("live", t.ok()),
+        Conn::Up { live: false } => Span::styled("polling", t.ok()),
+        Conn::Down { retry_ms, .. } => Span::styled(
+            format!("unreachable, retry {:.1}s", *retry_ms as f64 / 1000.0),
+            t.bad(),
+        ),
+    };
+    let line = Line::from(vec![
+        Span::styled(" sealroom ", t.title()),
+        Span::raw(format!("{} ", app.coordinator)),
+        Span::styled(format!("me {} ", app.me.fingerprint()), t.dim()),
+        conn,
+    ]);
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_list(f: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(Span::styled(" Sessions ", t.title()));
+    if app.sessions.is_empty() {
+        let text = match &app.conn {
+            Conn::Down { error, .. } => format!("Coordinator unreachable: {error}"),
+            Conn::Connecting => "Connecting to the coordinator…".into(),
+            Conn::Up { .. } => "No sessions on this coordinator yet.".into(),
+        };
+        f.render_widget(
+            Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
+            area,
+        );
+        return;
+    }
+    let header = Row::new(["Name", "State", "Ready", "My role", "Id"]).style(t.title());
+    let rows = app.sessions.iter().enumerate().map(|(i, s)| {
+        let sm = &s.summary;
+        let row = Row::new(vec![
+            Cell::from(sm.name.clone()),
+            Cell::from(Span::styled(sm.state.as_str(), state_style(t, sm.state))),
+            Cell::from(format!("{}/{}", sm.ready, sm.total)),
+            Cell::from(s.my_role.clone()),
+            Cell::from(
+                format!("{:#x}", sm.session_id)
+                    .chars()
+                    .take(10)
+                    .collect::<String>(),
+            ),
+        ]);
+        if i == app.selected {
+            row.style(t.selected())
+        } else {
+            row
+        }
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Fill(1),
+            Constraint::Length(15),
+            Constraint::Length(5),
+            Constraint::Length(18),
+            Constraint::Length(10),
+        ],
+    )
+    .header(header)
+    .block(block);
+    f.render_widget(table, area);
+}
+
+fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let [tabs, body] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+    let mut spans = vec![];
+    for (i, p) in Pane::ALL.iter().enumerate() {
+        let label = format!(" {} {} ", i + 1, p.title());
+        spans.push(if *p == app.pane {
+            Span::styled(label, t.selected())
+        } else {
+            Span::raw(label)
+        });
+        spans.push(Span::raw(" "));
+    }
+    if let Some(d) = &app.detail {
+        spans.push(Span::styled(d.status.manifest.name.clone(), t.title()));
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(
+            d.status.state.as_str(),
+            state_style(t, d.status.state),
+        ));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), tabs);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(Span::styled(format!(" {} ", app.pane.title()), t.title()));
+    let Some(d) = &app.detail else {
+        f.render_widget(Paragraph::new("Loading the session…").block(block), body);
+        return;
+    };
+    match app.pane {
+        Pane::Overview => f.render_widget(
+            Paragraph::new(overview_lines(app, d))
+                .wrap(Wrap { trim: false })
+                .block(block),
+            body,
+        ),
+        Pane::Members => draw_members(f, app, d, body, block),
+        Pane::Node => f.render_widget(
+            Paragraph::new(node_lines(app, d))
+                .wrap(Wrap { trim: false })
+                .block(block),
+            body,
+        ),
+        Pane::Reports => f.render_widget(
+            Paragraph::new(report_lines(app, d))
+                .wrap(Wrap { trim: false })
+                .block(block),
+            body,
+        ),
+    }
+}
+
+fn kv<'a>(t: Theme, k: &str, v: impl Into<Span<'a>>) -> Line<'a> {
+    Line::from(vec![Span::styled(format!("{k:<10}"), t.dim()), v.into()])
+}
+
+/// What I should do next in this session, in words.
+pub fn next_step(app: &App, d: &Detail) -> (bool, String) {
+    let st = &d.status;
+    let me = app.me.ed25519;
+    let Some(role) = role_in(&st.manifest, &me) else {
+        return (
+            false,
+            "you are not a member of this session (read-only; e exports the bundle)".into(),
+        );
+    };
+    if st.state == SessionState::Aborted {
+        return (
+            false,
+            format!("aborted: {}", st.abort_reason.clone().unwrap_or_default()),
+        );
+    }
+    let Some(mine) = st.members.iter().find(|m| m.key == me) else {
+        return (false, format!("{role}: not listed by the coordinator"));
+    };
+    if !mine.consented {
+        return (
+            true,
+            "press c to review the manifest hash and consent".into(),
+        );
+    }
+    if mine.blob_uploaded == Some(false) {
+        return (true, "press u to upload your encrypted blob".into());
+    }
+    if mine.granted == Some(false) {
+        return match &d.my_verdict {
+            None => (false, "waiting for a node to register".into()),
+            Some(v) if v.verified => (
+                true,
+                "node verified by you: press g to grant your data key".into(),
+            ),
+            Some(v) => (
+                false,
+                format!(
+                    "grant disabled: your verification failed ({})",
+                    v.failure
+                        .as_ref()
+                        .map(|f| f.check.as_str())
+                        .unwrap_or("unknown")
+                ),
+            ),
+        };
+    }
+    match st.state {
+        SessionState::Published | SessionState::Delivered if role == "owner" => (
+            true,
+            "reports are on chain: press m to fetch and open the model".into(),
+        ),
+        SessionState::Published | SessionState::Delivered => {
+            (true, "done: reports are on chain (pane 4)".into())
+        }
+        _ => (
+            true,
+            "nothing to do: waiting for the others and the node".into(),
+        ),
+    }
+}
+
+fn overview_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
+    let t = app.theme;
+    let st = &d.status;
+    let m = &st.manifest;
+    let me = app.me.ed25519;
+    let mut v = vec![];
+    v.push(kv(
+        t,
+        "session",
+        Span::raw(format!("{} — {}", m.name, m.description)),
+    ));
+    v.push(Line::from(vec![
+        Span::styled(format!("{:<10}", "manifest"), t.dim()),
+        Span::raw(format!("{:#x} ", st.manifest_hash)),
+        if d.manifest_ok {
+            Span::styled("hash ok", t.ok())
+        } else {
+            Span::styled("HASH MISMATCH", t.bad())
+        },
+    ]));
+    let role = role_in(m, &me).unwrap_or_else(|| "not a member".into());
+    let input = my_input(m, &me)
+        .map(|i| format!(", input {i}"))
+        .unwrap_or_default();
+    v.push(kv(t, "me", Span::raw(format!("{role}{input}"))));
+    let (ok, next) = next_step(app, d);
+    v.push(kv(
+        t,
+        "next",
+        Span::styled(next, if ok { t.ok() } else { t.pending() }),
+    ));
+    let model = match m.model.kind {
+        sealroom_protocol::scenario::ModelKind::LogisticRegression => {
+            "logistic-regression".to_string()
+        }
+        sealroom_protocol::scenario::ModelKind::Mlp => format!("mlp hidden {:?}", m.model.hidden),
+        sealroom_protocol::scenario::ModelKind::Cnn => {
+            format!(
+                "cnn channels {:?} hidden {:?} image {:?}",
+                m.model.channels, m.model.hidden, m.model.image
+            )
+        }
+    };
+    v.push(kv(
+        t,
+        "model",
+        Span::raw(format!(
+            "{model}; {} features, {} classes",
+            m.schema.features.len(),
+            m.schema.label_classes
+        )),
+    ));
+    let tr = &m.training;
+    v.push(kv(
+        t,
+        "training",
+        Span::raw(format!(
+            "{} epochs, batch {}, {:?} lr {}, seed {}, metrics {}",
+            tr.epochs,
+            tr.batch_size,
+            tr.optimizer,
+            tr.learning_rate,
+            tr.seed,
+            if tr.public_metrics {
+                "public"
+            } else {
+                "owner only"
+            }
+        )),
+    ));
+    let p = &m.policy;
+    let kinds: Vec<&str> = p.accepted_kinds.iter().map(|k| k.as_str()).collect();
+    v.push(kv(
+        t,
+        "policy",
+        Span::raw(format!(
+            "kinds {}; simulation {}; debug {}; evidence ≤ {} s{}",
+            kinds.join(","),
+            if p.allow_simulation {
+                "ALLOWED"
+            } else {
+                "refused"
+            },
+            if p.allow_debug { "allowed" } else { "refused" },
+            p.max_evidence_age_s,
+            if p.require_gpu { "; GPU required" } else { "" }
+        )),
+    ));
+    v.push(kv(
+        t,
+        "owner",
+        Span::raw(format!(
+            "{} ({}), validation set {}",
+            m.owner.name,
+            m.owner.identity.fingerprint(),
+            if m.owner.validation.is_some() {
+                "yes"
+            } else {
+                "no"
+            }
+        )),
+    ));
+    v.push(kv(
+        t,
+        "parties",
+        Span::raw(
+            m.parties
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    ));
+    let chain = st
+        .chain
+        .as_ref()
+        .and_then(|c| c.get("label").and_then(|l| l.as_str()).map(str::to_string))
+        .unwrap_or_else(|| m.chain.target.clone());
+    v.push(kv(t, "chain", Span::raw(chain)));
+    if let Some(r) = &st.abort_reason {
+        v.push(kv(t, "aborted", Span::styled(r.clone(), t.bad())));
+    }
+    v
+}
+
+fn flag(t: Theme, f: Option<bool>) -> Cell<'static> {
+    match f {
+        None => Cell::from(Span::styled("-", t.dim())),
+        Some(true) => Cell::from(Span::styled("yes", t.ok())),
+        Some(false) => Cell::from(Span::styled("no", t.pending())),
+    }
+}
+
+fn draw_members(f: &mut Frame, app: &App, d: &Detail, area: Rect, block: Block<'_>) {
+    let t = app.theme;
+    let header = Row::new(["", "Member", "Role", "Consent", "Blob", "Grant"]).style(t.title());
+    let rows = d.status.members.iter().map(|m: &MemberStatus| {
+        let consent = if m.withdrawn {
+            Cell::from(Span::styled("WITHDRAWN", t.bad()))
+        } else {
+            flag(t, Some(m.consented))
+        };
+        Row::new(vec![
+            Cell::from(if m.key == app.me.ed25519 { "me" } else { "" }),
+            Cell::from(m.name.clone()),
+            Cell::from(m.role.clone()),
+            consent,
+            flag(t, m.blob_uploaded),
+            flag(t, m.granted),
+        ])
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(2),
+            Constraint::Fill(1),
+            Constraint::Length(6),
+            Constraint::Length(9),
+            Constraint::Length(5),
+            Constraint::Length(5),
+        ],
+    )
+    .header(header)
+    .block(block);
+    f.render_widget(table, area);
+}
+
+fn short_hex(b: &[u8]) -> String {
+    let h = hex::encode(b);
+    if h.len() > 24 {
+        format!("{}…{}", &h[..16], &h[h.len() - 8..])
+    } else {
+        h
+    }
+}
+
+fn node_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
+    let t = app.theme;
+    let st = &d.status;
+    let Some(n) = &st.node else {
+        return vec![
+            Line::from("No node has registered yet."),
+            Line::from("Grant stays disabled until a node registers and MY verification of its evidence passes."),
+        ];
+    };
+    let mut v = vec![];
+    let mut kind = vec![
+        Span::styled(format!("{:<12}", "kind"), t.dim()),
+        Span::raw(format!("{} ", n.kind)),
+    ];
+    if n.kind == TeeKind::Sim {
+        kind.push(Span::styled(" insecure-simulation ", t.danger()));
+    }
+    v.push(Line::from(kind));
+    let row = |k: &str, val: String| {
+        Line::from(vec![
+            Span::styled(format!("{k:<12}"), t.dim()),
+            Span::raw(val),
+        ])
+    };
+    v.push(row("node key", short_hex(&n.node_key)));
+    v.push(row("hpke key", short_hex(&n.hpke_key)));
+    let allowed = st
+        .manifest
+        .engine
+        .trainer_measurements
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(&n.engine_measurement));
+    v.push(Line::from(vec![
+        Span::styled(format!("{:<12}", "engine"), t.dim()),
+        Span::raw(format!(
+            "{} ",
+            short_hex(&hex::decode(&n.engine_measurement).unwrap_or_default())
+        )),
+        if st.manifest.engine.trainer_measurements.is_empty() {
+            Span::styled("(no allowlist)", t.pending())
+        } else if allowed {
+            Span::styled("in allowlist", t.ok())
+        } else {
+            Span::styled("NOT in allowlist", t.bad())
+        },
+    ]));
+    if let Some(mv) = &d.my_verdict {
+        let m = mv.measurement.clone().unwrap_or_else(|| "-".into());
+        let m = if m.len() > 24 {
+            format!("{}…{}", &m[..16], &m[m.len() - 8..])
+        } else {
+            m
+        };
+        v.push(row("measurement", m));
+        let tcb = if mv.tcb.as_object().is_some_and(|o| o.is_empty()) {
+            "-".to_string()
+        } else {
+            mv.tcb.to_string()
+        };
+        v.push(row("TCB", tcb));
+    }
+    let coord = st
+        .coordinator_verdict
+        .as_ref()
+        .and_then(|c| c.get("verified").and_then(|b| b.as_bool()))
+        .map(|b| if b { "verified" } else { "rejected" })
+        .unwrap_or("-");
+    v.push(row(
+        "coordinator",
+        format!("{coord} (not trusted: see mine)"),
+    ));
+    match &d.my_verdict {
+        Some(mv) if mv.verified => {
+            let mut l = vec![
+                Span::styled(format!("{:<12}", "MY VERDICT"), t.title()),
+                Span::styled("VERIFIED", t.ok().add_modifier(Modifier::BOLD)),
+                Span::raw(" (checked here, against the manifest's policy)"),
+            ];
+            if mv.insecure_simulation {
+                l.push(Span::raw(" "));
+                l.push(Span::styled(" insecure-simulation ", t.danger()));
+            }
+            v.push(Line::from(l));
+            v.push(row("grant", "enabled: press g".into()));
+        }
+        Some(mv) => {
+            let (c, det) = mv
+                .failure
+                .as_ref()
+                .map(|f| (f.check.clone(), f.detail.clone()))
+                .unwrap_or(("unknown".into(), String::new()));
+            v.push(Line::from(vec![
+                Span::styled(format!("{:<12}", "MY VERDICT"), t.title()),
+                Span::styled("REJECTED", t.bad()),
+                Span::raw(format!(" failed check {c}: {det}")),
+            ]));
+            v.push(row("grant", "DISABLED: my verification failed".into()));
+        }
+        None => {}
+    }
+    v
+}
+
+fn report_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
+    let t = app.theme;
+    let st = &d.status;
+    let mut v = vec![];
+    if st.reports.is_empty() {
+        v.push(Line::from(
+            "No reports yet: the node signs `opened` after checking every input.",
+        ));
+    }
+    for r in &st.reports {
+        v.push(Line::from(vec![
+            Span::styled(format!("{:<10}", r.kind), t.title()),
+            Span::raw(format!("report {}", short_hex(r.report_hash.as_slice()))),
+        ]));
+        let tx = match &r.tx_hash {
+            Some(tx) => Span::styled(
+                format!(
+                    "tx {}  block {}  gas {}",
+                    tx,
+                    r.block.map(|b| b.to_string()).unwrap_or_else(|| "-".into()),
+                    r.gas_used
+                        .map(|b| b.to_string())
+                        .unwrap_or_else(|| "-".into())
+                ),
+                t.ok(),
+            ),
+            None => Span::styled("tx pending publication", t.pending()),
+        };
+        v.push(Line::from(vec![Span::raw("          "), tx]));
+    }
+    if let Some(c) = &d.reports_check {
+        let mut l = vec![Span::styled(format!("{:<10}", "verifier"), t.dim())];
+        if c.verified {
+            l.push(Span::styled(
+                "VERIFIED",
+                t.ok().add_modifier(Modifier::BOLD),
+            ));
+        } else {
+            l.push(Span::styled("NOT VERIFIED", t.bad()));
+        }
+        l.push(Span::raw(format!(" outcome {}", c.outcome)));
+        if c.insecure_simulation {
+            l.push(Span::raw(" "));
+            l.push(Span::styled(" insecure-simulation ", t.danger()));
+        }
+        v.push(Line::from(l));
+        if let Some(fc) = &c.failure {
+            v.push(Line::from(vec![
+                Span::raw("          "),
+                Span::styled(format!("failed check {}: {}", fc.check, fc.detail), t.bad()),
+            ]));
+        }
+        v.push(Line::from(Span::styled(
+            "          public verifier over the coordinator's copy; e exports the bundle",
+            t.dim(),
+        )));
+    }
+    if let Some(r) = &st.abort_reason {
+        v.push(kv(t, "aborted", Span::styled(r.clone(), t.bad())));
+    }
+    v
+}
+
+fn bar(done: u64, total: u64, width: usize) -> String {
+    let filled = if total == 0 {
+        0
+    } else {
+        ((done.min(total) as u128 * width as u128) / total as u128) as usize
+    };
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
+}
+
+fn draw_status(f: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let Some(d) = app.detail.as_ref().filter(|_| app.screen == Screen::Detail) else {
+        return;
+    };
+    let Some(p) = &d.status.progress else {
+        let line = Line::from(vec![
+            Span::styled(" progress ", t.dim()),
+            Span::raw("not started"),
+        ]);
+        f.render_widget(Paragraph::new(line), area);
+        return;
+    };
+    let phase = p
+        .get("phase")
+        .and_then(|x| x.as_str())
+        .unwrap_or("-")
+        .to_string();
+    let epoch = p.get("epoch").and_then(|x| x.as_u64());
+    let epochs = p
+        .get("epochs")
+        .and_then(|x| x.as_u64())
+        .or(Some(d.status.manifest.training.epochs as u64));
+    let mut spans = vec![
+        Span::styled(" progress ", t.dim()),
+        Span::raw(format!("{phase} ")),
+    ];
+    if let (Some(e), Some(n)) = (epoch, epochs) {
+        spans.push(Span::raw(format!("epoch {e}/{n} {} ", bar(e, n, 20))));
+    }
+    if d.status.manifest.training.public_metrics {
+        if let Some(m) = p.get("metrics").and_then(|m| m.as_object()) {
+            for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {
+                if let Some(x) = m.get(key).and_then(|x| x.as_f64()) {
+                    spans.push(Span::raw(format!("{key} {x:.4} ")));
+                }
+            }
+        }
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_message(f: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let line = if let Some(b) = &app.busy {
+        let spin = SPINNER[(app.frame % 4) as usize];
+        let mut s = format!(" {spin} {}", b.label);
+        if b.total > 0 {
+            s.push_str(&format!(
+                " {} {}/{} bytes",
+                bar(b.done, b.total, 20),
+                b.done,
+                b.total
+            ));
+        }
+        Line::from(Span::styled(s, t.pending()))
+    } else if let Some((ok, m)) = &app.message {
+        Line::from(Span::styled(
+            format!(" {m}"),
+            if *ok { t.ok() } else { t.bad() },
+        ))
+    } else {
+        Line::from("")
+    };
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let keys: &[(&str, &str)] = match app.screen {
+        Screen::List => &[
+            ("↑↓", "move"),
+            ("Enter", "open"),
+            ("r", "refresh"),
+            ("?", "help"),
+            ("q", "quit"),
+        ],
+        Screen::Detail => &[
+            ("c", "consent"),
+            ("w", "withdraw"),
+            ("u", "upload"),
+            ("g", "grant"),
+            ("m", "model"),
+            ("e", "export"),
+            ("Tab", "pane"),
+            ("Esc", "back"),
+            ("?", "help"),
+        ],
+    };
+    let mut spans = vec![];
+    for (k, what) in keys {
+        spans.push(Span::styled(format!(" {k}"), t.key()));
+        spans.push(Span::raw(format!(" {what}")));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// A rectangle of at most `w` x `h` centred in `area`.
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn draw_help(f: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let r = centered(area, 76, KEYMAP.len() as u16 + 3);
+    let mut lines: Vec<Line> = KEYMAP
+        .iter()
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:<15}"), t.key()),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    lines.push(Line::from(Span::styled(
+        " press ? or Esc to close",
+        t.dim(),
+    )));
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(Span::styled(" Keys ", t.title())),
+        ),
+        r,
+    );
+}
+
+fn draw_prompt(f: &mut Frame, app: &App, area: Rect, purpose: PromptFor, input: &str) {
+    let t = app.theme;
+    let r = centered(area, 76, 6);
+    let lines = vec![
+        Line::from(vec![
+            Span::raw("> "),
+            Span::raw(input.to_string()),
+            Span::styled("_", t.key()),
+        ]),
+        Line::from(""),
+        Line::from(Span::styled(
+            "Enter review · Esc cancel · Ctrl-U clear",
+            t.dim(),
+        )),
+    ];
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(Span::styled(format!(" {} ", purpose.title()), t.title())),
+        ),
+        r,
+    );
+}
+
+fn draw_confirm(f: &mut Frame, app: &App, area: Rect, lines: &[String]) {
+    let t = app.theme;
+    let r = centered(area, 100, lines.len() as u16 + 6);
+    let mut text: Vec<Line> = lines.iter().map(|l| Line::from(l.clone())).collect();
+    text.push(Line::from(""));
+    text.push(Line::from(vec![
+        Span::styled(" y ", t.key()),
+        Span::raw("sign and send   "),
+        Span::styled(" n ", t.key()),
+        Span::raw("cancel"),
+    ]));
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(text).wrap(Wrap { trim: false }).block(
+            Block::default().borders(Borders::ALL).title(Span::styled(
+                " Confirm: exactly what will be signed and sent ",
+                t.title(),
+            )),
+        ),
+        r,
+    );
+}

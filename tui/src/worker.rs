@@ -1,0 +1,344 @@
+//! Background threads: one fetches the sessions list and the watched
+//! session's status (and runs my own verification of the node and of the
+//! reports there, off the UI thread); one per watched session follows the
+//! coordinator's Server-Sent Events and pokes the fetcher on each event.
+//! Both reconnect with backoff, so a coordinator restart shows as
+//! "reconnecting" and then heals by itself.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::B256;
+use sealroom_protocol::api::{Client, SessionStatus};
+use sealroom_protocol::identity::Identity;
+use sealroom_reports::verifier::{
+    verify_bundle, Bundle, BundledReport, EvidenceEnvelope, BUNDLE_FORMAT, ENVELOPE_FORMAT,
+};
+
+use crate::app::{role_in, Busy, Conn, Detail, Effect, SessionRow};
+
+/// What the worker tells the UI.
+#[derive(Debug)]
+pub enum Msg {
+    /// The sessions list.
+    Sessions(Vec<SessionRow>),
+    /// The watched session.
+    Detail(Box<Detail>),
+    /// Connection state.
+    Conn(Conn),
+    /// An action's progress.
+    Progress(Busy),
+    /// An action finished: the message to show.
+    Done(Result<String, String>),
+}
+
+enum Cmd {
+    Watch(Option<B256>),
+    Poke,
+}
+
+/// Handle on the background threads.
+pub struct Worker {
+    base: String,
+    identity: Arc<Identity>,
+    cmd: Sender<Cmd>,
+    msg: Sender<Msg>,
+    sse_gen: Arc<AtomicU64>,
+    sse_live: Arc<AtomicBool>,
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Worker {
+    /// Starts the fetcher.
+    pub fn start(base: &str, identity: Arc<Identity>, msg: Sender<Msg>) -> Self {
+        let (cmd_tx, cmd_rx) = mpsc::channel();
+        let sse_live = Arc::new(AtomicBool::new(false));
+        let (b, id, m, live) = (
+            base.to_string(),
+            Arc::clone(&identity),
+            msg.clone(),
+            Arc::clone(&sse_live),
+        );
+        std::thread::spawn(move || fetch_loop(&b, &id, cmd_rx, &m, &live));
+        Self {
+            base: base.to_string(),
+            identity,
+            cmd: cmd_tx,
+            msg,
+            sse_gen: Arc::new(AtomicU64::new(0)),
+            sse_live,
+        }
+    }
+
+    /// Carries out an effect of a key press.
+    pub fn apply(&self, e: Effect) {
+        match e {
+            Effect::Watch(s) => {
+                let generation = self.sse_gen.fetch_add(1, Ordering::SeqCst) + 1;
+                self.sse_live.store(false, Ordering::SeqCst);
+                if let Some(sid) = s {
+                    let (b, g, live, poke) = (
+                        self.base.clone(),
+                        Arc::clone(&self.sse_gen),
+                        Arc::clone(&self.sse_live),
+                        self.cmd.clone(),
+                    );
+                    std::thread::spawn(move || sse_loop(&b, sid, &g, generation, &live, &poke));
+                }
+                let _ = self.cmd.send(Cmd::Watch(s));
+            }
+            Effect::Refresh => {
+                let _ = self.cmd.send(Cmd::Poke);
+            }
+            Effect::Run(action, status) => {
+                let (b, id, m, poke) = (
+                    self.base.clone(),
+                    Arc::clone(&self.identity),
+                    self.msg.clone(),
+                    self.cmd.clone(),
+                );
+                std::thread::spawn(move || {
+                    let r = crate::actions::run(&b, &id, &action, &status, &m);
+                    let _ = m.send(Msg::Done(r));
+                    let _ = poke.send(Cmd::Poke);
+                });
+            }
+        }
+    }
+}
+
+fn fetch_loop(
+    base: &str,
+    identity: &Identity,
+    rx: mpsc::Receiver<Cmd>,
+    out: &Sender<Msg>,
+    sse_live: &AtomicBool,
+) {
+    let client = Client::new(base, Some(identity));
+    let me = identity.public().ed25519;
+    let mut watched: Option<B256> = None;
+    let mut roles: HashMap<B256, String> = HashMap::new();
+    let mut cache = VerifyCache::default();
+    let mut backoff_ms = 0u64;
+    loop {
+        let wait = if backoff_ms > 0 {
+            backoff_ms
+        } else if sse_live.load(Ordering::SeqCst) {
+            2000
+        } else {
+            500
+        };
+        match rx.recv_timeout(Duration::from_millis(wait)) {
+            Ok(Cmd::Watch(s)) => watched = s,
+            Ok(Cmd::Poke) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        // Coalesce a burst of pokes into one fetch.
+        while let Ok(c) = rx.try_recv() {
+            if let Cmd::Watch(s) = c {
+                watched = s;
+            }
+        }
+        let r = fetch_once(&client, me, watched, &mut roles, &mut cache, out);
+        match r {
+            Ok(()) => {
+                backoff_ms = 0;
+                let live = watched.is_some() && sse_live.load(Ordering::SeqCst);
+                if out.send(Msg::Conn(Conn::Up { live })).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                backoff_ms = (backoff_ms * 2).clamp(500, 5000);
+                if out
+                    .send(Msg::Conn(Conn::Down {
+                        error: e,
+                        retry_ms: backoff_ms,
+                    }))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn fetch_once(
+    client: &Client<'_>,
+    me: [u8; 32],
+    watched: Option<B256>,
+    roles: &mut HashMap<B256, String>,
+    cache: &mut VerifyCache,
+    out: &Sender<Msg>,
+) -> Result<(), String> {
+    let list = client.list_sessions().map_err(|e| e.to_string())?;
+    let mut rows = Vec::with_capacity(list.len());
+    for s in list {
+        let role = match roles.get(&s.session_id) {
+            Some(r) => r.clone(),
+            None => match client.status(&s.session_id) {
+                // The manifest never changes, so the role is looked up once.
+                Ok(st) => {
+                    let r = role_in(&st.manifest, &me).unwrap_or_else(|| "-".into());
+                    roles.insert(s.session_id, r.clone());
+                    r
+                }
+                Err(_) => "?".into(),
+            },
+        };
+        rows.push(SessionRow {
+            summary: s,
+            my_role: role,
+        });
+    }
+    let _ = out.send(Msg::Sessions(rows));
+    if let Some(sid) = watched {
+        let st = client.status(&sid).map_err(|e| e.to_string())?;
+        let d = cache.detail(st);
+        let _ = out.send(Msg::Detail(Box::new(d)));
+    }
+    Ok(())
+}
+
+/// Keeps my last verdicts so they are recomputed only when the node or the
+/// reports change (verification can take milliseconds on real evidence).
+#[derive(Default)]
+struct VerifyCache {
+    node: Option<(Vec<u8>, B256, sealroom_reports::attest::Verdict)>,
+    reports: Option<(
+        Vec<B256>,
+        Vec<Option<String>>,
+        sealroom_reports::verifier::Verification,
+    )>,
+}
+
+impl VerifyCache {
+    fn detail(&mut self, status: SessionStatus) -> Detail {
+        let manifest_ok =
+            status.manifest.hash() == status.manifest_hash && status.manifest.validate().is_ok();
+        let my_verdict = status.node.as_ref().map(|reg| match &self.node {
+            Some((ev, mh, v)) if *ev == reg.evidence && *mh == status.manifest_hash => v.clone(),
+            _ => {
+                let v =
+                    sealroom_reports::node_check::verify_registration(&status.manifest, reg, now());
+                self.node = Some((reg.evidence.clone(), status.manifest_hash, v.clone()));
+                v
+            }
+        });
+        let reports_check = bundle_from_status(&status).map(|b| {
+            let key: Vec<B256> = status.reports.iter().map(|r| r.report_hash).collect();
+            let txs: Vec<Option<String>> =
+                status.reports.iter().map(|r| r.tx_hash.clone()).collect();
+            match &self.reports {
+                Some((k, t, v)) if *k == key && *t == txs => v.clone(),
+                _ => {
+                    let v = verify_bundle(&b, None, None);
+                    self.reports = Some((key, txs, v.clone()));
+                    v
+                }
+            }
+        });
+        Detail {
+            status,
+            manifest_ok,
+            my_verdict,
+            reports_check,
+        }
+    }
+}
+
+/// The offline bundle (`sealroom-bundle/1`) a status allows: None before a
+/// node registered or a report exists. `stored_hash` is the hash the
+/// coordinator holds; `sealroom report verify --session` checks the chain's.
+pub fn bundle_from_status(st: &SessionStatus) -> Option<Bundle> {
+    let node = st.node.as_ref()?;
+    if st.reports.is_empty() {
+        return None;
+    }
+    let mut reports: Vec<BundledReport> = st
+        .reports
+        .iter()
+        .map(|r| BundledReport {
+            kind: r.kind.clone(),
+            report_abi: r.report_abi.clone(),
+            signature: r.signature.clone(),
+            stored_hash: r.report_hash,
+            tx_hash: r.tx_hash.clone(),
+            block: r.block,
+        })
+        .collect();
+    reports.sort_by_key(|r| if r.kind == "opened" { 0 } else { 1 });
+    Some(Bundle {
+        format: BUNDLE_FORMAT.into(),
+        session_id: st.session_id,
+        chain: st.chain.clone().unwrap_or(serde_json::Value::Null),
+        reports,
+        envelope: EvidenceEnvelope {
+            format: ENVELOPE_FORMAT.into(),
+            kind: node.kind,
+            evidence: node.evidence.clone(),
+            certs: node.certs.clone(),
+            collateral: node.collateral.clone(),
+            manifest: st.manifest.clone(),
+        },
+    })
+}
+
+/// Follows `GET /v1/sessions/{id}/events` until the watched session changes,
+/// poking the fetcher on every event; reconnects with backoff.
+fn sse_loop(
+    base: &str,
+    sid: B256,
+    generation: &AtomicU64,
+    mine: u64,
+    live: &AtomicBool,
+    poke: &Sender<Cmd>,
+) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(5)))
+        .build()
+        .new_agent();
+    let url = format!("{}/v1/sessions/{sid:#x}/events", base.trim_end_matches('/'));
+    let mut backoff_ms = 250u64;
+    while generation.load(Ordering::SeqCst) == mine {
+        if let Ok(resp) = agent.get(&url).header("accept", "text/event-stream").call() {
+            if resp.status().as_u16() == 200 {
+                live.store(true, Ordering::SeqCst);
+                backoff_ms = 250;
+                let _ = poke.send(Cmd::Poke);
+                let reader =
+                    BufReader::new(resp.into_body().into_with_config().limit(u64::MAX).reader());
+                for line in reader.lines() {
+                    if generation.load(Ordering::SeqCst) != mine {
+                        return;
+                    }
+                    let Ok(line) = line else { break };
+                    // A blank line ends an event; comments (keep-alives) start with ':'.
+                    if line.is_empty() && poke.send(Cmd::Poke).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        if generation.load(Ordering::SeqCst) != mine {
+            return;
+        }
+        live.store(false, Ordering::SeqCst);
+        let _ = poke.send(Cmd::Poke);
+        std::thread::sleep(Duration::from_millis(backoff_ms));
+        backoff_ms = (backoff_ms * 2).min(5000);
+    }
+}
