@@ -43,6 +43,9 @@ pub struct RunArgs {
     /// The session to serve (default: the only open session waiting for a node).
     #[arg(long)]
     session: Option<String>,
+    /// TDX collateral (JSON from Intel PCS/PCCS) to present with the evidence.
+    #[arg(long)]
+    collateral: Option<std::path::PathBuf>,
     /// Give up waiting for grants after this many seconds.
     #[arg(long, default_value_t = 3600)]
     timeout_s: u64,
@@ -55,13 +58,21 @@ pub fn run(args: Args) -> CmdResult {
     }
 }
 
-fn collector(tee: &str, measurement: [u8; 32]) -> Result<Box<dyn Collector>, Failure> {
+fn collector(tee: &str, measurement: [u8; 32], collateral: Option<Vec<u8>>) -> Result<Box<dyn Collector>, Failure> {
     match tee {
         "sim" => Ok(Box::new(SimCollector { measurement })),
-        other => Err(input_err(format!(
-            "--tee {other}: this build collects {other} evidence only through the hardware collectors \
-             (cargo features of sealroom-reports, see docs/attestation.md); on a machine without the TEE use --tee sim"
-        ))),
+        #[cfg(feature = "tee")]
+        "sev-snp" | "tdx" => {
+            let kind = TeeKind::parse(tee).unwrap_or(TeeKind::Sim);
+            Ok(Box::new(sealroom_trainer::node::ConfigfsCollector { kind, collateral }))
+        }
+        other => {
+            let _ = collateral;
+            Err(input_err(format!(
+                "--tee {other}: this build has no hardware collector; rebuild with `--features tee` \
+                 (configfs-tsm) on the confidential VM, or use --tee sim on a machine without a TEE"
+            )))
+        }
     }
 }
 
@@ -108,7 +119,12 @@ fn run_node(args: RunArgs) -> CmdResult {
     let manifest = status.manifest;
     manifest.validate().map_err(|e| runtime_err(format!("the coordinator's manifest is invalid: {e}")))?;
     let measurement = engine_measurement().map_err(runtime_err)?;
-    let coll = collector(&args.tee, measurement)?;
+    let collateral = args
+        .collateral
+        .as_ref()
+        .map(|p| std::fs::read(p).map_err(|e| input_err(format!("--collateral {}: {e}", p.display()))))
+        .transpose()?;
+    let coll = collector(&args.tee, measurement, collateral)?;
     let node = Node::start(manifest.hash(), coll.as_ref(), measurement).map_err(runtime_err)?;
     let kind = node.evidence().kind;
     if kind == TeeKind::Sim {

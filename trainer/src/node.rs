@@ -85,6 +85,44 @@ impl Collector for SimCollector {
     }
 }
 
+/// Real SEV-SNP or TDX evidence through Linux configfs-tsm
+/// (`/sys/kernel/config/tsm/report`), inside a confidential VM. Fails fast
+/// with a clear message elsewhere. TDX verifiers need the quote's collateral
+/// (TCB info, QE identity, CRLs from Intel's PCS or a PCCS), which the
+/// operator supplies with the node (`--collateral`).
+#[cfg(feature = "tee-configfs")]
+pub struct ConfigfsCollector {
+    /// The kind the operator expects (the provider must match).
+    pub kind: TeeKind,
+    /// Collateral to present with the evidence (TDX).
+    pub collateral: Option<Vec<u8>>,
+}
+
+#[cfg(feature = "tee-configfs")]
+impl Collector for ConfigfsCollector {
+    fn kind(&self) -> TeeKind {
+        self.kind
+    }
+    fn collect(&self, report_data: &[u8; 64]) -> Result<NodeEvidence, String> {
+        let (provider, c) =
+            sealroom_reports::attest::collect::configfs::collect(report_data).map_err(|e| e.to_string())?;
+        let kind = match provider.trim() {
+            "sev_guest" => TeeKind::SevSnp,
+            "tdx_guest" => TeeKind::Tdx,
+            other => return Err(format!("configfs-tsm provider `{other}` is neither sev_guest nor tdx_guest")),
+        };
+        if kind != self.kind {
+            return Err(format!("this machine provides {kind} evidence, not {}", self.kind));
+        }
+        Ok(NodeEvidence {
+            kind,
+            evidence: c.evidence,
+            certs: c.certs.into_iter().map(HexBytes).collect(),
+            collateral: self.collateral.clone().map(HexBytes),
+        })
+    }
+}
+
 /// The measurement of this trainer engine: SHA-256 of the running executable.
 pub fn engine_measurement() -> Result<[u8; 32], String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot locate the trainer executable: {e}"))?;
