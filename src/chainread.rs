@@ -5,8 +5,11 @@
 use std::path::Path;
 
 use alloy_primitives::{Address, B256};
-use sealroom_contracts::{block_on, read_session, AnyChain, Chain, EmbeddedChain, ReadOptions, RegistryError, RpcChain, RpcOptions};
 use sealroom_contracts::Preset;
+use sealroom_contracts::{
+    block_on, read_session, AnyChain, Chain, EmbeddedChain, ReadOptions, RegistryError, RpcChain,
+    RpcOptions,
+};
 use sealroom_reports::verifier::{Bundle, BundledReport, EvidenceEnvelope, BUNDLE_FORMAT};
 
 /// Where to read from.
@@ -32,30 +35,48 @@ pub enum ReadError {
 }
 
 /// Reads a session's reports and builds a bundle.
-pub fn bundle_from_chain(source: Source<'_>, contract: Address, session: B256) -> Result<Bundle, ReadError> {
+pub fn bundle_from_chain(
+    source: Source<'_>,
+    contract: Address,
+    session: B256,
+) -> Result<Bundle, ReadError> {
     let res = block_on(async move {
         let chain: AnyChain = match source {
-            Source::Embedded(dir) => EmbeddedChain::open_snapshot(dir).map_err(|e| ReadError::Access(e.to_string()))?.into(),
+            Source::Embedded(dir) => EmbeddedChain::open_snapshot(dir)
+                .map_err(|e| ReadError::Access(e.to_string()))?
+                .into(),
             Source::Rpc(url) => {
                 // A verifier signs nothing: read-only connection, chain id checked for presets.
                 let preset = Preset::from_name(url);
                 let endpoint = preset.map(|p| p.default_url()).unwrap_or(url);
-                RpcChain::connect_read_only(endpoint, preset.map(|p| p.chain_id()), RpcOptions::default())
-                    .await
-                    .map_err(|e| ReadError::Access(e.to_string()))?
-                    .into()
+                RpcChain::connect_read_only(
+                    endpoint,
+                    preset.map(|p| p.chain_id()),
+                    RpcOptions::default(),
+                )
+                .await
+                .map_err(|e| ReadError::Access(e.to_string()))?
+                .into()
             }
         };
         let kind = chain.kind();
         let chain_id = chain.chain_id();
         let label = chain.label();
-        let record = read_session(chain, contract, session, &ReadOptions::default()).await.map_err(|e| match e {
-            RegistryError::HashMismatch { .. } => ReadError::Inconsistent { check: "chain.stored-hash".into(), detail: e.to_string() },
-            RegistryError::Decode { .. } | RegistryError::NotDirectCall(_) | RegistryError::MissingEvent { .. } => {
-                ReadError::Inconsistent { check: "chain.calldata".into(), detail: e.to_string() }
-            }
-            other => ReadError::Access(other.to_string()),
-        })?;
+        let record = read_session(chain, contract, session, &ReadOptions::default())
+            .await
+            .map_err(|e| match e {
+                RegistryError::HashMismatch { .. } => ReadError::Inconsistent {
+                    check: "chain.stored-hash".into(),
+                    detail: e.to_string(),
+                },
+                RegistryError::Decode { .. }
+                | RegistryError::NotDirectCall(_)
+                | RegistryError::MissingEvent { .. } => ReadError::Inconsistent {
+                    check: "chain.calldata".into(),
+                    detail: e.to_string(),
+                },
+                other => ReadError::Access(other.to_string()),
+            })?;
         Ok::<_, ReadError>((record, kind, chain_id, label))
     })
     .map_err(|e| ReadError::Access(e.to_string()))?;
@@ -65,9 +86,15 @@ pub fn bundle_from_chain(source: Source<'_>, contract: Address, session: B256) -
         .iter()
         .map(|r| &r.evidence)
         .find(|e| !e.is_empty())
-        .ok_or_else(|| ReadError::Inconsistent { check: "chain.evidence".into(), detail: "no report carries the evidence envelope".into() })?;
-    let envelope = EvidenceEnvelope::from_bytes(envelope_bytes)
-        .map_err(|detail| ReadError::Inconsistent { check: "chain.evidence".into(), detail })?;
+        .ok_or_else(|| ReadError::Inconsistent {
+            check: "chain.evidence".into(),
+            detail: "no report carries the evidence envelope".into(),
+        })?;
+    let envelope =
+        EvidenceEnvelope::from_bytes(envelope_bytes).map_err(|detail| ReadError::Inconsistent {
+            check: "chain.evidence".into(),
+            detail,
+        })?;
     if envelope.manifest.hash() != record.info.manifest_hash {
         return Err(ReadError::Inconsistent {
             check: "manifest".into(),

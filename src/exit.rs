@@ -34,7 +34,9 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Input(e) => write!(f, "{e:#}"),
-            Failure::Verification { check, detail } => write!(f, "verification failed: {check}: {detail}"),
+            Failure::Verification { check, detail } => {
+                write!(f, "verification failed: {check}: {detail}")
+            }
             Failure::Runtime(e) => write!(f, "{e:#}"),
         }
     }

@@ -22,9 +22,16 @@ pub fn my_input(manifest: &Manifest, me: &Identity) -> Result<Option<String>> {
         return Ok(Some(p.name.clone()));
     }
     if manifest.owner.identity.ed25519 == key {
-        return Ok(manifest.owner.validation.as_ref().map(|_| validation_input_name(&manifest.owner.name)));
+        return Ok(manifest
+            .owner
+            .validation
+            .as_ref()
+            .map(|_| validation_input_name(&manifest.owner.name)));
     }
-    bail!("this identity ({}) is not a member of the session", me.public().fingerprint())
+    bail!(
+        "this identity ({}) is not a member of the session",
+        me.public().fingerprint()
+    )
 }
 
 /// Fetches the session and checks the manifest hash the coordinator claims.
@@ -38,7 +45,12 @@ pub fn fetch(client: &Client<'_>, session: &B256) -> Result<SessionStatus> {
 }
 
 /// Signs and sends a consent (or withdrawal) over the manifest hash.
-pub fn consent(client: &Client<'_>, manifest: &Manifest, me: &Identity, action: ConsentAction) -> Result<()> {
+pub fn consent(
+    client: &Client<'_>,
+    manifest: &Manifest,
+    me: &Identity,
+    action: ConsentAction,
+) -> Result<()> {
     let c = Consent::sign(me, action, manifest.hash());
     client.consent(&manifest.session_id, &c)?;
     Ok(())
@@ -46,7 +58,12 @@ pub fn consent(client: &Client<'_>, manifest: &Manifest, me: &Identity, action: 
 
 /// Uploads the member's encrypted blob after checking it matches the
 /// commitment the manifest holds for the member's input.
-pub fn upload_blob(client: &Client<'_>, manifest: &Manifest, me: &Identity, blob: &Path) -> Result<()> {
+pub fn upload_blob(
+    client: &Client<'_>,
+    manifest: &Manifest,
+    me: &Identity,
+    blob: &Path,
+) -> Result<()> {
     let input = my_input(manifest, me)?.ok_or_else(|| anyhow!("this member brings no dataset"))?;
     let expected = manifest
         .grantable_inputs()
@@ -56,8 +73,13 @@ pub fn upload_blob(client: &Client<'_>, manifest: &Manifest, me: &Identity, blob
         .ok_or_else(|| anyhow!("no commitment for {input} in the manifest"))?;
     let bytes = std::fs::read(blob).with_context(|| format!("--blob {}", blob.display()))?;
     let digest = sealroom_protocol::hash::sha256(&bytes);
-    if B256::from(digest) != expected.ciphertext_sha256 || bytes.len() as u64 != expected.ciphertext_len {
-        bail!("--blob {}: does not match the commitment in the manifest for {input}", blob.display());
+    if B256::from(digest) != expected.ciphertext_sha256
+        || bytes.len() as u64 != expected.ciphertext_len
+    {
+        bail!(
+            "--blob {}: does not match the commitment in the manifest for {input}",
+            blob.display()
+        );
     }
     client.upload_blob(&manifest.session_id, &input, &bytes)?;
     Ok(())
@@ -76,12 +98,21 @@ pub fn grant(
     if st.manifest_hash != manifest.hash() {
         bail!("the session's manifest changed");
     }
-    let reg = st.node.ok_or_else(|| anyhow!("no node has registered for this session yet"))?;
+    let reg = st
+        .node
+        .ok_or_else(|| anyhow!("no node has registered for this session yet"))?;
     let verdict = sealroom_reports::node_check::verify_registration(manifest, &reg, at);
     if !verdict.verified {
-        let f = verdict.failure.clone().unwrap_or_else(|| sealroom_reports::attest::Failure::new("unknown", ""));
-        return Err(anyhow!("node evidence rejected by my own verification: {}: {}", f.check, f.detail)
-            .context(VerdictContext(verdict)));
+        let f = verdict
+            .failure
+            .clone()
+            .unwrap_or_else(|| sealroom_reports::attest::Failure::new("unknown", ""));
+        return Err(anyhow!(
+            "node evidence rejected by my own verification: {}: {}",
+            f.check,
+            f.detail
+        )
+        .context(VerdictContext(verdict)));
     }
     let input = my_input(manifest, me)?.ok_or_else(|| anyhow!("this member brings no dataset"))?;
     let (_, _, commitment) = manifest
@@ -89,14 +120,32 @@ pub fn grant(
         .into_iter()
         .find(|(n, _, _)| *n == input)
         .ok_or_else(|| anyhow!("no commitment for {input}"))?;
-    let text = std::fs::read_to_string(data_key_file).with_context(|| format!("--data-key {}", data_key_file.display()))?;
-    let sealed: SelfSealedDataKey =
-        serde_json::from_str(&text).with_context(|| format!("--data-key {}: not a sealed data key", data_key_file.display()))?;
+    let text = std::fs::read_to_string(data_key_file)
+        .with_context(|| format!("--data-key {}", data_key_file.display()))?;
+    let sealed: SelfSealedDataKey = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "--data-key {}: not a sealed data key",
+            data_key_file.display()
+        )
+    })?;
     if sealed.commitment_digest != commitment.digest() {
-        bail!("--data-key {}: belongs to another commitment", data_key_file.display());
+        bail!(
+            "--data-key {}: belongs to another commitment",
+            data_key_file.display()
+        );
     }
-    let key = sealed.open(me).map_err(|e| anyhow!("--data-key {}: {e}", data_key_file.display()))?;
-    let g = Grant::create(me, manifest, &input, &commitment, reg.node_key, reg.hpke_key, &key)?;
+    let key = sealed
+        .open(me)
+        .map_err(|e| anyhow!("--data-key {}: {e}", data_key_file.display()))?;
+    let g = Grant::create(
+        me,
+        manifest,
+        &input,
+        &commitment,
+        reg.node_key,
+        reg.hpke_key,
+        &key,
+    )?;
     drop(key);
     client.grant(&manifest.session_id, &g)?;
     Ok(verdict)
@@ -113,7 +162,11 @@ impl std::fmt::Display for VerdictContext {
 }
 
 /// Fetches and opens the sealed model as the owner.
-pub fn fetch_model(client: &Client<'_>, session: &B256, owner: &Identity) -> Result<(Vec<u8>, OpenedModel)> {
+pub fn fetch_model(
+    client: &Client<'_>,
+    session: &B256,
+    owner: &Identity,
+) -> Result<(Vec<u8>, OpenedModel)> {
     let sealed = client.sealed_model(session)?;
     let opened = open_model(&sealed, owner)?;
     Ok((sealed, opened))
@@ -122,9 +175,10 @@ pub fn fetch_model(client: &Client<'_>, session: &B256, owner: &Identity) -> Res
 /// Loads a signed commitment file and checks its signature.
 pub fn load_commitment(path: &Path) -> Result<SignedCommitment> {
     let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-    let sc: SignedCommitment =
-        serde_json::from_str(&text).with_context(|| format!("{}: not a signed commitment", path.display()))?;
-    sc.verify().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let sc: SignedCommitment = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a signed commitment", path.display()))?;
+    sc.verify()
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok(sc)
 }
 

@@ -40,7 +40,13 @@ pub const HDR_SIGNATURE: &str = "x-sealroom-signature";
 pub const MAX_SKEW_S: u64 = 300;
 
 /// The bytes a caller signs for a request.
-pub fn request_signing_message(method: &str, path: &str, timestamp: u64, nonce: &str, body: &[u8]) -> Vec<u8> {
+pub fn request_signing_message(
+    method: &str,
+    path: &str,
+    timestamp: u64,
+    nonce: &str,
+    body: &[u8],
+) -> Vec<u8> {
     let mut m = b"sealroom.request.v1".to_vec();
     m.extend_from_slice(
         &LpHasher::new("sealroom.request.v1")
@@ -294,7 +300,11 @@ impl<'a> Client<'a> {
             .timeout_global(Some(Duration::from_secs(600)))
             .build()
             .new_agent();
-        Self { base: base.trim_end_matches('/').to_string(), identity, agent }
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            identity,
+            agent,
+        }
     }
 
     /// The base URL.
@@ -302,14 +312,22 @@ impl<'a> Client<'a> {
         &self.base
     }
 
-    fn send(&self, method: &str, path: &str, body: Option<(&[u8], &str)>) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&[u8], &str)>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
         let url = format!("{}{}", self.base, path);
         let mut req = ureq::http::Request::builder().method(method).uri(&url);
         let bytes = body.map(|(b, _)| b).unwrap_or(&[]);
         if let Some(id) = self.identity {
             let ts = now_s();
             let mut nonce = [0u8; 16];
-            getrandom::fill(&mut nonce).map_err(|e| ClientError::Transport { url: self.base.clone(), detail: e.to_string() })?;
+            getrandom::fill(&mut nonce).map_err(|e| ClientError::Transport {
+                url: self.base.clone(),
+                detail: e.to_string(),
+            })?;
             let nonce = hex::encode(nonce);
             let sig = id.sign(&request_signing_message(method, path, ts, &nonce, bytes));
             req = req
@@ -323,23 +341,37 @@ impl<'a> Client<'a> {
         }
         let req = req
             .body(bytes.to_vec())
-            .map_err(|e| ClientError::Transport { url: url.clone(), detail: e.to_string() })?;
-        let resp = self
-            .agent
-            .run(req)
-            .map_err(|e| ClientError::Transport { url: self.base.clone(), detail: e.to_string() })?;
+            .map_err(|e| ClientError::Transport {
+                url: url.clone(),
+                detail: e.to_string(),
+            })?;
+        let resp = self.agent.run(req).map_err(|e| ClientError::Transport {
+            url: self.base.clone(),
+            detail: e.to_string(),
+        })?;
         let status = resp.status().as_u16();
         if status >= 400 {
             let mut resp = resp;
             let text = resp.body_mut().read_to_string().unwrap_or_default();
-            let err: ApiError = serde_json::from_str(&text)
-                .unwrap_or(ApiError { code: "http".into(), message: text });
-            return Err(ClientError::Api { status, code: err.code, message: err.message });
+            let err: ApiError = serde_json::from_str(&text).unwrap_or(ApiError {
+                code: "http".into(),
+                message: text,
+            });
+            return Err(ClientError::Api {
+                status,
+                code: err.code,
+                message: err.message,
+            });
         }
         Ok(resp)
     }
 
-    fn json<T: serde::de::DeserializeOwned>(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<T, ClientError> {
+    fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<T, ClientError> {
         let mut resp = self.send(method, path, body.map(|b| (b, "application/json")))?;
         let text = resp
             .body_mut()
@@ -371,25 +403,49 @@ impl<'a> Client<'a> {
 
     /// `POST /v1/sessions/{id}/consent` (member): consent or withdrawal.
     pub fn consent(&self, session: &B256, consent: &Consent) -> Result<SessionStatus, ClientError> {
-        self.json("POST", &format!("/v1/sessions/{session:#x}/consent"), Some(&Self::to_body(consent)?))
+        self.json(
+            "POST",
+            &format!("/v1/sessions/{session:#x}/consent"),
+            Some(&Self::to_body(consent)?),
+        )
     }
 
     /// `PUT /v1/sessions/{id}/blobs/{input}` (member): upload an encrypted blob.
-    pub fn upload_blob(&self, session: &B256, input: &str, blob: &[u8]) -> Result<SessionStatus, ClientError> {
+    pub fn upload_blob(
+        &self,
+        session: &B256,
+        input: &str,
+        blob: &[u8],
+    ) -> Result<SessionStatus, ClientError> {
         let path = format!("/v1/sessions/{session:#x}/blobs/{}", encode_segment(input));
         let mut resp = self.send("PUT", &path, Some((blob, "application/octet-stream")))?;
-        let text = resp.body_mut().read_to_string().map_err(|e| ClientError::Decode(e.to_string()))?;
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
         serde_json::from_str(&text).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     /// `POST /v1/sessions/{id}/node` (node): register with evidence.
-    pub fn register_node(&self, session: &B256, reg: &NodeRegistration) -> Result<SessionStatus, ClientError> {
-        self.json("POST", &format!("/v1/sessions/{session:#x}/node"), Some(&Self::to_body(reg)?))
+    pub fn register_node(
+        &self,
+        session: &B256,
+        reg: &NodeRegistration,
+    ) -> Result<SessionStatus, ClientError> {
+        self.json(
+            "POST",
+            &format!("/v1/sessions/{session:#x}/node"),
+            Some(&Self::to_body(reg)?),
+        )
     }
 
     /// `POST /v1/sessions/{id}/grants` (member).
     pub fn grant(&self, session: &B256, grant: &Grant) -> Result<SessionStatus, ClientError> {
-        self.json("POST", &format!("/v1/sessions/{session:#x}/grants"), Some(&Self::to_body(grant)?))
+        self.json(
+            "POST",
+            &format!("/v1/sessions/{session:#x}/grants"),
+            Some(&Self::to_body(grant)?),
+        )
     }
 
     /// `GET /v1/sessions/{id}/work` (node).
@@ -398,34 +454,59 @@ impl<'a> Client<'a> {
     }
 
     /// `GET /v1/sessions/{id}/blobs/{input}` (node): a streaming reader of the blob.
-    pub fn blob(&self, session: &B256, input: &str) -> Result<Box<dyn Read + Send + 'static>, ClientError> {
+    pub fn blob(
+        &self,
+        session: &B256,
+        input: &str,
+    ) -> Result<Box<dyn Read + Send + 'static>, ClientError> {
         let path = format!("/v1/sessions/{session:#x}/blobs/{}", encode_segment(input));
         let resp = self.send("GET", &path, None)?;
-        Ok(Box::new(resp.into_body().into_with_config().limit(u64::MAX).reader()))
+        Ok(Box::new(
+            resp.into_body().into_with_config().limit(u64::MAX).reader(),
+        ))
     }
 
     /// `POST /v1/sessions/{id}/progress` (node).
     pub fn progress(&self, session: &B256, p: &Progress) -> Result<(), ClientError> {
-        self.send("POST", &format!("/v1/sessions/{session:#x}/progress"), Some((&Self::to_body(p)?, "application/json")))?;
+        self.send(
+            "POST",
+            &format!("/v1/sessions/{session:#x}/progress"),
+            Some((&Self::to_body(p)?, "application/json")),
+        )?;
         Ok(())
     }
 
     /// `POST /v1/sessions/{id}/reports` (node).
     pub fn report(&self, session: &B256, r: &ReportUpload) -> Result<SessionStatus, ClientError> {
-        self.json("POST", &format!("/v1/sessions/{session:#x}/reports"), Some(&Self::to_body(r)?))
+        self.json(
+            "POST",
+            &format!("/v1/sessions/{session:#x}/reports"),
+            Some(&Self::to_body(r)?),
+        )
     }
 
     /// `PUT /v1/sessions/{id}/sealed-model` (node).
-    pub fn upload_sealed_model(&self, session: &B256, sealed: &[u8]) -> Result<SessionStatus, ClientError> {
+    pub fn upload_sealed_model(
+        &self,
+        session: &B256,
+        sealed: &[u8],
+    ) -> Result<SessionStatus, ClientError> {
         let path = format!("/v1/sessions/{session:#x}/sealed-model");
         let mut resp = self.send("PUT", &path, Some((sealed, "application/octet-stream")))?;
-        let text = resp.body_mut().read_to_string().map_err(|e| ClientError::Decode(e.to_string()))?;
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
         serde_json::from_str(&text).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     /// `GET /v1/sessions/{id}/sealed-model` (owner only).
     pub fn sealed_model(&self, session: &B256) -> Result<Vec<u8>, ClientError> {
-        let mut resp = self.send("GET", &format!("/v1/sessions/{session:#x}/sealed-model"), None)?;
+        let mut resp = self.send(
+            "GET",
+            &format!("/v1/sessions/{session:#x}/sealed-model"),
+            None,
+        )?;
         resp.body_mut()
             .with_config()
             .limit(u64::MAX)
@@ -481,19 +562,36 @@ pub struct SignedHeaders<'h> {
 /// Verifies a signed request (server side) at `now`; returns the caller's key.
 /// Replay protection (remembering nonces until their timestamp leaves the
 /// window) is the server's job.
-pub fn verify_request(method: &str, path: &str, h: SignedHeaders<'_>, body: &[u8], now: u64) -> Result<[u8; 32], String> {
+pub fn verify_request(
+    method: &str,
+    path: &str,
+    h: SignedHeaders<'_>,
+    body: &[u8],
+    now: u64,
+) -> Result<[u8; 32], String> {
     let nonce = h.nonce;
-    let key = crate::hash::parse_hex_array::<32>(h.key).ok_or(format!("{HDR_KEY}: not 32 bytes of hex"))?;
-    let sig = crate::hash::parse_hex_array::<64>(h.signature).ok_or(format!("{HDR_SIGNATURE}: not 64 bytes of hex"))?;
-    let ts: u64 = h.timestamp.parse().map_err(|_| format!("{HDR_TIMESTAMP}: not a number"))?;
+    let key = crate::hash::parse_hex_array::<32>(h.key)
+        .ok_or(format!("{HDR_KEY}: not 32 bytes of hex"))?;
+    let sig = crate::hash::parse_hex_array::<64>(h.signature)
+        .ok_or(format!("{HDR_SIGNATURE}: not 64 bytes of hex"))?;
+    let ts: u64 = h
+        .timestamp
+        .parse()
+        .map_err(|_| format!("{HDR_TIMESTAMP}: not a number"))?;
     if ts + MAX_SKEW_S < now || ts > now + MAX_SKEW_S {
-        return Err(format!("{HDR_TIMESTAMP}: outside the accepted window of {MAX_SKEW_S} s"));
+        return Err(format!(
+            "{HDR_TIMESTAMP}: outside the accepted window of {MAX_SKEW_S} s"
+        ));
     }
     if nonce.len() != 32 || hex::decode(nonce).is_err() {
         return Err(format!("{HDR_NONCE}: must be 16 bytes of hex"));
     }
-    crate::identity::verify_strict(&key, &request_signing_message(method, path, ts, nonce, body), &sig)
-        .map_err(|e| format!("{HDR_SIGNATURE}: {e}"))?;
+    crate::identity::verify_strict(
+        &key,
+        &request_signing_message(method, path, ts, nonce, body),
+        &sig,
+    )
+    .map_err(|e| format!("{HDR_SIGNATURE}: {e}"))?;
     Ok(key)
 }
 
@@ -506,10 +604,17 @@ mod tests {
         let id = Identity::generate().unwrap();
         let ts = 1_000_000;
         let nonce = "00112233445566778899aabbccddeeff";
-        let sig = hex::encode(id.sign(&request_signing_message("POST", "/v1/x", ts, nonce, b"body")));
+        let sig = hex::encode(id.sign(&request_signing_message(
+            "POST", "/v1/x", ts, nonce, b"body",
+        )));
         let key = hex::encode(id.public().ed25519);
         let tss = ts.to_string();
-        let h = SignedHeaders { key: &key, timestamp: &tss, nonce, signature: &sig };
+        let h = SignedHeaders {
+            key: &key,
+            timestamp: &tss,
+            nonce,
+            signature: &sig,
+        };
         assert!(verify_request("POST", "/v1/x", h, b"body", ts).is_ok());
         assert!(verify_request("GET", "/v1/x", h, b"body", ts).is_err());
         assert!(verify_request("POST", "/v1/y", h, b"body", ts).is_err());

@@ -169,7 +169,10 @@ impl RecordHasher {
     fn take_line(&mut self, raw: &[u8]) -> Result<(), DatasetError> {
         self.line += 1;
         let line_no = self.line;
-        let err = |detail: String| DatasetError::Record { line: line_no, detail };
+        let err = |detail: String| DatasetError::Record {
+            line: line_no,
+            detail,
+        };
         let text = std::str::from_utf8(raw).map_err(|_| err("not valid UTF-8".into()))?;
         let text = text.strip_suffix('\r').unwrap_or(text);
         if text.trim().is_empty() {
@@ -229,7 +232,10 @@ pub fn record_tree(digests: Vec<[u8; 32]>) -> Result<StandardTree, DatasetError>
         .enumerate()
         .map(|(i, d)| (uint_word(i as u64), d))
         .collect();
-    Ok(StandardTree::build([WordType::Uint256, WordType::Bytes32], leaves)?)
+    Ok(StandardTree::build(
+        [WordType::Uint256, WordType::Bytes32],
+        leaves,
+    )?)
 }
 
 /// A writer that hashes and counts what passes through it.
@@ -242,7 +248,11 @@ pub struct HashingWriter<W: Write> {
 impl<W: Write> HashingWriter<W> {
     /// Wraps `inner`.
     pub fn new(inner: W) -> Self {
-        Self { inner, hasher: Sha256::new(), len: 0 }
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            len: 0,
+        }
     }
 
     /// The inner writer, the SHA-256 and the byte count.
@@ -300,13 +310,15 @@ pub fn commit_stream<R: Read, W: Write + Send>(
             }
             enc.finish()
         });
-        let hash_thread = s.spawn(move || -> Result<(Vec<String>, Vec<[u8; 32]>), DatasetError> {
-            let mut rh = RecordHasher::new();
-            for chunk in rx {
-                rh.update(&chunk)?;
-            }
-            rh.finish()
-        });
+        let hash_thread = s.spawn(
+            move || -> Result<(Vec<String>, Vec<[u8; 32]>), DatasetError> {
+                let mut rh = RecordHasher::new();
+                for chunk in rx {
+                    rh.update(&chunk)?;
+                }
+                rh.finish()
+            },
+        );
         let mut total = 0u64;
         let read_result = (|| -> io::Result<()> {
             loop {
@@ -356,7 +368,12 @@ pub fn commit_stream<R: Read, W: Write + Send>(
             ciphertext_sha256: B256::from(ct_sha),
             ciphertext_len: ct_len,
         };
-        Ok(CommitOutput { commitment, columns, tree, blob })
+        Ok(CommitOutput {
+            commitment,
+            columns,
+            tree,
+            blob,
+        })
     })
 }
 
@@ -382,7 +399,11 @@ pub fn recompute_from_blob<R: Read>(
             Ok(n)
         }
     }
-    let reader = HashingReader { inner: blob, hasher: Sha256::new(), len: 0 };
+    let reader = HashingReader {
+        inner: blob,
+        hasher: Sha256::new(),
+        len: 0,
+    };
     let mut dec = crate::stream::StreamDecryptor::new(key, reader)?;
     let mut rh = RecordHasher::new();
     let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
@@ -450,7 +471,11 @@ pub fn commitment_signing_message(c: &DatasetCommitment) -> Vec<u8> {
 
 impl SignedCommitment {
     /// Signs `commitment` with `party`.
-    pub fn sign(party: &crate::identity::Identity, commitment: DatasetCommitment, columns: Vec<String>) -> Self {
+    pub fn sign(
+        party: &crate::identity::Identity,
+        commitment: DatasetCommitment,
+        columns: Vec<String>,
+    ) -> Self {
         let signature = party.sign(&commitment_signing_message(&commitment));
         Self {
             format: SIGNED_COMMITMENT_FORMAT.to_string(),
@@ -465,13 +490,20 @@ impl SignedCommitment {
     /// signature (strict ed25519) under the embedded party key.
     pub fn verify(&self) -> Result<(), String> {
         if self.format != SIGNED_COMMITMENT_FORMAT {
-            return Err(format!("format `{}` is not `{SIGNED_COMMITMENT_FORMAT}`", self.format));
+            return Err(format!(
+                "format `{}` is not `{SIGNED_COMMITMENT_FORMAT}`",
+                self.format
+            ));
         }
         if schema_hash(&self.columns) != self.commitment.schema_hash {
             return Err("columns do not match schema_hash".into());
         }
-        crate::identity::verify_strict(&self.party, &commitment_signing_message(&self.commitment), &self.signature)
-            .map_err(|e| e.to_string())
+        crate::identity::verify_strict(
+            &self.party,
+            &commitment_signing_message(&self.commitment),
+            &self.signature,
+        )
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -487,7 +519,10 @@ mod tests {
         let out = commit_stream(CSV.as_bytes(), &key, 16, Vec::new(), |_| {}).unwrap();
         assert_eq!(out.commitment.record_count, 3);
         assert_eq!(out.columns, vec!["a", "b", "label"]);
-        assert_eq!(out.commitment.schema_hash, schema_hash(&["a", "b", "label"]));
+        assert_eq!(
+            out.commitment.schema_hash,
+            schema_hash(&["a", "b", "label"])
+        );
         assert_eq!(out.commitment.ciphertext_len, out.blob.len() as u64);
         let mut plain = Vec::new();
         let (again, _, tree) = recompute_from_blob(&out.blob[..], &key, |b| {
@@ -519,13 +554,21 @@ mod tests {
     fn malformed_datasets_name_the_line() {
         let key = DataKey::generate().unwrap();
         let bad = "a,b\n1,2\n3\n";
-        let e = commit_stream(bad.as_bytes(), &key, 16, Vec::new(), |_| {}).err().unwrap();
+        let e = commit_stream(bad.as_bytes(), &key, 16, Vec::new(), |_| {})
+            .err()
+            .unwrap();
         assert!(e.to_string().starts_with("line 3:"), "{e}");
-        let e = commit_stream("a,b\n".as_bytes(), &key, 16, Vec::new(), |_| {}).err().unwrap();
+        let e = commit_stream("a,b\n".as_bytes(), &key, 16, Vec::new(), |_| {})
+            .err()
+            .unwrap();
         assert!(matches!(e, DatasetError::Empty));
-        let e = commit_stream("a,b\n1,2\n\n3,4\n".as_bytes(), &key, 16, Vec::new(), |_| {}).err().unwrap();
+        let e = commit_stream("a,b\n1,2\n\n3,4\n".as_bytes(), &key, 16, Vec::new(), |_| {})
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("line 3"), "{e}");
-        let e = commit_stream("a,b\n\"1\",2\n".as_bytes(), &key, 16, Vec::new(), |_| {}).err().unwrap();
+        let e = commit_stream("a,b\n\"1\",2\n".as_bytes(), &key, 16, Vec::new(), |_| {})
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("quoted"), "{e}");
     }
 

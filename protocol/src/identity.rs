@@ -132,8 +132,13 @@ impl PublicIdentity {
 
 /// Strict ed25519 verification (rejects small-order keys and non-canonical
 /// signatures) of `signature` over `message` under `key`.
-pub fn verify_strict(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> Result<(), IdentityError> {
-    let vk = VerifyingKey::from_bytes(key).map_err(|_| IdentityError::InvalidKey { what: "ed25519" })?;
+pub fn verify_strict(
+    key: &[u8; 32],
+    message: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), IdentityError> {
+    let vk =
+        VerifyingKey::from_bytes(key).map_err(|_| IdentityError::InvalidKey { what: "ed25519" })?;
     let sig = Signature::from_bytes(signature);
     vk.verify_strict(message, &sig)
         .map_err(|_| IdentityError::BadSignature {
@@ -172,7 +177,10 @@ impl Identity {
     }
 
     /// Builds an identity from its two 32-byte secrets.
-    pub fn from_secrets(ed25519_seed: &[u8; 32], x25519_secret: &[u8; 32]) -> Result<Self, IdentityError> {
+    pub fn from_secrets(
+        ed25519_seed: &[u8; 32],
+        x25519_secret: &[u8; 32],
+    ) -> Result<Self, IdentityError> {
         let signing = SigningKey::from_bytes(ed25519_seed);
         let x25519 = x25519_public(x25519_secret)?;
         let public = PublicIdentity {
@@ -223,10 +231,11 @@ impl Identity {
             hex::encode(self.public.ed25519),
             hex::encode(self.public.x25519),
         ));
-        let r = fsutil::write_atomic(path, text.as_bytes(), true).map_err(|source| IdentityError::Io {
-            path: path.display().to_string(),
-            source,
-        });
+        let r =
+            fsutil::write_atomic(path, text.as_bytes(), true).map_err(|source| IdentityError::Io {
+                path: path.display().to_string(),
+                source,
+            });
         seed.zeroize();
         xs.zeroize();
         text.zeroize();
@@ -245,7 +254,7 @@ impl Identity {
             let mode = meta.permissions().mode() & 0o777;
             let raw = read_file(path)?;
             let parsed = parse_identity_file(path, &raw)?;
-            return match parsed {
+            match parsed {
                 Parsed::Secret(_) if mode & 0o077 != 0 => Err(IdentityError::Permissions {
                     path: path.display().to_string(),
                     mode,
@@ -254,7 +263,7 @@ impl Identity {
                 Parsed::Public(_) => Err(IdentityError::PublicOnly {
                     path: path.display().to_string(),
                 }),
-            };
+            }
         }
         #[cfg(not(unix))]
         {
@@ -320,9 +329,7 @@ fn parse_identity_file(path: &Path, raw: &str) -> Result<Parsed, IdentityError> 
             .get(field)
             .and_then(|v| v.as_str())
             .ok_or_else(|| fmt_err(field, "missing or not a string"))?;
-        let mut bytes = Zeroizing::new(
-            hex::decode(s).map_err(|_| fmt_err(field, "not hex"))?,
-        );
+        let mut bytes = Zeroizing::new(hex::decode(s).map_err(|_| fmt_err(field, "not hex"))?);
         if bytes.len() != 32 {
             return Err(fmt_err(field, "must be 32 bytes (64 hex digits)"));
         }
@@ -356,7 +363,8 @@ fn parse_identity_file(path: &Path, raw: &str) -> Result<Parsed, IdentityError> 
     }
     let ed_pub = get_hex("ed25519_public_key")?;
     let x_pub = get_hex("x25519_public_key")?;
-    VerifyingKey::from_bytes(&ed_pub).map_err(|_| fmt_err("ed25519_public_key", "not a valid ed25519 point"))?;
+    VerifyingKey::from_bytes(&ed_pub)
+        .map_err(|_| fmt_err("ed25519_public_key", "not a valid ed25519 point"))?;
     if format == PUBLIC_IDENTITY_FORMAT {
         return Ok(Parsed::Public(PublicIdentity {
             ed25519: *ed_pub,
@@ -365,12 +373,19 @@ fn parse_identity_file(path: &Path, raw: &str) -> Result<Parsed, IdentityError> 
     }
     let seed = get_hex("ed25519_secret_key")?;
     let xs = get_hex("x25519_secret_key")?;
-    let id = Identity::from_secrets(&seed, &xs).map_err(|_| fmt_err("x25519_secret_key", "invalid key"))?;
+    let id = Identity::from_secrets(&seed, &xs)
+        .map_err(|_| fmt_err("x25519_secret_key", "invalid key"))?;
     if id.public.ed25519 != *ed_pub {
-        return Err(fmt_err("ed25519_public_key", "does not match ed25519_secret_key"));
+        return Err(fmt_err(
+            "ed25519_public_key",
+            "does not match ed25519_secret_key",
+        ));
     }
     if id.public.x25519 != *x_pub {
-        return Err(fmt_err("x25519_public_key", "does not match x25519_secret_key"));
+        return Err(fmt_err(
+            "x25519_public_key",
+            "does not match x25519_secret_key",
+        ));
     }
     Ok(Parsed::Secret(Box::new(id)))
 }
@@ -428,7 +443,10 @@ mod tests {
         let pubpath = dir.path().join("id.pub.json");
         std::fs::write(&pubpath, id.public().to_file_json()).unwrap();
         assert_eq!(PublicIdentity::load(&pubpath).unwrap(), id.public());
-        assert!(matches!(Identity::load(&pubpath), Err(IdentityError::PublicOnly { .. })));
+        assert!(matches!(
+            Identity::load(&pubpath),
+            Err(IdentityError::PublicOnly { .. })
+        ));
         assert!(!format!("{loaded:?}").contains(&hex::encode(loaded.signing.to_bytes())));
     }
 
@@ -440,7 +458,10 @@ mod tests {
         let path = dir.path().join("id.json");
         Identity::generate().unwrap().save(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(Identity::load(&path), Err(IdentityError::Permissions { .. })));
+        assert!(matches!(
+            Identity::load(&path),
+            Err(IdentityError::Permissions { .. })
+        ));
     }
 
     #[test]

@@ -187,7 +187,11 @@ impl Manifest {
             .parties
             .iter()
             .zip(parties)
-            .map(|(p, (identity, commitment))| ManifestParty { name: p.name.clone(), identity, commitment })
+            .map(|(p, (identity, commitment))| ManifestParty {
+                name: p.name.clone(),
+                identity,
+                commitment,
+            })
             .collect();
         let m = Manifest {
             format: MANIFEST_FORMAT.into(),
@@ -196,7 +200,11 @@ impl Manifest {
             description: scenario.session.description.clone(),
             created_at,
             parties,
-            owner: ManifestOwner { name: scenario.owner.name.clone(), identity: owner, validation: owner_validation },
+            owner: ManifestOwner {
+                name: scenario.owner.name.clone(),
+                identity: owner,
+                validation: owner_validation,
+            },
             schema: scenario.schema.clone(),
             model: scenario.model.clone(),
             training: scenario.training.clone(),
@@ -205,7 +213,10 @@ impl Manifest {
                 spec_hash: engine_spec_hash(&scenario.schema, &scenario.model, &scenario.training),
             },
             policy: scenario.policy.clone(),
-            chain: ChainTarget { target: scenario.chain.target.clone(), contract: scenario.chain.contract.clone() },
+            chain: ChainTarget {
+                target: scenario.chain.target.clone(),
+                contract: scenario.chain.contract.clone(),
+            },
             max_blob_bytes: 4 << 30,
         };
         m.validate()?;
@@ -214,7 +225,10 @@ impl Manifest {
 
     /// Structural checks every holder of a manifest runs.
     pub fn validate(&self) -> Result<(), ManifestError> {
-        let bad = |field: &str, detail: &str| ManifestError::Invalid { field: field.into(), detail: detail.into() };
+        let bad = |field: &str, detail: &str| ManifestError::Invalid {
+            field: field.into(),
+            detail: detail.into(),
+        };
         if self.format != MANIFEST_FORMAT {
             return Err(bad("format", "unknown manifest format"));
         }
@@ -229,14 +243,23 @@ impl Manifest {
                 return Err(bad("parties", &format!("duplicate name `{}`", p.name)));
             }
             if !keys.insert(p.identity.ed25519) {
-                return Err(bad("parties", &format!("`{}` reuses another party's key", p.name)));
+                return Err(bad(
+                    "parties",
+                    &format!("`{}` reuses another party's key", p.name),
+                ));
             }
             if p.commitment.ciphertext_len > self.max_blob_bytes {
-                return Err(bad("parties", &format!("`{}`'s blob exceeds max_blob_bytes", p.name)));
+                return Err(bad(
+                    "parties",
+                    &format!("`{}`'s blob exceeds max_blob_bytes", p.name),
+                ));
             }
         }
         if self.engine.spec_hash != engine_spec_hash(&self.schema, &self.model, &self.training) {
-            return Err(bad("engine.spec_hash", "does not match schema, model and training"));
+            return Err(bad(
+                "engine.spec_hash",
+                "does not match schema, model and training",
+            ));
         }
         self.policy
             .validate()
@@ -251,7 +274,11 @@ impl Manifest {
 
     /// `manifest_hash`.
     pub fn hash(&self) -> B256 {
-        B256::from(LpHasher::new("sealroom.manifest.v1").part(self.canonical_bytes()).finish())
+        B256::from(
+            LpHasher::new("sealroom.manifest.v1")
+                .part(self.canonical_bytes())
+                .finish(),
+        )
     }
 
     /// Hash of the policy alone (an input of the session).
@@ -273,15 +300,25 @@ impl Manifest {
         if self.owner.identity.ed25519 == *ed25519 {
             return Some(&self.owner.name);
         }
-        self.parties.iter().find(|p| p.identity.ed25519 == *ed25519).map(|p| p.name.as_str())
+        self.parties
+            .iter()
+            .find(|p| p.identity.ed25519 == *ed25519)
+            .map(|p| p.name.as_str())
     }
 
     /// Every input whose key must be granted: (input name, granting member's key, commitment).
     pub fn grantable_inputs(&self) -> Vec<(String, PublicIdentity, DatasetCommitment)> {
-        let mut v: Vec<_> =
-            self.parties.iter().map(|p| (p.name.clone(), p.identity, p.commitment.clone())).collect();
+        let mut v: Vec<_> = self
+            .parties
+            .iter()
+            .map(|p| (p.name.clone(), p.identity, p.commitment.clone()))
+            .collect();
         if let Some(c) = &self.owner.validation {
-            v.push((validation_input_name(&self.owner.name), self.owner.identity, c.clone()));
+            v.push((
+                validation_input_name(&self.owner.name),
+                self.owner.identity,
+                c.clone(),
+            ));
         }
         v
     }
@@ -290,9 +327,17 @@ impl Manifest {
     /// `(uint8 kind, string name, bytes32 digest)` for the engine, every
     /// dataset, the owner's validation set and the configuration.
     pub fn inputs_tree(&self) -> Result<StandardTree, ManifestError> {
-        let mut leaves = vec![input_leaf(input_kind::ENGINE, "engine", &self.engine.spec_hash.0)];
+        let mut leaves = vec![input_leaf(
+            input_kind::ENGINE,
+            "engine",
+            &self.engine.spec_hash.0,
+        )];
         for p in &self.parties {
-            leaves.push(input_leaf(input_kind::DATASET, &p.name, &p.commitment.digest()));
+            leaves.push(input_leaf(
+                input_kind::DATASET,
+                &p.name,
+                &p.commitment.digest(),
+            ));
         }
         if let Some(c) = &self.owner.validation {
             leaves.push(input_leaf(
@@ -301,7 +346,11 @@ impl Manifest {
                 &c.digest(),
             ));
         }
-        leaves.push(input_leaf(input_kind::CONFIG, "policy", &self.policy_hash().0));
+        leaves.push(input_leaf(
+            input_kind::CONFIG,
+            "policy",
+            &self.policy_hash().0,
+        ));
         let enc = INPUT_ENCODING.iter().map(|s| s.to_string()).collect();
         Ok(StandardTree::from_leaves(enc, leaves)?)
     }
@@ -360,7 +409,9 @@ impl Consent {
         if self.member != *expected {
             return Err(ManifestError::Signature {
                 what: format!("consent from {who}"),
-                source: IdentityError::BadSignature { signer: hex::encode(&self.member[..8]) },
+                source: IdentityError::BadSignature {
+                    signer: hex::encode(&self.member[..8]),
+                },
             });
         }
         if self.manifest_hash != *manifest_hash {
@@ -369,8 +420,15 @@ impl Consent {
                 detail: format!("consent from {who} is over another manifest"),
             });
         }
-        crate::identity::verify_strict(expected, &consent_message(self.action, manifest_hash), &self.signature)
-            .map_err(|source| ManifestError::Signature { what: format!("consent from {who}"), source })
+        crate::identity::verify_strict(
+            expected,
+            &consent_message(self.action, manifest_hash),
+            &self.signature,
+        )
+        .map_err(|source| ManifestError::Signature {
+            what: format!("consent from {who}"),
+            source,
+        })
     }
 }
 
@@ -399,7 +457,12 @@ pub struct Grant {
 /// HPKE purpose of grants.
 pub const GRANT_PURPOSE: &str = "grant";
 
-fn grant_aad(manifest_hash: &B256, input: &str, commitment_digest: &[u8; 32], node_key: &[u8; 32]) -> Vec<u8> {
+fn grant_aad(
+    manifest_hash: &B256,
+    input: &str,
+    commitment_digest: &[u8; 32],
+    node_key: &[u8; 32],
+) -> Vec<u8> {
     LpHasher::new("sealroom.grant.aad.v1")
         .part(manifest_hash)
         .part(input)
@@ -440,8 +503,12 @@ impl Grant {
         let mh = manifest.hash();
         let info = seal::info(GRANT_PURPOSE, manifest.session_id.as_slice());
         let aad = grant_aad(&mh, input, &commitment.digest(), &node_key);
-        let sealed = seal::seal(&node_hpke_key, &info, &aad, key.expose())
-            .map_err(|source| ManifestError::Grant { input: input.into(), source })?;
+        let sealed = seal::seal(&node_hpke_key, &info, &aad, key.expose()).map_err(|source| {
+            ManifestError::Grant {
+                input: input.into(),
+                source,
+            }
+        })?;
         let mut g = Grant {
             input: input.into(),
             member: member.public().ed25519,
@@ -455,15 +522,29 @@ impl Grant {
     }
 
     /// Checks the signature under `expected_member` (the key the manifest names for this input).
-    pub fn verify(&self, expected_member: &[u8; 32], manifest_hash: &B256) -> Result<(), ManifestError> {
+    pub fn verify(
+        &self,
+        expected_member: &[u8; 32],
+        manifest_hash: &B256,
+    ) -> Result<(), ManifestError> {
         if self.member != *expected_member {
             return Err(ManifestError::Invalid {
                 field: "grant.member".into(),
-                detail: format!("grant for `{}` is not from the member that owns it", self.input),
+                detail: format!(
+                    "grant for `{}` is not from the member that owns it",
+                    self.input
+                ),
             });
         }
-        crate::identity::verify_strict(expected_member, &self.signing_message(manifest_hash), &self.signature)
-            .map_err(|source| ManifestError::Signature { what: format!("grant for `{}`", self.input), source })
+        crate::identity::verify_strict(
+            expected_member,
+            &self.signing_message(manifest_hash),
+            &self.signature,
+        )
+        .map_err(|source| ManifestError::Signature {
+            what: format!("grant for `{}`", self.input),
+            source,
+        })
     }
 
     /// Opens the data key inside the node.
@@ -474,13 +555,26 @@ impl Grant {
         commitment: &DatasetCommitment,
     ) -> Result<DataKey, ManifestError> {
         let info = seal::info(GRANT_PURPOSE, manifest.session_id.as_slice());
-        let aad = grant_aad(&manifest.hash(), &self.input, &commitment.digest(), &self.node_key);
-        let bytes = seal::open_with(node_hpke_secret, &info, &aad, &self.sealed)
-            .map_err(|source| ManifestError::Grant { input: self.input.clone(), source })?;
+        let aad = grant_aad(
+            &manifest.hash(),
+            &self.input,
+            &commitment.digest(),
+            &self.node_key,
+        );
+        let bytes =
+            seal::open_with(node_hpke_secret, &info, &aad, &self.sealed).map_err(|source| {
+                ManifestError::Grant {
+                    input: self.input.clone(),
+                    source,
+                }
+            })?;
         let arr: [u8; 32] = bytes
             .as_slice()
             .try_into()
-            .map_err(|_| ManifestError::Grant { input: self.input.clone(), source: SealError::Open })?;
+            .map_err(|_| ManifestError::Grant {
+                input: self.input.clone(),
+                source: SealError::Open,
+            })?;
         Ok(DataKey::from_bytes(arr))
     }
 }
@@ -500,13 +594,25 @@ mod tests {
     }
 
     fn manifest() -> (Manifest, Vec<Identity>, Identity) {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/breast-cancer-3-hospitals.toml");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/breast-cancer-3-hospitals.toml");
         let s = Scenario::load(&path).unwrap();
         let ids: Vec<Identity> = (0..3).map(|_| Identity::generate().unwrap()).collect();
         let owner = Identity::generate().unwrap();
-        let parties = ids.iter().enumerate().map(|(i, id)| (id.public(), commitment(i as u8 * 2))).collect();
-        let m = Manifest::from_scenario(&s, B256::repeat_byte(7), 1, parties, owner.public(), Some(commitment(40)))
-            .unwrap();
+        let parties = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.public(), commitment(i as u8 * 2)))
+            .collect();
+        let m = Manifest::from_scenario(
+            &s,
+            B256::repeat_byte(7),
+            1,
+            parties,
+            owner.public(),
+            Some(commitment(40)),
+        )
+        .unwrap();
         (m, ids, owner)
     }
 
@@ -518,7 +624,10 @@ mod tests {
         let mut other = m.clone();
         other.training.learning_rate *= 2.0;
         assert_ne!(other.hash(), m.hash());
-        assert!(other.validate().is_err(), "spec hash must catch a changed hyper-parameter");
+        assert!(
+            other.validate().is_err(),
+            "spec hash must catch a changed hyper-parameter"
+        );
         let tree = m.inputs_tree().unwrap();
         assert_eq!(tree.len(), 3 + 3);
     }
@@ -535,18 +644,37 @@ mod tests {
         let node = Identity::generate().unwrap();
         let key = DataKey::generate().unwrap();
         let p = &m.parties[0];
-        let g = Grant::create(&ids[0], &m, &p.name, &p.commitment, node.public().ed25519, node.public().x25519, &key)
-            .unwrap();
+        let g = Grant::create(
+            &ids[0],
+            &m,
+            &p.name,
+            &p.commitment,
+            node.public().ed25519,
+            node.public().x25519,
+            &key,
+        )
+        .unwrap();
         g.verify(&ids[0].public().ed25519, &mh).unwrap();
         assert!(g.verify(&ids[1].public().ed25519, &mh).is_err());
         let sk = node.hpke_private_key().unwrap();
-        assert_eq!(g.open(&sk, &m, &p.commitment).unwrap().expose(), key.expose());
+        assert_eq!(
+            g.open(&sk, &m, &p.commitment).unwrap().expose(),
+            key.expose()
+        );
         // Bound to the commitment: another party's commitment does not open it.
         assert!(g.open(&sk, &m, &m.parties[1].commitment).is_err());
         // A grant signed by a non-member for this input fails.
         let eve = Identity::generate().unwrap();
-        let forged =
-            Grant::create(&eve, &m, &p.name, &p.commitment, node.public().ed25519, node.public().x25519, &key).unwrap();
+        let forged = Grant::create(
+            &eve,
+            &m,
+            &p.name,
+            &p.commitment,
+            node.public().ed25519,
+            node.public().x25519,
+            &key,
+        )
+        .unwrap();
         assert!(forged.verify(&p.identity.ed25519, &mh).is_err());
     }
 }

@@ -89,7 +89,9 @@ pub struct StandardTree {
 fn word_json(t: WordType, w: &[u8; 32]) -> serde_json::Value {
     match t {
         WordType::Bytes32 => serde_json::Value::String(format!("0x{}", hex::encode(w))),
-        WordType::Uint256 => serde_json::Value::String(alloy_primitives::U256::from_be_bytes(*w).to_string()),
+        WordType::Uint256 => {
+            serde_json::Value::String(alloy_primitives::U256::from_be_bytes(*w).to_string())
+        }
     }
 }
 
@@ -125,11 +127,20 @@ pub const INPUT_ENCODING: [&str; 3] = ["uint8", "string", "bytes32"];
 impl StandardTree {
     /// Builds a tree over `(word0, word1)` leaves (in their given order; that
     /// order is the leaf index used by [`StandardTree::proof`]).
-    pub fn build(types: [WordType; 2], leaves: Vec<([u8; 32], [u8; 32])>) -> Result<Self, MerkleError> {
-        let encoding = vec![types[0].abi_name().to_string(), types[1].abi_name().to_string()];
+    pub fn build(
+        types: [WordType; 2],
+        leaves: Vec<([u8; 32], [u8; 32])>,
+    ) -> Result<Self, MerkleError> {
+        let encoding = vec![
+            types[0].abi_name().to_string(),
+            types[1].abi_name().to_string(),
+        ];
         let leaves = leaves
             .into_iter()
-            .map(|(a, b)| Leaf { value: vec![word_json(types[0], &a), word_json(types[1], &b)], hash: leaf_hash(&a, &b) })
+            .map(|(a, b)| Leaf {
+                value: vec![word_json(types[0], &a), word_json(types[1], &b)],
+                hash: leaf_hash(&a, &b),
+            })
             .collect();
         Self::from_leaves(encoding, leaves)
     }
@@ -139,8 +150,12 @@ impl StandardTree {
         if leaves.is_empty() {
             return Err(MerkleError::Empty);
         }
-        let mut hashed: Vec<(B256, usize)> = leaves.iter().enumerate().map(|(i, l)| (l.hash, i)).collect();
-        hashed.sort_by(|x, y| x.0.cmp(&y.0));
+        let mut hashed: Vec<(B256, usize)> = leaves
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.hash, i))
+            .collect();
+        hashed.sort_by_key(|x| x.0);
         let n = hashed.len();
         let len = 2 * n - 1;
         let mut tree = vec![B256::ZERO; len];
@@ -153,8 +168,16 @@ impl StandardTree {
         for i in (0..len - n).rev() {
             tree[i] = hash_pair(&tree[2 * i + 1], &tree[2 * i + 2]);
         }
-        let values = leaves.into_iter().zip(tree_index).map(|(l, ti)| (l.value, ti)).collect();
-        Ok(Self { encoding, tree, values })
+        let values = leaves
+            .into_iter()
+            .zip(tree_index)
+            .map(|(l, ti)| (l.value, ti))
+            .collect();
+        Ok(Self {
+            encoding,
+            tree,
+            values,
+        })
     }
 
     /// The root.
@@ -184,7 +207,11 @@ impl StandardTree {
 
     /// The inclusion proof of the leaf inserted at `index`.
     pub fn proof(&self, index: usize) -> Result<Vec<B256>, MerkleError> {
-        let mut i = self.values.get(index).map(|(_, ti)| *ti).ok_or(MerkleError::NoSuchLeaf(index))?;
+        let mut i = self
+            .values
+            .get(index)
+            .map(|(_, ti)| *ti)
+            .ok_or(MerkleError::NoSuchLeaf(index))?;
         let mut proof = Vec::new();
         while i > 0 {
             let sibling = if i % 2 == 1 { i + 1 } else { i - 1 };
@@ -221,16 +248,27 @@ impl StandardTree {
             .and_then(|v| v.as_array())
             .ok_or_else(|| bad("missing `leafEncoding`"))?
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| bad("`leafEncoding` entries must be strings")))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad("`leafEncoding` entries must be strings"))
+            })
             .collect::<Result<_, _>>()?;
         let tree: Vec<B256> = dump
             .get("tree")
             .and_then(|v| v.as_array())
             .ok_or_else(|| bad("missing `tree`"))?
             .iter()
-            .map(|h| h.as_str().and_then(|s| s.parse::<B256>().ok()).ok_or_else(|| bad("`tree` entries must be bytes32 hex")))
+            .map(|h| {
+                h.as_str()
+                    .and_then(|s| s.parse::<B256>().ok())
+                    .ok_or_else(|| bad("`tree` entries must be bytes32 hex"))
+            })
             .collect::<Result<_, _>>()?;
-        let vals = dump.get("values").and_then(|v| v.as_array()).ok_or_else(|| bad("missing `values`"))?;
+        let vals = dump
+            .get("values")
+            .and_then(|v| v.as_array())
+            .ok_or_else(|| bad("missing `values`"))?;
         if vals.is_empty() || tree.len() != 2 * vals.len() - 1 {
             return Err(bad("`tree` length must be 2 * values - 1"));
         }
@@ -242,7 +280,10 @@ impl StandardTree {
         let parse_word = |t: WordType, v: &serde_json::Value| -> Result<[u8; 32], MerkleError> {
             let s = v.as_str().ok_or_else(|| bad("values must be strings"))?;
             match t {
-                WordType::Bytes32 => s.parse::<B256>().map(|b| b.0).map_err(|_| bad("bad bytes32 value")),
+                WordType::Bytes32 => s
+                    .parse::<B256>()
+                    .map(|b| b.0)
+                    .map_err(|_| bad("bad bytes32 value")),
                 WordType::Uint256 => s
                     .parse::<alloy_primitives::U256>()
                     .map(|u| u.to_be_bytes::<32>())
@@ -252,7 +293,10 @@ impl StandardTree {
         let hash_of = |value: &[serde_json::Value]| -> Result<B256, MerkleError> {
             let enc: Vec<&str> = encoding.iter().map(String::as_str).collect();
             if enc == INPUT_ENCODING && value.len() == 3 {
-                let kind: u8 = value[0].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| bad("bad uint8 value"))?;
+                let kind: u8 = value[0]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| bad("bad uint8 value"))?;
                 let name = value[1].as_str().ok_or_else(|| bad("bad string value"))?;
                 let digest = parse_word(WordType::Bytes32, &value[2])?;
                 return Ok(input_leaf(kind, name, &digest).hash);
@@ -268,8 +312,14 @@ impl StandardTree {
         };
         let mut values = Vec::with_capacity(vals.len());
         for v in vals {
-            let value = v.get("value").and_then(|x| x.as_array()).ok_or_else(|| bad("value missing"))?;
-            let ti = v.get("treeIndex").and_then(|x| x.as_u64()).ok_or_else(|| bad("treeIndex missing"))? as usize;
+            let value = v
+                .get("value")
+                .and_then(|x| x.as_array())
+                .ok_or_else(|| bad("value missing"))?;
+            let ti = v
+                .get("treeIndex")
+                .and_then(|x| x.as_u64())
+                .ok_or_else(|| bad("treeIndex missing"))? as usize;
             if ti >= tree.len() || ti < vals.len() - 1 || tree[ti] != hash_of(value)? {
                 return Err(bad("a value's hash does not sit at its treeIndex"));
             }
@@ -280,7 +330,11 @@ impl StandardTree {
                 return Err(bad("an inner node does not match its children"));
             }
         }
-        Ok(Self { encoding, tree, values })
+        Ok(Self {
+            encoding,
+            tree,
+            values,
+        })
     }
 }
 
@@ -318,7 +372,10 @@ mod tests {
         assert_eq!(d["values"][1]["treeIndex"], 2);
         assert_eq!(d["values"][0]["value"][0], "0");
         for i in 0..3 {
-            assert_eq!(process_proof(t.leaf(i).unwrap(), &t.proof(i).unwrap()), t.root());
+            assert_eq!(
+                process_proof(t.leaf(i).unwrap(), &t.proof(i).unwrap()),
+                t.root()
+            );
         }
         let again = StandardTree::load(&d).unwrap();
         assert_eq!(again.root(), t.root());
@@ -329,7 +386,11 @@ mod tests {
     /// computed by `@openzeppelin/merkle-tree` 1.0.8.
     #[test]
     fn input_leaves_match_openzeppelin_vectors() {
-        let names = ["hospital-a", "engine", "a-name-longer-than-thirty-two-bytes-for-padding"];
+        let names = [
+            "hospital-a",
+            "engine",
+            "a-name-longer-than-thirty-two-bytes-for-padding",
+        ];
         let leaves = names
             .iter()
             .enumerate()
@@ -341,7 +402,12 @@ mod tests {
             format!("{:#x}", t.root()),
             "0xf69c3b1196c1a9eb2daba94fee638f7899de004dddbbbb9300451349b8e30d26"
         );
-        let p: Vec<String> = t.proof(2).unwrap().iter().map(|h| format!("{h:#x}")).collect();
+        let p: Vec<String> = t
+            .proof(2)
+            .unwrap()
+            .iter()
+            .map(|h| format!("{h:#x}"))
+            .collect();
         assert_eq!(
             p,
             [
@@ -359,12 +425,19 @@ mod tests {
         let mut d = t.dump();
         d["values"][2]["value"][1] = serde_json::Value::String(format!("0x{}", "ff".repeat(32)));
         assert!(StandardTree::load(&d).is_err());
-        assert_eq!(StandardTree::build([WordType::Uint256, WordType::Bytes32], vec![]).unwrap_err(), MerkleError::Empty);
+        assert_eq!(
+            StandardTree::build([WordType::Uint256, WordType::Bytes32], vec![]).unwrap_err(),
+            MerkleError::Empty
+        );
     }
 
     #[test]
     fn single_leaf_tree() {
-        let t = StandardTree::build([WordType::Uint256, WordType::Bytes32], vec![(uint_word(0), [7; 32])]).unwrap();
+        let t = StandardTree::build(
+            [WordType::Uint256, WordType::Bytes32],
+            vec![(uint_word(0), [7; 32])],
+        )
+        .unwrap();
         assert_eq!(t.root(), leaf_hash(&uint_word(0), &[7; 32]));
         assert!(t.proof(0).unwrap().is_empty());
     }

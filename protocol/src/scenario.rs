@@ -279,7 +279,14 @@ impl fmt::Display for ScenarioError {
                 writeln!(f)?;
             }
             match p.line {
-                Some(l) => write!(f, "{}:{}: {}: {}", self.file.display(), l, p.field, p.message)?,
+                Some(l) => write!(
+                    f,
+                    "{}:{}: {}: {}",
+                    self.file.display(),
+                    l,
+                    p.field,
+                    p.message
+                )?,
                 None => write!(f, "{}: {}: {}", self.file.display(), p.field, p.message)?,
             }
         }
@@ -298,7 +305,11 @@ impl Scenario {
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
         let fail = |field: &str, message: String| ScenarioError {
             file: path.to_path_buf(),
-            problems: vec![Problem { line: None, field: field.into(), message }],
+            problems: vec![Problem {
+                line: None,
+                field: field.into(),
+                message,
+            }],
         };
         let text = std::fs::read_to_string(path).map_err(|e| fail("(file)", e.to_string()))?;
         let locator = Locator::new(&text);
@@ -309,7 +320,11 @@ impl Scenario {
             };
             ScenarioError {
                 file: path.to_path_buf(),
-                problems: vec![Problem { line, field, message: e.message().trim().to_string() }],
+                problems: vec![Problem {
+                    line,
+                    field,
+                    message: e.message().trim().to_string(),
+                }],
             }
         })?;
         scenario.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -321,7 +336,10 @@ impl Scenario {
         if problems.is_empty() {
             Ok(scenario)
         } else {
-            Err(ScenarioError { file: path.to_path_buf(), problems })
+            Err(ScenarioError {
+                file: path.to_path_buf(),
+                problems,
+            })
         }
     }
 
@@ -337,34 +355,61 @@ impl Scenario {
     /// Semantic checks; returns every problem (lines are filled in by `load`).
     fn check(&self) -> Vec<Problem> {
         let mut out = Vec::new();
-        let mut bad = |field: String, message: String| out.push(Problem { line: None, field, message });
+        let mut bad = |field: String, message: String| {
+            out.push(Problem {
+                line: None,
+                field,
+                message,
+            })
+        };
 
         let name_ok = |s: &str| {
-            !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            !s.is_empty()
+                && s.len() <= 64
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         };
         if !name_ok(&self.session.name) {
-            bad("session.name".into(), "must be 1-64 characters of a-z, 0-9 and '-'".into());
+            bad(
+                "session.name".into(),
+                "must be 1-64 characters of a-z, 0-9 and '-'".into(),
+            );
         }
 
         // Schema.
         let s = &self.schema;
         if s.features.is_empty() {
-            bad("schema.features".into(), "at least one feature column is needed".into());
+            bad(
+                "schema.features".into(),
+                "at least one feature column is needed".into(),
+            );
         }
         let mut seen = BTreeSet::new();
         for (i, f) in s.features.iter().enumerate() {
             if f.trim().is_empty() || f.contains(',') || f.contains('"') {
-                bad(format!("schema.features[{i}]"), format!("`{f}` is not a usable column name"));
+                bad(
+                    format!("schema.features[{i}]"),
+                    format!("`{f}` is not a usable column name"),
+                );
             }
             if !seen.insert(f.as_str()) {
-                bad(format!("schema.features[{i}]"), format!("duplicate column `{f}`"));
+                bad(
+                    format!("schema.features[{i}]"),
+                    format!("duplicate column `{f}`"),
+                );
             }
         }
         if seen.contains(s.label.as_str()) {
-            bad("schema.label".into(), format!("`{}` is also listed as a feature", s.label));
+            bad(
+                "schema.label".into(),
+                format!("`{}` is also listed as a feature", s.label),
+            );
         }
         if s.label_classes < 2 {
-            bad("schema.label_classes".into(), "a classifier needs at least 2 classes".into());
+            bad(
+                "schema.label_classes".into(),
+                "a classifier needs at least 2 classes".into(),
+            );
         }
 
         // Model.
@@ -372,23 +417,38 @@ impl Scenario {
         match m.kind {
             ModelKind::LogisticRegression => {
                 if !m.hidden.is_empty() || !m.channels.is_empty() || !m.image.is_empty() {
-                    bad("model.kind".into(), "logistic-regression takes no `hidden`, `channels` or `image`".into());
+                    bad(
+                        "model.kind".into(),
+                        "logistic-regression takes no `hidden`, `channels` or `image`".into(),
+                    );
                 }
             }
             ModelKind::Mlp => {
                 if m.hidden.is_empty() {
-                    bad("model.hidden".into(), "mlp needs at least one hidden layer size".into());
+                    bad(
+                        "model.hidden".into(),
+                        "mlp needs at least one hidden layer size".into(),
+                    );
                 }
                 if !m.channels.is_empty() || !m.image.is_empty() {
-                    bad("model.kind".into(), "mlp takes no `channels` or `image`".into());
+                    bad(
+                        "model.kind".into(),
+                        "mlp takes no `channels` or `image`".into(),
+                    );
                 }
             }
             ModelKind::Cnn => {
                 if m.channels.is_empty() {
-                    bad("model.channels".into(), "cnn needs at least one convolution layer".into());
+                    bad(
+                        "model.channels".into(),
+                        "cnn needs at least one convolution layer".into(),
+                    );
                 }
                 if m.image.len() != 2 {
-                    bad("model.image".into(), "cnn needs `image = [height, width]`".into());
+                    bad(
+                        "model.image".into(),
+                        "cnn needs `image = [height, width]`".into(),
+                    );
                 } else if (m.image[0] as usize) * (m.image[1] as usize) != s.features.len() {
                     bad(
                         "model.image".into(),
@@ -405,12 +465,18 @@ impl Scenario {
         }
         for (i, h) in m.hidden.iter().enumerate() {
             if *h == 0 || *h > 65_536 {
-                bad(format!("model.hidden[{i}]"), "layer size must be 1..=65536".into());
+                bad(
+                    format!("model.hidden[{i}]"),
+                    "layer size must be 1..=65536".into(),
+                );
             }
         }
         for (i, c) in m.channels.iter().enumerate() {
             if *c == 0 || *c > 1024 {
-                bad(format!("model.channels[{i}]"), "channel count must be 1..=1024".into());
+                bad(
+                    format!("model.channels[{i}]"),
+                    "channel count must be 1..=1024".into(),
+                );
             }
         }
 
@@ -423,29 +489,41 @@ impl Scenario {
             bad("training.batch_size".into(), "must be at least 1".into());
         }
         if !(t.learning_rate.is_finite() && t.learning_rate > 0.0 && t.learning_rate <= 10.0) {
-            bad("training.learning_rate".into(), "must be a number in (0, 10]".into());
+            bad(
+                "training.learning_rate".into(),
+                "must be a number in (0, 10]".into(),
+            );
         }
         if !(t.momentum.is_finite() && (0.0..1.0).contains(&t.momentum)) {
             bad("training.momentum".into(), "must be in [0, 1)".into());
         }
         if t.momentum != 0.0 && t.optimizer != Optimizer::Sgd {
-            bad("training.momentum".into(), "momentum applies to `sgd` only".into());
+            bad(
+                "training.momentum".into(),
+                "momentum applies to `sgd` only".into(),
+            );
         }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-            bad("training.weight_decay".into(), "must be a number >= 0".into());
+            bad(
+                "training.weight_decay".into(),
+                "must be a number >= 0".into(),
+            );
         }
         match (t.validation_split, &self.owner.validation) {
             (Some(_), Some(_)) => bad(
                 "training.validation_split".into(),
-                "the owner holds a validation set (owner.validation); remove validation_split".into(),
+                "the owner holds a validation set (owner.validation); remove validation_split"
+                    .into(),
             ),
             (None, None) => bad(
                 "training.validation_split".into(),
-                "set validation_split, or give the owner a validation set (owner.validation)".into(),
+                "set validation_split, or give the owner a validation set (owner.validation)"
+                    .into(),
             ),
-            (Some(v), None) if !(v > 0.0 && v < 0.9) => {
-                bad("training.validation_split".into(), "must be in (0, 0.9)".into())
-            }
+            (Some(v), None) if !(v > 0.0 && v < 0.9) => bad(
+                "training.validation_split".into(),
+                "must be in (0, 0.9)".into(),
+            ),
             _ => {}
         }
 
@@ -455,16 +533,25 @@ impl Scenario {
         }
         let mut names = BTreeSet::new();
         if !name_ok(&self.owner.name) {
-            bad("owner.name".into(), "must be 1-64 characters of a-z, 0-9 and '-'".into());
+            bad(
+                "owner.name".into(),
+                "must be 1-64 characters of a-z, 0-9 and '-'".into(),
+            );
         }
         names.insert(self.owner.name.as_str());
         let columns = s.columns();
         for (i, p) in self.parties.iter().enumerate() {
             if !name_ok(&p.name) {
-                bad(format!("party[{i}].name"), "must be 1-64 characters of a-z, 0-9 and '-'".into());
+                bad(
+                    format!("party[{i}].name"),
+                    "must be 1-64 characters of a-z, 0-9 and '-'".into(),
+                );
             }
             if !names.insert(p.name.as_str()) {
-                bad(format!("party[{i}].name"), format!("duplicate name `{}`", p.name));
+                bad(
+                    format!("party[{i}].name"),
+                    format!("duplicate name `{}`", p.name),
+                );
             }
             if let Err(m) = check_dataset(&self.resolve(&p.dataset), &columns, s) {
                 bad(format!("party[{i}].dataset"), m);
@@ -491,20 +578,32 @@ impl Scenario {
             bad(format!("policy.{}", e.field), e.detail);
         }
         let target = self.chain.target.as_str();
-        if !CHAIN_PRESETS.contains(&target) && !target.starts_with("http://") && !target.starts_with("https://") {
+        if !CHAIN_PRESETS.contains(&target)
+            && !target.starts_with("http://")
+            && !target.starts_with("https://")
+        {
             bad(
                 "chain.target".into(),
-                format!("`{target}` is not one of {} nor an http(s):// URL", CHAIN_PRESETS.join(", ")),
+                format!(
+                    "`{target}` is not one of {} nor an http(s):// URL",
+                    CHAIN_PRESETS.join(", ")
+                ),
             );
         }
         if let Some(c) = &self.chain.contract {
             if crate::hash::parse_hex_array::<20>(c).is_none() {
-                bad("chain.contract".into(), "must be a 20-byte 0x-hex address".into());
+                bad(
+                    "chain.contract".into(),
+                    "must be a 20-byte 0x-hex address".into(),
+                );
             }
         }
         for (i, m) in self.engine.trainer_measurements.iter().enumerate() {
             if crate::hash::parse_hex_array::<32>(m).is_none() {
-                bad(format!("engine.trainer_measurements[{i}]"), "must be 32 bytes of hex".into());
+                bad(
+                    format!("engine.trainer_measurements[{i}]"),
+                    "must be 32 bytes of hex".into(),
+                );
             }
         }
         out
@@ -519,9 +618,15 @@ pub fn check_dataset(path: &Path, columns: &[String], schema: &Schema) -> Result
     let header = match lines.next() {
         Some(Ok(h)) => h,
         Some(Err(e)) => return Err(format!("{}: {e}", path.display())),
-        None => return Err(format!("{}: empty file (a header line is needed)", path.display())),
+        None => {
+            return Err(format!(
+                "{}: empty file (a header line is needed)",
+                path.display()
+            ))
+        }
     };
-    let header = split_fields(header.trim_end_matches('\r')).map_err(|m| format!("{}:1: {m}", path.display()))?;
+    let header = split_fields(header.trim_end_matches('\r'))
+        .map_err(|m| format!("{}:1: {m}", path.display()))?;
     let want: BTreeSet<&str> = columns.iter().map(String::as_str).collect();
     let have: BTreeSet<&str> = header.iter().copied().collect();
     let missing: Vec<&str> = want.difference(&have).copied().collect();
@@ -548,7 +653,8 @@ pub fn check_dataset(path: &Path, columns: &[String], schema: &Schema) -> Result
         if line.trim().is_empty() {
             continue;
         }
-        let fields = split_fields(line).map_err(|m| format!("{}:{line_no}: {m}", path.display()))?;
+        let fields =
+            split_fields(line).map_err(|m| format!("{}:{line_no}: {m}", path.display()))?;
         if fields.len() != header.len() {
             return Err(format!(
                 "{}:{line_no}: {} fields, the header has {}",
@@ -624,11 +730,17 @@ fn parse_path(path: &str) -> Vec<Seg> {
 
 impl<'a> Locator<'a> {
     fn new(text: &'a str) -> Self {
-        Self { text, doc: toml_edit::Document::parse(text).ok() }
+        Self {
+            text,
+            doc: toml_edit::Document::parse(text).ok(),
+        }
     }
 
     fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     /// Line of the deepest existing prefix of `path` (a missing key points at its table).
@@ -642,7 +754,9 @@ impl<'a> Locator<'a> {
         for seg in parse_path(path) {
             match seg {
                 Seg::Key(k) => {
-                    let Some((key, v)) = table.and_then(|t| t.get_key_value(&k)) else { break };
+                    let Some((key, v)) = table.and_then(|t| t.get_key_value(&k)) else {
+                        break;
+                    };
                     best = key.span().or(best);
                     table = v.as_table_like();
                     aot = v.as_array_of_tables();
@@ -650,7 +764,11 @@ impl<'a> Locator<'a> {
                 }
                 Seg::Index(i) => {
                     if let Some(t) = aot.and_then(|a| a.get(i)) {
-                        let first_key = t.iter().next().and_then(|(k, _)| t.key(k)).and_then(|k| k.span());
+                        let first_key = t
+                            .iter()
+                            .next()
+                            .and_then(|(k, _)| t.key(k))
+                            .and_then(|k| k.span());
                         best = t.span().or(first_key).or(best);
                         table = Some(t);
                         aot = None;
@@ -704,7 +822,10 @@ fn span_contains(r: Option<Range<usize>>, offset: usize) -> bool {
 fn find_in_table(t: &dyn toml_edit::TableLike, offset: usize, path: &mut Vec<Seg>) -> bool {
     for (k, v) in t.iter() {
         let key_span = t.get_key_value(k).and_then(|(key, _)| key.span());
-        if find_in_item(v, offset, path) || span_contains(key_span, offset) || span_contains(v.span(), offset) {
+        if find_in_item(v, offset, path)
+            || span_contains(key_span, offset)
+            || span_contains(v.span(), offset)
+        {
             path.push(Seg::Key(k.to_string()));
             return true;
         }

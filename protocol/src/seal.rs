@@ -52,8 +52,14 @@ pub fn info(purpose: &str, session_id: &[u8]) -> Vec<u8> {
 }
 
 /// Seals `plaintext` to `recipient` (X25519 public key).
-pub fn seal(recipient: &[u8; 32], info: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<SealedBox, SealError> {
-    let pk = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(recipient).map_err(|_| SealError::BadRecipient)?;
+pub fn seal(
+    recipient: &[u8; 32],
+    info: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<SealedBox, SealError> {
+    let pk = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(recipient)
+        .map_err(|_| SealError::BadRecipient)?;
     let (enc, ct) = hpke::single_shot_seal::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
         &OpModeS::Base,
         &pk,
@@ -64,11 +70,19 @@ pub fn seal(recipient: &[u8; 32], info: &[u8], aad: &[u8], plaintext: &[u8]) -> 
     .map_err(|_| SealError::Seal)?;
     let mut e = [0u8; 32];
     e.copy_from_slice(enc.to_bytes().as_slice());
-    Ok(SealedBox { enc: e, ciphertext: ct })
+    Ok(SealedBox {
+        enc: e,
+        ciphertext: ct,
+    })
 }
 
 /// Opens a box sealed to `identity`'s X25519 key.
-pub fn open(identity: &Identity, info: &[u8], aad: &[u8], sealed: &SealedBox) -> Result<Zeroizing<Vec<u8>>, SealError> {
+pub fn open(
+    identity: &Identity,
+    info: &[u8],
+    aad: &[u8],
+    sealed: &SealedBox,
+) -> Result<Zeroizing<Vec<u8>>, SealError> {
     let sk = identity.hpke_private_key().map_err(|_| SealError::Open)?;
     open_with(&sk, info, aad, sealed)
 }
@@ -80,7 +94,8 @@ pub fn open_with(
     aad: &[u8],
     sealed: &SealedBox,
 ) -> Result<Zeroizing<Vec<u8>>, SealError> {
-    let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(&sealed.enc).map_err(|_| SealError::Open)?;
+    let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(&sealed.enc)
+        .map_err(|_| SealError::Open)?;
     hpke::single_shot_open::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
         &OpModeR::Base,
         sk,
@@ -121,7 +136,10 @@ mod tests {
         let b = seal(&bob.public().x25519, &i, b"aad", b"secret").unwrap();
         assert_eq!(&open(&bob, &i, b"aad", &b).unwrap()[..], b"secret");
         assert_eq!(open(&eve, &i, b"aad", &b), Err(SealError::Open));
-        assert_eq!(open(&bob, &info("grant", b"session-2"), b"aad", &b), Err(SealError::Open));
+        assert_eq!(
+            open(&bob, &info("grant", b"session-2"), b"aad", &b),
+            Err(SealError::Open)
+        );
         assert_eq!(open(&bob, &i, b"other", &b), Err(SealError::Open));
         let mut t = b.clone();
         t.ciphertext[0] ^= 1;

@@ -80,15 +80,23 @@ pub fn seal_model(
         key.expose(),
     )
     .map_err(|e| SealedModelError::Seal(e.to_string()))?;
-    let header = SealedModelHeader { session_id, manifest_hash, owner_x25519, model_key: sealed_key };
-    let header_json = serde_json::to_vec(&header).map_err(|e| SealedModelError::Seal(e.to_string()))?;
+    let header = SealedModelHeader {
+        session_id,
+        manifest_hash,
+        owner_x25519,
+        model_key: sealed_key,
+    };
+    let header_json =
+        serde_json::to_vec(&header).map_err(|e| SealedModelError::Seal(e.to_string()))?;
     let mut out = Vec::with_capacity(model.len() + header_json.len() + 1024);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(header_json.len() as u32).to_be_bytes());
     out.extend_from_slice(&header_json);
     let seal_err = |e: std::io::Error| SealedModelError::Seal(e.to_string());
-    let mut enc = StreamEncryptor::new(&key, stream::DEFAULT_SEGMENT_SIZE, out).map_err(seal_err)?;
-    enc.write_all(&(model.len() as u64).to_be_bytes()).map_err(seal_err)?;
+    let mut enc =
+        StreamEncryptor::new(&key, stream::DEFAULT_SEGMENT_SIZE, out).map_err(seal_err)?;
+    enc.write_all(&(model.len() as u64).to_be_bytes())
+        .map_err(seal_err)?;
     enc.write_all(model).map_err(seal_err)?;
     enc.write_all(&serde_json::to_vec(metrics).map_err(|e| SealedModelError::Seal(e.to_string()))?)
         .map_err(seal_err)?;
@@ -102,9 +110,11 @@ pub fn read_header(sealed: &[u8]) -> Result<(SealedModelHeader, &[u8]), SealedMo
         return Err(bad("magic bytes differ"));
     }
     let hlen = u32::from_be_bytes([sealed[8], sealed[9], sealed[10], sealed[11]]) as usize;
-    let header_bytes = sealed.get(12..12 + hlen).ok_or_else(|| bad("header truncated"))?;
-    let header: SealedModelHeader =
-        serde_json::from_slice(header_bytes).map_err(|e| SealedModelError::Format(format!("header: {e}")))?;
+    let header_bytes = sealed
+        .get(12..12 + hlen)
+        .ok_or_else(|| bad("header truncated"))?;
+    let header: SealedModelHeader = serde_json::from_slice(header_bytes)
+        .map_err(|e| SealedModelError::Format(format!("header: {e}")))?;
     Ok((header, &sealed[12 + hlen..]))
 }
 
@@ -125,21 +135,28 @@ pub fn open_model(sealed: &[u8], owner: &Identity) -> Result<OpenedModel, Sealed
     let key = DataKey::from_bytes(arr);
     let mut dec = StreamDecryptor::new(&key, blob)?;
     let mut plain = Zeroizing::new(Vec::new());
-    dec.read_to_end(&mut plain).map_err(|e| match e.into_inner().map(|i| i.downcast::<stream::StreamError>()) {
-        Some(Ok(se)) => SealedModelError::Payload(*se),
-        _ => SealedModelError::Format("payload unreadable".into()),
+    dec.read_to_end(&mut plain).map_err(|e| {
+        match e.into_inner().map(|i| i.downcast::<stream::StreamError>()) {
+            Some(Ok(se)) => SealedModelError::Payload(*se),
+            _ => SealedModelError::Format("payload unreadable".into()),
+        }
     })?;
     if plain.len() < 8 {
         return Err(SealedModelError::Format("payload too short".into()));
     }
     let mlen = u64::from_be_bytes(plain[..8].try_into().unwrap_or([0; 8])) as usize;
-    let model_end = 8usize.checked_add(mlen).filter(|e| *e <= plain.len()).ok_or_else(|| {
-        SealedModelError::Format("model length exceeds payload".into())
-    })?;
+    let model_end = 8usize
+        .checked_add(mlen)
+        .filter(|e| *e <= plain.len())
+        .ok_or_else(|| SealedModelError::Format("model length exceeds payload".into()))?;
     let model = Zeroizing::new(plain[8..model_end].to_vec());
     let metrics = serde_json::from_slice(&plain[model_end..])
         .map_err(|e| SealedModelError::Format(format!("metrics: {e}")))?;
-    Ok(OpenedModel { model, metrics, header })
+    Ok(OpenedModel {
+        model,
+        metrics,
+        header,
+    })
 }
 
 #[cfg(test)]
@@ -152,12 +169,21 @@ mod tests {
         let other = Identity::generate().unwrap();
         let model: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let metrics = serde_json::json!({"accuracy": 0.98});
-        let sealed = seal_model(B256::repeat_byte(1), B256::repeat_byte(2), owner.public().x25519, &model, &metrics)
-            .unwrap();
+        let sealed = seal_model(
+            B256::repeat_byte(1),
+            B256::repeat_byte(2),
+            owner.public().x25519,
+            &model,
+            &metrics,
+        )
+        .unwrap();
         let opened = open_model(&sealed, &owner).unwrap();
         assert_eq!(&opened.model[..], &model[..]);
         assert_eq!(opened.metrics, metrics);
-        assert!(matches!(open_model(&sealed, &other), Err(SealedModelError::NotOwner(_))));
+        assert!(matches!(
+            open_model(&sealed, &other),
+            Err(SealedModelError::NotOwner(_))
+        ));
         let mut t = sealed.clone();
         let last = t.len() - 3;
         t[last] ^= 1;

@@ -129,7 +129,10 @@ impl<W: Write> StreamEncryptor<W> {
     /// Writes the header and returns an encryptor with a fresh random nonce prefix.
     pub fn new(key: &DataKey, segment_size: u32, mut out: W) -> io::Result<Self> {
         if segment_size == 0 || segment_size > MAX_SEGMENT_SIZE {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "segment size out of range"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "segment size out of range",
+            ));
         }
         let mut prefix = [0u8; 7];
         getrandom::fill(&mut prefix).map_err(io::Error::other)?;
@@ -169,7 +172,10 @@ impl<W: Write> StreamEncryptor<W> {
         self.buf[..len].zeroize();
         self.buf.drain(..len);
         if !last {
-            self.counter = self.counter.checked_add(1).ok_or_else(|| io::Error::from(StreamError::TooLarge))?;
+            self.counter = self
+                .counter
+                .checked_add(1)
+                .ok_or_else(|| io::Error::from(StreamError::TooLarge))?;
         }
         Ok(())
     }
@@ -208,17 +214,27 @@ impl<W: Write> Write for StreamEncryptor<W> {
 /// Parses and checks a blob header.
 pub fn parse_header(header: &[u8; HEADER_LEN]) -> Result<(u32, [u8; 7]), StreamError> {
     if &header[..6] != MAGIC {
-        return Err(StreamError::Header("not a sealroom blob (magic bytes differ)".into()));
+        return Err(StreamError::Header(
+            "not a sealroom blob (magic bytes differ)".into(),
+        ));
     }
     if header[6] != VERSION {
-        return Err(StreamError::Header(format!("unsupported version {}", header[6])));
+        return Err(StreamError::Header(format!(
+            "unsupported version {}",
+            header[6]
+        )));
     }
     if header[7] != ALG_AES256GCM_STREAM_BE32 {
-        return Err(StreamError::Header(format!("unsupported algorithm {}", header[7])));
+        return Err(StreamError::Header(format!(
+            "unsupported algorithm {}",
+            header[7]
+        )));
     }
     let seg = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
     if seg == 0 || seg > MAX_SEGMENT_SIZE {
-        return Err(StreamError::Header(format!("segment size {seg} out of range")));
+        return Err(StreamError::Header(format!(
+            "segment size {seg} out of range"
+        )));
     }
     let mut prefix = [0u8; 7];
     prefix.copy_from_slice(&header[12..19]);
@@ -246,14 +262,15 @@ impl<R: Read> StreamDecryptor<R> {
     /// Reads and checks the header.
     pub fn new(key: &DataKey, mut input: R) -> Result<Self, StreamError> {
         let mut header = [0u8; HEADER_LEN];
-        read_full(&mut input, &mut header).and_then(|n| {
-            if n < HEADER_LEN {
-                Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short header"))
-            } else {
-                Ok(())
-            }
-        })
-        .map_err(|_| StreamError::Header("blob shorter than its header".into()))?;
+        read_full(&mut input, &mut header)
+            .and_then(|n| {
+                if n < HEADER_LEN {
+                    Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short header"))
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(|_| StreamError::Header("blob shorter than its header".into()))?;
         let (seg, prefix) = parse_header(&header)?;
         Ok(Self {
             input,
@@ -290,7 +307,9 @@ impl<R: Read> StreamDecryptor<R> {
         let at_end = self.cbuf.len() < want;
         let seg_len = self.cbuf.len().min(self.segment + TAG_LEN);
         if seg_len < TAG_LEN {
-            return Err(StreamError::Truncated { segment: self.counter });
+            return Err(StreamError::Truncated {
+                segment: self.counter,
+            });
         }
         let ct = self.cbuf[..seg_len].to_vec();
         let opened = self.try_open(&ct, at_end);
@@ -301,9 +320,13 @@ impl<R: Read> StreamDecryptor<R> {
                 // Diagnose a whole dropped tail: the blob ends on a segment
                 // that opens only as a non-final one.
                 return Err(if at_end && self.try_open(&ct, false).is_some() {
-                    StreamError::Truncated { segment: self.counter }
+                    StreamError::Truncated {
+                        segment: self.counter,
+                    }
                 } else {
-                    StreamError::Tampered { segment: self.counter }
+                    StreamError::Tampered {
+                        segment: self.counter,
+                    }
                 });
             }
         };
@@ -332,6 +355,13 @@ impl<R: Read> Read for StreamDecryptor<R> {
         out[..n].copy_from_slice(&self.plain[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+impl<R: Read> StreamDecryptor<R> {
+    /// The underlying reader (after the stream has been read to its end).
+    pub fn into_inner(self) -> R {
+        self.input
     }
 }
 
@@ -407,7 +437,10 @@ mod tests {
         let seg = 32 + TAG_LEN;
         // Drop the final segment: the new last one is not marked final.
         let cut = &blob[..HEADER_LEN + 3 * seg];
-        assert!(matches!(decrypt_all(&key, cut), Err(StreamError::Truncated { segment: 2 })));
+        assert!(matches!(
+            decrypt_all(&key, cut),
+            Err(StreamError::Truncated { segment: 2 })
+        ));
         // Cut inside a segment.
         assert!(decrypt_all(&key, &blob[..blob.len() - 5]).is_err());
         // Swap segments 0 and 1.
@@ -416,26 +449,31 @@ mod tests {
         let s0 = blob[a..a + seg].to_vec();
         sw[a..a + seg].copy_from_slice(&blob[b..b + seg]);
         sw[b..b + seg].copy_from_slice(&s0);
-        assert!(matches!(decrypt_all(&key, &sw), Err(StreamError::Tampered { segment: 0 })));
+        assert!(matches!(
+            decrypt_all(&key, &sw),
+            Err(StreamError::Tampered { segment: 0 })
+        ));
         // Append bytes after the final segment.
         let mut ap = blob.clone();
         ap.extend_from_slice(&[0u8; 20]);
-        assert!(matches!(decrypt_all(&key, &ap), Err(StreamError::Tampered { segment: 3 })));
+        assert!(matches!(
+            decrypt_all(&key, &ap),
+            Err(StreamError::Tampered { segment: 3 })
+        ));
         // Append a whole extra segment's worth of bytes.
         let mut ap2 = blob.clone();
         ap2.extend_from_slice(&blob[HEADER_LEN..HEADER_LEN + seg]);
         assert!(decrypt_all(&key, &ap2).is_err());
         // Wrong key.
         let other = DataKey::generate().unwrap();
-        assert!(matches!(decrypt_all(&other, &blob), Err(StreamError::Tampered { segment: 0 })));
+        assert!(matches!(
+            decrypt_all(&other, &blob),
+            Err(StreamError::Tampered { segment: 0 })
+        ));
         // Not a blob.
-        assert!(matches!(decrypt_all(&key, b"hello"), Err(StreamError::Header(_))));
-    }
-}
-
-impl<R: Read> StreamDecryptor<R> {
-    /// The underlying reader (after the stream has been read to its end).
-    pub fn into_inner(self) -> R {
-        self.input
+        assert!(matches!(
+            decrypt_all(&key, b"hello"),
+            Err(StreamError::Header(_))
+        ));
     }
 }

@@ -15,25 +15,45 @@ pub fn verify_registration(manifest: &Manifest, reg: &NodeRegistration, at: i64)
     let certs: Result<Vec<Vec<u8>>, _> = reg.certs.iter().map(|c| decode(c)).collect();
     let certs = match certs {
         Ok(c) => c,
-        Err(_) => return Verdict::rejected(reg.kind, Failure::new("evidence.format", "a certificate is not hex")),
+        Err(_) => {
+            return Verdict::rejected(
+                reg.kind,
+                Failure::new("evidence.format", "a certificate is not hex"),
+            )
+        }
     };
     let collateral = match reg.collateral.as_deref().map(decode).transpose() {
         Ok(c) => c,
-        Err(_) => return Verdict::rejected(reg.kind, Failure::new("evidence.format", "collateral is not hex")),
+        Err(_) => {
+            return Verdict::rejected(
+                reg.kind,
+                Failure::new("evidence.format", "collateral is not hex"),
+            )
+        }
     };
     let inputs = Inputs {
         evidence: reg.evidence.clone(),
         certs,
         collateral,
         at,
-        expected_report_data: Some(expected_report_data(&reg.node_key, &reg.hpke_key, &manifest.hash().0)),
+        expected_report_data: Some(expected_report_data(
+            &reg.node_key,
+            &reg.hpke_key,
+            &manifest.hash().0,
+        )),
         expected_nonce: None,
         gpu_reference: None,
     };
     if !manifest.policy.accepted_kinds.contains(&reg.kind) {
         return Verdict::rejected(
             reg.kind,
-            Failure::new("policy.kind", format!("{} evidence is not accepted by the manifest's policy", reg.kind)),
+            Failure::new(
+                "policy.kind",
+                format!(
+                    "{} evidence is not accepted by the manifest's policy",
+                    reg.kind
+                ),
+            ),
         );
     }
     attest::verify(reg.kind, &inputs, &manifest.policy)

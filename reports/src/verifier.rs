@@ -130,7 +130,11 @@ struct Checks(Vec<Check>);
 
 impl Checks {
     fn push(&mut self, check: &str, ok: bool, detail: impl Into<String>) -> bool {
-        self.0.push(Check { check: check.into(), ok, detail: detail.into() });
+        self.0.push(Check {
+            check: check.into(),
+            ok,
+            detail: detail.into(),
+        });
         ok
     }
 }
@@ -138,7 +142,11 @@ impl Checks {
 /// Verifies a bundle. `policy`: an override (with its source name) or the
 /// manifest's; `at`: the instant to verify evidence at (default: the time in
 /// the first report, when the node presented the evidence).
-pub fn verify_bundle(bundle: &Bundle, policy: Option<(&Policy, &str)>, at: Option<i64>) -> Verification {
+pub fn verify_bundle(
+    bundle: &Bundle,
+    policy: Option<(&Policy, &str)>,
+    at: Option<i64>,
+) -> Verification {
     let mut c = Checks(Vec::new());
     let m = &bundle.envelope.manifest;
     let mh = m.hash();
@@ -155,7 +163,11 @@ pub fn verify_bundle(bundle: &Bundle, policy: Option<(&Policy, &str)>, at: Optio
         match m.validate() {
             Err(e) => e.to_string(),
             Ok(()) if m.session_id != bundle.session_id => "manifest is for another session".into(),
-            Ok(()) => format!("manifest {mh:#x}, {} parties, owner {}", m.parties.len(), m.owner.name),
+            Ok(()) => format!(
+                "manifest {mh:#x}, {} parties, owner {}",
+                m.parties.len(),
+                m.owner.name
+            ),
         },
     );
 
@@ -166,7 +178,10 @@ pub fn verify_bundle(bundle: &Bundle, policy: Option<(&Policy, &str)>, at: Optio
     for r in &bundle.reports {
         let abi = hex::decode(r.report_abi.trim_start_matches("0x"));
         let sig = sealroom_protocol::hash::parse_hex_array::<64>(&r.signature);
-        match (abi.as_ref().map(|a| IntegrityReport::from_abi_bytes(a)), sig) {
+        match (
+            abi.as_ref().map(|a| IntegrityReport::from_abi_bytes(a)),
+            sig,
+        ) {
             (Ok(Ok(rep)), Some(sig)) => match ReportKind::from_code(rep.kind) {
                 Some(k) if k.as_str() == r.kind => decoded.push((k, rep, sig, r)),
                 _ => {
@@ -176,17 +191,29 @@ pub fn verify_bundle(bundle: &Bundle, policy: Option<(&Policy, &str)>, at: Optio
             },
             _ => {
                 decode_ok = false;
-                decode_detail = format!("{} report: not a valid ABI-encoded report and signature", r.kind);
+                decode_detail = format!(
+                    "{} report: not a valid ABI-encoded report and signature",
+                    r.kind
+                );
             }
         }
     }
     c.push("report.decode", decode_ok, decode_detail);
 
-    let session_ok = decoded.iter().all(|(_, r, _, _)| r.sessionId == bundle.session_id && r.manifestHash == mh);
+    let session_ok = decoded
+        .iter()
+        .all(|(_, r, _, _)| r.sessionId == bundle.session_id && r.manifestHash == mh);
     c.push(
         "report.session",
         session_ok,
-        if session_ok { format!("every report names session {:#x} and manifest {mh:#x}", bundle.session_id) } else { "a report names another session or manifest".into() },
+        if session_ok {
+            format!(
+                "every report names session {:#x} and manifest {mh:#x}",
+                bundle.session_id
+            )
+        } else {
+            "a report names another session or manifest".into()
+        },
     );
 
     // Signatures under one node key.
@@ -199,11 +226,18 @@ pub fn verify_bundle(bundle: &Bundle, policy: Option<(&Policy, &str)>, at: Optio
         let ok = same && node_key.is_some_and(|nk| verify_report_signature(r, &nk, sig).is_ok());
         if !ok {
             sig_ok = false;
-            sig_detail = format!("{} report: signature does not verify under the node key", k.as_str());
+            sig_detail = format!(
+                "{} report: signature does not verify under the node key",
+                k.as_str()
+            );
         }
     }
     if sig_ok {
-        sig_detail = format!("{} signature(s) valid under node key {}", decoded.len(), hex::encode(node_key.unwrap_or_default()));
+        sig_detail = format!(
+            "{} signature(s) valid under node key {}",
+            decoded.len(),
+            hex::encode(node_key.unwrap_or_default())
+        );
     }
     c.push("report.signature", sig_ok, sig_detail);
 
@@ -213,10 +247,19 @@ pub fn verify_bundle(bundle: &Bundle, policy: Option<(&Policy, &str)>, at: Optio
     c.push(
         "evidence.hash",
         ev_ok,
-        if ev_ok { format!("evidence keccak256 {ev_hash:#x} matches every report") } else { "the evidence is not the one the reports name".into() },
+        if ev_ok {
+            format!("evidence keccak256 {ev_hash:#x} matches every report")
+        } else {
+            "the evidence is not the one the reports name".into()
+        },
     );
     if let (Some(nk), Some(hk)) = (node_key, node_hpke) {
-        let at = at.unwrap_or_else(|| decoded.first().map(|(_, r, _, _)| r.timestamp as i64).unwrap_or(0));
+        let at = at.unwrap_or_else(|| {
+            decoded
+                .first()
+                .map(|(_, r, _, _)| r.timestamp as i64)
+                .unwrap_or(0)
+        });
         let decode = |h: &str| hex::decode(h.trim_start_matches("0x")).unwrap_or_default();
         let inputs = Inputs {
             evidence: bundle.envelope.evidence.clone(),
@@ -233,7 +276,13 @@ pub fn verify_bundle(bundle: &Bundle, policy: Option<(&Policy, &str)>, at: Optio
         } else {
             Verdict::rejected(
                 bundle.envelope.kind,
-                attest::Failure::new("policy.kind", format!("{} evidence is not accepted by the policy", bundle.envelope.kind)),
+                attest::Failure::new(
+                    "policy.kind",
+                    format!(
+                        "{} evidence is not accepted by the policy",
+                        bundle.envelope.kind
+                    ),
+                ),
             )
         };
         insecure = v.insecure_simulation;
@@ -253,20 +302,30 @@ pub fn verify_bundle(bundle: &Bundle, policy: Option<(&Policy, &str)>, at: Optio
         "simulation",
         !insecure || policy.allow_simulation,
         if insecure {
-            "insecure-simulation: no TEE protected this session (the policy allows simulation)".to_string()
+            "insecure-simulation: no TEE protected this session (the policy allows simulation)"
+                .to_string()
         } else {
             "hardware evidence".to_string()
         },
     );
 
     // Report chain.
-    let get = |k: ReportKind| decoded.iter().find(|(kk, _, _, _)| *kk == k).map(|(_, r, _, _)| r);
+    let get = |k: ReportKind| {
+        decoded
+            .iter()
+            .find(|(kk, _, _, _)| *kk == k)
+            .map(|(_, r, _, _)| r)
+    };
     let opened = get(ReportKind::Opened);
     let completed = get(ReportKind::Completed);
     let aborted = get(ReportKind::Aborted);
     let chain_ok = match (opened, completed, aborted) {
-        (Some(o), Some(done), None) => o.prevReportHash == B256::ZERO && done.prevReportHash == o.report_hash(),
-        (Some(o), None, Some(a)) => o.prevReportHash == B256::ZERO && a.prevReportHash == o.report_hash(),
+        (Some(o), Some(done), None) => {
+            o.prevReportHash == B256::ZERO && done.prevReportHash == o.report_hash()
+        }
+        (Some(o), None, Some(a)) => {
+            o.prevReportHash == B256::ZERO && a.prevReportHash == o.report_hash()
+        }
         (None, None, Some(a)) => a.prevReportHash == B256::ZERO,
         (Some(o), None, None) => o.prevReportHash == B256::ZERO,
         _ => false,
@@ -274,11 +333,18 @@ pub fn verify_bundle(bundle: &Bundle, policy: Option<(&Policy, &str)>, at: Optio
     c.push(
         "report.chain",
         chain_ok,
-        if chain_ok { "reports link: opened → completed/aborted".to_string() } else { "reports do not link (prevReportHash) or an unexpected set of kinds".to_string() },
+        if chain_ok {
+            "reports link: opened → completed/aborted".to_string()
+        } else {
+            "reports do not link (prevReportHash) or an unexpected set of kinds".to_string()
+        },
     );
 
     let root = m.inputs_tree().map(|t| t.root()).ok();
-    let root_ok = root.is_some() && decoded.iter().all(|(_, r, _, _)| Some(r.inputsRoot) == root);
+    let root_ok = root.is_some()
+        && decoded
+            .iter()
+            .all(|(_, r, _, _)| Some(r.inputsRoot) == root);
     c.push(
         "inputs.root",
         root_ok,
@@ -288,15 +354,25 @@ pub fn verify_bundle(bundle: &Bundle, policy: Option<(&Policy, &str)>, at: Optio
         },
     );
 
-    let stored_ok = decoded.iter().all(|(_, r, _, b)| r.report_hash() == b.stored_hash);
+    let stored_ok = decoded
+        .iter()
+        .all(|(_, r, _, b)| r.report_hash() == b.stored_hash);
     c.push(
         "chain.stored-hash",
         stored_ok && !decoded.is_empty(),
-        if stored_ok { "keccak256(report) equals the hash the registry stored for every report".to_string() } else { "a report's keccak256 differs from the hash stored on chain".to_string() },
+        if stored_ok {
+            "keccak256(report) equals the hash the registry stored for every report".to_string()
+        } else {
+            "a report's keccak256 differs from the hash stored on chain".to_string()
+        },
     );
 
     let outcome = if let Some(done) = completed {
-        if done.inputsWiped { "completed" } else { "completed-without-wipe" }
+        if done.inputsWiped {
+            "completed"
+        } else {
+            "completed-without-wipe"
+        }
     } else if aborted.is_some() {
         "aborted"
     } else {

@@ -29,7 +29,10 @@ pub struct Args {
 /// Writes a deterministic CSV of at least `bytes` bytes: 24 float columns + label.
 fn synth(path: &std::path::Path, bytes: u64) -> std::io::Result<u64> {
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    let header: Vec<String> = (0..24).map(|i| format!("f{i}")).chain(["label".to_string()]).collect();
+    let header: Vec<String> = (0..24)
+        .map(|i| format!("f{i}"))
+        .chain(["label".to_string()])
+        .collect();
     writeln!(w, "{}", header.join(","))?;
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut written = 0u64;
@@ -90,7 +93,10 @@ pub fn run(args: Args) -> CmdResult {
     if args.size_mb == 0 {
         return Err(input_err("--size-mb: must be at least 1"));
     }
-    let runs = args.runs.unwrap_or(if args.size_mb <= 200 { 5 } else { 1 }).max(1);
+    let runs = args
+        .runs
+        .unwrap_or(if args.size_mb <= 200 { 5 } else { 1 })
+        .max(1);
     let dir = tempfile::tempdir().map_err(runtime_err)?;
     let data = dir.path().join("bench.csv");
     let blob = dir.path().join("bench.csv.sealed");
@@ -107,7 +113,8 @@ pub fn run(args: Args) -> CmdResult {
         let t = Instant::now();
         let input = File::open(&data).map_err(runtime_err)?;
         let out = BufWriter::with_capacity(1 << 20, File::create(&blob).map_err(runtime_err)?);
-        let res = commit_stream(input, &key, DEFAULT_SEGMENT_SIZE, out, |_| {}).map_err(runtime_err)?;
+        let res =
+            commit_stream(input, &key, DEFAULT_SEGMENT_SIZE, out, |_| {}).map_err(runtime_err)?;
         let mut w = res.blob;
         w.flush().map_err(runtime_err)?;
         commit.push(mb / t.elapsed().as_secs_f64());

@@ -53,11 +53,28 @@ pub fn run(args: Args) -> CmdResult {
     for _ in 0..args.runs {
         // Plain: parse the plaintext shards and train.
         let t = Instant::now();
-        let parts: Vec<Dataset> = s.parties.iter().map(|p| read(&s.resolve(&p.dataset))).collect::<Result<_, _>>()?;
+        let parts: Vec<Dataset> = s
+            .parties
+            .iter()
+            .map(|p| read(&s.resolve(&p.dataset)))
+            .collect::<Result<_, _>>()?;
         let refs: Vec<&Dataset> = parts.iter().collect();
         let pooled = Dataset::concat(&refs).map_err(runtime_err)?;
-        let validation = s.owner.validation.as_ref().map(|v| read(&s.resolve(v))).transpose()?;
-        let trained = ml::train(&s.model, &s.training, &s.schema, &pooled, validation.as_ref(), &mut |_| {}).map_err(runtime_err)?;
+        let validation = s
+            .owner
+            .validation
+            .as_ref()
+            .map(|v| read(&s.resolve(v)))
+            .transpose()?;
+        let trained = ml::train(
+            &s.model,
+            &s.training,
+            &s.schema,
+            &pooled,
+            validation.as_ref(),
+            &mut |_| {},
+        )
+        .map_err(runtime_err)?;
         plain.push(t.elapsed().as_secs_f64());
         plain_hash = hex::encode(sealroom_protocol::hash::sha256(&trained.model_bytes));
 
@@ -84,7 +101,10 @@ pub fn run(args: Args) -> CmdResult {
             serde_json::json!({"plain_s": p, "sealed_s": q, "ratio": q / p, "runs": args.runs, "same_model": same_model})
         );
     } else {
-        println!("bench overhead: {} ({} run(s), medians)", s.session.name, args.runs);
+        println!(
+            "bench overhead: {} ({} run(s), medians)",
+            s.session.name, args.runs
+        );
         println!("  plain (Burn alone)      {p:8.3} s");
         println!("  through the loader      {q:8.3} s");
         println!("  ratio                   {:8.3}x", q / p);

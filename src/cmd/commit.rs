@@ -72,9 +72,18 @@ pub const SELF_DATAKEY_PURPOSE: &str = "datakey-self";
 
 impl SelfSealedDataKey {
     /// Seals `key` to `party` for `commitment_digest`.
-    pub fn seal(party: &Identity, commitment_digest: [u8; 32], key: &DataKey) -> Result<Self, seal::SealError> {
+    pub fn seal(
+        party: &Identity,
+        commitment_digest: [u8; 32],
+        key: &DataKey,
+    ) -> Result<Self, seal::SealError> {
         let info = seal::info(SELF_DATAKEY_PURPOSE, &commitment_digest);
-        let sealed = seal::seal(&party.public().x25519, &info, &commitment_digest, key.expose())?;
+        let sealed = seal::seal(
+            &party.public().x25519,
+            &info,
+            &commitment_digest,
+            key.expose(),
+        )?;
         Ok(Self {
             format: "sealroom-datakey/1".into(),
             party: party.public().ed25519,
@@ -88,7 +97,10 @@ impl SelfSealedDataKey {
     pub fn open(&self, party: &Identity) -> Result<DataKey, seal::SealError> {
         let info = seal::info(SELF_DATAKEY_PURPOSE, &self.commitment_digest);
         let bytes = seal::open(party, &info, &self.commitment_digest, &self.sealed)?;
-        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| seal::SealError::Open)?;
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| seal::SealError::Open)?;
         Ok(DataKey::from_bytes(arr))
     }
 }
@@ -128,35 +140,50 @@ pub fn commit_to_files(
 ) -> Result<Committed, Failure> {
     let file = File::open(dataset).map_err(|e| input_err(format!("{}: {e}", dataset.display())))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let io_out = |flag: &str, p: &Path, e: std::io::Error| input_err(format!("{flag} {}: {e}", p.display()));
-    let blob = AtomicFile::create(&paths.blob, false).map_err(|e| io_out("--blob-out", &paths.blob, e))?;
+    let io_out =
+        |flag: &str, p: &Path, e: std::io::Error| input_err(format!("{flag} {}: {e}", p.display()));
+    let blob =
+        AtomicFile::create(&paths.blob, false).map_err(|e| io_out("--blob-out", &paths.blob, e))?;
     let key = DataKey::generate().map_err(runtime_err)?;
     let bar = crate::cmd::progress::bytes_bar(size, label);
-    let out = commit_stream(BufReader::new(file), &key, segment_size, blob, |n| bar.set_position(n)).map_err(|e| match e {
+    let out = commit_stream(BufReader::new(file), &key, segment_size, blob, |n| {
+        bar.set_position(n)
+    })
+    .map_err(|e| match e {
         DatasetError::Io(e) => runtime_err(format!("{}: {e}", dataset.display())),
         other => input_err(format!("{}: {other}", dataset.display())),
     })?;
     bar.finish_and_clear();
 
     let signed = SignedCommitment::sign(party, out.commitment.clone(), out.columns.clone());
-    let sealed_key = SelfSealedDataKey::seal(party, out.commitment.digest(), &key).map_err(runtime_err)?;
+    let sealed_key =
+        SelfSealedDataKey::seal(party, out.commitment.digest(), &key).map_err(runtime_err)?;
     drop(key);
 
     let mut pending: Vec<(AtomicFile, PathBuf)> = Vec::new();
     let mut stage = |flag: &str, path: &Path, text: String, private: bool| -> Result<(), Failure> {
         let mut f = AtomicFile::create(path, private).map_err(|e| io_out(flag, path, e))?;
-        f.write_all(text.as_bytes()).map_err(|e| io_out(flag, path, e))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| io_out(flag, path, e))?;
         pending.push((f, path.to_path_buf()));
         Ok(())
     };
-    stage("--commitment-out", &paths.commitment, pretty(&signed), false)?;
+    stage(
+        "--commitment-out",
+        &paths.commitment,
+        pretty(&signed),
+        false,
+    )?;
     stage("--data-key-out", &paths.data_key, pretty(&sealed_key), true)?;
     if let Some(t) = &paths.tree {
         stage("--tree-out", t, pretty(&out.tree.dump()), false)?;
     }
-    out.blob.commit().map_err(|e| io_out("--blob-out", &paths.blob, e))?;
+    out.blob
+        .commit()
+        .map_err(|e| io_out("--blob-out", &paths.blob, e))?;
     for (f, path) in pending {
-        f.commit().map_err(|e| runtime_err(format!("{}: {e}", path.display())))?;
+        f.commit()
+            .map_err(|e| runtime_err(format!("{}: {e}", path.display())))?;
     }
     Ok(Committed { signed })
 }
@@ -164,18 +191,35 @@ pub fn commit_to_files(
 /// Runs the command.
 pub fn run(args: Args) -> CmdResult {
     if args.segment_size == 0 || args.segment_size > MAX_SEGMENT_SIZE {
-        return Err(input_err(format!("--segment-size: must be 1..={MAX_SEGMENT_SIZE}")));
+        return Err(input_err(format!(
+            "--segment-size: must be 1..={MAX_SEGMENT_SIZE}"
+        )));
     }
     let party = Identity::load(&args.key).map_err(|e| input_err(format!("--key: {e}")))?;
-    let blob_path = args.blob_out.clone().unwrap_or_else(|| with_suffix(&args.dataset, ".sealed"));
+    let blob_path = args
+        .blob_out
+        .clone()
+        .unwrap_or_else(|| with_suffix(&args.dataset, ".sealed"));
     let paths = CommitPaths {
-        commitment: args.commitment_out.clone().unwrap_or_else(|| with_suffix(&blob_path, ".commitment.json")),
-        data_key: args.data_key_out.clone().unwrap_or_else(|| with_suffix(&blob_path, ".datakey")),
+        commitment: args
+            .commitment_out
+            .clone()
+            .unwrap_or_else(|| with_suffix(&blob_path, ".commitment.json")),
+        data_key: args
+            .data_key_out
+            .clone()
+            .unwrap_or_else(|| with_suffix(&blob_path, ".datakey")),
         tree: args.tree_out.clone(),
         blob: blob_path.clone(),
     };
     let (commitment_path, key_path) = (paths.commitment.clone(), paths.data_key.clone());
-    let done = commit_to_files(&args.dataset, &party, &paths, args.segment_size, "commit+encrypt")?;
+    let done = commit_to_files(
+        &args.dataset,
+        &party,
+        &paths,
+        args.segment_size,
+        "commit+encrypt",
+    )?;
     let c = &done.signed.commitment;
     let summary = serde_json::json!({
         "dataset": args.dataset.display().to_string(),
@@ -195,13 +239,24 @@ pub fn run(args: Args) -> CmdResult {
     if args.json {
         println!("{summary}");
     } else {
-        println!("committed {} ({} records)", args.dataset.display(), c.record_count);
+        println!(
+            "committed {} ({} records)",
+            args.dataset.display(),
+            c.record_count
+        );
         println!("  merkle root        {:#x}", c.merkle_root);
         println!("  schema hash        {:#x}", c.schema_hash);
-        println!("  ciphertext sha256  {:#x} ({} bytes)", c.ciphertext_sha256, c.ciphertext_len);
+        println!(
+            "  ciphertext sha256  {:#x} ({} bytes)",
+            c.ciphertext_sha256, c.ciphertext_len
+        );
         println!("  blob               {}", blob_path.display());
         println!("  signed commitment  {}", commitment_path.display());
-        println!("  sealed data key    {} (opens only with {})", key_path.display(), args.key.display());
+        println!(
+            "  sealed data key    {} (opens only with {})",
+            key_path.display(),
+            args.key.display()
+        );
         if let Some(t) = &args.tree_out {
             println!("  tree dump          {}", t.display());
         }

@@ -25,13 +25,17 @@ pub fn run(args: Args) -> CmdResult {
         return Ok(());
     }
     let id = Identity::generate().map_err(crate::exit::runtime_err)?;
-    id.save(&args.out).map_err(|e| input_err(format!("--out: {e}")))?;
+    id.save(&args.out)
+        .map_err(|e| input_err(format!("--out: {e}")))?;
     eprintln!(
         "wrote identity {} (ed25519 {}) to {}",
         id.public().fingerprint(),
         hex::encode(id.public().ed25519),
         args.out.display()
     );
-    eprintln!("share the public half: sealroom keygen --out {} --public", args.out.display());
+    eprintln!(
+        "share the public half: sealroom keygen --out {} --public",
+        args.out.display()
+    );
     Ok(())
 }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use alloy_primitives::B256;
 use sealroom_protocol::api::{Client, NodeRegistration, Progress, ReportUpload, SessionState};
 use sealroom_protocol::policy::TeeKind;
-use sealroom_trainer::node::{engine_measurement, BlobSource, Collector, Node, NodeEvent, SessionInputs, SimCollector};
+use sealroom_trainer::node::{
+    engine_measurement, BlobSource, Collector, Node, NodeEvent, SessionInputs, SimCollector,
+};
 
 use crate::exit::{input_err, runtime_err, CmdResult, Failure};
 
@@ -58,13 +60,20 @@ pub fn run(args: Args) -> CmdResult {
     }
 }
 
-fn collector(tee: &str, measurement: [u8; 32], collateral: Option<Vec<u8>>) -> Result<Box<dyn Collector>, Failure> {
+fn collector(
+    tee: &str,
+    measurement: [u8; 32],
+    collateral: Option<Vec<u8>>,
+) -> Result<Box<dyn Collector>, Failure> {
     match tee {
         "sim" => Ok(Box::new(SimCollector { measurement })),
         #[cfg(feature = "tee")]
         "sev-snp" | "tdx" => {
             let kind = TeeKind::parse(tee).unwrap_or(TeeKind::Sim);
-            Ok(Box::new(sealroom_trainer::node::ConfigfsCollector { kind, collateral }))
+            Ok(Box::new(sealroom_trainer::node::ConfigfsCollector {
+                kind,
+                collateral,
+            }))
         }
         other => {
             let _ = collateral;
@@ -110,19 +119,27 @@ fn run_node(args: RunArgs) -> CmdResult {
                 .collect();
             match open.as_slice() {
                 [one] => one.session_id,
-                [] => return Err(input_err("--session: no open session is waiting for a node")),
+                [] => {
+                    return Err(input_err(
+                        "--session: no open session is waiting for a node",
+                    ))
+                }
                 _ => return Err(input_err("--session: several open sessions; name one")),
             }
         }
     };
     let status = anon.status(&session).map_err(runtime_err)?;
     let manifest = status.manifest;
-    manifest.validate().map_err(|e| runtime_err(format!("the coordinator's manifest is invalid: {e}")))?;
+    manifest
+        .validate()
+        .map_err(|e| runtime_err(format!("the coordinator's manifest is invalid: {e}")))?;
     let measurement = engine_measurement().map_err(runtime_err)?;
     let collateral = args
         .collateral
         .as_ref()
-        .map(|p| std::fs::read(p).map_err(|e| input_err(format!("--collateral {}: {e}", p.display()))))
+        .map(|p| {
+            std::fs::read(p).map_err(|e| input_err(format!("--collateral {}: {e}", p.display())))
+        })
         .transpose()?;
     let coll = collector(&args.tee, measurement, collateral)?;
     let node = Node::start(manifest.hash(), coll.as_ref(), measurement).map_err(runtime_err)?;
@@ -130,14 +147,26 @@ fn run_node(args: RunArgs) -> CmdResult {
     if kind == TeeKind::Sim {
         eprintln!("node: INSECURE SIMULATION — no TEE protects this process; evidence is labelled insecure-simulation");
     }
-    eprintln!("node: key {} for session {session:#x}", hex::encode(node.signing_key()));
+    eprintln!(
+        "node: key {} for session {session:#x}",
+        hex::encode(node.signing_key())
+    );
     let reg = NodeRegistration {
         node_key: node.signing_key(),
         hpke_key: node.hpke_key(),
         kind,
         evidence: node.evidence().evidence.clone(),
-        certs: node.evidence().certs.iter().map(|c| hex::encode(&c.0)).collect(),
-        collateral: node.evidence().collateral.as_ref().map(|c| hex::encode(&c.0)),
+        certs: node
+            .evidence()
+            .certs
+            .iter()
+            .map(|c| hex::encode(&c.0))
+            .collect(),
+        collateral: node
+            .evidence()
+            .collateral
+            .as_ref()
+            .map(|c| hex::encode(&c.0)),
         engine_measurement: hex::encode(measurement),
     };
     // The node's request identity is its report key: the coordinator knows it from registration.
@@ -156,17 +185,24 @@ fn run_node(args: RunArgs) -> CmdResult {
                         st.abort_reason.unwrap_or_default()
                     )))
                 }
-                _ if Instant::now() > deadline => return Err(runtime_err("timed out waiting for grants")),
+                _ if Instant::now() > deadline => {
+                    return Err(runtime_err("timed out waiting for grants"))
+                }
                 _ => std::thread::sleep(Duration::from_millis(150)),
             }
         }
         client.work(&session).map_err(runtime_err)?
     };
     if work.manifest.hash() != manifest.hash() {
-        return Err(runtime_err("the coordinator changed the manifest; refusing to run"));
+        return Err(runtime_err(
+            "the coordinator changed the manifest; refusing to run",
+        ));
     }
     let client = Client::new(&args.coordinator, Some(node.request_identity()));
-    let blobs = CoordinatorBlobs { client: &client, session };
+    let blobs = CoordinatorBlobs {
+        client: &client,
+        session,
+    };
     let mut upload_error: Option<String> = None;
     let epochs = manifest.training.epochs;
     let public_metrics = manifest.training.public_metrics;
@@ -178,7 +214,15 @@ fn run_node(args: RunArgs) -> CmdResult {
             }
             NodeEvent::TrainingStarted { records, epochs } => {
                 eprintln!("node: training on {records} records, {epochs} epochs");
-                client.progress(&session, &Progress { phase: "training".into(), epoch: Some(0), epochs: Some(epochs), metrics: None })
+                client.progress(
+                    &session,
+                    &Progress {
+                        phase: "training".into(),
+                        epoch: Some(0),
+                        epochs: Some(epochs),
+                        metrics: None,
+                    },
+                )
             }
             NodeEvent::Epoch(m) => client.progress(
                 &session,
@@ -186,7 +230,11 @@ fn run_node(args: RunArgs) -> CmdResult {
                     phase: "training".into(),
                     epoch: Some(m.epoch),
                     epochs: Some(epochs),
-                    metrics: if public_metrics { serde_json::to_value(&m).ok() } else { None },
+                    metrics: if public_metrics {
+                        serde_json::to_value(&m).ok()
+                    } else {
+                        None
+                    },
                 },
             ),
             NodeEvent::Report(r) => {
@@ -194,7 +242,13 @@ fn run_node(args: RunArgs) -> CmdResult {
                 // `opened` goes out at once; `completed` and `aborted` after the sealed model.
                 if kind == 1 {
                     client
-                        .report(&session, &ReportUpload { report_abi: hex::encode(&r.report_abi), signature: hex::encode(r.signature) })
+                        .report(
+                            &session,
+                            &ReportUpload {
+                                report_abi: hex::encode(&r.report_abi),
+                                signature: hex::encode(r.signature),
+                            },
+                        )
                         .map(|_| ())
                 } else {
                     Ok(())
@@ -206,18 +260,35 @@ fn run_node(args: RunArgs) -> CmdResult {
         }
     };
     let outcome = node.run(
-        SessionInputs { manifest: &work.manifest, consents: &work.consents, grants: &work.grants, blobs: &blobs },
+        SessionInputs {
+            manifest: &work.manifest,
+            consents: &work.consents,
+            grants: &work.grants,
+            blobs: &blobs,
+        },
         &mut on_event,
     );
     if let Some(e) = upload_error {
         eprintln!("node: warning: an upload failed during the run: {e}");
     }
     if let Some(sealed) = &outcome.sealed_model {
-        client.upload_sealed_model(&session, sealed).map_err(runtime_err)?;
-    }
-    for r in outcome.reports.iter().filter(|r| r.report().map(|x| x.kind != 1).unwrap_or(true)) {
         client
-            .report(&session, &ReportUpload { report_abi: hex::encode(&r.report_abi), signature: hex::encode(r.signature) })
+            .upload_sealed_model(&session, sealed)
+            .map_err(runtime_err)?;
+    }
+    for r in outcome
+        .reports
+        .iter()
+        .filter(|r| r.report().map(|x| x.kind != 1).unwrap_or(true))
+    {
+        client
+            .report(
+                &session,
+                &ReportUpload {
+                    report_abi: hex::encode(&r.report_abi),
+                    signature: hex::encode(r.signature),
+                },
+            )
             .map_err(runtime_err)?;
     }
     match outcome.abort {
@@ -225,7 +296,9 @@ fn run_node(args: RunArgs) -> CmdResult {
             eprintln!("node: completed; inputs wiped; sealed model delivered to the coordinator");
             Ok(())
         }
-        Some(a) => Err(Failure::Verification { check: format!("{}: {}", a.input, a.check), detail: a.detail }),
+        Some(a) => Err(Failure::Verification {
+            check: format!("{}: {}", a.input, a.check),
+            detail: a.detail,
+        }),
     }
 }
-

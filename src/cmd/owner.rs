@@ -74,7 +74,13 @@ enum Action {
 /// Runs the command.
 pub fn run(args: Args) -> CmdResult {
     match args.action {
-        Action::Create { coordinator, key, scenario, commitments, json } => {
+        Action::Create {
+            coordinator,
+            key,
+            scenario,
+            commitments,
+            json,
+        } => {
             let owner = Identity::load(&key).map_err(|e| input_err(format!("--key: {e}")))?;
             let s = Scenario::load(&scenario).map_err(input_err)?;
             let mut by_name = std::collections::BTreeMap::new();
@@ -93,48 +99,84 @@ pub fn run(args: Args) -> CmdResult {
                 if let Some(k) = &p.key {
                     let expected = PublicIdentity::load(&s.resolve(k)).map_err(input_err)?;
                     if expected.ed25519 != sc.party {
-                        return Err(input_err(format!("--commitment {}: signed by a key other than party[{}].key", p.name, p.name)));
+                        return Err(input_err(format!(
+                            "--commitment {}: signed by a key other than party[{}].key",
+                            p.name, p.name
+                        )));
                     }
                 }
                 // The X25519 half is not in a commitment: parties must name their public identity.
                 let id = match &p.key {
                     Some(k) => PublicIdentity::load(&s.resolve(k)).map_err(input_err)?,
-                    None => return Err(input_err(format!("scenario party `{}` needs `key` (its public identity) to create a session", p.name))),
+                    None => {
+                        return Err(input_err(format!(
+                        "scenario party `{}` needs `key` (its public identity) to create a session",
+                        p.name
+                    )))
+                    }
                 };
                 parties.push((id, sc.commitment));
             }
             let validation = match by_name.remove("validation") {
                 Some(sc) => Some(sc.commitment),
                 None if s.owner.validation.is_some() => {
-                    return Err(input_err("--commitment: missing validation=FILE for owner.validation"))
+                    return Err(input_err(
+                        "--commitment: missing validation=FILE for owner.validation",
+                    ))
                 }
                 None => None,
             };
             if let Some(extra) = by_name.keys().next() {
-                return Err(input_err(format!("--commitment {extra}=…: not a party of the scenario")));
+                return Err(input_err(format!(
+                    "--commitment {extra}=…: not a party of the scenario"
+                )));
             }
             let mut sid = [0u8; 32];
             getrandom::fill(&mut sid).map_err(runtime_err)?;
-            let m = Manifest::from_scenario(&s, B256::from(sid), flows::now() as u64, parties, owner.public(), validation)
-                .map_err(input_err)?;
+            let m = Manifest::from_scenario(
+                &s,
+                B256::from(sid),
+                flows::now() as u64,
+                parties,
+                owner.public(),
+                validation,
+            )
+            .map_err(input_err)?;
             let client = Client::new(&coordinator, Some(&owner));
             let st = client.create_session(&m).map_err(runtime_err)?;
             if json {
-                println!("{}", serde_json::json!({"session_id": format!("{:#x}", st.session_id), "manifest_hash": format!("{:#x}", st.manifest_hash)}));
+                println!(
+                    "{}",
+                    serde_json::json!({"session_id": format!("{:#x}", st.session_id), "manifest_hash": format!("{:#x}", st.manifest_hash)})
+                );
             } else {
-                println!("created session {:#x} (manifest {:#x})", st.session_id, st.manifest_hash);
+                println!(
+                    "created session {:#x} (manifest {:#x})",
+                    st.session_id, st.manifest_hash
+                );
             }
             Ok(())
         }
-        Action::FetchModel { coordinator, session, key, out, sealed_out } => {
+        Action::FetchModel {
+            coordinator,
+            session,
+            key,
+            out,
+            sealed_out,
+        } => {
             let owner = Identity::load(&key).map_err(|e| input_err(format!("--key: {e}")))?;
-            let sid = session.parse::<B256>().map_err(|_| input_err(format!("--session {session}: not a 32-byte hex id")))?;
+            let sid = session
+                .parse::<B256>()
+                .map_err(|_| input_err(format!("--session {session}: not a 32-byte hex id")))?;
             let client = Client::new(&coordinator, Some(&owner));
-            let (sealed, opened) = flows::fetch_model(&client, &sid, &owner).map_err(runtime_err)?;
+            let (sealed, opened) =
+                flows::fetch_model(&client, &sid, &owner).map_err(runtime_err)?;
             if let Some(p) = sealed_out {
-                write_atomic(&p, &sealed, false).map_err(|e| input_err(format!("--sealed-out {}: {e}", p.display())))?;
+                write_atomic(&p, &sealed, false)
+                    .map_err(|e| input_err(format!("--sealed-out {}: {e}", p.display())))?;
             }
-            write_atomic(&out, &opened.model, true).map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
+            write_atomic(&out, &opened.model, true)
+                .map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
             println!(
                 "model {} bytes, sha256 {} written to {}",
                 opened.model.len(),
@@ -145,9 +187,12 @@ pub fn run(args: Args) -> CmdResult {
         }
         Action::OpenModel { sealed, key, out } => {
             let owner = Identity::load(&key).map_err(|e| input_err(format!("--key: {e}")))?;
-            let bytes = std::fs::read(&sealed).map_err(|e| input_err(format!("{}: {e}", sealed.display())))?;
-            let opened = open_model(&bytes, &owner).map_err(|e| input_err(format!("{}: {e}", sealed.display())))?;
-            write_atomic(&out, &opened.model, true).map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
+            let bytes = std::fs::read(&sealed)
+                .map_err(|e| input_err(format!("{}: {e}", sealed.display())))?;
+            let opened = open_model(&bytes, &owner)
+                .map_err(|e| input_err(format!("{}: {e}", sealed.display())))?;
+            write_atomic(&out, &opened.model, true)
+                .map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
             println!(
                 "model {} bytes, sha256 {} written to {}",
                 opened.model.len(),

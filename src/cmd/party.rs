@@ -65,11 +65,22 @@ enum Action {
 }
 
 fn ctx(c: &Common) -> Result<(String, Identity, B256), Failure> {
-    let url = c.coordinator.clone().ok_or_else(|| input_err("--coordinator is required"))?;
-    let key = c.key.as_ref().ok_or_else(|| input_err("--key is required"))?;
+    let url = c
+        .coordinator
+        .clone()
+        .ok_or_else(|| input_err("--coordinator is required"))?;
+    let key = c
+        .key
+        .as_ref()
+        .ok_or_else(|| input_err("--key is required"))?;
     let id = Identity::load(key).map_err(|e| input_err(format!("--key: {e}")))?;
-    let s = c.session.as_ref().ok_or_else(|| input_err("--session is required"))?;
-    let session = s.parse::<B256>().map_err(|_| input_err(format!("--session {s}: not a 32-byte hex id")))?;
+    let s = c
+        .session
+        .as_ref()
+        .ok_or_else(|| input_err("--session is required"))?;
+    let session = s
+        .parse::<B256>()
+        .map_err(|_| input_err(format!("--session {s}: not a 32-byte hex id")))?;
     Ok((url, id, session))
 }
 
@@ -88,7 +99,11 @@ pub fn run(args: Args) -> CmdResult {
     };
     match args.action {
         Action::Join => {
-            let role = if m.owner.identity.ed25519 == me.public().ed25519 { "owner" } else { "party" };
+            let role = if m.owner.identity.ed25519 == me.public().ed25519 {
+                "owner"
+            } else {
+                "party"
+            };
             let input = flows::my_input(m, &me).map_err(input_err)?;
             out(
                 serde_json::json!({"session_id": format!("{session:#x}"), "manifest_hash": format!("{:#x}", st.manifest_hash),
@@ -109,21 +124,41 @@ pub fn run(args: Args) -> CmdResult {
             );
         }
         Action::Consent { withdraw } => {
-            let action = if withdraw { ConsentAction::Withdraw } else { ConsentAction::Consent };
+            let action = if withdraw {
+                ConsentAction::Withdraw
+            } else {
+                ConsentAction::Consent
+            };
             flows::consent(&client, m, &me, action).map_err(runtime_err)?;
             out(
                 serde_json::json!({"action": if withdraw {"withdraw"} else {"consent"}, "manifest_hash": format!("{:#x}", st.manifest_hash)}),
-                format!("{} over manifest {:#x}", if withdraw { "withdrew consent" } else { "consented" }, st.manifest_hash),
+                format!(
+                    "{} over manifest {:#x}",
+                    if withdraw {
+                        "withdrew consent"
+                    } else {
+                        "consented"
+                    },
+                    st.manifest_hash
+                ),
             );
         }
         Action::Commit { blob } => {
             flows::upload_blob(&client, m, &me, &blob).map_err(input_err)?;
-            out(serde_json::json!({"uploaded": blob.display().to_string()}), format!("uploaded {}", blob.display()));
+            out(
+                serde_json::json!({"uploaded": blob.display().to_string()}),
+                format!("uploaded {}", blob.display()),
+            );
         }
         Action::Grant { data_key } => {
             let verdict = flows::grant(&client, m, &me, &data_key, flows::now()).map_err(|e| {
-                if e.downcast_ref::<flows::VerdictContext>().is_some() || e.to_string().contains("rejected by my own") {
-                    Failure::Verification { check: "node-evidence".into(), detail: format!("{e:#}") }
+                if e.downcast_ref::<flows::VerdictContext>().is_some()
+                    || e.to_string().contains("rejected by my own")
+                {
+                    Failure::Verification {
+                        check: "node-evidence".into(),
+                        detail: format!("{e:#}"),
+                    }
                 } else {
                     runtime_err(format!("{e:#}"))
                 }
@@ -133,7 +168,11 @@ pub fn run(args: Args) -> CmdResult {
                 format!(
                     "node evidence verified locally ({}{}); data key granted",
                     verdict.kind,
-                    if verdict.insecure_simulation { ", INSECURE SIMULATION" } else { "" }
+                    if verdict.insecure_simulation {
+                        ", INSECURE SIMULATION"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }
@@ -151,8 +190,12 @@ pub fn run(args: Args) -> CmdResult {
                             mm.name,
                             mm.role,
                             if mm.consented { "yes" } else { "no" },
-                            mm.blob_uploaded.map(|b| if b { "yes" } else { "no" }).unwrap_or("-"),
-                            mm.granted.map(|b| if b { "yes" } else { "no" }).unwrap_or("-")
+                            mm.blob_uploaded
+                                .map(|b| if b { "yes" } else { "no" })
+                                .unwrap_or("-"),
+                            mm.granted
+                                .map(|b| if b { "yes" } else { "no" })
+                                .unwrap_or("-")
                         ))
                         .collect::<Vec<_>>()
                         .join("\n")

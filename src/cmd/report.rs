@@ -87,15 +87,27 @@ enum Action {
 }
 
 fn load_bundle(path: &PathBuf) -> Result<Bundle, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| input_err(format!("{}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| input_err(format!("{}: not a sealroom bundle: {e}", path.display())))
+    let text =
+        std::fs::read_to_string(path).map_err(|e| input_err(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| input_err(format!("{}: not a sealroom bundle: {e}", path.display())))
 }
 
 fn from_chain(from: &From) -> Result<Bundle, Failure> {
-    let s = from.session.as_ref().ok_or_else(|| input_err("--session is required without a BUNDLE"))?;
-    let session = s.parse::<B256>().map_err(|_| input_err(format!("--session {s}: not a 32-byte hex id")))?;
-    let c = from.contract.as_ref().ok_or_else(|| input_err("--contract is required without a BUNDLE"))?;
-    let contract = c.parse::<Address>().map_err(|_| input_err(format!("--contract {c}: not an address")))?;
+    let s = from
+        .session
+        .as_ref()
+        .ok_or_else(|| input_err("--session is required without a BUNDLE"))?;
+    let session = s
+        .parse::<B256>()
+        .map_err(|_| input_err(format!("--session {s}: not a 32-byte hex id")))?;
+    let c = from
+        .contract
+        .as_ref()
+        .ok_or_else(|| input_err("--contract is required without a BUNDLE"))?;
+    let contract = c
+        .parse::<Address>()
+        .map_err(|_| input_err(format!("--contract {c}: not an address")))?;
     let source = match (&from.rpc, &from.chain_dir) {
         (Some(url), None) => Source::Rpc(url),
         (None, Some(dir)) => Source::Embedded(dir),
@@ -112,39 +124,75 @@ pub fn report_verification(v: &Verification, json: bool) -> Result<(), Failure> 
     if json {
         println!("{}", serde_json::to_string(v).unwrap_or_default());
     } else {
-        println!("policy: {}", if v.policy_source == "manifest" { "the policy the parties signed in the manifest" } else { &v.policy_source });
+        println!(
+            "policy: {}",
+            if v.policy_source == "manifest" {
+                "the policy the parties signed in the manifest"
+            } else {
+                &v.policy_source
+            }
+        );
         if v.insecure_simulation {
             println!("WARNING: insecure-simulation — this session ran without a TEE");
         }
         for c in &v.checks {
-            println!("  [{}] {:<18} {}", if c.ok { " ok " } else { "FAIL" }, c.check, c.detail);
+            println!(
+                "  [{}] {:<18} {}",
+                if c.ok { " ok " } else { "FAIL" },
+                c.check,
+                c.detail
+            );
         }
-        println!("{}", if v.verified { format!("VERIFIED ({})", v.outcome) } else { "NOT VERIFIED".to_string() });
+        println!(
+            "{}",
+            if v.verified {
+                format!("VERIFIED ({})", v.outcome)
+            } else {
+                "NOT VERIFIED".to_string()
+            }
+        );
     }
     match &v.failure {
         None => Ok(()),
-        Some(f) => Err(Failure::Verification { check: f.check.clone(), detail: f.detail.clone() }),
+        Some(f) => Err(Failure::Verification {
+            check: f.check.clone(),
+            detail: f.detail.clone(),
+        }),
     }
 }
 
 /// Runs the command.
 pub fn run(args: Args) -> CmdResult {
     match args.action {
-        Action::Verify { bundle, from, policy, at, json } => {
+        Action::Verify {
+            bundle,
+            from,
+            policy,
+            at,
+            json,
+        } => {
             let b = match &bundle {
                 Some(p) => load_bundle(p)?,
                 None => from_chain(&from)?,
             };
             let pol = match &policy {
                 Some(p) => {
-                    let text = std::fs::read_to_string(p).map_err(|e| input_err(format!("--policy {}: {e}", p.display())))?;
-                    Some((Policy::from_toml(&text).map_err(|e| input_err(format!("--policy {}: {e}", p.display())))?, p.display().to_string()))
+                    let text = std::fs::read_to_string(p)
+                        .map_err(|e| input_err(format!("--policy {}: {e}", p.display())))?;
+                    Some((
+                        Policy::from_toml(&text)
+                            .map_err(|e| input_err(format!("--policy {}: {e}", p.display())))?,
+                        p.display().to_string(),
+                    ))
                 }
                 None => None,
             };
             let at = at
                 .as_deref()
-                .map(|s| sealroom_reports::attest::parse_rfc3339(s).map_err(|e| input_err(format!("--at {s}: {e}"))))
+                .map(|s| {
+                    sealroom_reports::attest::parse_rfc3339(s)
+                        .map_err(|e| input_err(format!("--at {s}: {e}")))
+                })
                 .transpose()?;
             let v = verify_bundle(&b, pol.as_ref().map(|(p, s)| (p, s.as_str())), at);
             report_verification(&v, json)
@@ -152,7 +200,8 @@ pub fn run(args: Args) -> CmdResult {
         Action::Bundle { from, out } => {
             let b = from_chain(&from)?;
             let text = serde_json::to_string_pretty(&b).map_err(crate::exit::runtime_err)? + "\n";
-            write_atomic(&out, text.as_bytes(), false).map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
+            write_atomic(&out, text.as_bytes(), false)
+                .map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
             println!("wrote {} ({} reports)", out.display(), b.reports.len());
             Ok(())
         }
@@ -161,14 +210,17 @@ pub fn run(args: Args) -> CmdResult {
             let proof = prove(&b, &party)?;
             let text = serde_json::to_string_pretty(&proof).unwrap_or_default() + "\n";
             match out {
-                Some(p) => write_atomic(&p, text.as_bytes(), false).map_err(|e| input_err(format!("--out {}: {e}", p.display())))?,
+                Some(p) => write_atomic(&p, text.as_bytes(), false)
+                    .map_err(|e| input_err(format!("--out {}: {e}", p.display())))?,
                 None => print!("{text}"),
             }
             Ok(())
         }
         Action::CheckProof { proof, root } => {
-            let text = std::fs::read_to_string(&proof).map_err(|e| input_err(format!("{}: {e}", proof.display())))?;
-            let p: serde_json::Value = serde_json::from_str(&text).map_err(|e| input_err(format!("{}: {e}", proof.display())))?;
+            let text = std::fs::read_to_string(&proof)
+                .map_err(|e| input_err(format!("{}: {e}", proof.display())))?;
+            let p: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| input_err(format!("{}: {e}", proof.display())))?;
             check_proof(&p, root.as_deref())
         }
     }
@@ -179,7 +231,12 @@ pub fn prove(b: &Bundle, party: &str) -> Result<serde_json::Value, Failure> {
     let m = &b.envelope.manifest;
     let tree = m.inputs_tree().map_err(|e| input_err(e.to_string()))?;
     let idx = (0..tree.len())
-        .find(|i| tree.value(*i).and_then(|v| v.get(1)).and_then(|n| n.as_str()) == Some(party))
+        .find(|i| {
+            tree.value(*i)
+                .and_then(|v| v.get(1))
+                .and_then(|n| n.as_str())
+                == Some(party)
+        })
         .ok_or_else(|| input_err(format!("--party {party}: not an input of this session")))?;
     let value = tree.value(idx).map(|v| v.to_vec()).unwrap_or_default();
     let proof = tree.proof(idx).map_err(|e| input_err(e.to_string()))?;
@@ -197,9 +254,19 @@ pub fn prove(b: &Bundle, party: &str) -> Result<serde_json::Value, Failure> {
 /// Verifies a proof object; exit 1 naming `inclusion-proof` when it fails.
 pub fn check_proof(p: &serde_json::Value, root: Option<&str>) -> Result<(), Failure> {
     let bad = |m: &str| input_err(format!("proof: {m}"));
-    let value = p.get("value").and_then(|v| v.as_array()).ok_or_else(|| bad("missing `value`"))?;
-    let kind: u8 = value.first().and_then(|v| v.as_str()).and_then(|s| s.parse().ok()).ok_or_else(|| bad("bad kind"))?;
-    let name = value.get(1).and_then(|v| v.as_str()).ok_or_else(|| bad("bad name"))?;
+    let value = p
+        .get("value")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| bad("missing `value`"))?;
+    let kind: u8 = value
+        .first()
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("bad kind"))?;
+    let name = value
+        .get(1)
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| bad("bad name"))?;
     let digest = value
         .get(2)
         .and_then(|v| v.as_str())
@@ -210,9 +277,15 @@ pub fn check_proof(p: &serde_json::Value, root: Option<&str>) -> Result<(), Fail
         .and_then(|v| v.as_array())
         .ok_or_else(|| bad("missing `proof`"))?
         .iter()
-        .map(|h| h.as_str().and_then(|s| s.parse::<B256>().ok()).ok_or_else(|| bad("bad proof entry")))
+        .map(|h| {
+            h.as_str()
+                .and_then(|s| s.parse::<B256>().ok())
+                .ok_or_else(|| bad("bad proof entry"))
+        })
         .collect::<Result<_, _>>()?;
-    let root_text = root.or(p.get("inputs_root").and_then(|v| v.as_str())).ok_or_else(|| bad("no root"))?;
+    let root_text = root
+        .or(p.get("inputs_root").and_then(|v| v.as_str()))
+        .ok_or_else(|| bad("no root"))?;
     let root = root_text.parse::<B256>().map_err(|_| bad("bad root"))?;
     let computed = process_proof(input_leaf(kind, name, &digest).hash, &proof);
     if computed == root {
@@ -225,6 +298,9 @@ pub fn check_proof(p: &serde_json::Value, root: Option<&str>) -> Result<(), Fail
         println!("inclusion proof valid: {what} `{name}` is an input of the session with inputs root {root:#x}");
         Ok(())
     } else {
-        Err(Failure::Verification { check: "inclusion-proof".into(), detail: format!("proof leads to {computed:#x}, not {root:#x}") })
+        Err(Failure::Verification {
+            check: "inclusion-proof".into(),
+            detail: format!("proof leads to {computed:#x}, not {root:#x}"),
+        })
     }
 }

@@ -65,7 +65,10 @@ impl ChildGuard {
     fn terminate(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             // SIGTERM first so the coordinator shuts down gracefully.
-            let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = self.child.try_wait() {
@@ -112,12 +115,21 @@ fn start_anvil(dir: &Path) -> Result<(ChildGuard, String), Failure> {
         .map(|a| a.port())
         .map_err(runtime_err)?;
     let child = Command::new(bin)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent"])
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--silent",
+        ])
         .stdout(Stdio::null())
         .stderr(log_file(&dir.join("anvil.log"))?)
         .spawn()
         .map_err(|e| runtime_err(format!("starting anvil: {e}")))?;
-    let guard = ChildGuard { child, name: "anvil" };
+    let guard = ChildGuard {
+        child,
+        name: "anvil",
+    };
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -157,12 +169,18 @@ fn wait_for(
                     return Ok(st);
                 }
                 if !code.success() && st.state != SessionState::Aborted {
-                    return Err(runtime_err(format!("the node exited ({code}) with the session in state {}", st.state.as_str())));
+                    return Err(runtime_err(format!(
+                        "the node exited ({code}) with the session in state {}",
+                        st.state.as_str()
+                    )));
                 }
             }
         }
         if Instant::now() > deadline {
-            return Err(runtime_err(format!("timed out with the session in state {}", st.state.as_str())));
+            return Err(runtime_err(format!(
+                "timed out with the session in state {}",
+                st.state.as_str()
+            )));
         }
         std::thread::sleep(Duration::from_millis(150));
     }
@@ -172,7 +190,10 @@ fn wait_for(
 pub fn run(args: Args) -> CmdResult {
     let t_total = Instant::now();
     let scenario = Scenario::load(&args.scenario).map_err(input_err)?;
-    let chain_target = args.chain.clone().unwrap_or_else(|| scenario.chain.target.clone());
+    let chain_target = args
+        .chain
+        .clone()
+        .unwrap_or_else(|| scenario.chain.target.clone());
     if !["embedded", "anvil"].contains(&chain_target.as_str())
         && !chain_target.starts_with("http://")
         && !chain_target.starts_with("https://")
@@ -180,13 +201,20 @@ pub fn run(args: Args) -> CmdResult {
     {
         return Err(input_err(format!("--chain {chain_target}: expected embedded, anvil, opbnb-testnet, opbnb-mainnet or an http(s) URL")));
     }
-    let contract = args.contract.clone().or_else(|| scenario.chain.contract.clone());
+    let contract = args
+        .contract
+        .clone()
+        .or_else(|| scenario.chain.contract.clone());
     if let Some(c) = &contract {
-        c.parse::<Address>().map_err(|_| input_err(format!("--contract {c}: not an address")))?;
+        c.parse::<Address>()
+            .map_err(|_| input_err(format!("--contract {c}: not an address")))?;
     }
     if let Some(f) = &args.chain_key_file {
         if !f.exists() {
-            return Err(input_err(format!("--chain-key-file {}: no such file", f.display())));
+            return Err(input_err(format!(
+                "--chain-key-file {}: no such file",
+                f.display()
+            )));
         }
     }
     let out = match &args.out {
@@ -199,17 +227,35 @@ pub fn run(args: Args) -> CmdResult {
             PathBuf::from("runs").join(format!("{}-{ts}", scenario.session.name))
         }
     };
-    if out.exists() && std::fs::read_dir(&out).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        return Err(input_err(format!("--out {}: exists and is not empty", out.display())));
+    if out.exists()
+        && std::fs::read_dir(&out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(input_err(format!(
+            "--out {}: exists and is not empty",
+            out.display()
+        )));
     }
     for d in ["keys", "parties", "owner", "coordinator", "chain"] {
-        std::fs::create_dir_all(out.join(d)).map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
+        std::fs::create_dir_all(out.join(d))
+            .map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
     }
     let json = args.json;
-    status_msg(json, &format!("sealroom run: {} → {}", scenario.session.name, out.display()));
+    status_msg(
+        json,
+        &format!(
+            "sealroom run: {} → {}",
+            scenario.session.name,
+            out.display()
+        ),
+    );
 
     // Identities: from the scenario (secret files) or fresh ones.
-    let load_or_make = |name: &str, key: &Option<PathBuf>, field: &str| -> Result<Identity, Failure> {
+    let load_or_make = |name: &str,
+                        key: &Option<PathBuf>,
+                        field: &str|
+     -> Result<Identity, Failure> {
         match key {
             Some(k) => Identity::load(&scenario.resolve(k)).map_err(|e| {
                 input_err(format!("{}: {field}: sealroom run acts as every member and needs its secret identity: {e}", args.scenario.display()))
@@ -231,7 +277,11 @@ pub fn run(args: Args) -> CmdResult {
         });
     }
     let owner_id = load_or_make(&scenario.owner.name, &scenario.owner.key, "owner.key")?;
-    let owner_input = scenario.owner.validation.as_ref().map(|_| validation_input_name(&scenario.owner.name));
+    let owner_input = scenario
+        .owner
+        .validation
+        .as_ref()
+        .map(|_| validation_input_name(&scenario.owner.name));
 
     // 1. Every member commits its dataset locally (encrypt + Merkle tree + signed commitment).
     let t_commit = Instant::now();
@@ -244,7 +294,13 @@ pub fn run(args: Args) -> CmdResult {
             data_key: m.commit_dir.join("dataset.datakey"),
             tree: Some(m.commit_dir.join("tree.json")),
         };
-        let c = commit_to_files(&scenario.resolve(&p.dataset), &m.identity, &paths, DEFAULT_SEGMENT_SIZE, &format!("commit {}", m.name))?;
+        let c = commit_to_files(
+            &scenario.resolve(&p.dataset),
+            &m.identity,
+            &paths,
+            DEFAULT_SEGMENT_SIZE,
+            &format!("commit {}", m.name),
+        )?;
         commitments.push((m.identity.public(), c.signed.commitment));
     }
     let owner_dir = out.join("owner");
@@ -256,12 +312,28 @@ pub fn run(args: Args) -> CmdResult {
                 data_key: owner_dir.join("validation.datakey"),
                 tree: Some(owner_dir.join("validation.tree.json")),
             };
-            Some(commit_to_files(&scenario.resolve(v), &owner_id, &paths, DEFAULT_SEGMENT_SIZE, "commit validation")?.signed.commitment)
+            Some(
+                commit_to_files(
+                    &scenario.resolve(v),
+                    &owner_id,
+                    &paths,
+                    DEFAULT_SEGMENT_SIZE,
+                    "commit validation",
+                )?
+                .signed
+                .commitment,
+            )
         }
         None => None,
     };
     let commit_s = t_commit.elapsed().as_secs_f64();
-    status_msg(json, &format!("  committed {} datasets in {commit_s:.2} s", commitments.len() + usize::from(owner_validation.is_some())));
+    status_msg(
+        json,
+        &format!(
+            "  committed {} datasets in {commit_s:.2} s",
+            commitments.len() + usize::from(owner_validation.is_some())
+        ),
+    );
 
     // 2. The chain and the coordinator.
     let mut anvil = None;
@@ -290,34 +362,71 @@ pub fn run(args: Args) -> CmdResult {
     if let Some(k) = &chain_env {
         cmd.env(sealroom_contracts::CHAIN_KEY_ENV, k);
     }
-    let mut child = cmd.spawn().map_err(|e| runtime_err(format!("starting the coordinator: {e}")))?;
-    let stdout = child.stdout.take().ok_or_else(|| runtime_err("coordinator stdout"))?;
-    let mut coordinator = ChildGuard { child, name: "coordinator" };
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| runtime_err(format!("starting the coordinator: {e}")))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| runtime_err("coordinator stdout"))?;
+    let mut coordinator = ChildGuard {
+        child,
+        name: "coordinator",
+    };
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).map_err(runtime_err)?;
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(runtime_err)?;
     let url = line
         .trim()
         .strip_prefix("listening on ")
         .map(str::to_string)
-        .ok_or_else(|| runtime_err(format!("the coordinator did not start (see {})", out.join("coordinator.log").display())))?;
+        .ok_or_else(|| {
+            runtime_err(format!(
+                "the coordinator did not start (see {})",
+                out.join("coordinator.log").display()
+            ))
+        })?;
     status_msg(json, &format!("  coordinator at {url}"));
 
     // 3. The owner publishes the manifest; members consent and upload their blobs.
     let mut sid = [0u8; 32];
     getrandom::fill(&mut sid).map_err(runtime_err)?;
-    let manifest = Manifest::from_scenario(&scenario, B256::from(sid), flows::now() as u64, commitments, owner_id.public(), owner_validation)
-        .map_err(input_err)?;
+    let manifest = Manifest::from_scenario(
+        &scenario,
+        B256::from(sid),
+        flows::now() as u64,
+        commitments,
+        owner_id.public(),
+        owner_validation,
+    )
+    .map_err(input_err)?;
     let session = manifest.session_id;
     let owner_client = Client::new(&url, Some(&owner_id));
-    owner_client.create_session(&manifest).map_err(runtime_err)?;
+    owner_client
+        .create_session(&manifest)
+        .map_err(runtime_err)?;
     for m in &members {
         let c = Client::new(&url, Some(&m.identity));
         flows::consent(&c, &manifest, &m.identity, ConsentAction::Consent).map_err(runtime_err)?;
-        flows::upload_blob(&c, &manifest, &m.identity, &m.commit_dir.join("dataset.sealed")).map_err(runtime_err)?;
+        flows::upload_blob(
+            &c,
+            &manifest,
+            &m.identity,
+            &m.commit_dir.join("dataset.sealed"),
+        )
+        .map_err(runtime_err)?;
     }
-    flows::consent(&owner_client, &manifest, &owner_id, ConsentAction::Consent).map_err(runtime_err)?;
+    flows::consent(&owner_client, &manifest, &owner_id, ConsentAction::Consent)
+        .map_err(runtime_err)?;
     if owner_input.is_some() {
-        flows::upload_blob(&owner_client, &manifest, &owner_id, &owner_dir.join("validation.sealed")).map_err(runtime_err)?;
+        flows::upload_blob(
+            &owner_client,
+            &manifest,
+            &owner_id,
+            &owner_dir.join("validation.sealed"),
+        )
+        .map_err(runtime_err)?;
     }
     if let Some(target) = &args.corrupt_blob_at_rest {
         let c = manifest
@@ -326,49 +435,109 @@ pub fn run(args: Args) -> CmdResult {
             .find(|(n, _, _)| n == target)
             .map(|(_, _, c)| c)
             .ok_or_else(|| input_err(format!("--corrupt-blob-at-rest {target}: no such input")))?;
-        let path = out.join("coordinator").join("blobs").join(hex::encode(c.ciphertext_sha256));
-        let mut bytes = std::fs::read(&path).map_err(|e| runtime_err(format!("{}: {e}", path.display())))?;
+        let path = out
+            .join("coordinator")
+            .join("blobs")
+            .join(hex::encode(c.ciphertext_sha256));
+        let mut bytes =
+            std::fs::read(&path).map_err(|e| runtime_err(format!("{}: {e}", path.display())))?;
         let i = bytes.len() / 2;
         bytes[i] ^= 0x01;
         std::fs::write(&path, bytes).map_err(runtime_err)?;
-        status_msg(json, &format!("  test hook: flipped one byte of {target}'s blob at rest"));
+        status_msg(
+            json,
+            &format!("  test hook: flipped one byte of {target}'s blob at rest"),
+        );
     }
 
     // 4. One simulated node, as a separate OS process.
     let t_attest = Instant::now();
     let node_child = Command::new(&exe)
-        .args(["node", "run", "--coordinator", &url, "--tee", "sim", "--session", &format!("{session:#x}")])
+        .args([
+            "node",
+            "run",
+            "--coordinator",
+            &url,
+            "--tee",
+            "sim",
+            "--session",
+            &format!("{session:#x}"),
+        ])
         .stdout(Stdio::null())
         .stderr(log_file(&out.join("node.log"))?)
         .spawn()
         .map_err(|e| runtime_err(format!("starting the node: {e}")))?;
-    let mut node = Some(ChildGuard { child: node_child, name: "node" });
+    let mut node = Some(ChildGuard {
+        child: node_child,
+        name: "node",
+    });
     let anon = Client::new(&url, None);
-    let st = wait_for(&anon, &session, Duration::from_secs(120), |s| s.node.is_some() || s.state == SessionState::Aborted, &mut node)?;
+    let st = wait_for(
+        &anon,
+        &session,
+        Duration::from_secs(120),
+        |s| s.node.is_some() || s.state == SessionState::Aborted,
+        &mut node,
+    )?;
     if st.state == SessionState::Aborted {
-        return Err(Failure::Verification { check: "node-attestation".into(), detail: st.abort_reason.unwrap_or_default() });
+        return Err(Failure::Verification {
+            check: "node-attestation".into(),
+            detail: st.abort_reason.unwrap_or_default(),
+        });
     }
 
     // 5. Each member verifies the node's evidence itself, then grants its key.
     let mut local_verdicts = Vec::new();
     for m in &members {
         let c = Client::new(&url, Some(&m.identity));
-        let v = flows::grant(&c, &manifest, &m.identity, &m.commit_dir.join("dataset.datakey"), flows::now()).map_err(|e| {
-            Failure::Verification { check: "node-evidence".into(), detail: format!("{}: {e:#}", m.name) }
+        let v = flows::grant(
+            &c,
+            &manifest,
+            &m.identity,
+            &m.commit_dir.join("dataset.datakey"),
+            flows::now(),
+        )
+        .map_err(|e| Failure::Verification {
+            check: "node-evidence".into(),
+            detail: format!("{}: {e:#}", m.name),
         })?;
         local_verdicts.push((m.name.clone(), v));
     }
     if owner_input.is_some() {
-        flows::grant(&owner_client, &manifest, &owner_id, &owner_dir.join("validation.datakey"), flows::now())
-            .map_err(|e| Failure::Verification { check: "node-evidence".into(), detail: format!("owner: {e:#}") })?;
+        flows::grant(
+            &owner_client,
+            &manifest,
+            &owner_id,
+            &owner_dir.join("validation.datakey"),
+            flows::now(),
+        )
+        .map_err(|e| Failure::Verification {
+            check: "node-evidence".into(),
+            detail: format!("owner: {e:#}"),
+        })?;
     }
     let attest_s = t_attest.elapsed().as_secs_f64();
-    status_msg(json, &format!("  node attested ({}) and verified by every member; keys granted", local_verdicts.first().map(|(_, v)| if v.insecure_simulation { "sim: INSECURE SIMULATION" } else { "hardware" }).unwrap_or("?")));
+    status_msg(
+        json,
+        &format!(
+            "  node attested ({}) and verified by every member; keys granted",
+            local_verdicts
+                .first()
+                .map(|(_, v)| if v.insecure_simulation {
+                    "sim: INSECURE SIMULATION"
+                } else {
+                    "hardware"
+                })
+                .unwrap_or("?")
+        ),
+    );
 
     // 6. Training: follow the node's progress.
     let t_train = Instant::now();
     let bar = indicatif::ProgressBar::new(u64::from(manifest.training.epochs));
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg:>16} [{bar:30}] epoch {pos}/{len} {elapsed}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg:>16} [{bar:30}] epoch {pos}/{len} {elapsed}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message("training");
@@ -381,19 +550,28 @@ pub fn run(args: Args) -> CmdResult {
         &session,
         Duration::from_secs(3600),
         |s| {
-            if let Some(e) = s.progress.as_ref().and_then(|p| p.get("epoch")).and_then(|e| e.as_u64()) {
+            if let Some(e) = s
+                .progress
+                .as_ref()
+                .and_then(|p| p.get("epoch"))
+                .and_then(|e| e.as_u64())
+            {
                 bar.set_position(e);
             }
             if s.state >= SessionState::Completed && trained_at.is_none() {
                 trained_at = Some(Instant::now());
             }
-            matches!(s.state, SessionState::Published | SessionState::Delivered | SessionState::Aborted)
-                && s.reports.iter().all(|r| r.tx_hash.is_some())
+            matches!(
+                s.state,
+                SessionState::Published | SessionState::Delivered | SessionState::Aborted
+            ) && s.reports.iter().all(|r| r.tx_hash.is_some())
         },
         &mut node,
     )?;
     bar.finish_and_clear();
-    let train_s = trained_at.map(|t| (t - t_train).as_secs_f64()).unwrap_or_else(|| t_train.elapsed().as_secs_f64());
+    let train_s = trained_at
+        .map(|t| (t - t_train).as_secs_f64())
+        .unwrap_or_else(|| t_train.elapsed().as_secs_f64());
     let publish_s = trained_at.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
     if let Some(mut n) = node.take() {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -405,9 +583,12 @@ pub fn run(args: Args) -> CmdResult {
     // 7. The owner fetches and opens the model.
     let mut model_json = serde_json::Value::Null;
     if st.state != SessionState::Aborted {
-        let (sealed, opened) = flows::fetch_model(&owner_client, &session, &owner_id).map_err(runtime_err)?;
-        sealroom_protocol::fsutil::write_atomic(&out.join("model.sealed"), &sealed, false).map_err(runtime_err)?;
-        sealroom_protocol::fsutil::write_atomic(&out.join("model.bin"), &opened.model, true).map_err(runtime_err)?;
+        let (sealed, opened) =
+            flows::fetch_model(&owner_client, &session, &owner_id).map_err(runtime_err)?;
+        sealroom_protocol::fsutil::write_atomic(&out.join("model.sealed"), &sealed, false)
+            .map_err(runtime_err)?;
+        sealroom_protocol::fsutil::write_atomic(&out.join("model.bin"), &opened.model, true)
+            .map_err(runtime_err)?;
         let sha = sealroom_protocol::hash::sha256(&opened.model);
         model_json = serde_json::json!({
             "sealed_path": out.join("model.sealed").display().to_string(),
@@ -434,7 +615,11 @@ pub fn run(args: Args) -> CmdResult {
         .and_then(|c| c.as_str())
         .and_then(|c| c.parse::<Address>().ok())
         .ok_or_else(|| runtime_err("the coordinator did not report the registry address"))?;
-    let source = if coord_chain == "embedded" { Source::Embedded(&out.join("chain")).into_owned() } else { OwnedSource::Rpc(coord_chain.clone()) };
+    let source = if coord_chain == "embedded" {
+        Source::Embedded(&out.join("chain")).into_owned()
+    } else {
+        OwnedSource::Rpc(coord_chain.clone())
+    };
     let bundle = match &source {
         OwnedSource::Embedded(d) => bundle_from_chain(Source::Embedded(d), contract_addr, session),
         OwnedSource::Rpc(u) => bundle_from_chain(Source::Rpc(u), contract_addr, session),
@@ -444,15 +629,27 @@ pub fn run(args: Args) -> CmdResult {
         ReadError::Inconsistent { check, detail } => Failure::Verification { check, detail },
     })?;
     let bundle_text = serde_json::to_string_pretty(&bundle).map_err(runtime_err)? + "\n";
-    sealroom_protocol::fsutil::write_atomic(&out.join("bundle.json"), bundle_text.as_bytes(), false).map_err(runtime_err)?;
+    sealroom_protocol::fsutil::write_atomic(
+        &out.join("bundle.json"),
+        bundle_text.as_bytes(),
+        false,
+    )
+    .map_err(runtime_err)?;
     let verification = verify_bundle(&bundle, None, None);
     let mut parties_json = Vec::new();
     for m in &members {
         let proof = super::report::prove(&bundle, &m.name)?;
         let p = m.commit_dir.join("inclusion-proof.json");
-        sealroom_protocol::fsutil::write_atomic(&p, (serde_json::to_string_pretty(&proof).unwrap_or_default() + "\n").as_bytes(), false)
-            .map_err(runtime_err)?;
-        let root = manifest.party(&m.name).map(|p| format!("{:#x}", p.commitment.merkle_root)).unwrap_or_default();
+        sealroom_protocol::fsutil::write_atomic(
+            &p,
+            (serde_json::to_string_pretty(&proof).unwrap_or_default() + "\n").as_bytes(),
+            false,
+        )
+        .map_err(runtime_err)?;
+        let root = manifest
+            .party(&m.name)
+            .map(|p| format!("{:#x}", p.commitment.merkle_root))
+            .unwrap_or_default();
         parties_json.push(serde_json::json!({"name": m.name, "dataset_root": root, "proof_path": p.display().to_string(), "input": m.input}));
     }
     let verify_s = t_verify.elapsed().as_secs_f64();
@@ -485,7 +682,12 @@ pub fn run(args: Args) -> CmdResult {
         "out": out.display().to_string(),
     });
     let summary_text = serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n";
-    sealroom_protocol::fsutil::write_atomic(&out.join("summary.json"), summary_text.as_bytes(), false).map_err(runtime_err)?;
+    sealroom_protocol::fsutil::write_atomic(
+        &out.join("summary.json"),
+        summary_text.as_bytes(),
+        false,
+    )
+    .map_err(runtime_err)?;
     if json {
         println!("{summary}");
     } else {
@@ -502,8 +704,17 @@ pub fn run(args: Args) -> CmdResult {
         });
     }
     if !verification.verified {
-        let f = verification.failure.unwrap_or_else(|| sealroom_reports::verifier::Check { check: "unknown".into(), ok: false, detail: String::new() });
-        return Err(Failure::Verification { check: f.check, detail: f.detail });
+        let f = verification
+            .failure
+            .unwrap_or_else(|| sealroom_reports::verifier::Check {
+                check: "unknown".into(),
+                ok: false,
+                detail: String::new(),
+            });
+        return Err(Failure::Verification {
+            check: f.check,
+            detail: f.detail,
+        });
     }
     Ok(())
 }
@@ -523,16 +734,26 @@ impl Source<'_> {
 }
 
 fn print_human(s: &serde_json::Value, v: &sealroom_reports::verifier::Verification) {
-    let g = |p: &str| s.pointer(p).map(|x| x.to_string().trim_matches('"').to_string()).unwrap_or_default();
+    let g = |p: &str| {
+        s.pointer(p)
+            .map(|x| x.to_string().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
     println!();
     println!("session      {}", g("/session_id"));
     println!("manifest     {}", g("/manifest_hash"));
     if v.insecure_simulation {
-        println!("tee          sim — INSECURE SIMULATION: no TEE protected this run (development only)");
+        println!(
+            "tee          sim — INSECURE SIMULATION: no TEE protected this run (development only)"
+        );
     } else {
         println!("tee          {}", g("/tee"));
     }
-    println!("chain        {}, registry {}", g("/chain/label"), g("/chain/contract"));
+    println!(
+        "chain        {}, registry {}",
+        g("/chain/label"),
+        g("/chain/contract")
+    );
     if let Some(reports) = s.get("reports").and_then(|r| r.as_array()) {
         for r in reports {
             println!(
@@ -545,14 +766,33 @@ fn print_human(s: &serde_json::Value, v: &sealroom_reports::verifier::Verificati
         }
     }
     if s.get("model").is_some_and(|m| !m.is_null()) {
-        println!("model        {} (sha256 {})", g("/model/path"), g("/model/sha256"));
-        println!("accuracy     {} on the owner's validation set", g("/model/metrics/accuracy"));
+        println!(
+            "model        {} (sha256 {})",
+            g("/model/path"),
+            g("/model/sha256")
+        );
+        println!(
+            "accuracy     {} on the owner's validation set",
+            g("/model/metrics/accuracy")
+        );
     } else {
         println!("aborted      {}", g("/abort_reason"));
     }
-    println!("verification {}", if v.verified { format!("VERIFIED from the chain ({})", v.outcome) } else { "FAILED".into() });
+    println!(
+        "verification {}",
+        if v.verified {
+            format!("VERIFIED from the chain ({})", v.outcome)
+        } else {
+            "FAILED".into()
+        }
+    );
     for c in &v.checks {
-        println!("  [{}] {:<18} {}", if c.ok { " ok " } else { "FAIL" }, c.check, c.detail);
+        println!(
+            "  [{}] {:<18} {}",
+            if c.ok { " ok " } else { "FAIL" },
+            c.check,
+            c.detail
+        );
     }
     println!("timings      {}", s["timings_s"]);
     println!("output       {}", g("/out"));

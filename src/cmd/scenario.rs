@@ -51,13 +51,21 @@ pub fn run(args: Args) -> CmdResult {
                 println!("  session   {}", s.session.name);
                 println!(
                     "  parties   {}",
-                    s.parties.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                    s.parties
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 println!("  owner     {}", s.owner.name);
                 println!("  model     {:?} hidden={:?}", s.model.kind, s.model.hidden);
                 println!(
                     "  training  {} epochs, batch {}, {:?} lr {}, seed {}",
-                    s.training.epochs, s.training.batch_size, s.training.optimizer, s.training.learning_rate, s.training.seed
+                    s.training.epochs,
+                    s.training.batch_size,
+                    s.training.optimizer,
+                    s.training.learning_rate,
+                    s.training.seed
                 );
                 println!(
                     "  policy    kinds {:?}, allow_simulation {}",

@@ -71,36 +71,67 @@ pub fn prepare(scenario: &Scenario) -> Result<Prepared, PrepareError> {
     let owner = Identity::generate().map_err(|e| proto(&e))?;
     let mut keys = HashMap::new();
     let mut blobs = HashMap::new();
-    let mut commit = |name: &str, file: &std::path::Path| -> Result<DatasetCommitment, PrepareError> {
-        let err = |d: String| PrepareError::Dataset { path: file.display().to_string(), detail: d };
-        let key = DataKey::generate().map_err(|e| err(e.to_string()))?;
-        let data = std::fs::read(file).map_err(|e| err(e.to_string()))?;
-        let out = commit_stream(&data[..], &key, 4096, Vec::new(), |_| {}).map_err(|e| err(e.to_string()))?;
-        blobs.insert(name.to_string(), out.blob);
-        keys.insert(name.to_string(), (key, out.commitment.clone()));
-        Ok(out.commitment)
-    };
+    let mut commit =
+        |name: &str, file: &std::path::Path| -> Result<DatasetCommitment, PrepareError> {
+            let err = |d: String| PrepareError::Dataset {
+                path: file.display().to_string(),
+                detail: d,
+            };
+            let key = DataKey::generate().map_err(|e| err(e.to_string()))?;
+            let data = std::fs::read(file).map_err(|e| err(e.to_string()))?;
+            let out = commit_stream(&data[..], &key, 4096, Vec::new(), |_| {})
+                .map_err(|e| err(e.to_string()))?;
+            blobs.insert(name.to_string(), out.blob);
+            keys.insert(name.to_string(), (key, out.commitment.clone()));
+            Ok(out.commitment)
+        };
     let mut pc = Vec::new();
     for (p, id) in scenario.parties.iter().zip(&parties) {
         pc.push((id.public(), commit(&p.name, &scenario.resolve(&p.dataset))?));
     }
     let validation = match &scenario.owner.validation {
-        Some(v) => Some(commit(&validation_input_name(&scenario.owner.name), &scenario.resolve(v))?),
+        Some(v) => Some(commit(
+            &validation_input_name(&scenario.owner.name),
+            &scenario.resolve(v),
+        )?),
         None => None,
     };
-    let manifest = Manifest::from_scenario(scenario, B256::repeat_byte(0x5e), 1, pc, owner.public(), validation)
-        .map_err(|e| proto(&e))?;
+    let manifest = Manifest::from_scenario(
+        scenario,
+        B256::repeat_byte(0x5e),
+        1,
+        pc,
+        owner.public(),
+        validation,
+    )
+    .map_err(|e| proto(&e))?;
     let mh = manifest.hash();
-    let mut consents: Vec<Consent> = parties.iter().map(|p| Consent::sign(p, ConsentAction::Consent, mh)).collect();
+    let mut consents: Vec<Consent> = parties
+        .iter()
+        .map(|p| Consent::sign(p, ConsentAction::Consent, mh))
+        .collect();
     consents.push(Consent::sign(&owner, ConsentAction::Consent, mh));
-    Ok(Prepared { manifest, parties, owner, keys, blobs, consents })
+    Ok(Prepared {
+        manifest,
+        parties,
+        owner,
+        keys,
+        blobs,
+        consents,
+    })
 }
 
 impl Prepared {
     /// A node started for this manifest with simulated evidence.
     pub fn node(&self) -> Result<Node, PrepareError> {
-        Node::start(self.manifest.hash(), &SimCollector { measurement: [7; 32] }, [7; 32])
-            .map_err(|e| PrepareError::Protocol(e.to_string()))
+        Node::start(
+            self.manifest.hash(),
+            &SimCollector {
+                measurement: [7; 32],
+            },
+            [7; 32],
+        )
+        .map_err(|e| PrepareError::Protocol(e.to_string()))
     }
 
     /// Every member's grant to `node`.
@@ -108,18 +139,37 @@ impl Prepared {
         let proto = |e: &dyn std::fmt::Display| PrepareError::Protocol(e.to_string());
         let mut out = Vec::new();
         for (i, p) in self.manifest.parties.iter().enumerate() {
-            let (k, c) = self.keys.get(&p.name).ok_or_else(|| proto(&"missing key"))?;
+            let (k, c) = self
+                .keys
+                .get(&p.name)
+                .ok_or_else(|| proto(&"missing key"))?;
             out.push(
-                Grant::create(&self.parties[i], &self.manifest, &p.name, c, node.signing_key(), node.hpke_key(), k)
-                    .map_err(|e| proto(&e))?,
+                Grant::create(
+                    &self.parties[i],
+                    &self.manifest,
+                    &p.name,
+                    c,
+                    node.signing_key(),
+                    node.hpke_key(),
+                    k,
+                )
+                .map_err(|e| proto(&e))?,
             );
         }
         if self.manifest.owner.validation.is_some() {
             let v = validation_input_name(&self.manifest.owner.name);
             let (k, c) = self.keys.get(&v).ok_or_else(|| proto(&"missing key"))?;
             out.push(
-                Grant::create(&self.owner, &self.manifest, &v, c, node.signing_key(), node.hpke_key(), k)
-                    .map_err(|e| proto(&e))?,
+                Grant::create(
+                    &self.owner,
+                    &self.manifest,
+                    &v,
+                    c,
+                    node.signing_key(),
+                    node.hpke_key(),
+                    k,
+                )
+                .map_err(|e| proto(&e))?,
             );
         }
         Ok(out)
@@ -135,7 +185,15 @@ impl Prepared {
         progress: &mut dyn FnMut(NodeEvent),
     ) -> SessionOutcome {
         let src = MemBlobs(blobs.clone());
-        node.run(SessionInputs { manifest: &self.manifest, consents, grants, blobs: &src }, progress)
+        node.run(
+            SessionInputs {
+                manifest: &self.manifest,
+                consents,
+                grants,
+                blobs: &src,
+            },
+            progress,
+        )
     }
 
     /// Starts a node, grants every key and runs the session.

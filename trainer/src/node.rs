@@ -78,7 +78,11 @@ impl Collector for SimCollector {
     fn collect(&self, report_data: &[u8; 64]) -> Result<NodeEvidence, String> {
         Ok(NodeEvidence {
             kind: TeeKind::Sim,
-            evidence: sealroom_reports::attest::simulate::simulate(report_data, &self.measurement, false),
+            evidence: sealroom_reports::attest::simulate::simulate(
+                report_data,
+                &self.measurement,
+                false,
+            ),
             certs: Vec::new(),
             collateral: None,
         })
@@ -104,15 +108,22 @@ impl Collector for ConfigfsCollector {
         self.kind
     }
     fn collect(&self, report_data: &[u8; 64]) -> Result<NodeEvidence, String> {
-        let (provider, c) =
-            sealroom_reports::attest::collect::configfs::collect(report_data).map_err(|e| e.to_string())?;
+        let (provider, c) = sealroom_reports::attest::collect::configfs::collect(report_data)
+            .map_err(|e| e.to_string())?;
         let kind = match provider.trim() {
             "sev_guest" => TeeKind::SevSnp,
             "tdx_guest" => TeeKind::Tdx,
-            other => return Err(format!("configfs-tsm provider `{other}` is neither sev_guest nor tdx_guest")),
+            other => {
+                return Err(format!(
+                    "configfs-tsm provider `{other}` is neither sev_guest nor tdx_guest"
+                ))
+            }
         };
         if kind != self.kind {
-            return Err(format!("this machine provides {kind} evidence, not {}", self.kind));
+            return Err(format!(
+                "this machine provides {kind} evidence, not {}",
+                self.kind
+            ));
         }
         Ok(NodeEvidence {
             kind,
@@ -125,12 +136,15 @@ impl Collector for ConfigfsCollector {
 
 /// The measurement of this trainer engine: SHA-256 of the running executable.
 pub fn engine_measurement() -> Result<[u8; 32], String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot locate the trainer executable: {e}"))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot locate the trainer executable: {e}"))?;
     let mut f = std::fs::File::open(&exe).map_err(|e| format!("{}: {e}", exe.display()))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(|e| format!("{}: {e}", exe.display()))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| format!("{}: {e}", exe.display()))?;
         if n == 0 {
             break;
         }
@@ -172,7 +186,12 @@ pub struct AbortReason {
 
 impl AbortReason {
     fn new(code: u16, input: &str, check: &str, detail: impl Into<String>) -> Self {
-        Self { code, input: input.into(), check: check.into(), detail: detail.into() }
+        Self {
+            code,
+            input: input.into(),
+            check: check.into(),
+            detail: detail.into(),
+        }
     }
 
     /// The text stored in the report: `input: check: detail`.
@@ -278,7 +297,8 @@ mod opt_hex {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
         let o: Option<String> = Option::deserialize(d)?;
-        o.map(|s| hex::decode(s).map_err(serde::de::Error::custom)).transpose()
+        o.map(|s| hex::decode(s).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -311,7 +331,11 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Node(signing key {}, keys redacted)", hex::encode(self.signing_key()))
+        write!(
+            f,
+            "Node(signing key {}, keys redacted)",
+            hex::encode(self.signing_key())
+        )
     }
 }
 
@@ -333,14 +357,33 @@ fn tee_code(kind: TeeKind) -> u8 {
 
 impl Node {
     /// Generates the node's keys and obtains evidence binding them to `manifest_hash`.
-    pub fn start(manifest_hash: B256, collector: &dyn Collector, measurement: [u8; 32]) -> Result<Self, NodeError> {
+    pub fn start(
+        manifest_hash: B256,
+        collector: &dyn Collector,
+        measurement: [u8; 32],
+    ) -> Result<Self, NodeError> {
         let signer = Identity::generate().map_err(|e| NodeError::Keys(e.to_string()))?;
         let hpke = Identity::generate().map_err(|e| NodeError::Keys(e.to_string()))?;
-        let rd = expected_report_data(&signer.public().ed25519, &hpke.public().x25519, &manifest_hash.0);
-        let evidence =
-            collector.collect(&rd).map_err(|detail| NodeError::Evidence { kind: collector.kind(), detail })?;
+        let rd = expected_report_data(
+            &signer.public().ed25519,
+            &hpke.public().x25519,
+            &manifest_hash.0,
+        );
+        let evidence = collector
+            .collect(&rd)
+            .map_err(|detail| NodeError::Evidence {
+                kind: collector.kind(),
+                detail,
+            })?;
         let hpke_public = hpke.public().x25519;
-        Ok(Self { signer, hpke: std::cell::RefCell::new(Some(hpke)), hpke_public, evidence, manifest_hash, measurement })
+        Ok(Self {
+            signer,
+            hpke: std::cell::RefCell::new(Some(hpke)),
+            hpke_public,
+            evidence,
+            manifest_hash,
+            measurement,
+        })
     }
 
     /// The node's ed25519 public key.
@@ -370,10 +413,19 @@ impl Node {
 
     fn sign(&self, report: IntegrityReport) -> SignedReport {
         let signature = self.signer.sign(&signing_message(&report.report_hash()));
-        SignedReport { report_abi: report.abi_bytes(), signature }
+        SignedReport {
+            report_abi: report.abi_bytes(),
+            signature,
+        }
     }
 
-    fn base_report(&self, manifest: &Manifest, kind: ReportKind, inputs_root: B256, prev: B256) -> IntegrityReport {
+    fn base_report(
+        &self,
+        manifest: &Manifest,
+        kind: ReportKind,
+        inputs_root: B256,
+        prev: B256,
+    ) -> IntegrityReport {
         IntegrityReport {
             version: 1,
             kind: kind as u8,
@@ -400,11 +452,22 @@ impl Node {
     }
 
     /// Runs a session to its end and returns the signed reports and the sealed model.
-    pub fn run(&self, inputs: SessionInputs<'_>, progress: &mut dyn FnMut(NodeEvent)) -> SessionOutcome {
+    pub fn run(
+        &self,
+        inputs: SessionInputs<'_>,
+        progress: &mut dyn FnMut(NodeEvent),
+    ) -> SessionOutcome {
         let manifest = inputs.manifest;
-        let inputs_root = manifest.inputs_tree().map(|t| t.root()).unwrap_or(B256::ZERO);
+        let inputs_root = manifest
+            .inputs_tree()
+            .map(|t| t.root())
+            .unwrap_or(B256::ZERO);
         let mut reports = Vec::new();
-        let abort = |node: &Node, reports: &mut Vec<SignedReport>, prev: B256, reason: AbortReason, progress: &mut dyn FnMut(NodeEvent)| {
+        let abort = |node: &Node,
+                     reports: &mut Vec<SignedReport>,
+                     prev: B256,
+                     reason: AbortReason,
+                     progress: &mut dyn FnMut(NodeEvent)| {
             let mut r = node.base_report(manifest, ReportKind::Aborted, inputs_root, prev);
             r.abortCode = reason.code;
             r.abortReason = reason.text();
@@ -412,7 +475,12 @@ impl Node {
             let signed = node.sign(r);
             progress(NodeEvent::Report(signed.clone()));
             reports.push(signed);
-            SessionOutcome { reports: std::mem::take(reports), sealed_model: None, abort: Some(reason), summary: None }
+            SessionOutcome {
+                reports: std::mem::take(reports),
+                sealed_model: None,
+                abort: Some(reason),
+                summary: None,
+            }
         };
 
         // Phase 1: check everything, decrypt, parse. Plaintext lives only in `loaded`.
@@ -431,7 +499,10 @@ impl Node {
 
         // Phase 2: train on the pooled data.
         let (train_set, validation) = loaded;
-        progress(NodeEvent::TrainingStarted { records: train_set.n as u64, epochs: manifest.training.epochs });
+        progress(NodeEvent::TrainingStarted {
+            records: train_set.n as u64,
+            epochs: manifest.training.epochs,
+        });
         let trained = ml::train(
             &manifest.model,
             &manifest.training,
@@ -446,7 +517,8 @@ impl Node {
             Ok(t) => t,
             Err(e) => {
                 self.wipe();
-                let reason = AbortReason::new(abort_code::TRAINING, "engine", "training", e.to_string());
+                let reason =
+                    AbortReason::new(abort_code::TRAINING, "engine", "training", e.to_string());
                 return abort(self, &mut reports, opened_hash, reason, progress);
             }
         };
@@ -463,14 +535,21 @@ impl Node {
         let summary_hash = LpHasher::new("sealroom.training-summary.v1")
             .part(serde_json::to_vec(&metrics).unwrap_or_default())
             .finish();
-        let sealed = seal_model(manifest.session_id, self.manifest_hash, manifest.owner.identity.x25519, &trained.model_bytes, &metrics);
+        let sealed = seal_model(
+            manifest.session_id,
+            self.manifest_hash,
+            manifest.owner.identity.x25519,
+            &trained.model_bytes,
+            &metrics,
+        );
         let mut model_bytes = Zeroizing::new(trained.model_bytes);
         model_bytes.iter_mut().for_each(|b| *b = 0);
         let sealed = match sealed {
             Ok(s) => s,
             Err(e) => {
                 self.wipe();
-                let reason = AbortReason::new(abort_code::SEALING, "owner", "sealing", e.to_string());
+                let reason =
+                    AbortReason::new(abort_code::SEALING, "owner", "sealing", e.to_string());
                 return abort(self, &mut reports, opened_hash, reason, progress);
             }
         };
@@ -493,7 +572,12 @@ impl Node {
             "validation_records": trained.validation_records,
             "epochs": manifest.training.epochs,
         });
-        SessionOutcome { reports, sealed_model: Some(sealed), abort: None, summary: Some(public_summary) }
+        SessionOutcome {
+            reports,
+            sealed_model: Some(sealed),
+            abort: None,
+            summary: Some(public_summary),
+        }
     }
 
     /// Drops the HPKE secret (the signing key stays until the node is dropped).
@@ -508,10 +592,15 @@ impl Node {
     ) -> Result<(Dataset, Option<Dataset>), AbortReason> {
         let m = inputs.manifest;
         let checked = |progress: &mut dyn FnMut(NodeEvent), input: &str, check: &str| {
-            progress(NodeEvent::Checked { input: input.into(), check: check.into() })
+            progress(NodeEvent::Checked {
+                input: input.into(),
+                check: check.into(),
+            })
         };
         // 1. Manifest and engine.
-        m.validate().map_err(|e| AbortReason::new(abort_code::MANIFEST, "manifest", "manifest", e.to_string()))?;
+        m.validate().map_err(|e| {
+            AbortReason::new(abort_code::MANIFEST, "manifest", "manifest", e.to_string())
+        })?;
         if m.hash() != self.manifest_hash {
             return Err(AbortReason::new(
                 abort_code::MANIFEST,
@@ -541,19 +630,35 @@ impl Node {
 
         // 2. Consents: every party and the owner, over this manifest; a withdrawal wins.
         let mh = self.manifest_hash;
-        let mut members: Vec<(&str, [u8; 32])> =
-            m.parties.iter().map(|p| (p.name.as_str(), p.identity.ed25519)).collect();
+        let mut members: Vec<(&str, [u8; 32])> = m
+            .parties
+            .iter()
+            .map(|p| (p.name.as_str(), p.identity.ed25519))
+            .collect();
         members.push((m.owner.name.as_str(), m.owner.identity.ed25519));
         for (name, key) in &members {
-            let mine: Vec<&Consent> = inputs.consents.iter().filter(|c| c.member == *key).collect();
+            let mine: Vec<&Consent> = inputs
+                .consents
+                .iter()
+                .filter(|c| c.member == *key)
+                .collect();
             if mine.iter().any(|c| c.action == ConsentAction::Withdraw) {
-                return Err(AbortReason::new(abort_code::CONSENT, name, "consent", "consent withdrawn"));
+                return Err(AbortReason::new(
+                    abort_code::CONSENT,
+                    name,
+                    "consent",
+                    "consent withdrawn",
+                ));
             }
             let c = mine
                 .iter()
                 .find(|c| c.action == ConsentAction::Consent)
-                .ok_or_else(|| AbortReason::new(abort_code::CONSENT, name, "consent", "no consent"))?;
-            c.verify(key, &mh).map_err(|e| AbortReason::new(abort_code::CONSENT, name, "consent", e.to_string()))?;
+                .ok_or_else(|| {
+                    AbortReason::new(abort_code::CONSENT, name, "consent", "no consent")
+                })?;
+            c.verify(key, &mh).map_err(|e| {
+                AbortReason::new(abort_code::CONSENT, name, "consent", e.to_string())
+            })?;
         }
         checked(progress, "members", "consent");
 
@@ -565,7 +670,14 @@ impl Node {
                 .grants
                 .iter()
                 .find(|g| &g.input == input)
-                .ok_or_else(|| AbortReason::new(abort_code::GRANT_SIGNATURE, input, "grant-signature", "no grant"))?;
+                .ok_or_else(|| {
+                    AbortReason::new(
+                        abort_code::GRANT_SIGNATURE,
+                        input,
+                        "grant-signature",
+                        "no grant",
+                    )
+                })?;
             if g.node_key != self.signing_key() || g.node_hpke_key != self.hpke_public {
                 return Err(AbortReason::new(
                     abort_code::GRANT_SIGNATURE,
@@ -574,34 +686,46 @@ impl Node {
                     "grant is for another node",
                 ));
             }
-            g.verify(&member.ed25519, &mh)
-                .map_err(|e| AbortReason::new(abort_code::GRANT_SIGNATURE, input, "grant-signature", e.to_string()))?;
+            g.verify(&member.ed25519, &mh).map_err(|e| {
+                AbortReason::new(
+                    abort_code::GRANT_SIGNATURE,
+                    input,
+                    "grant-signature",
+                    e.to_string(),
+                )
+            })?;
             plan.push((input.clone(), commitment.clone(), g));
         }
         checked(progress, "grants", "grant-signature");
         for (input, commitment, _) in &plan {
-            let mut r = inputs
-                .blobs
-                .open(input)
-                .map_err(|e| AbortReason::new(abort_code::BLOB_UNAVAILABLE, input, "blob", e.to_string()))?;
+            let mut r = inputs.blobs.open(input).map_err(|e| {
+                AbortReason::new(abort_code::BLOB_UNAVAILABLE, input, "blob", e.to_string())
+            })?;
             let mut h = Sha256::new();
             let mut len = 0u64;
             let mut buf = vec![0u8; 1 << 16];
             loop {
-                let n = r
-                    .read(&mut buf)
-                    .map_err(|e| AbortReason::new(abort_code::BLOB_UNAVAILABLE, input, "blob", e.to_string()))?;
+                let n = r.read(&mut buf).map_err(|e| {
+                    AbortReason::new(abort_code::BLOB_UNAVAILABLE, input, "blob", e.to_string())
+                })?;
                 if n == 0 {
                     break;
                 }
                 h.update(&buf[..n]);
                 len += n as u64;
                 if len > m.max_blob_bytes {
-                    return Err(AbortReason::new(abort_code::CIPHERTEXT_HASH, input, "ciphertext-hash", "blob exceeds max_blob_bytes"));
+                    return Err(AbortReason::new(
+                        abort_code::CIPHERTEXT_HASH,
+                        input,
+                        "ciphertext-hash",
+                        "blob exceeds max_blob_bytes",
+                    ));
                 }
             }
             let digest: [u8; 32] = h.finalize().into();
-            if len != commitment.ciphertext_len || B256::from(digest) != commitment.ciphertext_sha256 {
+            if len != commitment.ciphertext_len
+                || B256::from(digest) != commitment.ciphertext_sha256
+            {
                 return Err(AbortReason::new(
                     abort_code::CIPHERTEXT_HASH,
                     input,
@@ -624,17 +748,23 @@ impl Node {
             .borrow()
             .as_ref()
             .and_then(|h| h.hpke_private_key().ok())
-            .ok_or_else(|| AbortReason::new(abort_code::GRANT_OPEN, "node", "grant-open", "node HPKE key unavailable"))?;
+            .ok_or_else(|| {
+                AbortReason::new(
+                    abort_code::GRANT_OPEN,
+                    "node",
+                    "grant-open",
+                    "node HPKE key unavailable",
+                )
+            })?;
         let mut party_sets = Vec::new();
         let mut validation = None;
         for (input, commitment, grant) in &plan {
-            let key = grant
-                .open(&hpke_secret, m, commitment)
-                .map_err(|e| AbortReason::new(abort_code::GRANT_OPEN, input, "grant-open", e.to_string()))?;
-            let reader = inputs
-                .blobs
-                .open(input)
-                .map_err(|e| AbortReason::new(abort_code::BLOB_UNAVAILABLE, input, "blob", e.to_string()))?;
+            let key = grant.open(&hpke_secret, m, commitment).map_err(|e| {
+                AbortReason::new(abort_code::GRANT_OPEN, input, "grant-open", e.to_string())
+            })?;
+            let reader = inputs.blobs.open(input).map_err(|e| {
+                AbortReason::new(abort_code::BLOB_UNAVAILABLE, input, "blob", e.to_string())
+            })?;
             let mut plain = Zeroizing::new(Vec::with_capacity(commitment.ciphertext_len as usize));
             let (found, columns, _tree) = recompute_from_blob(reader, &key, |chunk| {
                 plain.extend_from_slice(chunk);
@@ -642,15 +772,25 @@ impl Node {
             })
             .map_err(|e| AbortReason::new(abort_code::DECRYPT, input, "decrypt", e.to_string()))?;
             drop(key);
-            if found.ciphertext_sha256 != commitment.ciphertext_sha256 || found.ciphertext_len != commitment.ciphertext_len {
-                return Err(AbortReason::new(abort_code::CIPHERTEXT_HASH, input, "ciphertext-hash", "blob changed between checks"));
+            if found.ciphertext_sha256 != commitment.ciphertext_sha256
+                || found.ciphertext_len != commitment.ciphertext_len
+            {
+                return Err(AbortReason::new(
+                    abort_code::CIPHERTEXT_HASH,
+                    input,
+                    "ciphertext-hash",
+                    "blob changed between checks",
+                ));
             }
             if found.merkle_root != commitment.merkle_root {
                 return Err(AbortReason::new(
                     abort_code::MERKLE_ROOT,
                     input,
                     "merkle-root",
-                    format!("records hash to {:#x}, commitment says {:#x}", found.merkle_root, commitment.merkle_root),
+                    format!(
+                        "records hash to {:#x}, commitment says {:#x}",
+                        found.merkle_root, commitment.merkle_root
+                    ),
                 ));
             }
             if found.record_count != commitment.record_count {
@@ -658,14 +798,27 @@ impl Node {
                     abort_code::RECORD_COUNT,
                     input,
                     "record-count",
-                    format!("{} records, commitment says {}", found.record_count, commitment.record_count),
+                    format!(
+                        "{} records, commitment says {}",
+                        found.record_count, commitment.record_count
+                    ),
                 ));
             }
             if found.schema_hash != commitment.schema_hash {
-                return Err(AbortReason::new(abort_code::SCHEMA, input, "schema-hash", "columns differ from the commitment"));
+                return Err(AbortReason::new(
+                    abort_code::SCHEMA,
+                    input,
+                    "schema-hash",
+                    "columns differ from the commitment",
+                ));
             }
             if !same_column_set(&columns, &m.schema.columns()) {
-                return Err(AbortReason::new(abort_code::SCHEMA, input, "schema", "columns differ from the manifest's schema"));
+                return Err(AbortReason::new(
+                    abort_code::SCHEMA,
+                    input,
+                    "schema",
+                    "columns differ from the manifest's schema",
+                ));
             }
             checked(progress, input, "merkle-root");
             let ds = Dataset::from_csv(&plain, &m.schema)
@@ -680,8 +833,8 @@ impl Node {
         drop(hpke_secret);
         self.wipe();
         let refs: Vec<&Dataset> = party_sets.iter().collect();
-        let pooled =
-            Dataset::concat(&refs).map_err(|e| AbortReason::new(abort_code::DATA, "pooled", "data", e.to_string()))?;
+        let pooled = Dataset::concat(&refs)
+            .map_err(|e| AbortReason::new(abort_code::DATA, "pooled", "data", e.to_string()))?;
         Ok((pooled, validation))
     }
 }
@@ -706,24 +859,39 @@ mod tests {
     use crate::local::{prepare, Prepared};
 
     fn fixture(edit: impl Fn(&mut Scenario)) -> Prepared {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/breast-cancer-3-hospitals.toml");
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/breast-cancer-3-hospitals.toml");
         let mut s = Scenario::load(&path).unwrap();
         edit(&mut s);
         prepare(&s).unwrap()
     }
 
-    fn go(f: &Prepared, node: &Node, grants: &[Grant], blobs: &std::collections::HashMap<String, Vec<u8>>, consents: &[Consent]) -> SessionOutcome {
+    fn go(
+        f: &Prepared,
+        node: &Node,
+        grants: &[Grant],
+        blobs: &std::collections::HashMap<String, Vec<u8>>,
+        consents: &[Consent],
+    ) -> SessionOutcome {
         f.run_with(node, grants, blobs, consents, &mut |_| {})
     }
 
     fn assert_aborted(out: &SessionOutcome, node_key: &[u8; 32], input: &str, check: &str) {
         let reason = out.abort.as_ref().expect("session must abort");
-        assert_eq!((reason.input.as_str(), reason.check.as_str()), (input, check), "{reason:?}");
+        assert_eq!(
+            (reason.input.as_str(), reason.check.as_str()),
+            (input, check),
+            "{reason:?}"
+        );
         assert!(out.sealed_model.is_none());
         let last = out.reports.last().unwrap();
         let r = last.report().unwrap();
         assert_eq!(r.kind, ReportKind::Aborted as u8);
-        assert!(r.abortReason.starts_with(&format!("{input}: {check}:")), "{}", r.abortReason);
+        assert!(
+            r.abortReason.starts_with(&format!("{input}: {check}:")),
+            "{}",
+            r.abortReason
+        );
         assert!(r.inputsWiped);
         verify_report_signature(&r, node_key, &last.signature).unwrap();
     }
@@ -788,7 +956,16 @@ mod tests {
         let mut grants = f.grants(&node).unwrap();
         let eve = Identity::generate().unwrap();
         let (k, c) = &f.keys["hospital-a"];
-        grants[0] = Grant::create(&eve, &f.manifest, "hospital-a", c, node.signing_key(), node.hpke_key(), k).unwrap();
+        grants[0] = Grant::create(
+            &eve,
+            &f.manifest,
+            "hospital-a",
+            c,
+            node.signing_key(),
+            node.hpke_key(),
+            k,
+        )
+        .unwrap();
         let out = go(&f, &node, &grants, &f.blobs, &f.consents);
         assert_aborted(&out, &node.signing_key(), "hospital-a", "grant-signature");
     }
@@ -822,8 +999,13 @@ mod tests {
             c.record_count += 1;
         }
         let mh = f.manifest.hash();
-        f.consents = f.parties.iter().map(|p| Consent::sign(p, ConsentAction::Consent, mh)).collect();
-        f.consents.push(Consent::sign(&f.owner, ConsentAction::Consent, mh));
+        f.consents = f
+            .parties
+            .iter()
+            .map(|p| Consent::sign(p, ConsentAction::Consent, mh))
+            .collect();
+        f.consents
+            .push(Consent::sign(&f.owner, ConsentAction::Consent, mh));
         let node = f.node().unwrap();
         let grants = f.grants(&node).unwrap();
         let out = go(&f, &node, &grants, &f.blobs, &f.consents);
@@ -836,7 +1018,11 @@ mod tests {
         let node = f.node().unwrap();
         let grants = f.grants(&node).unwrap();
         let mut consents = f.consents.clone();
-        consents.push(Consent::sign(&f.parties[0], ConsentAction::Withdraw, f.manifest.hash()));
+        consents.push(Consent::sign(
+            &f.parties[0],
+            ConsentAction::Withdraw,
+            f.manifest.hash(),
+        ));
         let out = go(&f, &node, &grants, &f.blobs, &consents);
         assert_aborted(&out, &node.signing_key(), "hospital-a", "consent");
     }
