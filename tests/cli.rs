@@ -34,7 +34,10 @@ fn keygen_writes_private_file_and_prints_public_half() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&k).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&k).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let o = sealroom(&["keygen", "--out", k.to_str().unwrap(), "--public"]);
     assert!(o.status.success());
@@ -66,7 +69,8 @@ fn commit_prints_commitment_and_tree_verifies_in_openzeppelin_js() {
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("exactly one JSON object on stdout");
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("exactly one JSON object on stdout");
     assert_eq!(v["record_count"], 228);
     let root = v["merkle_root"].as_str().unwrap().to_string();
     assert_eq!(
@@ -112,7 +116,12 @@ fn commit_rejects_bad_inputs_with_exit_2() {
     let k = keygen(dir.path(), "k.json");
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "a,b,label\n1,2,0\n3,4\n").unwrap();
-    let o = sealroom(&["commit", bad.to_str().unwrap(), "--key", k.to_str().unwrap()]);
+    let o = sealroom(&[
+        "commit",
+        bad.to_str().unwrap(),
+        "--key",
+        k.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("bad.csv: line 3"), "{}", stderr(&o));
     // Nothing half-written.
@@ -122,7 +131,12 @@ fn commit_rejects_bad_inputs_with_exit_2() {
     let o = sealroom(&["commit", "/nonexistent.csv", "--key", k.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent.csv"));
-    let o = sealroom(&["commit", bad.to_str().unwrap(), "--key", "/nonexistent-key.json"]);
+    let o = sealroom(&[
+        "commit",
+        bad.to_str().unwrap(),
+        "--key",
+        "/nonexistent-key.json",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--key"));
 }
@@ -130,7 +144,8 @@ fn commit_rejects_bad_inputs_with_exit_2() {
 /// Writes a variant of the breast-cancer scenario into `dir` (datasets are
 /// referenced by absolute path) after applying `edit` to its text.
 fn scenario_variant(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
-    let base = std::fs::read_to_string(repo().join("scenarios/breast-cancer-3-hospitals.toml")).unwrap();
+    let base =
+        std::fs::read_to_string(repo().join("scenarios/breast-cancer-3-hospitals.toml")).unwrap();
     let data = repo().join("scenarios/data");
     let text = edit(base.replace("\"data/", &format!("\"{}/", data.display())));
     let p = dir.join(name);
@@ -143,7 +158,10 @@ fn check(p: &Path) -> Output {
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
-    text.lines().position(|l| l.contains(needle)).expect("needle in scenario") + 1
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle in scenario")
+        + 1
 }
 
 #[test]
@@ -175,7 +193,9 @@ fn bad_scenarios_exit_2_naming_file_line_and_field() {
         ),
         (
             "unknown-model.toml",
-            Box::new(|t: String| t.replace("kind = \"logistic-regression\"", "kind = \"transformer\"")),
+            Box::new(|t: String| {
+                t.replace("kind = \"logistic-regression\"", "kind = \"transformer\"")
+            }),
             "model.kind",
             "kind = \"transformer\"",
         ),
@@ -207,8 +227,14 @@ fn bad_scenarios_exit_2_naming_file_line_and_field() {
         let o = check(&p);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{name}: {err}");
-        assert!(err.contains(p.to_str().unwrap()), "{name}: no file in {err}");
-        assert!(err.contains(&format!(": {field}")), "{name}: no field `{field}` in {err}");
+        assert!(
+            err.contains(p.to_str().unwrap()),
+            "{name}: no file in {err}"
+        );
+        assert!(
+            err.contains(&format!(": {field}")),
+            "{name}: no field `{field}` in {err}"
+        );
         let text = std::fs::read_to_string(&p).unwrap();
         let line = if name == "duplicate-party.toml" {
             // the third party's name line

@@ -16,11 +16,21 @@ fn sealroom(args: &[&str]) -> Output {
 }
 
 fn scenario(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 fn run_json(scenario_file: &str, out: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
-    let mut args = vec!["run", scenario_file, "--out", out.to_str().unwrap(), "--json"];
+    let mut args = vec![
+        "run",
+        scenario_file,
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ];
     args.extend_from_slice(extra);
     let o = sealroom(&args);
     let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
@@ -53,7 +63,12 @@ fn breast_cancer_run_verifies_and_tampering_is_caught() {
     assert_eq!(v["insecure_simulation"], true);
     assert_eq!(v["chain"]["kind"], "embedded");
     assert_eq!(v["chain"]["chain_id"], 31337);
-    let kinds: Vec<&str> = v["reports"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = v["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["opened", "completed"]);
     for r in v["reports"].as_array().unwrap() {
         assert!(r["tx_hash"].as_str().unwrap().starts_with("0x"));
@@ -61,7 +76,14 @@ fn breast_cancer_run_verifies_and_tampering_is_caught() {
     }
     let acc = v["model"]["metrics"]["accuracy"].as_f64().unwrap();
     assert!(acc >= 0.95, "accuracy {acc}");
-    for f in ["bundle.json", "model.sealed", "model.bin", "summary.json", "coordinator", "chain"] {
+    for f in [
+        "bundle.json",
+        "model.sealed",
+        "model.bin",
+        "summary.json",
+        "coordinator",
+        "chain",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     // The owner's model bytes hash to what the completed report published.
@@ -77,9 +99,22 @@ fn breast_cancer_run_verifies_and_tampering_is_caught() {
     let contract = v["chain"]["contract"].as_str().unwrap();
     let chain_dir = out.join("chain");
     let o = sealroom(&[
-        "report", "verify", "--session", session, "--chain-dir", chain_dir.to_str().unwrap(), "--contract", contract, "--json",
+        "report",
+        "verify",
+        "--session",
+        session,
+        "--chain-dir",
+        chain_dir.to_str().unwrap(),
+        "--contract",
+        contract,
+        "--json",
     ]);
-    assert!(o.status.success(), "{} {}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(
+        o.status.success(),
+        "{} {}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
     let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(got["verified"], true);
     assert_eq!(got["policy_source"], "manifest");
@@ -91,11 +126,18 @@ fn breast_cancer_run_verifies_and_tampering_is_caught() {
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let proof = v["parties"][0]["proof_path"].as_str().unwrap();
-    let o = sealroom(&["report", "check-proof", proof, "--root", &format!("0x{}", "ab".repeat(32))]);
+    let o = sealroom(&[
+        "report",
+        "check-proof",
+        proof,
+        "--root",
+        &format!("0x{}", "ab".repeat(32)),
+    ]);
     assert_eq!(o.status.code(), Some(1));
 
     // Tampering, each caught with exit 1 and the right check.
-    let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    let original: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
     let tampered = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| -> PathBuf {
         let mut b = original.clone();
         edit(&mut b);
@@ -121,33 +163,53 @@ fn breast_cancer_run_verifies_and_tampering_is_caught() {
     let (o2, v2) = run_json(&scenario("breast-cancer-3-hospitals.toml"), &out2, &[]);
     assert!(o2.status.success(), "{}", stderr(&o2));
     assert_ne!(v2["session_id"], v["session_id"]);
-    let other: serde_json::Value = serde_json::from_slice(&std::fs::read(out2.join("bundle.json")).unwrap()).unwrap();
-    let p = tampered("sig.json", &|b| b["reports"][0]["signature"] = other["reports"][0]["signature"].clone());
+    let other: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out2.join("bundle.json")).unwrap()).unwrap();
+    let p = tampered("sig.json", &|b| {
+        b["reports"][0]["signature"] = other["reports"][0]["signature"].clone()
+    });
     let o = verify_bundle_json(&p, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(failed_check(&o), "report.signature");
 
     // (3) the evidence replaced with evidence bound to another key (the other session's node).
-    let p = tampered("evidence.json", &|b| b["envelope"]["evidence"] = other["envelope"]["evidence"].clone());
+    let p = tampered("evidence.json", &|b| {
+        b["envelope"]["evidence"] = other["envelope"]["evidence"].clone()
+    });
     let o = verify_bundle_json(&p, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(failed_check(&o), "evidence.hash");
 
     // (4) a policy tightened to a measurement the node lacks.
     let pol = dir.path().join("strict.toml");
-    std::fs::write(&pol, format!("accepted_kinds = [\"sim\"]\nallow_simulation = true\n[measurements]\nsim = [\"{}\"]\n", "11".repeat(32))).unwrap();
+    std::fs::write(
+        &pol,
+        format!(
+            "accepted_kinds = [\"sim\"]\nallow_simulation = true\n[measurements]\nsim = [\"{}\"]\n",
+            "11".repeat(32)
+        ),
+    )
+    .unwrap();
     let o = verify_bundle_json(&bundle, &["--policy", pol.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(failed_check(&o), "evidence.verified");
     let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(got["failure"]["detail"].as_str().unwrap().contains("policy.measurement"), "{got}");
+    assert!(
+        got["failure"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("policy.measurement"),
+        "{got}"
+    );
     // …and a policy without allow_simulation rejects sim evidence.
     std::fs::write(&pol, "allow_simulation = false\n").unwrap();
     let o = verify_bundle_json(&bundle, &["--policy", pol.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
 
     // (5) a report hash on chain that does not match the calldata.
-    let p = tampered("stored.json", &|b| b["reports"][0]["stored_hash"] = format!("0x{}", "00".repeat(32)).into());
+    let p = tampered("stored.json", &|b| {
+        b["reports"][0]["stored_hash"] = format!("0x{}", "00".repeat(32)).into()
+    });
     let o = verify_bundle_json(&p, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(failed_check(&o), "chain.stored-hash");
@@ -161,7 +223,11 @@ fn breast_cancer_run_verifies_and_tampering_is_caught() {
 #[test]
 fn digits_run_meets_the_quality_bar() {
     let dir = tempfile::tempdir().unwrap();
-    let (o, v) = run_json(&scenario("digits-3-labs.toml"), &dir.path().join("run"), &[]);
+    let (o, v) = run_json(
+        &scenario("digits-3-labs.toml"),
+        &dir.path().join("run"),
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(v["verification"]["verified"], true);
     let acc = v["model"]["metrics"]["accuracy"].as_f64().unwrap();
@@ -172,14 +238,29 @@ fn digits_run_meets_the_quality_bar() {
 fn blob_corrupted_at_rest_ends_in_a_published_abort() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let (o, v) = run_json(&scenario("breast-cancer-3-hospitals.toml"), &out, &["--corrupt-blob-at-rest", "hospital-b"]);
+    let (o, v) = run_json(
+        &scenario("breast-cancer-3-hospitals.toml"),
+        &out,
+        &["--corrupt-blob-at-rest", "hospital-b"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("hospital-b") && err.contains("ciphertext-hash"), "{err}");
+    assert!(
+        err.contains("hospital-b") && err.contains("ciphertext-hash"),
+        "{err}"
+    );
     assert_eq!(v["state"], "aborted");
-    let kinds: Vec<&str> = v["reports"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = v["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["aborted"]);
-    assert!(v["reports"][0]["tx_hash"].as_str().is_some(), "the aborted report is on chain");
+    assert!(
+        v["reports"][0]["tx_hash"].as_str().is_some(),
+        "the aborted report is on chain"
+    );
     // The regulator sees a verified, aborted session.
     let o = verify_bundle_json(&out.join("bundle.json"), &[]);
     assert!(o.status.success());
@@ -191,7 +272,11 @@ fn blob_corrupted_at_rest_ends_in_a_published_abort() {
 #[test]
 fn run_on_a_real_anvil() {
     let dir = tempfile::tempdir().unwrap();
-    let (o, v) = run_json(&scenario("breast-cancer-3-hospitals.toml"), &dir.path().join("run"), &["--chain", "anvil"]);
+    let (o, v) = run_json(
+        &scenario("breast-cancer-3-hospitals.toml"),
+        &dir.path().join("run"),
+        &["--chain", "anvil"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(v["chain"]["kind"], "rpc");
     assert_eq!(v["chain"]["chain_id"], 31337);
@@ -205,7 +290,12 @@ fn run_rejects_bad_input_with_exit_2() {
     assert!(stderr(&o).contains("/nonexistent.toml"));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("x"), "occupied").unwrap();
-    let o = sealroom(&["run", &scenario("breast-cancer-3-hospitals.toml"), "--out", dir.path().to_str().unwrap()]);
+    let o = sealroom(&[
+        "run",
+        &scenario("breast-cancer-3-hospitals.toml"),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--out"));
 }

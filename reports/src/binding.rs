@@ -8,13 +8,22 @@ use sealroom_protocol::hash::sha512_concat;
 pub const NODE_BINDING_DOMAIN: &[u8] = b"sealroom.node.v1";
 
 /// The expected `report_data` for a node's keys and a manifest.
-pub fn expected_report_data(signing_pk: &[u8; 32], hpke_pk: &[u8; 32], manifest_hash: &[u8; 32]) -> [u8; 64] {
+pub fn expected_report_data(
+    signing_pk: &[u8; 32],
+    hpke_pk: &[u8; 32],
+    manifest_hash: &[u8; 32],
+) -> [u8; 64] {
     sha512_concat(&[NODE_BINDING_DOMAIN, signing_pk, hpke_pk, manifest_hash])
 }
 
 /// Constant-shape comparison of all 64 bytes (no truncation, no padding).
 pub fn report_data_matches(found: &[u8], expected: &[u8; 64]) -> bool {
-    found.len() == 64 && found.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    found.len() == 64
+        && found
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 #[cfg(test)]

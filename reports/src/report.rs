@@ -84,7 +84,11 @@ pub fn verify_report_signature(
     node_key: &[u8; 32],
     signature: &[u8; 64],
 ) -> Result<(), sealroom_protocol::identity::IdentityError> {
-    sealroom_protocol::identity::verify_strict(node_key, &signing_message(&report.report_hash()), signature)
+    sealroom_protocol::identity::verify_strict(
+        node_key,
+        &signing_message(&report.report_hash()),
+        signature,
+    )
 }
 
 #[cfg(test)]
