@@ -238,6 +238,25 @@ pub fn record_tree(digests: Vec<[u8; 32]>) -> Result<StandardTree, DatasetError>
     )?)
 }
 
+/// The commitment and record tree from a pass's results.
+fn finish_commitment(
+    columns: &[String],
+    digests: Vec<[u8; 32]>,
+    ciphertext_sha256: [u8; 32],
+    ciphertext_len: u64,
+) -> Result<(DatasetCommitment, StandardTree), DatasetError> {
+    let record_count = digests.len() as u64;
+    let tree = record_tree(digests)?;
+    let commitment = DatasetCommitment {
+        merkle_root: tree.root(),
+        record_count,
+        schema_hash: schema_hash(columns),
+        ciphertext_sha256: B256::from(ciphertext_sha256),
+        ciphertext_len,
+    };
+    Ok((commitment, tree))
+}
+
 /// A writer that hashes and counts what passes through it.
 pub struct HashingWriter<W: Write> {
     inner: W,
@@ -359,15 +378,7 @@ pub fn commit_stream<R: Read, W: Write + Send>(
         read_result?;
         let (columns, digests) = hashed?;
         let (blob, ct_sha, ct_len) = encrypted?.finish();
-        let record_count = digests.len() as u64;
-        let tree = record_tree(digests)?;
-        let commitment = DatasetCommitment {
-            merkle_root: tree.root(),
-            record_count,
-            schema_hash: schema_hash(&columns),
-            ciphertext_sha256: B256::from(ct_sha),
-            ciphertext_len: ct_len,
-        };
+        let (commitment, tree) = finish_commitment(&columns, digests, ct_sha, ct_len)?;
         Ok(CommitOutput {
             commitment,
             columns,
@@ -426,15 +437,8 @@ pub fn recompute_from_blob<R: Read>(
     }
     let reader = dec.into_inner();
     let (columns, digests) = rh.finish()?;
-    let record_count = digests.len() as u64;
-    let tree = record_tree(digests)?;
-    let commitment = DatasetCommitment {
-        merkle_root: tree.root(),
-        record_count,
-        schema_hash: schema_hash(&columns),
-        ciphertext_sha256: B256::from(<[u8; 32]>::from(reader.hasher.finalize())),
-        ciphertext_len: reader.len,
-    };
+    let ct_sha: [u8; 32] = reader.hasher.finalize().into();
+    let (commitment, tree) = finish_commitment(&columns, digests, ct_sha, reader.len)?;
     Ok((commitment, columns, tree))
 }
 

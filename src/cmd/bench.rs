@@ -23,3 +23,17 @@ pub fn run(b: Bench) -> crate::exit::CmdResult {
         Bench::Overhead(a) => super::bench_overhead::run(a),
     }
 }
+
+/// Median of a non-empty sample.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}

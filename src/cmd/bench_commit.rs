@@ -10,6 +10,7 @@ use sealroom_protocol::dataset::commit_stream;
 use sealroom_protocol::stream::{DataKey, DEFAULT_SEGMENT_SIZE};
 use sha2::{Digest, Sha256};
 
+use super::bench::median;
 use crate::exit::{input_err, runtime_err, CmdResult};
 
 /// Arguments of `sealroom bench commit`.
@@ -68,16 +69,6 @@ fn sha_pass(path: &std::path::Path) -> std::io::Result<()> {
     }
     std::hint::black_box(h.finalize());
     Ok(())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// Peak resident set size of this process in MB (Linux `VmHWM`).

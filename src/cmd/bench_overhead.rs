@@ -11,6 +11,7 @@ use sealroom_protocol::scenario::Scenario;
 use sealroom_trainer::local::prepare;
 use sealroom_trainer::ml::{self, Dataset};
 
+use super::bench::median;
 use crate::exit::{input_err, runtime_err, CmdResult};
 
 /// Arguments of `sealroom bench overhead`.
@@ -25,16 +26,6 @@ pub struct Args {
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// Runs the benchmark.

@@ -175,15 +175,7 @@ pub fn run(args: Args) -> CmdResult {
                 write_atomic(&p, &sealed, false)
                     .map_err(|e| input_err(format!("--sealed-out {}: {e}", p.display())))?;
             }
-            write_atomic(&out, &opened.model, true)
-                .map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
-            println!(
-                "model {} bytes, sha256 {} written to {}",
-                opened.model.len(),
-                hex::encode(sealroom_protocol::hash::sha256(&opened.model)),
-                out.display()
-            );
-            Ok(())
+            write_model(&out, &opened.model)
         }
         Action::OpenModel { sealed, key, out } => {
             let owner = Identity::load(&key).map_err(|e| input_err(format!("--key: {e}")))?;
@@ -191,15 +183,20 @@ pub fn run(args: Args) -> CmdResult {
                 .map_err(|e| input_err(format!("{}: {e}", sealed.display())))?;
             let opened = open_model(&bytes, &owner)
                 .map_err(|e| input_err(format!("{}: {e}", sealed.display())))?;
-            write_atomic(&out, &opened.model, true)
-                .map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
-            println!(
-                "model {} bytes, sha256 {} written to {}",
-                opened.model.len(),
-                hex::encode(sealroom_protocol::hash::sha256(&opened.model)),
-                out.display()
-            );
-            Ok(())
+            write_model(&out, &opened.model)
         }
     }
+}
+
+/// Writes the opened model (mode 0600) and says where, with its SHA-256.
+fn write_model(out: &std::path::Path, model: &[u8]) -> CmdResult {
+    write_atomic(out, model, true)
+        .map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
+    println!(
+        "model {} bytes, sha256 {} written to {}",
+        model.len(),
+        hex::encode(sealroom_protocol::hash::sha256(model)),
+        out.display()
+    );
+    Ok(())
 }

@@ -135,14 +135,7 @@ pub fn report_verification(v: &Verification, json: bool) -> Result<(), Failure> 
         if v.insecure_simulation {
             println!("WARNING: insecure-simulation — this session ran without a TEE");
         }
-        for c in &v.checks {
-            println!(
-                "  [{}] {:<18} {}",
-                if c.ok { " ok " } else { "FAIL" },
-                c.check,
-                c.detail
-            );
-        }
+        print_checks(&v.checks);
         println!(
             "{}",
             if v.verified {
@@ -302,5 +295,17 @@ pub fn check_proof(p: &serde_json::Value, root: Option<&str>) -> Result<(), Fail
             check: "inclusion-proof".into(),
             detail: format!("proof leads to {computed:#x}, not {root:#x}"),
         })
+    }
+}
+
+/// Prints checks one per line, `[ ok ]` or `[FAIL]`.
+pub fn print_checks(checks: &[sealroom_reports::verifier::Check]) {
+    for c in checks {
+        println!(
+            "  [{}] {:<18} {}",
+            if c.ok { " ok " } else { "FAIL" },
+            c.check,
+            c.detail
+        );
     }
 }

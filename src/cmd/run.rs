@@ -786,14 +786,7 @@ fn print_human(s: &serde_json::Value, v: &sealroom_reports::verifier::Verificati
             "FAILED".into()
         }
     );
-    for c in &v.checks {
-        println!(
-            "  [{}] {:<18} {}",
-            if c.ok { " ok " } else { "FAIL" },
-            c.check,
-            c.detail
-        );
-    }
+    super::report::print_checks(&v.checks);
     println!("timings      {}", s["timings_s"]);
     println!("output       {}", g("/out"));
 }
