@@ -47,6 +47,18 @@ pub fn request_signing_message(
     nonce: &str,
     body: &[u8],
 ) -> Vec<u8> {
+    request_signing_message_prehashed(method, path, timestamp, nonce, &crate::hash::sha256(body))
+}
+
+/// [`request_signing_message`] from the body's SHA-256, for servers that hash
+/// streamed uploads on the fly instead of holding them whole.
+pub fn request_signing_message_prehashed(
+    method: &str,
+    path: &str,
+    timestamp: u64,
+    nonce: &str,
+    body_sha256: &[u8; 32],
+) -> Vec<u8> {
     let mut m = b"sealroom.request.v1".to_vec();
     m.extend_from_slice(
         &LpHasher::new("sealroom.request.v1")
@@ -54,7 +66,7 @@ pub fn request_signing_message(
             .part(path)
             .u64(timestamp)
             .part(nonce)
-            .part(crate::hash::sha256(body))
+            .part(body_sha256)
             .finish(),
     );
     m
