@@ -255,6 +255,36 @@ fn raw_request(
     (status, resp)
 }
 
+/// Opens the session's event stream; returns a line reader.
+fn sse_open(base: &str, sid: &B256) -> BufReader<TcpStream> {
+    let addr = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /v1/sessions/{sid:#x}/events HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n\r\n").unwrap();
+    BufReader::new(s)
+}
+
+/// Reads SSE lines until an `event: NAME` whose next `data:` line contains
+/// `needle`; returns that data line.
+fn sse_wait(r: &mut BufReader<TcpStream>, name: &str, needle: &str) -> String {
+    let mut current = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "event stream ended before `{name}` with `{needle}`"
+        );
+        let line = line.trim_end();
+        if let Some(ev) = line.strip_prefix("event:") {
+            current = ev.trim().to_string();
+        } else if let Some(data) = line.strip_prefix("data:") {
+            if current == name && data.contains(needle) {
+                return data.to_string();
+            }
+        }
+    }
+}
+
 fn signed_headers(
     id: &Identity,
     method: &str,
@@ -664,6 +694,9 @@ fn withdrawal_before_grants_aborts_cleanly_and_node_abort_is_published() {
     upload_all(&f, &url);
     let node = Client::new(&url, Some(&f.node));
     node.register_node(&sid, &f.registration(mh)).unwrap();
+    let mut events = sse_open(&url, &sid);
+    let first = sse_wait(&mut events, "status", "node-attested");
+    assert!(first.contains(&format!("{sid:#x}")), "{first}");
     let p1 = &f.parties[1];
     let st = Client::new(&url, Some(&p1.id))
         .consent(&sid, &Consent::sign(&p1.id, ConsentAction::Withdraw, mh))
@@ -676,6 +709,9 @@ fn withdrawal_before_grants_aborts_cleanly_and_node_abort_is_published() {
     );
     let m = st.members.iter().find(|m| m.name == p1.input).unwrap();
     assert!(m.withdrawn && !m.consented);
+    sse_wait(&mut events, "member", "withdrawn");
+    let aborted = sse_wait(&mut events, "state", "aborted");
+    assert!(aborted.contains("consent withdrawn"), "{aborted}");
     // Nothing moves afterwards.
     expect_err(
         Client::new(&url, Some(&f.parties[0].id))
@@ -963,4 +999,97 @@ fn sigkill_at_every_stage_resumes_and_the_canary_is_never_stored() {
     }
     // The plaintext did contain it (the scan would find it).
     assert!(dataset(0, Some(&f.canary)).contains(&f.canary));
+}
+
+/// Scale: 1,000 parties consent, upload and grant in one session (run with
+/// `cargo test --test coordinator -- --ignored scale`; prints the wall time).
+#[test]
+#[ignore]
+fn scale_1000_parties_commit_and_grant() {
+    let n: usize = std::env::var("SCALE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let url = server.url();
+    let mut f = fixture();
+    f.parties = (0..n)
+        .map(|i| {
+            let (key, commitment, blob) = commit(&dataset(i, None));
+            Member {
+                id: Identity::generate().unwrap(),
+                input: format!("party-{i:04}"),
+                key,
+                commitment,
+                blob,
+            }
+        })
+        .collect();
+    f.manifest.parties = f
+        .parties
+        .iter()
+        .map(|p| sealroom_protocol::manifest::ManifestParty {
+            name: p.input.clone(),
+            identity: p.id.public(),
+            commitment: p.commitment.clone(),
+        })
+        .collect();
+    f.manifest.validate().unwrap();
+    let sid = f.sid();
+    let t = Instant::now();
+    Client::new(&url, Some(&f.owner))
+        .create_session(&f.manifest)
+        .unwrap();
+    consent_all(&f, &url);
+    upload_all(&f, &url);
+    Client::new(&url, Some(&f.node))
+        .register_node(&sid, &f.registration(f.manifest.hash()))
+        .unwrap();
+    let st = grant_all(&f, &url);
+    let wall = t.elapsed().as_secs_f64();
+    assert_eq!(st.state, SessionState::KeysGranted);
+    eprintln!("{{\"parties\": {n}, \"wall_s\": {wall:.2}}}");
+    if std::env::var("SCALE_PROBE").is_ok() {
+        let c = Client::new(&url, None);
+        let t = Instant::now();
+        for _ in 0..50 {
+            c.status(&sid).unwrap();
+        }
+        eprintln!(
+            "status same client: {:.2} ms",
+            t.elapsed().as_secs_f64() * 20.0
+        );
+        let t = Instant::now();
+        for _ in 0..50 {
+            Client::new(&url, None).list_sessions().unwrap();
+        }
+        eprintln!(
+            "list new client: {:.2} ms",
+            t.elapsed().as_secs_f64() * 20.0
+        );
+        let t = Instant::now();
+        for _ in 0..50 {
+            let _: SessionStatus =
+                serde_json::from_slice(&serde_json::to_vec(&st).unwrap()).unwrap();
+        }
+        eprintln!(
+            "status json roundtrip: {:.2} ms",
+            t.elapsed().as_secs_f64() * 20.0
+        );
+        let p0 = &f.parties[0];
+        let t = Instant::now();
+        for _ in 0..50 {
+            Client::new(&url, Some(&p0.id))
+                .consent(
+                    &sid,
+                    &Consent::sign(&p0.id, ConsentAction::Consent, f.manifest.hash()),
+                )
+                .unwrap_err();
+        }
+        eprintln!(
+            "consent (refused, keys granted): {:.2} ms",
+            t.elapsed().as_secs_f64() * 20.0
+        );
+    }
 }

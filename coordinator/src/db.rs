@@ -8,8 +8,10 @@
 //! signed material is stored: manifests, consents, grants (sealed to the
 //! node), hashes, reports. Never a request body of a blob, never a key.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use alloy_primitives::B256;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -112,7 +114,9 @@ pub fn hx(b: &[u8]) -> String {
 #[derive(Clone, Debug)]
 pub struct SessionRow {
     /// The manifest.
-    pub manifest: Manifest,
+    pub manifest: Arc<Manifest>,
+    /// The manifest's JSON as stored (its canonical bytes).
+    pub manifest_json: Arc<str>,
     /// Its hash.
     pub manifest_hash: B256,
     /// State.
@@ -148,40 +152,93 @@ pub fn parse_state(s: &str) -> Option<SessionState> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
 }
 
+/// A parsed manifest and its stored JSON, shared between requests.
+pub type CachedManifest = (Arc<Manifest>, Arc<str>);
+
+/// Manifests never change once a session exists, and large ones (a thousand
+/// parties) are costly to parse on every request: they are parsed once per
+/// process and shared. Keyed by session id and manifest hash.
+fn manifest_cache() -> &'static Mutex<HashMap<(String, String), CachedManifest>> {
+    static CACHE: OnceLock<Mutex<HashMap<(String, String), CachedManifest>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// The session's manifest (parsed once, then cached).
+pub fn manifest(
+    conn: &Connection,
+    id: &B256,
+    manifest_hash: &str,
+) -> rusqlite::Result<CachedManifest> {
+    let key = (id.to_string(), manifest_hash.to_string());
+    if let Some(m) = manifest_cache()
+        .lock()
+        .ok()
+        .and_then(|c| c.get(&key).cloned())
+    {
+        return Ok(m);
+    }
+    let json: String = conn.query_row(
+        "SELECT manifest FROM sessions WHERE id = ?1",
+        params![key.0],
+        |r| r.get(0),
+    )?;
+    let parsed: Manifest = serde_json::from_str(&json).map_err(|_| bad_row("manifest"))?;
+    let entry: CachedManifest = (Arc::new(parsed), Arc::from(json));
+    if let Ok(mut c) = manifest_cache().lock() {
+        c.insert(key, entry.clone());
+    }
+    Ok(entry)
+}
+
 /// Loads a session.
 pub fn session(conn: &Connection, id: &B256) -> rusqlite::Result<Option<SessionRow>> {
-    conn.query_row(
-        "SELECT manifest, manifest_hash, state, abort_reason, node, verdict, progress, sealed_sha, sealed_len, chain_open_tx
-         FROM sessions WHERE id = ?1",
-        params![id.to_string()],
-        |r| {
-            let manifest: String = r.get(0)?;
-            let manifest: Manifest = serde_json::from_str(&manifest).map_err(|_| bad_row("manifest"))?;
-            let mh: String = r.get(1)?;
-            let state: String = r.get(2)?;
-            let sealed_sha: Option<String> = r.get(7)?;
-            let sealed_len: Option<i64> = r.get(8)?;
-            let sealed = match (sealed_sha, sealed_len) {
-                (Some(s), Some(l)) => Some((
-                    sealroom_protocol::hash::parse_hex_array::<32>(&s).ok_or_else(|| bad_row("sealed_sha"))?,
-                    u64::try_from(l).map_err(|_| bad_row("sealed_len"))?,
-                )),
-                _ => None,
-            };
-            Ok(SessionRow {
-                manifest,
-                manifest_hash: B256::from_str(&mh).map_err(|_| bad_row("manifest_hash"))?,
-                state: parse_state(&state).ok_or_else(|| bad_row("state"))?,
-                abort_reason: r.get(3)?,
-                node: json_col(r.get(4)?, "node")?,
-                verdict: json_col(r.get(5)?, "verdict")?,
-                progress: json_col(r.get(6)?, "progress")?,
-                sealed,
-                chain_open_tx: r.get(9)?,
-            })
-        },
-    )
-    .optional()
+    let row = conn
+        .query_row(
+            "SELECT manifest_hash, state, abort_reason, node, verdict, progress, sealed_sha, sealed_len, chain_open_tx
+             FROM sessions WHERE id = ?1",
+            params![id.to_string()],
+            |r| {
+                let mh: String = r.get(0)?;
+                let state: String = r.get(1)?;
+                let sealed_sha: Option<String> = r.get(6)?;
+                let sealed_len: Option<i64> = r.get(7)?;
+                let sealed = match (sealed_sha, sealed_len) {
+                    (Some(s), Some(l)) => Some((
+                        sealroom_protocol::hash::parse_hex_array::<32>(&s).ok_or_else(|| bad_row("sealed_sha"))?,
+                        u64::try_from(l).map_err(|_| bad_row("sealed_len"))?,
+                    )),
+                    _ => None,
+                };
+                Ok((
+                    mh,
+                    parse_state(&state).ok_or_else(|| bad_row("state"))?,
+                    r.get::<_, Option<String>>(2)?,
+                    json_col(r.get(3)?, "node")?,
+                    json_col(r.get(4)?, "verdict")?,
+                    json_col(r.get(5)?, "progress")?,
+                    sealed,
+                    r.get::<_, Option<String>>(8)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((mh, state, abort_reason, node, verdict, progress, sealed, chain_open_tx)) = row
+    else {
+        return Ok(None);
+    };
+    let (manifest, manifest_json) = manifest(conn, id, &mh)?;
+    Ok(Some(SessionRow {
+        manifest,
+        manifest_json,
+        manifest_hash: B256::from_str(&mh).map_err(|_| bad_row("manifest_hash"))?,
+        state,
+        abort_reason,
+        node,
+        verdict,
+        progress,
+        sealed,
+        chain_open_tx,
+    }))
 }
 
 /// Inserts a new session in state `Open`.
@@ -376,6 +433,38 @@ pub fn grants(conn: &Connection, id: &B256, node_key: &[u8; 32]) -> rusqlite::Re
     })?;
     rows.map(|b| b.and_then(|b| serde_json::from_str(&b).map_err(|_| bad_row("grant"))))
         .collect()
+}
+
+/// Inputs granted to one node.
+pub fn granted_inputs(
+    conn: &Connection,
+    id: &B256,
+    node_key: &[u8; 32],
+) -> rusqlite::Result<std::collections::HashSet<String>> {
+    let mut st =
+        conn.prepare_cached("SELECT input FROM grants WHERE session = ?1 AND node_key = ?2")?;
+    let rows = st.query_map(params![id.to_string(), hx(node_key)], |r| {
+        r.get::<_, String>(0)
+    })?;
+    rows.collect()
+}
+
+/// The grant stored for one input and node.
+pub fn grant(
+    conn: &Connection,
+    id: &B256,
+    input: &str,
+    node_key: &[u8; 32],
+) -> rusqlite::Result<Option<Grant>> {
+    let body: Option<String> = conn
+        .query_row(
+            "SELECT body FROM grants WHERE session = ?1 AND input = ?2 AND node_key = ?3",
+            params![id.to_string(), input, hx(node_key)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    body.map(|b| serde_json::from_str(&b).map_err(|_| bad_row("grant")))
+        .transpose()
 }
 
 /// Stores a new report (unpublished).

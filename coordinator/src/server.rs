@@ -16,9 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
-use sealroom_protocol::api::{
-    NodeRegistration, Progress, ReportUpload, SessionStatus, SessionSummary, Work,
-};
+use sealroom_protocol::api::{NodeRegistration, Progress, ReportUpload, SessionSummary, Work};
 use sealroom_protocol::manifest::{Consent, Grant, Manifest};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -78,7 +76,7 @@ fn parse_id(s: &str) -> Result<B256, ApiErr> {
         .map_err(|_| ApiErr::bad_request(format!("session id `{s}` is not 32 bytes of hex")))
 }
 
-async fn status_of(core: &Core, id: B256) -> Result<SessionStatus, ApiErr> {
+async fn status_of(core: &Core, id: B256) -> Result<service::StatusOut, ApiErr> {
     let chain = core.chain.info();
     core.db(move |c| service::status(c, &id, chain)).await
 }
@@ -135,7 +133,7 @@ async fn create(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<SessionStatus>, ApiErr> {
+) -> Result<Json<service::StatusOut>, ApiErr> {
     let (key, m): (_, Manifest) = signed_json(&s.core, &method, &uri, &headers, body).await?;
     let (id, ev) = s.core.db(move |c| service::create(c, &key, &m)).await?;
     s.core.emit(ev);
@@ -149,7 +147,7 @@ async fn list(State(s): State<AppState>) -> Result<Json<Vec<SessionSummary>>, Ap
 async fn status(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<SessionStatus>, ApiErr> {
+) -> Result<Json<service::StatusOut>, ApiErr> {
     Ok(Json(status_of(&s.core, parse_id(&id)?).await?))
 }
 
@@ -160,7 +158,7 @@ async fn consent(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<SessionStatus>, ApiErr> {
+) -> Result<Json<service::StatusOut>, ApiErr> {
     let id = parse_id(&id)?;
     let (key, c): (_, Consent) = signed_json(&s.core, &method, &uri, &headers, body).await?;
     let ev = s
@@ -244,7 +242,7 @@ async fn upload_blob(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<SessionStatus>, ApiErr> {
+) -> Result<Json<service::StatusOut>, ApiErr> {
     let id = parse_id(&id)?;
     // Cheap checks first, so a stranger cannot make us store gigabytes.
     let raw = RawSig::from_headers(&headers)?;
@@ -327,7 +325,7 @@ async fn register_node(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<SessionStatus>, ApiErr> {
+) -> Result<Json<service::StatusOut>, ApiErr> {
     let id = parse_id(&id)?;
     let (key, reg): (_, NodeRegistration) =
         signed_json(&s.core, &method, &uri, &headers, body).await?;
@@ -356,7 +354,7 @@ async fn grant(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<SessionStatus>, ApiErr> {
+) -> Result<Json<service::StatusOut>, ApiErr> {
     let id = parse_id(&id)?;
     let (key, g): (_, Grant) = signed_json(&s.core, &method, &uri, &headers, body).await?;
     let ev = s.core.db(move |c| service::grant(c, &id, &key, &g)).await?;
@@ -401,7 +399,7 @@ async fn report(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<SessionStatus>, ApiErr> {
+) -> Result<Json<service::StatusOut>, ApiErr> {
     let id = parse_id(&id)?;
     let (key, r): (_, ReportUpload) = signed_json(&s.core, &method, &uri, &headers, body).await?;
     let ev = s
@@ -423,7 +421,7 @@ async fn upload_sealed(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<SessionStatus>, ApiErr> {
+) -> Result<Json<service::StatusOut>, ApiErr> {
     let id = parse_id(&id)?;
     let raw = RawSig::from_headers(&headers)?;
     raw.check_fresh(now_s())?;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use alloy_primitives::{keccak256, B256};
 use rusqlite::Connection;
 use sealroom_protocol::api::{
-    NodeRegistration, Progress, ReportRecord, ReportUpload, SessionState, SessionStatus, Work,
+    NodeRegistration, Progress, ReportRecord, ReportUpload, SessionState, Work,
 };
 use sealroom_protocol::dataset::DatasetCommitment;
 use sealroom_protocol::manifest::{Consent, ConsentAction, Grant, Manifest};
@@ -81,19 +81,46 @@ fn load(conn: &Connection, id: &B256) -> Result<SessionRow, ApiErr> {
     db::session(conn, id)?.ok_or_else(|| ApiErr::not_found(format!("no session {id}")))
 }
 
+/// `SessionStatus` as sent: the same fields, with the manifest spliced in
+/// as the JSON stored at creation (re-serialising a thousand-party manifest
+/// on every response would dominate large sessions).
+#[derive(Debug, serde::Serialize)]
+pub struct StatusOut {
+    /// Session id.
+    pub session_id: B256,
+    /// Manifest hash.
+    pub manifest_hash: B256,
+    /// The manifest (stored JSON).
+    pub manifest: Box<serde_json::value::RawValue>,
+    /// Current state.
+    pub state: SessionState,
+    /// Members.
+    pub members: Vec<sealroom_protocol::api::MemberStatus>,
+    /// The node.
+    pub node: Option<NodeRegistration>,
+    /// The coordinator's verdict.
+    pub coordinator_verdict: Option<serde_json::Value>,
+    /// Reports.
+    pub reports: Vec<ReportRecord>,
+    /// Chain.
+    pub chain: Option<serde_json::Value>,
+    /// Why aborted.
+    pub abort_reason: Option<String>,
+    /// Latest public progress.
+    pub progress: Option<serde_json::Value>,
+}
+
 /// The full public status of a session.
-pub fn status(
-    conn: &Connection,
-    id: &B256,
-    chain: serde_json::Value,
-) -> Result<SessionStatus, ApiErr> {
+pub fn status(conn: &Connection, id: &B256, chain: serde_json::Value) -> Result<StatusOut, ApiErr> {
     let row = load(conn, id)?;
     let members = db::members(conn, id, &row)?;
     let reports = db::reports(conn, id)?;
-    Ok(SessionStatus {
+    let manifest = serde_json::value::RawValue::from_string(row.manifest_json.to_string())
+        .map_err(|_| ApiErr::internal("stored manifest is not JSON"))?;
+    Ok(StatusOut {
         session_id: *id,
         manifest_hash: row.manifest_hash,
-        manifest: row.manifest,
+        manifest,
         state: row.state,
         members,
         node: row.node,
@@ -410,7 +437,7 @@ pub fn grant(
     }
     g.verify(caller, &row.manifest_hash)
         .map_err(|e| ApiErr::bad_request(format!("grant: {e}")))?;
-    if db::grants(conn, id, &node.node_key)?.iter().any(|x| x == g) {
+    if db::grant(conn, id, &g.input, &node.node_key)?.as_ref() == Some(g) {
         return Ok(vec![]);
     }
     before_keys_granted(&row, "grant")?;
@@ -430,7 +457,7 @@ pub fn work(conn: &Connection, id: &B256, caller: &[u8; 32]) -> Result<Work, Api
     Ok(Work {
         consents: db::consents(conn, id)?,
         grants: db::grants(conn, id, &node.node_key)?,
-        manifest: row.manifest,
+        manifest: (*row.manifest).clone(),
     })
 }
 
@@ -807,7 +834,7 @@ pub async fn publish_pending(core: &Core, id: B256) -> Result<(), String> {
                     evidence: n.evidence.clone(),
                     certs: n.certs.clone(),
                     collateral: n.collateral.clone(),
-                    manifest: row.manifest.clone(),
+                    manifest: (*row.manifest).clone(),
                 }
                 .to_bytes()
             })
