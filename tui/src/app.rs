@@ -596,13 +596,13 @@ impl App {
         let input = my_input(m, &me).unwrap_or_else(|| "-".into());
         let node = st.node.as_ref();
         let mut lines = vec![
-            format!("session        {}", m.name),
-            format!("manifest hash  {:#x}", st.manifest_hash),
+            format!("session   {}", m.name),
+            format!("manifest  {:#x}", st.manifest_hash),
         ];
         match &action {
             Action::Consent(a) => {
                 lines.push(format!(
-                    "action         {} (signed: \"sealroom.consent.v1\" || {} || manifest hash)",
+                    "action    {} (signed: \"sealroom.consent.v1\" || {} || manifest)",
                     match a {
                         ConsentAction::Consent => "CONSENT",
                         ConsentAction::Withdraw => "WITHDRAW consent",
@@ -612,40 +612,36 @@ impl App {
                         ConsentAction::Withdraw => 2,
                     }
                 ));
-                lines.push(format!(
-                    "as member      {}",
-                    role_in(m, &me).unwrap_or_default()
-                ));
+                lines.push(format!("member    {}", role_in(m, &me).unwrap_or_default()));
                 if *a == ConsentAction::Withdraw {
                     lines.push("a withdrawal aborts the session".into());
                 }
             }
             Action::Upload(p) => {
-                lines
-                    .push("action         UPLOAD encrypted blob (request signed by my key)".into());
-                lines.push(format!("input          {input}"));
-                lines.push(format!("file           {}", p.display()));
+                lines.push("action    UPLOAD my encrypted blob (request signed by my key)".into());
+                lines.push(format!("input     {input}"));
+                lines.push(format!("file      {}", p.display()));
                 if let Some((_, _, c)) = m
                     .grantable_inputs()
                     .into_iter()
                     .find(|(n, _, _)| *n == input)
                 {
+                    lines.push(format!("sha256    {:#x}", c.ciphertext_sha256));
                     lines.push(format!(
-                        "must match     sha256 {:#x}, {} bytes",
-                        c.ciphertext_sha256, c.ciphertext_len
+                        "length    {} bytes (checked before sending)",
+                        c.ciphertext_len
                     ));
                 }
             }
             Action::Grant(p) => {
-                lines
-                    .push("action         GRANT my data key, sealed to the node's HPKE key".into());
-                lines.push(format!("input          {input}"));
-                lines.push(format!("data key file  {}", p.display()));
+                lines.push("action    GRANT my data key, sealed to the node's HPKE key".into());
+                lines.push(format!("input     {input}"));
+                lines.push(format!("key file  {}", p.display()));
                 if let Some(n) = node {
-                    lines.push(format!("node key       {}", hex::encode(n.node_key)));
-                    lines.push(format!("node HPKE key  {}", hex::encode(n.hpke_key)));
+                    lines.push(format!("node key  {}", hex::encode(n.node_key)));
+                    lines.push(format!("node hpke {}", hex::encode(n.hpke_key)));
                     lines.push(format!(
-                        "node evidence  {}{} (verified again before sealing)",
+                        "evidence  {}{} (verified again by me before sealing)",
                         n.kind,
                         if n.kind == sealroom_protocol::policy::TeeKind::Sim {
                             ", INSECURE-SIMULATION"
@@ -656,12 +652,12 @@ impl App {
                 }
             }
             Action::FetchModel(p) => {
-                lines.push("action         FETCH the sealed model and open it with my key".into());
-                lines.push(format!("write to       {} (mode 0600)", p.display()));
+                lines.push("action    FETCH the sealed model and open it with my key".into());
+                lines.push(format!("write to  {} (mode 0600)", p.display()));
             }
             Action::Export(p) => {
-                lines.push("action         EXPORT the offline bundle (nothing is signed)".into());
-                lines.push(format!("write to       {}", p.display()));
+                lines.push("action    EXPORT the offline bundle (nothing is signed)".into());
+                lines.push(format!("write to  {}", p.display()));
             }
         }
         self.modal = Modal::Confirm { action, lines };

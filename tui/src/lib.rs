@@ -16,6 +16,9 @@ pub mod theme;
 pub mod ui;
 pub mod worker;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;

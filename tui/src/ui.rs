@@ -155,7 +155,6 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
         } else {
             Span::raw(label)
         });
-        spans.push(Span::raw(" "));
     }
     if let Some(d) = &app.detail {
         spans.push(Span::styled(d.status.manifest.name.clone(), t.title()));
@@ -197,7 +196,7 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn kv<'a>(t: Theme, k: &str, v: impl Into<Span<'a>>) -> Line<'a> {
-    Line::from(vec![Span::styled(format!("{k:<10}"), t.dim()), v.into()])
+    Line::from(vec![Span::styled(format!("{k:<9}"), t.dim()), v.into()])
 }
 
 /// What I should do next in this session, in words.
@@ -274,12 +273,12 @@ fn overview_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
         Span::raw(format!("{} — {}", m.name, m.description)),
     ));
     v.push(Line::from(vec![
-        Span::styled(format!("{:<10}", "manifest"), t.dim()),
+        Span::styled(format!("{:<9}", "manifest"), t.dim()),
         Span::raw(format!("{:#x} ", st.manifest_hash)),
         if d.manifest_ok {
-            Span::styled("hash ok", t.ok())
+            Span::styled("ok", t.ok())
         } else {
-            Span::styled("HASH MISMATCH", t.bad())
+            Span::styled("MISMATCH", t.bad())
         },
     ]));
     let role = role_in(m, &me).unwrap_or_else(|| "not a member".into());
@@ -521,7 +520,15 @@ fn node_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
                 l.push(Span::styled(" insecure-simulation ", t.danger()));
             }
             v.push(Line::from(l));
-            v.push(row("grant", "enabled: press g".into()));
+            let mine = st.members.iter().find(|m| m.key == app.me.ed25519);
+            v.push(row(
+                "grant",
+                match mine.and_then(|m| m.granted) {
+                    Some(true) => "my data key is granted to this node".into(),
+                    Some(false) => "enabled: press g".into(),
+                    None => "nothing to grant (I bring no dataset)".into(),
+                },
+            ));
         }
         Some(mv) => {
             let (c, det) = mv
@@ -553,23 +560,20 @@ fn report_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
     for r in &st.reports {
         v.push(Line::from(vec![
             Span::styled(format!("{:<10}", r.kind), t.title()),
-            Span::raw(format!("report {}", short_hex(r.report_hash.as_slice()))),
+            Span::raw(format!(
+                "hash {}  block {}  gas {}",
+                short_hex(r.report_hash.as_slice()),
+                r.block.map(|b| b.to_string()).unwrap_or_else(|| "-".into()),
+                r.gas_used
+                    .map(|b| b.to_string())
+                    .unwrap_or_else(|| "-".into())
+            )),
         ]));
         let tx = match &r.tx_hash {
-            Some(tx) => Span::styled(
-                format!(
-                    "tx {}  block {}  gas {}",
-                    tx,
-                    r.block.map(|b| b.to_string()).unwrap_or_else(|| "-".into()),
-                    r.gas_used
-                        .map(|b| b.to_string())
-                        .unwrap_or_else(|| "-".into())
-                ),
-                t.ok(),
-            ),
-            None => Span::styled("tx pending publication", t.pending()),
+            Some(tx) => Span::styled(tx.clone(), t.ok()),
+            None => Span::styled("pending publication", t.pending()),
         };
-        v.push(Line::from(vec![Span::raw("          "), tx]));
+        v.push(Line::from(vec![Span::styled("  tx      ", t.dim()), tx]));
     }
     if let Some(c) = &d.reports_check {
         let mut l = vec![Span::styled(format!("{:<10}", "verifier"), t.dim())];
@@ -636,18 +640,23 @@ fn draw_status(f: &mut Frame, app: &App, area: Rect) {
         .get("epochs")
         .and_then(|x| x.as_u64())
         .or(Some(d.status.manifest.training.epochs as u64));
-    let mut spans = vec![
-        Span::styled(" progress ", t.dim()),
-        Span::raw(format!("{phase} ")),
-    ];
+    let mut spans = vec![Span::styled(format!(" {phase} "), t.dim())];
     if let (Some(e), Some(n)) = (epoch, epochs) {
-        spans.push(Span::raw(format!("epoch {e}/{n} {} ", bar(e, n, 20))));
+        spans.push(Span::raw(format!("epoch {e}/{n} {} ", bar(e, n, 12))));
     }
+    // Metrics only when the manifest makes them public (the coordinator
+    // filters too; this keeps a misbehaving one from making them look public).
     if d.status.manifest.training.public_metrics {
         if let Some(m) = p.get("metrics").and_then(|m| m.as_object()) {
-            for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {
+            for (key, label) in [
+                ("train_loss", "loss"),
+                ("loss", "loss"),
+                ("accuracy", "acc"),
+                ("val_loss", "val loss"),
+                ("val_accuracy", "val acc"),
+            ] {
                 if let Some(x) = m.get(key).and_then(|x| x.as_f64()) {
-                    spans.push(Span::raw(format!("{key} {x:.4} ")));
+                    spans.push(Span::raw(format!("{label} {x:.3} ")));
                 }
             }
         }

@@ -259,6 +259,11 @@ impl VerifyCache {
     }
 }
 
+/// The detail view of a status with my own verifications run (no cache).
+pub fn detail_of(status: SessionStatus) -> Detail {
+    VerifyCache::default().detail(status)
+}
+
 /// The offline bundle (`sealroom-bundle/1`) a status allows: None before a
 /// node registered or a report exists. `stored_hash` is the hash the
 /// coordinator holds; `sealroom report verify --session` checks the chain's.

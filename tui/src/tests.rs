@@ -1,0 +1,800 @@
+//! Rendering and behaviour tests on ratatui's `TestBackend`: every screen,
+//! pane, dialog and state, asserting on the buffer's text and styles.
+
+use std::path::{Path, PathBuf};
+
+use alloy_primitives::B256;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::Color;
+use ratatui::Terminal;
+use sealroom_protocol::api::{
+    MemberStatus, NodeRegistration, ReportRecord, SessionState, SessionStatus, SessionSummary,
+};
+use sealroom_protocol::dataset::DatasetCommitment;
+use sealroom_protocol::identity::Identity;
+use sealroom_protocol::manifest::{ConsentAction, Manifest};
+use sealroom_protocol::policy::TeeKind;
+use sealroom_protocol::scenario::Scenario;
+use sealroom_reports::attest::simulate::{sim_default_measurement, simulate};
+use sealroom_reports::binding::expected_report_data;
+
+use crate::app::{Action, App, Busy, Conn, Effect, Modal, Pane, Screen, SessionRow};
+use crate::theme::Theme;
+use crate::ui::{draw, KEYMAP};
+use crate::worker::{detail_of, Msg};
+
+struct Fx {
+    me: Identity,
+    owner: Identity,
+    manifest: Manifest,
+}
+
+fn commitment(i: u8) -> DatasetCommitment {
+    DatasetCommitment {
+        merkle_root: B256::repeat_byte(i),
+        record_count: 10 + i as u64,
+        schema_hash: B256::repeat_byte(i.wrapping_add(1)),
+        ciphertext_sha256: B256::repeat_byte(i.wrapping_add(2)),
+        ciphertext_len: 1000 + i as u64,
+    }
+}
+
+fn fixture_with(public_metrics: bool) -> Fx {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/breast-cancer-3-hospitals.toml");
+    let mut scenario = Scenario::load(&path).unwrap();
+    scenario.training.public_metrics = public_metrics;
+    let me = Identity::generate().unwrap();
+    let b = Identity::generate().unwrap();
+    let c = Identity::generate().unwrap();
+    let owner = Identity::generate().unwrap();
+    let parties = vec![
+        (me.public(), commitment(1)),
+        (b.public(), commitment(2)),
+        (c.public(), commitment(3)),
+    ];
+    let manifest = Manifest::from_scenario(
+        &scenario,
+        B256::repeat_byte(0x5e),
+        1_700_000_000,
+        parties,
+        owner.public(),
+        Some(commitment(9)),
+    )
+    .unwrap();
+    Fx {
+        me,
+        owner,
+        manifest,
+    }
+}
+
+fn fixture() -> Fx {
+    fixture_with(false)
+}
+
+fn status(fx: &Fx, state: SessionState) -> SessionStatus {
+    let mut members: Vec<MemberStatus> = fx
+        .manifest
+        .parties
+        .iter()
+        .map(|p| MemberStatus {
+            name: p.name.clone(),
+            role: "party".into(),
+            key: p.identity.ed25519,
+            consented: false,
+            withdrawn: false,
+            blob_uploaded: Some(false),
+            granted: Some(false),
+        })
+        .collect();
+    members.push(MemberStatus {
+        name: fx.manifest.owner.name.clone(),
+        role: "owner".into(),
+        key: fx.owner.public().ed25519,
+        consented: false,
+        withdrawn: false,
+        blob_uploaded: Some(false),
+        granted: Some(false),
+    });
+    SessionStatus {
+        session_id: fx.manifest.session_id,
+        manifest_hash: fx.manifest.hash(),
+        manifest: fx.manifest.clone(),
+        state,
+        members,
+        node: None,
+        coordinator_verdict: None,
+        reports: vec![],
+        chain: Some(
+            serde_json::json!({"kind": "embedded", "chain_id": 31337, "label": "embedded development chain"}),
+        ),
+        abort_reason: None,
+        progress: None,
+    }
+}
+
+/// A sim node whose evidence is bound to this manifest (`good`) or to another one.
+fn node(fx: &Fx, good: bool) -> NodeRegistration {
+    let node_key = [0x11u8; 32];
+    let hpke_key = Identity::generate().unwrap().public().x25519;
+    let mh = if good {
+        fx.manifest.hash()
+    } else {
+        B256::repeat_byte(0xee)
+    };
+    let rd = expected_report_data(&node_key, &hpke_key, &mh.0);
+    let m = sim_default_measurement();
+    NodeRegistration {
+        node_key,
+        hpke_key,
+        kind: TeeKind::Sim,
+        evidence: simulate(&rd, &m, false),
+        certs: vec![],
+        collateral: None,
+        engine_measurement: hex::encode(m),
+    }
+}
+
+fn app_for(fx: &Fx, theme: Theme) -> App {
+    let mut app = App::new(fx.me.public(), "http://127.0.0.1:7300", theme);
+    app.conn = Conn::Up { live: true };
+    app
+}
+
+fn detail_app(fx: &Fx, st: SessionStatus, pane: Pane) -> App {
+    let mut app = app_for(fx, Theme { color: true });
+    app.screen = Screen::Detail;
+    app.watched = Some(st.session_id);
+    app.pane = pane;
+    app.apply(Msg::Detail(Box::new(detail_of(st))));
+    app
+}
+
+fn render(app: &App, w: u16, h: u16) -> (String, ratatui::buffer::Buffer) {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| draw(f, app)).unwrap();
+    let buf = term.backend().buffer().clone();
+    let mut text = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            text.push_str(buf[(x, y)].symbol());
+        }
+        text.push('\n');
+    }
+    (text, buf)
+}
+
+fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    app.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn typed(app: &mut App, s: &str) {
+    for ch in s.chars() {
+        key(app, KeyCode::Char(ch));
+    }
+}
+
+fn row(fx: &Fx, name: &str, state: SessionState, ready: u32, role: &str) -> SessionRow {
+    SessionRow {
+        summary: SessionSummary {
+            session_id: fx.manifest.session_id,
+            name: name.into(),
+            state,
+            ready,
+            total: 4,
+        },
+        my_role: role.into(),
+    }
+}
+
+#[test]
+fn list_connecting_empty_and_unreachable() {
+    let fx = fixture();
+    let mut app = App::new(
+        fx.me.public(),
+        "http://127.0.0.1:7300",
+        Theme { color: true },
+    );
+    let (t, _) = render(&app, 80, 24);
+    assert!(t.contains("Connecting to the coordinator"), "{t}");
+    assert!(t.contains("connecting"), "{t}");
+    assert!(
+        t.contains(&format!("me {}", fx.me.public().fingerprint())),
+        "{t}"
+    );
+
+    app.apply(Msg::Conn(Conn::Up { live: false }));
+    let (t, _) = render(&app, 80, 24);
+    assert!(t.contains("No sessions on this coordinator yet."), "{t}");
+
+    app.apply(Msg::Conn(Conn::Down {
+        error: "connection refused".into(),
+        retry_ms: 2000,
+    }));
+    let (t, _) = render(&app, 80, 24);
+    assert!(
+        t.contains("Coordinator unreachable: connection refused"),
+        "{t}"
+    );
+    assert!(t.contains("unreachable, retry 2.0s"), "{t}");
+}
+
+#[test]
+fn list_shows_name_state_ready_and_my_role() {
+    let fx = fixture();
+    let mut app = app_for(&fx, Theme { color: true });
+    app.apply(Msg::Sessions(vec![
+        row(
+            &fx,
+            "breast-cancer-3-hospitals",
+            SessionState::Open,
+            2,
+            "party hospital-a",
+        ),
+        row(&fx, "digits-3-labs", SessionState::Published, 4, "owner"),
+        row(&fx, "someone-elses", SessionState::Aborted, 0, "-"),
+    ]));
+    let (t, _) = render(&app, 80, 24);
+    for s in [
+        "Name",
+        "State",
+        "Ready",
+        "My role",
+        "breast-cancer-3-hospitals",
+        "open",
+        "2/4",
+        "party hospital-a",
+        "digits-3-labs",
+        "published",
+        "4/4",
+        "owner",
+        "aborted",
+        "0/4",
+        "0x5e5e5e5e",
+        "Enter open",
+    ] {
+        assert!(t.contains(s), "missing {s:?} in\n{t}");
+    }
+    // Navigation stays in bounds and Enter opens the selected session.
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    assert_eq!(app.selected, 2);
+    key(&mut app, KeyCode::Up);
+    let eff = key(&mut app, KeyCode::Enter);
+    assert!(matches!(eff.as_slice(), [Effect::Watch(Some(id))] if *id == fx.manifest.session_id));
+    assert_eq!(app.screen, Screen::Detail);
+    let (t, _) = render(&app, 80, 24);
+    assert!(t.contains("Loading the session"), "{t}");
+    let eff = key(&mut app, KeyCode::Esc);
+    assert!(matches!(eff.as_slice(), [Effect::Watch(None)]));
+    assert_eq!(app.screen, Screen::List);
+}
+
+#[test]
+fn overview_summarises_the_manifest_and_my_next_step_at_80x24() {
+    let fx = fixture();
+    let st = status(&fx, SessionState::Open);
+    let app = detail_app(&fx, st, Pane::Overview);
+    let (t, _) = render(&app, 80, 24);
+    for s in [
+        "1 Overview",
+        "2 Members",
+        "3 Node",
+        "4 Reports",
+        "breast-cancer-3-hospitals",
+        &format!("{:#x} ok", fx.manifest.hash()),
+        "party hospital-a, input hospital-a",
+        "press c to review the manifest hash and consent",
+        "logistic-regression; 30 features, 2 classes",
+        "60 epochs, batch 16, Adam lr 0.01, seed 7, metrics owner only",
+        "kinds sev-snp,tdx,sim; simulation ALLOWED; debug refused",
+        "oncology-model-owner",
+        "hospital-a, hospital-b, hospital-c",
+        "embedded development chain",
+        "progress not started",
+        "c consent",
+    ] {
+        assert!(t.contains(s), "missing {s:?} in\n{t}");
+    }
+    // Every line fits: nothing is cut at the right border of an 80-column screen.
+    for line in t.lines() {
+        assert!(line.chars().count() <= 80);
+    }
+}
+
+#[test]
+fn overview_flags_a_manifest_hash_mismatch_and_refuses_consent() {
+    let fx = fixture();
+    let mut st = status(&fx, SessionState::Open);
+    st.manifest_hash = B256::repeat_byte(0xab);
+    let mut app = detail_app(&fx, st, Pane::Overview);
+    let (t, _) = render(&app, 100, 30);
+    assert!(t.contains("MISMATCH"), "{t}");
+    key(&mut app, KeyCode::Char('c'));
+    assert_eq!(app.modal, Modal::None);
+    let (t, _) = render(&app, 100, 30);
+    assert!(
+        t.contains("consent refused: the manifest does not hash"),
+        "{t}"
+    );
+}
+
+#[test]
+fn members_pane_shows_consent_blob_grant_and_withdrawal() {
+    let fx = fixture();
+    let mut st = status(&fx, SessionState::Open);
+    st.members[0].consented = true;
+    st.members[0].blob_uploaded = Some(true);
+    st.members[1].withdrawn = true;
+    st.members[3].granted = None;
+    st.members[3].blob_uploaded = None;
+    let app = detail_app(&fx, st, Pane::Members);
+    let (t, _) = render(&app, 80, 24);
+    let line = |name: &str| {
+        t.lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        t.contains("Member") && t.contains("Consent") && t.contains("Blob") && t.contains("Grant"),
+        "{t}"
+    );
+    let a = line("hospital-a");
+    assert!(
+        a.contains("me") && a.contains("yes") && a.contains("no"),
+        "{a}"
+    );
+    assert!(line("hospital-b").contains("WITHDRAWN"), "{t}");
+    let o = line("oncology-model-owner");
+    assert!(o.contains("owner") && o.contains('-'), "{o}");
+}
+
+#[test]
+fn node_pane_without_a_node_disables_grant() {
+    let fx = fixture();
+    let mut st = status(&fx, SessionState::Open);
+    st.members[0].consented = true;
+    st.members[0].blob_uploaded = Some(true);
+    let mut app = detail_app(&fx, st, Pane::Node);
+    let (t, _) = render(&app, 80, 24);
+    assert!(t.contains("No node has registered yet."), "{t}");
+    key(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.modal, Modal::None);
+    let (t, _) = render(&app, 80, 24);
+    assert!(
+        t.contains("grant disabled: no node has registered yet"),
+        "{t}"
+    );
+}
+
+#[test]
+fn node_pane_sim_verified_by_me_is_red_and_grant_is_enabled() {
+    let fx = fixture();
+    let mut st = status(&fx, SessionState::NodeAttested);
+    st.node = Some(node(&fx, true));
+    st.coordinator_verdict = Some(serde_json::json!({"verified": true}));
+    let mut app = detail_app(&fx, st, Pane::Node);
+    let d = app.detail.as_ref().unwrap();
+    assert!(
+        d.my_verdict.as_ref().unwrap().verified,
+        "{:?}",
+        d.my_verdict
+    );
+    let (t, buf) = render(&app, 80, 24);
+    for s in [
+        "kind",
+        "sim",
+        "insecure-simulation",
+        "node key",
+        "1111111111111111…11111111",
+        "measurement",
+        "TCB",
+        "MY VERDICT",
+        "VERIFIED",
+        "enabled: press g",
+        "coordinator verified (not trusted: see mine)",
+    ] {
+        assert!(t.contains(s), "missing {s:?} in\n{t}");
+    }
+    // The insecure-simulation label is red.
+    let (x, y) = find(&t, "insecure-simulation");
+    assert_eq!(buf[(x, y)].bg, Color::Red);
+    // Grant: prompt, then the confirmation names the node key and what is sealed.
+    key(&mut app, KeyCode::Char('g'));
+    assert!(matches!(app.modal, Modal::Prompt { .. }));
+    typed(&mut app, "/tmp/a.datakey");
+    let (t, _) = render(&app, 80, 24);
+    assert!(
+        t.contains("Grant my data key: path to the .datakey file")
+            && t.contains("> /tmp/a.datakey_"),
+        "{t}"
+    );
+    key(&mut app, KeyCode::Enter);
+    let (t, _) = render(&app, 100, 30);
+    for s in [
+        "Confirm: exactly what will be signed and sent",
+        &format!("manifest  {:#x}", fx.manifest.hash()),
+        "GRANT my data key",
+        "input     hospital-a",
+        "key file  /tmp/a.datakey",
+        &format!("node key  {}", hex::encode([0x11u8; 32])),
+        "INSECURE-SIMULATION",
+        "y sign and send",
+    ] {
+        assert!(t.contains(s), "missing {s:?} in\n{t}");
+    }
+    let eff = key(&mut app, KeyCode::Char('y'));
+    assert!(
+        matches!(eff.as_slice(), [Effect::Run(Action::Grant(p), _)] if p == &PathBuf::from("/tmp/a.datakey"))
+    );
+    let (t, _) = render(&app, 80, 24);
+    assert!(t.contains("grant…"), "{t}");
+}
+
+fn find(text: &str, needle: &str) -> (u16, u16) {
+    for (y, line) in text.lines().enumerate() {
+        if let Some(i) = line.find(needle) {
+            return (line[..i].chars().count() as u16, y as u16);
+        }
+    }
+    panic!("{needle:?} not on screen:\n{text}");
+}
+
+#[test]
+fn node_pane_rejected_by_me_shows_the_failed_check_and_grant_stays_disabled() {
+    let fx = fixture();
+    let mut st = status(&fx, SessionState::NodeAttested);
+    st.node = Some(node(&fx, false));
+    st.coordinator_verdict = Some(serde_json::json!({"verified": true}));
+    let mut app = detail_app(&fx, st, Pane::Node);
+    let v = app.detail.as_ref().unwrap().my_verdict.clone().unwrap();
+    assert!(!v.verified);
+    let check = v.failure.unwrap().check;
+    let (t, _) = render(&app, 100, 30);
+    assert!(
+        t.contains("REJECTED") && t.contains(&format!("failed check {check}")),
+        "{t}"
+    );
+    assert!(t.contains("DISABLED: my verification failed"), "{t}");
+    key(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.modal, Modal::None);
+    let (t, _) = render(&app, 100, 30);
+    assert!(
+        t.contains(&format!(
+            "grant disabled: my verification of the node failed: {check}"
+        )),
+        "{t}"
+    );
+    // The overview's next step says so too.
+    key(&mut app, KeyCode::Char('1'));
+    let mut st = app.detail.as_ref().unwrap().status.clone();
+    st.members[0].consented = true;
+    st.members[0].blob_uploaded = Some(true);
+    app.apply(Msg::Detail(Box::new(detail_of(st))));
+    let (t, _) = render(&app, 100, 30);
+    assert!(
+        t.contains(&format!(
+            "grant disabled: your verification failed ({check})"
+        )),
+        "{t}"
+    );
+}
+
+#[test]
+fn reports_pane_shows_tx_hashes_pending_and_the_verifier_outcome() {
+    let fx = fixture();
+    let mut st = status(&fx, SessionState::Completed);
+    st.node = Some(node(&fx, true));
+    st.reports = vec![
+        ReportRecord {
+            kind: "opened".into(),
+            report_abi: "00".into(),
+            signature: "00".repeat(64),
+            report_hash: B256::repeat_byte(0x42),
+            tx_hash: Some(format!("0x{}", "ab".repeat(32))),
+            block: Some(3),
+            gas_used: Some(215_730),
+        },
+        ReportRecord {
+            kind: "completed".into(),
+            report_abi: "00".into(),
+            signature: "00".repeat(64),
+            report_hash: B256::repeat_byte(0x43),
+            tx_hash: None,
+            block: None,
+            gas_used: None,
+        },
+    ];
+    let app = detail_app(&fx, st, Pane::Reports);
+    let (t, _) = render(&app, 80, 24);
+    for s in [
+        "opened",
+        "hash 4242424242424242…42424242  block 3  gas 215730",
+        &format!("tx      0x{}", "ab".repeat(32)),
+        "completed",
+        "pending publication",
+        "NOT VERIFIED",
+        "failed check report.decode",
+        "insecure-simulation",
+    ] {
+        assert!(t.contains(s), "missing {s:?} in\n{t}");
+    }
+}
+
+#[test]
+fn reports_pane_before_any_report_and_after_an_abort() {
+    let fx = fixture();
+    let mut st = status(&fx, SessionState::Aborted);
+    st.abort_reason = Some("hospital-b withdrew consent".into());
+    let app = detail_app(&fx, st, Pane::Reports);
+    let (t, _) = render(&app, 80, 24);
+    assert!(t.contains("No reports yet"), "{t}");
+    assert!(t.contains("aborted  hospital-b withdrew consent"), "{t}");
+    assert!(t.contains("aborted"), "{t}");
+}
+
+#[test]
+fn progress_shows_metrics_only_when_the_manifest_makes_them_public() {
+    let progress = serde_json::json!({"phase": "training", "epoch": 12, "epochs": 60, "metrics": {"epoch": 12, "train_loss": 0.25, "val_loss": 0.3, "val_accuracy": 0.9}});
+    for public in [false, true] {
+        let fx = fixture_with(public);
+        let mut st = status(&fx, SessionState::Training);
+        st.progress = Some(progress.clone());
+        let app = detail_app(&fx, st, Pane::Overview);
+        let (t, _) = render(&app, 80, 24);
+        assert!(t.contains("training epoch 12/60 [##..........] "), "{t}");
+        assert_eq!(
+            t.contains("loss 0.250 val loss 0.300 val acc 0.900"),
+            public,
+            "{t}"
+        );
+    }
+}
+
+#[test]
+fn help_overlay_lists_every_key() {
+    let fx = fixture();
+    let mut app = app_for(&fx, Theme { color: true });
+    key(&mut app, KeyCode::Char('?'));
+    assert_eq!(app.modal, Modal::Help);
+    let (t, _) = render(&app, 80, 24);
+    for (k, what) in KEYMAP {
+        assert!(
+            t.contains(k) && t.contains(what),
+            "missing {k} {what} in\n{t}"
+        );
+    }
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.modal, Modal::None);
+}
+
+#[test]
+fn consent_and_withdraw_confirmations_show_what_is_signed_and_cancel_signs_nothing() {
+    let fx = fixture();
+    let st = status(&fx, SessionState::Open);
+    let mut app = detail_app(&fx, st, Pane::Overview);
+    key(&mut app, KeyCode::Char('c'));
+    let (t, _) = render(&app, 100, 30);
+    assert!(
+        t.contains("CONSENT (signed: \"sealroom.consent.v1\" || 1 || manifest)"),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("manifest  {:#x}", fx.manifest.hash())),
+        "{t}"
+    );
+    assert!(t.contains("member    party hospital-a"), "{t}");
+    let eff = key(&mut app, KeyCode::Char('n'));
+    assert!(eff.is_empty());
+    let (t, _) = render(&app, 100, 30);
+    assert!(
+        t.contains("consent cancelled; nothing was signed or sent"),
+        "{t}"
+    );
+
+    key(&mut app, KeyCode::Char('w'));
+    let (t, _) = render(&app, 100, 30);
+    assert!(
+        t.contains("WITHDRAW consent") && t.contains("a withdrawal aborts the session"),
+        "{t}"
+    );
+    let eff = key(&mut app, KeyCode::Enter);
+    assert!(matches!(
+        eff.as_slice(),
+        [Effect::Run(Action::Consent(ConsentAction::Withdraw), _)]
+    ));
+}
+
+#[test]
+fn upload_prompt_edits_the_path_and_shows_the_commitment_it_must_match() {
+    let fx = fixture();
+    let st = status(&fx, SessionState::Open);
+    let mut app = detail_app(&fx, st, Pane::Overview);
+    key(&mut app, KeyCode::Char('u'));
+    typed(&mut app, "/data/a.sealedX");
+    key(&mut app, KeyCode::Backspace);
+    key(&mut app, KeyCode::Enter);
+    let (t, _) = render(&app, 100, 30);
+    assert!(t.contains("UPLOAD my encrypted blob"), "{t}");
+    assert!(
+        t.contains("file      /data/a.sealed\n") || t.contains("file      /data/a.sealed "),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("sha256    {:#x}", commitment(1).ciphertext_sha256)),
+        "{t}"
+    );
+    assert!(t.contains("length    1001 bytes"), "{t}");
+    let eff = key(&mut app, KeyCode::Char('y'));
+    assert!(matches!(
+        eff.as_slice(),
+        [Effect::Run(Action::Upload(_), _)]
+    ));
+    // The grant prompt then suggests the blob's data key.
+    app.apply(Msg::Done(Ok("uploaded".into())));
+    let mut st = app.detail.as_ref().unwrap().status.clone();
+    st.node = Some(node(&fx, true));
+    app.apply(Msg::Detail(Box::new(detail_of(st))));
+    key(&mut app, KeyCode::Char('g'));
+    assert_eq!(
+        app.modal,
+        Modal::Prompt {
+            purpose: crate::app::PromptFor::DataKey,
+            input: "/data/a.sealed.datakey".into()
+        }
+    );
+    // Esc leaves the prompt without doing anything.
+    assert!(key(&mut app, KeyCode::Esc).is_empty());
+    assert_eq!(app.modal, Modal::None);
+}
+
+#[test]
+fn busy_progress_and_results_show_on_the_message_line() {
+    let fx = fixture();
+    let st = status(&fx, SessionState::Open);
+    let mut app = detail_app(&fx, st, Pane::Overview);
+    app.apply(Msg::Progress(Busy {
+        label: "reading and checking the blob".into(),
+        done: 50,
+        total: 100,
+    }));
+    let (t, _) = render(&app, 80, 24);
+    assert!(
+        t.contains("reading and checking the blob [##########..........] 50/100 bytes"),
+        "{t}"
+    );
+    app.apply(Msg::Done(Err(
+        "coordinator: 409 conflict: blob already uploaded".into(),
+    )));
+    let (t, _) = render(&app, 80, 24);
+    assert!(
+        t.contains("coordinator: 409 conflict: blob already uploaded"),
+        "{t}"
+    );
+    assert!(app.busy.is_none());
+}
+
+#[test]
+fn owner_model_fetch_is_enabled_only_once_published() {
+    let fx = fixture();
+    let owner_app = |state| {
+        let st = status(&fx, state);
+        let mut app = App::new(fx.owner.public(), "http://x", Theme { color: false });
+        app.screen = Screen::Detail;
+        app.watched = Some(st.session_id);
+        app.apply(Msg::Detail(Box::new(detail_of(st))));
+        app
+    };
+    let mut app = owner_app(SessionState::Completed);
+    key(&mut app, KeyCode::Char('m'));
+    assert_eq!(app.modal, Modal::None);
+    let (t, _) = render(&app, 80, 24);
+    assert!(
+        t.contains("fetch model: released once both reports are on chain (state is completed)"),
+        "{t}"
+    );
+
+    let mut app = owner_app(SessionState::Published);
+    key(&mut app, KeyCode::Char('m'));
+    key(&mut app, KeyCode::Enter);
+    let (t, _) = render(&app, 100, 30);
+    assert!(
+        t.contains("FETCH the sealed model")
+            && t.contains("breast-cancer-3-hospitals.model (mode 0600)"),
+        "{t}"
+    );
+
+    // A party may not.
+    let mut app = detail_app(&fx, status(&fx, SessionState::Published), Pane::Overview);
+    key(&mut app, KeyCode::Char('m'));
+    let (t, _) = render(&app, 80, 24);
+    assert!(t.contains("only the model owner can open the model"), "{t}");
+    // Export is open to anyone, with a default file name.
+    key(&mut app, KeyCode::Char('e'));
+    assert_eq!(
+        app.modal,
+        Modal::Prompt {
+            purpose: crate::app::PromptFor::ExportOut,
+            input: "breast-cancer-3-hospitals-bundle.json".into()
+        }
+    );
+}
+
+#[test]
+fn no_color_uses_no_colours_anywhere() {
+    let fx = fixture();
+    let mut st = status(&fx, SessionState::NodeAttested);
+    st.node = Some(node(&fx, true));
+    let mut app = detail_app(&fx, st, Pane::Node);
+    app.theme = Theme { color: false };
+    let (t, buf) = render(&app, 80, 24);
+    assert!(t.contains("insecure-simulation"), "{t}");
+    for cell in buf.content() {
+        assert_eq!(cell.fg, Color::Reset);
+        assert_eq!(cell.bg, Color::Reset);
+    }
+    // Still marked without colour: reversed and bold.
+    let (x, y) = find(&t, "insecure-simulation");
+    assert!(buf[(x, y)]
+        .modifier
+        .contains(ratatui::style::Modifier::REVERSED));
+}
+
+#[test]
+fn resizes_cleanly_from_tiny_to_large() {
+    let fx = fixture();
+    let mut st = status(&fx, SessionState::Training);
+    st.node = Some(node(&fx, true));
+    st.progress = Some(serde_json::json!({"phase": "training", "epoch": 1, "epochs": 60}));
+    for pane in Pane::ALL {
+        let mut app = detail_app(&fx, st.clone(), pane);
+        for (w, h) in [(80, 24), (20, 6), (1, 1), (200, 60), (80, 24)] {
+            render(&app, w, h);
+        }
+        key(&mut app, KeyCode::Char('?'));
+        render(&app, 30, 8);
+        let (t, _) = render(&app, 120, 40);
+        assert!(t.contains("Keys"), "{t}");
+    }
+}
+
+#[test]
+fn quit_keys() {
+    let fx = fixture();
+    let mut app = app_for(&fx, Theme { color: true });
+    key(&mut app, KeyCode::Char('q'));
+    assert!(app.quit);
+    let mut app = app_for(&fx, Theme { color: true });
+    app.handle_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert!(app.quit);
+}
+
+#[test]
+fn bundle_from_status_needs_a_node_and_a_report() {
+    let fx = fixture();
+    let mut st = status(&fx, SessionState::Completed);
+    assert!(crate::worker::bundle_from_status(&st).is_none());
+    st.node = Some(node(&fx, true));
+    assert!(crate::worker::bundle_from_status(&st).is_none());
+    st.reports.push(ReportRecord {
+        kind: "completed".into(),
+        report_abi: "00".into(),
+        signature: "00".into(),
+        report_hash: B256::ZERO,
+        tx_hash: None,
+        block: None,
+        gas_used: None,
+    });
+    st.reports.push(ReportRecord {
+        kind: "opened".into(),
+        ..st.reports[0].clone()
+    });
+    let b = crate::worker::bundle_from_status(&st).unwrap();
+    assert_eq!(b.format, "sealroom-bundle/1");
+    assert_eq!(b.reports[0].kind, "opened");
+    assert_eq!(b.envelope.manifest, fx.manifest);
+}
