@@ -657,3 +657,83 @@ pub fn summaries(conn: &Connection) -> rusqlite::Result<Vec<SessionSummary>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_are_single_use_survive_reopen_and_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite");
+        let conn = open(&path).unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode.to_ascii_lowercase(), "wal");
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        assert!(remember_nonce(&conn, &[1; 32], "AA", 100).unwrap());
+        assert!(
+            !remember_nonce(&conn, &[1; 32], "aa", 100).unwrap(),
+            "case does not make a nonce new"
+        );
+        assert!(
+            remember_nonce(&conn, &[2; 32], "aa", 100).unwrap(),
+            "nonces are per key"
+        );
+        drop(conn);
+        let conn = open(&path).unwrap();
+        assert!(
+            !remember_nonce(&conn, &[1; 32], "aa", 100).unwrap(),
+            "remembered across a restart"
+        );
+        assert_eq!(prune_nonces(&conn, 101).unwrap(), 2);
+        assert!(remember_nonce(&conn, &[1; 32], "aa", 200).unwrap());
+    }
+
+    #[test]
+    fn latest_consent_action_wins_and_withdrawal_sticks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("c.sqlite")).unwrap();
+        let id = B256::repeat_byte(5);
+        let a = sealroom_protocol::identity::Identity::generate().unwrap();
+        let b = sealroom_protocol::identity::Identity::generate().unwrap();
+        let tx = conn.transaction().unwrap();
+        insert_consent(&tx, &id, &Consent::sign(&a, ConsentAction::Consent, id)).unwrap();
+        insert_consent(&tx, &id, &Consent::sign(&b, ConsentAction::Consent, id)).unwrap();
+        insert_consent(&tx, &id, &Consent::sign(&b, ConsentAction::Withdraw, id)).unwrap();
+        tx.commit().unwrap();
+        let actions = consent_actions(&conn, &id).unwrap();
+        assert_eq!(actions[&hx(&a.public().ed25519)], (true, false));
+        assert_eq!(actions[&hx(&b.public().ed25519)], (false, true));
+        assert_eq!(
+            consents(&conn, &id).unwrap().len(),
+            3,
+            "every message is kept for the node"
+        );
+        assert!(consent_actions(&conn, &B256::ZERO).unwrap().is_empty());
+    }
+
+    #[test]
+    fn states_roundtrip_by_name() {
+        use SessionState::*;
+        for s in [
+            Draft,
+            Open,
+            NodeAttested,
+            KeysGranted,
+            InputsVerified,
+            Training,
+            Completed,
+            Published,
+            Delivered,
+            Aborted,
+        ] {
+            assert_eq!(parse_state(s.as_str()), Some(s));
+        }
+        assert_eq!(parse_state("nope"), None);
+    }
+}
