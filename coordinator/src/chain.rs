@@ -53,6 +53,8 @@ pub struct ChainCtx {
     chain: Arc<AnyChain>,
     confirmations: u64,
     contract: std::sync::Mutex<Option<Address>>,
+    /// The registry was given (`--contract`): never replaced by a deployment.
+    fixed: bool,
     /// Serialises publications (one sender account, ordered reports).
     pub(crate) publish_lock: tokio::sync::Mutex<()>,
     name: String,
@@ -108,6 +110,7 @@ impl ChainCtx {
             chain: Arc::new(chain),
             confirmations: confirmations.unwrap_or(default_conf).max(1),
             contract: std::sync::Mutex::new(contract),
+            fixed: contract.is_some(),
             publish_lock: tokio::sync::Mutex::new(()),
             name,
         })
@@ -160,9 +163,13 @@ impl ChainCtx {
             let r = Registry::at(self.chain.clone(), a).with_confirmations(self.confirmations);
             match r.session(B256::ZERO).await {
                 Ok(_) => return Ok((r, false)),
-                Err(e) => {
-                    tracing::warn!(contract = %a, error = %e, "registry not usable; deploying a new one");
+                // No registry code there (a remembered address on a fresh
+                // embedded chain): deploy anew, unless the operator named it.
+                Err(sealroom_contracts::RegistryError::Decode { .. }) if !self.fixed => {
+                    tracing::warn!(contract = %a, "no registry at the remembered address; deploying a new one");
                 }
+                // Transport trouble must not cost a second deployment: retry later.
+                Err(e) => return Err(format!("registry at {a}: {e}")),
             }
         }
         let (r, out) = Registry::deploy(self.chain.clone(), self.confirmations)
