@@ -75,8 +75,11 @@ fn quality(file: &str, bar: f64, adjust: impl Fn(&mut TrainingSpec)) {
         "evaluate agrees with the training loop"
     );
     println!(
-        "{file}: pooled accuracy {acc:.4} loss {:.4} ({} train rows, {:.2} s)",
-        model.final_loss, model.train_records, pooled_s
+        "{file}: pooled accuracy {acc:.4} loss {:.4} ({} train rows, {:.2} s), model sha256 {}",
+        model.final_loss,
+        model.train_records,
+        pooled_s,
+        hex::encode(sealroom_protocol::hash::sha256(&model.model_bytes))
     );
     assert!(acc >= bar, "{file}: pooled accuracy {acc} < {bar}");
     for (name, data) in &l.parties {
@@ -244,9 +247,14 @@ fn evaluate_rejects_other_specs_and_damaged_bytes() {
     assert!(evaluate(&s.model, &s.schema, &garbage, &l.validation).is_err());
 }
 
+/// Hyper-parameter sweep used to find the values in the quality tests (not
+/// part of the suite). `SWEEP_FILE=digits-3-labs.toml
+/// SWEEP="wd,lr,batch,epochs,seeds,bar;..." [SWEEP_CNN="16,32/64"] cargo test
+/// -p sealroom-trainer sweep -- --ignored --nocapture` (`SWEEP_CNN`:
+/// channels/hidden of a CNN over 8×8 images instead of the scenario's model).
 #[test]
 #[ignore]
-fn sweep_tmp() {
+fn sweep() {
     let file = std::env::var("SWEEP_FILE").unwrap();
     let cfgs = std::env::var("SWEEP").unwrap();
     let base = load(&file);
@@ -259,6 +267,19 @@ fn sweep_tmp() {
         let seeds = v[4] as u64;
         for seed in 0..seeds {
             let mut l = load(&file);
+            if let Ok(cnn) = std::env::var("SWEEP_CNN") {
+                let (c, h) = cnn.split_once('/').unwrap();
+                let list = |t: &str| {
+                    t.split(',')
+                        .filter(|x| !x.is_empty())
+                        .map(|x| x.parse().unwrap())
+                        .collect()
+                };
+                l.scenario.model.kind = ModelKind::Cnn;
+                l.scenario.model.channels = list(c);
+                l.scenario.model.hidden = list(h);
+                l.scenario.model.image = vec![8, 8];
+            }
             l.scenario.training.weight_decay = v[0];
             l.scenario.training.learning_rate = v[1];
             l.scenario.training.batch_size = v[2] as u32;
