@@ -154,6 +154,25 @@ fn same_inputs_give_identical_model_bytes() {
     assert_ne!(c.data_order_commitment, a.data_order_commitment);
 }
 
+/// Concurrent sessions in one process do not disturb each other's results
+/// (no shared RNG, no thread-pool dependence).
+#[test]
+fn concurrent_runs_match_a_lone_run() {
+    let mut l = load("breast-cancer-3-hospitals.toml");
+    l.scenario.training.epochs = 4;
+    let pooled = l.pooled();
+    let lone = l.train(&pooled).model_bytes;
+    let together: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| l.train(&pooled).model_bytes))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for bytes in together {
+        assert_eq!(bytes, lone);
+    }
+}
+
 #[test]
 fn split_validation_is_seeded_and_replayable() {
     let mut l = load("breast-cancer-3-hospitals.toml");

@@ -8,7 +8,7 @@ use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer as _, SgdConfig};
-use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::record::{BinBytesRecorder, BurnRecord, FullPrecisionSettings, Record, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use sealroom_protocol::scenario::{ModelSpec, Optimizer, Schema, TrainingSpec};
@@ -421,17 +421,30 @@ fn labels_i64(labels: &[u32]) -> Zeroizing<Vec<i64>> {
     Zeroizing::new(labels.iter().map(|l| i64::from(*l)).collect())
 }
 
+type NetItem<B> = <<Net<B> as Module<B>>::Record as Record<B>>::Item<FullPrecisionSettings>;
+
 fn load_net<B: Backend>(arch: &Arch, record: &[u8], device: &B::Device) -> Result<Net<B>, MlError> {
-    // Burn's bytes recorder panics on malformed input instead of returning
-    // an error; the panic is contained here and reported as bad model bytes.
+    // Decoded here with the recorder's own format (bincode, standard
+    // config) because Burn's `BinBytesRecorder::load` panics on malformed
+    // bytes; building tensors from a decoded but inconsistent record can
+    // still panic inside Burn, so that step is contained too.
+    let (decoded, used): (BurnRecord<NetItem<B>, B>, usize) =
+        bincode::serde::decode_from_slice(record, bincode::config::standard())
+            .map_err(|e| MlError::ModelBytes(format!("record does not decode: {e}")))?;
+    if used != record.len() {
+        return Err(MlError::ModelBytes(format!(
+            "{} bytes after the Burn record",
+            record.len() - used
+        )));
+    }
     catch_unwind(AssertUnwindSafe(|| {
         let template: Net<B> = Net::init(arch, 0, device);
-        BinBytesRecorder::<FullPrecisionSettings>::default()
-            .load(record.to_vec(), device)
-            .map(|r| template.load_record(r))
+        template.load_record(<Net<B> as Module<B>>::Record::from_item(
+            decoded.item,
+            device,
+        ))
     }))
-    .map_err(|p| MlError::ModelBytes(format!("record does not load: {}", panic_message(&p))))?
-    .map_err(|e| MlError::ModelBytes(format!("record does not load: {e}")))
+    .map_err(|p| MlError::ModelBytes(format!("record does not load: {}", panic_message(&p))))
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
