@@ -116,7 +116,7 @@ pub struct SessionRow {
     /// The manifest.
     pub manifest: Arc<Manifest>,
     /// The manifest's JSON as stored (its canonical bytes).
-    pub manifest_json: Arc<str>,
+    pub manifest_json: Arc<serde_json::value::RawValue>,
     /// Its hash.
     pub manifest_hash: B256,
     /// State.
@@ -153,7 +153,7 @@ pub fn parse_state(s: &str) -> Option<SessionState> {
 }
 
 /// A parsed manifest and its stored JSON, shared between requests.
-pub type CachedManifest = (Arc<Manifest>, Arc<str>);
+pub type CachedManifest = (Arc<Manifest>, Arc<serde_json::value::RawValue>);
 
 /// Manifests never change once a session exists, and large ones (a thousand
 /// parties) are costly to parse on every request: they are parsed once per
@@ -183,7 +183,8 @@ pub fn manifest(
         |r| r.get(0),
     )?;
     let parsed: Manifest = serde_json::from_str(&json).map_err(|_| bad_row("manifest"))?;
-    let entry: CachedManifest = (Arc::new(parsed), Arc::from(json));
+    let raw = serde_json::value::RawValue::from_string(json).map_err(|_| bad_row("manifest"))?;
+    let entry: CachedManifest = (Arc::new(parsed), Arc::from(raw));
     if let Ok(mut c) = manifest_cache().lock() {
         c.insert(key, entry.clone());
     }

@@ -91,7 +91,7 @@ pub struct StatusOut {
     /// Manifest hash.
     pub manifest_hash: B256,
     /// The manifest (stored JSON).
-    pub manifest: Box<serde_json::value::RawValue>,
+    pub manifest: std::sync::Arc<serde_json::value::RawValue>,
     /// Current state.
     pub state: SessionState,
     /// Members.
@@ -115,8 +115,7 @@ pub fn status(conn: &Connection, id: &B256, chain: serde_json::Value) -> Result<
     let row = load(conn, id)?;
     let members = db::members(conn, id, &row)?;
     let reports = db::reports(conn, id)?;
-    let manifest = serde_json::value::RawValue::from_string(row.manifest_json.to_string())
-        .map_err(|_| ApiErr::internal("stored manifest is not JSON"))?;
+    let manifest = row.manifest_json.clone();
     Ok(StatusOut {
         session_id: *id,
         manifest_hash: row.manifest_hash,
@@ -248,9 +247,13 @@ pub fn consent(
     let name = member(&row.manifest, caller)?.to_string();
     c.verify(caller, &row.manifest_hash)
         .map_err(|e| ApiErr::bad_request(format!("consent: {e}")))?;
-    before_keys_granted(&row, "consent")?;
     let actions = db::consent_actions(conn, id)?;
     let (consented, withdrawn) = actions.get(&db::hx(caller)).copied().unwrap_or_default();
+    // A repeated consent is a no-op in any live state (clients retry).
+    if consented && c.action == ConsentAction::Consent && row.state != SessionState::Aborted {
+        return Ok(vec![]);
+    }
+    before_keys_granted(&row, "consent")?;
     if withdrawn {
         return Err(ApiErr::conflict(format!("`{name}` already withdrew")));
     }
