@@ -181,13 +181,13 @@ fn bad_scenarios_exit_2_naming_file_line_and_field() {
     let cases: Vec<(&str, Edit, &str, &str)> = vec![
         (
             "missing-key.toml",
-            Box::new(|t: String| t.replace("epochs = 60\n", "")),
+            Box::new(|t: String| t.replace("epochs = 300\n", "")),
             "training",
             "[training]",
         ),
         (
             "wrong-type.toml",
-            Box::new(|t: String| t.replace("epochs = 60", "epochs = \"sixty\"")),
+            Box::new(|t: String| t.replace("epochs = 300", "epochs = \"sixty\"")),
             "training.epochs",
             "epochs = \"sixty\"",
         ),
@@ -261,7 +261,7 @@ fn bad_scenarios_exit_2_naming_file_line_and_field() {
 fn scenario_reports_every_problem_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let p = scenario_variant(dir.path(), "many.toml", |t| {
-        t.replace("epochs = 60", "epochs = 0")
+        t.replace("epochs = 300", "epochs = 0")
             .replace("learning_rate = 0.01", "learning_rate = -1.0")
             .replace("name = \"hospital-c\"", "name = \"hospital-b\"")
     });

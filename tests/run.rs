@@ -75,7 +75,7 @@ fn breast_cancer_run_verifies_and_tampering_is_caught() {
         assert!(r["gas_used"].as_u64().unwrap() > 21_000);
     }
     let acc = v["model"]["metrics"]["accuracy"].as_f64().unwrap();
-    assert!(acc >= 0.95, "accuracy {acc}");
+    assert!(acc >= 0.97, "breast cancer accuracy {acc}");
     for f in [
         "bundle.json",
         "model.sealed",
