@@ -474,7 +474,8 @@ fn full_session_with_checks_at_every_step() {
         403,
         "node_key",
     );
-    let st = node.register_node(&sid, &f.registration(mh)).unwrap();
+    let reg = f.registration(mh);
+    let st = node.register_node(&sid, &reg).unwrap();
     assert_eq!(st.state, SessionState::NodeAttested);
     let verdict = st.coordinator_verdict.unwrap();
     assert_eq!(verdict["verified"], true);
@@ -528,7 +529,6 @@ fn full_session_with_checks_at_every_step() {
     }
 
     // Reports: a report signed by another key, and one for another session, are refused.
-    let reg = f.registration(mh);
     let opened = f.report(ReportKind::Opened, B256::ZERO, None, &reg.evidence);
     let mut forged = opened.clone();
     forged.signature = hex::encode(other.sign(b"x"));
