@@ -434,6 +434,7 @@ impl App {
                         let id = row.summary.session_id;
                         self.watched = Some(id);
                         self.detail = None;
+                        self.message = None;
                         self.screen = Screen::Detail;
                         self.pane = Pane::Overview;
                         vec![Effect::Watch(Some(id))]
@@ -451,6 +452,7 @@ impl App {
                 self.screen = Screen::List;
                 self.watched = None;
                 self.detail = None;
+                self.message = None;
                 vec![Effect::Watch(None)]
             }
             KeyCode::Tab | KeyCode::Right => {

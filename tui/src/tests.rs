@@ -252,11 +252,14 @@ fn list_shows_name_state_ready_and_my_role() {
         "owner",
         "aborted",
         "0/4",
-        "0x5e5e5e5e",
+        "0x5e5e5e",
         "Enter open",
     ] {
         assert!(t.contains(s), "missing {s:?} in\n{t}");
     }
+    // The selection shows without colour too.
+    assert!(t.contains("> breast-cancer-3-hospitals"), "{t}");
+    assert!(t.contains("  digits-3-labs"), "{t}");
     // Navigation stays in bounds and Enter opens the selected session.
     key(&mut app, KeyCode::Down);
     key(&mut app, KeyCode::Down);
@@ -289,7 +292,14 @@ fn overview_summarises_the_manifest_and_my_next_step_at_80x24() {
         "party hospital-a, input hospital-a",
         "press c to review the manifest hash and consent",
         "logistic-regression; 30 features, 2 classes",
-        "60 epochs, batch 16, Adam lr 0.01, seed 7, metrics owner only",
+        &format!(
+            "{} epochs, batch {}, {:?} lr {}, seed {}, metrics owner only",
+            fx.manifest.training.epochs,
+            fx.manifest.training.batch_size,
+            fx.manifest.training.optimizer,
+            fx.manifest.training.learning_rate,
+            fx.manifest.training.seed
+        ),
         "kinds sev-snp,tdx,sim; simulation ALLOWED; debug refused",
         "oncology-model-owner",
         "hospital-a, hospital-b, hospital-c",

@@ -108,18 +108,23 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
         );
         return;
     }
-    let header = Row::new(["Name", "State", "Ready", "My role", "Id"]).style(t.title());
+    let header = Row::new(["  Name", "State", "Ready", "My role", "Id"]).style(t.title());
     let rows = app.sessions.iter().enumerate().map(|(i, s)| {
         let sm = &s.summary;
         let row = Row::new(vec![
-            Cell::from(sm.name.clone()),
+            // A marker as well as the reversed style: selection must show without colour or styles.
+            Cell::from(format!(
+                "{} {}",
+                if i == app.selected { ">" } else { " " },
+                sm.name
+            )),
             Cell::from(Span::styled(sm.state.as_str(), state_style(t, sm.state))),
             Cell::from(format!("{}/{}", sm.ready, sm.total)),
             Cell::from(s.my_role.clone()),
             Cell::from(
                 format!("{:#x}", sm.session_id)
                     .chars()
-                    .take(10)
+                    .take(8)
                     .collect::<String>(),
             ),
         ]);
@@ -135,8 +140,8 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
             Constraint::Fill(1),
             Constraint::Length(15),
             Constraint::Length(5),
-            Constraint::Length(18),
-            Constraint::Length(10),
+            Constraint::Length(17),
+            Constraint::Length(8),
         ],
     )
     .header(header)
@@ -513,7 +518,7 @@ fn node_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
             let mut l = vec![
                 Span::styled(format!("{:<12}", "MY VERDICT"), t.title()),
                 Span::styled("VERIFIED", t.ok().add_modifier(Modifier::BOLD)),
-                Span::raw(" (checked here, against the manifest's policy)"),
+                Span::raw(" by me, against the manifest's policy"),
             ];
             if mv.insecure_simulation {
                 l.push(Span::raw(" "));
@@ -630,11 +635,16 @@ fn draw_status(f: &mut Frame, app: &App, area: Rect) {
         f.render_widget(Paragraph::new(line), area);
         return;
     };
-    let phase = p
-        .get("phase")
-        .and_then(|x| x.as_str())
-        .unwrap_or("-")
-        .to_string();
+    let phase = match d.status.state {
+        SessionState::Completed | SessionState::Published | SessionState::Delivered => {
+            "trained".to_string()
+        }
+        _ => p
+            .get("phase")
+            .and_then(|x| x.as_str())
+            .unwrap_or("-")
+            .to_string(),
+    };
     let epoch = p.get("epoch").and_then(|x| x.as_u64());
     let epochs = p
         .get("epochs")
