@@ -495,6 +495,21 @@ fn full_session_with_checks_at_every_step() {
     )
     .unwrap();
     expect_err(party0.grant(&sid, &bad), 409, "another node");
+    // A grant made for another session (same member, input and node).
+    let mut elsewhere = f.manifest.clone();
+    elsewhere.session_id = B256::repeat_byte(9);
+    let n = f.node.public();
+    let replayed = Grant::create(
+        &p0.id,
+        &elsewhere,
+        &p0.input,
+        &p0.commitment,
+        n.ed25519,
+        n.x25519,
+        &p0.key,
+    )
+    .unwrap();
+    expect_err(party0.grant(&sid, &replayed), 400, "grant");
     expect_err(
         party0.grant(&sid, &f.grant(&f.parties[1].id, &f.parties[1])),
         403,

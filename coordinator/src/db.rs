@@ -468,6 +468,30 @@ pub fn grant(
         .transpose()
 }
 
+/// (members who consented, inputs with a blob, inputs granted to `node_key`).
+pub fn readiness_counts(
+    conn: &Connection,
+    id: &B256,
+    node_key: &[u8; 32],
+) -> rusqlite::Result<(u64, u64, u64)> {
+    let sid = id.to_string();
+    let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<u64> {
+        let n: i64 = conn.prepare_cached(sql)?.query_row(p, |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    };
+    Ok((
+        count(
+            "SELECT COUNT(DISTINCT member) FROM consents WHERE session = ?1 AND action = 'consent'",
+            &[&sid],
+        )?,
+        count("SELECT COUNT(*) FROM blobs WHERE session = ?1", &[&sid])?,
+        count(
+            "SELECT COUNT(*) FROM grants WHERE session = ?1 AND node_key = ?2",
+            &[&sid, &hx(node_key)],
+        )?,
+    ))
+}
+
 /// Stores a new report (unpublished).
 pub fn insert_report(tx: &Transaction<'_>, id: &B256, r: &ReportRecord) -> rusqlite::Result<()> {
     let seq: i64 = tx.query_row(

@@ -198,8 +198,14 @@ fn maybe_keys_granted(
     if row.state != SessionState::NodeAttested {
         return Ok(());
     }
-    let members = db::members(tx, id, &row)?;
-    if members.iter().all(db::member_ready) {
+    let Some(node) = &row.node else { return Ok(()) };
+    // Counts, not member rows: this runs on every consent, blob and grant of
+    // a session that may have a thousand members. No member has withdrawn
+    // (that aborts), and only members' messages are ever stored.
+    let inputs = row.manifest.grantable_inputs().len() as u64;
+    let members = row.manifest.parties.len() as u64 + 1;
+    let (consented, blobs, grants) = db::readiness_counts(tx, id, &node.node_key)?;
+    if consented == members && blobs == inputs && grants == inputs {
         db::set_state(tx, id, SessionState::KeysGranted, None)?;
         out.push(Event::state(*id, SessionState::KeysGranted, None));
         tracing::info!(session = %id, state = "keys-granted", "transition");
