@@ -283,8 +283,10 @@ fn overview_summarises_the_manifest_and_my_next_step_at_80x24() {
     let app = detail_app(&fx, st, Pane::Overview);
     let (t, _) = render(&app, 80, 24);
     for s in [
-        "1 Overview",
-        "2 Members",
+        "[1 Overview]",
+        " 2 Members ",
+        "state open",
+        "Overview · breast-cancer-3-hospitals",
         "3 Node",
         "4 Reports",
         "breast-cancer-3-hospitals",

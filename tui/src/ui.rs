@@ -154,7 +154,13 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
     let [tabs, body] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
     let mut spans = vec![];
     for (i, p) in Pane::ALL.iter().enumerate() {
-        let label = format!(" {} {} ", i + 1, p.title());
+        // Brackets as well as the reversed style, so the current pane shows
+        // without colour and in captured text.
+        let label = if *p == app.pane {
+            format!("[{} {}]", i + 1, p.title())
+        } else {
+            format!(" {} {} ", i + 1, p.title())
+        };
         spans.push(if *p == app.pane {
             Span::styled(label, t.selected())
         } else {
@@ -162,17 +168,20 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
         });
     }
     if let Some(d) = &app.detail {
-        spans.push(Span::styled(d.status.manifest.name.clone(), t.title()));
-        spans.push(Span::raw(" "));
+        spans.push(Span::raw("  state "));
         spans.push(Span::styled(
             d.status.state.as_str(),
             state_style(t, d.status.state),
         ));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), tabs);
+    let title = match &app.detail {
+        Some(d) => format!(" {} · {} ", app.pane.title(), d.status.manifest.name),
+        None => format!(" {} ", app.pane.title()),
+    };
     let block = Block::default()
         .borders(Borders::ALL)
-        .title(Span::styled(format!(" {} ", app.pane.title()), t.title()));
+        .title(Span::styled(title, t.title()));
     let Some(d) = &app.detail else {
         f.render_widget(Paragraph::new("Loading the session…").block(block), body);
         return;
