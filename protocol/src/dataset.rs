@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::hash::LpHasher;
-use crate::merkle::{uint_word, MerkleError, StandardTree, WordType};
+use crate::merkle::{uint_word, MerkleError, StandardTree};
 use crate::stream::{DataKey, StreamEncryptor, StreamError};
 
 /// Longest accepted line, in bytes (bounds memory on hostile input).
@@ -122,6 +122,7 @@ pub struct RecordHasher {
     line: u64,
     columns: Option<Vec<String>>,
     digests: Vec<[u8; 32]>,
+    leaves: Vec<B256>,
     saw_blank_at: Option<u64>,
 }
 
@@ -139,6 +140,7 @@ impl RecordHasher {
             line: 0,
             columns: None,
             digests: Vec::new(),
+            leaves: Vec::new(),
             saw_blank_at: None,
         }
     }
@@ -202,14 +204,22 @@ impl RecordHasher {
                         cols.len()
                     )));
                 }
-                self.digests.push(record_digest(&fields));
+                let d = record_digest(&fields);
+                // The leaf hash is computed here, on the record thread, so the
+                // tree's keccaks overlap with encryption on the other thread.
+                self.leaves.push(crate::merkle::leaf_hash(
+                    &uint_word(self.digests.len() as u64),
+                    &d,
+                ));
+                self.digests.push(d);
             }
         }
         Ok(())
     }
 
-    /// Ends the input; returns the column names and one digest per record.
-    pub fn finish(mut self) -> Result<(Vec<String>, Vec<[u8; 32]>), DatasetError> {
+    /// Ends the input; returns the column names, one digest per record and
+    /// each record's leaf hash.
+    pub fn finish(mut self) -> Result<RecordHashes, DatasetError> {
         if !self.partial.is_empty() {
             let last = std::mem::take(&mut *self.partial);
             self.take_line(&Zeroizing::new(last))?;
@@ -221,40 +231,42 @@ impl RecordHasher {
         if self.digests.is_empty() {
             return Err(DatasetError::Empty);
         }
-        Ok((columns, self.digests))
+        Ok(RecordHashes {
+            columns,
+            digests: self.digests,
+            leaves: self.leaves,
+        })
     }
 }
 
-/// Builds the record tree from record digests.
-pub fn record_tree(digests: Vec<[u8; 32]>) -> Result<StandardTree, DatasetError> {
-    let leaves = digests
-        .into_iter()
-        .enumerate()
-        .map(|(i, d)| (uint_word(i as u64), d))
-        .collect();
-    Ok(StandardTree::build(
-        [WordType::Uint256, WordType::Bytes32],
-        leaves,
-    )?)
+/// What [`RecordHasher::finish`] returns.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RecordHashes {
+    /// Column names from the header.
+    pub columns: Vec<String>,
+    /// SHA-256 of each record's canonical bytes.
+    pub digests: Vec<[u8; 32]>,
+    /// Each record's Merkle leaf hash.
+    pub leaves: Vec<B256>,
 }
 
 /// The commitment and record tree from a pass's results.
 fn finish_commitment(
-    columns: &[String],
-    digests: Vec<[u8; 32]>,
+    records: RecordHashes,
     ciphertext_sha256: [u8; 32],
     ciphertext_len: u64,
-) -> Result<(DatasetCommitment, StandardTree), DatasetError> {
-    let record_count = digests.len() as u64;
-    let tree = record_tree(digests)?;
+) -> Result<(DatasetCommitment, Vec<String>, StandardTree), DatasetError> {
+    let record_count = records.digests.len() as u64;
+    let tree = StandardTree::from_indexed_digests(records.digests, records.leaves)?;
+    let columns = records.columns;
     let commitment = DatasetCommitment {
         merkle_root: tree.root(),
         record_count,
-        schema_hash: schema_hash(columns),
+        schema_hash: schema_hash(&columns),
         ciphertext_sha256: B256::from(ciphertext_sha256),
         ciphertext_len,
     };
-    Ok((commitment, tree))
+    Ok((commitment, columns, tree))
 }
 
 /// A writer that hashes and counts what passes through it.
@@ -329,15 +341,13 @@ pub fn commit_stream<R: Read, W: Write + Send>(
             }
             enc.finish()
         });
-        let hash_thread = s.spawn(
-            move || -> Result<(Vec<String>, Vec<[u8; 32]>), DatasetError> {
-                let mut rh = RecordHasher::new();
-                for chunk in rx {
-                    rh.update(&chunk)?;
-                }
-                rh.finish()
-            },
-        );
+        let hash_thread = s.spawn(move || -> Result<RecordHashes, DatasetError> {
+            let mut rh = RecordHasher::new();
+            for chunk in rx {
+                rh.update(&chunk)?;
+            }
+            rh.finish()
+        });
         let mut total = 0u64;
         let read_result = (|| -> io::Result<()> {
             loop {
@@ -376,9 +386,9 @@ pub fn commit_stream<R: Read, W: Write + Send>(
             .join()
             .map_err(|_| io::Error::other("encryption thread panicked"))?;
         read_result?;
-        let (columns, digests) = hashed?;
+        let records = hashed?;
         let (blob, ct_sha, ct_len) = encrypted?.finish();
-        let (commitment, tree) = finish_commitment(&columns, digests, ct_sha, ct_len)?;
+        let (commitment, columns, tree) = finish_commitment(records, ct_sha, ct_len)?;
         Ok(CommitOutput {
             commitment,
             columns,
@@ -436,10 +446,9 @@ pub fn recompute_from_blob<R: Read>(
         sink(&buf[..n])?;
     }
     let reader = dec.into_inner();
-    let (columns, digests) = rh.finish()?;
+    let records = rh.finish()?;
     let ct_sha: [u8; 32] = reader.hasher.finalize().into();
-    let (commitment, tree) = finish_commitment(&columns, digests, ct_sha, reader.len)?;
-    Ok((commitment, columns, tree))
+    finish_commitment(records, ct_sha, reader.len)
 }
 
 /// Domain prefix of a party's signature over a commitment digest.

@@ -82,8 +82,38 @@ pub struct Leaf {
 pub struct StandardTree {
     encoding: Vec<String>,
     tree: Vec<B256>,
-    /// Leaves in insertion order, with their position in `tree`.
-    values: Vec<(Vec<serde_json::Value>, usize)>,
+    /// Position in `tree` of the leaf inserted at each index.
+    tree_index: Vec<usize>,
+    values: Values,
+}
+
+/// Leaf values, kept compact; their JSON form is produced on demand (dumps,
+/// proofs), so a tree over millions of records costs a few words per record.
+#[derive(Clone, Debug)]
+enum Values {
+    /// `(uint256 i, digests[i])`: record trees.
+    Indexed(Vec<[u8; 32]>),
+    /// Two ABI words per leaf.
+    Words([WordType; 2], Vec<([u8; 32], [u8; 32])>),
+    /// Arbitrary values, as JSON.
+    Json(Vec<Vec<serde_json::Value>>),
+}
+
+impl Values {
+    fn json(&self, i: usize) -> Option<Vec<serde_json::Value>> {
+        match self {
+            Values::Indexed(d) => d.get(i).map(|d| {
+                vec![
+                    serde_json::Value::String(i.to_string()),
+                    word_json(WordType::Bytes32, d),
+                ]
+            }),
+            Values::Words(t, w) => w
+                .get(i)
+                .map(|(a, b)| vec![word_json(t[0], a), word_json(t[1], b)]),
+            Values::Json(v) => v.get(i).cloned(),
+        }
+    }
 }
 
 fn word_json(t: WordType, w: &[u8; 32]) -> serde_json::Value {
@@ -135,47 +165,60 @@ impl StandardTree {
             types[0].abi_name().to_string(),
             types[1].abi_name().to_string(),
         ];
-        let leaves = leaves
-            .into_iter()
-            .map(|(a, b)| Leaf {
-                value: vec![word_json(types[0], &a), word_json(types[1], &b)],
-                hash: leaf_hash(&a, &b),
-            })
-            .collect();
-        Self::from_leaves(encoding, leaves)
+        let hashes = leaves.iter().map(|(a, b)| leaf_hash(a, b)).collect();
+        Self::assemble(encoding, hashes, Values::Words(types, leaves))
+    }
+
+    /// Builds a record tree: leaf `i` is `(uint256 i, digests[i])` and
+    /// `leaf_hashes[i]` its precomputed leaf hash (see [`leaf_hash`]).
+    pub fn from_indexed_digests(
+        digests: Vec<[u8; 32]>,
+        leaf_hashes: Vec<B256>,
+    ) -> Result<Self, MerkleError> {
+        if digests.len() != leaf_hashes.len() {
+            return Err(MerkleError::Dump(
+                "one leaf hash per digest is needed".into(),
+            ));
+        }
+        let encoding = vec!["uint256".to_string(), "bytes32".to_string()];
+        Self::assemble(encoding, leaf_hashes, Values::Indexed(digests))
     }
 
     /// Builds a tree from prepared leaves under `encoding` (ABI type names).
     pub fn from_leaves(encoding: Vec<String>, leaves: Vec<Leaf>) -> Result<Self, MerkleError> {
-        if leaves.is_empty() {
+        let (values, hashes): (Vec<_>, Vec<_>) =
+            leaves.into_iter().map(|l| (l.value, l.hash)).unzip();
+        Self::assemble(encoding, hashes, Values::Json(values))
+    }
+
+    fn assemble(
+        encoding: Vec<String>,
+        hashes: Vec<B256>,
+        values: Values,
+    ) -> Result<Self, MerkleError> {
+        if hashes.is_empty() {
             return Err(MerkleError::Empty);
         }
-        let mut hashed: Vec<(B256, usize)> = leaves
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.hash, i))
-            .collect();
-        hashed.sort_by_key(|x| x.0);
-        let n = hashed.len();
+        let n = hashes.len();
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_unstable_by_key(|i| hashes[*i as usize]);
         let len = 2 * n - 1;
         let mut tree = vec![B256::ZERO; len];
         let mut tree_index = vec![0usize; n];
-        for (leaf_pos, (h, value_index)) in hashed.iter().enumerate() {
+        for (leaf_pos, value_index) in order.iter().enumerate() {
             let ti = len - 1 - leaf_pos;
-            tree[ti] = *h;
-            tree_index[*value_index] = ti;
+            tree[ti] = hashes[*value_index as usize];
+            tree_index[*value_index as usize] = ti;
         }
+        drop(order);
+        drop(hashes);
         for i in (0..len - n).rev() {
             tree[i] = hash_pair(&tree[2 * i + 1], &tree[2 * i + 2]);
         }
-        let values = leaves
-            .into_iter()
-            .zip(tree_index)
-            .map(|(l, ti)| (l.value, ti))
-            .collect();
         Ok(Self {
             encoding,
             tree,
+            tree_index,
             values,
         })
     }
@@ -187,30 +230,29 @@ impl StandardTree {
 
     /// Number of leaves.
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.tree_index.len()
     }
 
     /// Always false: trees are never empty.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.tree_index.is_empty()
     }
 
     /// The leaf hash of the value inserted at `index`.
     pub fn leaf(&self, index: usize) -> Option<B256> {
-        self.values.get(index).map(|(_, ti)| self.tree[*ti])
+        self.tree_index.get(index).map(|ti| self.tree[*ti])
     }
 
-    /// The JSON value inserted at `index`.
-    pub fn value(&self, index: usize) -> Option<&[serde_json::Value]> {
-        self.values.get(index).map(|(v, _)| v.as_slice())
+    /// The value inserted at `index`, as OpenZeppelin's JSON.
+    pub fn value(&self, index: usize) -> Option<Vec<serde_json::Value>> {
+        self.values.json(index)
     }
 
     /// The inclusion proof of the leaf inserted at `index`.
     pub fn proof(&self, index: usize) -> Result<Vec<B256>, MerkleError> {
-        let mut i = self
-            .values
+        let mut i = *self
+            .tree_index
             .get(index)
-            .map(|(_, ti)| *ti)
             .ok_or(MerkleError::NoSuchLeaf(index))?;
         let mut proof = Vec::new();
         while i > 0 {
@@ -227,8 +269,8 @@ impl StandardTree {
             "format": "standard-v1",
             "leafEncoding": self.encoding,
             "tree": self.tree.iter().map(|h| format!("{h:#x}")).collect::<Vec<_>>(),
-            "values": self.values.iter().map(|(v, ti)| serde_json::json!({
-                "value": v,
+            "values": self.tree_index.iter().enumerate().map(|(i, ti)| serde_json::json!({
+                "value": self.values.json(i),
                 "treeIndex": ti,
             })).collect::<Vec<_>>(),
         })
@@ -311,6 +353,7 @@ impl StandardTree {
             }
         };
         let mut values = Vec::with_capacity(vals.len());
+        let mut tree_index = Vec::with_capacity(vals.len());
         for v in vals {
             let value = v
                 .get("value")
@@ -323,7 +366,8 @@ impl StandardTree {
             if ti >= tree.len() || ti < vals.len() - 1 || tree[ti] != hash_of(value)? {
                 return Err(bad("a value's hash does not sit at its treeIndex"));
             }
-            values.push((value.clone(), ti));
+            values.push(value.clone());
+            tree_index.push(ti);
         }
         for i in 0..vals.len() - 1 {
             if tree[i] != hash_pair(&tree[2 * i + 1], &tree[2 * i + 2]) {
@@ -333,7 +377,8 @@ impl StandardTree {
         Ok(Self {
             encoding,
             tree,
-            values,
+            tree_index,
+            values: Values::Json(values),
         })
     }
 }

@@ -226,12 +226,10 @@ pub fn prove(b: &Bundle, party: &str) -> Result<serde_json::Value, Failure> {
     let idx = (0..tree.len())
         .find(|i| {
             tree.value(*i)
-                .and_then(|v| v.get(1))
-                .and_then(|n| n.as_str())
-                == Some(party)
+                .is_some_and(|v| v.get(1).and_then(|n| n.as_str()) == Some(party))
         })
         .ok_or_else(|| input_err(format!("--party {party}: not an input of this session")))?;
-    let value = tree.value(idx).map(|v| v.to_vec()).unwrap_or_default();
+    let value = tree.value(idx).unwrap_or_default();
     let proof = tree.proof(idx).map_err(|e| input_err(e.to_string()))?;
     Ok(serde_json::json!({
         "format": "sealroom-inclusion-proof/1",
