@@ -691,6 +691,11 @@ fn full_session_with_checks_at_every_step() {
         b"not json",
     );
     assert!(s7 == 400 && r7.contains("bad-request"), "{r7}");
+    // Malformed paths get JSON errors too.
+    let (s8, r8) = raw_request(&url, "GET", "/v1/sessions/%FF%FE", &[], b"");
+    assert!(s8 == 400 && r8.contains("bad-request"), "{r8}");
+    let (s9, r9) = raw_request(&url, "GET", "/v1/sessions/0x12", &[], b"");
+    assert!(s9 == 400 && r9.contains("not 32 bytes"), "{r9}");
     server.stop().unwrap();
 }
 

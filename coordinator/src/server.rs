@@ -71,6 +71,25 @@ pub fn router(core: Arc<Core>, shutdown: watch::Receiver<bool>) -> Router {
         .with_state(AppState { core, shutdown })
 }
 
+/// `Path`, with its rejections (e.g. invalid percent-encoding) as JSON errors.
+struct JsonPath<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for JsonPath<T>
+{
+    type Rejection = ApiErr;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiErr> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| JsonPath(v))
+            .map_err(|e| ApiErr::bad_request(format!("path: {e}")))
+    }
+}
+
 fn parse_id(s: &str) -> Result<B256, ApiErr> {
     B256::from_str(s)
         .map_err(|_| ApiErr::bad_request(format!("session id `{s}` is not 32 bytes of hex")))
@@ -146,14 +165,14 @@ async fn list(State(s): State<AppState>) -> Result<Json<Vec<SessionSummary>>, Ap
 
 async fn status(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    JsonPath(id): JsonPath<String>,
 ) -> Result<Json<service::StatusOut>, ApiErr> {
     Ok(Json(status_of(&s.core, parse_id(&id)?).await?))
 }
 
 async fn consent(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    JsonPath(id): JsonPath<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -238,7 +257,7 @@ async fn commit_blob(w: Box<dyn BlobWriter>, sha: [u8; 32]) -> Result<(), ApiErr
 
 async fn upload_blob(
     State(s): State<AppState>,
-    Path((id, input)): Path<(String, String)>,
+    JsonPath((id, input)): JsonPath<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
@@ -304,7 +323,7 @@ async fn stream_blob(core: &Core, sha: [u8; 32]) -> Result<Response, ApiErr> {
 
 async fn download_blob(
     State(s): State<AppState>,
-    Path((id, input)): Path<(String, String)>,
+    JsonPath((id, input)): JsonPath<(String, String)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -320,7 +339,7 @@ async fn download_blob(
 
 async fn register_node(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    JsonPath(id): JsonPath<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -339,7 +358,7 @@ async fn register_node(
 
 async fn node(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    JsonPath(id): JsonPath<String>,
 ) -> Result<Json<NodeRegistration>, ApiErr> {
     let st = status_of(&s.core, parse_id(&id)?).await?;
     st.node
@@ -349,7 +368,7 @@ async fn node(
 
 async fn grant(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    JsonPath(id): JsonPath<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -364,7 +383,7 @@ async fn grant(
 
 async fn work(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    JsonPath(id): JsonPath<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -376,7 +395,7 @@ async fn work(
 
 async fn progress(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    JsonPath(id): JsonPath<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -394,7 +413,7 @@ async fn progress(
 
 async fn report(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    JsonPath(id): JsonPath<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -417,7 +436,7 @@ async fn report(
 
 async fn upload_sealed(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    JsonPath(id): JsonPath<String>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
@@ -461,7 +480,7 @@ async fn upload_sealed(
 
 async fn fetch_sealed(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    JsonPath(id): JsonPath<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -475,7 +494,7 @@ async fn fetch_sealed(
 
 async fn events(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    JsonPath(id): JsonPath<String>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiErr> {
     let id = parse_id(&id)?;
     // Subscribe before reading the snapshot, so nothing falls in between.
