@@ -92,6 +92,11 @@ impl ApiErr {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", m)
     }
 
+    /// 408 `timeout`: the client stopped sending the request body.
+    pub fn timeout(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "timeout", m)
+    }
+
     /// 500 `internal`: the message is generic; details go to the log.
     pub fn internal(m: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)

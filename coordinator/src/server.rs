@@ -28,6 +28,10 @@ use crate::service::{self, now_s, Core};
 
 /// Largest JSON request body.
 pub const JSON_LIMIT: usize = 1 << 20;
+/// How long a JSON body may take to arrive.
+pub const JSON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a streamed upload may stall between two chunks.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Shared handler state.
 #[derive(Clone)]
@@ -108,11 +112,20 @@ async fn signed_json<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<([u8; 32], T), ApiErr> {
-    let bytes = axum::body::to_bytes(body, JSON_LIMIT).await.map_err(|_| {
-        ApiErr::too_large(format!(
-            "request body exceeds {JSON_LIMIT} bytes or could not be read"
-        ))
-    })?;
+    let read = tokio::time::timeout(JSON_TIMEOUT, axum::body::to_bytes(body, JSON_LIMIT));
+    let bytes = read
+        .await
+        .map_err(|_| {
+            ApiErr::timeout(format!(
+                "request body not received within {} s",
+                JSON_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|_| {
+            ApiErr::too_large(format!(
+                "request body exceeds {JSON_LIMIT} bytes or could not be read"
+            ))
+        })?;
     let key = auth::authenticate(
         core,
         method.as_str(),
@@ -208,7 +221,18 @@ async fn stream_to_store(
     let mut len = 0u64;
     let mut failure = None;
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let chunk = match tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(_) => {
+                failure = Some(ApiErr::timeout(format!(
+                    "upload stalled for {} s",
+                    IDLE_TIMEOUT.as_secs()
+                )));
+                break;
+            }
+        };
         match chunk {
             Err(e) => {
                 failure = Some(ApiErr::bad_request(format!("reading the body: {e}")));
