@@ -65,6 +65,7 @@ fn coordinator(data: &Path, listen: &str) -> (Proc, String) {
 /// A tmux server of our own (its own socket), killed at the end.
 struct Tmux {
     socket: String,
+    target: &'static str,
 }
 
 impl Tmux {
@@ -75,6 +76,11 @@ impl Tmux {
     }
 
     fn start(command: &str) -> Self {
+        Self::start_as("tui", command)
+    }
+
+    /// Another TUI in its own tmux session on the same server.
+    fn start_as(target: &'static str, command: &str) -> Self {
         match Command::new("tmux").arg("-V").output() {
             Ok(o) if o.status.success() => {}
             _ => panic!(
@@ -84,14 +90,15 @@ impl Tmux {
         }
         let t = Tmux {
             socket: format!("sealroom-tui-test-{}", std::process::id()),
+            target,
         };
-        let st = t
+        let out = t
             .cmd()
             .args([
                 "new-session",
                 "-d",
                 "-s",
-                "tui",
+                target,
                 "-x",
                 "100",
                 "-y",
@@ -100,16 +107,20 @@ impl Tmux {
             ])
             .env("TERM", "xterm-256color")
             .env_remove("NO_COLOR")
-            .status()
+            .output()
             .expect("tmux new-session");
-        assert!(st.success(), "tmux new-session failed");
+        assert!(
+            out.status.success(),
+            "tmux new-session failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         t
     }
 
     fn keys(&self, keys: &[&str]) {
         let st = self
             .cmd()
-            .args(["send-keys", "-t", "tui"])
+            .args(["send-keys", "-t", self.target])
             .args(keys)
             .status()
             .expect("tmux send-keys");
@@ -119,7 +130,7 @@ impl Tmux {
     fn type_text(&self, text: &str) {
         let st = self
             .cmd()
-            .args(["send-keys", "-t", "tui", "-l", text])
+            .args(["send-keys", "-t", self.target, "-l", text])
             .status()
             .expect("tmux send-keys -l");
         assert!(st.success());
@@ -128,10 +139,25 @@ impl Tmux {
     fn screen(&self) -> String {
         let out = self
             .cmd()
-            .args(["capture-pane", "-p", "-t", "tui"])
+            .args(["capture-pane", "-p", "-t", self.target])
             .output()
             .expect("tmux capture-pane");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until `ok(screen)`; panics with the screen after `secs`.
+    fn wait_until(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("waited {secs}s for {what}; the screen shows:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Waits until every needle is on screen; panics with the screen after `secs`.
@@ -152,7 +178,11 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
+        // The server exits by itself once its last session is gone.
+        let _ = self
+            .cmd()
+            .args(["kill-session", "-t", self.target])
+            .status();
     }
 }
 
@@ -396,8 +426,46 @@ fn a_party_consents_uploads_and_grants_from_the_tui_until_reports_appear() {
     let (_coord, url2) = coordinator(&coord_data, &listen);
     assert_eq!(url2, url);
     tmux.keys(&["4"]);
-    let s = tmux.wait_for(&["live", "VERIFIED outcome completed"], 60);
-    assert!(!s.contains("unreachable"), "{s}");
+    tmux.wait_until("the header to say live again", 60, |s| {
+        header(s).ends_with(" live") && s.contains("VERIFIED outcome completed")
+    });
 
+    // The owner fetches and opens the model from its own TUI (started before
+    // hospital-a quits, so the tmux server stays up between the two).
+    let owner = Tmux::start_as(
+        "owner",
+        &format!("{BIN} tui --coordinator {url} --key {}", p("owner.key")),
+    );
     tmux.keys(&["q"]);
+    owner.wait_for(&["breast-cancer-3-hospitals", "published", "owner"], 60);
+    owner.keys(&["Enter"]);
+    owner.wait_for(&["press m to fetch and open the model"], 30);
+    owner.keys(&["m"]);
+    owner.wait_for(&["Fetch and open the model: write it to"], 10);
+    owner.keys(&["C-u"]);
+    owner.type_text(&p("model.bin"));
+    owner.keys(&["Enter"]);
+    owner.wait_for(
+        &[
+            "FETCH the sealed model and open it with my key",
+            "(mode 0600)",
+        ],
+        10,
+    );
+    owner.keys(&["y"]);
+    owner.wait_for(&["model", "bytes, sha256", "written to"], 60);
+    let meta = std::fs::metadata(d.join("model.bin")).expect("the opened model");
+    assert!(meta.len() > 0);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    owner.wait_for(&["state delivered"], 30);
+    owner.keys(&["q"]);
+}
+
+/// The first line of a screen (the header), without trailing blanks.
+fn header(screen: &str) -> &str {
+    screen.lines().next().unwrap_or_default().trim_end()
 }

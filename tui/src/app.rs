@@ -535,6 +535,9 @@ impl App {
     }
 
     fn action_consent(&mut self, action: ConsentAction) -> Vec<Effect> {
+        if self.busy.is_some() {
+            return self.refuse("an action is already running");
+        }
         let Some(d) = &self.detail else {
             return self.refuse("waiting for the session status");
         };
