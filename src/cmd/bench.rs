@@ -10,6 +10,8 @@ pub enum Bench {
     Verify(super::bench_verify::Args),
     /// The same training plain vs through the trusted loader (verify, decrypt, train, seal, sign).
     Overhead(super::bench_overhead::Args),
+    /// How a session through the loader scales with the number of parties.
+    Parties(super::bench_parties::Args),
     /// Gas of the registry's transactions (realistic report, SEV-SNP/TDX-sized evidence) and their opBNB cost.
     Gas(super::bench_gas::Args),
 }
@@ -21,6 +23,7 @@ pub fn run(b: Bench) -> crate::exit::CmdResult {
         Bench::Verify(a) => super::bench_verify::run(a),
         Bench::Gas(a) => super::bench_gas::run(a),
         Bench::Overhead(a) => super::bench_overhead::run(a),
+        Bench::Parties(a) => super::bench_parties::run(a),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_commit;
 pub mod bench_gas;
 pub mod bench_overhead;
+pub mod bench_parties;
 pub mod bench_verify;
 pub mod chain;
 pub mod commit;
