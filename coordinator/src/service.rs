@@ -906,3 +906,157 @@ pub async fn publish_all_pending(core: &Core) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealroom_protocol::identity::Identity;
+    use sealroom_protocol::policy::TeeKind;
+    use sealroom_reports::report::signing_message;
+
+    fn commitment(n: u8) -> DatasetCommitment {
+        DatasetCommitment {
+            merkle_root: B256::repeat_byte(n),
+            record_count: 3,
+            schema_hash: B256::repeat_byte(1),
+            ciphertext_sha256: B256::repeat_byte(n + 1),
+            ciphertext_len: 10,
+        }
+    }
+
+    /// A report accepted but not yet on chain (the process died in
+    /// between) is published by the startup pass, exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pending_report_is_published_on_resume_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/breast-cancer-3-hospitals.toml");
+        let scenario = sealroom_protocol::scenario::Scenario::load(&path).unwrap();
+        let owner = Identity::generate().unwrap();
+        let parties: Vec<_> = (0..3u8)
+            .map(|i| (Identity::generate().unwrap().public(), commitment(i * 2)))
+            .collect();
+        let m = Manifest::from_scenario(
+            &scenario,
+            B256::repeat_byte(42),
+            1,
+            parties,
+            owner.public(),
+            None,
+        )
+        .unwrap();
+        let id = m.session_id;
+        let mh = m.hash();
+        let chain = ChainCtx::open(
+            &crate::ChainSpec::Embedded(dir.path().join("chain")),
+            None,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        let blobs = crate::blobs::DirBlobStore::open(dir.path().join("blobs")).unwrap();
+        let core = Core::new(
+            db::open(&dir.path().join("c.sqlite")).unwrap(),
+            Arc::new(blobs),
+            chain,
+        );
+
+        let node = Identity::generate().unwrap();
+        let n = node.public();
+        let rd = sealroom_reports::binding::expected_report_data(&n.ed25519, &n.x25519, &mh.0);
+        let reg = NodeRegistration {
+            node_key: n.ed25519,
+            hpke_key: n.x25519,
+            kind: TeeKind::Sim,
+            evidence: sealroom_reports::attest::simulate::simulate(
+                &rd,
+                &sealroom_reports::attest::simulate::sim_default_measurement(),
+                false,
+            ),
+            certs: vec![],
+            collateral: None,
+            engine_measurement: String::new(),
+        };
+        let owner_key = owner.public().ed25519;
+        let (m2, reg2) = (m.clone(), reg.clone());
+        core.db(move |c| {
+            create(c, &owner_key, &m2)?;
+            register_node(c, &id, &reg2.node_key, &reg2)?;
+            // Skip consents, blobs and grants: tested over HTTP elsewhere.
+            let tx = c.transaction()?;
+            db::set_state(&tx, &id, SessionState::KeysGranted, None)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+        let r = IntegrityReport {
+            version: 1,
+            kind: ReportKind::Opened as u8,
+            sessionId: id,
+            manifestHash: mh,
+            inputsRoot: B256::ZERO,
+            prevReportHash: B256::ZERO,
+            nodeKey: B256::from(n.ed25519),
+            nodeHpkeKey: B256::from(n.x25519),
+            evidenceHash: keccak256(&reg.evidence),
+            teeKind: 3,
+            insecureSimulation: true,
+            modelHash: B256::ZERO,
+            sealedModelHash: B256::ZERO,
+            ownerKey: B256::from(owner_key),
+            trainingSummaryHash: B256::ZERO,
+            seed: 1,
+            dataOrderCommitment: B256::ZERO,
+            inputsWiped: false,
+            abortCode: 0,
+            abortReason: String::new(),
+            timestamp: 1,
+        };
+        let up = ReportUpload {
+            report_abi: hex::encode(r.abi_bytes()),
+            signature: hex::encode(node.sign(&signing_message(&r.report_hash()))),
+        };
+        // Accepted and committed, not published (as if killed right after).
+        core.db(move |c| report(c, &id, &n.ed25519, &up))
+            .await
+            .unwrap();
+        let pending = core.db(move |c| Ok(db::reports(c, &id)?)).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert!(pending[0].tx_hash.is_none());
+        assert_eq!(
+            core.db(|c| Ok(db::sessions_with_pending_reports(c)?))
+                .await
+                .unwrap(),
+            vec![id]
+        );
+
+        publish_all_pending(&core).await;
+        let done = core.db(move |c| Ok(db::reports(c, &id)?)).await.unwrap();
+        let tx = done[0].tx_hash.clone().expect("published on resume");
+        assert!(core
+            .db(|c| Ok(db::sessions_with_pending_reports(c)?))
+            .await
+            .unwrap()
+            .is_empty());
+        // A second pass (or a second process) sends nothing new.
+        publish_all_pending(&core).await;
+        let after = core.db(move |c| Ok(db::reports(c, &id)?)).await.unwrap();
+        assert_eq!(after, done);
+        let (registry, deployed) = core.chain.registry().await.unwrap();
+        assert!(!deployed);
+        let again = core
+            .chain
+            .publish(
+                &registry,
+                &r,
+                &hex::decode(&done[0].signature).unwrap(),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(again.0, tx, "idempotent: the original transaction");
+    }
+}
