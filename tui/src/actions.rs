@@ -8,7 +8,11 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc::Sender;
 
-use sealroom_protocol::api::{Client, SessionStatus};
+use alloy_primitives::B256;
+use sealroom_protocol::api::{
+    encode_segment, request_signing_message, ApiError, Client, SessionStatus, HDR_KEY, HDR_NONCE,
+    HDR_SIGNATURE, HDR_TIMESTAMP,
+};
 use sealroom_protocol::fsutil::write_atomic;
 use sealroom_protocol::identity::{hex32, Identity};
 use sealroom_protocol::manifest::{Consent, ConsentAction, Grant};
@@ -96,10 +100,7 @@ pub fn run(
                     path.display()
                 ));
             }
-            progress("uploading", 0, 0);
-            client
-                .upload_blob(&m.session_id, &input, &bytes)
-                .map_err(|e| e.to_string())?;
+            upload_with_progress(base, me, &m.session_id, &input, &bytes, &progress)?;
             Ok(format!(
                 "uploaded {} ({} bytes) as {input}",
                 path.display(),
@@ -215,6 +216,80 @@ pub fn run(
                 }
             }
         }
+    }
+}
+
+/// `PUT /v1/sessions/{id}/blobs/{input}`, signed like the protocol client
+/// does, but streaming the body through a counting reader so the bar moves
+/// while the blob goes out (the client's `upload_blob` takes the whole slice
+/// and reports nothing until the coordinator answers).
+fn upload_with_progress(
+    base: &str,
+    me: &Identity,
+    session: &B256,
+    input: &str,
+    bytes: &[u8],
+    progress: &dyn Fn(&str, u64, u64),
+) -> Result<(), String> {
+    let path = format!("/v1/sessions/{session:#x}/blobs/{}", encode_segment(input));
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let ts = now().max(0) as u64;
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(|e| format!("randomness: {e}"))?;
+    let nonce = hex::encode(nonce);
+    let sig = me.sign(&request_signing_message("PUT", &path, ts, &nonce, bytes));
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(600)))
+        .build()
+        .new_agent();
+    let total = bytes.len() as u64;
+    let mut reader = Counting {
+        inner: bytes,
+        done: 0,
+        total,
+        progress,
+    };
+    let mut resp = agent
+        .put(&url)
+        .header(HDR_KEY, hex::encode(me.public().ed25519))
+        .header(HDR_TIMESTAMP, ts.to_string())
+        .header(HDR_NONCE, nonce)
+        .header(HDR_SIGNATURE, hex::encode(sig))
+        .header("content-type", "application/octet-stream")
+        .header("content-length", total.to_string())
+        .send(ureq::SendBody::from_reader(&mut reader))
+        .map_err(|e| format!("coordinator unreachable at {base}: {e}"))?;
+    let status = resp.status().as_u16();
+    if status >= 400 {
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        return Err(match serde_json::from_str::<ApiError>(&text) {
+            Ok(e) => format!("coordinator: {status} {}: {}", e.code, e.message),
+            Err(_) => format!("coordinator: {status}: {text}"),
+        });
+    }
+    Ok(())
+}
+
+/// Reads from a slice and reports how much has been read.
+struct Counting<'a> {
+    inner: &'a [u8],
+    done: u64,
+    total: u64,
+    progress: &'a dyn Fn(&str, u64, u64),
+}
+
+impl Read for Counting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let before = self.done;
+        self.done += n as u64;
+        // One message per 256 KiB (and at the end): a multi-GB blob must not
+        // flood the UI's channel.
+        if self.done >> 18 != before >> 18 || self.done == self.total {
+            (self.progress)("uploading", self.done, self.total);
+        }
+        Ok(n)
     }
 }
 
