@@ -469,3 +469,30 @@ fn a_party_consents_uploads_and_grants_from_the_tui_until_reports_appear() {
 fn header(screen: &str) -> &str {
     screen.lines().next().unwrap_or_default().trim_end()
 }
+
+#[test]
+fn bad_arguments_exit_2_naming_the_flag_before_touching_the_terminal() {
+    let out = Command::new(BIN)
+        .args([
+            "tui",
+            "--coordinator",
+            "http://127.0.0.1:9",
+            "--key",
+            "/nonexistent/hospital.key",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--key /nonexistent/hospital.key"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.key");
+    cli(&["keygen", "--out", &key.display().to_string()]);
+    let out = Command::new(BIN)
+        .args(["tui", "--coordinator", "127.0.0.1:7300", "--key"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--coordinator 127.0.0.1:7300"));
+}
