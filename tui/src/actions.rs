@@ -21,6 +21,7 @@ use sealroom_protocol::sealed_model::open_model;
 use sealroom_protocol::stream::DataKey;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
 
 use crate::app::{my_input, Action, Busy};
 use crate::worker::{bundle_from_status, now, Msg};
@@ -153,11 +154,13 @@ pub fn run(
             let info = seal::info(SELF_DATAKEY_PURPOSE, &sealed.commitment_digest);
             let bytes = seal::open(me, &info, &sealed.commitment_digest, &sealed.sealed)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            let arr: [u8; 32] = bytes
+            let mut arr: [u8; 32] = bytes
                 .as_slice()
                 .try_into()
                 .map_err(|_| format!("{}: not a 32-byte key", path.display()))?;
             let key = DataKey::from_bytes(arr);
+            // The key's plaintext copies: the Zeroizing buffer and this array.
+            arr.zeroize();
             drop(bytes);
             let g = Grant::create(me, m, &input, &commitment, reg.node_key, reg.hpke_key, &key)
                 .map_err(|e| e.to_string())?;
