@@ -6,7 +6,6 @@ use axum::http::HeaderMap;
 use sealroom_protocol::api::{
     self, SignedHeaders, HDR_KEY, HDR_NONCE, HDR_SIGNATURE, HDR_TIMESTAMP, MAX_SKEW_S,
 };
-use sealroom_protocol::hash::LpHasher;
 
 use crate::db;
 use crate::error::ApiErr;
@@ -71,28 +70,9 @@ impl RawSig {
     }
 }
 
-/// The message `api::request_signing_message` builds, from the body's
-/// SHA-256 instead of the body: streamed uploads are hashed on the fly and
-/// never held whole. A unit test pins it to the protocol's function.
-pub fn signing_message_prehashed(
-    method: &str,
-    path: &str,
-    timestamp: u64,
-    nonce: &str,
-    body_sha256: &[u8; 32],
-) -> Vec<u8> {
-    let mut m = b"sealroom.request.v1".to_vec();
-    m.extend_from_slice(
-        &LpHasher::new("sealroom.request.v1")
-            .part(method.to_ascii_uppercase())
-            .part(path)
-            .u64(timestamp)
-            .part(nonce)
-            .part(body_sha256)
-            .finish(),
-    );
-    m
-}
+/// The request signing message from the body's SHA-256: streamed uploads
+/// are hashed on the fly and never held whole.
+pub use sealroom_protocol::api::request_signing_message_prehashed as signing_message_prehashed;
 
 fn verify_prehashed(
     method: &str,
