@@ -1,5 +1,5 @@
 //! The session registry on two real EVMs: a real anvil node (the npm
-//! package `@foundry-rs/anvil`, installed by `npm ci --prefix contracts`)
+//! package `@foundry-rs/anvil`, installed by `npm install --prefix contracts --no-save`)
 //! and the embedded revm chain, including the embedded chain's state
 //! surviving a restart, plus the gas figures docs/chain.md quotes.
 
@@ -29,7 +29,7 @@ impl Anvil {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contracts/node_modules/.bin/anvil");
         assert!(
             bin.exists(),
-            "{} is missing: run `npm ci --prefix contracts` before the tests (the README's test command does)",
+            "{} is missing: run `npm install --prefix contracts --no-save` before the tests (the README's test command does)",
             bin.display()
         );
         let mut child = Command::new(&bin)

@@ -59,14 +59,14 @@ mod tests {
     }
 
     /// Recompiles with the pinned solcjs and compares byte for byte. The test
-    /// command runs `npm ci --prefix contracts` first, so a missing compiler
+    /// command runs `npm install --prefix contracts --no-save` first, so a missing compiler
     /// is a failure, not a skip.
     #[test]
     fn recompiling_reproduces_the_committed_artifact() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
         assert!(
             dir.join("node_modules/solc/package.json").exists(),
-            "contracts/node_modules/solc is missing: run `npm ci --prefix contracts` before the tests"
+            "contracts/node_modules/solc is missing: run `npm install --prefix contracts --no-save` before the tests"
         );
         let out = Command::new("node")
             .arg(dir.join("build.mjs"))

@@ -109,7 +109,7 @@ fn start_anvil(dir: &Path) -> Result<(ChildGuard, String), Failure> {
         .iter()
         .find(|p| p.exists())
         .cloned()
-        .ok_or_else(|| input_err("--chain anvil: contracts/node_modules/.bin/anvil not found; run `npm ci --prefix contracts`"))?;
+        .ok_or_else(|| input_err("--chain anvil: contracts/node_modules/.bin/anvil not found; run `npm install --prefix contracts --no-save`"))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
