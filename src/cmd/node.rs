@@ -241,15 +241,7 @@ fn run_node(args: RunArgs) -> CmdResult {
                 let kind = r.report().map(|x| x.kind).unwrap_or(0);
                 // `opened` goes out at once; `completed` and `aborted` after the sealed model.
                 if kind == 1 {
-                    client
-                        .report(
-                            &session,
-                            &ReportUpload {
-                                report_abi: hex::encode(&r.report_abi),
-                                signature: hex::encode(r.signature),
-                            },
-                        )
-                        .map(|_| ())
+                    client.report(&session, &upload_of(&r)).map(|_| ())
                 } else {
                     Ok(())
                 }
@@ -282,13 +274,7 @@ fn run_node(args: RunArgs) -> CmdResult {
         .filter(|r| r.report().map(|x| x.kind != 1).unwrap_or(true))
     {
         client
-            .report(
-                &session,
-                &ReportUpload {
-                    report_abi: hex::encode(&r.report_abi),
-                    signature: hex::encode(r.signature),
-                },
-            )
+            .report(&session, &upload_of(r))
             .map_err(runtime_err)?;
     }
     match outcome.abort {
@@ -300,5 +286,13 @@ fn run_node(args: RunArgs) -> CmdResult {
             check: format!("{}: {}", a.input, a.check),
             detail: a.detail,
         }),
+    }
+}
+
+/// The upload body of a signed report.
+fn upload_of(r: &sealroom_trainer::node::SignedReport) -> ReportUpload {
+    ReportUpload {
+        report_abi: hex::encode(&r.report_abi),
+        signature: hex::encode(r.signature),
     }
 }
