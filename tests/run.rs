@@ -281,6 +281,11 @@ fn run_on_a_real_anvil() {
     assert_eq!(v["chain"]["kind"], "rpc");
     assert_eq!(v["chain"]["chain_id"], 31337);
     assert_eq!(v["verification"]["verified"], true);
+    // The signed manifest names the chain the reports really went to.
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run/bundle.json")).unwrap())
+            .unwrap();
+    assert_eq!(bundle["envelope"]["manifest"]["chain"]["target"], "anvil");
 }
 
 #[test]

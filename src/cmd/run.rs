@@ -189,7 +189,7 @@ fn wait_for(
 /// Runs the command.
 pub fn run(args: Args) -> CmdResult {
     let t_total = Instant::now();
-    let scenario = Scenario::load(&args.scenario).map_err(input_err)?;
+    let mut scenario = Scenario::load(&args.scenario).map_err(input_err)?;
     let chain_target = args
         .chain
         .clone()
@@ -217,6 +217,9 @@ pub fn run(args: Args) -> CmdResult {
             )));
         }
     }
+    // The manifest records where the reports go: the chain this run really uses.
+    scenario.chain.target = chain_target.clone();
+    scenario.chain.contract = contract.clone();
     let out = match &args.out {
         Some(d) => d.clone(),
         None => {
