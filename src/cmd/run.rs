@@ -563,6 +563,13 @@ pub fn run(args: Args) -> CmdResult {
             }
             if s.state >= SessionState::Completed && trained_at.is_none() {
                 trained_at = Some(Instant::now());
+                bar.set_message("publishing");
+            }
+            if s.state == SessionState::InputsVerified && s.progress.is_none() {
+                bar.set_message("publishing opened");
+            }
+            if s.state == SessionState::Training {
+                bar.set_message("training");
             }
             matches!(
                 s.state,
