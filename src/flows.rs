@@ -85,6 +85,35 @@ pub fn upload_blob(
     Ok(())
 }
 
+/// Why a grant was not made.
+#[derive(Debug)]
+pub enum GrantError {
+    /// The member's own verification refused the node's evidence (the failed check).
+    NodeRejected(sealroom_reports::attest::Failure),
+    /// Anything else: the session, the data key file, the coordinator.
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for GrantError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Other(e)
+    }
+}
+
+impl GrantError {
+    /// The command's failure: a rejected node is a verification failure (exit 1)
+    /// naming the check; `who` prefixes the detail.
+    pub fn into_failure(self, who: &str) -> crate::exit::Failure {
+        match self {
+            GrantError::NodeRejected(f) => crate::exit::Failure::Verification {
+                check: format!("node-evidence: {}", f.check),
+                detail: format!("{who}{}", f.detail),
+            },
+            GrantError::Other(e) => crate::exit::runtime_err(format!("{who}{e:#}")),
+        }
+    }
+}
+
 /// Verifies the registered node's evidence locally and, only if it passes,
 /// grants the member's data key to the node. Returns the local verdict.
 pub fn grant(
@@ -93,10 +122,10 @@ pub fn grant(
     me: &Identity,
     data_key_file: &Path,
     at: i64,
-) -> Result<Verdict> {
+) -> Result<Verdict, GrantError> {
     let st = fetch(client, &manifest.session_id)?;
     if st.manifest_hash != manifest.hash() {
-        bail!("the session's manifest changed");
+        return Err(anyhow!("the session's manifest changed").into());
     }
     let reg = st
         .node
@@ -105,15 +134,21 @@ pub fn grant(
     if !verdict.verified {
         let f = verdict
             .failure
-            .clone()
-            .unwrap_or_else(|| sealroom_reports::attest::Failure::new("unknown", ""));
-        return Err(anyhow!(
-            "node evidence rejected by my own verification: {}: {}",
-            f.check,
-            f.detail
-        )
-        .context(VerdictContext(verdict)));
+            .unwrap_or_else(|| sealroom_reports::attest::Failure::new("unknown", "rejected"));
+        return Err(GrantError::NodeRejected(f));
     }
+    seal_and_send_grant(client, manifest, me, data_key_file, &reg)?;
+    Ok(verdict)
+}
+
+/// Opens the member's own sealed data key and grants it to the registered node.
+fn seal_and_send_grant(
+    client: &Client<'_>,
+    manifest: &Manifest,
+    me: &Identity,
+    data_key_file: &Path,
+    reg: &sealroom_protocol::api::NodeRegistration,
+) -> Result<()> {
     let input = my_input(manifest, me)?.ok_or_else(|| anyhow!("this member brings no dataset"))?;
     let (_, _, commitment) = manifest
         .grantable_inputs()
@@ -148,17 +183,7 @@ pub fn grant(
     )?;
     drop(key);
     client.grant(&manifest.session_id, &g)?;
-    Ok(verdict)
-}
-
-/// The verdict behind a refused grant, kept for callers that print it.
-#[derive(Debug)]
-pub struct VerdictContext(pub Verdict);
-
-impl std::fmt::Display for VerdictContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "local verdict: verified={}", self.0.verified)
-    }
+    Ok(())
 }
 
 /// Fetches and opens the sealed model as the owner.

@@ -151,18 +151,8 @@ pub fn run(args: Args) -> CmdResult {
             );
         }
         Action::Grant { data_key } => {
-            let verdict = flows::grant(&client, m, &me, &data_key, flows::now()).map_err(|e| {
-                if e.downcast_ref::<flows::VerdictContext>().is_some()
-                    || e.to_string().contains("rejected by my own")
-                {
-                    Failure::Verification {
-                        check: "node-evidence".into(),
-                        detail: format!("{e:#}"),
-                    }
-                } else {
-                    runtime_err(format!("{e:#}"))
-                }
-            })?;
+            let verdict = flows::grant(&client, m, &me, &data_key, flows::now())
+                .map_err(|e| e.into_failure(""))?;
             out(
                 serde_json::json!({"granted": true, "verdict": verdict}),
                 format!(

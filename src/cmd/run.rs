@@ -500,10 +500,7 @@ pub fn run(args: Args) -> CmdResult {
             &m.commit_dir.join("dataset.datakey"),
             flows::now(),
         )
-        .map_err(|e| Failure::Verification {
-            check: "node-evidence".into(),
-            detail: format!("{}: {e:#}", m.name),
-        })?;
+        .map_err(|e| e.into_failure(&format!("{}: ", m.name)))?;
         local_verdicts.push((m.name.clone(), v));
     }
     if owner_input.is_some() {
@@ -514,10 +511,7 @@ pub fn run(args: Args) -> CmdResult {
             &owner_dir.join("validation.datakey"),
             flows::now(),
         )
-        .map_err(|e| Failure::Verification {
-            check: "node-evidence".into(),
-            detail: format!("owner: {e:#}"),
-        })?;
+        .map_err(|e| e.into_failure("owner: "))?;
     }
     let attest_s = t_attest.elapsed().as_secs_f64();
     status_msg(
