@@ -289,6 +289,15 @@ fn run_on_a_real_anvil() {
 }
 
 #[test]
+fn bench_parties_over_http_reports_its_shape() {
+    let o = sealroom(&["bench", "parties", "--n", "12", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(v["parties"], 12);
+    assert!(v["wall_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
 fn run_rejects_bad_input_with_exit_2() {
     let o = sealroom(&["run", "/nonexistent.toml"]);
     assert_eq!(o.status.code(), Some(2));

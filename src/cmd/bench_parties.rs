@@ -1,9 +1,13 @@
-//! `sealroom bench parties --scenario FILE [--counts 1,2,4,8] [--json]`: how a
-//! session through the trusted loader scales with the number of parties
-//! holding the same pooled data. The scenario's parties' rows are pooled and
-//! dealt round-robin into k shards; each k runs the whole loader (evidence,
-//! per-party consent, grant, hash and commitment checks, decryption,
-//! training, sealing, signing). The baseline is k = 1 in the same run.
+//! `sealroom bench parties`, two measurements of scale:
+//!
+//! - `--n N [--json]` → `{"parties", "wall_s"}`: N parties with small
+//!   synthetic shards join one session on a real coordinator over HTTP
+//!   (create, N signed consents, N blob uploads, a sim node's registration,
+//!   N grants after each party's own verification), wall time until the
+//!   session reaches KeysGranted.
+//! - `--scenario FILE [--counts 1,2,4,8]`: how a session through the trusted
+//!   loader scales with the number of parties holding the same pooled data
+//!   (rows dealt round-robin into k shards; ratio against the first count).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -17,9 +21,12 @@ use crate::exit::{input_err, runtime_err, CmdResult};
 /// Arguments of `sealroom bench parties`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The scenario whose data is re-dealt.
+    /// Parties joining one session over HTTP (coordinator scale).
+    #[arg(long, conflicts_with_all = ["scenario", "counts"], required_unless_present = "scenario")]
+    n: Option<usize>,
+    /// The scenario whose data is re-dealt (loader scale).
     #[arg(long)]
-    scenario: PathBuf,
+    scenario: Option<PathBuf>,
     /// Party counts to measure (the first is the baseline).
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     counts: Vec<usize>,
@@ -33,7 +40,14 @@ pub struct Args {
 
 /// Runs the benchmark.
 pub fn run(args: Args) -> CmdResult {
-    let base = Scenario::load(&args.scenario).map_err(input_err)?;
+    if let Some(n) = args.n {
+        return http_scale(n, args.json);
+    }
+    let scenario = args
+        .scenario
+        .clone()
+        .ok_or_else(|| input_err("--scenario or --n is required"))?;
+    let base = Scenario::load(&scenario).map_err(input_err)?;
     if args.counts.is_empty() || args.counts.contains(&0) || args.runs == 0 {
         return Err(input_err(
             "--counts: positive party counts are needed; --runs: at least 1",
@@ -122,6 +136,162 @@ pub fn run(args: Args) -> CmdResult {
                 r["ratio"].as_f64().unwrap_or(0.0)
             );
         }
+    }
+    Ok(())
+}
+
+/// N parties join one session on a real coordinator (child process, embedded chain).
+fn http_scale(n: usize, json: bool) -> CmdResult {
+    use sealroom_protocol::api::{Client, NodeRegistration, SessionState};
+    use sealroom_protocol::dataset::commit_stream;
+    use sealroom_protocol::identity::Identity;
+    use sealroom_protocol::manifest::{Consent, ConsentAction, Grant, Manifest};
+    use sealroom_protocol::stream::DataKey;
+    use sealroom_trainer::node::{Node, SimCollector};
+
+    if n == 0 || n > 100_000 {
+        return Err(input_err("--n: 1..=100000 parties"));
+    }
+    // The breast-cancer scenario supplies schema, model and policy; each
+    // party gets a shard of 3 rows of its data.
+    let template = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/breast-cancer-3-hospitals.toml");
+    let mut s = Scenario::load(&template).map_err(input_err)?;
+    let text = std::fs::read_to_string(s.resolve(&s.parties[0].dataset)).map_err(runtime_err)?;
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default().to_string();
+    let rows: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
+    s.owner.validation = None;
+    s.training.validation_split = Some(0.2);
+    s.parties = (0..n)
+        .map(|i| PartySpec {
+            name: format!("party-{i:05}"),
+            dataset: PathBuf::new(),
+            key: None,
+        })
+        .collect();
+    let mut members = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut shard = header.clone() + "\n";
+        for k in 0..3 {
+            shard.push_str(rows[(3 * i + k) % rows.len()]);
+            shard.push('\n');
+        }
+        let key = DataKey::generate().map_err(runtime_err)?;
+        let out =
+            commit_stream(shard.as_bytes(), &key, 4096, Vec::new(), |_| {}).map_err(runtime_err)?;
+        members.push((
+            Identity::generate().map_err(runtime_err)?,
+            key,
+            out.commitment,
+            out.blob,
+        ));
+    }
+    let owner = Identity::generate().map_err(runtime_err)?;
+    let mut sid = [0u8; 32];
+    getrandom::fill(&mut sid).map_err(runtime_err)?;
+    let parties = members
+        .iter()
+        .map(|(id, _, c, _)| (id.public(), c.clone()))
+        .collect();
+    let manifest = Manifest::from_scenario(
+        &s,
+        alloy_primitives::B256::from(sid),
+        0,
+        parties,
+        owner.public(),
+        None,
+    )
+    .map_err(runtime_err)?;
+    let mh = manifest.hash();
+    let session = manifest.session_id;
+
+    let dir = tempfile::tempdir().map_err(runtime_err)?;
+    let (mut coordinator, url) = super::run::spawn_coordinator(dir.path(), "embedded", &[], None)?;
+    let t = Instant::now();
+    let owner_client = Client::new(&url, Some(&owner));
+    owner_client
+        .create_session(&manifest)
+        .map_err(runtime_err)?;
+    owner_client
+        .consent(&session, &Consent::sign(&owner, ConsentAction::Consent, mh))
+        .map_err(runtime_err)?;
+    let names: Vec<String> = manifest.parties.iter().map(|p| p.name.clone()).collect();
+    // Two client threads: requests overlap the coordinator's fsyncs.
+    let work = |range: std::ops::Range<usize>,
+                f: &(dyn Fn(usize) -> Result<(), String> + Sync)|
+     -> Result<(), String> {
+        let mid = range.start + (range.end - range.start) / 2;
+        let (lo, hi) = (range.start..mid, mid..range.end);
+        std::thread::scope(|sc| {
+            let a = sc.spawn(move || lo.clone().try_for_each(f));
+            let b = sc.spawn(move || hi.clone().try_for_each(f));
+            a.join().map_err(|_| "thread panicked".to_string())??;
+            b.join().map_err(|_| "thread panicked".to_string())?
+        })
+    };
+    work(0..n, &|i| {
+        let (id, _, _, blob) = &members[i];
+        let c = Client::new(&url, Some(id));
+        c.consent(&session, &Consent::sign(id, ConsentAction::Consent, mh))
+            .map_err(|e| e.to_string())?;
+        c.upload_blob(&session, &names[i], blob)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .map_err(runtime_err)?;
+    let node = Node::start(
+        mh,
+        &SimCollector {
+            measurement: [7; 32],
+        },
+        [7; 32],
+    )
+    .map_err(runtime_err)?;
+    let reg = NodeRegistration {
+        node_key: node.signing_key(),
+        hpke_key: node.hpke_key(),
+        kind: node.evidence().kind,
+        evidence: node.evidence().evidence.clone(),
+        certs: Vec::new(),
+        collateral: None,
+        engine_measurement: hex::encode([7u8; 32]),
+    };
+    let st = Client::new(&url, Some(node.request_identity()))
+        .register_node(&session, &reg)
+        .map_err(runtime_err)?;
+    let at = crate::flows::now();
+    work(0..n, &|i| {
+        let (id, key, c, _) = &members[i];
+        // Each party verifies the node itself before granting.
+        let v = sealroom_reports::node_check::verify_registration(&st.manifest, &reg, at);
+        if !v.verified {
+            return Err(format!("{}: node rejected: {:?}", names[i], v.failure));
+        }
+        let g = Grant::create(id, &manifest, &names[i], c, reg.node_key, reg.hpke_key, key)
+            .map_err(|e| e.to_string())?;
+        Client::new(&url, Some(id))
+            .grant(&session, &g)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .map_err(runtime_err)?;
+    let wall = t.elapsed().as_secs_f64();
+    let state = Client::new(&url, None)
+        .status(&session)
+        .map_err(runtime_err)?
+        .state;
+    coordinator.terminate();
+    if state != SessionState::KeysGranted {
+        return Err(runtime_err(format!(
+            "session ended in {} instead of keys-granted",
+            state.as_str()
+        )));
+    }
+    if json {
+        println!("{}", serde_json::json!({"parties": n, "wall_s": wall}));
+    } else {
+        println!("bench parties: {n} parties consented, uploaded and granted over HTTP in {wall:.2} s ({:.1} ms per party)", wall * 1000.0 / n as f64);
     }
     Ok(())
 }

@@ -56,13 +56,13 @@ pub struct Args {
 }
 
 /// A child process killed when dropped (unless it already exited).
-struct ChildGuard {
+pub(crate) struct ChildGuard {
     child: Child,
     name: &'static str,
 }
 
 impl ChildGuard {
-    fn terminate(&mut self) {
+    pub(crate) fn terminate(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             // SIGTERM first so the coordinator shuts down gracefully.
             let _ = Command::new("kill")
@@ -349,47 +349,15 @@ pub fn run(args: Args) -> CmdResult {
         other => (other.to_string(), None),
     };
     let exe = std::env::current_exe().map_err(runtime_err)?;
-    let mut cmd = Command::new(&exe);
-    cmd.args(["coordinator", "serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(out.join("coordinator"))
-        .args(["--chain", &coord_chain, "--chain-dir"])
-        .arg(out.join("chain"))
-        .stdout(Stdio::piped())
-        .stderr(log_file(&out.join("coordinator.log"))?);
+    let mut extra: Vec<std::ffi::OsString> = Vec::new();
     if let Some(c) = &contract {
-        cmd.args(["--contract", c]);
+        extra.extend(["--contract".into(), c.into()]);
     }
     if let Some(f) = &args.chain_key_file {
-        cmd.arg("--chain-key-file").arg(f);
+        extra.extend(["--chain-key-file".into(), f.into()]);
     }
-    if let Some(k) = &chain_env {
-        cmd.env(sealroom_contracts::CHAIN_KEY_ENV, k);
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| runtime_err(format!("starting the coordinator: {e}")))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| runtime_err("coordinator stdout"))?;
-    let mut coordinator = ChildGuard {
-        child,
-        name: "coordinator",
-    };
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .map_err(runtime_err)?;
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .map(str::to_string)
-        .ok_or_else(|| {
-            runtime_err(format!(
-                "the coordinator did not start (see {})",
-                out.join("coordinator.log").display()
-            ))
-        })?;
+    let (mut coordinator, url) =
+        spawn_coordinator(&out, &coord_chain, &extra, chain_env.as_deref())?;
     status_msg(json, &format!("  coordinator at {url}"));
 
     // 3. The owner publishes the manifest; members consent and upload their blobs.
@@ -721,6 +689,55 @@ pub fn run(args: Args) -> CmdResult {
         });
     }
     Ok(())
+}
+
+/// Starts `sealroom coordinator serve` on a free loopback port with its data in
+/// `DIR/coordinator`, its chain in `DIR/chain` and its log in
+/// `DIR/coordinator.log`; returns the guard and the URL it printed.
+pub(crate) fn spawn_coordinator(
+    out: &Path,
+    chain: &str,
+    extra: &[std::ffi::OsString],
+    chain_key_env: Option<&str>,
+) -> Result<(ChildGuard, String), Failure> {
+    let exe = std::env::current_exe().map_err(runtime_err)?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(["coordinator", "serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(out.join("coordinator"))
+        .args(["--chain", chain, "--chain-dir"])
+        .arg(out.join("chain"))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(log_file(&out.join("coordinator.log"))?);
+    if let Some(k) = chain_key_env {
+        cmd.env(sealroom_contracts::CHAIN_KEY_ENV, k);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| runtime_err(format!("starting the coordinator: {e}")))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| runtime_err("coordinator stdout"))?;
+    let guard = ChildGuard {
+        child,
+        name: "coordinator",
+    };
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(runtime_err)?;
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .map(str::to_string)
+        .ok_or_else(|| {
+            runtime_err(format!(
+                "the coordinator did not start (see {})",
+                out.join("coordinator.log").display()
+            ))
+        })?;
+    Ok((guard, url))
 }
 
 enum OwnedSource {
