@@ -74,38 +74,6 @@ impl RawSig {
 /// are hashed on the fly and never held whole.
 pub use sealroom_protocol::api::request_signing_message_prehashed as signing_message_prehashed;
 
-fn verify_prehashed(
-    method: &str,
-    path: &str,
-    s: &RawSig,
-    body_sha256: &[u8; 32],
-    now: u64,
-) -> Result<[u8; 32], String> {
-    let key = sealroom_protocol::hash::parse_hex_array::<32>(&s.key)
-        .ok_or(format!("{HDR_KEY}: not 32 bytes of hex"))?;
-    let sig = sealroom_protocol::hash::parse_hex_array::<64>(&s.signature)
-        .ok_or(format!("{HDR_SIGNATURE}: not 64 bytes of hex"))?;
-    let ts: u64 = s
-        .timestamp
-        .parse()
-        .map_err(|_| format!("{HDR_TIMESTAMP}: not a number"))?;
-    if ts + MAX_SKEW_S < now || ts > now + MAX_SKEW_S {
-        return Err(format!(
-            "{HDR_TIMESTAMP}: outside the accepted window of {MAX_SKEW_S} s"
-        ));
-    }
-    if s.nonce.len() != 32 || hex::decode(&s.nonce).is_err() {
-        return Err(format!("{HDR_NONCE}: must be 16 bytes of hex"));
-    }
-    sealroom_protocol::identity::verify_strict(
-        &key,
-        &signing_message_prehashed(method, path, ts, &s.nonce, body_sha256),
-        &sig,
-    )
-    .map_err(|e| format!("{HDR_SIGNATURE}: {e}"))?;
-    Ok(key)
-}
-
 /// What was signed: the body itself or its hash (streamed uploads).
 pub enum Body<'b> {
     /// The whole body.
@@ -126,7 +94,7 @@ pub async fn authenticate(
     let now = now_s();
     let key = match body {
         Body::Bytes(b) => api::verify_request(method, path, raw.headers(), b, now),
-        Body::Sha256(h) => verify_prehashed(method, path, &raw, &h, now),
+        Body::Sha256(h) => api::verify_request_prehashed(method, path, raw.headers(), &h, now),
     }
     .map_err(|e| {
         tracing::info!(route = %path, check = "signature", "request refused");
@@ -177,12 +145,19 @@ mod tests {
         };
         let sha = sealroom_protocol::hash::sha256(body);
         assert_eq!(
-            verify_prehashed("PUT", "/p", &raw, &sha, now).unwrap(),
+            api::verify_request_prehashed("PUT", "/p", raw.headers(), &sha, now).unwrap(),
             id.public().ed25519
         );
-        assert!(verify_prehashed("PUT", "/q", &raw, &sha, now).is_err());
-        assert!(verify_prehashed("PUT", "/p", &raw, &[0; 32], now).is_err());
-        assert!(verify_prehashed("PUT", "/p", &raw, &sha, now + 2 * MAX_SKEW_S).is_err());
+        assert!(api::verify_request_prehashed("PUT", "/q", raw.headers(), &sha, now).is_err());
+        assert!(api::verify_request_prehashed("PUT", "/p", raw.headers(), &[0; 32], now).is_err());
+        assert!(api::verify_request_prehashed(
+            "PUT",
+            "/p",
+            raw.headers(),
+            &sha,
+            now + 2 * MAX_SKEW_S
+        )
+        .is_err());
         assert!(raw.check_fresh(now + 2 * MAX_SKEW_S).is_err());
     }
 }

@@ -581,6 +581,17 @@ pub fn verify_request(
     body: &[u8],
     now: u64,
 ) -> Result<[u8; 32], String> {
+    verify_request_prehashed(method, path, h, &crate::hash::sha256(body), now)
+}
+
+/// [`verify_request`] from the body's SHA-256 (streamed uploads).
+pub fn verify_request_prehashed(
+    method: &str,
+    path: &str,
+    h: SignedHeaders<'_>,
+    body_sha256: &[u8; 32],
+    now: u64,
+) -> Result<[u8; 32], String> {
     let nonce = h.nonce;
     let key = crate::hash::parse_hex_array::<32>(h.key)
         .ok_or(format!("{HDR_KEY}: not 32 bytes of hex"))?;
@@ -600,7 +611,7 @@ pub fn verify_request(
     }
     crate::identity::verify_strict(
         &key,
-        &request_signing_message(method, path, ts, nonce, body),
+        &request_signing_message_prehashed(method, path, ts, nonce, body_sha256),
         &sig,
     )
     .map_err(|e| format!("{HDR_SIGNATURE}: {e}"))?;

@@ -284,6 +284,14 @@ pub(crate) mod testdata {
         super::parse_rfc3339(s).unwrap()
     }
 
+    /// The failed check's name, or `ok`.
+    pub fn check(r: Result<super::Attested, super::Failure>) -> String {
+        match r {
+            Ok(_) => "ok".into(),
+            Err(f) => f.check,
+        }
+    }
+
     /// All certificates of these files, DER.
     pub fn certs(files: &[&[u8]]) -> Vec<Vec<u8>> {
         files

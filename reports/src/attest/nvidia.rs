@@ -472,13 +472,6 @@ mod tests {
         }
     }
 
-    fn check(r: Result<Attested, Failure>) -> String {
-        match r {
-            Ok(_) => "ok".into(),
-            Err(f) => f.check,
-        }
-    }
-
     #[test]
     fn both_reports_verify_and_claims_match() {
         assert_eq!(certs(&[NV_ROOT]), certs(&[NVIDIA_DEVICE_ROOT_PEM]));

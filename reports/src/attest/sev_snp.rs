@@ -581,13 +581,6 @@ mod tests {
         }
     }
 
-    fn check(r: Result<Attested, Failure>) -> String {
-        match r {
-            Ok(_) => "ok".into(),
-            Err(f) => f.check,
-        }
-    }
-
     #[test]
     fn valid_samples_verify_with_expected_tcb() {
         let v = SevSnpVerifier;

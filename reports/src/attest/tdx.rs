@@ -359,13 +359,6 @@ mod tests {
         }
     }
 
-    fn check(r: Result<Attested, Failure>) -> String {
-        match r {
-            Ok(_) => "ok".into(),
-            Err(f) => f.check,
-        }
-    }
-
     #[test]
     fn sample_rows() {
         let v = TdxVerifier;
