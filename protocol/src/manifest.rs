@@ -21,6 +21,383 @@ use crate::stream::DataKey;
 /// Format tag of manifests.
 pub const MANIFEST_FORMAT: &str = "sealroom-manifest/1";
 
+/// Hard caps on every manifest number that sizes work or memory
+/// (docs/formats.md, "Limits", says why each is what it is).
+///
+/// [`Manifest::validate`] enforces them, and every holder of a manifest —
+/// coordinator, members, node — runs it when it loads one, so a hostile
+/// manifest is refused before anything it sizes is allocated or started.
+/// Scenario checks report the same caps, naming the scenario field.
+pub mod limits {
+    use crate::scenario::{ModelKind, ModelSpec, Schema, TrainingSpec};
+
+    /// Largest `max_blob_bytes` a manifest may set: 64 GiB per blob.
+    pub const MAX_BLOB_BYTES: u64 = 64 << 30;
+    /// `max_blob_bytes` of manifests built from scenarios: 4 GiB per blob.
+    pub const DEFAULT_MAX_BLOB_BYTES: u64 = 4 << 30;
+    /// Data parties in one session.
+    pub const MAX_PARTIES: usize = 10_000;
+    /// Records over all inputs of a session (parties and the owner's
+    /// validation set together); the trainer indexes pooled records with `u32`.
+    pub const MAX_RECORDS: u64 = 1 << 31;
+    /// `training.epochs`.
+    pub const MAX_EPOCHS: u32 = 100_000;
+    /// `training.batch_size`.
+    pub const MAX_BATCH_SIZE: u32 = 65_536;
+    /// Feature columns (`schema.features`): a 256x256 image.
+    pub const MAX_FEATURES: usize = 65_536;
+    /// `schema.label_classes`.
+    pub const MAX_CLASSES: u32 = 65_536;
+    /// Hidden layers (`model.hidden` entries).
+    pub const MAX_HIDDEN_LAYERS: usize = 64;
+    /// Width of one hidden layer.
+    pub const MAX_LAYER_WIDTH: u32 = 65_536;
+    /// Convolution layers (`model.channels` entries).
+    pub const MAX_CONV_LAYERS: usize = 16;
+    /// Channels of one convolution layer.
+    pub const MAX_CHANNELS: u32 = 1_024;
+    /// Trainable parameters of the network (4 GiB of f32 weights).
+    pub const MAX_PARAMETERS: u64 = 1 << 30;
+    /// `training.batch_size` × the widest activation of one record (8 GiB of
+    /// f32 for one layer's activations of one batch).
+    pub const MAX_BATCH_ACTIVATIONS: u64 = 1 << 31;
+    /// Entries of `engine.trainer_measurements`.
+    pub const MAX_TRAINER_MEASUREMENTS: usize = 256;
+
+    /// `[height, width]` when the model is a CNN with a usable image shape.
+    fn image(model: &ModelSpec) -> Option<(u64, u64)> {
+        match (model.kind, model.image.as_slice()) {
+            (ModelKind::Cnn, [h, w]) if !model.channels.is_empty() => {
+                Some((u64::from(*h), u64::from(*w)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Trainable parameters of the network the trainer builds from this spec
+    /// (3x3 convolutions with bias, then dense layers with bias), saturating.
+    pub fn parameter_count(schema: &Schema, model: &ModelSpec) -> u64 {
+        let mut total = 0u64;
+        let mut c_in = 1u64;
+        if image(model).is_some() {
+            for &c in &model.channels {
+                let c = u64::from(c);
+                total = total.saturating_add(c.saturating_mul(c_in).saturating_mul(9) + c);
+                c_in = c;
+            }
+        }
+        let mut width = match image(model) {
+            Some((h, w)) => c_in.saturating_mul(h).saturating_mul(w),
+            None => schema.features.len() as u64,
+        };
+        let outs = model
+            .hidden
+            .iter()
+            .map(|h| u64::from(*h))
+            .chain(std::iter::once(u64::from(schema.label_classes)));
+        for out in outs {
+            total = total.saturating_add(width.saturating_mul(out).saturating_add(out));
+            width = out;
+        }
+        total
+    }
+
+    /// The widest activation of one record: its features, each convolution's
+    /// output (channels × height × width), each dense layer's output.
+    pub fn widest_activation(schema: &Schema, model: &ModelSpec) -> u64 {
+        let mut widest = schema.features.len() as u64;
+        if let Some((h, w)) = image(model) {
+            for &c in &model.channels {
+                widest = widest.max(u64::from(c).saturating_mul(h).saturating_mul(w));
+            }
+        }
+        for &o in model.hidden.iter().chain([&schema.label_classes]) {
+            widest = widest.max(u64::from(o));
+        }
+        widest
+    }
+
+    /// Every cap the schema, model and training spec exceed, as
+    /// `(field, message)`; also the lower bounds that keep training defined
+    /// (at least one epoch, a non-empty batch, non-empty layers).
+    pub fn spec_violations(
+        schema: &Schema,
+        model: &ModelSpec,
+        training: &TrainingSpec,
+    ) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut bad = |field: &str, message: String| out.push((field.to_string(), message));
+        if schema.features.len() > MAX_FEATURES {
+            bad(
+                "schema.features",
+                format!(
+                    "{} feature columns exceed the limit of {MAX_FEATURES}",
+                    schema.features.len()
+                ),
+            );
+        }
+        if schema.label_classes > MAX_CLASSES {
+            bad(
+                "schema.label_classes",
+                format!(
+                    "{} classes exceed the limit of {MAX_CLASSES}",
+                    schema.label_classes
+                ),
+            );
+        }
+        if model.hidden.len() > MAX_HIDDEN_LAYERS {
+            bad(
+                "model.hidden",
+                format!(
+                    "{} hidden layers exceed the limit of {MAX_HIDDEN_LAYERS}",
+                    model.hidden.len()
+                ),
+            );
+        }
+        for (i, h) in model.hidden.iter().enumerate() {
+            if *h == 0 || *h > MAX_LAYER_WIDTH {
+                bad(
+                    &format!("model.hidden[{i}]"),
+                    format!("layer size {h} is not in 1..={MAX_LAYER_WIDTH}"),
+                );
+            }
+        }
+        if model.channels.len() > MAX_CONV_LAYERS {
+            bad(
+                "model.channels",
+                format!(
+                    "{} convolution layers exceed the limit of {MAX_CONV_LAYERS}",
+                    model.channels.len()
+                ),
+            );
+        }
+        for (i, c) in model.channels.iter().enumerate() {
+            if *c == 0 || *c > MAX_CHANNELS {
+                bad(
+                    &format!("model.channels[{i}]"),
+                    format!("channel count {c} is not in 1..={MAX_CHANNELS}"),
+                );
+            }
+        }
+        for (i, d) in model.image.iter().enumerate() {
+            if *d == 0 || *d as usize > MAX_FEATURES {
+                bad(
+                    &format!("model.image[{i}]"),
+                    format!("image side {d} is not in 1..={MAX_FEATURES}"),
+                );
+            }
+        }
+        let params = parameter_count(schema, model);
+        if params > MAX_PARAMETERS {
+            bad(
+                "model",
+                format!("the network has {params} parameters, over the limit of {MAX_PARAMETERS}"),
+            );
+        }
+        if training.epochs == 0 || training.epochs > MAX_EPOCHS {
+            bad(
+                "training.epochs",
+                format!("{} is not in 1..={MAX_EPOCHS}", training.epochs),
+            );
+        }
+        if training.batch_size == 0 || training.batch_size > MAX_BATCH_SIZE {
+            bad(
+                "training.batch_size",
+                format!("{} is not in 1..={MAX_BATCH_SIZE}", training.batch_size),
+            );
+        } else {
+            let act =
+                u64::from(training.batch_size).saturating_mul(widest_activation(schema, model));
+            if act > MAX_BATCH_ACTIVATIONS {
+                bad(
+                    "training.batch_size",
+                    format!(
+                        "{} records × the widest layer's {} values = {act} activations, over the limit of {MAX_BATCH_ACTIVATIONS}",
+                        training.batch_size,
+                        widest_activation(schema, model)
+                    ),
+                );
+            }
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::dataset::DatasetCommitment;
+        use crate::identity::Identity;
+        use crate::manifest::{engine_spec_hash, Manifest};
+        use crate::scenario::Scenario;
+        use alloy_primitives::B256;
+
+        fn commitment(n: u8) -> DatasetCommitment {
+            DatasetCommitment {
+                merkle_root: B256::repeat_byte(n),
+                record_count: 10,
+                schema_hash: B256::repeat_byte(9),
+                ciphertext_sha256: B256::repeat_byte(n + 1),
+                ciphertext_len: 100,
+            }
+        }
+
+        fn manifest() -> Manifest {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../scenarios/breast-cancer-3-hospitals.toml");
+            let s = Scenario::load(&path).unwrap();
+            let parties = (0..3)
+                .map(|i| (Identity::generate().unwrap().public(), commitment(i * 2)))
+                .collect();
+            Manifest::from_scenario(
+                &s,
+                B256::repeat_byte(7),
+                1,
+                parties,
+                Identity::generate().unwrap().public(),
+                Some(commitment(40)),
+            )
+            .unwrap()
+        }
+
+        /// Applies `edit` (keeping the engine spec hash consistent, so only
+        /// the caps can refuse it) and returns the validation error, if any.
+        fn check(edit: impl Fn(&mut Manifest)) -> Option<String> {
+            let mut m = manifest();
+            edit(&mut m);
+            m.engine.spec_hash = engine_spec_hash(&m.schema, &m.model, &m.training);
+            m.validate().err().map(|e| e.to_string())
+        }
+
+        fn refused(field: &str, edit: impl Fn(&mut Manifest)) -> String {
+            let e = check(edit).unwrap_or_else(|| panic!("`{field}` over its cap must be refused"));
+            assert!(
+                e.starts_with(&format!("manifest field `{field}`: ")),
+                "`{e}` should name `{field}`"
+            );
+            e
+        }
+
+        #[test]
+        fn every_cap_is_enforced_naming_its_field() {
+            assert_eq!(check(|_| {}), None);
+            refused("max_blob_bytes", |m| m.max_blob_bytes = MAX_BLOB_BYTES + 1);
+            refused("max_blob_bytes", |m| m.max_blob_bytes = u64::MAX);
+            refused("parties[1].commitment.ciphertext_len", |m| {
+                m.parties[1].commitment.ciphertext_len = m.max_blob_bytes + 1
+            });
+            refused("owner.validation.ciphertext_len", |m| {
+                if let Some(v) = &mut m.owner.validation {
+                    v.ciphertext_len = u64::MAX;
+                }
+            });
+            refused("parties[0].commitment.record_count", |m| {
+                m.parties[0].commitment.record_count = MAX_RECORDS + 1
+            });
+            // Each input under the cap, their sum over it.
+            refused("parties[2].commitment.record_count", |m| {
+                for p in &mut m.parties {
+                    p.commitment.record_count = MAX_RECORDS / 2;
+                }
+            });
+            refused("owner.validation.record_count", |m| {
+                for p in &mut m.parties {
+                    p.commitment.record_count = MAX_RECORDS / 3;
+                }
+                if let Some(v) = &mut m.owner.validation {
+                    v.record_count = u64::MAX;
+                }
+            });
+            let e = refused("parties", |m| {
+                let p = m.parties[0].clone();
+                m.parties = vec![p; MAX_PARTIES + 1];
+            });
+            assert!(e.contains("limit of 10000"), "{e}");
+            refused("engine.trainer_measurements", |m| {
+                m.engine.trainer_measurements =
+                    vec![hex::encode([1u8; 32]); MAX_TRAINER_MEASUREMENTS + 1]
+            });
+            refused("training.epochs", |m| m.training.epochs = MAX_EPOCHS + 1);
+            refused("training.epochs", |m| m.training.epochs = 0);
+            refused("training.batch_size", |m| {
+                m.training.batch_size = MAX_BATCH_SIZE + 1
+            });
+            refused("training.batch_size", |m| m.training.batch_size = 0);
+            refused("schema.features", |m| {
+                m.schema.features = (0..=MAX_FEATURES).map(|i| format!("f{i}")).collect()
+            });
+            refused("schema.label_classes", |m| {
+                m.schema.label_classes = MAX_CLASSES + 1
+            });
+            refused("model.hidden", |m| {
+                m.model.kind = ModelKind::Mlp;
+                m.model.hidden = vec![4; MAX_HIDDEN_LAYERS + 1];
+            });
+            refused("model.hidden[1]", |m| {
+                m.model.kind = ModelKind::Mlp;
+                m.model.hidden = vec![4, MAX_LAYER_WIDTH + 1];
+            });
+            refused("model.channels", |m| {
+                m.model.channels = vec![1; MAX_CONV_LAYERS + 1];
+            });
+            refused("model.channels[0]", |m| {
+                m.model.channels = vec![MAX_CHANNELS + 1];
+            });
+            refused("model.image[0]", |m| m.model.image = vec![u32::MAX, 1]);
+            // Each layer under the width cap, the network over the parameter cap.
+            refused("model", |m| {
+                m.model.kind = ModelKind::Mlp;
+                m.model.hidden = vec![MAX_LAYER_WIDTH, MAX_LAYER_WIDTH];
+            });
+            // Batch and width under their caps, the product over it.
+            refused("training.batch_size", |m| {
+                m.model.kind = ModelKind::Mlp;
+                m.model.hidden = vec![MAX_LAYER_WIDTH];
+                m.training.batch_size = MAX_BATCH_SIZE;
+            });
+        }
+
+        #[test]
+        fn values_at_their_caps_pass() {
+            assert_eq!(
+                check(|m| {
+                    m.max_blob_bytes = MAX_BLOB_BYTES;
+                    m.parties[0].commitment.ciphertext_len = MAX_BLOB_BYTES;
+                    m.parties[0].commitment.record_count = MAX_RECORDS - 30;
+                    m.training.epochs = MAX_EPOCHS;
+                    m.training.batch_size = MAX_BATCH_SIZE;
+                    m.model.kind = ModelKind::Mlp;
+                    m.model.hidden = vec![64; MAX_HIDDEN_LAYERS];
+                }),
+                None
+            );
+        }
+
+        #[test]
+        fn parameter_count_matches_the_trainer_architecture() {
+            let m = manifest();
+            // Logistic regression over 30 features, 2 classes.
+            assert_eq!(parameter_count(&m.schema, &m.model), 30 * 2 + 2);
+            let mut model = m.model.clone();
+            model.kind = ModelKind::Mlp;
+            model.hidden = vec![16, 8];
+            assert_eq!(
+                parameter_count(&m.schema, &model),
+                (30 * 16 + 16) + (16 * 8 + 8) + (8 * 2 + 2)
+            );
+            // CNN over a 5x6 image: two 3x3 convolutions, then dense layers.
+            model.kind = ModelKind::Cnn;
+            model.channels = vec![4, 8];
+            model.image = vec![5, 6];
+            model.hidden = vec![10];
+            assert_eq!(
+                parameter_count(&m.schema, &model),
+                (4 * 9 + 4) + (8 * 4 * 9 + 8) + (8 * 30 * 10 + 10) + (10 * 2 + 2)
+            );
+            assert_eq!(widest_activation(&m.schema, &model), 8 * 30);
+        }
+    }
+}
+
 /// A data party in the manifest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,7 +594,7 @@ impl Manifest {
                 target: scenario.chain.target.clone(),
                 contract: scenario.chain.contract.clone(),
             },
-            max_blob_bytes: 4 << 30,
+            max_blob_bytes: limits::DEFAULT_MAX_BLOB_BYTES,
         };
         m.validate()?;
         Ok(m)
@@ -232,8 +609,90 @@ impl Manifest {
         if self.format != MANIFEST_FORMAT {
             return Err(bad("format", "unknown manifest format"));
         }
+        // Caps first: nothing below may size work from an unchecked number.
+        if self.max_blob_bytes > limits::MAX_BLOB_BYTES {
+            return Err(bad(
+                "max_blob_bytes",
+                &format!(
+                    "{} exceeds the limit of {} bytes",
+                    self.max_blob_bytes,
+                    limits::MAX_BLOB_BYTES
+                ),
+            ));
+        }
         if self.parties.is_empty() {
             return Err(bad("parties", "no parties"));
+        }
+        if self.parties.len() > limits::MAX_PARTIES {
+            return Err(bad(
+                "parties",
+                &format!(
+                    "{} parties exceed the limit of {}",
+                    self.parties.len(),
+                    limits::MAX_PARTIES
+                ),
+            ));
+        }
+        if self.engine.trainer_measurements.len() > limits::MAX_TRAINER_MEASUREMENTS {
+            return Err(bad(
+                "engine.trainer_measurements",
+                &format!(
+                    "{} entries exceed the limit of {}",
+                    self.engine.trainer_measurements.len(),
+                    limits::MAX_TRAINER_MEASUREMENTS
+                ),
+            ));
+        }
+        if let Some((field, detail)) =
+            limits::spec_violations(&self.schema, &self.model, &self.training)
+                .into_iter()
+                .next()
+        {
+            return Err(bad(&field, &detail));
+        }
+        if self.schema.features.is_empty() {
+            return Err(bad("schema.features", "no feature columns"));
+        }
+        if self.schema.label_classes < 2 {
+            return Err(bad(
+                "schema.label_classes",
+                "a classifier needs at least 2 classes",
+            ));
+        }
+        // Every input's blob, the owner's validation set included, fits
+        // max_blob_bytes; records over all inputs fit MAX_RECORDS.
+        let mut records = 0u64;
+        let inputs = self
+            .parties
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("parties[{i}].commitment"), &p.name, &p.commitment))
+            .chain(
+                self.owner
+                    .validation
+                    .iter()
+                    .map(|c| ("owner.validation".to_string(), &self.owner.name, c)),
+            );
+        for (field, name, c) in inputs {
+            if c.ciphertext_len > self.max_blob_bytes {
+                return Err(bad(
+                    &format!("{field}.ciphertext_len"),
+                    &format!(
+                        "`{name}`'s blob of {} bytes exceeds max_blob_bytes ({})",
+                        c.ciphertext_len, self.max_blob_bytes
+                    ),
+                ));
+            }
+            records = records.saturating_add(c.record_count);
+            if c.record_count > limits::MAX_RECORDS || records > limits::MAX_RECORDS {
+                return Err(bad(
+                    &format!("{field}.record_count"),
+                    &format!(
+                        "records over all inputs exceed the limit of {}",
+                        limits::MAX_RECORDS
+                    ),
+                ));
+            }
         }
         let mut names = std::collections::BTreeSet::new();
         let mut keys = std::collections::BTreeSet::new();
@@ -246,12 +705,6 @@ impl Manifest {
                 return Err(bad(
                     "parties",
                     &format!("`{}` reuses another party's key", p.name),
-                ));
-            }
-            if p.commitment.ciphertext_len > self.max_blob_bytes {
-                return Err(bad(
-                    "parties",
-                    &format!("`{}`'s blob exceeds max_blob_bytes", p.name),
                 ));
             }
         }

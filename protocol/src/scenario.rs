@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::split_fields;
 use crate::identity::PublicIdentity;
+use crate::manifest::limits;
 use crate::policy::Policy;
 
 /// A whole scenario.
@@ -456,38 +457,21 @@ impl Scenario {
                             "{}x{} = {} pixels, but the schema has {} features",
                             m.image[0],
                             m.image[1],
-                            m.image[0] * m.image[1],
+                            u64::from(m.image[0]) * u64::from(m.image[1]),
                             s.features.len()
                         ),
                     );
                 }
             }
         }
-        for (i, h) in m.hidden.iter().enumerate() {
-            if *h == 0 || *h > 65_536 {
-                bad(
-                    format!("model.hidden[{i}]"),
-                    "layer size must be 1..=65536".into(),
-                );
-            }
-        }
-        for (i, c) in m.channels.iter().enumerate() {
-            if *c == 0 || *c > 1024 {
-                bad(
-                    format!("model.channels[{i}]"),
-                    "channel count must be 1..=1024".into(),
-                );
-            }
+        // The manifest's hard caps (layer sizes and counts, features,
+        // classes, parameters, epochs, batch size), as the manifest will check them.
+        for (field, message) in crate::manifest::limits::spec_violations(s, m, &self.training) {
+            bad(field, message);
         }
 
         // Training.
         let t = &self.training;
-        if t.epochs == 0 || t.epochs > 100_000 {
-            bad("training.epochs".into(), "must be 1..=100000".into());
-        }
-        if t.batch_size == 0 {
-            bad("training.batch_size".into(), "must be at least 1".into());
-        }
         if !(t.learning_rate.is_finite() && t.learning_rate > 0.0 && t.learning_rate <= 10.0) {
             bad(
                 "training.learning_rate".into(),
@@ -533,6 +517,16 @@ impl Scenario {
         }
         let mut names = BTreeSet::new();
         if !name_ok(&self.owner.name) {
+        if self.parties.len() > limits::MAX_PARTIES {
+            bad(
+                "party".into(),
+                format!(
+                    "{} parties exceed the limit of {}",
+                    self.parties.len(),
+                    limits::MAX_PARTIES
+                ),
+            );
+        }
             bad(
                 "owner.name".into(),
                 "must be 1-64 characters of a-z, 0-9 and '-'".into(),
@@ -542,6 +536,7 @@ impl Scenario {
         let columns = s.columns();
         for (i, p) in self.parties.iter().enumerate() {
             if !name_ok(&p.name) {
+        let mut records = 0u64;
                 bad(
                     format!("party[{i}].name"),
                     "must be 1-64 characters of a-z, 0-9 and '-'".into(),
@@ -553,8 +548,18 @@ impl Scenario {
                     format!("duplicate name `{}`", p.name),
                 );
             }
-            if let Err(m) = check_dataset(&self.resolve(&p.dataset), &columns, s) {
-                bad(format!("party[{i}].dataset"), m);
+            match dataset_records(&self.resolve(&p.dataset), &columns, s) {
+                Ok(n) => records = records.saturating_add(n),
+                Err(m) => bad(format!("party[{i}].dataset"), m),
+            }
+            if records > limits::MAX_RECORDS {
+                bad(
+                    format!("party[{i}].dataset"),
+                    format!(
+                        "records over all datasets exceed the limit of {}",
+                        limits::MAX_RECORDS
+                    ),
+                );
             }
             if let Some(k) = &p.key {
                 if let Err(e) = PublicIdentity::load(&self.resolve(k)) {
@@ -563,8 +568,18 @@ impl Scenario {
             }
         }
         if let Some(v) = &self.owner.validation {
-            if let Err(m) = check_dataset(&self.resolve(v), &columns, s) {
-                bad("owner.validation".into(), m);
+            match dataset_records(&self.resolve(v), &columns, s) {
+                Ok(n) => records = records.saturating_add(n),
+                Err(m) => bad("owner.validation".into(), m),
+            }
+            if records > limits::MAX_RECORDS {
+                bad(
+                    "owner.validation".into(),
+                    format!(
+                        "records over all datasets exceed the limit of {}",
+                        limits::MAX_RECORDS
+                    ),
+                );
             }
         }
         if let Some(k) = &self.owner.key {
@@ -600,6 +615,16 @@ impl Scenario {
         }
         for (i, m) in self.engine.trainer_measurements.iter().enumerate() {
             if crate::hash::parse_hex_array::<32>(m).is_none() {
+        if self.engine.trainer_measurements.len() > limits::MAX_TRAINER_MEASUREMENTS {
+            bad(
+                "engine.trainer_measurements".into(),
+                format!(
+                    "{} entries exceed the limit of {}",
+                    self.engine.trainer_measurements.len(),
+                    limits::MAX_TRAINER_MEASUREMENTS
+                ),
+            );
+        }
                 bad(
                     format!("engine.trainer_measurements[{i}]"),
                     "must be 32 bytes of hex".into(),
@@ -618,7 +643,25 @@ pub fn check_dataset(path: &Path, columns: &[String], schema: &Schema) -> Result
     let header = match lines.next() {
         Some(Ok(h)) => h,
         Some(Err(e)) => return Err(format!("{}: {e}", path.display())),
+    dataset_records(path, columns, schema).map(|_| ())
+}
+
+/// [`check_dataset`], returning the record count; also refuses a file
+/// larger than a session's blobs may be ([`limits::DEFAULT_MAX_BLOB_BYTES`]:
+/// the blob is the file's ciphertext, slightly larger).
+fn dataset_records(path: &Path, columns: &[String], schema: &Schema) -> Result<u64, String> {
         None => {
+    let size = f
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if size > limits::DEFAULT_MAX_BLOB_BYTES {
+        return Err(format!(
+            "{}: {size} bytes; a session's blobs are limited to {} bytes (max_blob_bytes)",
+            path.display(),
+            limits::DEFAULT_MAX_BLOB_BYTES
+        ));
+    }
             return Err(format!(
                 "{}: empty file (a header line is needed)",
                 path.display()
@@ -695,7 +738,7 @@ pub fn check_dataset(path: &Path, columns: &[String], schema: &Schema) -> Result
     if records == 0 {
         return Err(format!("{}: no records", path.display()));
     }
-    Ok(())
+    Ok(records)
 }
 
 /// Maps byte offsets and dotted field paths of a TOML text to line numbers.
@@ -846,5 +889,69 @@ fn find_in_item(v: &toml_edit::Item, offset: usize, path: &mut Vec<Seg>) -> bool
         find_in_table(t, offset, path)
     } else {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The breast-cancer scenario with its datasets by absolute path, edited.
+    fn variant(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let base = std::fs::read_to_string(root.join("breast-cancer-3-hospitals.toml")).unwrap();
+        let data = root.join("data");
+        let text = edit(base.replace("\"data/", &format!("\"{}/", data.display())));
+        let p = dir.join("capped.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn scenario_check_reports_the_manifest_caps_with_file_line_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = variant(dir.path(), |t| {
+            t.replace("epochs = 300", "epochs = 100001")
+                .replace("batch_size = 512", "batch_size = 1000000")
+                .replace(
+                    "kind = \"logistic-regression\"",
+                    "kind = \"mlp\"\nhidden = [65536, 65536]",
+                )
+        });
+        let text = std::fs::read_to_string(&p).unwrap();
+        let line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        let e = Scenario::load(&p).unwrap_err().to_string();
+        let file = p.display().to_string();
+        for want in [
+            format!(
+                "{file}:{}: training.epochs: 100001 is not in 1..=100000",
+                line("epochs =")
+            ),
+            format!(
+                "{file}:{}: training.batch_size: 1000000 is not in 1..=65536",
+                line("batch_size =")
+            ),
+            format!("{file}:{}: model: the network has", line("[model]")),
+        ] {
+            assert!(e.contains(&want), "`{e}` should contain `{want}`");
+        }
+        assert!(e.contains("over the limit of 1073741824"), "{e}");
+
+        // Under every cap, the batch × widest layer product still is not.
+        let p = variant(dir.path(), |t| {
+            t.replace("batch_size = 512", "batch_size = 65536").replace(
+                "kind = \"logistic-regression\"",
+                "kind = \"mlp\"\nhidden = [65536]",
+            )
+        });
+        let e = Scenario::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("training.batch_size: 65536 records × the widest layer's 65536 values"),
+            "{e}"
+        );
+
+        // The shipped scenario is within every cap.
+        let p = variant(dir.path(), |t| t);
+        Scenario::load(&p).unwrap();
     }
 }
