@@ -40,6 +40,16 @@ impl ReportKind {
         }
     }
 
+    /// From the lower-case name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "opened" => Some(Self::Opened),
+            "completed" => Some(Self::Completed),
+            "aborted" => Some(Self::Aborted),
+            _ => None,
+        }
+    }
+
     /// Lower-case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -59,9 +69,30 @@ impl IntegrityReport {
         self.abi_encode()
     }
 
-    /// Decodes `abi.encode(report)` bytes (strict: trailing or malformed data is refused).
+    /// Decodes `abi.encode(report)` bytes, strictly: the bytes must be
+    /// exactly the canonical encoding of the report they decode to
+    /// (re-encoding gives the input back byte for byte). Trailing bytes,
+    /// dirty padding (a non-zero byte in the unused part of a `bool`,
+    /// `uint8` or `uint64` word, or after a string's last byte), unusual
+    /// offsets and truncated data are all refused, so two different byte
+    /// strings never pass as the same report and every hash taken over the
+    /// supplied bytes is the hash of the report as decoded.
     pub fn from_abi_bytes(bytes: &[u8]) -> Result<Self, alloy_sol_types::Error> {
-        <Self as SolValue>::abi_decode(bytes)
+        let report = <Self as SolValue>::abi_decode_validate(bytes)?;
+        let canonical = report.abi_encode();
+        if canonical != bytes {
+            let at = canonical
+                .iter()
+                .zip(bytes)
+                .position(|(a, b)| a != b)
+                .unwrap_or(canonical.len().min(bytes.len()));
+            return Err(alloy_sol_types::Error::custom(format!(
+                "not the canonical ABI encoding of an IntegrityReport: {} bytes given, the report they decode to re-encodes to {} bytes, first difference at byte {at}",
+                bytes.len(),
+                canonical.len()
+            )));
+        }
+        Ok(report)
     }
 
     /// `keccak256(abi.encode(report))`.
@@ -129,6 +160,64 @@ mod tests {
         let mut r2 = r.clone();
         r2.seed = 43;
         assert_ne!(r.report_hash(), r2.report_hash());
+    }
+
+    /// Offset of the head word of field `i` (the struct is dynamic, so its
+    /// encoding starts with one offset word, then the head).
+    fn word(i: usize) -> usize {
+        32 + 32 * i
+    }
+
+    #[test]
+    fn decoding_is_strict_appended_bytes() {
+        let bytes = sample().abi_bytes();
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[0u8; 32]);
+        let err = IntegrityReport::from_abi_bytes(&longer).unwrap_err();
+        assert!(err.to_string().contains("canonical"), "{err}");
+        let mut one = bytes.clone();
+        one.push(0);
+        assert!(IntegrityReport::from_abi_bytes(&one).is_err());
+    }
+
+    #[test]
+    fn decoding_is_strict_dirty_padding() {
+        let bytes = sample().abi_bytes();
+        // Field 10 is `insecureSimulation` (bool), 1 is `kind` (uint8), 18
+        // is `abortCode` (uint8), 15 is `seed` (uint64): a nibble set in the
+        // padding of each word is refused, although a lax decoder reads the
+        // same values.
+        for (field, byte) in [(10, 0), (10, 30), (1, 0), (1, 30), (18, 5), (15, 23)] {
+            let mut dirty = bytes.clone();
+            dirty[word(field) + byte] |= 0x10;
+            assert!(
+                IntegrityReport::from_abi_bytes(&dirty).is_err(),
+                "field {field} byte {byte} accepted"
+            );
+        }
+        // The untouched bytes still decode (the test is not vacuous).
+        assert_eq!(IntegrityReport::from_abi_bytes(&bytes).unwrap(), sample());
+    }
+
+    #[test]
+    fn decoding_is_strict_string_padding_and_truncation() {
+        let mut r = sample();
+        r.abortReason = "abc".into();
+        let bytes = r.abi_bytes();
+        assert_eq!(IntegrityReport::from_abi_bytes(&bytes).unwrap(), r);
+        // The string's bytes are the last word: "abc" then 29 padding bytes.
+        let mut dirty = bytes.clone();
+        let n = dirty.len();
+        dirty[n - 1] = 0x01;
+        assert!(IntegrityReport::from_abi_bytes(&dirty).is_err());
+        // Truncated anywhere: refused.
+        for cut in [1, 31, 32, 200, n - 1] {
+            assert!(
+                IntegrityReport::from_abi_bytes(&bytes[..n - cut]).is_err(),
+                "cut {cut}"
+            );
+        }
+        assert!(IntegrityReport::from_abi_bytes(&[]).is_err());
     }
 
     #[test]
