@@ -1113,3 +1113,304 @@ fn scale_1000_parties_commit_and_grant() {
         );
     }
 }
+
+/// Signature headers of an upload declaring `len` bytes with SHA-256 `sha`
+/// (signed at `ts`), as `Client::upload_blob_from` sends them.
+fn upload_headers(
+    id: &Identity,
+    path: &str,
+    ts: u64,
+    len: u64,
+    sha: &[u8; 32],
+) -> Vec<(&'static str, String)> {
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).unwrap();
+    let nonce = hex::encode(nonce);
+    let sig = id.sign(&api::request_signing_message_prehashed(
+        "PUT", path, ts, &nonce, len, sha,
+    ));
+    vec![
+        (api::HDR_KEY, hex::encode(id.public().ed25519)),
+        (api::HDR_TIMESTAMP, ts.to_string()),
+        (api::HDR_NONCE, nonce),
+        (api::HDR_SIGNATURE, hex::encode(sig)),
+        (api::HDR_CONTENT_SHA256, hex::encode(sha)),
+    ]
+}
+
+/// Sends only the head of a request that declares `content_length` body
+/// bytes, and none of them, then reads the answer. A server that read (or
+/// waited for) the body before answering never answers: the read times out
+/// and the test fails.
+fn head_only(
+    base: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    content_length: u64,
+) -> (u16, String) {
+    let addr = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!(
+        "PUT {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\
+         content-type: application/octet-stream\r\ncontent-length: {content_length}\r\n"
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).unwrap_or_else(|e| {
+            panic!("no answer while the body was withheld (did the server wait for it?): {e}")
+        });
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// Files in the blob store (its `tmp/` left out).
+fn stored_blobs(data: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(data.join("blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n != "tmp")
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn uploads_are_authenticated_and_checked_before_the_body_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start(&data);
+    let url = server.url();
+    let f = fixture();
+    let sid = f.sid();
+    Client::new(&url, Some(&f.owner))
+        .create_session(&f.manifest)
+        .unwrap();
+    consent_all(&f, &url);
+    let p0 = &f.parties[0];
+    let path = format!(
+        "/v1/sessions/{sid:#x}/blobs/{}",
+        api::encode_segment(&p0.input)
+    );
+    let len = p0.commitment.ciphertext_len;
+    let sha = p0.commitment.ciphertext_sha256.0;
+    let eve = Identity::generate().unwrap();
+
+    // Each is answered from the head alone: not one body byte is sent.
+    let refused = |headers: Vec<(&str, String)>, declared: u64, status: u16, needle: &str| {
+        let (s, text) = head_only(&url, &path, &headers, declared);
+        assert_eq!(s, status, "{text}");
+        assert!(text.contains(needle), "`{text}` should mention `{needle}`");
+    };
+    // A signature over another length than the one declared.
+    let mut h = upload_headers(&p0.id, &path, now(), len + 1, &sha);
+    h.retain(|(k, _)| *k != api::HDR_CONTENT_SHA256);
+    h.push((api::HDR_CONTENT_SHA256, hex::encode(sha)));
+    refused(h, len, 401, "signature");
+    // The body hash not declared.
+    let mut h = upload_headers(&p0.id, &path, now(), len, &sha);
+    h.retain(|(k, _)| *k != api::HDR_CONTENT_SHA256);
+    refused(h, len, 401, api::HDR_CONTENT_SHA256);
+    // Stale.
+    refused(
+        upload_headers(&p0.id, &path, now() - 3600, len, &sha),
+        len,
+        401,
+        "window",
+    );
+    // Validly signed by a non-member, and by a member for another's input.
+    refused(
+        upload_headers(&eve, &path, now(), len, &sha),
+        len,
+        403,
+        "not a member",
+    );
+    let p1 = &f.parties[1];
+    refused(
+        upload_headers(&p1.id, &path, now(), len, &sha),
+        len,
+        403,
+        "another member",
+    );
+    // Validly signed by the owner of the input, but declaring a gigabyte, a
+    // shorter body, or other bytes than the commitment.
+    refused(
+        upload_headers(&p0.id, &path, now(), 1 << 30, &sha),
+        1 << 30,
+        413,
+        "larger than",
+    );
+    refused(
+        upload_headers(&p0.id, &path, now(), len - 1, &sha),
+        len - 1,
+        409,
+        "does not match its commitment",
+    );
+    refused(
+        upload_headers(&p0.id, &path, now(), len, &[7; 32]),
+        len,
+        409,
+        "does not match its commitment",
+    );
+    assert!(stored_blobs(&data).is_empty());
+
+    // Signed over the committed length and hash, but other bytes arrive:
+    // refused after streaming, and nothing is stored.
+    let mut altered = p0.blob.clone();
+    altered[len as usize / 2] ^= 1;
+    let (s, text) = raw_request(
+        &url,
+        "PUT",
+        &path,
+        &upload_headers(&p0.id, &path, now(), len, &sha),
+        &altered,
+    );
+    assert!(
+        s == 400 && text.contains("does not match what was signed"),
+        "{text}"
+    );
+    assert!(stored_blobs(&data).is_empty(), "{:?}", stored_blobs(&data));
+    let st = Client::new(&url, None).status(&sid).unwrap();
+    let m0 = st.members.iter().find(|m| m.name == p0.input).unwrap();
+    assert_eq!(m0.blob_uploaded, Some(false));
+
+    // A JSON request whose declared body hash is not its body's.
+    let cpath = format!("/v1/sessions/{sid:#x}/consent");
+    let body = serde_json::to_vec(&Consent::sign(
+        &p0.id,
+        ConsentAction::Consent,
+        f.manifest.hash(),
+    ))
+    .unwrap();
+    let mut h = signed_headers(&p0.id, "POST", &cpath, now(), &body);
+    h.push((api::HDR_CONTENT_SHA256, hex::encode([3u8; 32])));
+    let (s, text) = raw_request(&url, "POST", &cpath, &h, &body);
+    assert!(s == 400 && text.contains(api::HDR_CONTENT_SHA256), "{text}");
+
+    // The real upload, streamed from a reader with progress.
+    let seen = std::cell::RefCell::new(Vec::new());
+    let st = Client::new(&url, Some(&p0.id))
+        .upload_blob_from(
+            &sid,
+            &p0.input,
+            len,
+            sha,
+            std::io::Cursor::new(p0.blob.clone()),
+            &|sent, total| seen.borrow_mut().push((sent, total)),
+        )
+        .unwrap();
+    let m0 = st.members.iter().find(|m| m.name == p0.input).unwrap();
+    assert_eq!(m0.blob_uploaded, Some(true));
+    assert_eq!(seen.into_inner().last(), Some(&(len, len)));
+    assert_eq!(stored_blobs(&data), vec![hex::encode(sha)]);
+    server.stop().unwrap();
+}
+
+#[test]
+fn served_blobs_and_sealed_models_are_rehashed_and_altered_store_files_are_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start(&data);
+    let url = server.url();
+    let f = fixture();
+    let sid = f.sid();
+    let mh = f.manifest.hash();
+    let owner = Client::new(&url, Some(&f.owner));
+    let node = Client::new(&url, Some(&f.node));
+    let anon = Client::new(&url, None);
+    owner.create_session(&f.manifest).unwrap();
+    consent_all(&f, &url);
+    upload_all(&f, &url);
+    let reg = f.registration(mh);
+    node.register_node(&sid, &reg).unwrap();
+    assert_eq!(grant_all(&f, &url).state, SessionState::KeysGranted);
+
+    // The coordinator's store rewrites one bit of a party's blob in place.
+    let p0 = &f.parties[0];
+    let file = data
+        .join("blobs")
+        .join(hex::encode(p0.commitment.ciphertext_sha256));
+    let good = std::fs::read(&file).unwrap();
+    assert_eq!(good, p0.blob);
+    let mut bad = good.clone();
+    bad[good.len() / 2] ^= 1;
+    std::fs::write(&file, &bad).unwrap();
+    let mut got = Vec::new();
+    let read = node.blob(&sid, &p0.input).unwrap().read_to_end(&mut got);
+    assert!(
+        read.is_err() && got.len() < good.len(),
+        "an altered blob must not be served whole ({} of {} bytes, {read:?})",
+        got.len(),
+        good.len()
+    );
+    // Restored, it is served whole.
+    std::fs::write(&file, &good).unwrap();
+    let mut got = Vec::new();
+    node.blob(&sid, &p0.input)
+        .unwrap()
+        .read_to_end(&mut got)
+        .unwrap();
+    assert_eq!(got, p0.blob);
+
+    // The sealed model, replaced in the store after publication.
+    let st = node
+        .report(
+            &sid,
+            &f.report(ReportKind::Opened, B256::ZERO, None, &reg.evidence),
+        )
+        .unwrap();
+    let sealed = b"sealed model ciphertext".to_vec();
+    let completed = f.report(
+        ReportKind::Completed,
+        report_hash(&st, "opened"),
+        Some(&sealed),
+        &[],
+    );
+    node.report(&sid, &completed).unwrap();
+    let st = node.upload_sealed_model(&sid, &sealed).unwrap();
+    assert_eq!(st.state, SessionState::Published);
+    let file = data
+        .join("blobs")
+        .join(hex::encode(sealroom_protocol::hash::sha256(&sealed)));
+    std::fs::write(&file, b"a model the coordinator sealed").unwrap();
+    expect_err(owner.sealed_model(&sid), 500, "blob-hash");
+    assert_eq!(
+        anon.status(&sid).unwrap().state,
+        SessionState::Published,
+        "nothing was delivered"
+    );
+    std::fs::write(&file, &sealed).unwrap();
+    assert_eq!(owner.sealed_model(&sid).unwrap(), sealed);
+    assert_eq!(anon.status(&sid).unwrap().state, SessionState::Delivered);
+    server.stop().unwrap();
+}

@@ -1,6 +1,11 @@
 //! The HTTP/JSON API (routes in `sealroom_protocol::api`, documented in
 //! docs/api.md): request parsing, limits, authentication, streaming of
 //! blobs, and the per-session event stream.
+//!
+//! Uploads are authenticated from their headers before any body byte is
+//! read (the signature covers the declared length and SHA-256), and stored
+//! blobs are re-hashed while they are served: bytes that no longer hash to
+//! their content address never reach a client whole.
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -21,13 +26,16 @@ use sealroom_protocol::manifest::{Consent, Grant, Manifest};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use crate::auth::{self, RawSig};
+use crate::auth;
 use crate::blobs::BlobWriter;
 use crate::error::ApiErr;
-use crate::service::{self, now_s, Core};
+use crate::service::{self, Core};
 
 /// Largest JSON request body.
 pub const JSON_LIMIT: usize = 1 << 20;
+/// Largest manifest (`POST /v1/sessions`): room for
+/// [`sealroom_protocol::manifest::limits::MAX_PARTIES`] parties.
+pub const MANIFEST_LIMIT: usize = 16 << 20;
 /// How long a JSON body may take to arrive.
 pub const JSON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a streamed upload may stall between two chunks.
@@ -112,7 +120,24 @@ async fn signed_json<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<([u8; 32], T), ApiErr> {
-    let read = tokio::time::timeout(JSON_TIMEOUT, axum::body::to_bytes(body, JSON_LIMIT));
+    signed_json_limited(core, method, uri, headers, body, JSON_LIMIT).await
+}
+
+/// [`signed_json`] with another size limit.
+async fn signed_json_limited<T: serde::de::DeserializeOwned>(
+    core: &Core,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<([u8; 32], T), ApiErr> {
+    if content_length(headers).is_some_and(|l| l > limit as u64) {
+        return Err(ApiErr::too_large(format!(
+            "request body exceeds {limit} bytes"
+        )));
+    }
+    let read = tokio::time::timeout(JSON_TIMEOUT, axum::body::to_bytes(body, limit));
     let bytes = read
         .await
         .map_err(|_| {
@@ -123,7 +148,7 @@ async fn signed_json<T: serde::de::DeserializeOwned>(
         })?
         .map_err(|_| {
             ApiErr::too_large(format!(
-                "request body exceeds {JSON_LIMIT} bytes or could not be read"
+                "request body exceeds {limit} bytes or could not be read"
             ))
         })?;
     let key = auth::authenticate(
@@ -166,7 +191,8 @@ async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<service::StatusOut>, ApiErr> {
-    let (key, m): (_, Manifest) = signed_json(&s.core, &method, &uri, &headers, body).await?;
+    let (key, m): (_, Manifest) =
+        signed_json_limited(&s.core, &method, &uri, &headers, body, MANIFEST_LIMIT).await?;
     let (id, ev) = s.core.db(move |c| service::create(c, &key, &m)).await?;
     s.core.emit(ev);
     Ok(Json(status_of(&s.core, id).await?))
@@ -279,6 +305,29 @@ async fn commit_blob(w: Box<dyn BlobWriter>, sha: [u8; 32]) -> Result<(), ApiErr
     Ok(())
 }
 
+/// Streams an authenticated upload into the store and checks the bytes
+/// against the length and SHA-256 its signature declared; on a mismatch the
+/// writer is dropped uncommitted, so nothing is stored.
+async fn stream_declared(
+    core: &Core,
+    body: Body,
+    len: u64,
+    sha: [u8; 32],
+) -> Result<Box<dyn BlobWriter>, ApiErr> {
+    let (got_sha, got_len, writer) = stream_to_store(core, body, len).await?;
+    if got_len != len || got_sha != sha {
+        tracing::info!(check = "body-hash", "upload refused");
+        return Err(ApiErr::bad_request(format!(
+            "body does not match what was signed: {got_len} bytes with sha256 {}, \
+             declared {len} bytes with sha256 {} (content-length, {})",
+            hex::encode(got_sha),
+            hex::encode(sha),
+            sealroom_protocol::api::HDR_CONTENT_SHA256
+        )));
+    }
+    Ok(writer)
+}
+
 async fn upload_blob(
     State(s): State<AppState>,
     JsonPath((id, input)): JsonPath<(String, String)>,
@@ -287,30 +336,30 @@ async fn upload_blob(
     body: Body,
 ) -> Result<Json<service::StatusOut>, ApiErr> {
     let id = parse_id(&id)?;
-    // Cheap checks first, so a stranger cannot make us store gigabytes.
-    let raw = RawSig::from_headers(&headers)?;
-    raw.check_fresh(now_s())?;
-    let claimed = raw.claimed_key()?;
-    let inp = input.clone();
-    let commitment = s
-        .core
-        .db(move |c| service::blob_precheck(c, &id, &claimed, &inp))
-        .await?;
-    if content_length(&headers).is_some_and(|l| l > commitment.ciphertext_len) {
-        return Err(ApiErr::too_large(format!(
-            "blob for `{input}` is larger than its commitment's ciphertext_len ({})",
-            commitment.ciphertext_len
-        )));
-    }
-    let (sha, len, writer) = stream_to_store(&s.core, body, commitment.ciphertext_len).await?;
+    // Before any body byte is read: the signature over the declared length
+    // and hash, the caller's right to this input, and the declaration
+    // against the commitment. A stranger cannot make us read, let alone
+    // store, a single byte.
+    let (len, sha) = auth::declared_body(&headers)?;
     let key = auth::authenticate(
         &s.core,
         "PUT",
         uri.path(),
         &headers,
-        auth::Body::Sha256(sha),
+        auth::Body::Declared { len, sha256: sha },
     )
     .await?;
+    let inp = input.clone();
+    let commitment = s
+        .core
+        .db(move |c| service::blob_precheck(c, &id, &key, &inp))
+        .await?;
+    if len > commitment.ciphertext_len {
+        return Err(ApiErr::too_large(format!(
+            "blob for `{input}` is larger than its commitment's ciphertext_len ({})",
+            commitment.ciphertext_len
+        )));
+    }
     if len != commitment.ciphertext_len || sha != commitment.ciphertext_sha256.0 {
         tracing::info!(session = %id, route = "blob-upload", check = "commitment", "blob refused");
         return Err(ApiErr::conflict(format!(
@@ -320,6 +369,7 @@ async fn upload_blob(
             hex::encode(commitment.ciphertext_sha256)
         )));
     }
+    let writer = stream_declared(&s.core, body, len, sha).await?;
     commit_blob(writer, sha).await?;
     let ev = s
         .core
@@ -329,12 +379,102 @@ async fn upload_blob(
     Ok(Json(status_of(&s.core, id).await?))
 }
 
+/// Passes a stored blob's chunks on while hashing them, holding the last
+/// chunk back until the whole content hashed to its address `want`; when it
+/// does not, the stream ends in an error instead, so the response is cut
+/// short of its `content-length` and no client receives altered bytes whole.
+fn rehashed<S>(inner: S, want: [u8; 32]) -> impl Stream<Item = std::io::Result<Bytes>> + Send
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
+{
+    struct St<S> {
+        inner: S,
+        hasher: Sha256,
+        held: Option<Bytes>,
+        done: bool,
+    }
+    let st = St {
+        inner,
+        hasher: Sha256::new(),
+        held: None,
+        done: false,
+    };
+    futures_util::stream::unfold(st, move |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            match st.inner.next().await {
+                Some(Ok(chunk)) => {
+                    st.hasher.update(&chunk);
+                    if let Some(prev) = st.held.replace(chunk) {
+                        return Some((Ok(prev), st));
+                    }
+                }
+                Some(Err(e)) => {
+                    st.done = true;
+                    return Some((Err(e), st));
+                }
+                None => {
+                    st.done = true;
+                    let got: [u8; 32] = std::mem::take(&mut st.hasher).finalize().into();
+                    if got != want {
+                        tracing::error!(
+                            check = "blob-hash",
+                            want = %hex::encode(want),
+                            got = %hex::encode(got),
+                            "stored blob does not hash to its content address; response aborted"
+                        );
+                        return Some((
+                            Err(std::io::Error::other(
+                                "blob-hash: stored blob does not hash to its content address",
+                            )),
+                            st,
+                        ));
+                    }
+                    let last = st.held.take()?;
+                    return Some((Ok(last), st));
+                }
+            }
+        }
+    })
+}
+
+/// Hashes a stored blob whole; an error naming the `blob-hash` check when
+/// it does not hash to its address (before anything is served or recorded).
+async fn verify_stored(core: &Core, sha: [u8; 32], what: &str) -> Result<(), ApiErr> {
+    use tokio::io::AsyncReadExt;
+    let (mut reader, _) = core
+        .blobs
+        .open(&sha)?
+        .ok_or_else(|| ApiErr::internal(format!("{what} recorded but missing from the store")))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let got: [u8; 32] = hasher.finalize().into();
+    if got != sha {
+        tracing::error!(check = "blob-hash", want = %hex::encode(sha), got = %hex::encode(got), "stored {what} altered; refused");
+        return Err(ApiErr::internal(format!(
+            "blob-hash: the stored {what} does not hash to its content address {}; \
+             the coordinator's store was altered, so it is not served",
+            hex::encode(sha)
+        )));
+    }
+    Ok(())
+}
+
 async fn stream_blob(core: &Core, sha: [u8; 32]) -> Result<Response, ApiErr> {
     let (reader, len) = core
         .blobs
         .open(&sha)?
         .ok_or_else(|| ApiErr::internal("blob recorded but missing from the store"))?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(reader));
+    let body = Body::from_stream(rehashed(tokio_util::io::ReaderStream::new(reader), sha));
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
@@ -466,30 +606,30 @@ async fn upload_sealed(
     body: Body,
 ) -> Result<Json<service::StatusOut>, ApiErr> {
     let id = parse_id(&id)?;
-    let raw = RawSig::from_headers(&headers)?;
-    raw.check_fresh(now_s())?;
-    let claimed = raw.claimed_key()?;
-    let limit = s
-        .core
-        .db(move |c| service::sealed_precheck(c, &id, &claimed))
-        .await?;
-    if content_length(&headers).is_some_and(|l| l > limit) {
-        return Err(ApiErr::too_large(format!(
-            "sealed model exceeds max_blob_bytes ({limit})"
-        )));
-    }
-    let (sha, len, writer) = stream_to_store(&s.core, body, limit).await?;
+    // As for blobs: authenticated from the headers, the node's right and the
+    // declared size and hash checked, all before the body is read.
+    let (len, sha) = auth::declared_body(&headers)?;
     let key = auth::authenticate(
         &s.core,
         "PUT",
         uri.path(),
         &headers,
-        auth::Body::Sha256(sha),
+        auth::Body::Declared { len, sha256: sha },
     )
     .await?;
+    let limit = s
+        .core
+        .db(move |c| service::sealed_precheck(c, &id, &key))
+        .await?;
+    if len > limit {
+        return Err(ApiErr::too_large(format!(
+            "sealed model exceeds max_blob_bytes ({limit})"
+        )));
+    }
     s.core
         .db(move |c| service::sealed_check(c, &id, &key, &sha))
         .await?;
+    let writer = stream_declared(&s.core, body, len, sha).await?;
     commit_blob(writer, sha).await?;
     let ev = s
         .core
@@ -511,6 +651,13 @@ async fn fetch_sealed(
 ) -> Result<Response, ApiErr> {
     let id = parse_id(&id)?;
     let key = signed_empty(&s.core, &method, &uri, &headers).await?;
+    // Re-hash the stored sealed model before the session becomes Delivered:
+    // bytes altered in the store are refused, and the state stays Published.
+    let stored = s
+        .core
+        .db(move |c| service::sealed_for_owner(c, &id, &key))
+        .await?;
+    verify_stored(&s.core, stored, "sealed model").await?;
     let (sha, ev) = s.core.db(move |c| service::deliver(c, &id, &key)).await?;
     s.core.emit(ev);
     stream_blob(&s.core, sha).await
@@ -557,4 +704,46 @@ async fn events(
         .chain(live)
         .take_until(Box::pin(stop));
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(chunks: &[&'static [u8]], want: [u8; 32]) -> (Vec<u8>, Option<String>) {
+        let inner = futures_util::stream::iter(
+            chunks
+                .iter()
+                .map(|c| Ok::<_, std::io::Error>(Bytes::from_static(c)))
+                .collect::<Vec<_>>(),
+        );
+        let mut s = Box::pin(rehashed(inner, want));
+        let mut out = Vec::new();
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(b) => out.extend_from_slice(&b),
+                Err(e) => return (out, Some(e.to_string())),
+            }
+        }
+        (out, None)
+    }
+
+    #[tokio::test]
+    async fn served_bytes_are_rehashed_and_altered_ones_never_arrive_whole() {
+        let chunks: [&'static [u8]; 3] = [b"first ", b"second ", b"third"];
+        let whole = b"first second third";
+        let sha: [u8; 32] = Sha256::digest(whole).into();
+        assert_eq!(collect(&chunks, sha).await, (whole.to_vec(), None));
+        // Altered content (the address no longer matches): the last chunk is
+        // held back and the stream ends in an error naming the check.
+        let (got, err) = collect(&chunks, [0u8; 32]).await;
+        assert_eq!(got, b"first second ".to_vec());
+        assert!(err.unwrap().contains("blob-hash"));
+        // One chunk: nothing at all is released.
+        let (got, err) = collect(&[b"only"], [0u8; 32]).await;
+        assert!(got.is_empty() && err.is_some());
+        // Empty blob with the right address.
+        let empty: [u8; 32] = Sha256::digest(b"").into();
+        assert_eq!(collect(&[], empty).await, (vec![], None));
+    }
 }

@@ -3,11 +3,16 @@
 //!
 //! Every request that changes state or reads something private is signed by
 //! the caller's ed25519 key over
-//! `LpHasher("sealroom.request.v1")(method, path, timestamp, nonce, sha256(body))`
-//! and carries the signature in headers ([`HDR_KEY`], [`HDR_TIMESTAMP`],
-//! [`HDR_NONCE`], [`HDR_SIGNATURE`]). The coordinator rejects stale
-//! timestamps and replayed nonces; the node re-checks every party signature
-//! on the objects themselves (consents, grants), since it trusts no coordinator.
+//! `"sealroom.request.v2" || LpHasher("sealroom.request.v2")(METHOD, path,
+//! u64 timestamp, nonce, u64 body length, sha256(body))` and carries the
+//! signature in headers ([`HDR_KEY`], [`HDR_TIMESTAMP`], [`HDR_NONCE`],
+//! [`HDR_SIGNATURE`]), with the body's SHA-256 in [`HDR_CONTENT_SHA256`] and
+//! its length in `content-length`. Because length and hash are declared in
+//! headers and signed, the coordinator authenticates an upload before it
+//! reads a byte of the body, then checks the streamed bytes against what was
+//! signed. The coordinator rejects stale timestamps and replayed nonces; the
+//! node re-checks every party signature on the objects themselves (consents,
+//! grants), since it trusts no coordinator.
 //!
 //! Routes (all under `/v1`, documented in docs/api.md):
 //! `POST /sessions` (owner) · `GET /sessions` · `GET /sessions/{id}` ·
@@ -36,10 +41,18 @@ pub const HDR_TIMESTAMP: &str = "x-sealroom-timestamp";
 pub const HDR_NONCE: &str = "x-sealroom-nonce";
 /// Header: ed25519 signature (hex) over [`request_signing_message`].
 pub const HDR_SIGNATURE: &str = "x-sealroom-signature";
+/// Header: SHA-256 (hex) of the request body, as signed. Required on uploads
+/// (the coordinator verifies the signature from headers before reading the
+/// body); on JSON requests it must match the body when present.
+pub const HDR_CONTENT_SHA256: &str = "x-sealroom-content-sha256";
 /// Accepted clock skew for signed requests, seconds.
 pub const MAX_SKEW_S: u64 = 300;
 
-/// The bytes a caller signs for a request.
+/// Domain tag of the request signing message (version 2: the body's length
+/// is signed beside its hash).
+pub const REQUEST_SIGNING_TAG: &str = "sealroom.request.v2";
+
+/// The bytes a caller signs for a request with this body.
 pub fn request_signing_message(
     method: &str,
     path: &str,
@@ -47,25 +60,35 @@ pub fn request_signing_message(
     nonce: &str,
     body: &[u8],
 ) -> Vec<u8> {
-    request_signing_message_prehashed(method, path, timestamp, nonce, &crate::hash::sha256(body))
+    request_signing_message_prehashed(
+        method,
+        path,
+        timestamp,
+        nonce,
+        body.len() as u64,
+        &crate::hash::sha256(body),
+    )
 }
 
-/// [`request_signing_message`] from the body's SHA-256, for servers that hash
-/// streamed uploads on the fly instead of holding them whole.
+/// [`request_signing_message`] from the body's declared length and SHA-256:
+/// what a client streaming a body signs, and what a server checks from the
+/// headers before it reads the body.
 pub fn request_signing_message_prehashed(
     method: &str,
     path: &str,
     timestamp: u64,
     nonce: &str,
+    body_len: u64,
     body_sha256: &[u8; 32],
 ) -> Vec<u8> {
-    let mut m = b"sealroom.request.v1".to_vec();
+    let mut m = REQUEST_SIGNING_TAG.as_bytes().to_vec();
     m.extend_from_slice(
-        &LpHasher::new("sealroom.request.v1")
+        &LpHasher::new(REQUEST_SIGNING_TAG)
             .part(method.to_ascii_uppercase())
             .part(path)
             .u64(timestamp)
             .part(nonce)
+            .u64(body_len)
             .part(body_sha256)
             .finish(),
     );
@@ -324,6 +347,43 @@ impl<'a> Client<'a> {
         &self.base
     }
 
+    /// Adds the signature headers (when the client has an identity) over
+    /// the body's length and SHA-256, and the hash itself in
+    /// [`HDR_CONTENT_SHA256`].
+    fn signed(
+        &self,
+        req: ureq::http::request::Builder,
+        method: &str,
+        path: &str,
+        body_len: u64,
+        body_sha256: &[u8; 32],
+    ) -> Result<ureq::http::request::Builder, ClientError> {
+        let Some(id) = self.identity else {
+            return Ok(req);
+        };
+        let ts = now_s();
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| ClientError::Transport {
+            url: self.base.clone(),
+            detail: e.to_string(),
+        })?;
+        let nonce = hex::encode(nonce);
+        let sig = id.sign(&request_signing_message_prehashed(
+            method,
+            path,
+            ts,
+            &nonce,
+            body_len,
+            body_sha256,
+        ));
+        Ok(req
+            .header(HDR_KEY, hex::encode(id.public().ed25519))
+            .header(HDR_TIMESTAMP, ts.to_string())
+            .header(HDR_NONCE, nonce)
+            .header(HDR_SIGNATURE, hex::encode(sig))
+            .header(HDR_CONTENT_SHA256, hex::encode(body_sha256)))
+    }
+
     fn send(
         &self,
         method: &str,
@@ -331,23 +391,14 @@ impl<'a> Client<'a> {
         body: Option<(&[u8], &str)>,
     ) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
         let url = format!("{}{}", self.base, path);
-        let mut req = ureq::http::Request::builder().method(method).uri(&url);
         let bytes = body.map(|(b, _)| b).unwrap_or(&[]);
-        if let Some(id) = self.identity {
-            let ts = now_s();
-            let mut nonce = [0u8; 16];
-            getrandom::fill(&mut nonce).map_err(|e| ClientError::Transport {
-                url: self.base.clone(),
-                detail: e.to_string(),
-            })?;
-            let nonce = hex::encode(nonce);
-            let sig = id.sign(&request_signing_message(method, path, ts, &nonce, bytes));
-            req = req
-                .header(HDR_KEY, hex::encode(id.public().ed25519))
-                .header(HDR_TIMESTAMP, ts.to_string())
-                .header(HDR_NONCE, nonce)
-                .header(HDR_SIGNATURE, hex::encode(sig));
-        }
+        let mut req = self.signed(
+            ureq::http::Request::builder().method(method).uri(&url),
+            method,
+            path,
+            bytes.len() as u64,
+            &crate::hash::sha256(bytes),
+        )?;
         if let Some((_, ct)) = body {
             req = req.header("content-type", ct);
         }
@@ -357,6 +408,43 @@ impl<'a> Client<'a> {
                 url: url.clone(),
                 detail: e.to_string(),
             })?;
+        self.run(req)
+    }
+
+    /// Streams a body of declared length and SHA-256 from `body` (bounded
+    /// memory), signed over both, with `content-length` set: the coordinator
+    /// authenticates the request before it reads the body.
+    fn send_stream(
+        &self,
+        method: &str,
+        path: &str,
+        len: u64,
+        body_sha256: &[u8; 32],
+        body: &mut dyn Read,
+    ) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let req = self
+            .signed(
+                ureq::http::Request::builder().method(method).uri(&url),
+                method,
+                path,
+                len,
+                body_sha256,
+            )?
+            .header("content-type", "application/octet-stream")
+            .header("content-length", len.to_string())
+            .body(ureq::SendBody::from_reader(body))
+            .map_err(|e| ClientError::Transport {
+                url: url.clone(),
+                detail: e.to_string(),
+            })?;
+        self.run(req)
+    }
+
+    fn run(
+        &self,
+        req: ureq::http::Request<impl ureq::AsSendBody>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
         let resp = self.agent.run(req).map_err(|e| ClientError::Transport {
             url: self.base.clone(),
             detail: e.to_string(),
@@ -422,20 +510,61 @@ impl<'a> Client<'a> {
         )
     }
 
-    /// `PUT /v1/sessions/{id}/blobs/{input}` (member): upload an encrypted blob.
+    fn decode_status(
+        mut resp: ureq::http::Response<ureq::Body>,
+    ) -> Result<SessionStatus, ClientError> {
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `PUT /v1/sessions/{id}/blobs/{input}` (member): upload an encrypted
+    /// blob held in memory ([`Client::upload_blob_from`] over the slice).
     pub fn upload_blob(
         &self,
         session: &B256,
         input: &str,
         blob: &[u8],
     ) -> Result<SessionStatus, ClientError> {
+        self.upload_blob_from(
+            session,
+            input,
+            blob.len() as u64,
+            crate::hash::sha256(blob),
+            blob,
+            &|_, _| {},
+        )
+    }
+
+    /// `PUT /v1/sessions/{id}/blobs/{input}` (member): streams an encrypted
+    /// blob of `len` bytes whose SHA-256 is `body_sha256` from `body`, with
+    /// bounded memory, calling `progress(sent, len)` as bytes go out (every
+    /// 256 KiB and at the end). The request is signed over `len` and
+    /// `body_sha256`; the coordinator checks both against the commitment
+    /// before reading the body, and refuses (storing nothing) bytes that do
+    /// not match them. At most `len` bytes are read from `body`.
+    pub fn upload_blob_from(
+        &self,
+        session: &B256,
+        input: &str,
+        len: u64,
+        body_sha256: [u8; 32],
+        body: impl Read,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<SessionStatus, ClientError> {
         let path = format!("/v1/sessions/{session:#x}/blobs/{}", encode_segment(input));
-        let mut resp = self.send("PUT", &path, Some((blob, "application/octet-stream")))?;
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| ClientError::Decode(e.to_string()))?;
-        serde_json::from_str(&text).map_err(|e| ClientError::Decode(e.to_string()))
+        let mut reader = Progressing {
+            inner: body,
+            sent: 0,
+            total: len,
+            progress,
+        };
+        let resp = self.send_stream("PUT", &path, len, &body_sha256, &mut reader)?;
+        Self::decode_status(resp)
     }
 
     /// `POST /v1/sessions/{id}/node` (node): register with evidence.
@@ -497,19 +626,23 @@ impl<'a> Client<'a> {
         )
     }
 
-    /// `PUT /v1/sessions/{id}/sealed-model` (node).
+    /// `PUT /v1/sessions/{id}/sealed-model` (node): signed over the sealed
+    /// bytes' length and SHA-256, like a blob upload.
     pub fn upload_sealed_model(
         &self,
         session: &B256,
         sealed: &[u8],
     ) -> Result<SessionStatus, ClientError> {
         let path = format!("/v1/sessions/{session:#x}/sealed-model");
-        let mut resp = self.send("PUT", &path, Some((sealed, "application/octet-stream")))?;
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| ClientError::Decode(e.to_string()))?;
-        serde_json::from_str(&text).map_err(|e| ClientError::Decode(e.to_string()))
+        let mut body = sealed;
+        let resp = self.send_stream(
+            "PUT",
+            &path,
+            sealed.len() as u64,
+            &crate::hash::sha256(sealed),
+            &mut body,
+        )?;
+        Self::decode_status(resp)
     }
 
     /// `GET /v1/sessions/{id}/sealed-model` (owner only).
@@ -521,9 +654,36 @@ impl<'a> Client<'a> {
         )?;
         resp.body_mut()
             .with_config()
-            .limit(u64::MAX)
+            .limit(crate::manifest::limits::MAX_BLOB_BYTES)
             .read_to_vec()
             .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
+
+/// A reader that stops at the declared length and reports progress.
+struct Progressing<'p, R> {
+    inner: R,
+    sent: u64,
+    total: u64,
+    progress: &'p dyn Fn(u64, u64),
+}
+
+impl<R: Read> Read for Progressing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let room = self.total.saturating_sub(self.sent);
+        if room == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let max = usize::try_from(room).unwrap_or(usize::MAX).min(buf.len());
+        let n = self.inner.read(&mut buf[..max])?;
+        let before = self.sent;
+        self.sent += n as u64;
+        // One call per 256 KiB (and at the end): a multi-GB blob must not
+        // flood a UI's channel.
+        if n > 0 && (self.sent >> 18 != before >> 18 || self.sent == self.total) {
+            (self.progress)(self.sent, self.total);
+        }
+        Ok(n)
     }
 }
 
@@ -581,14 +741,30 @@ pub fn verify_request(
     body: &[u8],
     now: u64,
 ) -> Result<[u8; 32], String> {
-    verify_request_prehashed(method, path, h, &crate::hash::sha256(body), now)
+    verify_request_prehashed(
+        method,
+        path,
+        h,
+        body.len() as u64,
+        &crate::hash::sha256(body),
+        now,
+    )
 }
 
-/// [`verify_request`] from the body's SHA-256 (streamed uploads).
+/// Parses the [`HDR_CONTENT_SHA256`] header value.
+pub fn parse_content_sha256(value: &str) -> Result<[u8; 32], String> {
+    crate::hash::parse_hex_array::<32>(value)
+        .ok_or(format!("{HDR_CONTENT_SHA256}: not 32 bytes of hex"))
+}
+
+/// [`verify_request`] from the body's declared length and SHA-256: a server
+/// authenticates an upload from its headers before reading the body, then
+/// checks the body against both.
 pub fn verify_request_prehashed(
     method: &str,
     path: &str,
     h: SignedHeaders<'_>,
+    body_len: u64,
     body_sha256: &[u8; 32],
     now: u64,
 ) -> Result<[u8; 32], String> {
@@ -611,7 +787,7 @@ pub fn verify_request_prehashed(
     }
     crate::identity::verify_strict(
         &key,
-        &request_signing_message_prehashed(method, path, ts, nonce, body_sha256),
+        &request_signing_message_prehashed(method, path, ts, nonce, body_len, body_sha256),
         &sig,
     )
     .map_err(|e| format!("{HDR_SIGNATURE}: {e}"))?;
@@ -643,6 +819,46 @@ mod tests {
         assert!(verify_request("POST", "/v1/y", h, b"body", ts).is_err());
         assert!(verify_request("POST", "/v1/x", h, b"bodY", ts).is_err());
         assert!(verify_request("POST", "/v1/x", h, b"body", ts + 1000).is_err());
+        // Prehashed: the same message from the declared length and hash.
+        let sha = crate::hash::sha256(b"body");
+        assert!(verify_request_prehashed("POST", "/v1/x", h, 4, &sha, ts).is_ok());
+        assert!(verify_request_prehashed("POST", "/v1/x", h, 5, &sha, ts).is_err());
+        assert!(verify_request_prehashed("POST", "/v1/x", h, 4, &[0; 32], ts).is_err());
+    }
+
+    #[test]
+    fn signing_message_is_v2_and_binds_the_length() {
+        let sha = [7u8; 32];
+        let a = request_signing_message_prehashed("put", "/p", 1, "n", 10, &sha);
+        let b = request_signing_message_prehashed("PUT", "/p", 1, "n", 10, &sha);
+        assert_eq!(a, b, "the method is upper-cased");
+        assert!(a.starts_with(b"sealroom.request.v2"));
+        assert_ne!(
+            a,
+            request_signing_message_prehashed("PUT", "/p", 1, "n", 11, &sha)
+        );
+        assert_eq!(
+            request_signing_message("PUT", "/p", 1, "n", b"abc"),
+            request_signing_message_prehashed("PUT", "/p", 1, "n", 3, &crate::hash::sha256(b"abc"))
+        );
+    }
+
+    #[test]
+    fn progressing_reader_stops_at_the_declared_length_and_reports() {
+        let calls = std::cell::RefCell::new(Vec::new());
+        let data = vec![1u8; 600 << 10];
+        let mut r = Progressing {
+            inner: &data[..],
+            sent: 0,
+            total: 300 << 10,
+            progress: &|s, t| calls.borrow_mut().push((s, t)),
+        };
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 300 << 10, "never past the declared length");
+        let calls = calls.into_inner();
+        assert_eq!(calls.last(), Some(&(300 << 10, 300 << 10)));
+        assert!(calls.iter().any(|(s, _)| *s >= 256 << 10 && *s < 300 << 10));
     }
 
     #[test]
