@@ -1,16 +1,24 @@
 //! Builds an offline [`Bundle`] from what a registry holds on chain: the
 //! reports, signatures and evidence envelope from calldata, and the hashes
-//! the registry stored (checked by the reader).
+//! the registry stored (checked by the reader), then checks each publishing
+//! transaction's receipt (`chain.receipt`).
+//!
+//! Before reading, the address is probed: an address where no registry
+//! answers `sessionOf` is bad input ("no registry at ADDR", exit 2), not a
+//! decoding failure.
 
 use std::path::Path;
 
 use alloy_primitives::{Address, B256};
+use sealroom_contracts::alloy_sol_types::{SolCall, SolEvent};
 use sealroom_contracts::Preset;
 use sealroom_contracts::{
-    block_on, read_session, AnyChain, Chain, EmbeddedChain, ReadOptions, RegistryError, RpcChain,
-    RpcOptions,
+    block_on, read_session, AnyChain, Chain, ChainError, EmbeddedChain, PublishedReport,
+    ReadOptions, RegistryError, RpcChain, RpcOptions, SessionRegistry,
 };
-use sealroom_reports::verifier::{Bundle, BundledReport, EvidenceEnvelope, BUNDLE_FORMAT};
+use sealroom_reports::verifier::{
+    Bundle, BundledReport, Check, EvidenceEnvelope, Provenance, BUNDLE_FORMAT,
+};
 
 /// Where to read from.
 pub enum Source<'a> {
@@ -34,12 +42,24 @@ pub enum ReadError {
     },
 }
 
-/// Reads a session's reports and builds a bundle.
+/// Reads a session's reports and builds a bundle (the receipts are
+/// checked; see [`read_from_chain`]).
 pub fn bundle_from_chain(
     source: Source<'_>,
     contract: Address,
     session: B256,
 ) -> Result<Bundle, ReadError> {
+    read_from_chain(source, contract, session).map(|(b, _)| b)
+}
+
+/// Reads a session's reports, builds a bundle, and checks every publishing
+/// transaction against its receipt. Returns the bundle and the
+/// [`Provenance`] to verify it with (the chain checks that passed).
+pub fn read_from_chain(
+    source: Source<'_>,
+    contract: Address,
+    session: B256,
+) -> Result<(Bundle, Provenance), ReadError> {
     let res = block_on(async move {
         let chain: AnyChain = match source {
             Source::Embedded(dir) => EmbeddedChain::open_snapshot(dir)
@@ -59,10 +79,11 @@ pub fn bundle_from_chain(
                 .into()
             }
         };
+        probe_registry(&chain, contract, session).await?;
         let kind = chain.kind();
         let chain_id = chain.chain_id();
         let label = chain.label();
-        let record = read_session(chain, contract, session, &ReadOptions::default())
+        let record = read_session(&chain, contract, session, &ReadOptions::default())
             .await
             .map_err(|e| match e {
                 RegistryError::HashMismatch { .. } => ReadError::Inconsistent {
@@ -77,10 +98,18 @@ pub fn bundle_from_chain(
                 },
                 other => ReadError::Access(other.to_string()),
             })?;
-        Ok::<_, ReadError>((record, kind, chain_id, label))
+        let receipt = check_receipts(
+            &chain,
+            contract,
+            session,
+            &record.info.publisher,
+            &record.reports,
+        )
+        .await?;
+        Ok::<_, ReadError>((record, kind, chain_id, label, receipt))
     })
     .map_err(|e| ReadError::Access(e.to_string()))?;
-    let (record, kind, chain_id, label) = res?;
+    let (record, kind, chain_id, label, receipt) = res?;
     let envelope_bytes = record
         .reports
         .iter()
@@ -101,7 +130,7 @@ pub fn bundle_from_chain(
             detail: "the manifest in calldata does not hash to the manifest hash the session was registered with".into(),
         });
     }
-    Ok(Bundle {
+    let bundle = Bundle {
         format: BUNDLE_FORMAT.into(),
         session_id: session,
         chain: serde_json::json!({
@@ -123,5 +152,107 @@ pub fn bundle_from_chain(
             })
             .collect(),
         envelope,
+    };
+    Ok((bundle, Provenance::Chain(vec![receipt])))
+}
+
+fn no_registry(contract: Address, why: impl std::fmt::Display) -> ReadError {
+    ReadError::Access(format!("no registry at {contract:#x} (--contract): {why}"))
+}
+
+/// Asks the address for `sessionOf(session)`: anything but a well-formed
+/// answer (no code, a revert, other bytes) means no sealroom registry is
+/// there. Transport failures stay transport failures.
+async fn probe_registry(
+    chain: &AnyChain,
+    contract: Address,
+    session: B256,
+) -> Result<(), ReadError> {
+    let call = SessionRegistry::sessionOfCall { sessionId: session };
+    match chain.call(contract, call.abi_encode().into()).await {
+        Ok(out) if out.is_empty() => Err(no_registry(contract, "no contract code answers there")),
+        Ok(out) => SessionRegistry::sessionOfCall::abi_decode_returns(&out)
+            .map(|_| ())
+            .map_err(|_| {
+                no_registry(
+                    contract,
+                    "the contract there does not answer as a sealroom registry",
+                )
+            }),
+        Err(ChainError::Reverted { reason, .. }) => Err(no_registry(
+            contract,
+            format!("the contract there reverts sessionOf ({reason})"),
+        )),
+        Err(e) => Err(ReadError::Access(e.to_string())),
+    }
+}
+
+/// For every report: the publishing transaction has a successful receipt,
+/// in the block the event was found in, sent by the session's publisher,
+/// whose logs hold the registry's `ReportPublished(session, kind)` event
+/// carrying the report's hash and previous-report hash.
+async fn check_receipts(
+    chain: &AnyChain,
+    contract: Address,
+    session: B256,
+    publisher: &Address,
+    reports: &[PublishedReport],
+) -> Result<Check, ReadError> {
+    let fail = |detail: String| ReadError::Inconsistent {
+        check: "chain.receipt".into(),
+        detail,
+    };
+    for r in reports {
+        let kind = r.kind.as_str();
+        let receipt = chain
+            .receipt(r.tx_hash)
+            .await
+            .map_err(|e| ReadError::Access(e.to_string()))?
+            .ok_or_else(|| {
+                fail(format!(
+                    "{kind} report: transaction {:#x} has no successful receipt",
+                    r.tx_hash
+                ))
+            })?;
+        if receipt.block_number != r.block_number {
+            return Err(fail(format!(
+                "{kind} report: transaction {:#x} is in block {} by its receipt, not {}",
+                r.tx_hash, receipt.block_number, r.block_number
+            )));
+        }
+        if &r.sender != publisher {
+            return Err(fail(format!(
+                "{kind} report: transaction {:#x} was sent by {:#x}, not the session's publisher {publisher:#x}",
+                r.tx_hash, r.sender
+            )));
+        }
+        let kind_topic = B256::left_padding_from(&[r.kind as u8]);
+        let found = receipt.logs.iter().any(|l| {
+            l.address == contract
+                && l.topics.first() == Some(&SessionRegistry::ReportPublished::SIGNATURE_HASH)
+                && l.topics.get(1) == Some(&session)
+                && l.topics.get(2) == Some(&kind_topic)
+                && SessionRegistry::ReportPublished::decode_raw_log(
+                    l.topics.iter().copied(),
+                    &l.data,
+                )
+                .is_ok_and(|e| {
+                    e.reportHash == r.report_hash && e.prevReportHash == r.prev_report_hash
+                })
+        });
+        if !found {
+            return Err(fail(format!(
+                "{kind} report: the receipt of transaction {:#x} holds no ReportPublished event of the registry for this session and report hash",
+                r.tx_hash
+            )));
+        }
+    }
+    Ok(Check {
+        check: "chain.receipt".into(),
+        ok: true,
+        detail: format!(
+            "{} transaction(s) checked against their receipts: successful, in the block given, sent by the session's publisher {publisher:#x}, each emitting ReportPublished for this session with the report's hash",
+            reports.len()
+        ),
     })
 }

@@ -542,3 +542,133 @@ fn gas_figures() {
     })
     .expect("runtime");
 }
+
+/// The regulator's verifier against a real JSON-RPC node: a whole session
+/// published on anvil by `sealroom run`, then read back with `--rpc`: the
+/// publishing transactions are checked against their receipts
+/// (`chain.receipt`), nothing is left unchecked, the chain's name is derived
+/// from its id; an address without a registry (an account, or a contract
+/// that is not the registry) is exit 2 "no registry at ADDR".
+#[test]
+fn report_verify_over_rpc_checks_receipts_and_refuses_a_wrong_contract() {
+    let anvil = Anvil::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let sealroom = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sealroom"))
+            .args(args)
+            .current_dir(&root)
+            .env(sealroom_contracts::CHAIN_KEY_ENV, ANVIL_DEV_KEY)
+            .output()
+            .expect("run sealroom")
+    };
+    let err = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let out = dir.path().join("run");
+    let scenario = root.join("scenarios/breast-cancer-3-hospitals.toml");
+    let o = sealroom(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--chain",
+        &anvil.url,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("summary");
+    let session = summary["session_id"].as_str().unwrap().to_string();
+    let contract = summary["chain"]["contract"].as_str().unwrap().to_string();
+
+    let verify = |contract: &str| {
+        sealroom(&[
+            "report",
+            "verify",
+            "--session",
+            &session,
+            "--rpc",
+            &anvil.url,
+            "--contract",
+            contract,
+            "--json",
+        ])
+    };
+    let o = verify(&contract);
+    assert!(
+        o.status.success(),
+        "{} {}",
+        String::from_utf8_lossy(&o.stdout),
+        err(&o)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["source"], "chain");
+    assert_eq!(v["chain"]["chain_id"], 31337);
+    assert_eq!(v["chain"]["name"], "local development chain (anvil)");
+    assert_eq!(v["chain"]["checked"], true);
+    assert_eq!(v["not_checked"].as_array().map(Vec::len), Some(0), "{v}");
+    let receipt = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "chain.receipt")
+        .expect("chain.receipt check");
+    assert_eq!(receipt["ok"], true);
+    assert!(
+        receipt["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 transaction(s)"),
+        "{receipt}"
+    );
+    // The same session offline: the transactions are listed as not checked.
+    let o = sealroom(&[
+        "report",
+        "verify",
+        out.join("bundle.json").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let off: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(off["source"], "offline");
+    let listed: Vec<&str> = off["not_checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["field"].as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&"reports[1].tx_hash"), "{listed:?}");
+
+    // An account with no code.
+    let nobody = "0x00000000000000000000000000000000000000aa";
+    let o = verify(nobody);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("no registry at {nobody}")),
+        "{}",
+        err(&o)
+    );
+    // A contract that is not the registry (it answers every call with one zero word).
+    let runtime = "60206000f3";
+    let init = format!("6005600c60003960056000f3{runtime}");
+    let other = block_on(async {
+        let chain =
+            RpcChain::from_preset(Preset::Anvil, Some(&anvil.url), None, RpcOptions::default())
+                .await
+                .expect("anvil");
+        chain
+            .deploy(hex::decode(init).unwrap().into(), 1)
+            .await
+            .expect("deploy")
+            .contract_address
+            .expect("created")
+    })
+    .expect("runtime");
+    let other = format!("{other:#x}");
+    let o = verify(&other);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("no registry at {other}")),
+        "{}",
+        err(&o)
+    );
+}

@@ -272,3 +272,377 @@ fn scenario_reports_every_problem_at_once() {
         assert!(err.contains(f), "{f} missing in {err}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The regulator's verifier checks the bytes exactly as supplied (issue 11,
+// Build items 4 and 7). A real session from `sealroom run` on the embedded
+// chain, then its bundle altered one way at a time.
+
+fn sealroom_in_repo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sealroom"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("run sealroom")
+}
+
+/// One real completed session (embedded chain); returns its summary.
+fn real_session(out: &Path) -> serde_json::Value {
+    let scenario = repo().join("scenarios/breast-cancer-3-hospitals.toml");
+    let o = sealroom_in_repo(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).expect("one JSON object")
+}
+
+fn verify_json(bundle: &Path, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let mut args = vec!["report", "verify", bundle.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    let o = sealroom_in_repo(&args);
+    let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+    (o.status.code(), v, stderr(&o))
+}
+
+fn verify_human(bundle: &Path) -> (Option<i32>, String) {
+    let o = sealroom_in_repo(&["report", "verify", bundle.to_str().unwrap()]);
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+/// Head word of field `i` of an encoded IntegrityReport (after the
+/// struct's offset word): 1 = kind (uint8), 10 = insecureSimulation (bool),
+/// 15 = seed (uint64).
+fn word(i: usize) -> usize {
+    32 + 32 * i
+}
+
+fn edit_abi(b: &mut serde_json::Value, i: usize, f: impl Fn(&mut Vec<u8>)) {
+    let mut bytes = hex::decode(b["reports"][i]["report_abi"].as_str().unwrap()).unwrap();
+    f(&mut bytes);
+    b["reports"][i]["report_abi"] = hex::encode(bytes).into();
+}
+
+#[test]
+fn report_verify_checks_the_supplied_bytes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let summary = real_session(&out);
+    let bundle = out.join("bundle.json");
+    let original: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    let write = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| -> PathBuf {
+        let mut b = original.clone();
+        edit(&mut b);
+        let p = dir.path().join(name);
+        std::fs::write(&p, serde_json::to_vec_pretty(&b).unwrap()).unwrap();
+        p
+    };
+    let rejected_by = |p: &Path, check: &str| -> serde_json::Value {
+        let (code, v, err) = verify_json(p, &[]);
+        assert_eq!(code, Some(1), "{}: {v} {err}", p.display());
+        assert_eq!(v["verified"], false, "{v}");
+        assert_eq!(v["failure"]["check"], check, "{}: {v}", p.display());
+        v
+    };
+
+    // The untouched bundle verifies offline and says what it could not check.
+    let (code, v, err) = verify_json(&bundle, &[]);
+    assert_eq!(code, Some(0), "{v} {err}");
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["source"], "offline");
+    assert_eq!(v["chain"]["name"], "embedded development chain");
+    assert_eq!(v["chain"]["checked"], false);
+    let names: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    for c in [
+        "bundle.format",
+        "report.canonical",
+        "report.kinds",
+        "report.chain",
+    ] {
+        assert!(names.contains(&c), "{c} missing in {names:?}");
+    }
+    assert!(
+        !names.contains(&"chain.receipt"),
+        "offline reads no receipt"
+    );
+    let unchecked = |v: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        v["not_checked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                assert!(
+                    n["reason"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("not checked offline"),
+                    "{n}"
+                );
+                (n["field"].as_str().unwrap().to_string(), n["value"].clone())
+            })
+            .collect()
+    };
+    let nc = unchecked(&v);
+    for f in [
+        "reports[0].tx_hash",
+        "reports[0].block",
+        "reports[0].stored_hash",
+        "reports[1].tx_hash",
+        "reports[1].block",
+        "chain.chain_id",
+        "chain.contract",
+        "chain.label",
+    ] {
+        assert!(nc.iter().any(|(n, _)| n == f), "{f} not listed in {nc:?}");
+    }
+    let (code, human) = verify_human(&bundle);
+    assert_eq!(code, Some(0));
+    assert!(human.contains("not checked offline"), "{human}");
+    assert!(human.contains("reports[1].tx_hash"), "{human}");
+    assert!(
+        human.contains(summary["reports"][1]["tx_hash"].as_str().unwrap()),
+        "{human}"
+    );
+
+    // (1) 32 zero bytes appended to the opened report: its hash would change,
+    // its decoding would not; refused as non-canonical bytes.
+    let p = write("appended.json", &|b| {
+        edit_abi(b, 0, |x| x.extend_from_slice(&[0u8; 32]))
+    });
+    let v = rejected_by(&p, "report.canonical");
+    assert!(
+        v["failure"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("reports[0]"),
+        "{v}"
+    );
+    // (2) a nibble inside the padding of a bool, of a uint8 and of a uint64.
+    for (name, field, byte) in [
+        ("bool-pad.json", 10, 0),
+        ("bool-pad-low.json", 10, 30),
+        ("uint8-pad.json", 1, 3),
+        ("uint64-pad.json", 15, 20),
+    ] {
+        let p = write(name, &|b| edit_abi(b, 1, |x| x[word(field) + byte] ^= 0x01));
+        let v = rejected_by(&p, "report.canonical");
+        let detail = v["failure"]["detail"].as_str().unwrap();
+        assert!(detail.contains("reports[1]"), "{name}: {detail}");
+    }
+    // (3) truncated.
+    let p = write("truncated.json", &|b| {
+        edit_abi(b, 1, |x| x.truncate(x.len() - 32))
+    });
+    rejected_by(&p, "report.decode");
+    // (4) a duplicated opened report.
+    let p = write("duplicate.json", &|b| {
+        let opened = b["reports"][0].clone();
+        b["reports"].as_array_mut().unwrap().insert(1, opened);
+    });
+    let v = rejected_by(&p, "report.kinds");
+    assert!(
+        v["failure"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate opened"),
+        "{v}"
+    );
+    // (5) out of order.
+    let p = write("reordered.json", &|b| {
+        b["reports"].as_array_mut().unwrap().reverse()
+    });
+    rejected_by(&p, "report.kinds");
+    // (6) completed relabelled as aborted: its kind field says otherwise.
+    let p = write("relabel.json", &|b| {
+        b["reports"][1]["kind"] = "aborted".into()
+    });
+    rejected_by(&p, "report.decode");
+
+    // (7) an edited label is never printed; the name comes from the chain id.
+    let p = write("label.json", &|b| {
+        b["chain"]["label"] = "opBNB mainnet".into()
+    });
+    let (code, v, _) = verify_json(&p, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(v["chain"]["name"], "embedded development chain");
+    assert!(!v.to_string().contains("opBNB mainnet"), "{v}");
+    let (code, human) = verify_human(&p);
+    assert_eq!(code, Some(0));
+    assert!(!human.contains("opBNB mainnet"), "{human}");
+    assert!(human.contains("embedded development chain"), "{human}");
+    // An edited chain id changes the derived name, which is shown as the
+    // bundle's unchecked claim.
+    let p = write("chain-id.json", &|b| {
+        b["chain"]["kind"] = "rpc".into();
+        b["chain"]["chain_id"] = 204.into();
+    });
+    let (code, v, _) = verify_json(&p, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(v["chain"]["name"], "opBNB mainnet");
+    assert_eq!(v["chain"]["checked"], false);
+    assert!(unchecked(&v)
+        .iter()
+        .any(|(f, val)| f == "chain.chain_id" && val == "204"));
+    let (_, human) = verify_human(&p);
+    assert!(
+        human.contains("opBNB mainnet (chain id 204)")
+            && human.contains("as the bundle claims: not checked offline"),
+        "{human}"
+    );
+
+    // (8) a wrong tx hash offline: not caught, but listed as not checked.
+    let fake = format!("0x{}", "ab".repeat(32));
+    let p = write("tx.json", &|b| {
+        b["reports"][0]["tx_hash"] = fake.clone().into()
+    });
+    let (code, v, _) = verify_json(&p, &[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        unchecked(&v)
+            .iter()
+            .any(|(f, val)| f == "reports[0].tx_hash" && val == fake.as_str()),
+        "{v}"
+    );
+
+    // (9) unknown fields and format tags: bad input, exit 2 naming file and field.
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "top-field.json",
+            Box::new(|b| b["verified"] = true.into()),
+            "verified",
+        ),
+        (
+            "report-field.json",
+            Box::new(|b| b["reports"][1]["trusted"] = true.into()),
+            "reports[1].trusted",
+        ),
+        (
+            "chain-field.json",
+            Box::new(|b| b["chain"]["verified_by"] = "x".into()),
+            "chain.verified_by",
+        ),
+        (
+            "envelope-field.json",
+            Box::new(|b| b["envelope"]["note"] = "x".into()),
+            "envelope.note",
+        ),
+        (
+            "manifest-field.json",
+            Box::new(|b| b["envelope"]["manifest"]["extra"] = 1.into()),
+            "extra",
+        ),
+        (
+            "format.json",
+            Box::new(|b| b["format"] = "sealroom-bundle/2".into()),
+            "format",
+        ),
+        (
+            "envelope-format.json",
+            Box::new(|b| b["envelope"]["format"] = "sealroom-evidence/9".into()),
+            "envelope.format",
+        ),
+        (
+            "manifest-format.json",
+            Box::new(|b| b["envelope"]["manifest"]["format"] = "x".into()),
+            "envelope.manifest.format",
+        ),
+        (
+            "chain-kind.json",
+            Box::new(|b| b["chain"]["kind"] = "mainnet".into()),
+            "chain.kind",
+        ),
+        (
+            "missing.json",
+            Box::new(|b| {
+                b["reports"][0].as_object_mut().unwrap().remove("signature");
+            }),
+            "reports[0].signature",
+        ),
+    ];
+    for (name, edit, field) in cases {
+        let p = write(name, &*edit);
+        let (code, v, err) = verify_json(&p, &[]);
+        assert_eq!(code, Some(2), "{name}: {v} {err}");
+        assert!(err.contains(p.to_str().unwrap()), "{name}: {err}");
+        assert!(err.contains(field), "{name}: no `{field}` in {err}");
+        assert!(v.is_null(), "{name}: nothing on stdout");
+    }
+
+    // (10) a regulator's policy forbidding simulation: the line says so.
+    let pol = dir.path().join("no-sim.toml");
+    std::fs::write(&pol, "allow_simulation = false\n").unwrap();
+    let (code, v, _) = verify_json(&bundle, &["--policy", pol.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{v}");
+    let sim = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "simulation")
+        .unwrap();
+    assert_eq!(sim["ok"], false);
+    let detail = sim["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("forbids simulation") && !detail.contains("allows"),
+        "{detail}"
+    );
+    assert!(detail.contains("no-sim.toml"), "{detail}");
+
+    // From the chain: everything above is read and checked, nothing is left
+    // unchecked, and the receipts are checked.
+    let session = summary["session_id"].as_str().unwrap();
+    let contract = summary["chain"]["contract"].as_str().unwrap();
+    let chain_dir = out.join("chain");
+    let o = sealroom_in_repo(&[
+        "report",
+        "verify",
+        "--session",
+        session,
+        "--chain-dir",
+        chain_dir.to_str().unwrap(),
+        "--contract",
+        contract,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["source"], "chain");
+    assert_eq!(v["chain"]["checked"], true);
+    assert_eq!(v["not_checked"].as_array().unwrap().len(), 0, "{v}");
+    assert!(v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["check"] == "chain.receipt" && c["ok"] == true));
+
+    // A wrong --contract: exit 2, "no registry at ADDR".
+    let nobody = "0x00000000000000000000000000000000000000aa";
+    let o = sealroom_in_repo(&[
+        "report",
+        "verify",
+        "--session",
+        session,
+        "--chain-dir",
+        chain_dir.to_str().unwrap(),
+        "--contract",
+        nobody,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("no registry at {nobody}")),
+        "{}",
+        stderr(&o)
+    );
+}

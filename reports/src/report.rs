@@ -78,7 +78,7 @@ impl IntegrityReport {
     /// strings never pass as the same report and every hash taken over the
     /// supplied bytes is the hash of the report as decoded.
     pub fn from_abi_bytes(bytes: &[u8]) -> Result<Self, alloy_sol_types::Error> {
-        let report = <Self as SolValue>::abi_decode_validate(bytes)?;
+        let report = <Self as SolValue>::abi_decode(bytes)?;
         let canonical = report.abi_encode();
         if canonical != bytes {
             let at = canonical
@@ -87,9 +87,10 @@ impl IntegrityReport {
                 .position(|(a, b)| a != b)
                 .unwrap_or(canonical.len().min(bytes.len()));
             return Err(alloy_sol_types::Error::custom(format!(
-                "not the canonical ABI encoding of an IntegrityReport: {} bytes given, the report they decode to re-encodes to {} bytes, first difference at byte {at}",
+                "not the canonical ABI encoding of an IntegrityReport: {} bytes given, the report they decode to re-encodes to {} bytes; first difference at byte {at} ({})",
                 bytes.len(),
-                canonical.len()
+                canonical.len(),
+                where_in_encoding(at, canonical.len())
             )));
         }
         Ok(report)
@@ -98,6 +99,45 @@ impl IntegrityReport {
     /// `keccak256(abi.encode(report))`.
     pub fn report_hash(&self) -> B256 {
         keccak256(self.abi_bytes())
+    }
+}
+
+/// The fields of [`IntegrityReport`] in encoding order.
+const FIELDS: [&str; 21] = [
+    "version",
+    "kind",
+    "sessionId",
+    "manifestHash",
+    "inputsRoot",
+    "prevReportHash",
+    "nodeKey",
+    "nodeHpkeKey",
+    "evidenceHash",
+    "teeKind",
+    "insecureSimulation",
+    "modelHash",
+    "sealedModelHash",
+    "ownerKey",
+    "trainingSummaryHash",
+    "seed",
+    "dataOrderCommitment",
+    "inputsWiped",
+    "abortCode",
+    "abortReason",
+    "timestamp",
+];
+
+/// Names the part of a canonical encoding `at` falls in (for messages).
+fn where_in_encoding(at: usize, canonical_len: usize) -> String {
+    let word = at / 32;
+    if at >= canonical_len {
+        "past the end of the canonical encoding: trailing bytes".into()
+    } else if word == 0 {
+        "the struct's offset word".into()
+    } else if let Some(f) = FIELDS.get(word - 1) {
+        format!("the word of `{f}`")
+    } else {
+        "the `abortReason` string's length or bytes".into()
     }
 }
 
@@ -175,6 +215,7 @@ mod tests {
         longer.extend_from_slice(&[0u8; 32]);
         let err = IntegrityReport::from_abi_bytes(&longer).unwrap_err();
         assert!(err.to_string().contains("canonical"), "{err}");
+        assert!(err.to_string().contains("trailing bytes"), "{err}");
         let mut one = bytes.clone();
         one.push(0);
         assert!(IntegrityReport::from_abi_bytes(&one).is_err());
@@ -195,6 +236,10 @@ mod tests {
                 "field {field} byte {byte} accepted"
             );
         }
+        let mut dirty = bytes.clone();
+        dirty[word(10)] = 0x01;
+        let err = IntegrityReport::from_abi_bytes(&dirty).unwrap_err().to_string();
+        assert!(err.contains("`insecureSimulation`"), "{err}");
         // The untouched bytes still decode (the test is not vacuous).
         assert_eq!(IntegrityReport::from_abi_bytes(&bytes).unwrap(), sample());
     }

@@ -9,9 +9,9 @@ use sealroom_protocol::fsutil::write_atomic;
 use sealroom_protocol::manifest::input_kind;
 use sealroom_protocol::merkle::{input_leaf, process_proof};
 use sealroom_protocol::policy::Policy;
-use sealroom_reports::verifier::{verify_bundle, Bundle, Verification};
+use sealroom_reports::verifier::{verify_bundle_from, Bundle, Provenance, Verification};
 
-use crate::chainread::{bundle_from_chain, ReadError, Source};
+use crate::chainread::{read_from_chain, ReadError, Source};
 use crate::exit::{input_err, CmdResult, Failure};
 
 /// Arguments of `sealroom report`.
@@ -86,14 +86,16 @@ enum Action {
     },
 }
 
+/// Reads a bundle file strictly (unknown fields, unknown format tags, a
+/// malformed `chain` object: exit 2 naming the file and the field).
 fn load_bundle(path: &PathBuf) -> Result<Bundle, Failure> {
     let text =
         std::fs::read_to_string(path).map_err(|e| input_err(format!("{}: {e}", path.display())))?;
-    serde_json::from_str(&text)
+    Bundle::from_json(&text)
         .map_err(|e| input_err(format!("{}: not a sealroom bundle: {e}", path.display())))
 }
 
-fn from_chain(from: &From) -> Result<Bundle, Failure> {
+fn from_chain(from: &From) -> Result<(Bundle, Provenance), Failure> {
     let s = from
         .session
         .as_ref()
@@ -113,7 +115,7 @@ fn from_chain(from: &From) -> Result<Bundle, Failure> {
         (None, Some(dir)) => Source::Embedded(dir),
         _ => return Err(input_err("give a BUNDLE, or --rpc URL or --chain-dir DIR")),
     };
-    bundle_from_chain(source, contract, session).map_err(|e| match e {
+    read_from_chain(source, contract, session).map_err(|e| match e {
         ReadError::Access(m) => input_err(m),
         ReadError::Inconsistent { check, detail } => Failure::Verification { check, detail },
     })
@@ -132,16 +134,57 @@ pub fn report_verification(v: &Verification, json: bool) -> Result<(), Failure> 
                 &v.policy_source
             }
         );
+        let offline = v.source != "chain";
+        println!(
+            "source: {}",
+            if offline {
+                "offline bundle: what only the chain can confirm is listed under \"not checked offline\""
+            } else {
+                "read from the chain just now"
+            }
+        );
+        // The name is derived from the chain's kind and id, never the bundle's label.
+        match &v.chain {
+            Some(c) => println!(
+                "chain: {} (chain id {}), registry {}{}",
+                c.name,
+                c.chain_id,
+                c.contract.as_deref().unwrap_or("(none given)"),
+                if c.checked {
+                    ""
+                } else {
+                    ", as the bundle claims: not checked offline"
+                }
+            ),
+            None => println!("chain: none named in the bundle"),
+        }
         if v.insecure_simulation {
             println!("WARNING: insecure-simulation — this session ran without a TEE");
         }
         print_checks(&v.checks);
+        if !v.not_checked.is_empty() {
+            println!("not checked offline ({} field(s)):", v.not_checked.len());
+            for n in &v.not_checked {
+                let why = n
+                    .reason
+                    .strip_prefix("not checked offline: ")
+                    .unwrap_or(&n.reason);
+                match &n.value {
+                    Some(val) => println!("  [ -- ] {:<20} {val} — {why}", n.field),
+                    None => println!("  [ -- ] {:<20} {why}", n.field),
+                }
+            }
+        }
         println!(
             "{}",
-            if v.verified {
-                format!("VERIFIED ({})", v.outcome)
-            } else {
-                "NOT VERIFIED".to_string()
+            match (v.verified, v.not_checked.is_empty()) {
+                (true, true) => format!("VERIFIED ({})", v.outcome),
+                (true, false) => format!(
+                    "VERIFIED ({}) offline; {} field(s) not checked offline (above)",
+                    v.outcome,
+                    v.not_checked.len()
+                ),
+                (false, _) => "NOT VERIFIED".to_string(),
             }
         );
     }
@@ -164,8 +207,8 @@ pub fn run(args: Args) -> CmdResult {
             at,
             json,
         } => {
-            let b = match &bundle {
-                Some(p) => load_bundle(p)?,
+            let (b, provenance) = match &bundle {
+                Some(p) => (load_bundle(p)?, Provenance::Offline),
                 None => from_chain(&from)?,
             };
             let pol = match &policy {
@@ -187,11 +230,16 @@ pub fn run(args: Args) -> CmdResult {
                         .map_err(|e| input_err(format!("--at {s}: {e}")))
                 })
                 .transpose()?;
-            let v = verify_bundle(&b, pol.as_ref().map(|(p, s)| (p, s.as_str())), at);
+            let v = verify_bundle_from(
+                &b,
+                pol.as_ref().map(|(p, s)| (p, s.as_str())),
+                at,
+                &provenance,
+            );
             report_verification(&v, json)
         }
         Action::Bundle { from, out } => {
-            let b = from_chain(&from)?;
+            let (b, _) = from_chain(&from)?;
             let text = serde_json::to_string_pretty(&b).map_err(crate::exit::runtime_err)? + "\n";
             write_atomic(&out, text.as_bytes(), false)
                 .map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
