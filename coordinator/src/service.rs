@@ -719,27 +719,6 @@ pub fn sealed_record(
     conn: &mut Connection,
     id: &B256,
     caller: &[u8; 32],
-/// The sealed model's hash, for the owner only and once it may be released
-/// (the checks of [`deliver`], without its transition): the server re-hashes
-/// the stored bytes before it delivers them.
-pub fn sealed_for_owner(
-    conn: &Connection,
-    id: &B256,
-    caller: &[u8; 32],
-) -> Result<[u8; 32], ApiErr> {
-    let row = load(conn, id)?;
-    if row.manifest.owner.identity.ed25519 != *caller {
-        return Err(ApiErr::forbidden(
-            "only the session's owner may fetch the sealed model",
-        ));
-    }
-    not_aborted(&row)?;
-    let (sha, _) = row
-        .sealed
-        .ok_or_else(|| ApiErr::conflict("no sealed model yet"))?;
-    Ok(sha)
-}
-
     sha: &[u8; 32],
     len: u64,
 ) -> Result<Vec<Event>, ApiErr> {
@@ -763,6 +742,27 @@ pub fn sealed_for_owner(
     tx.commit()?;
     tracing::info!(session = %id, route = "sealed-model", "sealed model stored");
     Ok(out)
+}
+
+/// The sealed model's hash, for the owner only and once it may be released
+/// (the checks of [`deliver`], without its transition): the server re-hashes
+/// the stored bytes before it delivers them.
+pub fn sealed_for_owner(
+    conn: &Connection,
+    id: &B256,
+    caller: &[u8; 32],
+) -> Result<[u8; 32], ApiErr> {
+    let row = load(conn, id)?;
+    if row.manifest.owner.identity.ed25519 != *caller {
+        return Err(ApiErr::forbidden(
+            "only the session's owner may fetch the sealed model",
+        ));
+    }
+    not_aborted(&row)?;
+    let (sha, _) = row
+        .sealed
+        .ok_or_else(|| ApiErr::conflict("no sealed model yet"))?;
+    Ok(sha)
 }
 
 /// `GET /v1/sessions/{id}/sealed-model` (owner): Published → Delivered,

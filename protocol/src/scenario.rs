@@ -515,8 +515,6 @@ impl Scenario {
         if self.parties.is_empty() {
             bad("party".into(), "at least one [[party]] is needed".into());
         }
-        let mut names = BTreeSet::new();
-        if !name_ok(&self.owner.name) {
         if self.parties.len() > limits::MAX_PARTIES {
             bad(
                 "party".into(),
@@ -527,6 +525,8 @@ impl Scenario {
                 ),
             );
         }
+        let mut names = BTreeSet::new();
+        if !name_ok(&self.owner.name) {
             bad(
                 "owner.name".into(),
                 "must be 1-64 characters of a-z, 0-9 and '-'".into(),
@@ -534,9 +534,9 @@ impl Scenario {
         }
         names.insert(self.owner.name.as_str());
         let columns = s.columns();
+        let mut records = 0u64;
         for (i, p) in self.parties.iter().enumerate() {
             if !name_ok(&p.name) {
-        let mut records = 0u64;
                 bad(
                     format!("party[{i}].name"),
                     "must be 1-64 characters of a-z, 0-9 and '-'".into(),
@@ -613,8 +613,6 @@ impl Scenario {
                 );
             }
         }
-        for (i, m) in self.engine.trainer_measurements.iter().enumerate() {
-            if crate::hash::parse_hex_array::<32>(m).is_none() {
         if self.engine.trainer_measurements.len() > limits::MAX_TRAINER_MEASUREMENTS {
             bad(
                 "engine.trainer_measurements".into(),
@@ -625,6 +623,8 @@ impl Scenario {
                 ),
             );
         }
+        for (i, m) in self.engine.trainer_measurements.iter().enumerate() {
+            if crate::hash::parse_hex_array::<32>(m).is_none() {
                 bad(
                     format!("engine.trainer_measurements[{i}]"),
                     "must be 32 bytes of hex".into(),
@@ -638,11 +638,6 @@ impl Scenario {
 /// Checks a dataset against the schema: its header holds exactly the schema's
 /// columns, and every value parses as the schema says. Streams the file.
 pub fn check_dataset(path: &Path, columns: &[String], schema: &Schema) -> Result<(), String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = BufReader::new(f).lines();
-    let header = match lines.next() {
-        Some(Ok(h)) => h,
-        Some(Err(e)) => return Err(format!("{}: {e}", path.display())),
     dataset_records(path, columns, schema).map(|_| ())
 }
 
@@ -650,7 +645,7 @@ pub fn check_dataset(path: &Path, columns: &[String], schema: &Schema) -> Result
 /// larger than a session's blobs may be ([`limits::DEFAULT_MAX_BLOB_BYTES`]:
 /// the blob is the file's ciphertext, slightly larger).
 fn dataset_records(path: &Path, columns: &[String], schema: &Schema) -> Result<u64, String> {
-        None => {
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let size = f
         .metadata()
         .map_err(|e| format!("{}: {e}", path.display()))?
@@ -662,6 +657,11 @@ fn dataset_records(path: &Path, columns: &[String], schema: &Schema) -> Result<u
             limits::DEFAULT_MAX_BLOB_BYTES
         ));
     }
+    let mut lines = BufReader::new(f).lines();
+    let header = match lines.next() {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => return Err(format!("{}: {e}", path.display())),
+        None => {
             return Err(format!(
                 "{}: empty file (a header line is needed)",
                 path.display()

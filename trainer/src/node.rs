@@ -765,7 +765,13 @@ impl Node {
             let reader = inputs.blobs.open(input).map_err(|e| {
                 AbortReason::new(abort_code::BLOB_UNAVAILABLE, input, "blob", e.to_string())
             })?;
-            let mut plain = Zeroizing::new(Vec::with_capacity(commitment.ciphertext_len as usize));
+            // The commitment's length is a manifest number: the manifest's
+            // caps bound it, and the initial reservation is bounded again
+            // here (the vector grows as authenticated plaintext arrives).
+            const PLAINTEXT_RESERVE_CAP: u64 = 64 << 20;
+            let reserve = commitment.ciphertext_len.min(PLAINTEXT_RESERVE_CAP);
+            let mut plain =
+                Zeroizing::new(Vec::with_capacity(usize::try_from(reserve).unwrap_or(0)));
             let (found, columns, _tree) = recompute_from_blob(reader, &key, |chunk| {
                 plain.extend_from_slice(chunk);
                 Ok(())
@@ -1025,5 +1031,50 @@ mod tests {
         ));
         let out = go(&f, &node, &grants, &f.blobs, &consents);
         assert_aborted(&out, &node.signing_key(), "hospital-a", "consent");
+    }
+
+    #[test]
+    fn manifest_over_a_cap_aborts_signed_naming_the_field_without_panicking() {
+        use sealroom_protocol::manifest::limits;
+        type Edit = fn(&mut Manifest);
+        let cases: [(&str, Edit); 5] = [
+            ("max_blob_bytes", |m| m.max_blob_bytes = u64::MAX),
+            ("parties[1].commitment.ciphertext_len", |m| {
+                m.parties[1].commitment.ciphertext_len = u64::MAX
+            }),
+            ("owner.validation.ciphertext_len", |m| {
+                m.max_blob_bytes = limits::MAX_BLOB_BYTES;
+                if let Some(v) = &mut m.owner.validation {
+                    v.ciphertext_len = limits::MAX_BLOB_BYTES + 1;
+                }
+            }),
+            ("parties[0].commitment.record_count", |m| {
+                m.parties[0].commitment.record_count = u64::MAX
+            }),
+            ("training.epochs", |m| m.training.epochs = u32::MAX),
+        ];
+        for (field, edit) in cases {
+            // Every member consented to the hostile manifest and the node is
+            // bound to it: only the caps stand between it and the work it sizes.
+            let mut f = fixture(|_| {});
+            edit(&mut f.manifest);
+            let mh = f.manifest.hash();
+            f.consents = f
+                .parties
+                .iter()
+                .chain([&f.owner])
+                .map(|p| Consent::sign(p, ConsentAction::Consent, mh))
+                .collect();
+            let node = f.node().unwrap();
+            let grants = f.grants(&node).unwrap();
+            let out = go(&f, &node, &grants, &f.blobs, &f.consents);
+            assert_aborted(&out, &node.signing_key(), "manifest", "manifest");
+            assert_eq!(out.reports.len(), 1, "nothing was opened");
+            let reason = out.reports[0].report().unwrap().abortReason;
+            assert!(
+                reason.contains(&format!("manifest field `{field}`")),
+                "{reason}"
+            );
+        }
     }
 }
