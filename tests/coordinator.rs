@@ -43,6 +43,9 @@ struct Fixture {
     validation: Member,
     node: Identity,
     canary: String,
+    /// Evidence per manifest hash: sim evidence is time-stamped, so a
+    /// registration is made once and reused (grants name its hash).
+    evidence: std::cell::RefCell<std::collections::HashMap<B256, Vec<u8>>>,
 }
 
 fn commit(csv: &str) -> (DataKey, DatasetCommitment, Vec<u8>) {
@@ -122,6 +125,7 @@ fn fixture() -> Fixture {
         validation,
         node: Identity::generate().unwrap(),
         canary,
+        evidence: Default::default(),
     }
 }
 
@@ -133,14 +137,20 @@ impl Fixture {
     fn registration(&self, manifest_hash: B256) -> NodeRegistration {
         let n = self.node.public();
         let rd = expected_report_data(&n.ed25519, &n.x25519, &manifest_hash.0);
+        let evidence = self
+            .evidence
+            .borrow_mut()
+            .entry(manifest_hash)
+            .or_insert_with(|| simulate(&rd, &sim_default_measurement(), false))
+            .clone();
         NodeRegistration {
             node_key: n.ed25519,
             hpke_key: n.x25519,
             kind: TeeKind::Sim,
-            evidence: simulate(&rd, &sim_default_measurement(), false),
+            evidence,
             certs: vec![],
             collateral: None,
-            engine_measurement: hex::encode([7u8; 32]),
+            engine_measurement: hex::encode(sim_default_measurement()),
         }
     }
 
@@ -160,6 +170,9 @@ impl Fixture {
             &m.commitment,
             n.ed25519,
             n.x25519,
+            sealroom_reports::binding::evidence_hash(
+                &self.registration(self.manifest.hash()).evidence,
+            ),
             &m.key,
         )
         .unwrap()
@@ -474,6 +487,14 @@ fn full_session_with_checks_at_every_step() {
         403,
         "node_key",
     );
+    // A registration whose self-reported measurement is not the attested one.
+    let mut claims_other = f.registration(mh);
+    claims_other.engine_measurement = hex::encode([7u8; 32]);
+    expect_err(
+        node.register_node(&sid, &claims_other),
+        409,
+        "engine.measurement",
+    );
     let reg = f.registration(mh);
     let st = node.register_node(&sid, &reg).unwrap();
     assert_eq!(st.state, SessionState::NodeAttested);
@@ -491,14 +512,28 @@ fn full_session_with_checks_at_every_step() {
         &p0.commitment,
         other.public().ed25519,
         other.public().x25519,
+        sealroom_reports::binding::evidence_hash(&reg.evidence),
         &p0.key,
     )
     .unwrap();
     expect_err(party0.grant(&sid, &bad), 409, "another node");
+    // A grant to the registered node's keys, made over other evidence.
+    let n = f.node.public();
+    let other_evidence = Grant::create(
+        &p0.id,
+        &f.manifest,
+        &p0.input,
+        &p0.commitment,
+        n.ed25519,
+        n.x25519,
+        B256::repeat_byte(0xee),
+        &p0.key,
+    )
+    .unwrap();
+    expect_err(party0.grant(&sid, &other_evidence), 409, "other than the registered");
     // A grant made for another session (same member, input and node).
     let mut elsewhere = f.manifest.clone();
     elsewhere.session_id = B256::repeat_byte(9);
-    let n = f.node.public();
     let replayed = Grant::create(
         &p0.id,
         &elsewhere,
@@ -506,6 +541,7 @@ fn full_session_with_checks_at_every_step() {
         &p0.commitment,
         n.ed25519,
         n.x25519,
+        sealroom_reports::binding::evidence_hash(&reg.evidence),
         &p0.key,
     )
     .unwrap();

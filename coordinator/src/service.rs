@@ -357,42 +357,11 @@ pub fn register_node(
             row.state.as_str()
         )));
     }
-    let allowed = &row.manifest.engine.trainer_measurements;
-    if !allowed.is_empty()
-        && !allowed
-            .iter()
-            .any(|m| m.eq_ignore_ascii_case(reg.engine_measurement.trim_start_matches("0x")))
-    {
-        return Err(ApiErr::conflict(
-            "engine.trainer_measurements: the node's engine measurement is not allowed",
-        ));
-    }
-    let certs = reg
-        .certs
-        .iter()
-        .map(|c| hex::decode(c.trim_start_matches("0x")))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| ApiErr::bad_request("certs: not hex"))?;
-    let collateral = reg
-        .collateral
-        .as_deref()
-        .map(|c| hex::decode(c.trim_start_matches("0x")))
-        .transpose()
-        .map_err(|_| ApiErr::bad_request("collateral: not hex"))?;
-    let inputs = sealroom_reports::attest::Inputs {
-        evidence: reg.evidence.clone(),
-        certs,
-        collateral,
-        at: i64::try_from(now_s()).unwrap_or(i64::MAX),
-        expected_report_data: Some(sealroom_reports::binding::expected_report_data(
-            &reg.node_key,
-            &reg.hpke_key,
-            &row.manifest_hash.0,
-        )),
-        expected_nonce: None,
-        gpu_reference: None,
-    };
-    let verdict = sealroom_reports::attest::verify(reg.kind, &inputs, &row.manifest.policy);
+    // One verification, the members' own: evidence, binding to the keys and
+    // this manifest, policy, then the attested measurement against the
+    // registration's claim and the engine allowlist.
+    let at = i64::try_from(now_s()).unwrap_or(i64::MAX);
+    let verdict = sealroom_reports::node_check::verify_registration(&row.manifest, reg, at);
     if !verdict.verified {
         let why = verdict
             .failure
@@ -446,6 +415,12 @@ pub fn grant(
     }
     g.verify(caller, &row.manifest_hash)
         .map_err(|e| ApiErr::bad_request(format!("grant: {e}")))?;
+    if g.evidence_hash != sealroom_reports::binding::evidence_hash(&node.evidence) {
+        return Err(ApiErr::conflict(format!(
+            "grant for `{}` was made over evidence other than the registered node's",
+            g.input
+        )));
+    }
     if db::grant(conn, id, &g.input, &node.node_key)?.as_ref() == Some(g) {
         return Ok(vec![]);
     }
@@ -997,7 +972,9 @@ mod tests {
             ),
             certs: vec![],
             collateral: None,
-            engine_measurement: String::new(),
+            engine_measurement: hex::encode(
+                sealroom_reports::attest::simulate::sim_default_measurement(),
+            ),
         };
         let owner_key = owner.public().ed25519;
         let (m2, reg2) = (m.clone(), reg.clone());

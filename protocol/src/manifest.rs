@@ -900,6 +900,13 @@ pub struct Grant {
     /// The node's HPKE key the data key is sealed to.
     #[serde(with = "hex32")]
     pub node_hpke_key: [u8; 32],
+    /// The manifest the member consented to: the node refuses a grant bound
+    /// to any manifest but the one its own evidence is bound to.
+    pub manifest_hash: B256,
+    /// `keccak256` of the node evidence the member verified (the same digest
+    /// the node's reports carry as `evidenceHash`): the node refuses a grant
+    /// made after verifying evidence other than its own.
+    pub evidence_hash: B256,
     /// The sealed data key.
     pub sealed: SealedBox,
     /// Signature over the grant (see [`Grant::signing_message`]).
@@ -926,16 +933,20 @@ fn grant_aad(
 }
 
 impl Grant {
-    /// The bytes the member signs.
+    /// The bytes the member signs: every field but the signature,
+    /// length-prefixed, under the grant domain. The manifest hash signed is
+    /// the verifier's (`manifest_hash` argument), so a grant whose own field
+    /// was rewritten fails too.
     pub fn signing_message(&self, manifest_hash: &B256) -> Vec<u8> {
-        let mut m = b"sealroom.grant.v1".to_vec();
+        let mut m = b"sealroom.grant.v2".to_vec();
         m.extend_from_slice(
-            &LpHasher::new("sealroom.grant.v1")
+            &LpHasher::new("sealroom.grant.v2")
                 .part(manifest_hash)
                 .part(&self.input)
                 .part(self.member)
                 .part(self.node_key)
                 .part(self.node_hpke_key)
+                .part(self.evidence_hash)
                 .part(self.sealed.enc)
                 .part(&self.sealed.ciphertext)
                 .finish(),
@@ -944,6 +955,11 @@ impl Grant {
     }
 
     /// Seals `key` to the node and signs the grant.
+    ///
+    /// This is the wire primitive: it checks nothing about the node. Members
+    /// never call it directly; they go through `sealroom-member`, whose grant
+    /// takes the value only a successful verification of the node returns.
+    #[allow(clippy::too_many_arguments)]
     pub fn create(
         member: &Identity,
         manifest: &Manifest,
@@ -951,6 +967,7 @@ impl Grant {
         commitment: &DatasetCommitment,
         node_key: [u8; 32],
         node_hpke_key: [u8; 32],
+        evidence_hash: B256,
         key: &DataKey,
     ) -> Result<Self, ManifestError> {
         let mh = manifest.hash();
@@ -967,6 +984,8 @@ impl Grant {
             member: member.public().ed25519,
             node_key,
             node_hpke_key,
+            manifest_hash: mh,
+            evidence_hash,
             sealed,
             signature: [0; 64],
         };
@@ -980,6 +999,15 @@ impl Grant {
         expected_member: &[u8; 32],
         manifest_hash: &B256,
     ) -> Result<(), ManifestError> {
+        if self.manifest_hash != *manifest_hash {
+            return Err(ManifestError::Invalid {
+                field: "grant.manifest_hash".into(),
+                detail: format!(
+                    "grant for `{}` is bound to manifest {:#x}, not {manifest_hash:#x}",
+                    self.input, self.manifest_hash
+                ),
+            });
+        }
         if self.member != *expected_member {
             return Err(ManifestError::Invalid {
                 field: "grant.member".into(),
@@ -1104,6 +1132,7 @@ mod tests {
             &p.commitment,
             node.public().ed25519,
             node.public().x25519,
+            B256::repeat_byte(5),
             &key,
         )
         .unwrap();
@@ -1125,9 +1154,18 @@ mod tests {
             &p.commitment,
             node.public().ed25519,
             node.public().x25519,
+            B256::repeat_byte(5),
             &key,
         )
         .unwrap();
         assert!(forged.verify(&p.identity.ed25519, &mh).is_err());
+        // Bound to the manifest and the evidence: rewriting either field breaks it.
+        assert!(g.verify(&ids[0].public().ed25519, &B256::ZERO).is_err());
+        let mut moved = g.clone();
+        moved.evidence_hash = B256::repeat_byte(6);
+        assert!(moved.verify(&ids[0].public().ed25519, &mh).is_err());
+        let mut moved = g.clone();
+        moved.manifest_hash = B256::ZERO;
+        assert!(moved.verify(&ids[0].public().ed25519, &mh).is_err());
     }
 }

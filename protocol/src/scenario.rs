@@ -248,7 +248,9 @@ impl Default for ChainSpec {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineSpec {
-    /// Allowed trainer measurements (hex sha256 of the trainer engine); empty = the build running the session.
+    /// Allowed engine measurements, compared with the launch measurement the
+    /// node's verified evidence attests (sim: 32 bytes, SEV-SNP and TDX MRTD:
+    /// 48 bytes, hex); empty = any.
     #[serde(default)]
     pub trainer_measurements: Vec<String>,
 }
@@ -624,10 +626,13 @@ impl Scenario {
             );
         }
         for (i, m) in self.engine.trainer_measurements.iter().enumerate() {
-            if crate::hash::parse_hex_array::<32>(m).is_none() {
+            // The attested launch measurement: 32 bytes (sim) or 48 (SEV-SNP, TDX MRTD).
+            if crate::hash::parse_hex_array::<32>(m).is_none()
+                && crate::hash::parse_hex_array::<48>(m).is_none()
+            {
                 bad(
                     format!("engine.trainer_measurements[{i}]"),
-                    "must be 32 bytes of hex".into(),
+                    "must be 32 (sim) or 48 (SEV-SNP, TDX) bytes of hex: the attested launch measurement".into(),
                 );
             }
         }

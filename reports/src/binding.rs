@@ -16,6 +16,12 @@ pub fn expected_report_data(
     sha512_concat(&[NODE_BINDING_DOMAIN, signing_pk, hpke_pk, manifest_hash])
 }
 
+/// The digest of node evidence that grants and reports name
+/// (`evidenceHash`): `keccak256` of the evidence bytes as registered.
+pub fn evidence_hash(evidence: &[u8]) -> alloy_primitives::B256 {
+    alloy_primitives::keccak256(evidence)
+}
+
 /// Constant-shape comparison of all 64 bytes (no truncation, no padding).
 pub fn report_data_matches(found: &[u8], expected: &[u8; 64]) -> bool {
     found.len() == 64

@@ -56,5 +56,65 @@ pub fn verify_registration(manifest: &Manifest, reg: &NodeRegistration, at: i64)
             ),
         );
     }
-    attest::verify(reg.kind, &inputs, &manifest.policy)
+    let verdict = attest::verify(reg.kind, &inputs, &manifest.policy);
+    if !verdict.verified {
+        return verdict;
+    }
+    match attested_engine_check(manifest, reg, verdict.measurement.as_deref()) {
+        Ok(()) => verdict,
+        Err(f) => Verdict {
+            verified: false,
+            failure: Some(f),
+            ..verdict
+        },
+    }
+}
+
+/// The attested measurement is the only measurement: the registration's
+/// self-reported `engine_measurement` must equal the one the verified
+/// evidence carries (`engine.measurement`), and the manifest's engine
+/// allowlist applies to the attested value (`engine.allowlist`).
+pub fn attested_engine_check(
+    manifest: &Manifest,
+    reg: &NodeRegistration,
+    attested_hex: Option<&str>,
+) -> Result<(), Failure> {
+    let attested = attested_hex
+        .map(|h| h.trim_start_matches("0x").to_ascii_lowercase())
+        .ok_or_else(|| {
+            Failure::new(
+                "engine.measurement",
+                "the evidence carries no launch measurement",
+            )
+        })?;
+    let claimed = reg
+        .engine_measurement
+        .trim_start_matches("0x")
+        .to_ascii_lowercase();
+    if claimed != attested {
+        return Err(Failure::new(
+            "engine.measurement",
+            format!("the registration claims {claimed}, the evidence attests {attested}"),
+        ));
+    }
+    engine_allowed(manifest, &attested)
+}
+
+/// The manifest's engine allowlist (empty = any) against an attested
+/// measurement (hex).
+pub fn engine_allowed(manifest: &Manifest, attested_hex: &str) -> Result<(), Failure> {
+    let allowed = &manifest.engine.trainer_measurements;
+    let attested = attested_hex.trim_start_matches("0x");
+    if allowed.is_empty()
+        || allowed
+            .iter()
+            .any(|a| a.trim_start_matches("0x").eq_ignore_ascii_case(attested))
+    {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            "engine.allowlist",
+            format!("attested measurement {attested} is not in the manifest's engine.trainer_measurements"),
+        ))
+    }
 }

@@ -245,7 +245,6 @@ fn http_scale(n: usize, json: bool) -> CmdResult {
         &SimCollector {
             measurement: [7; 32],
         },
-        [7; 32],
     )
     .map_err(runtime_err)?;
     let reg = NodeRegistration {
@@ -268,8 +267,17 @@ fn http_scale(n: usize, json: bool) -> CmdResult {
         if !v.verified {
             return Err(format!("{}: node rejected: {:?}", names[i], v.failure));
         }
-        let g = Grant::create(id, &manifest, &names[i], c, reg.node_key, reg.hpke_key, key)
-            .map_err(|e| e.to_string())?;
+        let g = Grant::create(
+            id,
+            &manifest,
+            &names[i],
+            c,
+            reg.node_key,
+            reg.hpke_key,
+            sealroom_reports::binding::evidence_hash(&reg.evidence),
+            key,
+        )
+        .map_err(|e| e.to_string())?;
         Client::new(&url, Some(id))
             .grant(&session, &g)
             .map(|_| ())

@@ -14,12 +14,12 @@ use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use sealroom_member::datakey::SelfSealedDataKey;
 use sealroom_protocol::dataset::{commit_stream, DatasetError, SignedCommitment};
 use sealroom_protocol::fsutil::AtomicFile;
 use sealroom_protocol::identity::Identity;
-use sealroom_protocol::seal;
 use sealroom_protocol::stream::{DataKey, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::exit::{input_err, runtime_err, CmdResult, Failure};
 
@@ -49,60 +49,6 @@ pub struct Args {
     /// Print one JSON object on stdout and nothing else there.
     #[arg(long)]
     json: bool,
-}
-
-/// A data key sealed to its owner's own X25519 key, bound to one commitment.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SelfSealedDataKey {
-    /// Always `sealroom-datakey/1`.
-    pub format: String,
-    /// The party's ed25519 key (who can open it).
-    #[serde(with = "sealroom_protocol::identity::hex32")]
-    pub party: [u8; 32],
-    /// Digest of the commitment the key belongs to (HPKE info and aad).
-    #[serde(with = "sealroom_protocol::identity::hex32")]
-    pub commitment_digest: [u8; 32],
-    /// The sealed key.
-    pub sealed: seal::SealedBox,
-}
-
-/// HPKE purpose of a party's own copy of its data key.
-pub const SELF_DATAKEY_PURPOSE: &str = "datakey-self";
-
-impl SelfSealedDataKey {
-    /// Seals `key` to `party` for `commitment_digest`.
-    pub fn seal(
-        party: &Identity,
-        commitment_digest: [u8; 32],
-        key: &DataKey,
-    ) -> Result<Self, seal::SealError> {
-        let info = seal::info(SELF_DATAKEY_PURPOSE, &commitment_digest);
-        let sealed = seal::seal(
-            &party.public().x25519,
-            &info,
-            &commitment_digest,
-            key.expose(),
-        )?;
-        Ok(Self {
-            format: "sealroom-datakey/1".into(),
-            party: party.public().ed25519,
-            commitment_digest,
-            sealed,
-        })
-    }
-
-    /// Opens it with the party's identity.
-    #[allow(dead_code)] // used by the party flows (grant) and tests
-    pub fn open(&self, party: &Identity) -> Result<DataKey, seal::SealError> {
-        let info = seal::info(SELF_DATAKEY_PURPOSE, &self.commitment_digest);
-        let bytes = seal::open(party, &info, &self.commitment_digest, &self.sealed)?;
-        let arr: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| seal::SealError::Open)?;
-        Ok(DataKey::from_bytes(arr))
-    }
 }
 
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {

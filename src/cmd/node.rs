@@ -142,7 +142,7 @@ fn run_node(args: RunArgs) -> CmdResult {
         })
         .transpose()?;
     let coll = collector(&args.tee, measurement, collateral)?;
-    let node = Node::start(manifest.hash(), coll.as_ref(), measurement).map_err(runtime_err)?;
+    let node = Node::start(manifest.hash(), coll.as_ref()).map_err(runtime_err)?;
     let kind = node.evidence().kind;
     if kind == TeeKind::Sim {
         eprintln!("node: INSECURE SIMULATION — no TEE protects this process; evidence is labelled insecure-simulation");
@@ -167,7 +167,9 @@ fn run_node(args: RunArgs) -> CmdResult {
             .collateral
             .as_ref()
             .map(|c| hex::encode(&c.0)),
-        engine_measurement: hex::encode(measurement),
+        // What the evidence attests, never a self-computed value: members,
+        // the coordinator and the node itself compare the two.
+        engine_measurement: hex::encode(node.measurement()),
     };
     // The node's request identity is its report key: the coordinator knows it from registration.
     let work = {
@@ -193,11 +195,6 @@ fn run_node(args: RunArgs) -> CmdResult {
         }
         client.work(&session).map_err(runtime_err)?
     };
-    if work.manifest.hash() != manifest.hash() {
-        return Err(runtime_err(
-            "the coordinator changed the manifest; refusing to run",
-        ));
-    }
     let client = Client::new(&args.coordinator, Some(node.request_identity()));
     let blobs = CoordinatorBlobs {
         client: &client,
@@ -251,15 +248,31 @@ fn run_node(args: RunArgs) -> CmdResult {
             upload_error.get_or_insert(e.to_string());
         }
     };
-    let outcome = node.run(
-        SessionInputs {
-            manifest: &work.manifest,
-            consents: &work.consents,
-            grants: &work.grants,
-            blobs: &blobs,
-        },
-        &mut on_event,
-    );
+    // The manifest the evidence is bound to is the only one this node runs:
+    // a coordinator serving another now gets a signed refusal, not a run.
+    let outcome = if work.manifest.hash() != manifest.hash() {
+        node.refuse(
+            &manifest,
+            sealroom_trainer::node::abort_code::MANIFEST,
+            "manifest",
+            "manifest-hash",
+            format!(
+                "the coordinator now serves manifest {:#x}; this node's evidence is bound to {:#x}",
+                work.manifest.hash(),
+                manifest.hash()
+            ),
+        )
+    } else {
+        node.run(
+            SessionInputs {
+                manifest: &work.manifest,
+                consents: &work.consents,
+                grants: &work.grants,
+                blobs: &blobs,
+            },
+            &mut on_event,
+        )
+    };
     if let Some(e) = upload_error {
         eprintln!("node: warning: an upload failed during the run: {e}");
     }

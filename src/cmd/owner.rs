@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 
 use alloy_primitives::B256;
+use sealroom_member::{ChainReportHashes, Member};
 use sealroom_protocol::api::Client;
 use sealroom_protocol::fsutil::write_atomic;
 use sealroom_protocol::identity::{Identity, PublicIdentity};
 use sealroom_protocol::manifest::Manifest;
 use sealroom_protocol::scenario::Scenario;
-use sealroom_protocol::sealed_model::open_model;
+
+use crate::chainread::{bundle_from_chain, ReadError, Source};
 
 use crate::exit::{input_err, runtime_err, CmdResult};
 use crate::flows;
@@ -40,7 +42,9 @@ enum Action {
         #[arg(long)]
         json: bool,
     },
-    /// Fetch the sealed model (owner-signed request) and open it.
+    /// Fetch the sealed model and accept it only under a verified `completed`
+    /// report (node evidence against the consented policy, report signature,
+    /// sealed and model hashes; the chain's stored hash with --rpc/--chain-dir).
     FetchModel {
         /// Coordinator base URL.
         #[arg(long)]
@@ -57,14 +61,33 @@ enum Action {
         /// Also keep the sealed model here.
         #[arg(long)]
         sealed_out: Option<PathBuf>,
+        /// Where the owner keeps its records [default: KEYFILE.sessions/].
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Compare the completed report with the registry on this JSON-RPC chain (with --contract).
+        #[arg(long, requires = "contract")]
+        rpc: Option<String>,
+        /// Compare with the registry in an embedded development chain's directory (with --contract).
+        #[arg(long, requires = "contract", conflicts_with = "rpc")]
+        chain_dir: Option<PathBuf>,
+        /// The registry address for --rpc/--chain-dir.
+        #[arg(long)]
+        contract: Option<String>,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
     },
-    /// Open a sealed model file with the owner's identity.
+    /// Open a sealed model file with the owner's identity — only the model
+    /// `fetch-model` accepted (its hashes are in the owner's record).
     OpenModel {
         /// The sealed model.
         sealed: PathBuf,
         /// The owner's identity file.
         #[arg(long)]
         key: PathBuf,
+        /// Where the owner keeps its records [default: KEYFILE.sessions/].
+        #[arg(long)]
+        state: Option<PathBuf>,
         /// Where to write the model bytes.
         #[arg(long)]
         out: PathBuf,
@@ -163,29 +186,118 @@ pub fn run(args: Args) -> CmdResult {
             key,
             out,
             sealed_out,
+            state,
+            rpc,
+            chain_dir,
+            contract,
+            json,
         } => {
             let owner = Identity::load(&key).map_err(|e| input_err(format!("--key: {e}")))?;
             let sid = session
                 .parse::<B256>()
                 .map_err(|_| input_err(format!("--session {session}: not a 32-byte hex id")))?;
-            let client = Client::new(&coordinator, Some(&owner));
-            let (sealed, opened) =
-                flows::fetch_model(&client, &sid, &owner).map_err(runtime_err)?;
+            let chain = chain_hashes(
+                rpc.as_deref(),
+                chain_dir.as_deref(),
+                contract.as_deref(),
+                sid,
+            )?;
+            let member = Member::new(
+                &coordinator,
+                &owner,
+                super::party::records(state.as_ref(), &key),
+            );
+            let fetched = member
+                .fetch_model(&sid, chain.as_ref())
+                .map_err(|e| flows::member_failure("", e))?;
             if let Some(p) = sealed_out {
-                write_atomic(&p, &sealed, false)
+                write_atomic(&p, &fetched.sealed, false)
                     .map_err(|e| input_err(format!("--sealed-out {}: {e}", p.display())))?;
             }
-            write_model(&out, &opened.model)
+            write_atomic(&out, &fetched.opened.model, true)
+                .map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
+            let chain_line = match &fetched.chain_checked {
+                Some(src) => format!("the registry stores this completed report ({src})"),
+                None => "chain NOT checked (give --rpc or --chain-dir with --contract to compare with the registry)".to_string(),
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "path": out.display().to_string(),
+                        "bytes": fetched.opened.model.len(),
+                        "model_sha256": format!("{:#x}", fetched.model_sha256),
+                        "sealed_sha256": format!("{:#x}", fetched.sealed_sha256),
+                        "completed_report": format!("{:#x}", fetched.report_hash),
+                        "node_key": hex::encode(fetched.report.nodeKey),
+                        "tee": fetched.node_kind.as_str(),
+                        "insecure_simulation": fetched.insecure_simulation,
+                        "chain_checked": fetched.chain_checked,
+                        "metrics": fetched.opened.metrics,
+                    })
+                );
+            } else {
+                println!(
+                    "verified: node evidence ({}{}) against the manifest you consented to; completed report {:#x} signed by node {}; sealed model sha256 {:#x} and model sha256 {:#x} as the report names them; {chain_line}",
+                    fetched.node_kind.as_str(),
+                    if fetched.insecure_simulation { ", INSECURE SIMULATION" } else { "" },
+                    fetched.report_hash,
+                    hex::encode(&fetched.report.nodeKey[..8]),
+                    fetched.sealed_sha256,
+                    fetched.model_sha256,
+                );
+                println!(
+                    "model {} bytes, sha256 {} written to {}",
+                    fetched.opened.model.len(),
+                    hex::encode(fetched.model_sha256),
+                    out.display()
+                );
+            }
+            Ok(())
         }
-        Action::OpenModel { sealed, key, out } => {
+        Action::OpenModel {
+            sealed,
+            key,
+            state,
+            out,
+        } => {
             let owner = Identity::load(&key).map_err(|e| input_err(format!("--key: {e}")))?;
-            let bytes = std::fs::read(&sealed)
-                .map_err(|e| input_err(format!("{}: {e}", sealed.display())))?;
-            let opened = open_model(&bytes, &owner)
-                .map_err(|e| input_err(format!("{}: {e}", sealed.display())))?;
+            let records = super::party::records(state.as_ref(), &key);
+            let (opened, _) = sealroom_member::open_model_file(&sealed, &owner, &records)
+                .map_err(|e| flows::member_failure("", e))?;
             write_model(&out, &opened.model)
         }
     }
+}
+
+/// The registry's stored report hashes for `session`, when the owner named a chain.
+fn chain_hashes(
+    rpc: Option<&str>,
+    chain_dir: Option<&std::path::Path>,
+    contract: Option<&str>,
+    session: B256,
+) -> Result<Option<ChainReportHashes>, crate::exit::Failure> {
+    let Some(contract) = contract else {
+        return Ok(None);
+    };
+    let addr = contract
+        .parse::<alloy_primitives::Address>()
+        .map_err(|_| input_err(format!("--contract {contract}: not an address")))?;
+    let (source, label) = match (rpc, chain_dir) {
+        (Some(u), _) => (Source::Rpc(u), format!("registry {addr:#x} at {u}")),
+        (None, Some(d)) => (
+            Source::Embedded(d),
+            format!("registry {addr:#x} in {}", d.display()),
+        ),
+        (None, None) => return Err(input_err("--contract needs --rpc or --chain-dir")),
+    };
+    let bundle = bundle_from_chain(source, addr, session).map_err(|e| match e {
+        ReadError::Access(m) => input_err(m),
+        ReadError::Inconsistent { check, detail } => {
+            crate::exit::Failure::Verification { check, detail }
+        }
+    })?;
+    Ok(Some(ChainReportHashes::from_bundle(&bundle, label)))
 }
 
 /// Writes the opened model (mode 0600) and says where, with its SHA-256.

@@ -1,15 +1,17 @@
 //! `sealroom party (join|consent|commit|grant|status) --coordinator URL --key FILE --session ID …`:
 //! a consortium member's side of a session. Every request is signed with the
-//! member's key; `grant` verifies the node's evidence locally first.
+//! member's key; every step is checked against the member's own record of the
+//! manifest it consented to (`sealroom-member`); `grant` verifies the node's
+//! evidence itself, against that manifest's policy, first.
 
 use std::path::PathBuf;
 
 use alloy_primitives::B256;
-use sealroom_protocol::api::Client;
+use sealroom_member::{Member, RecordStore};
 use sealroom_protocol::identity::Identity;
 use sealroom_protocol::manifest::ConsentAction;
 
-use crate::exit::{input_err, runtime_err, CmdResult, Failure};
+use crate::exit::{input_err, CmdResult, Failure};
 use crate::flows;
 
 /// Arguments shared by every party action.
@@ -24,6 +26,9 @@ pub struct Common {
     /// Session id (0x-hex).
     #[arg(long, global = true)]
     session: Option<String>,
+    /// Where this member keeps its records of what it signed [default: KEYFILE.sessions/].
+    #[arg(long, global = true)]
+    state: Option<PathBuf>,
     /// Print one JSON object on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -64,6 +69,14 @@ enum Action {
     Status,
 }
 
+/// The member's record store: `--state DIR`, or beside the identity file.
+pub fn records(state: Option<&PathBuf>, key: &std::path::Path) -> RecordStore {
+    match state {
+        Some(d) => RecordStore::in_dir(d),
+        None => RecordStore::beside_identity(key),
+    }
+}
+
 fn ctx(c: &Common) -> Result<(String, Identity, B256), Failure> {
     let url = c
         .coordinator
@@ -87,8 +100,21 @@ fn ctx(c: &Common) -> Result<(String, Identity, B256), Failure> {
 /// Runs the command.
 pub fn run(args: Args) -> CmdResult {
     let (url, me, session) = ctx(&args.common)?;
-    let client = Client::new(&url, Some(&me));
-    let st = flows::fetch(&client, &session).map_err(runtime_err)?;
+    let key_path = args.common.key.clone().unwrap_or_default();
+    let member = Member::new(&url, &me, records(args.common.state.as_ref(), &key_path));
+    let fail = |e| flows::member_failure("", e);
+    let st = member.served(&session).map_err(fail)?;
+    if matches!(args.action, Action::Join | Action::Status) {
+        // What the member sees must be what it consented to, once it has.
+        if let Some(rec) = member.record(&session).map_err(fail)? {
+            if rec.manifest_hash != st.manifest_hash {
+                return Err(fail(sealroom_member::MemberError::ManifestChanged {
+                    consented: rec.manifest_hash,
+                    served: st.manifest_hash,
+                }));
+            }
+        }
+    }
     let m = &st.manifest;
     let out = |v: serde_json::Value, human: String| {
         if args.common.json {
@@ -104,7 +130,13 @@ pub fn run(args: Args) -> CmdResult {
             } else {
                 "party"
             };
-            let input = flows::my_input(m, &me).map_err(input_err)?;
+            if m.member_name(&me.public().ed25519).is_none() {
+                return Err(input_err(format!(
+                    "--key: this identity ({}) is not a member of the session",
+                    me.public().fingerprint()
+                )));
+            }
+            let input = sealroom_member::my_input(m, &me.public().ed25519);
             out(
                 serde_json::json!({"session_id": format!("{session:#x}"), "manifest_hash": format!("{:#x}", st.manifest_hash),
                     "role": role, "input": input, "state": st.state.as_str(), "manifest": m}),
@@ -129,32 +161,41 @@ pub fn run(args: Args) -> CmdResult {
             } else {
                 ConsentAction::Consent
             };
-            flows::consent(&client, m, &me, action).map_err(runtime_err)?;
+            let done = member.consent(&session, action).map_err(fail)?;
             out(
-                serde_json::json!({"action": if withdraw {"withdraw"} else {"consent"}, "manifest_hash": format!("{:#x}", st.manifest_hash)}),
+                serde_json::json!({"action": if withdraw {"withdraw"} else {"consent"}, "manifest_hash": format!("{:#x}", done.manifest_hash), "record": done.record}),
                 format!(
-                    "{} over manifest {:#x}",
+                    "{} over manifest {:#x} (recorded in {})",
                     if withdraw {
                         "withdrew consent"
                     } else {
                         "consented"
                     },
-                    st.manifest_hash
+                    done.manifest_hash,
+                    done.record
                 ),
             );
         }
         Action::Commit { blob } => {
-            flows::upload_blob(&client, m, &me, &blob).map_err(input_err)?;
+            let up = member
+                .upload(&session, &blob, &|_, _, _| {})
+                .map_err(fail)?;
             out(
-                serde_json::json!({"uploaded": blob.display().to_string()}),
-                format!("uploaded {}", blob.display()),
+                serde_json::json!({"uploaded": blob.display().to_string(), "input": up.input, "bytes": up.bytes, "sha256": format!("{:#x}", up.sha256)}),
+                format!(
+                    "uploaded {} ({} bytes) as {}",
+                    blob.display(),
+                    up.bytes,
+                    up.input
+                ),
             );
         }
         Action::Grant { data_key } => {
-            let verdict = flows::grant(&client, m, &me, &data_key, flows::now())
-                .map_err(|e| e.into_failure(""))?;
+            let node = member.verify_node(&session, flows::now()).map_err(fail)?;
+            let granted = member.grant(node, &data_key).map_err(fail)?;
+            let verdict = granted.verdict;
             out(
-                serde_json::json!({"granted": true, "verdict": verdict}),
+                serde_json::json!({"granted": true, "input": granted.input, "node_key": hex::encode(granted.node_key), "verdict": verdict}),
                 format!(
                     "node evidence verified locally ({}{}); data key granted",
                     verdict.kind,

@@ -27,6 +27,7 @@ use super::commit::{commit_to_files, CommitPaths};
 use crate::chainread::{bundle_from_chain, ReadError, Source};
 use crate::exit::{input_err, runtime_err, CmdResult, Failure};
 use crate::flows;
+use sealroom_member::RecordStore;
 
 /// Arguments of `sealroom run`.
 #[derive(clap::Args)]
@@ -377,27 +378,32 @@ pub fn run(args: Args) -> CmdResult {
     owner_client
         .create_session(&manifest)
         .map_err(runtime_err)?;
+    // Each member keeps its own record of what it signed (DIR/<member>/state).
+    let no_progress = |_: &str, _: u64, _: u64| {};
     for m in &members {
-        let c = Client::new(&url, Some(&m.identity));
-        flows::consent(&c, &manifest, &m.identity, ConsentAction::Consent).map_err(runtime_err)?;
-        flows::upload_blob(
-            &c,
-            &manifest,
+        let me = sealroom_member::Member::new(
+            &url,
             &m.identity,
-            &m.commit_dir.join("dataset.sealed"),
-        )
-        .map_err(runtime_err)?;
+            RecordStore::in_dir(m.commit_dir.join("state")),
+        );
+        let who = format!("{}: ", m.name);
+        me.consent(&session, ConsentAction::Consent)
+            .map_err(|e| flows::member_failure(&who, e))?;
+        me.upload(&session, &m.commit_dir.join("dataset.sealed"), &no_progress)
+            .map_err(|e| flows::member_failure(&who, e))?;
     }
-    flows::consent(&owner_client, &manifest, &owner_id, ConsentAction::Consent)
-        .map_err(runtime_err)?;
+    let owner_member = sealroom_member::Member::new(
+        &url,
+        &owner_id,
+        RecordStore::in_dir(owner_dir.join("state")),
+    );
+    owner_member
+        .consent(&session, ConsentAction::Consent)
+        .map_err(|e| flows::member_failure("owner: ", e))?;
     if owner_input.is_some() {
-        flows::upload_blob(
-            &owner_client,
-            &manifest,
-            &owner_id,
-            &owner_dir.join("validation.sealed"),
-        )
-        .map_err(runtime_err)?;
+        owner_member
+            .upload(&session, &owner_dir.join("validation.sealed"), &no_progress)
+            .map_err(|e| flows::member_failure("owner: ", e))?;
     }
     if let Some(target) = &args.corrupt_blob_at_rest {
         let c = manifest
@@ -460,26 +466,23 @@ pub fn run(args: Args) -> CmdResult {
     // 5. Each member verifies the node's evidence itself, then grants its key.
     let mut local_verdicts = Vec::new();
     for m in &members {
-        let c = Client::new(&url, Some(&m.identity));
-        let v = flows::grant(
-            &c,
-            &manifest,
+        let me = sealroom_member::Member::new(
+            &url,
             &m.identity,
-            &m.commit_dir.join("dataset.datakey"),
-            flows::now(),
-        )
-        .map_err(|e| e.into_failure(&format!("{}: ", m.name)))?;
-        local_verdicts.push((m.name.clone(), v));
+            RecordStore::in_dir(m.commit_dir.join("state")),
+        );
+        let who = format!("{}: ", m.name);
+        let granted = me
+            .verify_node(&session, flows::now())
+            .and_then(|node| me.grant(node, &m.commit_dir.join("dataset.datakey")))
+            .map_err(|e| flows::member_failure(&who, e))?;
+        local_verdicts.push((m.name.clone(), granted.verdict));
     }
     if owner_input.is_some() {
-        flows::grant(
-            &owner_client,
-            &manifest,
-            &owner_id,
-            &owner_dir.join("validation.datakey"),
-            flows::now(),
-        )
-        .map_err(|e| e.into_failure("owner: "))?;
+        owner_member
+            .verify_node(&session, flows::now())
+            .and_then(|node| owner_member.grant(node, &owner_dir.join("validation.datakey")))
+            .map_err(|e| flows::member_failure("owner: ", e))?;
     }
     let attest_s = t_attest.elapsed().as_secs_f64();
     status_msg(
@@ -552,25 +555,63 @@ pub fn run(args: Args) -> CmdResult {
         }
     }
 
-    // 7. The owner fetches and opens the model.
+    // 7. What landed on the chain (read while the coordinator still runs:
+    // the owner compares the completed report with it before accepting the model).
+    let t_verify = Instant::now();
+    let contract_addr = anon
+        .status(&session)
+        .map_err(runtime_err)?
+        .chain
+        .as_ref()
+        .and_then(|c| c.get("contract"))
+        .and_then(|c| c.as_str())
+        .and_then(|c| c.parse::<Address>().ok())
+        .ok_or_else(|| runtime_err("the coordinator did not report the registry address"))?;
+    let bundle = if coord_chain == "embedded" {
+        bundle_from_chain(Source::Embedded(&out.join("chain")), contract_addr, session)
+    } else {
+        bundle_from_chain(Source::Rpc(&coord_chain), contract_addr, session)
+    }
+    .map_err(|e| match e {
+        ReadError::Access(m) => runtime_err(m),
+        ReadError::Inconsistent { check, detail } => Failure::Verification { check, detail },
+    })?;
+    let mut verify_s = t_verify.elapsed().as_secs_f64();
+
+    // 8. The owner fetches the model, accepting it only under the verified
+    // completed report the chain holds, and opens it.
     let mut model_json = serde_json::Value::Null;
     if st.state != SessionState::Aborted {
-        let (sealed, opened) =
-            flows::fetch_model(&owner_client, &session, &owner_id).map_err(runtime_err)?;
-        sealroom_protocol::fsutil::write_atomic(&out.join("model.sealed"), &sealed, false)
+        let on_chain = sealroom_member::ChainReportHashes::from_bundle(
+            &bundle,
+            format!("registry {contract_addr:#x}"),
+        );
+        let fetched = owner_member
+            .fetch_model(&session, Some(&on_chain))
+            .map_err(|e| flows::member_failure("owner: ", e))?;
+        sealroom_protocol::fsutil::write_atomic(&out.join("model.sealed"), &fetched.sealed, false)
             .map_err(runtime_err)?;
-        sealroom_protocol::fsutil::write_atomic(&out.join("model.bin"), &opened.model, true)
-            .map_err(runtime_err)?;
-        let sha = sealroom_protocol::hash::sha256(&opened.model);
+        sealroom_protocol::fsutil::write_atomic(
+            &out.join("model.bin"),
+            &fetched.opened.model,
+            true,
+        )
+        .map_err(runtime_err)?;
+        let metrics = &fetched.opened.metrics;
         model_json = serde_json::json!({
             "sealed_path": out.join("model.sealed").display().to_string(),
             "path": out.join("model.bin").display().to_string(),
-            "sha256": format!("0x{}", hex::encode(sha)),
+            "sha256": format!("{:#x}", fetched.model_sha256),
+            "verified_by_owner": {
+                "completed_report": format!("{:#x}", fetched.report_hash),
+                "sealed_sha256": format!("{:#x}", fetched.sealed_sha256),
+                "chain": fetched.chain_checked,
+            },
             "metrics": {
-                "accuracy": opened.metrics.get("final_accuracy"),
-                "loss": opened.metrics.get("final_loss"),
-                "validation_records": opened.metrics.get("validation_records"),
-                "train_records": opened.metrics.get("train_records"),
+                "accuracy": metrics.get("final_accuracy"),
+                "loss": metrics.get("final_loss"),
+                "validation_records": metrics.get("validation_records"),
+                "train_records": metrics.get("train_records"),
             },
         });
     }
@@ -578,28 +619,8 @@ pub fn run(args: Args) -> CmdResult {
     coordinator.terminate();
     // anvil (when started) stays up until the regulator's read below.
 
-    // 8. A regulator's verification of what landed on the chain.
+    // 9. A regulator's verification of what landed on the chain.
     let t_verify = Instant::now();
-    let contract_addr = final_status
-        .chain
-        .as_ref()
-        .and_then(|c| c.get("contract"))
-        .and_then(|c| c.as_str())
-        .and_then(|c| c.parse::<Address>().ok())
-        .ok_or_else(|| runtime_err("the coordinator did not report the registry address"))?;
-    let source = if coord_chain == "embedded" {
-        Source::Embedded(&out.join("chain")).into_owned()
-    } else {
-        OwnedSource::Rpc(coord_chain.clone())
-    };
-    let bundle = match &source {
-        OwnedSource::Embedded(d) => bundle_from_chain(Source::Embedded(d), contract_addr, session),
-        OwnedSource::Rpc(u) => bundle_from_chain(Source::Rpc(u), contract_addr, session),
-    }
-    .map_err(|e| match e {
-        ReadError::Access(m) => runtime_err(m),
-        ReadError::Inconsistent { check, detail } => Failure::Verification { check, detail },
-    })?;
     let bundle_text = serde_json::to_string_pretty(&bundle).map_err(runtime_err)? + "\n";
     sealroom_protocol::fsutil::write_atomic(
         &out.join("bundle.json"),
@@ -624,7 +645,7 @@ pub fn run(args: Args) -> CmdResult {
             .unwrap_or_default();
         parties_json.push(serde_json::json!({"name": m.name, "dataset_root": root, "proof_path": p.display().to_string(), "input": m.input}));
     }
-    let verify_s = t_verify.elapsed().as_secs_f64();
+    verify_s += t_verify.elapsed().as_secs_f64();
     drop(anvil);
 
     let reports: Vec<serde_json::Value> = final_status
@@ -738,20 +759,6 @@ pub(crate) fn spawn_coordinator(
             ))
         })?;
     Ok((guard, url))
-}
-
-enum OwnedSource {
-    Embedded(PathBuf),
-    Rpc(String),
-}
-
-impl Source<'_> {
-    fn into_owned(self) -> OwnedSource {
-        match self {
-            Source::Embedded(p) => OwnedSource::Embedded(p.to_path_buf()),
-            Source::Rpc(u) => OwnedSource::Rpc(u.to_string()),
-        }
-    }
 }
 
 fn print_human(s: &serde_json::Value, v: &sealroom_reports::verifier::Verification) {

@@ -15,11 +15,15 @@ pub struct Args {
     /// The member's identity file (signs every request and action).
     #[arg(long)]
     key: PathBuf,
+    /// Where this member keeps its records of what it signed [default: KEYFILE.sessions/]
+    /// (shared with `sealroom party|owner`).
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 /// Runs the command.
 pub fn run(args: Args) -> CmdResult {
-    sealroom_tui::run(&args.coordinator, &args.key).map_err(|e| match e {
+    sealroom_tui::run(&args.coordinator, &args.key, args.state.as_deref()).map_err(|e| match e {
         sealroom_tui::TuiError::Key { .. } | sealroom_tui::TuiError::Url(_) => input_err(e),
         other => runtime_err(other),
     })

@@ -129,7 +129,6 @@ impl Prepared {
             &SimCollector {
                 measurement: [7; 32],
             },
-            [7; 32],
         )
         .map_err(|e| PrepareError::Protocol(e.to_string()))
     }
@@ -151,6 +150,7 @@ impl Prepared {
                     c,
                     node.signing_key(),
                     node.hpke_key(),
+                    sealroom_reports::binding::evidence_hash(&node.evidence().evidence),
                     k,
                 )
                 .map_err(|e| proto(&e))?,
@@ -167,6 +167,7 @@ impl Prepared {
                     c,
                     node.signing_key(),
                     node.hpke_key(),
+                    sealroom_reports::binding::evidence_hash(&node.evidence().evidence),
                     k,
                 )
                 .map_err(|e| proto(&e))?,

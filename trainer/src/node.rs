@@ -326,7 +326,8 @@ pub struct Node {
     hpke_public: [u8; 32],
     evidence: NodeEvidence,
     manifest_hash: B256,
-    measurement: [u8; 32],
+    /// The launch measurement the node's own evidence attests.
+    measurement: Vec<u8>,
 }
 
 impl std::fmt::Debug for Node {
@@ -356,12 +357,10 @@ fn tee_code(kind: TeeKind) -> u8 {
 }
 
 impl Node {
-    /// Generates the node's keys and obtains evidence binding them to `manifest_hash`.
-    pub fn start(
-        manifest_hash: B256,
-        collector: &dyn Collector,
-        measurement: [u8; 32],
-    ) -> Result<Self, NodeError> {
+    /// Generates the node's keys and obtains evidence binding them to
+    /// `manifest_hash`. The node's measurement is the one its evidence
+    /// attests, never a value it computes itself.
+    pub fn start(manifest_hash: B256, collector: &dyn Collector) -> Result<Self, NodeError> {
         let signer = Identity::generate().map_err(|e| NodeError::Keys(e.to_string()))?;
         let hpke = Identity::generate().map_err(|e| NodeError::Keys(e.to_string()))?;
         let rd = expected_report_data(
@@ -375,6 +374,12 @@ impl Node {
                 kind: collector.kind(),
                 detail,
             })?;
+        let measurement =
+            sealroom_reports::attest::evidence_measurement(evidence.kind, &evidence.evidence)
+                .map_err(|f| NodeError::Evidence {
+                    kind: collector.kind(),
+                    detail: format!("{}: {}", f.check, f.detail),
+                })?;
         let hpke_public = hpke.public().x25519;
         Ok(Self {
             signer,
@@ -406,9 +411,10 @@ impl Node {
         &self.signer
     }
 
-    /// The trainer measurement this node runs.
-    pub fn measurement(&self) -> [u8; 32] {
-        self.measurement
+    /// The launch measurement this node's evidence attests (what the
+    /// registration must claim and the manifest's allowlist must hold).
+    pub fn measurement(&self) -> &[u8] {
+        &self.measurement
     }
 
     fn sign(&self, report: IntegrityReport) -> SignedReport {
@@ -580,6 +586,37 @@ impl Node {
         }
     }
 
+    /// Ends the session before loading anything: wipes the HPKE key and
+    /// signs an `aborted` report naming `input` and `check`, for `manifest`
+    /// (the manifest this node's evidence is bound to: a caller that finds
+    /// the coordinator serving another one refuses with it, so the report
+    /// still names the right session).
+    pub fn refuse(
+        &self,
+        manifest: &Manifest,
+        code: u16,
+        input: &str,
+        check: &str,
+        detail: impl Into<String>,
+    ) -> SessionOutcome {
+        self.wipe();
+        let inputs_root = manifest
+            .inputs_tree()
+            .map(|t| t.root())
+            .unwrap_or(B256::ZERO);
+        let reason = AbortReason::new(code, input, check, detail);
+        let mut r = self.base_report(manifest, ReportKind::Aborted, inputs_root, B256::ZERO);
+        r.abortCode = reason.code;
+        r.abortReason = reason.text();
+        r.inputsWiped = true;
+        SessionOutcome {
+            reports: vec![self.sign(r)],
+            sealed_model: None,
+            abort: Some(reason),
+            summary: None,
+        }
+    }
+
     /// Drops the HPKE secret (the signing key stays until the node is dropped).
     fn wipe(&self) {
         self.hpke.borrow_mut().take();
@@ -610,22 +647,9 @@ impl Node {
             ));
         }
         checked(progress, "manifest", "manifest");
-        if !m.engine.trainer_measurements.is_empty() {
-            let mine = hex::encode(self.measurement);
-            let allowed = m
-                .engine
-                .trainer_measurements
-                .iter()
-                .any(|a| a.trim_start_matches("0x").eq_ignore_ascii_case(&mine));
-            if !allowed {
-                return Err(AbortReason::new(
-                    abort_code::ENGINE,
-                    "engine",
-                    "engine-allowlist",
-                    format!("trainer measurement {mine} is not in the manifest's allowlist"),
-                ));
-            }
-        }
+        sealroom_reports::node_check::engine_allowed(m, &hex::encode(&self.measurement)).map_err(
+            |f| AbortReason::new(abort_code::ENGINE, "engine", "engine-allowlist", f.detail),
+        )?;
         checked(progress, "engine", "engine-allowlist");
 
         // 2. Consents: every party and the owner, over this manifest; a withdrawal wins.
@@ -684,6 +708,28 @@ impl Node {
                     input,
                     "grant-node",
                     "grant is for another node",
+                ));
+            }
+            // The member verified some manifest and some evidence: only a
+            // grant bound to this node's own manifest and evidence counts.
+            if g.manifest_hash != mh {
+                return Err(AbortReason::new(
+                    abort_code::GRANT_SIGNATURE,
+                    input,
+                    "grant-manifest",
+                    format!(
+                        "grant is bound to manifest {:#x}, this node's evidence to {mh:#x}",
+                        g.manifest_hash
+                    ),
+                ));
+            }
+            if g.evidence_hash != sealroom_reports::binding::evidence_hash(&self.evidence.evidence)
+            {
+                return Err(AbortReason::new(
+                    abort_code::GRANT_SIGNATURE,
+                    input,
+                    "grant-evidence",
+                    "grant was made after verifying evidence other than this node's",
                 ));
             }
             g.verify(&member.ed25519, &mh).map_err(|e| {
@@ -969,11 +1015,53 @@ mod tests {
             c,
             node.signing_key(),
             node.hpke_key(),
+            sealroom_reports::binding::evidence_hash(&node.evidence().evidence),
             k,
         )
         .unwrap();
         let out = go(&f, &node, &grants, &f.blobs, &f.consents);
         assert_aborted(&out, &node.signing_key(), "hospital-a", "grant-signature");
+    }
+
+    #[test]
+    fn grant_bound_to_other_evidence_or_manifest_aborts_before_decrypting() {
+        let f = fixture(|_| {});
+        let node = f.node().unwrap();
+        let (k, c) = &f.keys["hospital-a"];
+        // The member verified some other evidence (e.g. a coordinator-served
+        // registration) but sealed to this node's keys.
+        let mut grants = f.grants(&node).unwrap();
+        grants[0] = Grant::create(
+            &f.parties[0],
+            &f.manifest,
+            "hospital-a",
+            c,
+            node.signing_key(),
+            node.hpke_key(),
+            B256::repeat_byte(0xee),
+            k,
+        )
+        .unwrap();
+        let out = go(&f, &node, &grants, &f.blobs, &f.consents);
+        assert_aborted(&out, &node.signing_key(), "hospital-a", "grant-evidence");
+        // A grant made over a rewritten manifest.
+        let node = f.node().unwrap();
+        let mut other = f.manifest.clone();
+        other.policy.allow_simulation = !other.policy.allow_simulation;
+        let mut grants = f.grants(&node).unwrap();
+        grants[1] = Grant::create(
+            &f.parties[1],
+            &other,
+            "hospital-b",
+            &f.keys["hospital-b"].1,
+            node.signing_key(),
+            node.hpke_key(),
+            sealroom_reports::binding::evidence_hash(&node.evidence().evidence),
+            &f.keys["hospital-b"].0,
+        )
+        .unwrap();
+        let out = go(&f, &node, &grants, &f.blobs, &f.consents);
+        assert_aborted(&out, &node.signing_key(), "hospital-b", "grant-manifest");
     }
 
     #[test]

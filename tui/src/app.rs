@@ -10,7 +10,7 @@ use alloy_primitives::B256;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use sealroom_protocol::api::{SessionState, SessionStatus, SessionSummary};
 use sealroom_protocol::identity::PublicIdentity;
-use sealroom_protocol::manifest::{validation_input_name, ConsentAction, Manifest};
+use sealroom_protocol::manifest::{ConsentAction, Manifest};
 use sealroom_reports::attest::Verdict;
 use sealroom_reports::verifier::Verification;
 
@@ -247,16 +247,7 @@ pub fn role_in(manifest: &Manifest, me: &[u8; 32]) -> Option<String> {
         .map(|p| format!("party {}", p.name))
 }
 
-/// The input I bring in a manifest (party name or owner's validation input).
-pub fn my_input(manifest: &Manifest, me: &[u8; 32]) -> Option<String> {
-    if let Some(p) = manifest.parties.iter().find(|p| p.identity.ed25519 == *me) {
-        return Some(p.name.clone());
-    }
-    if manifest.owner.identity.ed25519 == *me && manifest.owner.validation.is_some() {
-        return Some(validation_input_name(&manifest.owner.name));
-    }
-    None
-}
+pub use sealroom_member::my_input;
 
 impl App {
     /// A fresh app on the sessions list.
@@ -546,7 +537,7 @@ impl App {
         }
         if !d.manifest_ok {
             return self.refuse(
-                "consent refused: the manifest does not hash to the coordinator's manifest hash",
+                "consent refused: manifest.changed or manifest.served: the served manifest is not the one you consented to, or does not hash to the coordinator's hash",
             );
         }
         self.confirm(Action::Consent(action));

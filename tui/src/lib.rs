@@ -49,7 +49,7 @@ pub enum TuiError {
 
 /// Runs the TUI until the user quits. `coordinator` is the base URL, `key`
 /// the member's identity file (loaded once; the secret never leaves memory).
-pub fn run(coordinator: &str, key: &Path) -> Result<(), TuiError> {
+pub fn run(coordinator: &str, key: &Path, state: Option<&Path>) -> Result<(), TuiError> {
     if !(coordinator.starts_with("http://") || coordinator.starts_with("https://")) {
         return Err(TuiError::Url(coordinator.to_string()));
     }
@@ -59,7 +59,13 @@ pub fn run(coordinator: &str, key: &Path) -> Result<(), TuiError> {
     })?;
     let identity = Arc::new(identity);
     let (msg_tx, msg_rx) = mpsc::channel();
-    let worker = worker::Worker::start(coordinator, Arc::clone(&identity), msg_tx);
+    // The same records `sealroom party|owner` keep beside the key (or under
+    // `--state`), so the TUI and the CLI check one consented manifest.
+    let records = match state {
+        Some(d) => sealroom_member::RecordStore::in_dir(d),
+        None => sealroom_member::RecordStore::beside_identity(key),
+    };
+    let worker = worker::Worker::start(coordinator, Arc::clone(&identity), records, msg_tx);
     let mut app = app::App::new(identity.public(), coordinator, theme::Theme::from_env());
 
     let mut terminal = ratatui::try_init()?;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use alloy_primitives::B256;
 use sealroom_protocol::api::{Client, SessionStatus};
 use sealroom_protocol::identity::Identity;
+use sealroom_protocol::manifest::Manifest;
 use sealroom_reports::verifier::{
     verify_bundle, Bundle, BundledReport, EvidenceEnvelope, BUNDLE_FORMAT, ENVELOPE_FORMAT,
 };
@@ -45,6 +46,7 @@ enum Cmd {
 pub struct Worker {
     base: String,
     identity: Arc<Identity>,
+    records: sealroom_member::RecordStore,
     cmd: Sender<Cmd>,
     msg: Sender<Msg>,
     sse_gen: Arc<AtomicU64>,
@@ -61,19 +63,26 @@ pub fn now() -> i64 {
 
 impl Worker {
     /// Starts the fetcher.
-    pub fn start(base: &str, identity: Arc<Identity>, msg: Sender<Msg>) -> Self {
+    pub fn start(
+        base: &str,
+        identity: Arc<Identity>,
+        records: sealroom_member::RecordStore,
+        msg: Sender<Msg>,
+    ) -> Self {
         let (cmd_tx, cmd_rx) = mpsc::channel();
         let sse_live = Arc::new(AtomicBool::new(false));
-        let (b, id, m, live) = (
+        let (b, id, m, live, rec) = (
             base.to_string(),
             Arc::clone(&identity),
             msg.clone(),
             Arc::clone(&sse_live),
+            records.clone(),
         );
-        std::thread::spawn(move || fetch_loop(&b, &id, cmd_rx, &m, &live));
+        std::thread::spawn(move || fetch_loop(&b, &id, &rec, cmd_rx, &m, &live));
         Self {
             base: base.to_string(),
             identity,
+            records,
             cmd: cmd_tx,
             msg,
             sse_gen: Arc::new(AtomicU64::new(0)),
@@ -102,14 +111,15 @@ impl Worker {
                 let _ = self.cmd.send(Cmd::Poke);
             }
             Effect::Run(action, status) => {
-                let (b, id, m, poke) = (
+                let (b, id, rec, m, poke) = (
                     self.base.clone(),
                     Arc::clone(&self.identity),
+                    self.records.clone(),
                     self.msg.clone(),
                     self.cmd.clone(),
                 );
                 std::thread::spawn(move || {
-                    let r = crate::actions::run(&b, &id, &action, &status, &m);
+                    let r = crate::actions::run(&b, &id, &rec, &action, &status, &m);
                     let _ = m.send(Msg::Done(r));
                     let _ = poke.send(Cmd::Poke);
                 });
@@ -121,6 +131,7 @@ impl Worker {
 fn fetch_loop(
     base: &str,
     identity: &Identity,
+    records: &sealroom_member::RecordStore,
     rx: mpsc::Receiver<Cmd>,
     out: &Sender<Msg>,
     sse_live: &AtomicBool,
@@ -150,7 +161,7 @@ fn fetch_loop(
                 watched = s;
             }
         }
-        let r = fetch_once(&client, me, watched, &mut roles, &mut cache, out);
+        let r = fetch_once(&client, me, records, watched, &mut roles, &mut cache, out);
         match r {
             Ok(()) => {
                 backoff_ms = 0;
@@ -178,6 +189,7 @@ fn fetch_loop(
 fn fetch_once(
     client: &Client<'_>,
     me: [u8; 32],
+    records: &sealroom_member::RecordStore,
     watched: Option<B256>,
     roles: &mut HashMap<B256, String>,
     cache: &mut VerifyCache,
@@ -206,7 +218,10 @@ fn fetch_once(
     let _ = out.send(Msg::Sessions(rows));
     if let Some(sid) = watched {
         let st = client.status(&sid).map_err(|e| e.to_string())?;
-        let d = cache.detail(st);
+        // What I consented to, when I did: the overview and my node verdict
+        // are judged against it, never against what is served now.
+        let consented = records.load(&sid, &me).ok().flatten().map(|r| r.manifest);
+        let d = cache.detail(st, consented.as_ref());
         let _ = out.send(Msg::Detail(Box::new(d)));
     }
     Ok(())
@@ -225,15 +240,17 @@ struct VerifyCache {
 }
 
 impl VerifyCache {
-    fn detail(&mut self, status: SessionStatus) -> Detail {
-        let manifest_ok =
-            status.manifest.hash() == status.manifest_hash && status.manifest.validate().is_ok();
+    fn detail(&mut self, status: SessionStatus, consented: Option<&Manifest>) -> Detail {
+        let manifest_ok = status.manifest.hash() == status.manifest_hash
+            && status.manifest.validate().is_ok()
+            && consented.is_none_or(|c| c.hash() == status.manifest_hash);
+        let judged = consented.unwrap_or(&status.manifest);
+        let judged_hash = judged.hash();
         let my_verdict = status.node.as_ref().map(|reg| match &self.node {
-            Some((ev, mh, v)) if *ev == reg.evidence && *mh == status.manifest_hash => v.clone(),
+            Some((ev, mh, v)) if *ev == reg.evidence && *mh == judged_hash => v.clone(),
             _ => {
-                let v =
-                    sealroom_reports::node_check::verify_registration(&status.manifest, reg, now());
-                self.node = Some((reg.evidence.clone(), status.manifest_hash, v.clone()));
+                let v = sealroom_reports::node_check::verify_registration(judged, reg, now());
+                self.node = Some((reg.evidence.clone(), judged_hash, v.clone()));
                 v
             }
         });
@@ -261,7 +278,7 @@ impl VerifyCache {
 
 /// The detail view of a status with my own verifications run (no cache).
 pub fn detail_of(status: SessionStatus) -> Detail {
-    VerifyCache::default().detail(status)
+    VerifyCache::default().detail(status, None)
 }
 
 /// The offline bundle (`sealroom-bundle/1`) a status allows: None before a

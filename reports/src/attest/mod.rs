@@ -183,6 +183,36 @@ pub fn verify(kind: TeeKind, inputs: &Inputs, policy: &Policy) -> Verdict {
     }
 }
 
+/// The launch measurement a piece of evidence carries, read without verifying
+/// anything (the node reads its own; verifiers get it from [`verify`]'s
+/// verdict instead). SEV-SNP: `MEASUREMENT` (48 bytes); TDX: `MRTD` (48
+/// bytes); sim: its 32-byte measurement. GPU evidence has no launch
+/// measurement of the engine.
+pub fn evidence_measurement(kind: TeeKind, evidence: &[u8]) -> Result<Vec<u8>, Failure> {
+    match kind {
+        TeeKind::Sim => sim::SimEvidence::parse(evidence)
+            .map(|e| e.measurement.to_vec())
+            .map_err(|e| Failure::new("sim.parse", e)),
+        TeeKind::SevSnp => sev_snp::SnpReport::parse(evidence)
+            .map(|r| r.measurement.to_vec())
+            .map_err(|e| Failure::new("sev-snp.parse", e)),
+        TeeKind::Tdx => {
+            let layout = tdx::parse_layout(evidence).map_err(|e| Failure::new("tdx.parse", e))?;
+            // TD report body: TEE_TCB_SVN(16) MRSEAM(48) MRSIGNERSEAM(48)
+            // SEAMATTRIBUTES(8) TDATTRIBUTES(8) XFAM(8), then MRTD(48).
+            let at = layout.body_offset + 136;
+            evidence
+                .get(at..at + 48)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| Failure::new("tdx.parse", "quote too short for MRTD"))
+        }
+        TeeKind::NvidiaGpu => Err(Failure::new(
+            "evidence.kind",
+            "GPU evidence carries no engine launch measurement",
+        )),
+    }
+}
+
 /// Evidence files may be native binary or hex text: hex text (optionally
 /// `0x`-prefixed, whitespace ignored) is decoded, anything else is kept as is.
 pub fn decode_evidence(bytes: &[u8]) -> Vec<u8> {

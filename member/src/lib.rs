@@ -1,0 +1,410 @@
+//! The member side of a session — consent, upload, node verification, grant,
+//! model fetch and open — in one place, shared by `sealroom party|owner`,
+//! `sealroom run` and the TUI, so each check exists once (DESIGN §6, amended).
+//!
+//! The coordinator is the adversary: anything it serves may have changed
+//! between two steps. So every step here
+//! 1. fetches the session and checks the served manifest hashes to the
+//!    served hash (`manifest.served`);
+//! 2. checks that hash against the member's own [`record`] of the manifest it
+//!    consented to (`manifest.changed`), and from then on uses the *recorded*
+//!    manifest — its policy, its commitments, its owner key — never the
+//!    served one;
+//! 3. records what it did, atomically, before or right after sending it.
+//!
+//! A grant can only be built from a [`VerifiedNode`], which only
+//! [`Member::verify_node`] returns after the member's own verification of the
+//! node's evidence against the consented manifest passed: a path that skips
+//! the check does not compile.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod datakey;
+mod error;
+mod model;
+pub mod record;
+
+use std::io::Read;
+use std::path::Path;
+
+use alloy_primitives::B256;
+use sealroom_protocol::api::{Client, NodeRegistration, SessionStatus};
+use sealroom_protocol::identity::Identity;
+use sealroom_protocol::manifest::{validation_input_name, Consent, ConsentAction, Grant, Manifest};
+use sealroom_reports::attest::{Failure, Verdict};
+use sha2::{Digest, Sha256};
+
+pub use error::MemberError;
+pub use model::{open_model_file, ChainReportHashes, FetchedModel};
+pub use record::{MemberRecord, RecordStore};
+
+use datakey::SelfSealedDataKey;
+use record::{ConsentEntry, GrantEntry, UploadEntry};
+
+/// Now, Unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The input a member owns in a manifest: its party name, or the owner's
+/// validation input; `None` when the member brings no data.
+pub fn my_input(manifest: &Manifest, me: &[u8; 32]) -> Option<String> {
+    if let Some(p) = manifest.parties.iter().find(|p| p.identity.ed25519 == *me) {
+        return Some(p.name.clone());
+    }
+    if manifest.owner.identity.ed25519 == *me && manifest.owner.validation.is_some() {
+        return Some(validation_input_name(&manifest.owner.name));
+    }
+    None
+}
+
+/// A member of sessions on one coordinator: its identity, a client signing
+/// with it, and its records.
+pub struct Member<'a> {
+    client: Client<'a>,
+    me: &'a Identity,
+    records: RecordStore,
+}
+
+/// The outcome of a consent or withdrawal.
+#[derive(Clone, Debug)]
+pub struct Consented {
+    /// What was signed.
+    pub action: ConsentAction,
+    /// Over which manifest.
+    pub manifest_hash: B256,
+    /// Where the record is.
+    pub record: String,
+}
+
+/// The outcome of an upload.
+#[derive(Clone, Debug)]
+pub struct Uploaded {
+    /// The input.
+    pub input: String,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Their SHA-256.
+    pub sha256: B256,
+}
+
+/// A node the member verified itself, against the manifest it consented to.
+/// Only [`Member::verify_node`] constructs one; [`Member::grant`] needs one.
+#[derive(Debug)]
+pub struct VerifiedNode {
+    session: B256,
+    record: MemberRecord,
+    reg: NodeRegistration,
+    verdict: Verdict,
+    evidence_hash: B256,
+}
+
+impl VerifiedNode {
+    /// The member's verdict.
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    /// The registration that was verified.
+    pub fn registration(&self) -> &NodeRegistration {
+        &self.reg
+    }
+
+    /// keccak256 of the verified evidence.
+    pub fn evidence_hash(&self) -> B256 {
+        self.evidence_hash
+    }
+}
+
+/// The outcome of a grant.
+#[derive(Clone, Debug)]
+pub struct Granted {
+    /// The input granted.
+    pub input: String,
+    /// The node's key.
+    pub node_key: [u8; 32],
+    /// The member's verdict on it.
+    pub verdict: Verdict,
+}
+
+impl<'a> Member<'a> {
+    /// A member talking to `coordinator`, keeping records in `records`.
+    pub fn new(coordinator: &str, me: &'a Identity, records: RecordStore) -> Self {
+        Self {
+            client: Client::new(coordinator, Some(me)),
+            me,
+            records,
+        }
+    }
+
+    /// The member's records.
+    pub fn records(&self) -> &RecordStore {
+        &self.records
+    }
+
+    /// The signing client (for reads that carry no trust, like listings).
+    pub fn client(&self) -> &Client<'a> {
+        &self.client
+    }
+
+    fn key(&self) -> [u8; 32] {
+        self.me.public().ed25519
+    }
+
+    /// The session as served, with its manifest checked against its own hash
+    /// and structure (`manifest.served`). Nothing here is trusted yet.
+    pub fn served(&self, session: &B256) -> Result<SessionStatus, MemberError> {
+        let st = self.client.status(session)?;
+        if st.session_id != *session || st.manifest.session_id != *session {
+            return Err(MemberError::ServedManifest(format!(
+                "the coordinator answered for session {:#x}, not {session:#x}",
+                st.manifest.session_id
+            )));
+        }
+        let computed = st.manifest.hash();
+        if computed != st.manifest_hash {
+            return Err(MemberError::ServedManifest(format!(
+                "the served manifest hashes to {computed:#x}, the coordinator claims {:#x}",
+                st.manifest_hash
+            )));
+        }
+        st.manifest
+            .validate()
+            .map_err(|e| MemberError::ServedManifest(e.to_string()))?;
+        Ok(st)
+    }
+
+    /// The member's record of `session`, if any.
+    pub fn record(&self, session: &B256) -> Result<Option<MemberRecord>, MemberError> {
+        self.records.load(session, &self.key())
+    }
+
+    /// The session as served, after checking its manifest is the one in the
+    /// member's record (`manifest.changed`); errors when there is no record.
+    pub fn checked(&self, session: &B256) -> Result<(SessionStatus, MemberRecord), MemberError> {
+        let rec = self
+            .record(session)?
+            .ok_or_else(|| MemberError::NotConsented {
+                session: *session,
+                dir: self.records.dir().display().to_string(),
+            })?;
+        let st = self.served(session)?;
+        if st.manifest_hash != rec.manifest_hash {
+            return Err(MemberError::ManifestChanged {
+                consented: rec.manifest_hash,
+                served: st.manifest_hash,
+            });
+        }
+        Ok((st, rec))
+    }
+
+    /// Signs a consent (or withdrawal). A consent is recorded *before* it is
+    /// sent, with the whole manifest; once recorded, the member never signs
+    /// for another manifest of the same session. A withdrawal is always
+    /// possible and is signed over the recorded manifest when there is one.
+    pub fn consent(&self, session: &B256, action: ConsentAction) -> Result<Consented, MemberError> {
+        let existing = self.record(session)?;
+        let mut rec = match (action, existing) {
+            (ConsentAction::Withdraw, Some(rec)) => rec,
+            (_, existing) => {
+                let st = self.served(session)?;
+                if self.me.public().ed25519 != st.manifest.owner.identity.ed25519
+                    && st.manifest.member_name(&self.key()).is_none()
+                {
+                    return Err(MemberError::input(
+                        "--key",
+                        format!(
+                            "this identity ({}) is not a member of session {session:#x}",
+                            self.me.public().fingerprint()
+                        ),
+                    ));
+                }
+                match existing {
+                    Some(rec) if rec.manifest_hash != st.manifest_hash => {
+                        return Err(MemberError::ManifestChanged {
+                            consented: rec.manifest_hash,
+                            served: st.manifest_hash,
+                        })
+                    }
+                    Some(rec) => rec,
+                    None => MemberRecord::new(self.key(), st.manifest),
+                }
+            }
+        };
+        rec.consent = Some(ConsentEntry { action, at: now() });
+        self.records.save(&rec)?;
+        let c = Consent::sign(self.me, action, rec.manifest_hash);
+        self.client.consent(session, &c)?;
+        Ok(Consented {
+            action,
+            manifest_hash: rec.manifest_hash,
+            record: self.records.path(session).display().to_string(),
+        })
+    }
+
+    /// Uploads the member's blob, streaming it from `blob`: checked first
+    /// (length and SHA-256, one pass, bounded memory) against the commitment
+    /// in the *consented* manifest, then sent with its hash signed.
+    pub fn upload(
+        &self,
+        session: &B256,
+        blob: &Path,
+        progress: &dyn Fn(&str, u64, u64),
+    ) -> Result<Uploaded, MemberError> {
+        let (_, mut rec) = self.checked(session)?;
+        let input = my_input(&rec.manifest, &self.key())
+            .ok_or_else(|| MemberError::input("--key", "this member brings no dataset"))?;
+        let commitment = commitment_of(&rec.manifest, &input)?;
+        let what = format!("--blob {}", blob.display());
+        let (len, digest) = hash_file(blob, progress).map_err(|e| MemberError::input(&what, e))?;
+        if digest != commitment.ciphertext_sha256 || len != commitment.ciphertext_len {
+            return Err(MemberError::input(
+                &what,
+                format!(
+                    "does not match the commitment for `{input}` in the manifest you consented to ({len} bytes, sha256 {digest:#x}; expected {} bytes, {:#x})",
+                    commitment.ciphertext_len, commitment.ciphertext_sha256
+                ),
+            ));
+        }
+        let file = std::fs::File::open(blob).map_err(|e| MemberError::input(&what, e))?;
+        self.client
+            .upload_blob_from(session, &input, len, digest.0, file, &|done, total| {
+                progress("uploading", done, total)
+            })?;
+        rec.upload = Some(UploadEntry {
+            input: input.clone(),
+            ciphertext_sha256: digest,
+            ciphertext_len: len,
+            at: now(),
+        });
+        self.records.save(&rec)?;
+        Ok(Uploaded {
+            input,
+            bytes: len,
+            sha256: digest,
+        })
+    }
+
+    /// Verifies the node registered for `session` itself, at `at`, against
+    /// the policy of the manifest it consented to: the evidence, its binding
+    /// to the node's keys and the consented manifest hash, the attested
+    /// measurement against the registration's claim and the engine allowlist.
+    pub fn verify_node(&self, session: &B256, at: i64) -> Result<VerifiedNode, MemberError> {
+        let (st, rec) = self.checked(session)?;
+        let reg = st.node.ok_or_else(|| MemberError::Check {
+            check: "node.registered".into(),
+            detail: "no node has registered for this session yet".into(),
+        })?;
+        let verdict = verify_registration(&rec.manifest, &reg, at);
+        if !verdict.verified {
+            let f = verdict
+                .failure
+                .clone()
+                .unwrap_or_else(|| Failure::new("unknown", "rejected"));
+            return Err(MemberError::NodeRejected(f));
+        }
+        let evidence_hash = sealroom_reports::binding::evidence_hash(&reg.evidence);
+        Ok(VerifiedNode {
+            session: *session,
+            record: rec,
+            reg,
+            verdict,
+            evidence_hash,
+        })
+    }
+
+    /// Grants the member's data key (`data_key_file`, from `sealroom commit`)
+    /// to a node this member verified. The grant is signed over the consented
+    /// manifest hash, the node's signing and HPKE keys and the evidence hash.
+    pub fn grant(&self, node: VerifiedNode, data_key_file: &Path) -> Result<Granted, MemberError> {
+        let VerifiedNode {
+            session,
+            mut record,
+            reg,
+            verdict,
+            evidence_hash,
+        } = node;
+        let input = my_input(&record.manifest, &self.key())
+            .ok_or_else(|| MemberError::input("--key", "this member brings no dataset"))?;
+        let commitment = commitment_of(&record.manifest, &input)?;
+        let sealed = SelfSealedDataKey::load_for(data_key_file, self.me, &commitment.digest())?;
+        let key = sealed.open(self.me).map_err(|e| {
+            MemberError::input(format!("--data-key {}", data_key_file.display()), e)
+        })?;
+        let g = Grant::create(
+            self.me,
+            &record.manifest,
+            &input,
+            &commitment,
+            reg.node_key,
+            reg.hpke_key,
+            evidence_hash,
+            &key,
+        )
+        .map_err(|e| MemberError::check_failed("grant", e.to_string()))?;
+        drop(key);
+        record.grant = Some(GrantEntry {
+            input: input.clone(),
+            node_key: reg.node_key,
+            node_hpke_key: reg.hpke_key,
+            evidence_hash,
+            kind: reg.kind,
+            measurement: verdict.measurement.clone(),
+            insecure_simulation: verdict.insecure_simulation,
+            at: now(),
+        });
+        self.records.save(&record)?;
+        self.client.grant(&session, &g)?;
+        Ok(Granted {
+            input,
+            node_key: reg.node_key,
+            verdict,
+        })
+    }
+}
+
+/// The member's own verification of a registered node against `manifest`
+/// (the consented one): evidence, binding, policy, attested measurement.
+pub fn verify_registration(manifest: &Manifest, reg: &NodeRegistration, at: i64) -> Verdict {
+    sealroom_reports::node_check::verify_registration(manifest, reg, at)
+}
+
+fn commitment_of(
+    manifest: &Manifest,
+    input: &str,
+) -> Result<sealroom_protocol::dataset::DatasetCommitment, MemberError> {
+    manifest
+        .grantable_inputs()
+        .into_iter()
+        .find(|(n, _, _)| n == input)
+        .map(|(_, _, c)| c)
+        .ok_or_else(|| {
+            MemberError::check_failed(
+                "manifest.input",
+                format!("no commitment for `{input}` in the consented manifest"),
+            )
+        })
+}
+
+/// Length and SHA-256 of a file, in one bounded-memory pass.
+fn hash_file(path: &Path, progress: &dyn Fn(&str, u64, u64)) -> std::io::Result<(u64, B256)> {
+    let mut f = std::fs::File::open(path)?;
+    let total = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        done += n as u64;
+        progress("checking the blob", done, total);
+    }
+    Ok((done, B256::from(<[u8; 32]>::from(h.finalize()))))
+}

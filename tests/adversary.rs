@@ -1,0 +1,1253 @@
+//! The coordinator is the adversary (docs/security.md, threat table).
+//!
+//! A real coordinator (axum + SQLite + blob store, in-process) sits behind a
+//! proxy that can rewrite any HTTP response between any two steps of a
+//! session; its database and blob store are also edited on disk between
+//! restarts. Members act through the member library (`sealroom-member`, the
+//! code the CLI and the TUI run) or through the real `sealroom` binary; the
+//! node is the real `sealroom node run` process. Table-driven rows walk the
+//! steps × the fields the coordinator can change and assert four invariants:
+//!
+//! 1. no member grants a key to a node that is not bound to the manifest it
+//!    consented to or that fails its own verification;
+//! 2. the node decrypts nothing unless every input matches the consented
+//!    manifest (it aborts with a pre-decryption check);
+//! 3. the owner accepts no model but the one a verified `completed` report names;
+//! 4. the verifier rejects every altered bundle (or lists the field as not
+//!    checked offline).
+//!
+//! Every refusal names its check.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{keccak256, B256};
+use sealroom_coordinator::{Background, ChainSpec, Config};
+use sealroom_member::datakey::SelfSealedDataKey;
+use sealroom_member::{ChainReportHashes, Member, MemberError, RecordStore};
+use sealroom_protocol::api::{Client, NodeRegistration, SessionState, SessionStatus};
+use sealroom_protocol::dataset::{commit_stream, DatasetCommitment};
+use sealroom_protocol::identity::Identity;
+use sealroom_protocol::manifest::{engine_spec_hash, ConsentAction, Grant, Manifest};
+use sealroom_protocol::policy::TeeKind;
+use sealroom_protocol::scenario::Scenario;
+use sealroom_protocol::stream::{DataKey, DEFAULT_SEGMENT_SIZE};
+use sealroom_reports::attest::simulate::{sim_default_measurement, simulate};
+use sealroom_reports::binding::{evidence_hash, expected_report_data};
+use sealroom_reports::report::IntegrityReport;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sealroom");
+
+// ---------------------------------------------------------------------------
+// The tampering proxy: forwards every request to the real coordinator and
+// lets a test rewrite the response.
+
+/// A response on its way back to the caller.
+struct Resp {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+type Tamper = Arc<dyn Fn(&str, &str, &mut Resp) + Send + Sync>;
+
+struct Proxy {
+    url: String,
+    tamper: Arc<Mutex<Option<Tamper>>>,
+    upstream: Arc<Mutex<String>>,
+}
+
+impl Proxy {
+    fn start(upstream: &str) -> Self {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let tamper: Arc<Mutex<Option<Tamper>>> = Arc::new(Mutex::new(None));
+        let up = Arc::new(Mutex::new(upstream.to_string()));
+        let (t, u) = (Arc::clone(&tamper), Arc::clone(&up));
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let (t, u) = (Arc::clone(&t), Arc::clone(&u));
+                std::thread::spawn(move || {
+                    let _ = forward(s, &t, &u);
+                });
+            }
+        });
+        Self {
+            url,
+            tamper,
+            upstream: up,
+        }
+    }
+
+    fn set(&self, f: impl Fn(&str, &str, &mut Resp) + Send + Sync + 'static) {
+        *self.tamper.lock().unwrap() = Some(Arc::new(f));
+    }
+
+    fn clear(&self) {
+        *self.tamper.lock().unwrap() = None;
+    }
+
+    fn retarget(&self, upstream: &str) {
+        *self.upstream.lock().unwrap() = upstream.to_string();
+    }
+}
+
+fn forward(
+    s: TcpStream,
+    tamper: &Mutex<Option<Tamper>>,
+    upstream: &Mutex<String>,
+) -> std::io::Result<()> {
+    let mut r = BufReader::new(s.try_clone()?);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+            break;
+        }
+        if let Some((k, v)) = h.trim_end().split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let mut body = Vec::new();
+    if let Some(n) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.resize(n, 0);
+        r.read_exact(&mut body)?;
+    } else if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
+            let mut chunk = vec![0u8; n + 2];
+            r.read_exact(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .new_agent();
+    let url = format!("{}{path}", upstream.lock().unwrap());
+    let pass: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(k, _)| k.starts_with("x-sealroom-") || k == "content-type" || k == "accept")
+        .cloned()
+        .collect();
+    let result = match method.as_str() {
+        "GET" => {
+            let mut b = agent.get(&url);
+            for (k, v) in &pass {
+                b = b.header(k, v);
+            }
+            b.call()
+        }
+        m => {
+            let mut b = match m {
+                "PUT" => agent.put(&url),
+                _ => agent.post(&url),
+            };
+            for (k, v) in &pass {
+                b = b.header(k, v);
+            }
+            b.send(&body[..])
+        }
+    };
+    let mut resp = match result {
+        Ok(mut up) => Resp {
+            status: up.status().as_u16(),
+            content_type: up
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_string(),
+            body: up
+                .body_mut()
+                .with_config()
+                .limit(u64::MAX)
+                .read_to_vec()
+                .unwrap_or_default(),
+        },
+        Err(e) => Resp {
+            status: 502,
+            content_type: "text/plain".into(),
+            body: e.to_string().into_bytes(),
+        },
+    };
+    let t = tamper.lock().unwrap().clone();
+    if let Some(t) = t {
+        t(&method, &path, &mut resp);
+    }
+    let mut w = s;
+    write!(
+        w,
+        "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        resp.status,
+        resp.content_type,
+        resp.body.len()
+    )?;
+    w.write_all(&resp.body)?;
+    w.flush()
+}
+
+/// Rewrites a JSON response body.
+fn json_edit(resp: &mut Resp, f: impl FnOnce(&mut Value)) {
+    if let Ok(mut v) = serde_json::from_slice::<Value>(&resp.body) {
+        f(&mut v);
+        resp.body = serde_json::to_vec(&v).unwrap();
+    }
+}
+
+/// Rewrites the manifest in a status or work body the way a careful
+/// adversary would: edited, its spec hash recomputed, and (for status) the
+/// claimed manifest hash updated to match.
+fn rewrite_manifest(v: &mut Value, edit: &dyn Fn(&mut Manifest), update_hash: bool) {
+    let mut m: Manifest = serde_json::from_value(v["manifest"].clone()).unwrap();
+    edit(&mut m);
+    m.engine.spec_hash = engine_spec_hash(&m.schema, &m.model, &m.training);
+    if update_hash && v.get("manifest_hash").is_some() {
+        v["manifest_hash"] = serde_json::to_value(m.hash()).unwrap();
+    }
+    v["manifest"] = serde_json::to_value(&m).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// A consortium: the breast-cancer scenario's members with real commitments.
+
+struct Who {
+    name: String,
+    id: Identity,
+    key_file: PathBuf,
+    commitment: DatasetCommitment,
+    blob: PathBuf,
+    datakey: PathBuf,
+    state: PathBuf,
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    data: PathBuf,
+    coordinator: Option<Background>,
+    proxy: Proxy,
+    scenario: Scenario,
+    parties: Vec<Who>,
+    owner: Who,
+}
+
+fn commit_member(dir: &Path, name: &str, csv: &Path) -> Who {
+    let id = Identity::generate().unwrap();
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    let key_file = d.join("identity.json");
+    id.save(&key_file).unwrap();
+    let key = DataKey::generate().unwrap();
+    let out = commit_stream(
+        std::fs::File::open(csv).unwrap(),
+        &key,
+        DEFAULT_SEGMENT_SIZE,
+        Vec::new(),
+        |_| {},
+    )
+    .unwrap();
+    let blob = d.join("dataset.sealed");
+    std::fs::write(&blob, &out.blob).unwrap();
+    let datakey = d.join("dataset.datakey");
+    let sealed = SelfSealedDataKey::seal(&id, out.commitment.digest(), &key).unwrap();
+    std::fs::write(&datakey, serde_json::to_vec(&sealed).unwrap()).unwrap();
+    Who {
+        name: name.to_string(),
+        id,
+        key_file,
+        commitment: out.commitment,
+        blob,
+        datakey,
+        state: d.join("state"),
+    }
+}
+
+fn coordinator_config(data: &Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".into(),
+        data: data.to_path_buf(),
+        chain: ChainSpec::Embedded(data.join("chain")),
+        chain_key: None,
+        confirmations: None,
+        contract: None,
+    }
+}
+
+impl World {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let scenario = Scenario::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/breast-cancer-3-hospitals.toml"),
+        )
+        .unwrap();
+        let parties = scenario
+            .parties
+            .iter()
+            .map(|p| commit_member(&dir, &p.name, &scenario.resolve(&p.dataset)))
+            .collect();
+        let validation = scenario.owner.validation.clone().unwrap();
+        let owner = commit_member(&dir, "owner", &scenario.resolve(&validation));
+        let data = dir.join("coordinator");
+        let coordinator = Background::start(coordinator_config(&data)).unwrap();
+        let proxy = Proxy::start(&coordinator.url());
+        Self {
+            _dir: tmp,
+            dir,
+            data,
+            coordinator: Some(coordinator),
+            proxy,
+            scenario,
+            parties,
+            owner,
+        }
+    }
+
+    fn upstream(&self) -> String {
+        self.coordinator.as_ref().unwrap().url()
+    }
+
+    /// Stops the coordinator, lets `edit` change its stored state, restarts it.
+    fn restart_with(&mut self, edit: impl FnOnce(&Path)) {
+        self.coordinator.take().unwrap().stop().unwrap();
+        edit(&self.data);
+        let c = Background::start(coordinator_config(&self.data)).unwrap();
+        self.proxy.retarget(&c.url());
+        self.coordinator = Some(c);
+    }
+
+    fn members(&self) -> impl Iterator<Item = &Who> {
+        self.parties.iter().chain([&self.owner])
+    }
+
+    /// A new session (policy edited by `policy`), created by the owner.
+    fn session(&self, policy: impl Fn(&mut sealroom_protocol::policy::Policy)) -> B256 {
+        let mut s = self.scenario.clone();
+        policy(&mut s.policy);
+        let mut sid = [0u8; 32];
+        getrandom::fill(&mut sid).unwrap();
+        let m = Manifest::from_scenario(
+            &s,
+            B256::from(sid),
+            1_700_000_000,
+            self.parties
+                .iter()
+                .map(|p| (p.id.public(), p.commitment.clone()))
+                .collect(),
+            self.owner.id.public(),
+            Some(self.owner.commitment.clone()),
+        )
+        .unwrap();
+        Client::new(&self.upstream(), Some(&self.owner.id))
+            .create_session(&m)
+            .unwrap();
+        m.session_id
+    }
+
+    /// The member library for `who`, through the proxy.
+    fn member<'a>(&self, who: &'a Who) -> Member<'a> {
+        Member::new(&self.proxy.url, &who.id, RecordStore::in_dir(&who.state))
+    }
+
+    fn consent_and_upload_all(&self, sid: &B256) {
+        for w in self.members() {
+            let m = self.member(w);
+            m.consent(sid, ConsentAction::Consent).unwrap();
+            m.upload(sid, &w.blob, &|_, _, _| {}).unwrap();
+        }
+    }
+
+    fn grant_all(&self, sid: &B256) {
+        for w in self.members() {
+            let m = self.member(w);
+            let node = m.verify_node(sid, sealroom_member::now()).unwrap();
+            m.grant(node, &w.datakey).unwrap();
+        }
+    }
+
+    fn status(&self, sid: &B256) -> SessionStatus {
+        Client::new(&self.upstream(), None).status(sid).unwrap()
+    }
+
+    /// Starts the real node binary against the proxy.
+    fn spawn_node(&self, sid: &B256, log: &str) -> Child {
+        Command::new(BIN)
+            .args([
+                "node",
+                "run",
+                "--coordinator",
+                &self.proxy.url,
+                "--tee",
+                "sim",
+                "--session",
+                &format!("{sid:#x}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join(log)).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
+    fn wait(&self, sid: &B256, done: impl Fn(&SessionStatus) -> bool) -> SessionStatus {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let st = self.status(sid);
+            if done(&st) {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out in state {}",
+                st.state.as_str()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn kill(mut c: Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+/// The check a member-side refusal names.
+fn check_of(e: &MemberError) -> String {
+    e.check().unwrap_or_else(|| format!("(no check) {e}"))
+}
+
+/// A node the coordinator runs itself: keys it knows, sim evidence bound to `mh`.
+fn coordinator_node(mh: &B256, debug: bool) -> (Identity, NodeRegistration) {
+    let id = Identity::generate().unwrap();
+    let n = id.public();
+    let rd = expected_report_data(&n.ed25519, &n.x25519, &mh.0);
+    let reg = NodeRegistration {
+        node_key: n.ed25519,
+        hpke_key: n.x25519,
+        kind: TeeKind::Sim,
+        evidence: simulate(&rd, &sim_default_measurement(), debug),
+        certs: vec![],
+        collateral: None,
+        engine_measurement: hex::encode(sim_default_measurement()),
+    };
+    (id, reg)
+}
+
+fn status_path(sid: &B256) -> String {
+    format!("/v1/sessions/{sid:#x}")
+}
+
+// ---------------------------------------------------------------------------
+// Invariant 1: members.
+
+type StatusEdit = Arc<dyn Fn(&mut Value) + Send + Sync>;
+
+fn se(f: impl Fn(&mut Value) + Send + Sync + 'static) -> StatusEdit {
+    Arc::new(f)
+}
+
+fn manifest_edit(edit: fn(&mut Manifest), update_hash: bool) -> StatusEdit {
+    Arc::new(move |v: &mut Value| rewrite_manifest(v, &edit, update_hash))
+}
+
+#[test]
+fn members_never_grant_to_a_node_outside_the_consented_manifest() {
+    let w = World::new();
+    let sid = w.session(|_| {});
+    w.consent_and_upload_all(&sid);
+    let consented = w.status(&sid).manifest_hash;
+    // The honest node registers (in-process node; the binary is exercised below).
+    let node = sealroom_trainer::node::Node::start(
+        consented,
+        &sealroom_trainer::node::SimCollector {
+            measurement: sim_default_measurement(),
+        },
+    )
+    .unwrap();
+    let reg = NodeRegistration {
+        node_key: node.signing_key(),
+        hpke_key: node.hpke_key(),
+        kind: TeeKind::Sim,
+        evidence: node.evidence().evidence.clone(),
+        certs: vec![],
+        collateral: None,
+        engine_measurement: hex::encode(node.measurement()),
+    };
+    Client::new(&w.upstream(), Some(node.request_identity()))
+        .register_node(&sid, &reg)
+        .unwrap();
+    let (_, rogue) = coordinator_node(&consented, false);
+    let (_, rogue_debug) = coordinator_node(&consented, true);
+    let rogue_json = serde_json::to_value(&rogue).unwrap();
+    let debug_json = serde_json::to_value(&rogue_debug).unwrap();
+
+    let node_edit =
+        |f: fn(&mut Value)| -> StatusEdit { se(move |v: &mut Value| f(&mut v["node"])) };
+    let rows: Vec<(&str, &str, StatusEdit, &str)> = vec![
+        // (row, step, what the coordinator serves, the check that refuses)
+        (
+            "policy allows simulation",
+            "grant",
+            manifest_edit(
+                |m| m.policy.allow_simulation = !m.policy.allow_simulation,
+                true,
+            ),
+            "manifest.changed",
+        ),
+        (
+            "policy accepts another kind",
+            "grant",
+            manifest_edit(|m| m.policy.accepted_kinds.push(TeeKind::Tdx), true),
+            "manifest.changed",
+        ),
+        (
+            "owner key redirected",
+            "grant",
+            manifest_edit(|m| m.owner.identity.x25519 = [9; 32], true),
+            "manifest.changed",
+        ),
+        (
+            "commitment swapped",
+            "grant",
+            manifest_edit(
+                |m| m.parties[0].commitment.merkle_root = B256::repeat_byte(1),
+                true,
+            ),
+            "manifest.changed",
+        ),
+        (
+            "max_blob_bytes raised",
+            "grant",
+            manifest_edit(|m| m.max_blob_bytes += 1, true),
+            "manifest.changed",
+        ),
+        (
+            "epochs changed",
+            "grant",
+            manifest_edit(|m| m.training.epochs += 1, true),
+            "manifest.changed",
+        ),
+        (
+            "engine allowlist replaced",
+            "grant",
+            manifest_edit(
+                |m| m.engine.trainer_measurements = vec![hex::encode([1u8; 32])],
+                true,
+            ),
+            "manifest.changed",
+        ),
+        (
+            "chain target changed",
+            "grant",
+            manifest_edit(|m| m.chain.target = "opbnb-mainnet".into(), true),
+            "manifest.changed",
+        ),
+        (
+            "manifest edited, hash kept",
+            "grant",
+            manifest_edit(|m| m.description.push('!'), false),
+            "manifest.served",
+        ),
+        (
+            "upload after rewrite",
+            "upload",
+            manifest_edit(
+                |m| m.policy.allow_simulation = !m.policy.allow_simulation,
+                true,
+            ),
+            "manifest.changed",
+        ),
+        (
+            "evidence byte flipped",
+            "grant",
+            node_edit(|n| {
+                let mut e = hex::decode(n["evidence"].as_str().unwrap()).unwrap();
+                e[100] ^= 1;
+                n["evidence"] = hex::encode(e).into();
+            }),
+            "node-evidence",
+        ),
+        (
+            "node signing key swapped",
+            "grant",
+            node_edit(|n| n["node_key"] = hex::encode([5u8; 32]).into()),
+            "node-evidence",
+        ),
+        (
+            "node hpke key swapped",
+            "grant",
+            node_edit(|n| {
+                n["hpke_key"] = hex::encode(Identity::generate().unwrap().public().x25519).into()
+            }),
+            "node-evidence",
+        ),
+        (
+            "self-reported measurement",
+            "grant",
+            node_edit(|n| n["engine_measurement"] = hex::encode([7u8; 32]).into()),
+            "node-evidence: engine.measurement",
+        ),
+        (
+            "no node",
+            "grant",
+            node_edit(|n| *n = Value::Null),
+            "node.registered",
+        ),
+        (
+            "coordinator's own debug node",
+            "grant",
+            se(move |v: &mut Value| v["node"] = debug_json.clone()),
+            "node-evidence",
+        ),
+    ];
+    let who = &w.parties[0];
+    let member = w.member(who);
+    for (row, step, edit, expected) in &rows {
+        let (sid2, edit) = (sid, Arc::clone(edit));
+        w.proxy.set(move |m, p, r| {
+            if m == "GET" && p == status_path(&sid2) && r.status == 200 {
+                json_edit(r, |v| edit(v));
+            }
+        });
+        let err = match *step {
+            "upload" => member.upload(&sid, &who.blob, &|_, _, _| {}).map(|_| ()),
+            _ => member
+                .verify_node(&sid, sealroom_member::now())
+                .and_then(|n| member.grant(n, &who.datakey))
+                .map(|_| ()),
+        }
+        .expect_err(row);
+        w.proxy.clear();
+        let check = check_of(&err);
+        assert!(
+            check.starts_with(expected),
+            "{row}: refused by `{check}` ({err}), expected `{expected}`"
+        );
+        if *expected == "manifest.changed" {
+            assert!(
+                err.to_string().contains(&format!("{consented:#x}")),
+                "{row}: {err} must print the consented hash"
+            );
+        }
+        let st = w.status(&sid);
+        let me = st.members.iter().find(|m| m.name == who.name).unwrap();
+        assert_ne!(
+            me.granted,
+            Some(true),
+            "{row}: a grant reached the coordinator"
+        );
+        let rec = w.member(who).record(&sid).unwrap().unwrap();
+        assert!(
+            rec.grant.is_none(),
+            "{row}: the record says a grant was made"
+        );
+        assert_eq!(rec.manifest_hash, consented, "{row}: the record moved");
+    }
+    // A coordinator-run node bound to the consented manifest is still only a
+    // node the policy accepts: the shipped policy allows simulation, so the
+    // member's verification passes; it is the consented policy that decides
+    // (a hardware-only policy refuses it: see the CLI test below).
+    w.proxy.set(move |m, p, r| {
+        if m == "GET" && p == status_path(&sid) && r.status == 200 {
+            json_edit(r, |v| v["node"] = rogue_json.clone());
+        }
+    });
+    let rogue_verdict = member.verify_node(&sid, sealroom_member::now()).unwrap();
+    assert!(rogue_verdict.verdict().insecure_simulation);
+    w.proxy.clear();
+    // The honest path still works, and the record names the node granted to.
+    w.grant_all(&sid);
+    assert_eq!(w.status(&sid).state, SessionState::KeysGranted);
+    let rec = w.member(who).record(&sid).unwrap().unwrap();
+    assert_eq!(rec.grant.unwrap().node_key, node.signing_key());
+    // The grant the coordinator holds is bound to the manifest and evidence.
+    let g = grant_of(&w, &sid, &node);
+    assert_eq!(g.manifest_hash, consented);
+    assert_eq!(g.evidence_hash, evidence_hash(&reg.evidence));
+}
+
+fn grant_of(w: &World, sid: &B256, node: &sealroom_trainer::node::Node) -> Grant {
+    let work = Client::new(&w.upstream(), Some(node.request_identity()))
+        .work(sid)
+        .unwrap();
+    work.grants.into_iter().next().unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Invariant 2: the node.
+
+type Edit = Arc<dyn Fn(&str, &mut Resp) + Send + Sync>;
+
+fn ed(f: impl Fn(&str, &mut Resp) + Send + Sync + 'static) -> Edit {
+    Arc::new(f)
+}
+
+/// Checks the node runs before it opens any grant or decrypts any byte.
+const PRE_DECRYPTION: &[&str] = &[
+    "manifest",
+    "manifest-hash",
+    "engine-allowlist",
+    "consent",
+    "grant-signature",
+    "grant-node",
+    "grant-manifest",
+    "grant-evidence",
+    "ciphertext-hash",
+    "blob",
+];
+
+#[test]
+fn the_node_decrypts_nothing_that_does_not_match_the_consented_manifest() {
+    let w = World::new();
+    let work = |f: fn(&mut Value)| -> Edit {
+        ed(move |p: &str, r: &mut Resp| {
+            if p.ends_with("/work") && r.status == 200 {
+                json_edit(r, f)
+            }
+        })
+    };
+    let other_blob = std::fs::read(&w.parties[1].blob).unwrap();
+    let rows: Vec<(&str, Edit, &[&str])> = vec![
+        (
+            "work: owner key redirected",
+            work(|v| rewrite_manifest(v, &|m| m.owner.identity.x25519 = [9; 32], false)),
+            &["manifest-hash"],
+        ),
+        (
+            "work: policy rewritten",
+            work(|v| {
+                rewrite_manifest(
+                    v,
+                    &|m| m.policy.allow_simulation = !m.policy.allow_simulation,
+                    false,
+                )
+            }),
+            &["manifest-hash"],
+        ),
+        (
+            "work: commitment swapped",
+            work(|v| rewrite_manifest(v, &|m| m.parties.swap(0, 1), false)),
+            &["manifest-hash"],
+        ),
+        (
+            "work: grant's evidence hash",
+            work(|v| {
+                v["grants"][0]["evidence_hash"] =
+                    serde_json::to_value(B256::repeat_byte(1)).unwrap()
+            }),
+            &["grant-evidence", "grant-signature"],
+        ),
+        (
+            "work: grant's manifest hash",
+            work(|v| {
+                v["grants"][0]["manifest_hash"] =
+                    serde_json::to_value(B256::repeat_byte(1)).unwrap()
+            }),
+            &["grant-manifest", "grant-signature"],
+        ),
+        (
+            "work: grant's sealed key",
+            work(|v| {
+                let mut c =
+                    hex::decode(v["grants"][0]["sealed"]["ciphertext"].as_str().unwrap()).unwrap();
+                c[0] ^= 1;
+                v["grants"][0]["sealed"]["ciphertext"] = hex::encode(c).into();
+            }),
+            &["grant-signature"],
+        ),
+        (
+            "work: grant dropped",
+            work(|v| {
+                v["grants"].as_array_mut().unwrap().remove(0);
+            }),
+            &["grant-signature"],
+        ),
+        (
+            "work: consent dropped",
+            work(|v| {
+                v["consents"].as_array_mut().unwrap().pop();
+            }),
+            &["consent"],
+        ),
+        (
+            "work: consent for another manifest",
+            work(|v| {
+                v["consents"][0]["manifest_hash"] =
+                    serde_json::to_value(B256::repeat_byte(2)).unwrap()
+            }),
+            &["consent"],
+        ),
+        (
+            "blob: one byte flipped",
+            ed(|p: &str, r: &mut Resp| {
+                if p.contains("/blobs/") && r.status == 200 {
+                    let i = r.body.len() / 2;
+                    r.body[i] ^= 1;
+                }
+            }),
+            &["ciphertext-hash"],
+        ),
+        (
+            "blob: another party's blob",
+            ed(move |p: &str, r: &mut Resp| {
+                if p.contains("/blobs/hospital-a") && r.status == 200 {
+                    r.body = other_blob.clone();
+                }
+            }),
+            &["ciphertext-hash"],
+        ),
+    ];
+    for (row, edit, expected) in rows {
+        let sid = w.session(|_| {});
+        w.consent_and_upload_all(&sid);
+        w.proxy.set(move |m, p, r| {
+            if m == "GET" {
+                edit(p, r)
+            }
+        });
+        let node = w.spawn_node(&sid, "node.log");
+        w.wait(&sid, |s| {
+            s.node.is_some() || s.state == SessionState::Aborted
+        });
+        w.grant_all(&sid);
+        let st = w.wait(&sid, |s| s.state >= SessionState::Completed);
+        kill(node);
+        w.proxy.clear();
+        assert_eq!(st.state, SessionState::Aborted, "{row}: the node went on");
+        let reason = st.abort_reason.clone().unwrap_or_default();
+        // "node aborted (code N): INPUT: CHECK: detail"
+        let rest = reason.split_once("): ").map(|x| x.1).unwrap_or(&reason);
+        let check = rest.splitn(3, ": ").nth(1).unwrap_or("");
+        assert!(
+            expected.contains(&check),
+            "{row}: aborted by `{check}` ({reason}), expected one of {expected:?}"
+        );
+        assert!(
+            PRE_DECRYPTION.contains(&check),
+            "{row}: `{check}` is not a pre-decryption check"
+        );
+        assert!(
+            st.reports.iter().all(|r| r.kind == "aborted"),
+            "{row}: the node signed more than an aborted report"
+        );
+        assert!(
+            st.reports.iter().any(|r| r.kind == "aborted"),
+            "{row}: no signed aborted report"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Invariant 3: the owner.
+
+#[test]
+fn the_owner_accepts_only_the_model_the_verified_completed_report_names() {
+    let mut w = World::new();
+    let sid = w.session(|_| {});
+    w.consent_and_upload_all(&sid);
+    let node = w.spawn_node(&sid, "node.log");
+    w.wait(&sid, |s| s.node.is_some());
+    w.grant_all(&sid);
+    let st = w.wait(&sid, |s| {
+        s.state >= SessionState::Published && s.reports.iter().all(|r| r.tx_hash.is_some())
+    });
+    kill(node);
+    assert_ne!(st.state, SessionState::Aborted, "{:?}", st.abort_reason);
+    let owner_pub = w.owner.id.public();
+    let mh = st.manifest_hash;
+    // A model the coordinator sealed itself to the owner's public key.
+    let forged = sealroom_protocol::sealed_model::seal_model(
+        sid,
+        mh,
+        owner_pub.x25519,
+        b"not the trained model",
+        &serde_json::json!({"final_accuracy": 1.0}),
+    )
+    .unwrap();
+    let completed_abi = st
+        .reports
+        .iter()
+        .find(|r| r.kind == "completed")
+        .unwrap()
+        .report_abi
+        .clone();
+    let (_, rogue) = coordinator_node(&mh, false);
+    let rogue_json = serde_json::to_value(&rogue).unwrap();
+
+    let sealed = |f: Arc<dyn Fn(&mut Vec<u8>) + Send + Sync>| -> Edit {
+        Arc::new(move |p: &str, r: &mut Resp| {
+            if p.ends_with("/sealed-model") && r.status == 200 {
+                f(&mut r.body)
+            }
+        })
+    };
+    let status = |f: Arc<dyn Fn(&mut Value) + Send + Sync>, sid: B256| -> Edit {
+        Arc::new(move |p: &str, r: &mut Resp| {
+            if p == status_path(&sid) && r.status == 200 {
+                json_edit(r, |v| f(v))
+            }
+        })
+    };
+    let forged2 = forged.clone();
+    let rows: Vec<(&str, Edit, &str)> = vec![
+        (
+            "sealed model re-sealed by the coordinator",
+            sealed(Arc::new(move |b| *b = forged2.clone())),
+            "model.sealed-hash",
+        ),
+        (
+            "sealed model byte flipped",
+            sealed(Arc::new(|b| {
+                let i = b.len() - 5;
+                b[i] ^= 1;
+            })),
+            "model.sealed-hash",
+        ),
+        (
+            "completed report's model hash edited",
+            status(
+                Arc::new(move |v| {
+                    for r in v["reports"].as_array_mut().unwrap() {
+                        if r["kind"] == "completed" {
+                            let bytes = hex::decode(
+                                r["report_abi"].as_str().unwrap().trim_start_matches("0x"),
+                            )
+                            .unwrap();
+                            let mut rep = IntegrityReport::from_abi_bytes(&bytes).unwrap();
+                            rep.modelHash = B256::repeat_byte(3);
+                            r["report_abi"] = hex::encode(rep.abi_bytes()).into();
+                        }
+                    }
+                }),
+                sid,
+            ),
+            "model.report-signature",
+        ),
+        (
+            "completed report with trailing bytes",
+            status(
+                Arc::new(move |v| {
+                    for r in v["reports"].as_array_mut().unwrap() {
+                        if r["kind"] == "completed" {
+                            r["report_abi"] =
+                                format!("{}{}", r["report_abi"].as_str().unwrap(), "00".repeat(32))
+                                    .into();
+                        }
+                    }
+                }),
+                sid,
+            ),
+            "model.report",
+        ),
+        (
+            "completed report dropped",
+            status(
+                Arc::new(|v| {
+                    v["reports"]
+                        .as_array_mut()
+                        .unwrap()
+                        .retain(|r| r["kind"] != "completed")
+                }),
+                sid,
+            ),
+            "model.report",
+        ),
+        (
+            "completed report duplicated",
+            status(
+                Arc::new(move |v| {
+                    let c = v["reports"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|r| r["kind"] == "completed")
+                        .cloned()
+                        .unwrap();
+                    v["reports"].as_array_mut().unwrap().push(c);
+                }),
+                sid,
+            ),
+            "model.report",
+        ),
+        (
+            "node registration swapped for the coordinator's",
+            status(Arc::new(move |v| v["node"] = rogue_json.clone()), sid),
+            "model.node",
+        ),
+        (
+            "manifest rewritten",
+            status(
+                Arc::new(|v| rewrite_manifest(v, &|m| m.owner.name.push('x'), true)),
+                sid,
+            ),
+            "manifest.changed",
+        ),
+    ];
+    let owner = w.member(&w.owner);
+    for (row, edit, expected) in rows {
+        w.proxy.set(move |m, p, r| {
+            if m == "GET" {
+                edit(p, r)
+            }
+        });
+        let err = owner.fetch_model(&sid, None).map(|_| ()).expect_err(row);
+        w.proxy.clear();
+        let check = check_of(&err);
+        assert!(
+            check.starts_with(expected),
+            "{row}: refused by `{check}` ({err}), expected `{expected}`"
+        );
+        let rec = owner.record(&sid).unwrap().unwrap();
+        assert!(rec.model.is_none(), "{row}: the record accepted a model");
+    }
+    // The chain disagrees with the coordinator's completed report.
+    let wrong_chain = ChainReportHashes {
+        stored: vec![(
+            sealroom_reports::report::ReportKind::Completed,
+            B256::repeat_byte(4),
+        )],
+        source: "test registry".into(),
+    };
+    let err = owner
+        .fetch_model(&sid, Some(&wrong_chain))
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(check_of(&err), "model.chain", "{err}");
+    // The honest model, with the chain's stored hash.
+    let right_chain = ChainReportHashes {
+        stored: vec![(
+            sealroom_reports::report::ReportKind::Completed,
+            keccak256(hex::decode(completed_abi.trim_start_matches("0x")).unwrap()),
+        )],
+        source: "test registry".into(),
+    };
+    let fetched = owner.fetch_model(&sid, Some(&right_chain)).unwrap();
+    assert_eq!(fetched.chain_checked.as_deref(), Some("test registry"));
+    assert_eq!(fetched.model_sha256, fetched.report.modelHash);
+    let records = RecordStore::in_dir(&w.owner.state);
+    // open-model: the accepted file opens; a file the coordinator sealed does not.
+    let good = w.dir.join("model.sealed");
+    std::fs::write(&good, &fetched.sealed).unwrap();
+    let (opened, _) = sealroom_member::open_model_file(&good, &w.owner.id, &records).unwrap();
+    assert_eq!(&opened.model[..], &fetched.opened.model[..]);
+    let bad = w.dir.join("forged.sealed");
+    std::fs::write(&bad, &forged).unwrap();
+    let err = sealroom_member::open_model_file(&bad, &w.owner.id, &records)
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(check_of(&err), "model.sealed-hash", "{err}");
+
+    // Attack 2 of the issue, through the real binary: the coordinator
+    // overwrites the sealed model in its own blob store (content address and
+    // database row updated, so it serves it without complaint).
+    let forged_sha = hex::encode(sealroom_protocol::hash::sha256(&forged));
+    let forged_len = forged.len();
+    w.restart_with(|data| {
+        std::fs::write(data.join("blobs").join(&forged_sha), &forged).unwrap();
+        let db = rusqlite::Connection::open(data.join("coordinator.sqlite")).unwrap();
+        let n = db
+            .execute(
+                "UPDATE sessions SET sealed_sha = ?1, sealed_len = ?2 WHERE id = ?3",
+                rusqlite::params![forged_sha, forged_len as i64, format!("{sid:#x}")],
+            )
+            .unwrap();
+        assert_eq!(n, 1, "the session row was not found");
+    });
+    // The stored row really serves the forged bytes now.
+    let served = Client::new(&w.upstream(), Some(&w.owner.id))
+        .sealed_model(&sid)
+        .unwrap();
+    assert_eq!(served, forged);
+    let out = w.dir.join("model-from-cli.bin");
+    let o = Command::new(BIN)
+        .args([
+            "owner",
+            "fetch-model",
+            "--coordinator",
+            &w.proxy.url,
+            "--session",
+            &format!("{sid:#x}"),
+        ])
+        .arg("--key")
+        .arg(&w.owner.key_file)
+        .arg("--state")
+        .arg(&w.owner.state)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("model.sealed-hash"), "{stderr}");
+    assert!(!out.exists(), "fetch-model wrote the forged model");
+}
+
+// ---------------------------------------------------------------------------
+// Attack 1 of the issue, through the real binary.
+
+fn cli(args: &[&str], key: &Path, state: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--key")
+        .arg(key)
+        .arg("--state")
+        .arg(state)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_manifest_rewritten_after_consent_leaks_nothing() {
+    let mut w = World::new();
+    // Hardware only: what every member consents to.
+    let sid = w.session(|p| {
+        p.accepted_kinds = vec![TeeKind::SevSnp];
+        p.allow_simulation = false;
+    });
+    let s = format!("{sid:#x}");
+    for who in w.members() {
+        for args in [
+            vec!["party", "consent"],
+            vec!["party", "commit", "--blob", who.blob.to_str().unwrap()],
+        ] {
+            let mut a = args.clone();
+            a.extend(["--coordinator", &w.proxy.url, "--session", &s]);
+            let o = cli(&a, &who.key_file, &who.state);
+            assert!(
+                o.status.success(),
+                "{}: {}",
+                who.name,
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    let consented = w.status(&sid).manifest_hash;
+    // The coordinator stops, rewrites the stored manifest to accept
+    // simulation (and its hash), restarts, and registers its own node.
+    let mut rewritten_hash = B256::ZERO;
+    w.restart_with(|data| {
+        let db = rusqlite::Connection::open(data.join("coordinator.sqlite")).unwrap();
+        let text: String = db
+            .query_row("SELECT manifest FROM sessions WHERE id = ?1", [&s], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let mut m: Manifest = serde_json::from_str(&text).unwrap();
+        m.policy.accepted_kinds.push(TeeKind::Sim);
+        m.policy.allow_simulation = true;
+        rewritten_hash = m.hash();
+        db.execute(
+            "UPDATE sessions SET manifest = ?1, manifest_hash = ?2 WHERE id = ?3",
+            rusqlite::params![
+                serde_json::to_string(&m).unwrap(),
+                format!("{rewritten_hash:#x}"),
+                s
+            ],
+        )
+        .unwrap();
+    });
+    assert_eq!(
+        w.status(&sid).manifest_hash,
+        rewritten_hash,
+        "the rewrite did not take"
+    );
+    let (rogue_id, rogue) = coordinator_node(&rewritten_hash, false);
+    Client::new(&w.upstream(), Some(&rogue_id))
+        .register_node(&sid, &rogue)
+        .unwrap();
+    for who in w.members() {
+        let o = cli(
+            &[
+                "party",
+                "grant",
+                "--coordinator",
+                &w.proxy.url,
+                "--session",
+                &s,
+                "--data-key",
+                who.datakey.to_str().unwrap(),
+            ],
+            &who.key_file,
+            &who.state,
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{}: {stderr}", who.name);
+        assert!(stderr.contains("manifest.changed"), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{consented:#x}"))
+                && stderr.contains(&format!("{rewritten_hash:#x}")),
+            "both hashes: {stderr}"
+        );
+    }
+    // The coordinator puts the consented manifest back but keeps its own sim
+    // node, now bound to the consented manifest: the consented policy refuses it.
+    w.restart_with(|data| {
+        let db = rusqlite::Connection::open(data.join("coordinator.sqlite")).unwrap();
+        let text: String = db
+            .query_row("SELECT manifest FROM sessions WHERE id = ?1", [&s], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let mut m: Manifest = serde_json::from_str(&text).unwrap();
+        m.policy.accepted_kinds = vec![TeeKind::SevSnp];
+        m.policy.allow_simulation = false;
+        assert_eq!(m.hash(), consented);
+        let (_, reg) = coordinator_node(&consented, false);
+        db.execute(
+            "UPDATE sessions SET manifest = ?1, manifest_hash = ?2, node = ?3 WHERE id = ?4",
+            rusqlite::params![
+                serde_json::to_string(&m).unwrap(),
+                format!("{consented:#x}"),
+                serde_json::to_string(&reg).unwrap(),
+                s
+            ],
+        )
+        .unwrap();
+    });
+    let who = &w.parties[0];
+    let o = cli(
+        &[
+            "party",
+            "grant",
+            "--coordinator",
+            &w.proxy.url,
+            "--session",
+            &s,
+            "--data-key",
+            who.datakey.to_str().unwrap(),
+        ],
+        &who.key_file,
+        &who.state,
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("node-evidence"), "{stderr}");
+    // No grant was ever stored.
+    let db = rusqlite::Connection::open(w.data.join("coordinator.sqlite")).unwrap();
+    let grants: i64 = db
+        .query_row("SELECT COUNT(*) FROM grants", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(grants, 0);
+}
