@@ -542,7 +542,12 @@ fn report_verify_checks_the_supplied_bytes_exactly() {
         (
             "manifest-field.json",
             Box::new(|b| b["envelope"]["manifest"]["extra"] = 1.into()),
-            "extra",
+            "envelope.manifest: unknown field `extra`",
+        ),
+        (
+            "block-type.json",
+            Box::new(|b| b["reports"][0]["block"] = "three".into()),
+            "reports[0].block",
         ),
         (
             "format.json",

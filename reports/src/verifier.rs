@@ -212,6 +212,16 @@ fn only_keys(
     Ok(())
 }
 
+/// Field `key` of object `v` (null when absent), naming `path.key` on error.
+fn field<T: serde::de::DeserializeOwned>(
+    v: &serde_json::Value,
+    path: &str,
+    key: &str,
+) -> Result<T, BundleError> {
+    T::deserialize(v.get(key).unwrap_or(&serde_json::Value::Null))
+        .map_err(|e| bundle_err(format!("{path}.{key}"), e.to_string()))
+}
+
 fn typed<T: serde::de::DeserializeOwned>(
     v: &serde_json::Value,
     path: &str,
@@ -289,7 +299,14 @@ impl Bundle {
                 &["kind", "report_abi", "signature", "stored_hash"],
                 &["tx_hash", "block"],
             )?;
-            reports.push(typed::<BundledReport>(r, &path)?);
+            reports.push(BundledReport {
+                kind: field(r, &path, "kind")?,
+                report_abi: field(r, &path, "report_abi")?,
+                signature: field(r, &path, "signature")?,
+                stored_hash: field(r, &path, "stored_hash")?,
+                tx_hash: field(r, &path, "tx_hash")?,
+                block: field(r, &path, "block")?,
+            });
         }
 
         let env = &v["envelope"];
@@ -305,6 +322,9 @@ impl Bundle {
             "envelope.manifest.format",
             MANIFEST_FORMAT,
         )?;
+        // Parts first, so an error names the deepest field it can.
+        let _: Manifest = field(env, "envelope", "manifest")?;
+        let _: TeeKind = field(env, "envelope", "kind")?;
         let envelope: EvidenceEnvelope = typed(env, "envelope")?;
         Ok(Bundle {
             format: BUNDLE_FORMAT.into(),

@@ -170,8 +170,8 @@ pub fn report_verification(v: &Verification, json: bool) -> Result<(), Failure> 
                     .strip_prefix("not checked offline: ")
                     .unwrap_or(&n.reason);
                 match &n.value {
-                    Some(val) => println!("  [ -- ] {:<20} {val} — {why}", n.field),
-                    None => println!("  [ -- ] {:<20} {why}", n.field),
+                    Some(val) => println!("  [ -- ] {:<24} {val} — {why}", n.field),
+                    None => println!("  [ -- ] {:<24} {why}", n.field),
                 }
             }
         }
