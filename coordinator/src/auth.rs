@@ -12,7 +12,6 @@
 use axum::http::{header, HeaderMap};
 use sealroom_protocol::api::{
     self, SignedHeaders, HDR_CONTENT_SHA256, HDR_KEY, HDR_NONCE, HDR_SIGNATURE, HDR_TIMESTAMP,
-    MAX_SKEW_S,
 };
 
 use crate::db;
@@ -152,6 +151,7 @@ pub async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sealroom_protocol::api::MAX_SKEW_S;
 
     #[test]
     fn prehashed_message_equals_the_protocol_message() {
