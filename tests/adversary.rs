@@ -1251,3 +1251,196 @@ fn a_manifest_rewritten_after_consent_leaks_nothing() {
         .unwrap();
     assert_eq!(grants, 0);
 }
+
+// ---------------------------------------------------------------------------
+// Invariant 4: the verifier.
+
+/// How the verifier answered an altered bundle.
+enum Verdict4 {
+    /// Refused as a bundle (bad input): the field named.
+    Unreadable(String),
+    /// Read, verified false: the failed check.
+    Failed(String),
+    /// Verified, with these fields listed as not checked offline.
+    Unchecked(Vec<String>),
+}
+
+fn verify_text(text: &str) -> Verdict4 {
+    match sealroom_reports::verifier::Bundle::from_json(text) {
+        Err(e) => Verdict4::Unreadable(e.to_string()),
+        Ok(b) => {
+            let v = sealroom_reports::verifier::verify_bundle(&b, None, None);
+            if v.verified {
+                Verdict4::Unchecked(v.not_checked.into_iter().map(|n| n.field).collect())
+            } else {
+                Verdict4::Failed(v.failure.map(|f| f.check).unwrap_or_default())
+            }
+        }
+    }
+}
+
+#[test]
+fn the_verifier_rejects_every_altered_bundle_or_lists_what_it_cannot_check() {
+    let w = World::new();
+    let sid = w.session(|_| {});
+    w.consent_and_upload_all(&sid);
+    let node = w.spawn_node(&sid, "node.log");
+    w.wait(&sid, |s| s.node.is_some());
+    w.grant_all(&sid);
+    let st = w.wait(&sid, |s| {
+        s.state >= SessionState::Published && s.reports.iter().all(|r| r.tx_hash.is_some())
+    });
+    kill(node);
+    let bundle = sealroom_tui::worker::bundle_from_status(&st).unwrap();
+    let honest = serde_json::to_value(&bundle).unwrap();
+    match verify_text(&honest.to_string()) {
+        Verdict4::Unchecked(f) => assert!(
+            f.iter().any(|x| x.contains("tx_hash")),
+            "offline, transaction hashes are listed as not checked: {f:?}"
+        ),
+        Verdict4::Failed(c) => panic!("the honest bundle fails `{c}`"),
+        Verdict4::Unreadable(e) => panic!("the honest bundle is unreadable: {e}"),
+    }
+    let abi = |v: &mut Value, i: usize, f: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = hex::decode(
+            v["reports"][i]["report_abi"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("0x"),
+        )
+        .unwrap();
+        f(&mut b);
+        v["reports"][i]["report_abi"] = hex::encode(b).into();
+    };
+    type Alter = Box<dyn Fn(&mut Value)>;
+    let rows: Vec<(&str, Alter)> = vec![
+        (
+            "report with trailing zero bytes",
+            Box::new(move |v| abi(v, 0, &|b| b.extend([0u8; 32]))),
+        ),
+        (
+            "dirty ABI padding",
+            Box::new(move |v| abi(v, 0, &|b| b[40] ^= 0x10)),
+        ),
+        (
+            "report byte changed",
+            Box::new(move |v| {
+                abi(v, 1, &|b| {
+                    let i = b.len() - 40;
+                    b[i] ^= 1;
+                })
+            }),
+        ),
+        (
+            "opened report duplicated",
+            Box::new(|v| {
+                let o = v["reports"][0].clone();
+                v["reports"].as_array_mut().unwrap().insert(1, o);
+            }),
+        ),
+        (
+            "reports reordered",
+            Box::new(|v| v["reports"].as_array_mut().unwrap().swap(0, 1)),
+        ),
+        (
+            "signature changed",
+            Box::new(|v| {
+                let mut s = hex::decode(
+                    v["reports"][0]["signature"]
+                        .as_str()
+                        .unwrap()
+                        .trim_start_matches("0x"),
+                )
+                .unwrap();
+                s[10] ^= 1;
+                v["reports"][0]["signature"] = hex::encode(s).into();
+            }),
+        ),
+        (
+            "stored hash changed",
+            Box::new(|v| {
+                v["reports"][1]["stored_hash"] = serde_json::to_value(B256::repeat_byte(1)).unwrap()
+            }),
+        ),
+        (
+            "evidence changed",
+            Box::new(|v| {
+                let e = &mut v["envelope"]["evidence"];
+                let mut b = hex::decode(e.as_str().unwrap().trim_start_matches("0x")).unwrap();
+                b[100] ^= 1;
+                *e = hex::encode(b).into();
+            }),
+        ),
+        (
+            "manifest policy changed",
+            Box::new(|v| {
+                rewrite_manifest(
+                    &mut v["envelope"],
+                    &|m| m.policy.allow_simulation = !m.policy.allow_simulation,
+                    false,
+                )
+            }),
+        ),
+        (
+            "owner key in the manifest changed",
+            Box::new(|v| {
+                rewrite_manifest(
+                    &mut v["envelope"],
+                    &|m| m.owner.identity.x25519 = [9; 32],
+                    false,
+                )
+            }),
+        ),
+        (
+            "unknown field",
+            Box::new(|v| v["reports"][0]["note"] = "trust me".into()),
+        ),
+        (
+            "unknown format tag",
+            Box::new(|v| v["format"] = "sealroom-bundle/9".into()),
+        ),
+        (
+            "session id changed",
+            Box::new(|v| v["session_id"] = serde_json::to_value(B256::repeat_byte(2)).unwrap()),
+        ),
+    ];
+    for (row, alter) in rows {
+        let mut v = honest.clone();
+        alter(&mut v);
+        match verify_text(&v.to_string()) {
+            Verdict4::Unreadable(e) => assert!(!e.is_empty(), "{row}"),
+            Verdict4::Failed(check) => assert!(!check.is_empty(), "{row}: unnamed check"),
+            Verdict4::Unchecked(f) => panic!("{row}: VERIFIED (unchecked: {f:?})"),
+        }
+    }
+    // What offline verification cannot check is listed, never passed off as checked.
+    let lies: Vec<(&str, Alter, &str)> = vec![
+        (
+            "tx hash edited",
+            Box::new(|v| v["reports"][0]["tx_hash"] = format!("0x{}", "ab".repeat(32)).into()),
+            "tx_hash",
+        ),
+        (
+            "block edited",
+            Box::new(|v| v["reports"][0]["block"] = 999_999.into()),
+            "block",
+        ),
+        (
+            "chain label edited",
+            Box::new(|v| v["chain"]["label"] = "opBNB mainnet".into()),
+            "label",
+        ),
+    ];
+    for (row, alter, field) in lies {
+        let mut v = honest.clone();
+        alter(&mut v);
+        match verify_text(&v.to_string()) {
+            Verdict4::Unchecked(f) => assert!(
+                f.iter().any(|x| x.contains(field)),
+                "{row}: `{field}` not listed in {f:?}"
+            ),
+            Verdict4::Failed(c) => panic!("{row}: failed `{c}` (an offline verifier cannot know)"),
+            Verdict4::Unreadable(e) => panic!("{row}: unreadable: {e}"),
+        }
+    }
+}

@@ -245,8 +245,11 @@ fn blob_corrupted_at_rest_ends_in_a_published_abort() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
+    // The coordinator re-hashes what it serves and cuts the stream of a blob
+    // that no longer matches its content address (check `blob`); a blob that
+    // still reached the node whole would fail its `ciphertext-hash`.
     assert!(
-        err.contains("hospital-b") && err.contains("ciphertext-hash"),
+        err.contains("hospital-b") && (err.contains("ciphertext-hash") || err.contains(": blob:")),
         "{err}"
     );
     assert_eq!(v["state"], "aborted");

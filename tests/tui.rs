@@ -351,6 +351,27 @@ fn a_party_consents_uploads_and_grants_from_the_tui_until_reports_appear() {
     );
     tmux.keys(&["y"]);
     tmux.wait_for(&["data key for hospital-a granted to node"], 60);
+    // The TUI keeps the member's record where the CLI does (beside the key):
+    // the consented manifest and the node granted to.
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.join(format!("hospital-a.key.sessions/{sid}.json")))
+            .expect("the TUI wrote hospital-a's record beside its key"),
+    )
+    .unwrap();
+    assert_eq!(record["manifest_hash"], manifest_hash.as_str());
+    assert_eq!(record["consent"]["action"], "consent");
+    assert!(record["grant"]["node_key"].is_string(), "{record}");
+    // …and the CLI checks the same record (status refuses a changed manifest).
+    cli(&[
+        "party",
+        "status",
+        "--coordinator",
+        &url,
+        "--key",
+        &p("hospital-a.key"),
+        "--session",
+        &sid,
+    ]);
 
     // The others, by the CLI.
     for (n, blob) in [

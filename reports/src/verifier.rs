@@ -726,6 +726,24 @@ pub fn verify_bundle_from(
             Some(f) => format!("{}: {}", f.check, f.detail),
         };
         c.push("evidence.verified", v.verified, detail);
+        if v.verified {
+            // The manifest's engine allowlist applies to the attested
+            // measurement (the only measurement there is).
+            let attested = v.measurement.clone().unwrap_or_default();
+            match crate::node_check::engine_allowed(m, &attested) {
+                Ok(()) if m.engine.trainer_measurements.is_empty() => c.push(
+                    "engine.allowlist",
+                    true,
+                    format!("the manifest pins no engine measurement; attested {attested}"),
+                ),
+                Ok(()) => c.push(
+                    "engine.allowlist",
+                    true,
+                    format!("attested measurement {attested} is in engine.trainer_measurements"),
+                ),
+                Err(f) => c.push("engine.allowlist", false, f.detail),
+            }
+        }
         verdict = Some(v);
     } else {
         c.push("evidence.verified", false, "no report names a node key");

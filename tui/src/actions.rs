@@ -101,11 +101,11 @@ pub fn run(
             write_atomic(path, &f.opened.model, true)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             Ok(format!(
-                "model {} bytes, sha256 {:#x} (as the verified completed report {:#x} names it; chain not checked here) written to {}",
+                "model {} bytes, sha256 {} written to {}; it is the model the verified completed report {:#x} names (chain not checked here)",
                 f.opened.model.len(),
-                f.model_sha256,
+                hex::encode(f.model_sha256),
+                path.display(),
                 f.report_hash,
-                path.display()
             ))
         }
         Action::Export(path) => {
