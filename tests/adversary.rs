@@ -371,7 +371,7 @@ impl World {
     fn consent_and_upload_all(&self, sid: &B256) {
         for w in self.members() {
             let m = self.member(w);
-            m.consent(sid, ConsentAction::Consent).unwrap();
+            m.consent(sid, ConsentAction::Consent, None).unwrap();
             m.upload(sid, &w.blob, &|_, _, _| {}).unwrap();
         }
     }
@@ -476,8 +476,51 @@ fn manifest_edit(edit: fn(&mut Manifest), update_hash: bool) -> StatusEdit {
 fn members_never_grant_to_a_node_outside_the_consented_manifest() {
     let w = World::new();
     let sid = w.session(|_| {});
+    // Between review and consent the coordinator swaps the manifest: nothing
+    // is signed, nothing recorded; a consented member never signs another.
+    let reviewed = w.status(&sid).manifest_hash;
+    w.proxy.set(move |m, p, r| {
+        if m == "GET" && p == status_path(&sid) && r.status == 200 {
+            json_edit(r, |v| {
+                rewrite_manifest(
+                    v,
+                    &|m| m.policy.allow_simulation = !m.policy.allow_simulation,
+                    true,
+                )
+            });
+        }
+    });
+    let who = &w.parties[1];
+    let err = w
+        .member(who)
+        .consent(&sid, ConsentAction::Consent, Some(reviewed))
+        .unwrap_err();
+    assert_eq!(check_of(&err), "manifest.changed", "{err}");
+    assert!(
+        w.member(who).record(&sid).unwrap().is_none(),
+        "a record was written"
+    );
+    assert!(
+        !w.status(&sid).members.iter().any(|m| m.consented),
+        "a consent reached the coordinator"
+    );
+    w.proxy.clear();
     w.consent_and_upload_all(&sid);
+    w.proxy.set(move |m, p, r| {
+        if m == "GET" && p == status_path(&sid) && r.status == 200 {
+            json_edit(r, |v| {
+                rewrite_manifest(v, &|m| m.training.epochs += 1, true)
+            });
+        }
+    });
+    let err = w
+        .member(who)
+        .consent(&sid, ConsentAction::Consent, None)
+        .unwrap_err();
+    assert_eq!(check_of(&err), "manifest.changed", "{err}");
+    w.proxy.clear();
     let consented = w.status(&sid).manifest_hash;
+    assert_eq!(consented, reviewed);
     // The honest node registers (in-process node; the binary is exercised below).
     let node = sealroom_trainer::node::Node::start(
         consented,

@@ -19,6 +19,15 @@ pub enum MemberError {
         /// The hash the coordinator serves.
         served: B256,
     },
+    /// At consent: the coordinator serves another manifest than the one the
+    /// member reviewed (check `manifest.changed`). Nothing is signed.
+    #[error("manifest.changed: the coordinator now serves manifest {served:#x}, not {reviewed:#x} that you reviewed; nothing was signed")]
+    NotReviewed {
+        /// The hash the member reviewed and asked to sign.
+        reviewed: B256,
+        /// The hash the coordinator serves.
+        served: B256,
+    },
     /// The coordinator's manifest does not hash to the hash it claims, or is
     /// structurally invalid (check `manifest.served`).
     #[error("manifest.served: {0}")]
@@ -69,7 +78,9 @@ impl MemberError {
     /// The name of the failed check, for verification failures (exit 1).
     pub fn check(&self) -> Option<String> {
         match self {
-            Self::ManifestChanged { .. } => Some("manifest.changed".into()),
+            Self::ManifestChanged { .. } | Self::NotReviewed { .. } => {
+                Some("manifest.changed".into())
+            }
             Self::ServedManifest(_) => Some("manifest.served".into()),
             Self::NodeRejected(f) => Some(format!("node-evidence: {}", f.check)),
             Self::Check { check, .. } => Some(check.clone()),
@@ -87,6 +98,9 @@ impl MemberError {
         match self {
             Self::ManifestChanged { consented, served } => format!(
                 "the coordinator serves manifest {served:#x}, but you consented to {consented:#x}; refusing"
+            ),
+            Self::NotReviewed { reviewed, served } => format!(
+                "the coordinator now serves manifest {served:#x}, not {reviewed:#x} that you reviewed; nothing was signed"
             ),
             Self::ServedManifest(d) => d.clone(),
             Self::NodeRejected(f) => f.detail.clone(),

@@ -206,12 +206,29 @@ impl<'a> Member<'a> {
     /// sent, with the whole manifest; once recorded, the member never signs
     /// for another manifest of the same session. A withdrawal is always
     /// possible and is signed over the recorded manifest when there is one.
-    pub fn consent(&self, session: &B256, action: ConsentAction) -> Result<Consented, MemberError> {
+    ///
+    /// `reviewed`: the manifest hash the member was shown and agreed to (the
+    /// TUI's confirmation, `party consent --manifest-hash`); a coordinator
+    /// that swaps the manifest between review and consent gets nothing signed.
+    pub fn consent(
+        &self,
+        session: &B256,
+        action: ConsentAction,
+        reviewed: Option<B256>,
+    ) -> Result<Consented, MemberError> {
         let existing = self.record(session)?;
         let mut rec = match (action, existing) {
             (ConsentAction::Withdraw, Some(rec)) => rec,
             (_, existing) => {
                 let st = self.served(session)?;
+                if let Some(reviewed) = reviewed {
+                    if reviewed != st.manifest_hash {
+                        return Err(MemberError::NotReviewed {
+                            reviewed,
+                            served: st.manifest_hash,
+                        });
+                    }
+                }
                 if self.me.public().ed25519 != st.manifest.owner.identity.ed25519
                     && st.manifest.member_name(&self.key()).is_none()
                 {

@@ -730,7 +730,7 @@ pub fn verify_bundle_from(
             // The manifest's engine allowlist applies to the attested
             // measurement (the only measurement there is).
             let attested = v.measurement.clone().unwrap_or_default();
-            match crate::node_check::engine_allowed(m, &attested) {
+            let _ = match crate::node_check::engine_allowed(m, &attested) {
                 Ok(()) if m.engine.trainer_measurements.is_empty() => c.push(
                     "engine.allowlist",
                     true,
@@ -742,7 +742,7 @@ pub fn verify_bundle_from(
                     format!("attested measurement {attested} is in engine.trainer_measurements"),
                 ),
                 Err(f) => c.push("engine.allowlist", false, f.detail),
-            }
+            };
         }
         verdict = Some(v);
     } else {

@@ -52,6 +52,10 @@ enum Action {
         /// Withdraw a consent (allowed until keys are granted; aborts the session).
         #[arg(long)]
         withdraw: bool,
+        /// The manifest hash you reviewed (from `party join`): refuse to sign
+        /// if the coordinator now serves another.
+        #[arg(long, value_name = "HASH")]
+        manifest_hash: Option<String>,
     },
     /// Upload your encrypted blob (from `sealroom commit`).
     Commit {
@@ -155,13 +159,24 @@ pub fn run(args: Args) -> CmdResult {
                 ),
             );
         }
-        Action::Consent { withdraw } => {
+        Action::Consent {
+            withdraw,
+            manifest_hash,
+        } => {
+            let reviewed = manifest_hash
+                .as_deref()
+                .map(|h| {
+                    h.parse::<B256>().map_err(|_| {
+                        input_err(format!("--manifest-hash {h}: not a 32-byte hex hash"))
+                    })
+                })
+                .transpose()?;
             let action = if withdraw {
                 ConsentAction::Withdraw
             } else {
                 ConsentAction::Consent
             };
-            let done = member.consent(&session, action).map_err(fail)?;
+            let done = member.consent(&session, action, reviewed).map_err(fail)?;
             out(
                 serde_json::json!({"action": if withdraw {"withdraw"} else {"consent"}, "manifest_hash": format!("{:#x}", done.manifest_hash), "record": done.record}),
                 format!(

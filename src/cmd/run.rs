@@ -387,7 +387,7 @@ pub fn run(args: Args) -> CmdResult {
             RecordStore::in_dir(m.commit_dir.join("state")),
         );
         let who = format!("{}: ", m.name);
-        me.consent(&session, ConsentAction::Consent)
+        me.consent(&session, ConsentAction::Consent, Some(manifest.hash()))
             .map_err(|e| flows::member_failure(&who, e))?;
         me.upload(&session, &m.commit_dir.join("dataset.sealed"), &no_progress)
             .map_err(|e| flows::member_failure(&who, e))?;
@@ -398,7 +398,7 @@ pub fn run(args: Args) -> CmdResult {
         RecordStore::in_dir(owner_dir.join("state")),
     );
     owner_member
-        .consent(&session, ConsentAction::Consent)
+        .consent(&session, ConsentAction::Consent, Some(manifest.hash()))
         .map_err(|e| flows::member_failure("owner: ", e))?;
     if owner_input.is_some() {
         owner_member
@@ -663,7 +663,8 @@ pub fn run(args: Args) -> CmdResult {
             "kind": if coord_chain == "embedded" { "embedded" } else { "rpc" },
             "chain_id": chain_json.get("chain_id"),
             "contract": format!("{contract_addr:#x}"),
-            "label": chain_json.get("label"),
+            // Derived from the chain's kind and id, never a free-text label.
+            "label": verification.chain.as_ref().map(|c| c.name.clone()),
         },
         "state": final_status.state.as_str(),
         "abort_reason": final_status.abort_reason,

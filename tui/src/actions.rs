@@ -43,7 +43,10 @@ pub fn run(
     let session = st.session_id;
     match action {
         Action::Consent(a) => {
-            let done = member.consent(&session, *a).map_err(shown)?;
+            // Sign only the manifest the confirmation showed.
+            let done = member
+                .consent(&session, *a, Some(st.manifest_hash))
+                .map_err(shown)?;
             Ok(format!(
                 "{} over manifest {:#x} (recorded)",
                 if *a == ConsentAction::Consent {

@@ -388,11 +388,21 @@ fn overview_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
                 .join(", "),
         ),
     ));
+    // The name is derived from the chain's kind and id (what the
+    // coordinator says is only a claim: its free-text label is never shown).
     let chain = st
         .chain
         .as_ref()
-        .and_then(|c| c.get("label").and_then(|l| l.as_str()).map(str::to_string))
-        .unwrap_or_else(|| m.chain.target.clone());
+        .and_then(|c| {
+            let kind = c.get("kind")?.as_str()?;
+            let id = c.get("chain_id")?.as_u64()?;
+            Some(format!(
+                "{} (chain id {id}, as the coordinator reports; the manifest names `{}`)",
+                sealroom_reports::verifier::chain_name(kind, id),
+                m.chain.target
+            ))
+        })
+        .unwrap_or_else(|| format!("{} (named by the manifest)", m.chain.target));
     v.push(kv(t, "chain", Span::raw(chain)));
     if let Some(r) = &st.abort_reason {
         v.push(kv(t, "aborted", Span::styled(r.clone(), t.bad())));
