@@ -132,11 +132,6 @@ async fn signed_json_limited<T: serde::de::DeserializeOwned>(
     body: Body,
     limit: usize,
 ) -> Result<([u8; 32], T), ApiErr> {
-    if content_length(headers).is_some_and(|l| l > limit as u64) {
-        return Err(ApiErr::too_large(format!(
-            "request body exceeds {limit} bytes"
-        )));
-    }
     let read = tokio::time::timeout(JSON_TIMEOUT, axum::body::to_bytes(body, limit));
     let bytes = read
         .await
@@ -287,15 +282,6 @@ async fn stream_to_store(
         return Err(f);
     }
     Ok((hasher.finalize().into(), len, w))
-}
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
 }
 
 async fn commit_blob(w: Box<dyn BlobWriter>, sha: [u8; 32]) -> Result<(), ApiErr> {
