@@ -537,7 +537,7 @@ impl App {
         }
         if !d.manifest_ok {
             return self.refuse(
-                "consent refused: manifest.changed or manifest.served: the served manifest is not the one you consented to, or does not hash to the coordinator's hash",
+                "consent refused: the manifest does not hash to the served hash, or is not the one you consented to",
             );
         }
         self.confirm(Action::Consent(action));
