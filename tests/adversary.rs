@@ -882,7 +882,7 @@ fn the_node_decrypts_nothing_that_does_not_match_the_consented_manifest() {
         let reason = st.abort_reason.clone().unwrap_or_default();
         // "node aborted (code N): INPUT: CHECK: detail"
         let rest = reason.split_once("): ").map(|x| x.1).unwrap_or(&reason);
-        let check = rest.splitn(3, ": ").nth(1).unwrap_or("");
+        let check = rest.split(": ").nth(1).unwrap_or("");
         assert!(
             expected.contains(&check),
             "{row}: aborted by `{check}` ({reason}), expected one of {expected:?}"
@@ -939,14 +939,15 @@ fn the_owner_accepts_only_the_model_the_verified_completed_report_names() {
     let (_, rogue) = coordinator_node(&mh, false);
     let rogue_json = serde_json::to_value(&rogue).unwrap();
 
-    let sealed = |f: Arc<dyn Fn(&mut Vec<u8>) + Send + Sync>| -> Edit {
+    type BytesEdit = Arc<dyn Fn(&mut Vec<u8>) + Send + Sync>;
+    let sealed = |f: BytesEdit| -> Edit {
         Arc::new(move |p: &str, r: &mut Resp| {
             if p.ends_with("/sealed-model") && r.status == 200 {
                 f(&mut r.body)
             }
         })
     };
-    let status = |f: Arc<dyn Fn(&mut Value) + Send + Sync>, sid: B256| -> Edit {
+    let status = |f: StatusEdit, sid: B256| -> Edit {
         Arc::new(move |p: &str, r: &mut Resp| {
             if p == status_path(&sid) && r.status == 200 {
                 json_edit(r, |v| f(v))

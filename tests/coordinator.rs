@@ -530,7 +530,11 @@ fn full_session_with_checks_at_every_step() {
         &p0.key,
     )
     .unwrap();
-    expect_err(party0.grant(&sid, &other_evidence), 409, "other than the registered");
+    expect_err(
+        party0.grant(&sid, &other_evidence),
+        409,
+        "other than the registered",
+    );
     // A grant made for another session (same member, input and node).
     let mut elsewhere = f.manifest.clone();
     elsewhere.session_id = B256::repeat_byte(9);

@@ -238,7 +238,9 @@ mod tests {
         }
         let mut dirty = bytes.clone();
         dirty[word(10)] = 0x01;
-        let err = IntegrityReport::from_abi_bytes(&dirty).unwrap_err().to_string();
+        let err = IntegrityReport::from_abi_bytes(&dirty)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`insecureSimulation`"), "{err}");
         // The untouched bytes still decode (the test is not vacuous).
         assert_eq!(IntegrityReport::from_abi_bytes(&bytes).unwrap(), sample());
