@@ -407,6 +407,20 @@ impl World {
             .unwrap()
     }
 
+    /// An honest session run to the end by the real node binary (reports on chain).
+    fn completed_session(&self) -> (B256, SessionStatus) {
+        let sid = self.session(|_| {});
+        self.consent_and_upload_all(&sid);
+        let node = self.spawn_node(&sid, "node.log");
+        self.wait(&sid, |s| s.node.is_some());
+        self.grant_all(&sid);
+        let st = self.wait(&sid, |s| {
+            s.state >= SessionState::Published && s.reports.iter().all(|r| r.tx_hash.is_some())
+        });
+        kill(node);
+        (sid, st)
+    }
+
     fn wait(&self, sid: &B256, done: impl Fn(&SessionStatus) -> bool) -> SessionStatus {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
@@ -908,15 +922,7 @@ fn the_node_decrypts_nothing_that_does_not_match_the_consented_manifest() {
 #[test]
 fn the_owner_accepts_only_the_model_the_verified_completed_report_names() {
     let mut w = World::new();
-    let sid = w.session(|_| {});
-    w.consent_and_upload_all(&sid);
-    let node = w.spawn_node(&sid, "node.log");
-    w.wait(&sid, |s| s.node.is_some());
-    w.grant_all(&sid);
-    let st = w.wait(&sid, |s| {
-        s.state >= SessionState::Published && s.reports.iter().all(|r| r.tx_hash.is_some())
-    });
-    kill(node);
+    let (sid, st) = w.completed_session();
     assert_ne!(st.state, SessionState::Aborted, "{:?}", st.abort_reason);
     let owner_pub = w.owner.id.public();
     let mh = st.manifest_hash;
@@ -1102,6 +1108,60 @@ fn the_owner_accepts_only_the_model_the_verified_completed_report_names() {
         .map(|_| ())
         .unwrap_err();
     assert_eq!(check_of(&err), "model.sealed-hash", "{err}");
+
+    // The honest model through the binary, compared with the registry in the
+    // embedded chain: it says what it verified, the chain included.
+    let contract = st.chain.as_ref().unwrap()["contract"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let honest_out = w.dir.join("model-honest.bin");
+    let o = Command::new(BIN)
+        .args([
+            "owner",
+            "fetch-model",
+            "--coordinator",
+            &w.proxy.url,
+            "--session",
+            &format!("{sid:#x}"),
+            "--contract",
+            &contract,
+        ])
+        .arg("--chain-dir")
+        .arg(w.data.join("chain"))
+        .arg("--key")
+        .arg(&w.owner.key_file)
+        .arg("--state")
+        .arg(&w.owner.state)
+        .arg("--out")
+        .arg(&honest_out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        stdout.contains("the registry stores this completed report"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read(&honest_out).unwrap(),
+        &fetched.opened.model[..]
+    );
+    // open-model through the binary: the coordinator's file is refused.
+    let o = Command::new(BIN)
+        .args(["owner", "open-model"])
+        .arg(&bad)
+        .arg("--key")
+        .arg(&w.owner.key_file)
+        .arg("--state")
+        .arg(&w.owner.state)
+        .arg("--out")
+        .arg(w.dir.join("opened-forged.bin"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("model.sealed-hash"));
+    assert!(!w.dir.join("opened-forged.bin").exists());
 
     // Attack 2 of the issue, through the real binary: the coordinator
     // overwrites the sealed model in its own blob store (content address and
@@ -1326,15 +1386,7 @@ fn verify_text(text: &str) -> Verdict4 {
 #[test]
 fn the_verifier_rejects_every_altered_bundle_or_lists_what_it_cannot_check() {
     let w = World::new();
-    let sid = w.session(|_| {});
-    w.consent_and_upload_all(&sid);
-    let node = w.spawn_node(&sid, "node.log");
-    w.wait(&sid, |s| s.node.is_some());
-    w.grant_all(&sid);
-    let st = w.wait(&sid, |s| {
-        s.state >= SessionState::Published && s.reports.iter().all(|r| r.tx_hash.is_some())
-    });
-    kill(node);
+    let (sid, st) = w.completed_session();
     let bundle = sealroom_tui::worker::bundle_from_status(&st).unwrap();
     let honest = serde_json::to_value(&bundle).unwrap();
     match verify_text(&honest.to_string()) {
