@@ -25,8 +25,11 @@ enum Command {
     Keygen(cmd::keygen::Args),
     /// Verify published reports (bundle or chain), write bundles, prove and check inclusion.
     Report(cmd::report::Args),
-    /// Run a TEE node for a session (`node run --coordinator URL --tee sim`).
+    /// Run a TEE node for a session (`node run --coordinator URL --tee sim`): executes the sealroom-node binary beside this one.
     Node(cmd::node::Args),
+    /// The trainer engine: print the measurement of a sealroom-node binary, to pin in a scenario.
+    #[command(subcommand)]
+    Engine(cmd::engine::EngineCmd),
     /// A consortium member's side of a session: join, consent, commit, grant, status.
     Party(cmd::party::Args),
     /// The model owner's side: create a session, fetch and open the model.
@@ -58,6 +61,7 @@ fn main() {
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Node(a) => cmd::node::run(a),
+        Command::Engine(c) => cmd::engine::run(c),
         Command::Party(a) => cmd::party::run(a),
         Command::Owner(a) => cmd::owner::run(a),
         Command::Commit(a) => cmd::commit::run(a),

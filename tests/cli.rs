@@ -651,3 +651,73 @@ fn report_verify_checks_the_supplied_bytes_exactly() {
         stderr(&o)
     );
 }
+
+/// The packages (`name version`) in `cargo tree -p PACKAGE -e EDGES`.
+fn dependency_set(package: &str, edges: &str) -> std::collections::BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let o = Command::new(cargo)
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            package,
+            "-e",
+            edges,
+            "--prefix",
+            "none",
+        ])
+        .current_dir(repo())
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        o.status.success(),
+        "cargo tree -p {package}: {}",
+        stderr(&o)
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some(format!("{} {}", w.next()?, w.next()?))
+        })
+        .collect()
+}
+
+/// The measured node image (`sealroom-node`) links no HTTP server, no
+/// database, no EVM or chain client and no TUI, and is a fraction of the
+/// `sealroom` command's dependency tree (figures in docs/trainer.md).
+#[test]
+fn node_dependency_tree_is_minimal() {
+    let node = dependency_set("sealroom-node", "normal");
+    let cli = dependency_set("sealroom", "normal");
+    for banned in ["axum", "rusqlite", "revm", "alloy-provider", "ratatui"] {
+        let found: Vec<&String> = node
+            .iter()
+            .filter(|p| {
+                let name = p.split(' ').next().unwrap_or_default();
+                name == banned || name.starts_with(&format!("{banned}-"))
+            })
+            .collect();
+        assert!(found.is_empty(), "sealroom-node links {banned}: {found:?}");
+        // The check is meaningful: the full command does link it.
+        assert!(
+            cli.iter().any(|p| p.starts_with(&format!("{banned} "))),
+            "sealroom no longer links {banned}; update this test"
+        );
+    }
+    let linked_node = dependency_set("sealroom-node", "normal,no-proc-macro").len();
+    let linked_cli = dependency_set("sealroom", "normal,no-proc-macro").len();
+    eprintln!(
+        "crates (cargo tree -e normal): sealroom-node {} vs sealroom {} ({:.0}%); \
+         without proc-macros: {linked_node} vs {linked_cli}",
+        node.len(),
+        cli.len(),
+        100.0 * node.len() as f64 / cli.len() as f64
+    );
+    assert!(
+        node.len() < cli.len(),
+        "sealroom-node {} crates, sealroom {}",
+        node.len(),
+        cli.len()
+    );
+}

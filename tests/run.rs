@@ -316,3 +316,111 @@ fn run_rejects_bad_input_with_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--out"));
 }
+
+/// A variant of a shipped scenario written to `dir/file` (datasets by
+/// absolute path) with `extra` appended.
+fn scenario_with(dir: &Path, name: &str, file: &str, extra: &str) -> String {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let text = std::fs::read_to_string(base.join(name)).unwrap();
+    let text = text.replace("\"data/", &format!("\"{}/", base.join("data").display()));
+    let p = dir.join(file);
+    std::fs::write(&p, format!("{text}\n{extra}\n")).unwrap();
+    p.display().to_string()
+}
+
+/// The 64-hex measurement a check's detail names.
+fn measurement_in(detail: &str) -> Option<String> {
+    detail
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .find(|w| w.len() == 64)
+        .map(str::to_string)
+}
+
+/// The `engine.allowlist` line of a verification.
+fn engine_check(checks: &serde_json::Value) -> serde_json::Value {
+    checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "engine.allowlist")
+        .cloned()
+        .unwrap_or_else(|| panic!("no engine.allowlist check in {checks}"))
+}
+
+/// `sealroom engine measure` prints the SHA-256 of the `sealroom-node`
+/// beside `sealroom`; that is what the simulated node attests (in the run's
+/// evidence and in the bundle), a scenario pinning it runs, and a scenario
+/// pinning another value is refused: the coordinator refuses the
+/// registration (`engine.allowlist`) and the node names its own check
+/// (`engine: engine-allowlist`).
+#[test]
+fn engine_measure_is_what_the_node_attests_and_what_a_scenario_pins() {
+    let o = sealroom(&["engine", "measure", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let m = v["measurement"].as_str().unwrap().to_string();
+    let node = Path::new(env!("CARGO_BIN_EXE_sealroom"))
+        .parent()
+        .unwrap()
+        .join(format!("sealroom-node{}", std::env::consts::EXE_SUFFIX));
+    assert_eq!(PathBuf::from(v["path"].as_str().unwrap()), node);
+    let bytes = std::fs::read(&node).unwrap();
+    use sha2::Digest;
+    assert_eq!(m, hex::encode(sha2::Sha256::digest(&bytes)));
+    // Not the measurement of `sealroom` itself.
+    let own = std::fs::read(env!("CARGO_BIN_EXE_sealroom")).unwrap();
+    assert_ne!(m, hex::encode(sha2::Sha256::digest(&own)));
+    // The human form prints the measurement alone on stdout; a PATH works too.
+    let o = sealroom(&["engine", "measure", node.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), m);
+    let o = sealroom(&["engine", "measure", "/nonexistent/sealroom-node"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/sealroom-node"));
+
+    // A scenario pinning exactly that value runs; the evidence attests it.
+    let dir = tempfile::tempdir().unwrap();
+    let pinned = scenario_with(
+        dir.path(),
+        "breast-cancer-3-hospitals.toml",
+        "pinned.toml",
+        &format!("[engine]\ntrainer_measurements = [\"{m}\"]"),
+    );
+    let out = dir.path().join("pinned");
+    let (o, v) = run_json(&pinned, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(v["verification"]["verified"], true, "{v}");
+    let c = engine_check(&v["verification"]["checks"]);
+    assert_eq!(c["ok"], true, "{c}");
+    assert_eq!(
+        measurement_in(c["detail"].as_str().unwrap()),
+        Some(m.clone())
+    );
+    // The bundle's evidence, verified offline, attests the same value.
+    let o = verify_bundle_json(&out.join("bundle.json"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let b: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = engine_check(&b["checks"]);
+    assert_eq!(
+        measurement_in(c["detail"].as_str().unwrap()),
+        Some(m.clone()),
+        "{c}"
+    );
+
+    // Another value: the node is refused, the run fails and nothing trains.
+    let other = "11".repeat(32);
+    let refused = scenario_with(
+        dir.path(),
+        "breast-cancer-3-hospitals.toml",
+        "other.toml",
+        &format!("[engine]\ntrainer_measurements = [\"{other}\"]"),
+    );
+    let out = dir.path().join("refused");
+    let (o, _) = run_json(&refused, &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let log = std::fs::read_to_string(out.join("node.log")).unwrap();
+    assert!(log.contains("engine: engine-allowlist"), "{log}");
+    assert!(log.contains("engine.allowlist"), "{log}");
+    assert!(log.contains(&m), "{log}");
+    assert!(!log.contains("training on"), "{log}");
+}

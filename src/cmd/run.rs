@@ -171,7 +171,7 @@ fn wait_for(
                 }
                 if !code.success() && st.state != SessionState::Aborted {
                     return Err(runtime_err(format!(
-                        "the node exited ({code}) with the session in state {}",
+                        "the node exited ({code}) with the session in state {} (node.log in the run directory says why)",
                         st.state.as_str()
                     )));
                 }
@@ -218,6 +218,9 @@ pub fn run(args: Args) -> CmdResult {
             )));
         }
     }
+    // The node is its own binary (the measured image); find it before
+    // starting anything, so a missing one is exit 2 saying how to build it.
+    let node_exe = super::node::node_exe()?;
     // The manifest records where the reports go: the chain this run really uses.
     scenario.chain.target = chain_target.clone();
     scenario.chain.contract = contract.clone();
@@ -349,7 +352,6 @@ pub fn run(args: Args) -> CmdResult {
         }
         other => (other.to_string(), None),
     };
-    let exe = std::env::current_exe().map_err(runtime_err)?;
     let mut extra: Vec<std::ffi::OsString> = Vec::new();
     if let Some(c) = &contract {
         extra.extend(["--contract".into(), c.into()]);
@@ -429,9 +431,8 @@ pub fn run(args: Args) -> CmdResult {
 
     // 4. One simulated node, as a separate OS process.
     let t_attest = Instant::now();
-    let node_child = Command::new(&exe)
+    let node_child = Command::new(&node_exe)
         .args([
-            "node",
             "run",
             "--coordinator",
             &url,
