@@ -765,7 +765,7 @@ fn ed(f: impl Fn(&str, &mut Resp) + Send + Sync + 'static) -> Edit {
 const PRE_DECRYPTION: &[&str] = &[
     "manifest",
     "manifest-hash",
-    "engine-allowlist",
+    "engine.allowlist",
     "consent",
     "grant-signature",
     "grant-node",

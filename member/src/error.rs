@@ -3,6 +3,7 @@
 use alloy_primitives::B256;
 use sealroom_protocol::api::ClientError;
 use sealroom_reports::attest::Failure;
+use sealroom_reports::check::Check;
 
 /// Why a member-side step stopped. Every refusal that comes from a check
 /// names the check ([`MemberError::check`]), so the CLI exits 1 with it and
@@ -48,8 +49,8 @@ pub enum MemberError {
     /// `model.report-signature`, …).
     #[error("{check}: {detail}")]
     Check {
-        /// The check's name.
-        check: String,
+        /// The check.
+        check: Check,
         /// What differed.
         detail: String,
     },
@@ -79,11 +80,11 @@ impl MemberError {
     pub fn check(&self) -> Option<String> {
         match self {
             Self::ManifestChanged { .. } | Self::NotReviewed { .. } => {
-                Some("manifest.changed".into())
+                Some(Check::ManifestChanged.into())
             }
-            Self::ServedManifest(_) => Some("manifest.served".into()),
+            Self::ServedManifest(_) => Some(Check::ManifestServed.into()),
             Self::NodeRejected(f) => Some(format!("node-evidence: {}", f.check)),
-            Self::Check { check, .. } => Some(check.clone()),
+            Self::Check { check, .. } => Some(check.as_str().into()),
             _ => None,
         }
     }
@@ -109,9 +110,9 @@ impl MemberError {
         }
     }
 
-    pub(crate) fn check_failed(check: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn check_failed(check: Check, detail: impl Into<String>) -> Self {
         Self::Check {
-            check: check.into(),
+            check,
             detail: detail.into(),
         }
     }

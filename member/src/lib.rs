@@ -33,6 +33,7 @@ use sealroom_protocol::api::{Client, NodeRegistration, SessionStatus};
 use sealroom_protocol::identity::Identity;
 use sealroom_protocol::manifest::{validation_input_name, Consent, ConsentAction, Grant, Manifest};
 use sealroom_reports::attest::{Failure, Verdict};
+use sealroom_reports::check::Check;
 use sha2::{Digest, Sha256};
 
 pub use error::MemberError;
@@ -313,15 +314,17 @@ impl<'a> Member<'a> {
     pub fn verify_node(&self, session: &B256, at: i64) -> Result<VerifiedNode, MemberError> {
         let (st, rec) = self.checked(session)?;
         let reg = st.node.ok_or_else(|| MemberError::Check {
-            check: "node.registered".into(),
+            check: Check::NodeRegistered,
             detail: "no node has registered for this session yet".into(),
         })?;
         let verdict = verify_registration(&rec.manifest, &reg, at);
         if !verdict.verified {
-            let f = verdict
-                .failure
-                .clone()
-                .unwrap_or_else(|| Failure::new("unknown", "rejected"));
+            let f = verdict.failure.clone().unwrap_or_else(|| {
+                Failure::new(
+                    sealroom_reports::check::Check::EvidenceVerified,
+                    "rejected without a named check",
+                )
+            });
             return Err(MemberError::NodeRejected(f));
         }
         let evidence_hash = sealroom_reports::binding::evidence_hash(&reg.evidence);
@@ -362,7 +365,7 @@ impl<'a> Member<'a> {
             evidence_hash,
             &key,
         )
-        .map_err(|e| MemberError::check_failed("grant", e.to_string()))?;
+        .map_err(|e| MemberError::check_failed(Check::Grant, e.to_string()))?;
         drop(key);
         record.grant = Some(GrantEntry {
             input: input.clone(),
@@ -401,7 +404,7 @@ fn commitment_of(
         .map(|(_, _, c)| c)
         .ok_or_else(|| {
             MemberError::check_failed(
-                "manifest.input",
+                Check::ManifestInput,
                 format!("no commitment for `{input}` in the consented manifest"),
             )
         })

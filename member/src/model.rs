@@ -15,6 +15,7 @@ use alloy_primitives::{keccak256, B256};
 use sealroom_protocol::api::{NodeRegistration, ReportRecord};
 use sealroom_protocol::identity::Identity;
 use sealroom_protocol::sealed_model::{open_model, read_header, OpenedModel};
+use sealroom_reports::check::Check;
 use sealroom_reports::report::{verify_report_signature, IntegrityReport, ReportKind};
 use zeroize::Zeroizing;
 
@@ -75,25 +76,25 @@ impl ChainReportHashes {
     }
 }
 
-fn fail(check: &str, detail: impl Into<String>) -> MemberError {
+fn fail(check: Check, detail: impl Into<String>) -> MemberError {
     MemberError::check_failed(check, detail)
 }
 
 fn decode_report(r: &ReportRecord) -> Result<(Vec<u8>, IntegrityReport, [u8; 64]), MemberError> {
     let bytes = hex::decode(r.report_abi.trim_start_matches("0x"))
-        .map_err(|_| fail("model.report", format!("{} report: not hex", r.kind)))?;
+        .map_err(|_| fail(Check::ModelReport, format!("{} report: not hex", r.kind)))?;
     let report = IntegrityReport::from_abi_bytes(&bytes)
-        .map_err(|e| fail("model.report", format!("{} report: {e}", r.kind)))?;
+        .map_err(|e| fail(Check::ModelReport, format!("{} report: {e}", r.kind)))?;
     // Strict: the bytes as supplied are what is hashed and signed.
     if report.abi_bytes() != bytes {
         return Err(fail(
-            "model.report",
+            Check::ModelReport,
             format!("{} report: not in canonical ABI encoding", r.kind),
         ));
     }
     let sig = sealroom_protocol::hash::parse_hex_array::<64>(&r.signature).ok_or_else(|| {
         fail(
-            "model.report",
+            Check::ModelReport,
             format!("{} report: signature not 64 bytes", r.kind),
         )
     })?;
@@ -126,32 +127,35 @@ impl Member<'_> {
             let mut it = st.reports.iter().filter(|r| r.kind == kind);
             let first = it.next();
             if it.next().is_some() {
-                return Err(fail("model.report", format!("more than one {kind} report")));
+                return Err(fail(
+                    Check::ModelReport,
+                    format!("more than one {kind} report"),
+                ));
             }
             Ok(first)
         };
         let completed = one("completed")?
-            .ok_or_else(|| fail("model.report", "the session has no completed report"))?;
+            .ok_or_else(|| fail(Check::ModelReport, "the session has no completed report"))?;
         let opened = one("opened")?
-            .ok_or_else(|| fail("model.report", "the session has no opened report"))?;
+            .ok_or_else(|| fail(Check::ModelReport, "the session has no opened report"))?;
         let (c_bytes, c, c_sig) = decode_report(completed)?;
         let (o_bytes, o, o_sig) = decode_report(opened)?;
         if c.kind != ReportKind::Completed as u8 || o.kind != ReportKind::Opened as u8 {
             return Err(fail(
-                "model.report",
+                Check::ModelReport,
                 "report kinds do not match their labels",
             ));
         }
         for (name, r) in [("opened", &o), ("completed", &c)] {
             if r.sessionId != *session {
                 return Err(fail(
-                    "model.report",
+                    Check::ModelReport,
                     format!("{name} report is for another session"),
                 ));
             }
             if r.manifestHash != rec.manifest_hash {
                 return Err(fail(
-                    "model.report",
+                    Check::ModelReport,
                     format!(
                         "{name} report is bound to manifest {:#x}, you consented to {:#x}",
                         r.manifestHash, rec.manifest_hash
@@ -161,34 +165,36 @@ impl Member<'_> {
         }
         if c.ownerKey.0 != m.owner.identity.x25519 {
             return Err(fail(
-                "model.report",
+                Check::ModelReport,
                 "the completed report names another owner key",
             ));
         }
         if c.prevReportHash != keccak256(&o_bytes) {
             return Err(fail(
-                "model.report",
+                Check::ModelReport,
                 "the completed report does not link the opened report",
             ));
         }
         if o.nodeKey != c.nodeKey || o.evidenceHash != c.evidenceHash {
             return Err(fail(
-                "model.report",
+                Check::ModelReport,
                 "opened and completed come from different nodes",
             ));
         }
         // The node: its evidence must verify against the consented policy,
         // at the time it signed, and bind the key that signed the reports.
-        let reg: &NodeRegistration = st
-            .node
-            .as_ref()
-            .ok_or_else(|| fail("model.node", "the coordinator serves no node registration"))?;
+        let reg: &NodeRegistration = st.node.as_ref().ok_or_else(|| {
+            fail(
+                Check::ModelNode,
+                "the coordinator serves no node registration",
+            )
+        })?;
         // The owner that brought validation data granted it to one node it
         // verified itself: the model must come from that node.
         if let Some(g) = &rec.grant {
             if g.node_key != c.nodeKey.0 {
                 return Err(fail(
-                    "model.node",
+                    Check::ModelNode,
                     format!(
                         "the completed report is signed by node {}, but you granted your data to node {}",
                         hex::encode(&c.nodeKey[..8]),
@@ -199,31 +205,34 @@ impl Member<'_> {
         }
         if reg.node_key != c.nodeKey.0 || reg.hpke_key != c.nodeHpkeKey.0 {
             return Err(fail(
-                "model.node",
+                Check::ModelNode,
                 "the registered node did not sign the reports",
             ));
         }
         if sealroom_reports::binding::evidence_hash(&reg.evidence) != c.evidenceHash {
             return Err(fail(
-                "model.node",
+                Check::ModelNode,
                 "the served evidence is not the evidence the reports name",
             ));
         }
         let at = i64::try_from(o.timestamp).unwrap_or(i64::MAX);
         let verdict = verify_registration(m, reg, at);
         if !verdict.verified {
-            let f = verdict
-                .failure
-                .unwrap_or_else(|| sealroom_reports::attest::Failure::new("unknown", "rejected"));
+            let f = verdict.failure.unwrap_or_else(|| {
+                sealroom_reports::attest::Failure::new(
+                    sealroom_reports::check::Check::EvidenceVerified,
+                    "rejected without a named check",
+                )
+            });
             return Err(MemberError::NodeRejected(f));
         }
         verify_report_signature(&o, &reg.node_key, &o_sig)
-            .map_err(|e| fail("model.report-signature", format!("opened: {e}")))?;
+            .map_err(|e| fail(Check::ModelReportSignature, format!("opened: {e}")))?;
         verify_report_signature(&c, &reg.node_key, &c_sig)
-            .map_err(|e| fail("model.report-signature", format!("completed: {e}")))?;
+            .map_err(|e| fail(Check::ModelReportSignature, format!("completed: {e}")))?;
         if !c.inputsWiped {
             return Err(fail(
-                "model.report",
+                Check::ModelReport,
                 "the completed report does not say inputs were wiped",
             ));
         }
@@ -238,13 +247,13 @@ impl Member<'_> {
                     .map(|(_, h)| *h)
                     .ok_or_else(|| {
                         fail(
-                            "model.chain",
+                            Check::ModelChain,
                             format!("{}: no completed report stored", ch.source),
                         )
                     })?;
                 if stored != report_hash {
                     return Err(fail(
-                        "model.chain",
+                        Check::ModelChain,
                         format!(
                             "{}: the registry stores completed report {stored:#x}, the coordinator serves {report_hash:#x}",
                             ch.source
@@ -259,7 +268,7 @@ impl Member<'_> {
         let sealed_sha256 = B256::from(sealroom_protocol::hash::sha256(&sealed));
         if sealed_sha256 != c.sealedModelHash {
             return Err(fail(
-                "model.sealed-hash",
+                Check::ModelSealedHash,
                 format!(
                     "the sealed model received hashes to {sealed_sha256:#x}; the signed completed report names {:#x}",
                     c.sealedModelHash
@@ -299,17 +308,17 @@ fn open_checked(
     manifest_hash: &B256,
     model_sha256: &B256,
 ) -> Result<OpenedModel, MemberError> {
-    let opened = open_model(sealed, me).map_err(|e| fail("model.open", e.to_string()))?;
+    let opened = open_model(sealed, me).map_err(|e| fail(Check::ModelOpen, e.to_string()))?;
     if opened.header.session_id != *session || opened.header.manifest_hash != *manifest_hash {
         return Err(fail(
-            "model.open",
+            Check::ModelOpen,
             "the sealed model's header names another session or manifest",
         ));
     }
     let found = B256::from(sealroom_protocol::hash::sha256(&opened.model));
     if found != *model_sha256 {
         return Err(fail(
-            "model.hash",
+            Check::ModelHash,
             format!("the model hashes to {found:#x}; the signed completed report names {model_sha256:#x}"),
         ));
     }
@@ -336,7 +345,7 @@ pub fn open_model_file(
         })?;
     let accepted = rec.model.ok_or_else(|| {
         fail(
-            "model.unverified",
+            Check::ModelUnverified,
             format!(
                 "no verified completed report for session {session:#x} in your record: run `sealroom owner fetch-model` first"
             ),
@@ -345,7 +354,7 @@ pub fn open_model_file(
     let found = B256::from(sealroom_protocol::hash::sha256(&sealed));
     if found != accepted.sealed_sha256 {
         return Err(fail(
-            "model.sealed-hash",
+            Check::ModelSealedHash,
             format!(
                 "{what} hashes to {found:#x}; the verified completed report names {:#x}",
                 accepted.sealed_sha256

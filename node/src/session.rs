@@ -265,7 +265,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
             &manifest,
             abort_code::MANIFEST,
             "manifest",
-            "manifest-hash",
+            sealroom_reports::check::Check::ManifestHash,
             format!(
                 "the coordinator now serves manifest {:#x}; this node's evidence is bound to {:#x}",
                 work.manifest.hash(),

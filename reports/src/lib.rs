@@ -8,6 +8,7 @@
 
 pub mod attest;
 pub mod binding;
+pub mod check;
 pub mod node_check;
 pub mod policy_eval;
 pub mod report;

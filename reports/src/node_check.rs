@@ -8,6 +8,7 @@ use sealroom_protocol::manifest::Manifest;
 
 use crate::attest::{self, Failure, Inputs, Verdict};
 use crate::binding::expected_report_data;
+use crate::check::Check;
 
 /// Verifies a registered node at `at` (Unix seconds) for `manifest`.
 pub fn verify_registration(manifest: &Manifest, reg: &NodeRegistration, at: i64) -> Verdict {
@@ -18,7 +19,7 @@ pub fn verify_registration(manifest: &Manifest, reg: &NodeRegistration, at: i64)
         Err(_) => {
             return Verdict::rejected(
                 reg.kind,
-                Failure::new("evidence.format", "a certificate is not hex"),
+                Failure::new(Check::EvidenceFormat, "a certificate is not hex"),
             )
         }
     };
@@ -27,7 +28,7 @@ pub fn verify_registration(manifest: &Manifest, reg: &NodeRegistration, at: i64)
         Err(_) => {
             return Verdict::rejected(
                 reg.kind,
-                Failure::new("evidence.format", "collateral is not hex"),
+                Failure::new(Check::EvidenceFormat, "collateral is not hex"),
             )
         }
     };
@@ -48,7 +49,7 @@ pub fn verify_registration(manifest: &Manifest, reg: &NodeRegistration, at: i64)
         return Verdict::rejected(
             reg.kind,
             Failure::new(
-                "policy.kind",
+                Check::PolicyKind,
                 format!(
                     "{} evidence is not accepted by the manifest's policy",
                     reg.kind
@@ -83,7 +84,7 @@ pub fn attested_engine_check(
         .map(|h| h.trim_start_matches("0x").to_ascii_lowercase())
         .ok_or_else(|| {
             Failure::new(
-                "engine.measurement",
+                Check::EngineMeasurement,
                 "the evidence carries no launch measurement",
             )
         })?;
@@ -93,7 +94,7 @@ pub fn attested_engine_check(
         .to_ascii_lowercase();
     if claimed != attested {
         return Err(Failure::new(
-            "engine.measurement",
+            Check::EngineMeasurement,
             format!("the registration claims {claimed}, the evidence attests {attested}"),
         ));
     }
@@ -113,7 +114,7 @@ pub fn engine_allowed(manifest: &Manifest, attested_hex: &str) -> Result<(), Fai
         Ok(())
     } else {
         Err(Failure::new(
-            "engine.allowlist",
+            Check::EngineAllowlist,
             format!("attested measurement {attested} is not in the manifest's engine.trainer_measurements"),
         ))
     }

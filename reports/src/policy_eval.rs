@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use crate::attest::{Attested, Failure, GpuReference, Inputs, Verdict};
 use crate::binding::report_data_matches;
+use crate::check::Check;
 use crate::{Policy, TeeKind};
 
 /// Evaluates binding and policy, and builds the verdict.
@@ -76,7 +77,7 @@ fn check(kind: TeeKind, att: &Attested, inputs: &Inputs, policy: &Policy) -> Res
         if let Some(n) = &inputs.expected_nonce {
             if att.report_data.as_slice() != n.as_slice() {
                 return Err(Failure::new(
-                    "nvidia.nonce",
+                    Check::NvidiaNonce,
                     format!(
                         "evidence nonce {} is not the expected {}",
                         hex::encode(&att.report_data),
@@ -88,7 +89,7 @@ fn check(kind: TeeKind, att: &Attested, inputs: &Inputs, policy: &Policy) -> Res
     } else if let Some(rd) = &inputs.expected_report_data {
         if !report_data_matches(&att.report_data, rd) {
             return Err(Failure::new(
-                "report-data",
+                Check::ReportData,
                 format!(
                     "evidence report_data {} is not the expected {}",
                     hex::encode(&att.report_data),
@@ -100,21 +101,21 @@ fn check(kind: TeeKind, att: &Attested, inputs: &Inputs, policy: &Policy) -> Res
     // 2. Simulation.
     if kind == TeeKind::Sim && !policy.allow_simulation {
         return Err(Failure::new(
-            "policy.simulation",
+            Check::PolicySimulation,
             "insecure-simulation evidence and the policy does not allow_simulation",
         ));
     }
     // 3. Kind.
     if kind != TeeKind::NvidiaGpu && !policy.accepted_kinds.contains(&kind) {
         return Err(Failure::new(
-            "policy.kind",
+            Check::PolicyKind,
             format!("{kind} is not among the policy's accepted_kinds"),
         ));
     }
     // 4. Measurement.
     if !policy.measurement_allowed(kind, &att.measurement) {
         return Err(Failure::new(
-            "policy.measurement",
+            Check::PolicyMeasurement,
             format!(
                 "measurement {} is not in the policy's {kind} allowlist",
                 hex::encode(&att.measurement)
@@ -130,7 +131,7 @@ fn check(kind: TeeKind, att: &Attested, inputs: &Inputs, policy: &Policy) -> Res
             let found = &rtmrs[i];
             if !decode_list(allowed).iter().any(|a| a == found) {
                 return Err(Failure::new(
-                    "policy.rtmr",
+                    Check::PolicyRtmr,
                     format!(
                         "RTMR{i} {} is not allowed by the policy",
                         hex::encode(found)
@@ -154,14 +155,14 @@ fn check(kind: TeeKind, att: &Attested, inputs: &Inputs, policy: &Policy) -> Res
     // 7. Debug.
     if att.debug && !policy.allow_debug {
         return Err(Failure::new(
-            "policy.debug",
+            Check::PolicyDebug,
             "the guest is debuggable and the policy forbids debug",
         ));
     }
     // 8. Migration agent.
     if att.migrate_ma && !policy.allow_migration_agent {
         return Err(Failure::new(
-            "policy.migration-agent",
+            Check::PolicyMigrationAgent,
             "the guest policy allows a migration agent",
         ));
     }
@@ -180,7 +181,7 @@ fn check(kind: TeeKind, att: &Attested, inputs: &Inputs, policy: &Policy) -> Res
         .collect();
         if !below.is_empty() {
             return Err(Failure::new(
-                "policy.min-tcb",
+                Check::PolicyMinTcb,
                 format!(
                     "reported TCB below the policy minimum: {}",
                     below.join(", ")
@@ -191,7 +192,7 @@ fn check(kind: TeeKind, att: &Attested, inputs: &Inputs, policy: &Policy) -> Res
     if let Some(status) = &att.tdx_status {
         if !policy.min_tcb.tdx_statuses.iter().any(|s| s == status) {
             return Err(Failure::new(
-                "policy.min-tcb",
+                Check::PolicyMinTcb,
                 format!(
                     "TDX TCB status {status} is not accepted (policy accepts {})",
                     policy.min_tcb.tdx_statuses.join(", ")
@@ -205,7 +206,7 @@ fn check(kind: TeeKind, att: &Attested, inputs: &Inputs, policy: &Policy) -> Res
         let age = inputs.at.saturating_sub(ts);
         if age > i64::try_from(policy.max_evidence_age_s).unwrap_or(i64::MAX) || age < -SKEW_S {
             return Err(Failure::new(
-                "policy.evidence-age",
+                Check::PolicyEvidenceAge,
                 format!(
                     "evidence created {} is {age} s old at {} (max {} s)",
                     crate::attest::certs::fmt_time(ts),
@@ -222,19 +223,19 @@ fn check_gpu_reference(ms: &BTreeMap<u8, Vec<u8>>, r: &GpuReference) -> Result<(
     for (idx, allowed) in &r.measurements {
         let Ok(i) = idx.parse::<u8>() else {
             return Err(Failure::new(
-                "nvidia.reference",
+                Check::NvidiaReference,
                 format!("bad measurement index `{idx}`"),
             ));
         };
         let Some(found) = ms.get(&i) else {
             return Err(Failure::new(
-                "nvidia.reference",
+                Check::NvidiaReference,
                 format!("the report has no measurement {i}"),
             ));
         };
         if !decode_list(allowed).iter().any(|a| a == found) {
             return Err(Failure::new(
-                "nvidia.reference",
+                Check::NvidiaReference,
                 format!(
                     "measurement {i} = {} matches no reference value",
                     hex::encode(found)
@@ -260,7 +261,7 @@ pub fn evaluate_composite(
     }
     match gpu {
         None if policy.require_gpu => Err(Failure::new(
-            "policy.gpu-required",
+            Check::PolicyGpuRequired,
             "the policy requires GPU evidence and none was given",
         )),
         None => Ok(()),
@@ -276,7 +277,7 @@ pub fn evaluate_composite(
             let expected = crate::attest::nvidia::gpu_nonce_for(&rd);
             if g.report_data.as_deref() != Some(hex::encode(expected).as_str()) {
                 return Err(Failure::new(
-                    "nvidia.nonce-binding",
+                    Check::NvidiaNonceBinding,
                     "the GPU nonce is not derived from the CPU evidence's report_data",
                 ));
             }

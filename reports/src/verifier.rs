@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attest::{self, Inputs, Verdict};
 use crate::binding::expected_report_data;
+use crate::check::Check as Name;
 use crate::report::{signing_message, IntegrityReport, ReportKind};
 
 /// Format tag of bundles.
@@ -418,7 +419,7 @@ pub struct Verification {
 struct Checks(Vec<Check>);
 
 impl Checks {
-    fn push(&mut self, check: &str, ok: bool, detail: impl Into<String>) -> bool {
+    fn push(&mut self, check: Name, ok: bool, detail: impl Into<String>) -> bool {
         self.0.push(Check {
             check: check.into(),
             ok,
@@ -522,7 +523,7 @@ pub fn verify_bundle_from(
 
     let format_ok = bundle.format == BUNDLE_FORMAT && bundle.envelope.format == ENVELOPE_FORMAT;
     c.push(
-        "bundle.format",
+        Name::BundleFormat,
         format_ok,
         if format_ok {
             format!("{BUNDLE_FORMAT} with a {ENVELOPE_FORMAT} envelope")
@@ -535,7 +536,7 @@ pub fn verify_bundle_from(
     );
 
     c.push(
-        "manifest",
+        Name::Manifest,
         m.validate().is_ok() && m.session_id == bundle.session_id,
         match m.validate() {
             Err(e) => e.to_string(),
@@ -602,7 +603,7 @@ pub fn verify_bundle_from(
     }
     let n = bundle.reports.len();
     c.push(
-        "report.decode",
+        Name::ReportDecode,
         decode_fail.is_none() && n > 0,
         match (&decode_fail, n) {
             (Some(d), _) => d.clone(),
@@ -613,20 +614,20 @@ pub fn verify_bundle_from(
         },
     );
     c.push(
-        "report.canonical",
+        Name::ReportCanonical,
         canonical_fail.is_none(),
         canonical_fail.clone().unwrap_or_else(|| {
             "every report's bytes are exactly abi.encode(report): re-encoding gives them back byte for byte (no trailing bytes, no dirty padding)".into()
         }),
     );
     let (kinds_ok, kinds_detail) = kinds_check(&bundle.reports);
-    c.push("report.kinds", kinds_ok, kinds_detail);
+    c.push(Name::ReportKinds, kinds_ok, kinds_detail);
 
     let session_ok = decoded
         .iter()
         .all(|d| d.report.sessionId == bundle.session_id && d.report.manifestHash == mh);
     c.push(
-        "report.session",
+        Name::ReportSession,
         session_ok,
         if session_ok {
             format!(
@@ -671,13 +672,13 @@ pub fn verify_bundle_from(
     } else if node_key.is_none() {
         sig_detail = "no report decoded: no signature to check".into();
     }
-    c.push("report.signature", sig_ok, sig_detail);
+    c.push(Name::ReportSignature, sig_ok, sig_detail);
 
     // Evidence.
     let ev_hash = keccak256(&bundle.envelope.evidence);
     let ev_ok = !decoded.is_empty() && decoded.iter().all(|d| d.report.evidenceHash == ev_hash);
     c.push(
-        "evidence.hash",
+        Name::EvidenceHash,
         ev_ok,
         if ev_ok {
             format!("evidence keccak256 {ev_hash:#x} matches every report")
@@ -709,7 +710,7 @@ pub fn verify_bundle_from(
             Verdict::rejected(
                 bundle.envelope.kind,
                 attest::Failure::new(
-                    "policy.kind",
+                    Name::PolicyKind,
                     format!(
                         "{} evidence is not accepted by the policy",
                         bundle.envelope.kind
@@ -725,32 +726,32 @@ pub fn verify_bundle_from(
             ),
             Some(f) => format!("{}: {}", f.check, f.detail),
         };
-        c.push("evidence.verified", v.verified, detail);
+        c.push(Name::EvidenceVerified, v.verified, detail);
         if v.verified {
             // The manifest's engine allowlist applies to the attested
             // measurement (the only measurement there is).
             let attested = v.measurement.clone().unwrap_or_default();
             let _ = match crate::node_check::engine_allowed(m, &attested) {
                 Ok(()) if m.engine.trainer_measurements.is_empty() => c.push(
-                    "engine.allowlist",
+                    Name::EngineAllowlist,
                     true,
                     format!("the manifest pins no engine measurement; attested {attested}"),
                 ),
                 Ok(()) => c.push(
-                    "engine.allowlist",
+                    Name::EngineAllowlist,
                     true,
                     format!("attested measurement {attested} is in engine.trainer_measurements"),
                 ),
-                Err(f) => c.push("engine.allowlist", false, f.detail),
+                Err(f) => c.push(Name::EngineAllowlist, false, f.detail),
             };
         }
         verdict = Some(v);
     } else {
-        c.push("evidence.verified", false, "no report names a node key");
+        c.push(Name::EvidenceVerified, false, "no report names a node key");
     }
     let phrase = policy_phrase(&policy_source);
     c.push(
-        "simulation",
+        Name::Simulation,
         !insecure || policy.allow_simulation,
         match (insecure, policy.allow_simulation) {
             (false, _) => "hardware evidence".to_string(),
@@ -791,7 +792,7 @@ pub fn verify_bundle_from(
     }
     let chain_ok = link_fail.is_none() && !decoded.is_empty();
     c.push(
-        "report.chain",
+        Name::ReportChain,
         chain_ok,
         match link_fail {
             Some(f) => f,
@@ -810,7 +811,7 @@ pub fn verify_bundle_from(
     let root = m.inputs_tree().map(|t| t.root()).ok();
     let root_ok = root.is_some() && decoded.iter().all(|d| Some(d.report.inputsRoot) == root);
     c.push(
-        "inputs.root",
+        Name::InputsRoot,
         root_ok,
         match root {
             Some(r) if root_ok => format!("inputs root {r:#x} recomputed from the manifest"),
@@ -821,7 +822,7 @@ pub fn verify_bundle_from(
     let from_chain = matches!(provenance, Provenance::Chain(_));
     let stored_bad = decoded.iter().find(|d| d.hash != d.bundled.stored_hash);
     c.push(
-        "chain.stored-hash",
+        Name::ChainStoredHash,
         stored_bad.is_none() && !decoded.is_empty(),
         match (stored_bad, from_chain) {
             (Some(d), _) => format!(
@@ -853,7 +854,7 @@ pub fn verify_bundle_from(
         "incomplete"
     };
     c.push(
-        "report.outcome",
+        Name::ReportOutcome,
         outcome == "completed" || outcome == "aborted",
         match (completed, aborted) {
             (Some(d), _) => format!(

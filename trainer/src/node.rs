@@ -27,6 +27,7 @@ use sealroom_protocol::manifest::{Consent, ConsentAction, Grant, Manifest};
 use sealroom_protocol::policy::TeeKind;
 use sealroom_protocol::sealed_model::seal_model;
 use sealroom_reports::binding::expected_report_data;
+use sealroom_reports::check::Check;
 use sealroom_reports::report::{signing_message, IntegrityReport, ReportKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -185,7 +186,7 @@ pub struct AbortReason {
 }
 
 impl AbortReason {
-    fn new(code: u16, input: &str, check: &str, detail: impl Into<String>) -> Self {
+    fn new(code: u16, input: &str, check: Check, detail: impl Into<String>) -> Self {
         Self {
             code,
             input: input.into(),
@@ -523,8 +524,12 @@ impl Node {
             Ok(t) => t,
             Err(e) => {
                 self.wipe();
-                let reason =
-                    AbortReason::new(abort_code::TRAINING, "engine", "training", e.to_string());
+                let reason = AbortReason::new(
+                    abort_code::TRAINING,
+                    "engine",
+                    Check::Training,
+                    e.to_string(),
+                );
                 return abort(self, &mut reports, opened_hash, reason, progress);
             }
         };
@@ -555,7 +560,7 @@ impl Node {
             Err(e) => {
                 self.wipe();
                 let reason =
-                    AbortReason::new(abort_code::SEALING, "owner", "sealing", e.to_string());
+                    AbortReason::new(abort_code::SEALING, "owner", Check::Sealing, e.to_string());
                 return abort(self, &mut reports, opened_hash, reason, progress);
             }
         };
@@ -596,7 +601,7 @@ impl Node {
         manifest: &Manifest,
         code: u16,
         input: &str,
-        check: &str,
+        check: Check,
         detail: impl Into<String>,
     ) -> SessionOutcome {
         self.wipe();
@@ -628,7 +633,7 @@ impl Node {
         progress: &mut dyn FnMut(NodeEvent),
     ) -> Result<(Dataset, Option<Dataset>), AbortReason> {
         let m = inputs.manifest;
-        let checked = |progress: &mut dyn FnMut(NodeEvent), input: &str, check: &str| {
+        let checked = |progress: &mut dyn FnMut(NodeEvent), input: &str, check: Check| {
             progress(NodeEvent::Checked {
                 input: input.into(),
                 check: check.into(),
@@ -636,21 +641,33 @@ impl Node {
         };
         // 1. Manifest and engine.
         m.validate().map_err(|e| {
-            AbortReason::new(abort_code::MANIFEST, "manifest", "manifest", e.to_string())
+            AbortReason::new(
+                abort_code::MANIFEST,
+                "manifest",
+                Check::Manifest,
+                e.to_string(),
+            )
         })?;
         if m.hash() != self.manifest_hash {
             return Err(AbortReason::new(
                 abort_code::MANIFEST,
                 "manifest",
-                "manifest-hash",
+                Check::ManifestHash,
                 "the manifest is not the one this node's evidence is bound to",
             ));
         }
-        checked(progress, "manifest", "manifest");
+        checked(progress, "manifest", Check::Manifest);
         sealroom_reports::node_check::engine_allowed(m, &hex::encode(&self.measurement)).map_err(
-            |f| AbortReason::new(abort_code::ENGINE, "engine", "engine-allowlist", f.detail),
+            |f| {
+                AbortReason::new(
+                    abort_code::ENGINE,
+                    "engine",
+                    Check::EngineAllowlist,
+                    f.detail,
+                )
+            },
         )?;
-        checked(progress, "engine", "engine-allowlist");
+        checked(progress, "engine", Check::EngineAllowlist);
 
         // 2. Consents: every party and the owner, over this manifest; a withdrawal wins.
         let mh = self.manifest_hash;
@@ -670,7 +687,7 @@ impl Node {
                 return Err(AbortReason::new(
                     abort_code::CONSENT,
                     name,
-                    "consent",
+                    Check::Consent,
                     "consent withdrawn",
                 ));
             }
@@ -678,13 +695,13 @@ impl Node {
                 .iter()
                 .find(|c| c.action == ConsentAction::Consent)
                 .ok_or_else(|| {
-                    AbortReason::new(abort_code::CONSENT, name, "consent", "no consent")
+                    AbortReason::new(abort_code::CONSENT, name, Check::Consent, "no consent")
                 })?;
             c.verify(key, &mh).map_err(|e| {
-                AbortReason::new(abort_code::CONSENT, name, "consent", e.to_string())
+                AbortReason::new(abort_code::CONSENT, name, Check::Consent, e.to_string())
             })?;
         }
-        checked(progress, "members", "consent");
+        checked(progress, "members", Check::Consent);
 
         // 3. Grants signed by their owners, and 4. ciphertext hashes — all before any decryption.
         let grantable = m.grantable_inputs();
@@ -698,7 +715,7 @@ impl Node {
                     AbortReason::new(
                         abort_code::GRANT_SIGNATURE,
                         input,
-                        "grant-signature",
+                        Check::GrantSignature,
                         "no grant",
                     )
                 })?;
@@ -706,7 +723,7 @@ impl Node {
                 return Err(AbortReason::new(
                     abort_code::GRANT_SIGNATURE,
                     input,
-                    "grant-node",
+                    Check::GrantNode,
                     "grant is for another node",
                 ));
             }
@@ -716,7 +733,7 @@ impl Node {
                 return Err(AbortReason::new(
                     abort_code::GRANT_SIGNATURE,
                     input,
-                    "grant-manifest",
+                    Check::GrantManifest,
                     format!(
                         "grant is bound to manifest {:#x}, this node's evidence to {mh:#x}",
                         g.manifest_hash
@@ -728,7 +745,7 @@ impl Node {
                 return Err(AbortReason::new(
                     abort_code::GRANT_SIGNATURE,
                     input,
-                    "grant-evidence",
+                    Check::GrantEvidence,
                     "grant was made after verifying evidence other than this node's",
                 ));
             }
@@ -736,23 +753,33 @@ impl Node {
                 AbortReason::new(
                     abort_code::GRANT_SIGNATURE,
                     input,
-                    "grant-signature",
+                    Check::GrantSignature,
                     e.to_string(),
                 )
             })?;
             plan.push((input.clone(), commitment.clone(), g));
         }
-        checked(progress, "grants", "grant-signature");
+        checked(progress, "grants", Check::GrantSignature);
         for (input, commitment, _) in &plan {
             let mut r = inputs.blobs.open(input).map_err(|e| {
-                AbortReason::new(abort_code::BLOB_UNAVAILABLE, input, "blob", e.to_string())
+                AbortReason::new(
+                    abort_code::BLOB_UNAVAILABLE,
+                    input,
+                    Check::Blob,
+                    e.to_string(),
+                )
             })?;
             let mut h = Sha256::new();
             let mut len = 0u64;
             let mut buf = vec![0u8; 1 << 16];
             loop {
                 let n = r.read(&mut buf).map_err(|e| {
-                    AbortReason::new(abort_code::BLOB_UNAVAILABLE, input, "blob", e.to_string())
+                    AbortReason::new(
+                        abort_code::BLOB_UNAVAILABLE,
+                        input,
+                        Check::Blob,
+                        e.to_string(),
+                    )
                 })?;
                 if n == 0 {
                     break;
@@ -763,7 +790,7 @@ impl Node {
                     return Err(AbortReason::new(
                         abort_code::CIPHERTEXT_HASH,
                         input,
-                        "ciphertext-hash",
+                        Check::CiphertextHash,
                         "blob exceeds max_blob_bytes",
                     ));
                 }
@@ -775,7 +802,7 @@ impl Node {
                 return Err(AbortReason::new(
                     abort_code::CIPHERTEXT_HASH,
                     input,
-                    "ciphertext-hash",
+                    Check::CiphertextHash,
                     format!(
                         "blob sha256 {} ({} bytes) differs from the commitment's {:#x} ({} bytes)",
                         hex::encode(digest),
@@ -785,7 +812,7 @@ impl Node {
                     ),
                 ));
             }
-            checked(progress, input, "ciphertext-hash");
+            checked(progress, input, Check::CiphertextHash);
         }
 
         // 5. Open grants, decrypt, recompute root, count and schema; parse.
@@ -798,7 +825,7 @@ impl Node {
                 AbortReason::new(
                     abort_code::GRANT_OPEN,
                     "node",
-                    "grant-open",
+                    Check::GrantOpen,
                     "node HPKE key unavailable",
                 )
             })?;
@@ -806,10 +833,20 @@ impl Node {
         let mut validation = None;
         for (input, commitment, grant) in &plan {
             let key = grant.open(&hpke_secret, m, commitment).map_err(|e| {
-                AbortReason::new(abort_code::GRANT_OPEN, input, "grant-open", e.to_string())
+                AbortReason::new(
+                    abort_code::GRANT_OPEN,
+                    input,
+                    Check::GrantOpen,
+                    e.to_string(),
+                )
             })?;
             let reader = inputs.blobs.open(input).map_err(|e| {
-                AbortReason::new(abort_code::BLOB_UNAVAILABLE, input, "blob", e.to_string())
+                AbortReason::new(
+                    abort_code::BLOB_UNAVAILABLE,
+                    input,
+                    Check::Blob,
+                    e.to_string(),
+                )
             })?;
             // The commitment's length is a manifest number: the manifest's
             // caps bound it, and the initial reservation is bounded again
@@ -822,7 +859,9 @@ impl Node {
                 plain.extend_from_slice(chunk);
                 Ok(())
             })
-            .map_err(|e| AbortReason::new(abort_code::DECRYPT, input, "decrypt", e.to_string()))?;
+            .map_err(|e| {
+                AbortReason::new(abort_code::DECRYPT, input, Check::Decrypt, e.to_string())
+            })?;
             drop(key);
             if found.ciphertext_sha256 != commitment.ciphertext_sha256
                 || found.ciphertext_len != commitment.ciphertext_len
@@ -830,7 +869,7 @@ impl Node {
                 return Err(AbortReason::new(
                     abort_code::CIPHERTEXT_HASH,
                     input,
-                    "ciphertext-hash",
+                    Check::CiphertextHash,
                     "blob changed between checks",
                 ));
             }
@@ -838,7 +877,7 @@ impl Node {
                 return Err(AbortReason::new(
                     abort_code::MERKLE_ROOT,
                     input,
-                    "merkle-root",
+                    Check::MerkleRoot,
                     format!(
                         "records hash to {:#x}, commitment says {:#x}",
                         found.merkle_root, commitment.merkle_root
@@ -849,7 +888,7 @@ impl Node {
                 return Err(AbortReason::new(
                     abort_code::RECORD_COUNT,
                     input,
-                    "record-count",
+                    Check::RecordCount,
                     format!(
                         "{} records, commitment says {}",
                         found.record_count, commitment.record_count
@@ -860,7 +899,7 @@ impl Node {
                 return Err(AbortReason::new(
                     abort_code::SCHEMA,
                     input,
-                    "schema-hash",
+                    Check::SchemaHash,
                     "columns differ from the commitment",
                 ));
             }
@@ -868,13 +907,14 @@ impl Node {
                 return Err(AbortReason::new(
                     abort_code::SCHEMA,
                     input,
-                    "schema",
+                    Check::Schema,
                     "columns differ from the manifest's schema",
                 ));
             }
-            checked(progress, input, "merkle-root");
-            let ds = Dataset::from_csv(&plain, &m.schema)
-                .map_err(|e| AbortReason::new(abort_code::DATA, input, "data", e.to_string()))?;
+            checked(progress, input, Check::MerkleRoot);
+            let ds = Dataset::from_csv(&plain, &m.schema).map_err(|e| {
+                AbortReason::new(abort_code::DATA, input, Check::Data, e.to_string())
+            })?;
             drop(plain);
             if input.ends_with("/validation") {
                 validation = Some(ds);
@@ -885,8 +925,9 @@ impl Node {
         drop(hpke_secret);
         self.wipe();
         let refs: Vec<&Dataset> = party_sets.iter().collect();
-        let pooled = Dataset::concat(&refs)
-            .map_err(|e| AbortReason::new(abort_code::DATA, "pooled", "data", e.to_string()))?;
+        let pooled = Dataset::concat(&refs).map_err(|e| {
+            AbortReason::new(abort_code::DATA, "pooled", Check::Data, e.to_string())
+        })?;
         Ok((pooled, validation))
     }
 }
@@ -1081,7 +1122,7 @@ mod tests {
         let node = f.node().unwrap();
         let grants = f.grants(&node).unwrap();
         let out = go(&f, &node, &grants, &f.blobs, &f.consents);
-        assert_aborted(&out, &node.signing_key(), "engine", "engine-allowlist");
+        assert_aborted(&out, &node.signing_key(), "engine", "engine.allowlist");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod tdx;
 
 use std::collections::BTreeMap;
 
+use crate::check::Check;
 use serde::{Deserialize, Serialize};
 
 pub use sealroom_protocol::policy::{Policy, TeeKind};
@@ -38,9 +39,9 @@ pub struct Failure {
 
 impl Failure {
     /// A failure of `check`.
-    pub fn new(check: &str, detail: impl Into<String>) -> Self {
+    pub fn new(check: Check, detail: impl Into<String>) -> Self {
         Self {
-            check: check.to_string(),
+            check: check.as_str().to_string(),
             detail: detail.into(),
         }
     }
@@ -192,22 +193,23 @@ pub fn evidence_measurement(kind: TeeKind, evidence: &[u8]) -> Result<Vec<u8>, F
     match kind {
         TeeKind::Sim => sim::SimEvidence::parse(evidence)
             .map(|e| e.measurement.to_vec())
-            .map_err(|e| Failure::new("sim.parse", e)),
+            .map_err(|e| Failure::new(Check::SimParse, e)),
         TeeKind::SevSnp => sev_snp::SnpReport::parse(evidence)
             .map(|r| r.measurement.to_vec())
-            .map_err(|e| Failure::new("sev-snp.parse", e)),
+            .map_err(|e| Failure::new(Check::SevSnpParse, e)),
         TeeKind::Tdx => {
-            let layout = tdx::parse_layout(evidence).map_err(|e| Failure::new("tdx.parse", e))?;
+            let layout =
+                tdx::parse_layout(evidence).map_err(|e| Failure::new(Check::TdxParse, e))?;
             // TD report body: TEE_TCB_SVN(16) MRSEAM(48) MRSIGNERSEAM(48)
             // SEAMATTRIBUTES(8) TDATTRIBUTES(8) XFAM(8), then MRTD(48).
             let at = layout.body_offset + 136;
             evidence
                 .get(at..at + 48)
                 .map(<[u8]>::to_vec)
-                .ok_or_else(|| Failure::new("tdx.parse", "quote too short for MRTD"))
+                .ok_or_else(|| Failure::new(Check::TdxParse, "quote too short for MRTD"))
         }
         TeeKind::NvidiaGpu => Err(Failure::new(
-            "evidence.kind",
+            Check::EvidenceKind,
             "GPU evidence carries no engine launch measurement",
         )),
     }

@@ -31,6 +31,7 @@ use sha2::Digest;
 
 use super::certs::{verify_signed_by, Cert};
 use super::{hx, Attested, Failure, Inputs, Verifier};
+use crate::check::Check;
 use crate::TeeKind;
 
 /// Bundled NVIDIA Device Identity CA (PEM).
@@ -335,8 +336,8 @@ impl Verifier for NvidiaVerifier {
 
     fn verify_evidence(&self, inputs: &Inputs) -> Result<Attested, Failure> {
         let rep =
-            SpdmReport::parse(&inputs.evidence).map_err(|e| Failure::new("nvidia.parse", e))?;
-        let chain_err = |e: String| Failure::new("nvidia.cert-chain", e);
+            SpdmReport::parse(&inputs.evidence).map_err(|e| Failure::new(Check::NvidiaParse, e))?;
+        let chain_err = |e: String| Failure::new(Check::NvidiaCertChain, e);
         let root = root().ok_or_else(|| chain_err("bundled NVIDIA root does not load".into()))?;
         let mut certs = super::certs::parse_all(&inputs.certs).map_err(chain_err)?;
         if certs.is_empty() {
@@ -348,7 +349,7 @@ impl Verifier for NvidiaVerifier {
         for c in &certs {
             if c.self_issued() && c.der != root.der {
                 return Err(Failure::new(
-                    "nvidia.root",
+                    Check::NvidiaRoot,
                     format!(
                         "supplied root `{}` is not the bundled NVIDIA Device Identity CA",
                         c.subject_cn()
@@ -389,7 +390,7 @@ impl Verifier for NvidiaVerifier {
         }
         for c in &chain {
             c.check_valid_at(inputs.at)
-                .map_err(|e| Failure::new("nvidia.cert-validity", e))?;
+                .map_err(|e| Failure::new(Check::NvidiaCertValidity, e))?;
         }
         let leaf = chain[0];
         let key = leaf
@@ -398,7 +399,7 @@ impl Verifier for NvidiaVerifier {
         if !super::certs::verify_p384_fixed(key, &inputs.evidence[..rep.signed_len], &rep.signature)
         {
             return Err(Failure::new(
-                "nvidia.signature",
+                Check::NvidiaSignature,
                 "SPDM measurement signature does not verify under the leaf",
             ));
         }

@@ -25,6 +25,7 @@ use std::sync::OnceLock;
 
 use super::certs::{verify_signed_by, Cert};
 use super::{hx, Attested, Failure, Inputs, Verifier};
+use crate::check::Check;
 use crate::TeeKind;
 
 /// Length of an SNP attestation report.
@@ -324,9 +325,9 @@ impl Verifier for SevSnpVerifier {
 
     fn verify_evidence(&self, inputs: &Inputs) -> Result<Attested, Failure> {
         let report =
-            SnpReport::parse(&inputs.evidence).map_err(|e| Failure::new("sev-snp.parse", e))?;
-        let supplied =
-            super::certs::parse_all(&inputs.certs).map_err(|e| Failure::new("sev-snp.certs", e))?;
+            SnpReport::parse(&inputs.evidence).map_err(|e| Failure::new(Check::SevSnpParse, e))?;
+        let supplied = super::certs::parse_all(&inputs.certs)
+            .map_err(|e| Failure::new(Check::SevSnpCerts, e))?;
 
         // 2. The leaf: the one certificate with a P-384 key.
         let leaves: Vec<&Cert> = supplied.iter().filter(|c| c.p384_key().is_some()).collect();
@@ -334,13 +335,13 @@ impl Verifier for SevSnpVerifier {
             [one] => *one,
             [] => {
                 return Err(Failure::new(
-                    "sev-snp.certs",
+                    Check::SevSnpCerts,
                     "no VCEK or VLEK certificate supplied (--certs)",
                 ))
             }
             _ => {
                 return Err(Failure::new(
-                    "sev-snp.certs",
+                    Check::SevSnpCerts,
                     "more than one VCEK/VLEK certificate supplied",
                 ))
             }
@@ -352,7 +353,7 @@ impl Verifier for SevSnpVerifier {
             (false, p)
         } else {
             return Err(Failure::new(
-                "sev-snp.vcek-chain",
+                Check::SevSnpVcekChain,
                 format!(
                     "leaf `{}` is issued by `{issuer_cn}`, not by an AMD ASK/ASVK",
                     leaf.subject_cn()
@@ -361,13 +362,13 @@ impl Verifier for SevSnpVerifier {
         };
         let product = Product::from_name(product_name).ok_or_else(|| {
             Failure::new(
-                "sev-snp.vcek-chain",
+                Check::SevSnpVcekChain,
                 format!("no bundled AMD roots for product `{product_name}`"),
             )
         })?;
         let roots = roots(product).ok_or_else(|| {
             Failure::new(
-                "sev-snp.ark-root",
+                Check::SevSnpArkRoot,
                 format!("bundled {} roots do not verify", product.name()),
             )
         })?;
@@ -387,7 +388,7 @@ impl Verifier for SevSnpVerifier {
             if cn.starts_with("ARK-") {
                 if c.der != roots.ark.der {
                     return Err(Failure::new(
-                        "sev-snp.ark-root",
+                        Check::SevSnpArkRoot,
                         format!(
                             "supplied ARK `{cn}` is not the bundled AMD ARK-{}",
                             product.name()
@@ -398,7 +399,7 @@ impl Verifier for SevSnpVerifier {
                 intermediate = Some(c);
             } else {
                 return Err(Failure::new(
-                    "sev-snp.vcek-chain",
+                    Check::SevSnpVcekChain,
                     format!("supplied certificate `{cn}` is not part of the chain of a leaf issued by `{issuer_cn}`"),
                 ));
             }
@@ -411,7 +412,7 @@ impl Verifier for SevSnpVerifier {
         };
         if report.signing_key() != expected_key {
             return Err(Failure::new(
-                "sev-snp.signing-key",
+                Check::SevSnpSigningKey,
                 format!(
                     "report says it was signed by {:?}, the supplied leaf is a {:?}",
                     report.signing_key(),
@@ -423,7 +424,7 @@ impl Verifier for SevSnpVerifier {
         // 5. Chip id (a VLEK is not chip-specific; its reports carry zeros).
         if !is_vlek {
             let hw = hwid(leaf)
-                .ok_or_else(|| Failure::new("sev-snp.chip-id", "VCEK has no hwID extension"))?;
+                .ok_or_else(|| Failure::new(Check::SevSnpChipId, "VCEK has no hwID extension"))?;
             let ok = match hw.len() {
                 64 => hw[..] == report.chip_id[..],
                 8 => hw[..] == report.chip_id[..8],
@@ -431,7 +432,7 @@ impl Verifier for SevSnpVerifier {
             };
             if !ok {
                 return Err(Failure::new(
-                    "sev-snp.chip-id",
+                    Check::SevSnpChipId,
                     format!(
                         "VCEK is for chip {}, report is from chip {}",
                         hex::encode(&hw),
@@ -447,17 +448,17 @@ impl Verifier for SevSnpVerifier {
             Some(m) if m.der == bundled_mid.der => bundled_mid,
             Some(m) => {
                 verify_signed_by(m, &roots.ark)
-                    .map_err(|e| Failure::new("sev-snp.vcek-chain", e))?;
+                    .map_err(|e| Failure::new(Check::SevSnpVcekChain, e))?;
                 m
             }
             None => bundled_mid,
         };
-        verify_signed_by(leaf, mid).map_err(|e| Failure::new("sev-snp.vcek-chain", e))?;
+        verify_signed_by(leaf, mid).map_err(|e| Failure::new(Check::SevSnpVcekChain, e))?;
 
         // 7. Validity at the chosen instant.
         for c in [leaf, mid, &roots.ark] {
             c.check_valid_at(inputs.at)
-                .map_err(|e| Failure::new("sev-snp.cert-validity", e))?;
+                .map_err(|e| Failure::new(Check::SevSnpCertValidity, e))?;
         }
 
         // 8. TCB in the certificate equals the reported TCB.
@@ -479,7 +480,7 @@ impl Verifier for SevSnpVerifier {
             || !fmc_ok
         {
             return Err(Failure::new(
-                "sev-snp.tcb",
+                Check::SevSnpTcb,
                 format!(
                     "certificate TCB bl {:?} tee {:?} snp {:?} ucode {:?} differs from reported TCB bl {} tee {} snp {} ucode {}",
                     cert_tcb.0, cert_tcb.1, cert_tcb.2, cert_tcb.3, tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode
@@ -541,7 +542,7 @@ impl Verifier for SevSnpVerifier {
 }
 
 fn verify_report_signature(raw: &[u8], report: &SnpReport, leaf: &Cert) -> Result<(), Failure> {
-    let bad = |d: &str| Failure::new("sev-snp.signature", d.to_string());
+    let bad = |d: &str| Failure::new(Check::SevSnpSignature, d.to_string());
     let key = leaf
         .p384_key()
         .ok_or_else(|| bad("leaf has no P-384 key"))?;

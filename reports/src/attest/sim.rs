@@ -7,6 +7,7 @@
 
 use super::simulate::{sim_platform_key, SIM_EVIDENCE_LEN, SIM_MAGIC, SIM_SIGNING_DOMAIN};
 use super::{hx, Attested, Failure, Inputs, Verifier};
+use crate::check::Check;
 use crate::TeeKind;
 
 /// Parsed sim evidence.
@@ -72,17 +73,17 @@ impl Verifier for SimVerifier {
 
     fn verify_evidence(&self, inputs: &Inputs) -> Result<Attested, Failure> {
         let b = &inputs.evidence;
-        let ev = SimEvidence::parse(b).map_err(|e| Failure::new("sim.parse", e))?;
+        let ev = SimEvidence::parse(b).map_err(|e| Failure::new(Check::SimParse, e))?;
         if ev.platform_key != *sim_platform_key().verifying_key().as_bytes() {
             return Err(Failure::new(
-                "sim.platform-key",
+                Check::SimPlatformKey,
                 "not signed by the sealroom simulation platform key",
             ));
         }
         let mut msg = SIM_SIGNING_DOMAIN.to_vec();
         msg.extend_from_slice(&b[..SIM_EVIDENCE_LEN - 64]);
         sealroom_protocol::identity::verify_strict(&ev.platform_key, &msg, &ev.signature)
-            .map_err(|_| Failure::new("sim.signature", "signature does not verify"))?;
+            .map_err(|_| Failure::new(Check::SimSignature, "signature does not verify"))?;
         let mut claims = serde_json::Map::new();
         claims.insert("label".into(), "insecure-simulation".into());
         claims.insert("platform_key".into(), hx(&ev.platform_key));

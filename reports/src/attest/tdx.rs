@@ -21,6 +21,7 @@ use dcap_qvl::verify::QuoteVerifier;
 use dcap_qvl::QuoteCollateralV3;
 
 use super::{hx, Attested, Failure, Inputs, Verifier};
+use crate::check::Check;
 use crate::TeeKind;
 
 /// Bundled Intel SGX Root CA (DER), the trust anchor of DCAP.
@@ -202,7 +203,7 @@ fn encode_b64(d: &[u8]) -> String {
 }
 
 /// Maps a dcap-qvl error (an anyhow chain) to a check name.
-fn classify(msg: &str) -> &'static str {
+fn classify(msg: &str) -> Check {
     let m = msg.to_ascii_lowercase();
     let has = |s: &str| m.contains(s);
     if has("tcbinfo expired")
@@ -212,33 +213,33 @@ fn classify(msg: &str) -> &'static str {
         || has("crl expired")
         || has("crlnotvalidyet")
     {
-        "tdx.collateral-expired"
+        Check::TdxCollateralExpired
     } else if has("certexpired") || has("certnotvalidyet") || has("expired") {
-        "tdx.cert-validity"
+        Check::TdxCertValidity
     } else if has("isv enclave report signature") {
-        "tdx.quote-signature"
+        Check::TdxQuoteSignature
     } else if has("qe_report in quote") {
-        "tdx.qe-report-signature"
+        Check::TdxQeReportSignature
     } else if has("qe report hash") {
-        "tdx.qe-report-data"
+        Check::TdxQeReportData
     } else if has("tcb_info in quote_collateral") || has("qe_identity in quote_collateral") {
-        "tdx.collateral-signature"
+        Check::TdxCollateralSignature
     } else if has("no matching tcb level")
         || has("revoked")
         || has("below minimum")
         || has("module")
     {
-        "tdx.tcb-status"
+        Check::TdxTcbStatus
     } else if has("qe identity") || has("mrsigner") || has("isvprodid") || has("qe ") {
-        "tdx.qe-identity"
+        Check::TdxQeIdentity
     } else if has("crl") {
-        "tdx.crl"
+        Check::TdxCrl
     } else if has("certificate") || has("cert") || has("issuer") || has("fmspc") || has("pck") {
-        "tdx.pck-chain"
+        Check::TdxPckChain
     } else if has("decode quote") || has("unsupported") {
-        "tdx.parse"
+        Check::TdxParse
     } else {
-        "tdx.verify"
+        Check::TdxVerify
     }
 }
 
@@ -265,31 +266,34 @@ impl Verifier for TdxVerifier {
 
     fn verify_evidence(&self, inputs: &Inputs) -> Result<Attested, Failure> {
         let quote = &inputs.evidence;
-        let layout = parse_layout(quote).map_err(|e| Failure::new("tdx.parse", e))?;
+        let layout = parse_layout(quote).map_err(|e| Failure::new(Check::TdxParse, e))?;
         // The chain in the quote ends at Intel's root: it must be the bundled
         // one byte for byte (dcap-qvl anchors at the bundled root and would
         // otherwise ignore those bytes).
         if layout.pck_chain.last().map(Vec::as_slice) != Some(INTEL_SGX_ROOT_CA) {
             return Err(Failure::new(
-                "tdx.root",
+                Check::TdxRoot,
                 "the PCK chain in the quote does not end at the bundled Intel SGX Root CA",
             ));
         }
         let col = inputs.collateral.as_ref().ok_or_else(|| {
-            Failure::new("tdx.collateral", "no collateral supplied (--collateral)")
+            Failure::new(
+                Check::TdxCollateral,
+                "no collateral supplied (--collateral)",
+            )
         })?;
-        let col = parse_collateral(col).map_err(|e| Failure::new("tdx.collateral", e))?;
-        let at =
-            u64::try_from(inputs.at).map_err(|_| Failure::new("tdx.verify", "time before 1970"))?;
+        let col = parse_collateral(col).map_err(|e| Failure::new(Check::TdxCollateral, e))?;
+        let at = u64::try_from(inputs.at)
+            .map_err(|_| Failure::new(Check::TdxVerify, "time before 1970"))?;
         let report = verifier().verify(quote, &col, at).map_err(|e| {
             let msg = format!("{e:#}");
             let check = classify(&msg);
             let detail = match check {
-                "tdx.collateral-expired" => format!(
+                Check::TdxCollateralExpired => format!(
                     "collateral (TCB info, QE identity or a CRL) is not valid at {}: {msg}",
                     super::certs::fmt_time(inputs.at)
                 ),
-                "tdx.tcb-status" => {
+                Check::TdxTcbStatus => {
                     format!("the platform's TCB could not be appraised as acceptable: {msg}")
                 }
                 _ => msg,
@@ -299,7 +303,7 @@ impl Verifier for TdxVerifier {
         let td = report
             .report
             .as_td10()
-            .ok_or_else(|| Failure::new("tdx.parse", "quote does not carry a TD report"))?;
+            .ok_or_else(|| Failure::new(Check::TdxParse, "quote does not carry a TD report"))?;
         let debug = td.td_attributes[0] & 0x01 != 0;
         let mut tcb = serde_json::Map::new();
         tcb.insert("status".into(), report.status.clone().into());
