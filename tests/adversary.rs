@@ -1386,7 +1386,7 @@ fn verify_text(text: &str) -> Verdict4 {
 #[test]
 fn the_verifier_rejects_every_altered_bundle_or_lists_what_it_cannot_check() {
     let w = World::new();
-    let (sid, st) = w.completed_session();
+    let (_, st) = w.completed_session();
     let bundle = sealroom_tui::worker::bundle_from_status(&st).unwrap();
     let honest = serde_json::to_value(&bundle).unwrap();
     match verify_text(&honest.to_string()) {

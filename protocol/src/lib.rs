@@ -6,6 +6,8 @@
 #![warn(missing_docs)]
 
 pub mod api;
+#[cfg(feature = "client")]
+mod client;
 pub mod dataset;
 pub mod fsutil;
 pub mod hash;
