@@ -11,7 +11,7 @@ use std::path::Path;
 
 use alloy_primitives::{Address, B256};
 use sealroom_contracts::alloy_sol_types::{SolCall, SolEvent};
-use sealroom_contracts::Preset;
+use sealroom_contracts::ChainTarget;
 use sealroom_contracts::{
     block_on, read_session, AnyChain, Chain, ChainError, EmbeddedChain, PublishedReport,
     ReadOptions, RegistryError, RpcChain, RpcOptions, SessionRegistry,
@@ -67,7 +67,16 @@ pub fn read_from_chain(
                 .into(),
             Source::Rpc(url) => {
                 // A verifier signs nothing: read-only connection, chain id checked for presets.
-                let preset = Preset::from_name(url);
+                let preset = match ChainTarget::parse(url)
+                    .map_err(|e| ReadError::Access(format!("--rpc: {e}")))?
+                {
+                    ChainTarget::Preset(p) => Some(p),
+                    ChainTarget::Url(_) => None,
+                    ChainTarget::Embedded => return Err(ReadError::Access(
+                        "--rpc embedded: read an embedded development chain with --chain-dir DIR"
+                            .into(),
+                    )),
+                };
                 let endpoint = preset.map(|p| p.default_url()).unwrap_or(url);
                 RpcChain::connect_read_only(
                     endpoint,

@@ -372,18 +372,17 @@ impl AnyChain {
         key: Option<crate::ChainKey>,
         options: crate::RpcOptions,
     ) -> Result<(Self, u64), ChainError> {
-        if spec == "embedded" {
-            return Ok((EmbeddedChain::open(embedded_dir)?.into(), 1));
-        }
-        if let Some(preset) = crate::Preset::from_name(spec) {
-            let chain = RpcChain::from_preset(preset, None, key, options).await?;
-            return Ok((chain.into(), preset.default_confirmations()));
-        }
-        if !(spec.starts_with("http://") || spec.starts_with("https://")) {
-            return Err(ChainError::Config(format!(
-                "{spec:?} is neither embedded, opbnb-testnet, opbnb-mainnet, anvil nor an http(s) URL"
-            )));
-        }
+        let spec = match crate::ChainTarget::parse(spec).map_err(ChainError::Config)? {
+            crate::ChainTarget::Embedded => {
+                return Ok((EmbeddedChain::open(embedded_dir)?.into(), 1))
+            }
+            crate::ChainTarget::Preset(preset) => {
+                let chain = RpcChain::from_preset(preset, None, key, options).await?;
+                return Ok((chain.into(), preset.default_confirmations()));
+            }
+            crate::ChainTarget::Url(url) => url,
+        };
+        let spec = spec.as_str();
         let key = key.ok_or_else(|| {
             ChainError::Key(format!(
                 "{spec} needs a funded key: --chain-key-file FILE or {}",

@@ -29,7 +29,8 @@ pub use registry::{
     SessionInfo, SessionRecord,
 };
 pub use rpc::{
-    load_chain_key, ChainKey, Preset, RpcChain, RpcOptions, ANVIL_DEV_KEY, CHAIN_KEY_ENV,
+    load_chain_key, ChainKey, ChainTarget, Preset, RpcChain, RpcOptions, ANVIL_DEV_KEY,
+    CHAIN_KEY_ENV,
 };
 pub use sealroom_reports::report::{IntegrityReport, ReportKind};
 

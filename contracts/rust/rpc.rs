@@ -38,6 +38,46 @@ pub enum Preset {
     Anvil,
 }
 
+/// What a `--chain` flag (or a scenario's `[chain] target`) names, parsed
+/// in one place for every command: the embedded development chain, a preset,
+/// or a JSON-RPC URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainTarget {
+    /// The in-process development chain.
+    Embedded,
+    /// A named chain.
+    Preset(Preset),
+    /// Any JSON-RPC node (`http://` or `https://`).
+    Url(String),
+}
+
+impl ChainTarget {
+    /// Parses `embedded`, `anvil`, `opbnb-testnet`, `opbnb-mainnet` or an
+    /// `http(s)://` URL; the error lists what is accepted.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        if spec == "embedded" {
+            Ok(Self::Embedded)
+        } else if let Some(p) = Preset::from_name(spec) {
+            Ok(Self::Preset(p))
+        } else if spec.starts_with("http://") || spec.starts_with("https://") {
+            Ok(Self::Url(spec.to_string()))
+        } else {
+            Err(format!(
+                "{spec:?} is neither embedded, anvil, opbnb-testnet, opbnb-mainnet nor an http(s) URL"
+            ))
+        }
+    }
+
+    /// The spelling `parse` accepts.
+    pub fn as_spec(&self) -> &str {
+        match self {
+            Self::Embedded => "embedded",
+            Self::Preset(p) => p.name(),
+            Self::Url(u) => u,
+        }
+    }
+}
+
 impl Preset {
     /// Parses `opbnb-mainnet`, `opbnb-testnet` or `anvil`.
     pub fn from_name(name: &str) -> Option<Self> {
@@ -604,5 +644,20 @@ mod tests {
             Some(31337)
         );
         assert_eq!(Preset::from_name("mainnet"), None);
+        assert_eq!(ChainTarget::parse("embedded"), Ok(ChainTarget::Embedded));
+        assert_eq!(
+            ChainTarget::parse("opbnb-testnet"),
+            Ok(ChainTarget::Preset(Preset::OpbnbTestnet))
+        );
+        assert_eq!(
+            ChainTarget::parse("https://rpc.example"),
+            Ok(ChainTarget::Url("https://rpc.example".into()))
+        );
+        for bad in ["mainnet", "ftp://x", "", "Embedded"] {
+            assert!(
+                ChainTarget::parse(bad).unwrap_err().contains("neither"),
+                "{bad}"
+            );
+        }
     }
 }

@@ -34,16 +34,12 @@ pub enum ChainSpec {
 impl ChainSpec {
     /// Parses `--chain` (`embedded_dir` is where an embedded chain keeps its state).
     pub fn parse(spec: &str, embedded_dir: PathBuf) -> Result<Self, CoordinatorError> {
-        if spec == "embedded" {
-            Ok(Self::Embedded(embedded_dir))
-        } else if Preset::from_name(spec).is_some() {
-            Ok(Self::Preset(spec.to_string()))
-        } else if spec.starts_with("http://") || spec.starts_with("https://") {
-            Ok(Self::Url(spec.to_string()))
-        } else {
-            Err(CoordinatorError::Config(format!(
-                "--chain: {spec:?} is neither embedded, anvil, opbnb-testnet, opbnb-mainnet nor an http(s) URL"
-            )))
+        match sealroom_contracts::ChainTarget::parse(spec)
+            .map_err(|e| CoordinatorError::Config(format!("--chain: {e}")))?
+        {
+            sealroom_contracts::ChainTarget::Embedded => Ok(Self::Embedded(embedded_dir)),
+            sealroom_contracts::ChainTarget::Preset(p) => Ok(Self::Preset(p.name().to_string())),
+            sealroom_contracts::ChainTarget::Url(u) => Ok(Self::Url(u)),
         }
     }
 }

@@ -43,7 +43,9 @@ pub fn run(args: Args) -> CmdResult {
         ..OpbnbFees::default()
     };
     let (label, kind, chain_id, figures) = block_on(async {
-        if args.chain == "embedded" {
+        let target = sealroom_contracts::ChainTarget::parse(&args.chain)
+            .map_err(|e| input_err(format!("--chain: {e}")))?;
+        if target == sealroom_contracts::ChainTarget::Embedded {
             let dir = tempfile::tempdir().map_err(runtime_err)?;
             let chain = EmbeddedChain::open(dir.path()).map_err(runtime_err)?;
             let f = measure(&chain).await.map_err(runtime_err)?;

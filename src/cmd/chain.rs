@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use sealroom_contracts::{
-    block_on, load_chain_key, Artifact, Chain as _, ChainError, Preset, Registry, RpcChain,
+    block_on, load_chain_key, Artifact, Chain as _, ChainError, ChainTarget, Registry, RpcChain,
     RpcOptions, CHAIN_KEY_ENV,
 };
 
@@ -62,16 +62,19 @@ pub fn chain_failure(flag: &str, e: ChainError) -> Failure {
 /// confirmations.
 pub async fn connect_rpc(spec: &str, key_file: Option<&Path>) -> Result<(RpcChain, u64), Failure> {
     let key = load_chain_key(key_file).map_err(|e| chain_failure("--chain-key-file", e))?;
-    if let Some(preset) = Preset::from_name(spec) {
-        let chain = RpcChain::from_preset(preset, None, key, RpcOptions::default())
-            .await
-            .map_err(|e| chain_failure("--chain", e))?;
-        return Ok((chain, preset.default_confirmations()));
-    }
-    if !(spec.starts_with("http://") || spec.starts_with("https://")) {
-        return Err(input_err(format!(
-            "--chain: {spec:?} is neither opbnb-testnet, opbnb-mainnet, anvil nor an http(s) URL"
-        )));
+    match ChainTarget::parse(spec).map_err(|e| input_err(format!("--chain: {e}")))? {
+        ChainTarget::Preset(preset) => {
+            let chain = RpcChain::from_preset(preset, None, key, RpcOptions::default())
+                .await
+                .map_err(|e| chain_failure("--chain", e))?;
+            return Ok((chain, preset.default_confirmations()));
+        }
+        ChainTarget::Embedded => {
+            return Err(input_err(
+                "--chain embedded: this command needs a JSON-RPC chain (anvil, opbnb-testnet, opbnb-mainnet or an http(s) URL)",
+            ))
+        }
+        ChainTarget::Url(_) => {}
     }
     let key = key.ok_or_else(|| {
         input_err(format!(

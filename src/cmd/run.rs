@@ -195,13 +195,8 @@ pub fn run(args: Args) -> CmdResult {
         .chain
         .clone()
         .unwrap_or_else(|| scenario.chain.target.clone());
-    if !["embedded", "anvil"].contains(&chain_target.as_str())
-        && !chain_target.starts_with("http://")
-        && !chain_target.starts_with("https://")
-        && !["opbnb-testnet", "opbnb-mainnet"].contains(&chain_target.as_str())
-    {
-        return Err(input_err(format!("--chain {chain_target}: expected embedded, anvil, opbnb-testnet, opbnb-mainnet or an http(s) URL")));
-    }
+    sealroom_contracts::ChainTarget::parse(&chain_target)
+        .map_err(|e| input_err(format!("--chain {chain_target}: {e}")))?;
     let contract = args
         .contract
         .clone()
