@@ -16,6 +16,21 @@ pub fn expected_report_data(
     sha512_concat(&[NODE_BINDING_DOMAIN, signing_pk, hpke_pk, manifest_hash])
 }
 
+/// Domain of the GPU nonce derivation.
+pub const GPU_NONCE_DOMAIN: &[u8] = b"sealroom.gpu-nonce.v1";
+
+/// The GPU nonce a node asks for, derived from its CPU evidence's
+/// `report_data` (DESIGN §4): SHA-256(domain ‖ report_data). Binding the GPU
+/// report to the same keys and manifest as the CPU evidence.
+pub fn gpu_nonce_for(report_data: &[u8]) -> [u8; 32] {
+    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+    sha2::Digest::update(&mut h, GPU_NONCE_DOMAIN);
+    sha2::Digest::update(&mut h, report_data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&sha2::Digest::finalize(h));
+    out
+}
+
 /// The digest of node evidence that grants and reports name
 /// (`evidenceHash`): `keccak256` of the evidence bytes as registered.
 pub fn evidence_hash(evidence: &[u8]) -> alloy_primitives::B256 {

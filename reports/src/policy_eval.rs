@@ -274,7 +274,7 @@ pub fn evaluate_composite(
                 .as_deref()
                 .and_then(|h| hex::decode(h).ok())
                 .unwrap_or_default();
-            let expected = crate::attest::nvidia::gpu_nonce_for(&rd);
+            let expected = crate::binding::gpu_nonce_for(&rd);
             if g.report_data.as_deref() != Some(hex::encode(expected).as_str()) {
                 return Err(Failure::new(
                     Check::NvidiaNonceBinding,

@@ -14,10 +14,13 @@
 
 pub mod certs;
 pub mod collect;
+#[cfg(feature = "verify-nvidia")]
 pub mod nvidia;
+#[cfg(feature = "verify-sev-snp")]
 pub mod sev_snp;
 pub mod sim;
 pub mod simulate;
+#[cfg(feature = "verify-tdx")]
 pub mod tdx;
 
 use std::collections::BTreeMap;
@@ -165,13 +168,56 @@ pub trait Verifier: Send + Sync {
     fn verify_evidence(&self, inputs: &Inputs) -> Result<Attested, Failure>;
 }
 
-/// The verifier for a kind.
+/// The verifier for a kind. A kind whose verifier this build leaves out
+/// (its cargo feature is off) gets one that refuses every piece of evidence
+/// with `verifier.missing`, naming the feature — never a silent pass.
 pub fn verifier_for(kind: TeeKind) -> Box<dyn Verifier> {
     match kind {
+        #[cfg(feature = "verify-sev-snp")]
         TeeKind::SevSnp => Box::new(sev_snp::SevSnpVerifier),
+        #[cfg(feature = "verify-tdx")]
         TeeKind::Tdx => Box::new(tdx::TdxVerifier),
+        #[cfg(feature = "verify-nvidia")]
         TeeKind::NvidiaGpu => Box::new(nvidia::NvidiaVerifier),
         TeeKind::Sim => Box::new(sim::SimVerifier),
+        #[allow(unreachable_patterns)]
+        other => Box::new(MissingVerifier(other)),
+    }
+}
+
+/// The cargo feature that compiles in `kind`'s verifier.
+pub fn verifier_feature(kind: TeeKind) -> &'static str {
+    match kind {
+        TeeKind::SevSnp => "verify-sev-snp",
+        TeeKind::Tdx => "verify-tdx",
+        TeeKind::NvidiaGpu => "verify-nvidia",
+        TeeKind::Sim => "(always built)",
+    }
+}
+
+/// Stands in for a verifier this build does not contain.
+struct MissingVerifier(TeeKind);
+
+impl MissingVerifier {
+    fn failure(&self) -> Failure {
+        Failure::new(
+            Check::VerifierMissing,
+            format!(
+                "this build has no {} verifier: rebuild sealroom-reports with the cargo feature `{}`",
+                self.0,
+                verifier_feature(self.0)
+            ),
+        )
+    }
+}
+
+impl Verifier for MissingVerifier {
+    fn kind(&self) -> TeeKind {
+        self.0
+    }
+
+    fn verify_evidence(&self, _inputs: &Inputs) -> Result<Attested, Failure> {
+        Err(self.failure())
     }
 }
 
@@ -194,9 +240,11 @@ pub fn evidence_measurement(kind: TeeKind, evidence: &[u8]) -> Result<Vec<u8>, F
         TeeKind::Sim => sim::SimEvidence::parse(evidence)
             .map(|e| e.measurement.to_vec())
             .map_err(|e| Failure::new(Check::SimParse, e)),
+        #[cfg(feature = "verify-sev-snp")]
         TeeKind::SevSnp => sev_snp::SnpReport::parse(evidence)
             .map(|r| r.measurement.to_vec())
             .map_err(|e| Failure::new(Check::SevSnpParse, e)),
+        #[cfg(feature = "verify-tdx")]
         TeeKind::Tdx => {
             let layout =
                 tdx::parse_layout(evidence).map_err(|e| Failure::new(Check::TdxParse, e))?;
@@ -212,6 +260,8 @@ pub fn evidence_measurement(kind: TeeKind, evidence: &[u8]) -> Result<Vec<u8>, F
             Check::EvidenceKind,
             "GPU evidence carries no engine launch measurement",
         )),
+        #[allow(unreachable_patterns)]
+        other => Err(MissingVerifier(other).failure()),
     }
 }
 
@@ -336,6 +386,24 @@ pub(crate) mod testdata {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verifier_left_out_of_the_build_refuses_naming_its_feature() {
+        let inputs = Inputs {
+            evidence: vec![1, 2, 3],
+            certs: vec![],
+            collateral: None,
+            at: 0,
+            expected_report_data: None,
+            expected_nonce: None,
+            gpu_reference: None,
+        };
+        for kind in [TeeKind::SevSnp, TeeKind::Tdx, TeeKind::NvidiaGpu] {
+            let f = MissingVerifier(kind).verify_evidence(&inputs).unwrap_err();
+            assert_eq!(f.check, Check::VerifierMissing.as_str());
+            assert!(f.detail.contains(verifier_feature(kind)), "{}", f.detail);
+        }
+    }
 
     #[test]
     fn hex_and_binary_evidence_are_detected() {

@@ -42,20 +42,7 @@ const SIG_LEN: usize = 96;
 /// Certificates in an H100 device chain, root included.
 const CHAIN_LEN: usize = 5;
 
-/// Domain of the GPU nonce derivation.
-pub const GPU_NONCE_DOMAIN: &[u8] = b"sealroom.gpu-nonce.v1";
-
-/// The GPU nonce a node asks for, derived from its CPU evidence's
-/// `report_data` (DESIGN §4): SHA-256(domain ‖ report_data). Binding the GPU
-/// report to the same keys and manifest as the CPU evidence.
-pub fn gpu_nonce_for(report_data: &[u8]) -> [u8; 32] {
-    let mut h = sha2::Sha256::new();
-    h.update(GPU_NONCE_DOMAIN);
-    h.update(report_data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&h.finalize());
-    out
-}
+pub use crate::binding::{gpu_nonce_for, GPU_NONCE_DOMAIN};
 
 /// A parsed SPDM measurement report.
 #[derive(Clone, Debug)]
