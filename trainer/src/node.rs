@@ -35,105 +35,11 @@ use zeroize::Zeroizing;
 
 use crate::ml::{self, Dataset, EpochMetrics};
 
-/// Evidence a node presents: the kind, the evidence bytes, and the
-/// certificates and collateral a verifier needs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeEvidence {
-    /// TEE kind.
-    pub kind: TeeKind,
-    /// Evidence bytes (hex in JSON).
-    #[serde(with = "sealroom_protocol::seal::hex_vec")]
-    pub evidence: Vec<u8>,
-    /// Certificates (DER, hex in JSON).
-    #[serde(default)]
-    pub certs: Vec<HexBytes>,
-    /// Collateral (TDX), raw bytes hex.
-    #[serde(default)]
-    pub collateral: Option<HexBytes>,
-}
-
-/// Bytes serialised as hex.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct HexBytes(#[serde(with = "sealroom_protocol::seal::hex_vec")] pub Vec<u8>);
-
-/// Obtains evidence for a 64-byte `report_data` from the platform.
-pub trait Collector {
-    /// The kind of evidence this collector produces.
-    fn kind(&self) -> TeeKind;
-    /// Asks the platform for evidence over `report_data`.
-    fn collect(&self, report_data: &[u8; 64]) -> Result<NodeEvidence, String>;
-}
-
-/// Simulation: a software platform key signs the node's binding. No
-/// hardware, no security; labelled `insecure-simulation` everywhere.
-pub struct SimCollector {
-    /// The measurement the simulated platform reports (the trainer engine's).
-    pub measurement: [u8; 32],
-}
-
-impl Collector for SimCollector {
-    fn kind(&self) -> TeeKind {
-        TeeKind::Sim
-    }
-    fn collect(&self, report_data: &[u8; 64]) -> Result<NodeEvidence, String> {
-        Ok(NodeEvidence {
-            kind: TeeKind::Sim,
-            evidence: sealroom_reports::attest::simulate::simulate(
-                report_data,
-                &self.measurement,
-                false,
-            ),
-            certs: Vec::new(),
-            collateral: None,
-        })
-    }
-}
-
-/// Real SEV-SNP or TDX evidence through Linux configfs-tsm
-/// (`/sys/kernel/config/tsm/report`), inside a confidential VM. Fails fast
-/// with a clear message elsewhere. TDX verifiers need the quote's collateral
-/// (TCB info, QE identity, CRLs from Intel's PCS or a PCCS), which the
-/// operator supplies with the node (`--collateral`).
+// Evidence collection lives with its implementations in `reports`
+// (`attest::collect`): re-exported here for the node's callers.
 #[cfg(feature = "tee-configfs")]
-pub struct ConfigfsCollector {
-    /// The kind the operator expects (the provider must match).
-    pub kind: TeeKind,
-    /// Collateral to present with the evidence (TDX).
-    pub collateral: Option<Vec<u8>>,
-}
-
-#[cfg(feature = "tee-configfs")]
-impl Collector for ConfigfsCollector {
-    fn kind(&self) -> TeeKind {
-        self.kind
-    }
-    fn collect(&self, report_data: &[u8; 64]) -> Result<NodeEvidence, String> {
-        let (provider, c) = sealroom_reports::attest::collect::configfs::collect(report_data)
-            .map_err(|e| e.to_string())?;
-        let kind = match provider.trim() {
-            "sev_guest" => TeeKind::SevSnp,
-            "tdx_guest" => TeeKind::Tdx,
-            other => {
-                return Err(format!(
-                    "configfs-tsm provider `{other}` is neither sev_guest nor tdx_guest"
-                ))
-            }
-        };
-        if kind != self.kind {
-            return Err(format!(
-                "this machine provides {kind} evidence, not {}",
-                self.kind
-            ));
-        }
-        Ok(NodeEvidence {
-            kind,
-            evidence: c.evidence,
-            certs: c.certs.into_iter().map(HexBytes).collect(),
-            collateral: self.collateral.clone().map(HexBytes),
-        })
-    }
-}
+pub use sealroom_reports::attest::collect::ConfigfsCollector;
+pub use sealroom_reports::attest::collect::{Collector, HexBytes, NodeEvidence, SimCollector};
 
 /// The measurement of this trainer engine: SHA-256 of the running executable.
 pub fn engine_measurement() -> Result<[u8; 32], String> {
@@ -369,12 +275,10 @@ impl Node {
             &hpke.public().x25519,
             &manifest_hash.0,
         );
-        let evidence = collector
-            .collect(&rd)
-            .map_err(|detail| NodeError::Evidence {
-                kind: collector.kind(),
-                detail,
-            })?;
+        let evidence = collector.collect(&rd).map_err(|e| NodeError::Evidence {
+            kind: collector.kind(),
+            detail: e.to_string(),
+        })?;
         let measurement =
             sealroom_reports::attest::evidence_measurement(evidence.kind, &evidence.evidence)
                 .map_err(|f| NodeError::Evidence {

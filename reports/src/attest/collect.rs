@@ -11,6 +11,10 @@
 //! On a machine without the hardware every collector fails fast with a
 //! [`CollectError::Unavailable`] naming what is missing.
 
+use serde::{Deserialize, Serialize};
+
+use crate::attest::TeeKind;
+
 /// Why evidence could not be collected.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -31,9 +35,113 @@ pub enum CollectError {
         /// The error.
         detail: String,
     },
+    /// The machine provides another kind of evidence than the operator asked for.
+    #[error("this machine provides {found} evidence, not {expected}")]
+    WrongKind {
+        /// What the operator asked for.
+        expected: TeeKind,
+        /// What the platform provides.
+        found: TeeKind,
+    },
     /// The collector for this kind was not compiled in.
     #[error("collector `{0}` is not compiled in (enable the cargo feature of sealroom-reports)")]
     NotCompiled(&'static str),
+}
+
+/// Evidence a node presents: the kind, the evidence bytes, and the
+/// certificates and collateral a verifier needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEvidence {
+    /// TEE kind.
+    pub kind: TeeKind,
+    /// Evidence bytes (hex in JSON).
+    #[serde(with = "sealroom_protocol::seal::hex_vec")]
+    pub evidence: Vec<u8>,
+    /// Certificates (DER, hex in JSON).
+    #[serde(default)]
+    pub certs: Vec<HexBytes>,
+    /// Collateral (TDX), raw bytes hex.
+    #[serde(default)]
+    pub collateral: Option<HexBytes>,
+}
+
+/// Bytes serialised as hex.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HexBytes(#[serde(with = "sealroom_protocol::seal::hex_vec")] pub Vec<u8>);
+
+/// Obtains evidence for a 64-byte `report_data` from the platform.
+pub trait Collector {
+    /// The kind of evidence this collector produces.
+    fn kind(&self) -> TeeKind;
+    /// Asks the platform for evidence over `report_data`.
+    fn collect(&self, report_data: &[u8; 64]) -> Result<NodeEvidence, CollectError>;
+}
+
+/// Simulation: a software platform key signs the node's binding. No
+/// hardware, no security; labelled `insecure-simulation` everywhere.
+pub struct SimCollector {
+    /// The measurement the simulated platform reports (the node binary's).
+    pub measurement: [u8; 32],
+}
+
+impl Collector for SimCollector {
+    fn kind(&self) -> TeeKind {
+        TeeKind::Sim
+    }
+    fn collect(&self, report_data: &[u8; 64]) -> Result<NodeEvidence, CollectError> {
+        Ok(NodeEvidence {
+            kind: TeeKind::Sim,
+            evidence: crate::attest::simulate::simulate(report_data, &self.measurement, false),
+            certs: Vec::new(),
+            collateral: None,
+        })
+    }
+}
+
+/// Real SEV-SNP or TDX evidence through Linux configfs-tsm
+/// (`/sys/kernel/config/tsm/report`), inside a confidential VM. Fails fast
+/// with a clear message elsewhere. TDX verifiers need the quote's collateral
+/// (TCB info, QE identity, CRLs from Intel's PCS or a PCCS), which the
+/// operator supplies with the node (`--collateral`).
+#[cfg(feature = "collect-configfs")]
+pub struct ConfigfsCollector {
+    /// The kind the operator expects (the provider must match).
+    pub kind: TeeKind,
+    /// Collateral to present with the evidence (TDX).
+    pub collateral: Option<Vec<u8>>,
+}
+
+#[cfg(feature = "collect-configfs")]
+impl Collector for ConfigfsCollector {
+    fn kind(&self) -> TeeKind {
+        self.kind
+    }
+    fn collect(&self, report_data: &[u8; 64]) -> Result<NodeEvidence, CollectError> {
+        let (provider, c) = configfs::collect(report_data)?;
+        let kind = match provider.trim() {
+            "sev_guest" => TeeKind::SevSnp,
+            "tdx_guest" => TeeKind::Tdx,
+            other => {
+                return Err(CollectError::Failed {
+                    what: "configfs-tsm provider".into(),
+                    detail: format!("`{other}` is neither sev_guest nor tdx_guest"),
+                })
+            }
+        };
+        if kind != self.kind {
+            return Err(CollectError::WrongKind {
+                expected: self.kind,
+                found: kind,
+            });
+        }
+        Ok(NodeEvidence {
+            kind,
+            evidence: c.evidence,
+            certs: c.certs.into_iter().map(HexBytes).collect(),
+            collateral: self.collateral.clone().map(HexBytes),
+        })
+    }
 }
 
 /// Evidence collected from hardware: the evidence bytes and any certificates
