@@ -721,3 +721,149 @@ fn node_dependency_tree_is_minimal() {
         cli.len()
     );
 }
+
+/// An installed `sealroom` without `sealroom-node` beside it: `node run`,
+/// `run` and `engine measure` exit 2 saying how to build the node (nothing
+/// is built when cargo did not start the process).
+#[test]
+fn a_missing_node_binary_is_exit_2_saying_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let lonely = dir
+        .path()
+        .join(format!("sealroom{}", std::env::consts::EXE_SUFFIX));
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_sealroom"), &lonely).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_sealroom"), &lonely).unwrap();
+    }
+    let scenario = repo().join("scenarios/breast-cancer-3-hospitals.toml");
+    let out = dir.path().join("run");
+    for args in [
+        vec![
+            "node",
+            "run",
+            "--coordinator",
+            "http://127.0.0.1:9",
+            "--tee",
+            "sim",
+        ],
+        vec![
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        vec!["engine", "measure"],
+    ] {
+        let o = Command::new(&lonely)
+            .args(&args)
+            .env_remove("CARGO")
+            .env_remove("CARGO_MANIFEST_DIR")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("sealroom-node"), "{args:?}: {e}");
+        assert!(
+            e.contains("cargo build --release -p sealroom-node"),
+            "{args:?}: {e}"
+        );
+    }
+    assert!(!out.exists(), "the run started without a node");
+}
+
+/// `sealroom node …` passes its arguments through to `sealroom-node` and
+/// its exit code back (2 for an unknown --tee, naming the flag).
+#[test]
+fn node_run_passes_arguments_and_exit_codes_through() {
+    let o = sealroom(&[
+        "node",
+        "run",
+        "--coordinator",
+        "http://127.0.0.1:9",
+        "--tee",
+        "sgx",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--tee"), "{}", stderr(&o));
+    let o = sealroom(&["node", "run", "--help"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let help = String::from_utf8_lossy(&o.stdout);
+    for flag in [
+        "--coordinator",
+        "--tee",
+        "--gpu",
+        "--session",
+        "--collateral",
+        "--timeout-s",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from\n{help}");
+    }
+    let o = sealroom(&[
+        "node",
+        "run",
+        "--coordinator",
+        "http://127.0.0.1:9",
+        "--tee",
+        "sim",
+        "--session",
+        &format!("0x{}", "11".repeat(32)),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+/// Started by cargo (`cargo run --release -- run …` on a fresh clone, where
+/// cargo built only `sealroom`), a missing node is built once with the same
+/// profile into the same target directory. A stand-in `cargo` records the
+/// call and puts the real node in place.
+#[cfg(unix)]
+#[test]
+fn under_cargo_a_missing_node_is_built_with_the_same_profile_and_target_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    let out_dir = target.join("debug");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let lonely = out_dir.join("sealroom");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_sealroom"), &lonely).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_sealroom"), &lonely).unwrap();
+    }
+    let real_node = Path::new(env!("CARGO_BIN_EXE_sealroom")).with_file_name("sealroom-node");
+    let log = dir.path().join("cargo.log");
+    let fake = dir.path().join("fake-cargo");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" > '{log}'\necho \"$CARGO_TARGET_DIR\" >> '{log}'\nln '{node}' \"$CARGO_TARGET_DIR/debug/sealroom-node\" || cp '{node}' \"$CARGO_TARGET_DIR/debug/sealroom-node\"\n",
+            log = log.display(),
+            node = real_node.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = Command::new(&lonely)
+        .args([
+            "node",
+            "run",
+            "--coordinator",
+            "http://127.0.0.1:9",
+            "--tee",
+            "sgx",
+        ])
+        .env("CARGO", &fake)
+        .env("CARGO_MANIFEST_DIR", repo())
+        .output()
+        .unwrap();
+    // The node ran (its own usage error), after the build.
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--tee"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("building it"), "{}", stderr(&o));
+    let called = std::fs::read_to_string(&log).unwrap();
+    let mut lines = called.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        format!(
+            "build --profile dev -p sealroom-node --manifest-path {}",
+            repo().join("Cargo.toml").display()
+        )
+    );
+    assert_eq!(Path::new(lines.next().unwrap()), target);
+}

@@ -352,7 +352,7 @@ fn engine_check(checks: &serde_json::Value) -> serde_json::Value {
 /// evidence and in the bundle), a scenario pinning it runs, and a scenario
 /// pinning another value is refused: the coordinator refuses the
 /// registration (`engine.allowlist`) and the node names its own check
-/// (`engine: engine-allowlist`).
+/// (`engine: engine.allowlist`).
 #[test]
 fn engine_measure_is_what_the_node_attests_and_what_a_scenario_pins() {
     let o = sealroom(&["engine", "measure", "--json"]);
@@ -419,8 +419,15 @@ fn engine_measure_is_what_the_node_attests_and_what_a_scenario_pins() {
     let (o, _) = run_json(&refused, &out, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let log = std::fs::read_to_string(out.join("node.log")).unwrap();
-    assert!(log.contains("engine: engine-allowlist"), "{log}");
-    assert!(log.contains("engine.allowlist"), "{log}");
+    // The node's own check, then the coordinator's refusal beside it.
+    assert!(
+        log.contains("verification failed: engine: engine.allowlist"),
+        "{log}"
+    );
+    assert!(
+        log.contains("coordinator refused the registration too") && log.contains("409"),
+        "{log}"
+    );
     assert!(log.contains(&m), "{log}");
     assert!(!log.contains("training on"), "{log}");
 }

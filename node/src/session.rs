@@ -47,7 +47,8 @@ impl Tee {
         }
     }
 
-    /// The flag value as typed.
+    /// The flag value as typed (for the message of a build without hardware collectors).
+    #[cfg(not(feature = "tee"))]
     fn flag(self) -> &'static str {
         match self {
             Tee::Sim => "sim",
@@ -335,14 +336,15 @@ fn registration(node: &Node) -> NodeRegistration {
 
 /// A refused registration. When the node's own engine check fails too
 /// (this build's measurement is not in the manifest's
-/// `engine.trainer_measurements`), the failure names the node's check,
-/// `engine: engine-allowlist`, with the coordinator's words beside it: the
-/// node does not take the coordinator's refusal as its reason.
+/// `engine.trainer_measurements`), the failure names the node's own check,
+/// `engine: engine.allowlist` (the loader's input and check names), with the
+/// coordinator's words beside it: the node does not take the coordinator's
+/// refusal as its reason.
 fn registration_refused(manifest: &Manifest, node: &Node, e: ClientError) -> Failure {
     let attested = hex::encode(node.measurement());
     match sealroom_reports::node_check::engine_allowed(manifest, &attested) {
         Err(f) => Failure::Verification {
-            check: "engine: engine-allowlist".into(),
+            check: format!("engine: {}", f.check),
             detail: format!(
                 "{}; the coordinator refused the registration too ({e})",
                 f.detail

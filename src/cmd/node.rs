@@ -6,7 +6,7 @@
 //! node's exit code (0 / 1 naming the check / 2 bad input) is this command's.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[cfg(not(unix))]
@@ -31,7 +31,7 @@ pub struct Args {
 
 /// Runs the command: executes `sealroom-node ARGS…`.
 pub fn run(args: Args) -> CmdResult {
-    let node = sealroom_node::beside_current_exe().map_err(input_err)?;
+    let node = node_exe()?;
     exec(&node, &args.args)
 }
 
@@ -63,8 +63,65 @@ fn exec(node: &Path, args: &[OsString]) -> CmdResult {
     }
 }
 
-/// The node binary `sealroom run` starts: beside this executable, or exit 2
-/// saying how to build it.
-pub fn node_exe() -> Result<std::path::PathBuf, Failure> {
-    sealroom_node::beside_current_exe().map_err(input_err)
+/// The node binary `sealroom node` and `sealroom run` start: beside this
+/// executable, or exit 2 saying how to build it.
+///
+/// One exception keeps `cargo run --release -- run SCENARIO` (the README's
+/// first command) working on a fresh clone: `cargo run` builds only
+/// `sealroom`, so when this process was started by cargo (`CARGO` and
+/// `CARGO_MANIFEST_DIR` set, the manifest directory holding `node/`) and
+/// the node is missing, it builds it once, into the same target directory
+/// and profile, saying so on stderr. An installed `sealroom` never builds
+/// anything.
+pub fn node_exe() -> Result<PathBuf, Failure> {
+    match sealroom_node::beside_current_exe() {
+        Ok(p) => Ok(p),
+        Err(missing) => match build_under_cargo() {
+            Some(Ok(())) => sealroom_node::beside_current_exe().map_err(input_err),
+            Some(Err(e)) => Err(input_err(format!("{missing}\n{e}"))),
+            None => Err(input_err(missing)),
+        },
+    }
+}
+
+/// `cargo build -p sealroom-node` for the profile and target directory of
+/// the running executable, when cargo started this process (`None`
+/// otherwise).
+fn build_under_cargo() -> Option<Result<(), String>> {
+    let cargo = std::env::var_os("CARGO")?;
+    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR")?);
+    if !manifest_dir.join("node").join("Cargo.toml").is_file() {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    let out_dir = exe.parent()?;
+    let target_dir = out_dir.parent()?;
+    // target/debug holds the `dev` profile; every other profile its own name.
+    let profile = match out_dir.file_name()?.to_str()? {
+        "debug" => "dev",
+        other => other,
+    }
+    .to_string();
+    eprintln!(
+        "sealroom: {} is not built yet; building it (cargo build --profile {profile} -p sealroom-node)",
+        sealroom_node::BIN_NAME
+    );
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--profile",
+            &profile,
+            "-p",
+            "sealroom-node",
+            "--manifest-path",
+        ])
+        .arg(manifest_dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", target_dir)
+        .stdout(std::process::Stdio::null())
+        .status();
+    Some(match status {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("cargo build -p sealroom-node failed ({s})")),
+        Err(e) => Err(format!("cannot run cargo: {e}")),
+    })
 }
