@@ -1,7 +1,6 @@
 //! `sealroom`: the command-line entry point (DESIGN §7).
 #![forbid(unsafe_code)]
 
-mod chainread;
 mod cmd;
 mod exit;
 mod flows;

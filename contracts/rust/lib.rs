@@ -12,6 +12,7 @@
 
 pub mod artifact;
 pub mod bindings;
+pub mod bundle;
 pub mod chain;
 pub mod embedded;
 pub mod gas;

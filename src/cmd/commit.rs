@@ -10,16 +10,11 @@
 //!   party opens it again only to grant it to an attested node;
 //! - optionally the tree in `StandardMerkleTree.dump()` format (`--tree-out`).
 
-use std::fs::File;
-use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use sealroom_member::datakey::SelfSealedDataKey;
-use sealroom_protocol::dataset::{commit_stream, DatasetError, SignedCommitment};
-use sealroom_protocol::fsutil::AtomicFile;
+pub use sealroom_member::commit::{CommitError, CommitPaths, Committed};
 use sealroom_protocol::identity::Identity;
-use sealroom_protocol::stream::{DataKey, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE};
-use serde::Serialize;
+use sealroom_protocol::stream::{DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE};
 
 use crate::exit::{input_err, runtime_err, CmdResult, Failure};
 
@@ -57,26 +52,7 @@ fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Paths of the files a commit writes.
-pub struct CommitPaths {
-    /// Encrypted blob.
-    pub blob: PathBuf,
-    /// Signed commitment.
-    pub commitment: PathBuf,
-    /// Self-sealed data key.
-    pub data_key: PathBuf,
-    /// Tree dump, when wanted.
-    pub tree: Option<PathBuf>,
-}
-
-/// What a commit produced.
-pub struct Committed {
-    /// The signed commitment.
-    pub signed: SignedCommitment,
-}
-
-/// Commits `dataset` for `party`, writing every output atomically (nothing is
-/// left behind on failure). Errors name the file or flag.
+/// Commits with a progress bar labelled `label`; errors as the command reports them.
 pub fn commit_to_files(
     dataset: &Path,
     party: &Identity,
@@ -84,54 +60,17 @@ pub fn commit_to_files(
     segment_size: u32,
     label: &str,
 ) -> Result<Committed, Failure> {
-    let file = File::open(dataset).map_err(|e| input_err(format!("{}: {e}", dataset.display())))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let io_out =
-        |flag: &str, p: &Path, e: std::io::Error| input_err(format!("{flag} {}: {e}", p.display()));
-    let blob =
-        AtomicFile::create(&paths.blob, false).map_err(|e| io_out("--blob-out", &paths.blob, e))?;
-    let key = DataKey::generate().map_err(runtime_err)?;
+    let size = std::fs::metadata(dataset).map(|m| m.len()).unwrap_or(0);
     let bar = crate::cmd::progress::bytes_bar(size, label);
-    let out = commit_stream(BufReader::new(file), &key, segment_size, blob, |n| {
-        bar.set_position(n)
-    })
-    .map_err(|e| match e {
-        DatasetError::Io(e) => runtime_err(format!("{}: {e}", dataset.display())),
-        other => input_err(format!("{}: {other}", dataset.display())),
-    })?;
+    let done =
+        sealroom_member::commit::commit_to_files(dataset, party, paths, segment_size, &|n| {
+            bar.set_position(n)
+        });
     bar.finish_and_clear();
-
-    let signed = SignedCommitment::sign(party, out.commitment.clone(), out.columns.clone());
-    let sealed_key =
-        SelfSealedDataKey::seal(party, out.commitment.digest(), &key).map_err(runtime_err)?;
-    drop(key);
-
-    let mut pending: Vec<(AtomicFile, PathBuf)> = Vec::new();
-    let mut stage = |flag: &str, path: &Path, text: String, private: bool| -> Result<(), Failure> {
-        let mut f = AtomicFile::create(path, private).map_err(|e| io_out(flag, path, e))?;
-        f.write_all(text.as_bytes())
-            .map_err(|e| io_out(flag, path, e))?;
-        pending.push((f, path.to_path_buf()));
-        Ok(())
-    };
-    stage(
-        "--commitment-out",
-        &paths.commitment,
-        pretty(&signed),
-        false,
-    )?;
-    stage("--data-key-out", &paths.data_key, pretty(&sealed_key), true)?;
-    if let Some(t) = &paths.tree {
-        stage("--tree-out", t, pretty(&out.tree.dump()), false)?;
-    }
-    out.blob
-        .commit()
-        .map_err(|e| io_out("--blob-out", &paths.blob, e))?;
-    for (f, path) in pending {
-        f.commit()
-            .map_err(|e| runtime_err(format!("{}: {e}", path.display())))?;
-    }
-    Ok(Committed { signed })
+    done.map_err(|e| match e {
+        CommitError::Internal(m) => runtime_err(m),
+        other => input_err(other),
+    })
 }
 
 /// Runs the command.
@@ -208,8 +147,4 @@ pub fn run(args: Args) -> CmdResult {
         }
     }
     Ok(())
-}
-
-fn pretty<T: Serialize>(v: &T) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
 }

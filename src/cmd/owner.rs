@@ -10,7 +10,7 @@ use sealroom_protocol::identity::{Identity, PublicIdentity};
 use sealroom_protocol::manifest::Manifest;
 use sealroom_protocol::scenario::Scenario;
 
-use crate::chainread::{bundle_from_chain, ReadError, Source};
+use sealroom_contracts::bundle::{bundle_from_chain, ReadError, Source};
 
 use crate::exit::{input_err, runtime_err, CmdResult};
 use crate::flows;

@@ -11,8 +11,8 @@ use sealroom_protocol::merkle::{input_leaf, process_proof};
 use sealroom_protocol::policy::Policy;
 use sealroom_reports::verifier::{verify_bundle_from, Bundle, Provenance, Verification};
 
-use crate::chainread::{read_from_chain, ReadError, Source};
 use crate::exit::{input_err, CmdResult, Failure};
+use sealroom_contracts::bundle::{read_from_chain, ReadError, Source};
 
 /// Arguments of `sealroom report`.
 #[derive(clap::Args)]

@@ -24,9 +24,9 @@ use sealroom_protocol::stream::DEFAULT_SEGMENT_SIZE;
 use sealroom_reports::verifier::verify_bundle;
 
 use super::commit::{commit_to_files, CommitPaths};
-use crate::chainread::{bundle_from_chain, ReadError, Source};
 use crate::exit::{input_err, runtime_err, CmdResult, Failure};
 use crate::flows;
+use sealroom_contracts::bundle::{bundle_from_chain, ReadError, Source};
 use sealroom_member::RecordStore;
 
 /// Arguments of `sealroom run`.

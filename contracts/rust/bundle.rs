@@ -9,13 +9,13 @@
 
 use std::path::Path;
 
-use alloy_primitives::{Address, B256};
-use sealroom_contracts::alloy_sol_types::{SolCall, SolEvent};
-use sealroom_contracts::ChainTarget;
-use sealroom_contracts::{
+use crate::ChainTarget;
+use crate::{
     block_on, read_session, AnyChain, Chain, ChainError, EmbeddedChain, PublishedReport,
     ReadOptions, RegistryError, RpcChain, RpcOptions, SessionRegistry,
 };
+use alloy_primitives::{Address, B256};
+use alloy_sol_types::{SolCall, SolEvent};
 use sealroom_reports::verifier::{
     Bundle, BundledReport, Check, EvidenceEnvelope, Provenance, BUNDLE_FORMAT,
 };
