@@ -957,6 +957,30 @@ fn offline_unchecked(bundle: &Bundle, chain: Option<&ChainRef>) -> Vec<NotChecke
     out
 }
 
+/// The OpenZeppelin inclusion proof that `party`'s dataset is an input of
+/// the bundle's session (`sealroom-inclusion-proof/1`).
+pub fn inclusion_proof(b: &Bundle, party: &str) -> Result<serde_json::Value, String> {
+    let m = &b.envelope.manifest;
+    let tree = m.inputs_tree().map_err(|e| e.to_string())?;
+    let idx = (0..tree.len())
+        .find(|i| {
+            tree.value(*i)
+                .is_some_and(|v| v.get(1).and_then(|n| n.as_str()) == Some(party))
+        })
+        .ok_or_else(|| format!("--party {party}: not an input of this session"))?;
+    let value = tree.value(idx).unwrap_or_default();
+    let proof = tree.proof(idx).map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({
+        "format": "sealroom-inclusion-proof/1",
+        "session_id": format!("{:#x}", b.session_id),
+        "inputs_root": format!("{:#x}", tree.root()),
+        "leaf_encoding": ["uint8", "string", "bytes32"],
+        "value": value,
+        "leaf": format!("{:#x}", tree.leaf(idx).unwrap_or_default()),
+        "proof": proof.iter().map(|h| format!("{h:#x}")).collect::<Vec<_>>(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -207,7 +207,9 @@ fn http_scale(n: usize, json: bool) -> CmdResult {
     let session = manifest.session_id;
 
     let dir = tempfile::tempdir().map_err(runtime_err)?;
-    let (mut coordinator, url) = super::run::spawn_coordinator(dir.path(), "embedded", &[], None)?;
+    let (mut coordinator, url) =
+        sealroom_runner::spawn_coordinator(dir.path(), "embedded", &[], None)
+            .map_err(runtime_err)?;
     let t = Instant::now();
     let owner_client = Client::new(&url, Some(&owner));
     owner_client

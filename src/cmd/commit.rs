@@ -61,7 +61,7 @@ pub fn commit_to_files(
     label: &str,
 ) -> Result<Committed, Failure> {
     let size = std::fs::metadata(dataset).map(|m| m.len()).unwrap_or(0);
-    let bar = crate::cmd::progress::bytes_bar(size, label);
+    let bar = sealroom_runner::progress::bytes_bar(size, label);
     let done =
         sealroom_member::commit::commit_to_files(dataset, party, paths, segment_size, &|n| {
             bar.set_position(n)

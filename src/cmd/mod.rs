@@ -15,7 +15,6 @@ pub mod keygen;
 pub mod node;
 pub mod owner;
 pub mod party;
-pub mod progress;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -269,25 +269,7 @@ pub fn run(args: Args) -> CmdResult {
 
 /// The inclusion proof of `party`'s dataset (or the owner's validation set) in the session's inputs tree.
 pub fn prove(b: &Bundle, party: &str) -> Result<serde_json::Value, Failure> {
-    let m = &b.envelope.manifest;
-    let tree = m.inputs_tree().map_err(|e| input_err(e.to_string()))?;
-    let idx = (0..tree.len())
-        .find(|i| {
-            tree.value(*i)
-                .is_some_and(|v| v.get(1).and_then(|n| n.as_str()) == Some(party))
-        })
-        .ok_or_else(|| input_err(format!("--party {party}: not an input of this session")))?;
-    let value = tree.value(idx).unwrap_or_default();
-    let proof = tree.proof(idx).map_err(|e| input_err(e.to_string()))?;
-    Ok(serde_json::json!({
-        "format": "sealroom-inclusion-proof/1",
-        "session_id": format!("{:#x}", b.session_id),
-        "inputs_root": format!("{:#x}", tree.root()),
-        "leaf_encoding": ["uint8", "string", "bytes32"],
-        "value": value,
-        "leaf": format!("{:#x}", tree.leaf(idx).unwrap_or_default()),
-        "proof": proof.iter().map(|h| format!("{h:#x}")).collect::<Vec<_>>(),
-    }))
+    sealroom_reports::verifier::inclusion_proof(b, party).map_err(input_err)
 }
 
 /// Verifies a proof object; exit 1 naming `inclusion-proof` when it fails.
