@@ -705,6 +705,16 @@ fn node_dependency_tree_is_minimal() {
             "sealroom no longer links {banned}; update this test"
         );
     }
+    // The regulator's verifier links no HTTP client (the protocol's client is
+    // behind its `client` feature) and none of the node's training stack.
+    let verifier = dependency_set("sealroom-reports", "normal");
+    for banned in ["ureq", "burn", "axum", "rusqlite", "revm"] {
+        assert!(
+            !verifier.iter().any(|p| p.split(' ').next() == Some(banned)),
+            "sealroom-reports links {banned}"
+        );
+    }
+    assert!(cli.iter().any(|p| p.starts_with("ureq ")), "the check is meaningful");
     let linked_node = dependency_set("sealroom-node", "normal,no-proc-macro").len();
     let linked_cli = dependency_set("sealroom", "normal,no-proc-macro").len();
     eprintln!(
