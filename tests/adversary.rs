@@ -1222,6 +1222,24 @@ fn cli(args: &[&str], key: &Path, state: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// `sealroom party grant` for `who`, through the proxy.
+fn cli_grant(w: &World, who: &Who, session: &str) -> std::process::Output {
+    cli(
+        &[
+            "party",
+            "grant",
+            "--coordinator",
+            &w.proxy.url,
+            "--session",
+            session,
+            "--data-key",
+            who.datakey.to_str().unwrap(),
+        ],
+        &who.key_file,
+        &who.state,
+    )
+}
+
 #[test]
 fn a_manifest_rewritten_after_consent_leaks_nothing() {
     let mut w = World::new();
@@ -1282,20 +1300,7 @@ fn a_manifest_rewritten_after_consent_leaks_nothing() {
         .register_node(&sid, &rogue)
         .unwrap();
     for who in w.members() {
-        let o = cli(
-            &[
-                "party",
-                "grant",
-                "--coordinator",
-                &w.proxy.url,
-                "--session",
-                &s,
-                "--data-key",
-                who.datakey.to_str().unwrap(),
-            ],
-            &who.key_file,
-            &who.state,
-        );
+        let o = cli_grant(&w, who, &s);
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{}: {stderr}", who.name);
         assert!(stderr.contains("manifest.changed"), "{stderr}");
@@ -1331,20 +1336,7 @@ fn a_manifest_rewritten_after_consent_leaks_nothing() {
         .unwrap();
     });
     let who = &w.parties[0];
-    let o = cli(
-        &[
-            "party",
-            "grant",
-            "--coordinator",
-            &w.proxy.url,
-            "--session",
-            &s,
-            "--data-key",
-            who.datakey.to_str().unwrap(),
-        ],
-        &who.key_file,
-        &who.state,
-    );
+    let o = cli_grant(&w, who, &s);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("node-evidence"), "{stderr}");

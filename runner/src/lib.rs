@@ -109,8 +109,9 @@ fn member_failure(who: &str, e: MemberError) -> RunError {
     runtime_err(format!("{who}{e}"))
 }
 
-/// Commits with a byte progress bar (hidden in JSON mode and off a terminal).
-fn commit_with_bar(
+/// Commits with a byte progress bar (hidden off a terminal); `sealroom
+/// commit` uses it too.
+pub fn commit_with_bar(
     dataset: &Path,
     party: &Identity,
     paths: &CommitPaths,

@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-pub use sealroom_member::commit::{CommitError, CommitPaths, Committed};
+use sealroom_member::commit::{CommitPaths, Committed};
 use sealroom_protocol::identity::Identity;
 use sealroom_protocol::stream::{DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE};
 
@@ -53,24 +53,19 @@ fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Commits with a progress bar labelled `label`; errors as the command reports them.
-pub fn commit_to_files(
+fn commit_to_files(
     dataset: &Path,
     party: &Identity,
     paths: &CommitPaths,
     segment_size: u32,
     label: &str,
 ) -> Result<Committed, Failure> {
-    let size = std::fs::metadata(dataset).map(|m| m.len()).unwrap_or(0);
-    let bar = sealroom_runner::progress::bytes_bar(size, label);
-    let done =
-        sealroom_member::commit::commit_to_files(dataset, party, paths, segment_size, &|n| {
-            bar.set_position(n)
-        });
-    bar.finish_and_clear();
-    done.map_err(|e| match e {
-        CommitError::Internal(m) => runtime_err(m),
-        other => input_err(other),
-    })
+    sealroom_runner::commit_with_bar(dataset, party, paths, segment_size, label).map_err(
+        |e| match e {
+            sealroom_runner::RunError::Input(m) => input_err(m),
+            other => runtime_err(other),
+        },
+    )
 }
 
 /// Runs the command.
