@@ -714,7 +714,10 @@ fn node_dependency_tree_is_minimal() {
             "sealroom-reports links {banned}"
         );
     }
-    assert!(cli.iter().any(|p| p.starts_with("ureq ")), "the check is meaningful");
+    assert!(
+        cli.iter().any(|p| p.starts_with("ureq ")),
+        "the check is meaningful"
+    );
     let linked_node = dependency_set("sealroom-node", "normal,no-proc-macro").len();
     let linked_cli = dependency_set("sealroom", "normal,no-proc-macro").len();
     eprintln!(
