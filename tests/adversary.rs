@@ -745,6 +745,70 @@ fn members_never_grant_to_a_node_outside_the_consented_manifest() {
     assert_eq!(g.evidence_hash, evidence_hash(&reg.evidence));
 }
 
+/// A node whose attested measurement the consented manifest does not pin:
+/// even a coordinator that registers it anyway gets no grant (the member's
+/// own `engine.allowlist`), whatever the node claims about itself.
+#[test]
+fn members_refuse_a_node_outside_the_engine_allowlist() {
+    let w = World::new();
+    let mut s = w.scenario.clone();
+    s.engine.trainer_measurements = vec![hex::encode([0x42u8; 32])];
+    let mut sid = [0u8; 32];
+    getrandom::fill(&mut sid).unwrap();
+    let m = Manifest::from_scenario(
+        &s,
+        B256::from(sid),
+        1_700_000_000,
+        w.parties
+            .iter()
+            .map(|p| (p.id.public(), p.commitment.clone()))
+            .collect(),
+        w.owner.id.public(),
+        Some(w.owner.commitment.clone()),
+    )
+    .unwrap();
+    let sid = m.session_id;
+    Client::new(&w.upstream(), Some(&w.owner.id))
+        .create_session(&m)
+        .unwrap();
+    w.consent_and_upload_all(&sid);
+    // The coordinator (honest here) refuses the registration itself…
+    let (node_id, mut reg) = coordinator_node(&m.hash(), false);
+    let err = Client::new(&w.upstream(), Some(&node_id))
+        .register_node(&sid, &reg)
+        .unwrap_err();
+    assert!(err.to_string().contains("engine.allowlist"), "{err}");
+    // …so a dishonest one serves it anyway, even claiming the pinned value.
+    reg.engine_measurement = hex::encode([0x42u8; 32]);
+    for (claim, expected) in [
+        (
+            hex::encode([0x42u8; 32]),
+            "node-evidence: engine.measurement",
+        ),
+        (
+            hex::encode(sim_default_measurement()),
+            "node-evidence: engine.allowlist",
+        ),
+    ] {
+        let mut served = reg.clone();
+        served.engine_measurement = claim;
+        let served = serde_json::to_value(&served).unwrap();
+        w.proxy.set(move |m, p, r| {
+            if m == "GET" && p == status_path(&sid) && r.status == 200 {
+                let served = served.clone();
+                json_edit(r, move |v| v["node"] = served);
+            }
+        });
+        let who = &w.parties[0];
+        let err = w
+            .member(who)
+            .verify_node(&sid, sealroom_member::now())
+            .unwrap_err();
+        w.proxy.clear();
+        assert_eq!(check_of(&err), expected, "{err}");
+    }
+}
+
 fn grant_of(w: &World, sid: &B256, node: &sealroom_trainer::node::Node) -> Grant {
     let work = Client::new(&w.upstream(), Some(node.request_identity()))
         .work(sid)
