@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256};
-use sealroom_contracts::bundle::{bundle_from_chain, ReadError, Source};
+use sealroom_contracts::bundle::{read_from_chain, ReadError, Source};
 use sealroom_member::commit::{CommitError, CommitPaths, Committed};
 use sealroom_member::{MemberError, RecordStore};
 use sealroom_protocol::api::{Client, SessionState, SessionStatus};
@@ -30,7 +30,7 @@ use sealroom_protocol::identity::Identity;
 use sealroom_protocol::manifest::{validation_input_name, ConsentAction, Manifest};
 use sealroom_protocol::scenario::Scenario;
 use sealroom_protocol::stream::DEFAULT_SEGMENT_SIZE;
-use sealroom_reports::verifier::{verify_bundle, Verification};
+use sealroom_reports::verifier::{verify_bundle_from, Verification};
 
 /// What to run (the flags of `sealroom run`).
 #[derive(Clone, Debug)]
@@ -661,10 +661,10 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
         .and_then(|c| c.as_str())
         .and_then(|c| c.parse::<Address>().ok())
         .ok_or_else(|| runtime_err("the coordinator did not report the registry address"))?;
-    let bundle = if coord_chain == "embedded" {
-        bundle_from_chain(Source::Embedded(&out.join("chain")), contract_addr, session)
+    let (bundle, provenance) = if coord_chain == "embedded" {
+        read_from_chain(Source::Embedded(&out.join("chain")), contract_addr, session)
     } else {
-        bundle_from_chain(Source::Rpc(&coord_chain), contract_addr, session)
+        read_from_chain(Source::Rpc(&coord_chain), contract_addr, session)
     }
     .map_err(|e| match e {
         ReadError::Access(m) => runtime_err(m),
@@ -722,7 +722,9 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
         false,
     )
     .map_err(runtime_err)?;
-    let verification = verify_bundle(&bundle, None, None);
+    // Read from the chain just now (stored hashes and receipts checked by the
+    // reader): nothing is left "not checked offline".
+    let verification = verify_bundle_from(&bundle, None, None, &provenance);
     let mut parties_json = Vec::new();
     for m in &members {
         let proof =
