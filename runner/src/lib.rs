@@ -194,16 +194,31 @@ fn status_msg(json: bool, msg: &str) {
 }
 
 /// Starts anvil from the project's pinned npm package on a free port.
-fn start_anvil(dir: &Path) -> Result<(ChildGuard, String), RunError> {
-    let candidates = [
+/// Finds anvil: the project's pinned npm package first, then `anvil` on PATH.
+fn find_anvil() -> Result<PathBuf, RunError> {
+    let pinned = [
         PathBuf::from("contracts/node_modules/.bin/anvil"),
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/node_modules/.bin/anvil"),
     ];
-    let bin = candidates
-        .iter()
-        .find(|p| p.exists())
-        .cloned()
-        .ok_or_else(|| input_err("--chain anvil: contracts/node_modules/.bin/anvil not found; run `npm install --prefix contracts --no-save`"))?;
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("anvil"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    pinned
+        .into_iter()
+        .chain(on_path)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            input_err(
+                "--chain anvil: no anvil found (neither contracts/node_modules/.bin/anvil nor `anvil` on PATH); run `npm install --prefix contracts --no-save` or install Foundry",
+            )
+        })
+}
+
+fn start_anvil(bin: &Path, dir: &Path) -> Result<(ChildGuard, String), RunError> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -293,8 +308,12 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
         .chain
         .clone()
         .unwrap_or_else(|| scenario.chain.target.clone());
-    sealroom_contracts::ChainTarget::parse(&chain_target)
+    let target = sealroom_contracts::ChainTarget::parse(&chain_target)
         .map_err(|e| input_err(format!("--chain {chain_target}: {e}")))?;
+    // Before any work: a missing anvil is bad input now, not after committing.
+    if target == sealroom_contracts::ChainTarget::Preset(sealroom_contracts::Preset::Anvil) {
+        find_anvil()?;
+    }
     let contract = args
         .contract
         .clone()
@@ -439,7 +458,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     let mut anvil = None;
     let (coord_chain, chain_env) = match chain_target.as_str() {
         "anvil" => {
-            let (g, url) = start_anvil(&out)?;
+            let (g, url) = start_anvil(&find_anvil()?, &out)?;
             anvil = Some(g);
             (url, Some(sealroom_contracts::ANVIL_DEV_KEY.to_string()))
         }
