@@ -341,8 +341,13 @@ impl World {
 
     /// A new session (policy edited by `policy`), created by the owner.
     fn session(&self, policy: impl Fn(&mut sealroom_protocol::policy::Policy)) -> B256 {
+        self.session_with(|s| policy(&mut s.policy)).session_id
+    }
+
+    /// A new session (scenario edited by `edit`), created by the owner.
+    fn session_with(&self, edit: impl Fn(&mut Scenario)) -> Manifest {
         let mut s = self.scenario.clone();
-        policy(&mut s.policy);
+        edit(&mut s);
         let mut sid = [0u8; 32];
         getrandom::fill(&mut sid).unwrap();
         let m = Manifest::from_scenario(
@@ -360,7 +365,7 @@ impl World {
         Client::new(&self.upstream(), Some(&self.owner.id))
             .create_session(&m)
             .unwrap();
-        m.session_id
+        m
     }
 
     /// The member library for `who`, through the proxy.
@@ -751,26 +756,8 @@ fn members_never_grant_to_a_node_outside_the_consented_manifest() {
 #[test]
 fn members_refuse_a_node_outside_the_engine_allowlist() {
     let w = World::new();
-    let mut s = w.scenario.clone();
-    s.engine.trainer_measurements = vec![hex::encode([0x42u8; 32])];
-    let mut sid = [0u8; 32];
-    getrandom::fill(&mut sid).unwrap();
-    let m = Manifest::from_scenario(
-        &s,
-        B256::from(sid),
-        1_700_000_000,
-        w.parties
-            .iter()
-            .map(|p| (p.id.public(), p.commitment.clone()))
-            .collect(),
-        w.owner.id.public(),
-        Some(w.owner.commitment.clone()),
-    )
-    .unwrap();
+    let m = w.session_with(|s| s.engine.trainer_measurements = vec![hex::encode([0x42u8; 32])]);
     let sid = m.session_id;
-    Client::new(&w.upstream(), Some(&w.owner.id))
-        .create_session(&m)
-        .unwrap();
     w.consent_and_upload_all(&sid);
     // The coordinator (honest here) refuses the registration itself…
     let (node_id, mut reg) = coordinator_node(&m.hash(), false);
