@@ -880,3 +880,106 @@ fn under_cargo_a_missing_node_is_built_with_the_same_profile_and_target_dir() {
     );
     assert_eq!(Path::new(lines.next().unwrap()), target);
 }
+
+/// The owner builds the manifest from the parties' signed commitments and
+/// public identities alone: the datasets the scenario names need not exist
+/// on its machine (only `scenario check`, run by each party, opens them).
+#[test]
+fn owner_creates_a_session_from_commitments_and_public_keys_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let shipped = repo().join("scenarios/breast-cancer-3-hospitals.toml");
+    let data = repo().join("scenarios/data/breast-cancer");
+    let mut args: Vec<String> = Vec::new();
+    for (name, csv) in [
+        ("hospital-a", "hospital-a.csv"),
+        ("hospital-b", "hospital-b.csv"),
+        ("hospital-c", "hospital-c.csv"),
+        ("validation", "owner-validation.csv"),
+    ] {
+        let key = keygen(d, &format!("{name}.json"));
+        let blob = d.join(format!("{name}.sealed"));
+        let o = sealroom(&[
+            "commit",
+            data.join(csv).to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--blob-out",
+            blob.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        args.push("--commitment".into());
+        args.push(format!("{name}={}.commitment.json", blob.display()));
+        if name != "validation" {
+            let o = sealroom(&["keygen", "--out", key.to_str().unwrap(), "--public"]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let public = d.join(format!("{name}.pub.json"));
+            std::fs::write(&public, &o.stdout).unwrap();
+            args.push("--party-key".into());
+            args.push(format!("{name}={}", public.display()));
+        }
+    }
+    // The owner's copy of the scenario: its dataset paths lead nowhere here.
+    let scenario = d.join("s.toml");
+    std::fs::write(
+        &scenario,
+        std::fs::read_to_string(&shipped)
+            .unwrap()
+            .replace("data/breast-cancer/", "not-on-this-machine/"),
+    )
+    .unwrap();
+    assert_eq!(
+        check(&scenario).status.code(),
+        Some(2),
+        "a party's check still opens the data"
+    );
+    let coordinator = sealroom_coordinator::Background::start(sealroom_coordinator::Config {
+        listen: "127.0.0.1:0".into(),
+        data: d.join("coord"),
+        chain: sealroom_coordinator::ChainSpec::Embedded(d.join("coord/chain")),
+        chain_key: None,
+        confirmations: None,
+        contract: None,
+    })
+    .unwrap();
+    let url = coordinator.url();
+    let owner = d.join("validation.json");
+    let base = [
+        "owner",
+        "create",
+        "--coordinator",
+        &url,
+        "--key",
+        owner.to_str().unwrap(),
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--json",
+    ];
+    let all: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    let o = sealroom(&all);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["session_id"].as_str().unwrap().starts_with("0x"));
+    // Without a party's public identity: exit 2 naming the flag and the party.
+    let c_key = args
+        .iter()
+        .position(|a| a.starts_with("hospital-c=") && a.ends_with(".pub.json"))
+        .unwrap();
+    let mut without_c: Vec<&str> = base.to_vec();
+    for (i, a) in args.iter().enumerate() {
+        if i != c_key && i + 1 != c_key {
+            without_c.push(a);
+        }
+    }
+    let o = sealroom(&without_c);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--party-key hospital-c"),
+        "{}",
+        stderr(&o)
+    );
+}

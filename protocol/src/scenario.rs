@@ -306,6 +306,18 @@ impl Scenario {
     /// Reads, parses and validates a scenario file, including its datasets'
     /// headers and values and any key files it names.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        Self::load_with(path, true)
+    }
+
+    /// Reads, parses and validates a scenario file without opening its
+    /// datasets: what the model owner needs to build a manifest from the
+    /// parties' signed commitments, which already carry each dataset's
+    /// record count and schema (the owner never needs another party's data).
+    pub fn load_without_datasets(path: &Path) -> Result<Self, ScenarioError> {
+        Self::load_with(path, false)
+    }
+
+    fn load_with(path: &Path, datasets: bool) -> Result<Self, ScenarioError> {
         let fail = |field: &str, message: String| ScenarioError {
             file: path.to_path_buf(),
             problems: vec![Problem {
@@ -331,7 +343,7 @@ impl Scenario {
             }
         })?;
         scenario.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut problems = scenario.check();
+        let mut problems = scenario.check(datasets);
         for p in &mut problems {
             p.line = locator.line_of_path(&p.field);
         }
@@ -356,7 +368,7 @@ impl Scenario {
     }
 
     /// Semantic checks; returns every problem (lines are filled in by `load`).
-    fn check(&self) -> Vec<Problem> {
+    fn check(&self, datasets: bool) -> Vec<Problem> {
         let mut out = Vec::new();
         let mut bad = |field: String, message: String| {
             out.push(Problem {
@@ -550,9 +562,11 @@ impl Scenario {
                     format!("duplicate name `{}`", p.name),
                 );
             }
-            match dataset_records(&self.resolve(&p.dataset), &columns, s) {
-                Ok(n) => records = records.saturating_add(n),
-                Err(m) => bad(format!("party[{i}].dataset"), m),
+            if datasets {
+                match dataset_records(&self.resolve(&p.dataset), &columns, s) {
+                    Ok(n) => records = records.saturating_add(n),
+                    Err(m) => bad(format!("party[{i}].dataset"), m),
+                }
             }
             if records > limits::MAX_RECORDS {
                 bad(
@@ -569,7 +583,7 @@ impl Scenario {
                 }
             }
         }
-        if let Some(v) = &self.owner.validation {
+        if let Some(v) = self.owner.validation.as_ref().filter(|_| datasets) {
             match dataset_records(&self.resolve(v), &columns, s) {
                 Ok(n) => records = records.saturating_add(n),
                 Err(m) => bad("owner.validation".into(), m),

@@ -24,7 +24,9 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Action {
-    /// Create a session from a scenario and the parties' signed commitments.
+    /// Create a session from a scenario, the parties' signed commitments and
+    /// their public identities — never their data (the datasets the
+    /// scenario names need not exist on the owner's machine).
     Create {
         /// Coordinator base URL.
         #[arg(long)]
@@ -38,6 +40,10 @@ enum Action {
         /// A party's signed commitment: NAME=FILE (one per party; `validation=FILE` for the owner's set).
         #[arg(long = "commitment", value_name = "NAME=FILE")]
         commitments: Vec<String>,
+        /// A party's public identity (`sealroom keygen --public`): NAME=FILE;
+        /// instead of, or checked against, the scenario's `party.key`.
+        #[arg(long = "party-key", value_name = "NAME=FILE")]
+        party_keys: Vec<String>,
         /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
@@ -102,10 +108,25 @@ pub fn run(args: Args) -> CmdResult {
             key,
             scenario,
             commitments,
+            party_keys,
             json,
         } => {
             let owner = Identity::load(&key).map_err(|e| input_err(format!("--key: {e}")))?;
-            let s = Scenario::load(&scenario).map_err(input_err)?;
+            let s = Scenario::load_without_datasets(&scenario).map_err(input_err)?;
+            let mut keys_by_name = std::collections::BTreeMap::new();
+            for k in &party_keys {
+                let (name, file) = k
+                    .split_once('=')
+                    .ok_or_else(|| input_err(format!("--party-key {k}: expected NAME=FILE")))?;
+                if !s.parties.iter().any(|p| p.name == name) {
+                    return Err(input_err(format!(
+                        "--party-key {name}=…: not a party of the scenario"
+                    )));
+                }
+                let id = PublicIdentity::load(std::path::Path::new(file))
+                    .map_err(|e| input_err(format!("--party-key {name}={file}: {e}")))?;
+                keys_by_name.insert(name.to_string(), id);
+            }
             let mut by_name = std::collections::BTreeMap::new();
             for c in &commitments {
                 let (name, file) = c
@@ -119,25 +140,35 @@ pub fn run(args: Args) -> CmdResult {
                 let sc = by_name
                     .remove(&p.name)
                     .ok_or_else(|| input_err(format!("--commitment: missing {}=FILE", p.name)))?;
-                if let Some(k) = &p.key {
-                    let expected = PublicIdentity::load(&s.resolve(k)).map_err(input_err)?;
-                    if expected.ed25519 != sc.party {
+                // The X25519 half is not in a commitment: the party's public
+                // identity comes from --party-key or the scenario's `key`.
+                let from_scenario = p
+                    .key
+                    .as_ref()
+                    .map(|k| PublicIdentity::load(&s.resolve(k)).map_err(input_err))
+                    .transpose()?;
+                let id = match (keys_by_name.remove(&p.name), from_scenario) {
+                    (Some(a), Some(b)) if a != b => {
                         return Err(input_err(format!(
-                            "--commitment {}: signed by a key other than party[{}].key",
+                            "--party-key {}: differs from party[{}].key in the scenario",
                             p.name, p.name
-                        )));
+                        )))
                     }
-                }
-                // The X25519 half is not in a commitment: parties must name their public identity.
-                let id = match &p.key {
-                    Some(k) => PublicIdentity::load(&s.resolve(k)).map_err(input_err)?,
-                    None => {
+                    (Some(a), _) => a,
+                    (None, Some(b)) => b,
+                    (None, None) => {
                         return Err(input_err(format!(
-                        "scenario party `{}` needs `key` (its public identity) to create a session",
-                        p.name
-                    )))
+                            "--party-key {}=FILE: party `{}` needs its public identity (or `key` in the scenario)",
+                            p.name, p.name
+                        )))
                     }
                 };
+                if id.ed25519 != sc.party {
+                    return Err(input_err(format!(
+                        "--commitment {}: signed by a key other than {}'s public identity",
+                        p.name, p.name
+                    )));
+                }
                 parties.push((id, sc.commitment));
             }
             let validation = match by_name.remove("validation") {
