@@ -40,39 +40,20 @@ fn hardware_tee_without_the_feature_is_exit_2_saying_how_to_build() {
 
 #[test]
 fn bad_session_and_gpu_are_exit_2_before_any_network_call() {
-    let o = node(&[
-        "run",
-        "--coordinator",
-        "http://127.0.0.1:9",
-        "--tee",
-        "sim",
-        "--session",
-        "nothex",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--session nothex"), "{}", stderr(&o));
-    let o = node(&[
-        "run",
-        "--coordinator",
-        "http://127.0.0.1:9",
-        "--tee",
-        "sim",
-        "--gpu",
-        "nvidia",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--gpu nvidia"), "{}", stderr(&o));
-    let o = node(&[
-        "run",
-        "--coordinator",
-        "http://127.0.0.1:9",
-        "--tee",
-        "sim",
-        "--collateral",
-        "/nonexistent/collateral.json",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--collateral"), "{}", stderr(&o));
+    for (extra, named) in [
+        (&["--session", "nothex"][..], "--session nothex"),
+        (&["--gpu", "nvidia"][..], "--gpu nvidia"),
+        (
+            &["--collateral", "/nonexistent/collateral.json"][..],
+            "--collateral",
+        ),
+    ] {
+        let mut args = vec!["run", "--coordinator", "http://127.0.0.1:9", "--tee", "sim"];
+        args.extend_from_slice(extra);
+        let o = node(&args);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(named), "{}", stderr(&o));
+    }
 }
 
 #[test]
