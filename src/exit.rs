@@ -1,56 +1,10 @@
 //! Exit codes of the `sealroom` command (DESIGN §7): 0 success or verified,
 //! 1 verification failed (the message names the check), 2 bad input or usage
-//! (the message names the file, field or flag).
+//! (the message names the file, field or flag). The type is the node's own
+//! (`sealroom node run` passes the node's exit codes through), so the two
+//! binaries cannot drift apart.
 
-use std::fmt;
-
-/// A failure that decides the process exit code.
-#[derive(Debug)]
-pub enum Failure {
-    /// Bad input or usage: exit 2.
-    Input(anyhow::Error),
-    /// A verification failed: exit 1. `check` names the failed check.
-    Verification {
-        /// The failed check's name.
-        check: String,
-        /// What was found.
-        detail: String,
-    },
-    /// Anything else (i/o on an output, an internal error): exit 1.
-    Runtime(anyhow::Error),
-}
-
-impl Failure {
-    /// The process exit code.
-    pub fn code(&self) -> i32 {
-        match self {
-            Failure::Input(_) => 2,
-            Failure::Verification { .. } | Failure::Runtime(_) => 1,
-        }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Input(e) => write!(f, "{e:#}"),
-            Failure::Verification { check, detail } => {
-                write!(f, "verification failed: {check}: {detail}")
-            }
-            Failure::Runtime(e) => write!(f, "{e:#}"),
-        }
-    }
-}
+pub use sealroom_node::exit::{input_err, runtime_err, Failure};
 
 /// Result type of subcommands.
 pub type CmdResult = Result<(), Failure>;
-
-/// Shorthand: a bad-input failure from anything printable.
-pub fn input_err(msg: impl fmt::Display) -> Failure {
-    Failure::Input(anyhow::anyhow!("{msg}"))
-}
-
-/// Shorthand: a runtime failure from anything printable.
-pub fn runtime_err(msg: impl fmt::Display) -> Failure {
-    Failure::Runtime(anyhow::anyhow!("{msg}"))
-}

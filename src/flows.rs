@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 use sealroom_member::MemberError;
 use sealroom_protocol::dataset::SignedCommitment;
+use sealroom_runner::RunError;
 
 use crate::exit::{input_err, runtime_err, Failure};
 
@@ -14,16 +15,16 @@ use crate::exit::{input_err, runtime_err, Failure};
 /// verification failure (exit 1) naming the check, the member's own bad
 /// input is exit 2, anything else exit 1. `who` prefixes the detail.
 pub fn member_failure(who: &str, e: MemberError) -> Failure {
-    if let Some(check) = e.check() {
-        return Failure::Verification {
-            check,
-            detail: format!("{who}{}", e.detail()),
-        };
+    run_failure(sealroom_runner::member_failure(who, e))
+}
+
+/// The command's failure for a runner error (same three outcomes).
+pub fn run_failure(e: RunError) -> Failure {
+    match e {
+        RunError::Input(m) => input_err(m),
+        RunError::Verification { check, detail } => Failure::Verification { check, detail },
+        other => runtime_err(other),
     }
-    if e.is_input() {
-        return input_err(format!("{who}{e}"));
-    }
-    runtime_err(format!("{who}{e}"))
 }
 
 /// Loads a signed commitment file and checks its signature.

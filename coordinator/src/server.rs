@@ -314,6 +314,26 @@ async fn stream_declared(
     Ok(writer)
 }
 
+/// A `PUT` of a declared body (blob or sealed model), authenticated from its
+/// headers alone: the declared length and SHA-256, then the signature over
+/// them. Returns `(length, sha256, caller)`.
+async fn authenticate_declared_put(
+    s: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(u64, [u8; 32], [u8; 32]), ApiErr> {
+    let (len, sha) = auth::declared_body(headers)?;
+    let key = auth::authenticate(
+        &s.core,
+        "PUT",
+        uri.path(),
+        headers,
+        auth::Body::Declared { len, sha256: sha },
+    )
+    .await?;
+    Ok((len, sha, key))
+}
+
 async fn upload_blob(
     State(s): State<AppState>,
     JsonPath((id, input)): JsonPath<(String, String)>,
@@ -326,15 +346,7 @@ async fn upload_blob(
     // and hash, the caller's right to this input, and the declaration
     // against the commitment. A stranger cannot make us read, let alone
     // store, a single byte.
-    let (len, sha) = auth::declared_body(&headers)?;
-    let key = auth::authenticate(
-        &s.core,
-        "PUT",
-        uri.path(),
-        &headers,
-        auth::Body::Declared { len, sha256: sha },
-    )
-    .await?;
+    let (len, sha, key) = authenticate_declared_put(&s, &uri, &headers).await?;
     let inp = input.clone();
     let commitment = s
         .core
@@ -594,15 +606,7 @@ async fn upload_sealed(
     let id = parse_id(&id)?;
     // As for blobs: authenticated from the headers, the node's right and the
     // declared size and hash checked, all before the body is read.
-    let (len, sha) = auth::declared_body(&headers)?;
-    let key = auth::authenticate(
-        &s.core,
-        "PUT",
-        uri.path(),
-        &headers,
-        auth::Body::Declared { len, sha256: sha },
-    )
-    .await?;
+    let (len, sha, key) = authenticate_declared_put(&s, &uri, &headers).await?;
     let limit = s
         .core
         .db(move |c| service::sealed_precheck(c, &id, &key))

@@ -727,17 +727,21 @@ pub fn sealed_for_owner(
     id: &B256,
     caller: &[u8; 32],
 ) -> Result<[u8; 32], ApiErr> {
-    let row = load(conn, id)?;
+    owner_sealed(&load(conn, id)?, caller)
+}
+
+/// The checks before a sealed model goes to anyone: the caller is the
+/// manifest's owner, the session is not aborted, a sealed model exists.
+fn owner_sealed(row: &SessionRow, caller: &[u8; 32]) -> Result<[u8; 32], ApiErr> {
     if row.manifest.owner.identity.ed25519 != *caller {
         return Err(ApiErr::forbidden(
             "only the session's owner may fetch the sealed model",
         ));
     }
-    not_aborted(&row)?;
-    let (sha, _) = row
-        .sealed
-        .ok_or_else(|| ApiErr::conflict("no sealed model yet"))?;
-    Ok(sha)
+    not_aborted(row)?;
+    row.sealed
+        .map(|(sha, _)| sha)
+        .ok_or_else(|| ApiErr::conflict("no sealed model yet"))
 }
 
 /// `GET /v1/sessions/{id}/sealed-model` (owner): Published → Delivered,
@@ -748,15 +752,7 @@ pub fn deliver(
     caller: &[u8; 32],
 ) -> Result<([u8; 32], Vec<Event>), ApiErr> {
     let row = load(conn, id)?;
-    if row.manifest.owner.identity.ed25519 != *caller {
-        return Err(ApiErr::forbidden(
-            "only the session's owner may fetch the sealed model",
-        ));
-    }
-    not_aborted(&row)?;
-    let (sha, _) = row
-        .sealed
-        .ok_or_else(|| ApiErr::conflict("no sealed model yet"))?;
+    let sha = owner_sealed(&row, caller)?;
     let mut out = vec![];
     match row.state {
         SessionState::Delivered => {}

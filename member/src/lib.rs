@@ -231,9 +231,7 @@ impl<'a> Member<'a> {
                         });
                     }
                 }
-                if self.me.public().ed25519 != st.manifest.owner.identity.ed25519
-                    && st.manifest.member_name(&self.key()).is_none()
-                {
+                if st.manifest.member_name(&self.key()).is_none() {
                     return Err(MemberError::input(
                         "--key",
                         format!(

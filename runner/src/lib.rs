@@ -96,7 +96,7 @@ fn runtime_err(msg: impl std::fmt::Display) -> RunError {
 
 /// A member-side refusal as a run error: a named check is a verification
 /// failure, the member's own bad input is bad input.
-fn member_failure(who: &str, e: MemberError) -> RunError {
+pub fn member_failure(who: &str, e: MemberError) -> RunError {
     if let Some(check) = e.check() {
         return RunError::Verification {
             check,

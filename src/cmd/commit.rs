@@ -16,7 +16,7 @@ use sealroom_member::commit::{CommitPaths, Committed};
 use sealroom_protocol::identity::Identity;
 use sealroom_protocol::stream::{DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE};
 
-use crate::exit::{input_err, runtime_err, CmdResult, Failure};
+use crate::exit::{input_err, CmdResult, Failure};
 
 /// Arguments of `sealroom commit`.
 #[derive(clap::Args)]
@@ -60,12 +60,8 @@ fn commit_to_files(
     segment_size: u32,
     label: &str,
 ) -> Result<Committed, Failure> {
-    sealroom_runner::commit_with_bar(dataset, party, paths, segment_size, label).map_err(
-        |e| match e {
-            sealroom_runner::RunError::Input(m) => input_err(m),
-            other => runtime_err(other),
-        },
-    )
+    sealroom_runner::commit_with_bar(dataset, party, paths, segment_size, label)
+        .map_err(crate::flows::run_failure)
 }
 
 /// Runs the command.

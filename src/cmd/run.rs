@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 
 use sealroom_protocol::api::SessionState;
-use sealroom_runner::{RunError, RunOptions};
+use sealroom_runner::RunOptions;
 
-use crate::exit::{input_err, runtime_err, CmdResult, Failure};
+use crate::exit::{CmdResult, Failure};
 
 /// Arguments of `sealroom run`.
 #[derive(clap::Args)]
@@ -52,11 +52,7 @@ pub fn run(args: Args) -> CmdResult {
         corrupt_blob_at_rest: args.corrupt_blob_at_rest,
         node_exe,
     };
-    let report = sealroom_runner::run(&opts).map_err(|e| match e {
-        RunError::Input(m) => input_err(m),
-        RunError::Verification { check, detail } => Failure::Verification { check, detail },
-        other => runtime_err(other),
-    })?;
+    let report = sealroom_runner::run(&opts).map_err(crate::flows::run_failure)?;
     if opts.json {
         println!("{}", report.summary);
     } else {

@@ -379,11 +379,7 @@ impl Node {
                      prev: B256,
                      reason: AbortReason,
                      progress: &mut dyn FnMut(NodeEvent)| {
-            let mut r = node.base_report(manifest, ReportKind::Aborted, inputs_root, prev);
-            r.abortCode = reason.code;
-            r.abortReason = reason.text();
-            r.inputsWiped = true;
-            let signed = node.sign(r);
+            let signed = node.signed_abort(manifest, inputs_root, prev, &reason);
             progress(NodeEvent::Report(signed.clone()));
             reports.push(signed);
             SessionOutcome {
@@ -514,16 +510,28 @@ impl Node {
             .map(|t| t.root())
             .unwrap_or(B256::ZERO);
         let reason = AbortReason::new(code, input, check, detail);
-        let mut r = self.base_report(manifest, ReportKind::Aborted, inputs_root, B256::ZERO);
-        r.abortCode = reason.code;
-        r.abortReason = reason.text();
-        r.inputsWiped = true;
         SessionOutcome {
-            reports: vec![self.sign(r)],
+            reports: vec![self.signed_abort(manifest, inputs_root, B256::ZERO, &reason)],
             sealed_model: None,
             abort: Some(reason),
             summary: None,
         }
+    }
+
+    /// The signed `aborted` report for `reason` (inputs are wiped before any
+    /// abort is signed).
+    fn signed_abort(
+        &self,
+        manifest: &Manifest,
+        inputs_root: B256,
+        prev: B256,
+        reason: &AbortReason,
+    ) -> SignedReport {
+        let mut r = self.base_report(manifest, ReportKind::Aborted, inputs_root, prev);
+        r.abortCode = reason.code;
+        r.abortReason = reason.text();
+        r.inputsWiped = true;
+        self.sign(r)
     }
 
     /// Drops the HPKE secret (the signing key stays until the node is dropped).

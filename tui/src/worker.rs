@@ -15,7 +15,6 @@ use std::time::Duration;
 use alloy_primitives::B256;
 use sealroom_protocol::api::{Client, SessionStatus};
 use sealroom_protocol::identity::Identity;
-use sealroom_protocol::manifest::Manifest;
 use sealroom_reports::verifier::{
     verify_bundle, Bundle, BundledReport, EvidenceEnvelope, BUNDLE_FORMAT, ENVELOPE_FORMAT,
 };
@@ -220,7 +219,7 @@ fn fetch_once(
         let st = client.status(&sid).map_err(|e| e.to_string())?;
         // What I consented to, when I did: the overview and my node verdict
         // are judged against it, never against what is served now.
-        let consented = records.load(&sid, &me).ok().flatten().map(|r| r.manifest);
+        let consented = records.load(&sid, &me).ok().flatten();
         let d = cache.detail(st, consented.as_ref());
         let _ = out.send(Msg::Detail(Box::new(d)));
     }
@@ -240,12 +239,20 @@ struct VerifyCache {
 }
 
 impl VerifyCache {
-    fn detail(&mut self, status: SessionStatus, consented: Option<&Manifest>) -> Detail {
-        let manifest_ok = status.manifest.hash() == status.manifest_hash
+    fn detail(
+        &mut self,
+        status: SessionStatus,
+        consented: Option<&sealroom_member::MemberRecord>,
+    ) -> Detail {
+        // The record's hash was checked against its manifest when it loaded.
+        let served_hash = status.manifest.hash();
+        let manifest_ok = served_hash == status.manifest_hash
             && status.manifest.validate().is_ok()
-            && consented.is_none_or(|c| c.hash() == status.manifest_hash);
-        let judged = consented.unwrap_or(&status.manifest);
-        let judged_hash = judged.hash();
+            && consented.is_none_or(|c| c.manifest_hash == status.manifest_hash);
+        let (judged, judged_hash) = match consented {
+            Some(c) => (&c.manifest, c.manifest_hash),
+            None => (&status.manifest, served_hash),
+        };
         let my_verdict = status.node.as_ref().map(|reg| match &self.node {
             Some((ev, mh, v)) if *ev == reg.evidence && *mh == judged_hash => v.clone(),
             _ => {
