@@ -102,6 +102,12 @@ pub enum SessionState {
     Draft,
     /// Manifest published; members consent and upload blobs.
     Open,
+    /// The node holding the session stopped heartbeating for the lease time:
+    /// its grants are useless (sealed to its key) and a replacement node may
+    /// register. Ordered between `Open` and `NodeAttested` because, like
+    /// `Open`, it waits for a node: consents, uploads and registration are
+    /// accepted, grants wait for the replacement.
+    NodeLost,
     /// A node registered and its evidence verified by the coordinator.
     NodeAttested,
     /// Every input's key granted to the node.
@@ -126,6 +132,7 @@ impl SessionState {
         match self {
             Self::Draft => "draft",
             Self::Open => "open",
+            Self::NodeLost => "node-lost",
             Self::NodeAttested => "node-attested",
             Self::KeysGranted => "keys-granted",
             Self::InputsVerified => "inputs-verified",
@@ -226,6 +233,76 @@ pub struct SessionStatus {
     pub abort_reason: Option<String>,
     /// Latest public progress (epoch, and metrics when the manifest makes them public).
     pub progress: Option<serde_json::Value>,
+    /// Every node that held the session, in order (the current one last).
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    /// The coordinator's lease time in seconds: a node that does not
+    /// heartbeat for this long while it holds the session is declared lost.
+    #[serde(default)]
+    pub lease_s: Option<u64>,
+}
+
+/// What became of a node that held a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttemptOutcome {
+    /// It holds the session now (its lease runs).
+    Active,
+    /// Its lease ran out: declared lost, replaced by the next attempt.
+    Lost,
+    /// Its session ended (completed or aborted) while it held it.
+    Finished,
+}
+
+impl AttemptOutcome {
+    /// Kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Lost => "lost",
+            Self::Finished => "finished",
+        }
+    }
+}
+
+/// One node's hold on a session (the coordinator's account of it: members
+/// verify every node themselves, the chain shows each attempt that signed
+/// `opened`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1 for the first node, 2 for its replacement, ….
+    pub number: u32,
+    /// The node's registration (keys, evidence).
+    pub node: NodeRegistration,
+    /// What became of it.
+    pub outcome: AttemptOutcome,
+    /// Unix seconds of the registration.
+    pub registered_at: u64,
+    /// Unix seconds of its last heartbeat (or registration).
+    pub last_seen: u64,
+    /// Unix seconds when the lease runs out (while active).
+    #[serde(default)]
+    pub lease_expires: Option<u64>,
+    /// Unix seconds when it was declared lost.
+    #[serde(default)]
+    pub lost_at: Option<u64>,
+    /// Hash of the `opened` report it signed, if any.
+    #[serde(default)]
+    pub opened_report_hash: Option<B256>,
+}
+
+/// `POST /v1/sessions/{id}/heartbeat`: the node's lease, as renewed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The session's state (a node seeing `aborted` stops).
+    pub state: SessionState,
+    /// Why aborted (a member's withdrawal names the member).
+    #[serde(default)]
+    pub abort_reason: Option<String>,
+    /// The lease time in seconds (heartbeat well within it).
+    pub lease_s: u64,
+    /// Unix seconds when the lease now runs out.
+    pub lease_expires: u64,
 }
 
 /// `GET /v1/sessions` entry.
@@ -252,6 +329,12 @@ pub struct Work {
     pub consents: Vec<Consent>,
     /// Every grant for this node.
     pub grants: Vec<Grant>,
+    /// The hash the node's first report must link to: the latest `opened`
+    /// report of an earlier attempt (zero for the first attempt). The
+    /// registry refuses any other value, so a coordinator lying here only
+    /// stalls the session.
+    #[serde(default)]
+    pub prev_report_hash: B256,
 }
 
 /// `POST /v1/sessions/{id}/reports`.

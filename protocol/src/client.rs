@@ -316,6 +316,16 @@ impl<'a> Client<'a> {
         Ok(())
     }
 
+    /// `POST /v1/sessions/{id}/heartbeat` (the node holding the session):
+    /// renews its lease; the answer says whether the session was aborted.
+    pub fn heartbeat(&self, session: &B256) -> Result<Lease, ClientError> {
+        self.json(
+            "POST",
+            &format!("/v1/sessions/{session:#x}/heartbeat"),
+            Some(b"{}"),
+        )
+    }
+
     /// `POST /v1/sessions/{id}/reports` (node).
     pub fn report(&self, session: &B256, r: &ReportUpload) -> Result<SessionStatus, ClientError> {
         self.json(

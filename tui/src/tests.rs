@@ -112,6 +112,8 @@ fn status(fx: &Fx, state: SessionState) -> SessionStatus {
         ),
         abort_reason: None,
         progress: None,
+        attempts: vec![],
+        lease_s: None,
     }
 }
 
