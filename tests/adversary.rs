@@ -289,6 +289,7 @@ fn coordinator_config(data: &Path) -> Config {
         chain_key: None,
         confirmations: None,
         contract: None,
+        lease_s: sealroom_coordinator::service::DEFAULT_LEASE_S,
     }
 }
 

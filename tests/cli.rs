@@ -940,6 +940,7 @@ fn owner_creates_a_session_from_commitments_and_public_keys_alone() {
         chain_key: None,
         confirmations: None,
         contract: None,
+        lease_s: sealroom_coordinator::service::DEFAULT_LEASE_S,
     })
     .unwrap();
     let url = coordinator.url();

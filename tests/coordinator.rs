@@ -334,6 +334,7 @@ fn start(data: &Path) -> Background {
         chain_key: None,
         confirmations: None,
         contract: None,
+        lease_s: sealroom_coordinator::service::DEFAULT_LEASE_S,
     })
     .unwrap()
 }

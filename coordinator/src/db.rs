@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use alloy_primitives::B256;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use sealroom_protocol::api::{
-    MemberStatus, NodeRegistration, ReportRecord, SessionState, SessionSummary,
+    Attempt, AttemptOutcome, MemberStatus, NodeRegistration, ReportRecord, SessionState, SessionSummary,
 };
 use sealroom_protocol::manifest::{validation_input_name, Consent, ConsentAction, Grant, Manifest};
 
@@ -70,8 +70,21 @@ CREATE TABLE IF NOT EXISTS reports (
     tx TEXT,
     block INTEGER,
     gas INTEGER,
-    PRIMARY KEY (session, kind)
+    PRIMARY KEY (session, hash)
 );
+CREATE TABLE IF NOT EXISTS attempts (
+    session TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    node_key TEXT NOT NULL,
+    registration TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    registered_at INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    lost_at INTEGER,
+    opened_hash TEXT,
+    PRIMARY KEY (session, number)
+);
+CREATE INDEX IF NOT EXISTS attempts_active ON attempts(outcome);
 CREATE TABLE IF NOT EXISTS nonces (
     key TEXT NOT NULL,
     nonce TEXT NOT NULL,
@@ -101,9 +114,38 @@ pub fn open(path: &Path) -> Result<Connection, CoordinatorError> {
         .map_err(err)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(err)?;
+    // A database written by a coordinator before node attempts existed
+    // (reports keyed by kind, no attempts table) is refused by name rather
+    // than half-used.
+    let had_sessions: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sessions'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(err)?
+        > 0;
     conn.execute_batch(SCHEMA).map_err(err)?;
+    let version = meta(&conn, "schema").map_err(err)?;
+    match version.as_deref() {
+        Some(SCHEMA_VERSION) => {}
+        None if !had_sessions => set_meta(&conn, "schema", SCHEMA_VERSION).map_err(err)?,
+        other => {
+            return Err(CoordinatorError::Database {
+                path: path.display().to_string(),
+                detail: format!(
+                    "schema {} is not this coordinator's schema {SCHEMA_VERSION}: start it with a fresh --data \
+                     directory (sessions of the old one keep their reports on chain)",
+                    other.unwrap_or("1")
+                ),
+            })
+        }
+    }
     Ok(conn)
 }
+
+/// The database layout version (2: node attempts and leases).
+pub const SCHEMA_VERSION: &str = "2";
 
 /// Hex of 32 bytes, lower case, no prefix (keys in the database).
 pub fn hx(b: &[u8]) -> String {
@@ -510,16 +552,16 @@ pub fn insert_report(tx: &Transaction<'_>, id: &B256, r: &ReportRecord) -> rusql
 pub fn set_report_published(
     conn: &Connection,
     id: &B256,
-    kind: &str,
+    hash: &B256,
     tx: &str,
     block: u64,
     gas: u64,
 ) -> rusqlite::Result<()> {
     conn.execute(
-        "UPDATE reports SET tx = ?3, block = ?4, gas = ?5 WHERE session = ?1 AND kind = ?2",
+        "UPDATE reports SET tx = ?3, block = ?4, gas = ?5 WHERE session = ?1 AND hash = ?2",
         params![
             id.to_string(),
-            kind,
+            hash.to_string(),
             tx,
             i64::try_from(block).unwrap_or(i64::MAX),
             i64::try_from(gas).unwrap_or(i64::MAX)
@@ -548,6 +590,131 @@ pub fn reports(conn: &Connection, id: &B256) -> rusqlite::Result<Vec<ReportRecor
         })
     })?;
     rows.collect()
+}
+
+/// Opens attempt `number` for `node` (now active).
+pub fn insert_attempt(
+    tx: &Transaction<'_>,
+    id: &B256,
+    node: &NodeRegistration,
+    now: u64,
+) -> rusqlite::Result<u32> {
+    let number: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE session = ?1",
+        params![id.to_string()],
+        |r| r.get(0),
+    )?;
+    let reg = serde_json::to_string(node).map_err(|_| bad_row("registration"))?;
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    tx.execute(
+        "INSERT INTO attempts (session, number, node_key, registration, outcome, registered_at, last_seen)
+         VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5)",
+        params![id.to_string(), number, hx(&node.node_key), reg, now],
+    )?;
+    Ok(u32::try_from(number).unwrap_or(u32::MAX))
+}
+
+/// A session's attempts, oldest first (the lease is filled in by the caller).
+pub fn attempts(conn: &Connection, id: &B256) -> rusqlite::Result<Vec<Attempt>> {
+    let mut st = conn.prepare_cached(
+        "SELECT number, registration, outcome, registered_at, last_seen, lost_at, opened_hash
+         FROM attempts WHERE session = ?1 ORDER BY number",
+    )?;
+    let rows = st.query_map(params![id.to_string()], |r| {
+        let outcome: String = r.get(2)?;
+        let opened: Option<String> = r.get(6)?;
+        let u = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(Attempt {
+            number: u32::try_from(r.get::<_, i64>(0)?).map_err(|_| bad_row("attempt number"))?,
+            node: json_col(Some(r.get(1)?), "registration")?.ok_or_else(|| bad_row("registration"))?,
+            outcome: serde_json::from_value(serde_json::Value::String(outcome))
+                .map_err(|_| bad_row("attempt outcome"))?,
+            registered_at: u(r.get(3)?),
+            last_seen: u(r.get(4)?),
+            lease_expires: None,
+            lost_at: r.get::<_, Option<i64>>(5)?.map(u),
+            opened_report_hash: opened
+                .map(|h| B256::from_str(&h).map_err(|_| bad_row("opened hash")))
+                .transpose()?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Renews the lease of the active attempt of `node_key` (its last sign of life).
+pub fn touch_attempt(
+    conn: &Connection,
+    id: &B256,
+    node_key: &[u8; 32],
+    now: u64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE attempts SET last_seen = MAX(last_seen, ?3)
+         WHERE session = ?1 AND node_key = ?2 AND outcome = 'active'",
+        params![id.to_string(), hx(node_key), i64::try_from(now).unwrap_or(i64::MAX)],
+    )?;
+    Ok(())
+}
+
+/// Sets the outcome of the session's active attempt (`lost` also stamps the time).
+pub fn end_active_attempt(
+    tx: &Transaction<'_>,
+    id: &B256,
+    outcome: AttemptOutcome,
+    now: u64,
+) -> rusqlite::Result<()> {
+    let lost_at = (outcome == AttemptOutcome::Lost).then(|| i64::try_from(now).unwrap_or(i64::MAX));
+    tx.execute(
+        "UPDATE attempts SET outcome = ?2, lost_at = ?3 WHERE session = ?1 AND outcome = 'active'",
+        params![id.to_string(), outcome.as_str(), lost_at],
+    )?;
+    Ok(())
+}
+
+/// Records the `opened` report hash of the attempt of `node_key`.
+pub fn set_attempt_opened(
+    tx: &Transaction<'_>,
+    id: &B256,
+    node_key: &[u8; 32],
+    hash: &B256,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE attempts SET opened_hash = ?3 WHERE session = ?1 AND node_key = ?2",
+        params![id.to_string(), hx(node_key), hash.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Active attempts whose last sign of life is before `cutoff`: (session, node key).
+pub fn stale_attempts(conn: &Connection, cutoff: u64) -> rusqlite::Result<Vec<B256>> {
+    let mut st = conn.prepare_cached(
+        "SELECT session FROM attempts WHERE outcome = 'active' AND last_seen < ?1",
+    )?;
+    let rows = st.query_map(params![i64::try_from(cutoff).unwrap_or(i64::MAX)], |r| {
+        r.get::<_, String>(0)
+    })?;
+    rows.map(|s| s.and_then(|s| B256::from_str(&s).map_err(|_| bad_row("session id"))))
+        .collect()
+}
+
+/// Gives every active attempt a fresh lease: at startup, because nodes could
+/// not heartbeat while the coordinator was down.
+pub fn refresh_active_leases(conn: &Connection, now: u64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE attempts SET last_seen = MAX(last_seen, ?1) WHERE outcome = 'active'",
+        params![i64::try_from(now).unwrap_or(i64::MAX)],
+    )
+}
+
+/// Clears the node, its verdict, the progress and any sealed model (a lost
+/// node's work is void).
+pub fn clear_node(tx: &Transaction<'_>, id: &B256) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE sessions SET node = NULL, verdict = NULL, progress = NULL, sealed_sha = NULL, sealed_len = NULL
+         WHERE id = ?1",
+        params![id.to_string()],
+    )?;
+    Ok(())
 }
 
 /// Sessions with a report not yet published (for the publisher after a restart).

@@ -45,6 +45,8 @@ pub struct Config {
     pub confirmations: Option<u64>,
     /// A registry already deployed (otherwise deployed on first use and remembered).
     pub contract: Option<Address>,
+    /// Lease time in seconds (`--lease-s`, default [`service::DEFAULT_LEASE_S`]).
+    pub lease_s: u64,
 }
 
 /// A bound, ready coordinator.
@@ -87,9 +89,16 @@ impl Server {
                 addr: config.listen.clone(),
                 source,
             })?;
+        // Nodes could not heartbeat while this process was down: every
+        // active lease starts afresh rather than expiring at once.
+        let now = service::now_s();
+        db::refresh_active_leases(&conn, now).map_err(|e| CoordinatorError::Database {
+            path: config.data.join("coordinator.sqlite").display().to_string(),
+            detail: e.to_string(),
+        })?;
         Ok(Self {
             listener,
-            core: Arc::new(Core::new(conn, Arc::new(blobs), chain)),
+            core: Arc::new(Core::new(conn, Arc::new(blobs), chain).with_lease(config.lease_s)),
         })
     }
 
@@ -113,6 +122,22 @@ impl Server {
         let core = self.core.clone();
         // Resume: publish what was accepted but not yet on chain, then keep
         // retrying pending publications and forgetting expired nonces.
+        let lease_core = self.core.clone();
+        let leases = tokio::spawn(async move {
+            // Checked a few times per lease, at least once every 5 s.
+            let every = Duration::from_secs((lease_core.lease_s / 4).clamp(1, 5));
+            loop {
+                tokio::time::sleep(every).await;
+                let lease_s = lease_core.lease_s;
+                match lease_core
+                    .db(move |c| service::expire_leases(c, service::now_s(), lease_s))
+                    .await
+                {
+                    Ok(ev) => lease_core.emit(ev),
+                    Err(e) => tracing::warn!(error = %e.message, "lease check failed"),
+                }
+            }
+        });
         let background = tokio::spawn(async move {
             let mut tick = 0u64;
             loop {
@@ -142,6 +167,7 @@ impl Server {
                 source,
             });
         background.abort();
+        leases.abort();
         result
     }
 }

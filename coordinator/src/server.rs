@@ -63,6 +63,7 @@ pub fn router(core: Arc<Core>, shutdown: watch::Receiver<bool>) -> Router {
         .route("/v1/sessions/{id}/grants", post(grant))
         .route("/v1/sessions/{id}/work", get(work))
         .route("/v1/sessions/{id}/progress", post(progress))
+        .route("/v1/sessions/{id}/heartbeat", post(heartbeat))
         .route("/v1/sessions/{id}/reports", post(report))
         .route(
             "/v1/sessions/{id}/sealed-model",
@@ -109,7 +110,9 @@ fn parse_id(s: &str) -> Result<B256, ApiErr> {
 
 async fn status_of(core: &Core, id: B256) -> Result<service::StatusOut, ApiErr> {
     let chain = core.chain.info();
-    core.db(move |c| service::status(c, &id, chain)).await
+    let lease_s = core.lease_s;
+    core.db(move |c| service::status(c, &id, chain, lease_s))
+        .await
 }
 
 /// Reads a JSON body (≤ [`JSON_LIMIT`]), authenticates it, then parses it.
@@ -512,7 +515,10 @@ async fn register_node(
         signed_json(&s.core, &method, &uri, &headers, body).await?;
     let ev = s
         .core
-        .db(move |c| service::register_node(c, &id, &key, &reg))
+        .db({
+            let lease_s = s.core.lease_s;
+            move |c| service::register_node(c, &id, &key, &reg, lease_s)
+        })
         .await?;
     s.core.emit(ev);
     Ok(Json(status_of(&s.core, id).await?))
@@ -571,6 +577,25 @@ async fn progress(
         .await?;
     s.core.emit(ev);
     Ok(Json(serde_json::json!({ "ok": true })))
+}
+
+async fn heartbeat(
+    State(s): State<AppState>,
+    JsonPath(id): JsonPath<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<sealroom_protocol::api::Lease>, ApiErr> {
+    let id = parse_id(&id)?;
+    let (key, _): (_, serde_json::Value) =
+        signed_json(&s.core, &method, &uri, &headers, body).await?;
+    let lease_s = s.core.lease_s;
+    let lease = s
+        .core
+        .db(move |c| service::heartbeat(c, &id, &key, lease_s))
+        .await?;
+    Ok(Json(lease))
 }
 
 async fn report(

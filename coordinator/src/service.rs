@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use alloy_primitives::{keccak256, B256};
 use rusqlite::Connection;
 use sealroom_protocol::api::{
-    NodeRegistration, Progress, ReportRecord, ReportUpload, SessionState, Work,
+    Attempt, AttemptOutcome, Lease, NodeRegistration, Progress, ReportRecord, ReportUpload,
+    SessionState, Work,
 };
 use sealroom_protocol::dataset::DatasetCommitment;
 use sealroom_protocol::manifest::{Consent, ConsentAction, Grant, Manifest};
@@ -29,6 +30,26 @@ pub fn now_s() -> u64 {
         .unwrap_or(0)
 }
 
+/// The default lease (`coordinator serve --lease-s`): how long a node may go
+/// without a sign of life while it holds a session before it is declared
+/// lost. Nodes heartbeat from a thread of their own every quarter lease,
+/// independent of how long an epoch takes, so the lease only has to cover
+/// network trouble and a coordinator restart (leases are renewed at
+/// startup); two minutes tolerates both without leaving a dead node's
+/// session idle for long.
+pub const DEFAULT_LEASE_S: u64 = 120;
+
+/// States in which a node holds the session and its lease runs.
+fn leased(state: SessionState) -> bool {
+    matches!(
+        state,
+        SessionState::NodeAttested
+            | SessionState::KeysGranted
+            | SessionState::InputsVerified
+            | SessionState::Training
+    )
+}
+
 /// Shared state of the service.
 pub struct Core {
     db: Arc<Mutex<Connection>>,
@@ -38,6 +59,8 @@ pub struct Core {
     pub events: broadcast::Sender<Event>,
     /// The chain.
     pub chain: ChainCtx,
+    /// Lease time in seconds.
+    pub lease_s: u64,
 }
 
 impl Core {
@@ -49,7 +72,14 @@ impl Core {
             blobs,
             events,
             chain,
+            lease_s: DEFAULT_LEASE_S,
         }
+    }
+
+    /// The same core with another lease time (at least 1 s).
+    pub fn with_lease(mut self, lease_s: u64) -> Self {
+        self.lease_s = lease_s.max(1);
+        self
     }
 
     /// Runs `f` on the database on a blocking thread (SQLite commits fsync).
@@ -108,13 +138,34 @@ pub struct StatusOut {
     pub abort_reason: Option<String>,
     /// Latest public progress.
     pub progress: Option<serde_json::Value>,
+    /// Every node that held the session.
+    pub attempts: Vec<Attempt>,
+    /// The lease time.
+    pub lease_s: Option<u64>,
+}
+
+/// The session's attempts with the active one's lease expiry filled in.
+fn attempts_of(conn: &Connection, id: &B256, lease_s: u64) -> Result<Vec<Attempt>, ApiErr> {
+    let mut v = db::attempts(conn, id)?;
+    for a in &mut v {
+        if a.outcome == AttemptOutcome::Active {
+            a.lease_expires = Some(a.last_seen.saturating_add(lease_s));
+        }
+    }
+    Ok(v)
 }
 
 /// The full public status of a session.
-pub fn status(conn: &Connection, id: &B256, chain: serde_json::Value) -> Result<StatusOut, ApiErr> {
+pub fn status(
+    conn: &Connection,
+    id: &B256,
+    chain: serde_json::Value,
+    lease_s: u64,
+) -> Result<StatusOut, ApiErr> {
     let row = load(conn, id)?;
     let members = db::members(conn, id, &row)?;
     let reports = db::reports(conn, id)?;
+    let attempts = attempts_of(conn, id, lease_s)?;
     let manifest = row.manifest_json.clone();
     Ok(StatusOut {
         session_id: *id,
@@ -128,6 +179,8 @@ pub fn status(conn: &Connection, id: &B256, chain: serde_json::Value) -> Result<
         chain: Some(chain),
         abort_reason: row.abort_reason,
         progress: row.progress,
+        attempts,
+        lease_s: Some(lease_s),
     })
 }
 
@@ -152,7 +205,26 @@ fn member<'m>(m: &'m Manifest, caller: &[u8; 32]) -> Result<&'m str, ApiErr> {
     })
 }
 
-fn node_of<'r>(row: &'r SessionRow, caller: &[u8; 32]) -> Result<&'r NodeRegistration, ApiErr> {
+/// The registered node, when `caller` is it. A node declared lost is told
+/// so (409), so that one that was only cut off stops instead of retrying.
+fn node_of<'r>(
+    conn: &Connection,
+    row: &'r SessionRow,
+    caller: &[u8; 32],
+) -> Result<&'r NodeRegistration, ApiErr> {
+    if row.node.as_ref().map(|n| &n.node_key) != Some(caller) {
+        if let Some(a) = db::attempts(conn, &row.manifest.session_id)?
+            .into_iter()
+            .find(|a| a.node.node_key == *caller && a.outcome == AttemptOutcome::Lost)
+        {
+            return Err(ApiErr::conflict(format!(
+                "node-lost: this node (attempt {}) was declared lost at {} after no sign of life for the lease time; \
+                 its grants are void and another node may hold the session",
+                a.number,
+                a.lost_at.unwrap_or_default()
+            )));
+        }
+    }
     let node = row
         .node
         .as_ref()
@@ -259,7 +331,21 @@ pub fn consent(
     if consented && c.action == ConsentAction::Consent && row.state != SessionState::Aborted {
         return Ok(vec![]);
     }
-    before_keys_granted(&row, "consent")?;
+    match c.action {
+        ConsentAction::Consent => before_keys_granted(&row, "consent")?,
+        // A member may stop the session at any point before its model is
+        // done: the node (if alive) learns it from its next heartbeat and
+        // signs `aborted`; otherwise this record is the abort.
+        ConsentAction::Withdraw => {
+            not_aborted(&row)?;
+            if row.state >= SessionState::Completed {
+                return Err(ApiErr::conflict(format!(
+                    "withdrawal: the session already completed (state {})",
+                    row.state.as_str()
+                )));
+            }
+        }
+    }
     if withdrawn {
         return Err(ApiErr::conflict(format!("`{name}` already withdrew")));
     }
@@ -274,8 +360,12 @@ pub fn consent(
         }
         ConsentAction::Withdraw => {
             db::insert_consent(&tx, id, c)?;
-            let reason = format!("consent withdrawn by `{name}`");
+            let reason = format!(
+                "consent withdrawn by `{name}` in state {}",
+                row.state.as_str()
+            );
             db::set_state(&tx, id, SessionState::Aborted, Some(&reason))?;
+            db::end_active_attempt(&tx, id, AttemptOutcome::Finished, now_s())?;
             out.push(Event::member(*id, &name, "withdrawn"));
             out.push(Event::state(*id, SessionState::Aborted, Some(&reason)));
             tracing::info!(session = %id, state = "aborted", check = "withdrawal", "transition");
@@ -338,6 +428,7 @@ pub fn register_node(
     id: &B256,
     caller: &[u8; 32],
     reg: &NodeRegistration,
+    lease_s: u64,
 ) -> Result<Vec<Event>, ApiErr> {
     if reg.node_key != *caller {
         return Err(ApiErr::forbidden(
@@ -346,16 +437,43 @@ pub fn register_node(
     }
     let row = load(conn, id)?;
     not_aborted(&row)?;
+    let now = now_s();
     if let Some(n) = &row.node {
         if n == reg {
+            db::touch_attempt(conn, id, &reg.node_key, now)?;
             return Ok(vec![]);
         }
     }
-    if row.state > SessionState::NodeAttested {
+    if row.state >= SessionState::Completed {
         return Err(ApiErr::conflict(format!(
-            "a node is already trusted with keys (state {})",
+            "the session needs no node (state {})",
             row.state.as_str()
         )));
+    }
+    let attempts = db::attempts(conn, id)?;
+    if let Some(a) = attempts.iter().find(|a| a.node.node_key == reg.node_key) {
+        return Err(ApiErr::conflict(format!(
+            "node key already used by attempt {} ({}): a replacement registers with fresh keys",
+            a.number,
+            a.outcome.as_str()
+        )));
+    }
+    // One node at a time: the holder keeps the session while its lease runs.
+    let mut holder_lost = false;
+    if let Some(active) = attempts
+        .iter()
+        .find(|a| a.outcome == AttemptOutcome::Active)
+    {
+        let expires = active.last_seen.saturating_add(lease_s);
+        if leased(row.state) && now <= expires {
+            return Err(ApiErr::conflict(format!(
+                "held by node {} (attempt {}, state {}) whose lease runs until {expires}",
+                hex::encode(active.node.node_key),
+                active.number,
+                row.state.as_str()
+            )));
+        }
+        holder_lost = leased(row.state);
     }
     // One verification, the members' own: evidence, binding to the keys and
     // this manifest, policy, then the attested measurement against the
@@ -381,15 +499,84 @@ pub fn register_node(
         serde_json::json!({ "node_key": hex::encode(reg.node_key), "kind": reg.kind, "insecure_simulation": verdict.insecure_simulation }),
     )];
     let tx = conn.transaction()?;
+    if holder_lost {
+        out.splice(0..0, declare_lost(&tx, id, now)?);
+    }
+    let number = db::insert_attempt(&tx, id, reg, now)?;
     db::set_node(&tx, id, reg, &verdict_json)?;
-    if row.state != SessionState::NodeAttested {
+    if holder_lost || row.state != SessionState::NodeAttested {
         db::set_state(&tx, id, SessionState::NodeAttested, None)?;
         out.push(Event::state(*id, SessionState::NodeAttested, None));
     }
     maybe_keys_granted(&tx, id, &mut out)?;
     tx.commit()?;
-    tracing::info!(session = %id, state = "node-attested", kind = reg.kind.as_str(), "node registered");
+    tracing::info!(session = %id, state = "node-attested", kind = reg.kind.as_str(), attempt = number, "node registered");
     Ok(out)
+}
+
+/// Declares the session's active node lost (inside `tx`): its attempt ends
+/// `lost`, the node, progress and any sealed model are cleared, and the
+/// session waits in `node-lost` for a replacement. Grants stay stored but
+/// are keyed by the lost node, so none of them counts for the next one.
+fn declare_lost(
+    tx: &rusqlite::Transaction<'_>,
+    id: &B256,
+    now: u64,
+) -> Result<Vec<Event>, ApiErr> {
+    let row = load(tx, id)?;
+    let lost = row.node.as_ref().map(|n| hex::encode(n.node_key));
+    db::end_active_attempt(tx, id, AttemptOutcome::Lost, now)?;
+    db::clear_node(tx, id)?;
+    db::set_state(tx, id, SessionState::NodeLost, None)?;
+    tracing::warn!(session = %id, node = ?lost, from = row.state.as_str(), state = "node-lost", "lease expired: node declared lost");
+    Ok(vec![
+        Event::new(
+            *id,
+            "node",
+            serde_json::json!({ "event": "lost", "node_key": lost }),
+        ),
+        Event::state(*id, SessionState::NodeLost, None),
+    ])
+}
+
+/// Declares lost every node whose lease ran out (`last_seen + lease_s <
+/// now`) while it holds a session; attempts of sessions that ended are
+/// closed as `finished`. Run periodically by the server.
+pub fn expire_leases(conn: &mut Connection, now: u64, lease_s: u64) -> Result<Vec<Event>, ApiErr> {
+    let stale = db::stale_attempts(conn, now.saturating_sub(lease_s))?;
+    let mut out = vec![];
+    for id in stale {
+        let row = load(conn, &id)?;
+        let has_completed = completed_report(conn, &id)?.is_some();
+        let tx = conn.transaction()?;
+        if leased(row.state) && !has_completed {
+            out.extend(declare_lost(&tx, &id, now)?);
+        } else if !leased(row.state) {
+            db::end_active_attempt(&tx, &id, AttemptOutcome::Finished, now)?;
+        }
+        tx.commit()?;
+    }
+    Ok(out)
+}
+
+/// `POST /v1/sessions/{id}/heartbeat`: the registered node renews its lease
+/// and learns the session's state (a member's withdrawal shows as `aborted`).
+pub fn heartbeat(
+    conn: &mut Connection,
+    id: &B256,
+    caller: &[u8; 32],
+    lease_s: u64,
+) -> Result<Lease, ApiErr> {
+    let row = load(conn, id)?;
+    node_of(conn, &row, caller)?;
+    let now = now_s();
+    db::touch_attempt(conn, id, caller, now)?;
+    Ok(Lease {
+        state: row.state,
+        abort_reason: row.abort_reason,
+        lease_s,
+        lease_expires: now.saturating_add(lease_s),
+    })
 }
 
 /// `POST /v1/sessions/{id}/grants`.
@@ -437,12 +624,22 @@ pub fn grant(
 /// `GET /v1/sessions/{id}/work`.
 pub fn work(conn: &Connection, id: &B256, caller: &[u8; 32]) -> Result<Work, ApiErr> {
     let row = load(conn, id)?;
-    let node = node_of(&row, caller)?;
+    let node = node_of(conn, &row, caller)?;
     Ok(Work {
         consents: db::consents(conn, id)?,
         grants: db::grants(conn, id, &node.node_key)?,
         manifest: (*row.manifest).clone(),
+        prev_report_hash: latest_opened(&db::reports(conn, id)?).unwrap_or(B256::ZERO),
     })
+}
+
+/// The hash of the session's latest `opened` report (of any attempt).
+fn latest_opened(reports: &[ReportRecord]) -> Option<B256> {
+    reports
+        .iter()
+        .rev()
+        .find(|r| r.kind == ReportKind::Opened.as_str())
+        .map(|r| r.report_hash)
 }
 
 /// `GET /v1/sessions/{id}/blobs/{input}`: the blob's hash.
@@ -453,7 +650,7 @@ pub fn blob_for_node(
     input: &str,
 ) -> Result<[u8; 32], ApiErr> {
     let row = load(conn, id)?;
-    node_of(&row, caller)?;
+    node_of(conn, &row, caller)?;
     db::blob(conn, id, input)?
         .ok_or_else(|| ApiErr::not_found(format!("no blob uploaded for `{input}`")))
 }
@@ -466,7 +663,7 @@ pub fn progress(
     p: &Progress,
 ) -> Result<Vec<Event>, ApiErr> {
     let row = load(conn, id)?;
-    node_of(&row, caller)?;
+    node_of(conn, &row, caller)?;
     not_aborted(&row)?;
     if !matches!(
         row.state,
@@ -483,6 +680,7 @@ pub fn progress(
     }
     let mut out = vec![Event::new(*id, "progress", public.clone())];
     let tx = conn.transaction()?;
+    db::touch_attempt(&tx, id, caller, now_s())?;
     db::set_progress(&tx, id, &public)?;
     if row.state == SessionState::InputsVerified {
         db::set_state(&tx, id, SessionState::Training, None)?;
@@ -491,6 +689,14 @@ pub fn progress(
     }
     tx.commit()?;
     Ok(out)
+}
+
+/// The node key a stored report names (`None` when it does not decode).
+fn report_node(r: &ReportRecord) -> Option<[u8; 32]> {
+    let abi = hex::decode(&r.report_abi).ok()?;
+    IntegrityReport::from_abi_bytes(&abi)
+        .ok()
+        .map(|x| x.nodeKey.0)
 }
 
 fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>, ApiErr> {
@@ -507,7 +713,7 @@ pub fn report(
     up: &ReportUpload,
 ) -> Result<Vec<Event>, ApiErr> {
     let row = load(conn, id)?;
-    let node = node_of(&row, caller)?.clone();
+    let node = node_of(conn, &row, caller)?.clone();
     let abi = parse_hex(&up.report_abi, "report_abi")?;
     let report = IntegrityReport::from_abi_bytes(&abi).map_err(|e| {
         ApiErr::bad_request(format!(
@@ -539,19 +745,24 @@ pub fn report(
     field(report.nodeHpkeKey.0 == node.hpke_key, "nodeHpkeKey")?;
     let hash = report.report_hash();
     let existing = db::reports(conn, id)?;
-    if let Some(e) = existing.iter().find(|r| r.kind == kind.as_str()) {
-        if e.report_hash == hash {
-            return Ok(vec![]);
-        }
+    if existing.iter().any(|e| e.report_hash == hash) {
+        return Ok(vec![]);
+    }
+    // One report of each kind per node; one terminal report per session.
+    let same_kind_here = existing.iter().any(|e| {
+        e.kind == kind.as_str()
+            && (kind != ReportKind::Opened || report_node(e) == Some(node.node_key))
+    });
+    if same_kind_here {
         return Err(ApiErr::conflict(format!(
             "a different {} report is already stored",
             kind.as_str()
         )));
     }
-    let opened = existing
-        .iter()
-        .find(|r| r.kind == "opened")
-        .map(|r| r.report_hash);
+    // Every report links to the latest `opened` of the session (an earlier
+    // attempt's for a replacement's `opened`): the registry enforces the
+    // same rule, so what is accepted here can be published.
+    let opened = latest_opened(&existing);
     let completed = existing.iter().any(|r| r.kind == "completed");
     let mut next_state = None;
     let mut reason = None;
@@ -563,7 +774,10 @@ pub fn report(
                     row.state.as_str()
                 )));
             }
-            field(report.prevReportHash == B256::ZERO, "prevReportHash")?;
+            field(
+                report.prevReportHash == opened.unwrap_or(B256::ZERO),
+                "prevReportHash",
+            )?;
             field(
                 report.evidenceHash == keccak256(&node.evidence),
                 "evidenceHash",
@@ -591,7 +805,12 @@ pub fn report(
             }
         }
         ReportKind::Aborted => {
-            not_aborted(&row)?;
+            // After a member's withdrawal the live node still signs its
+            // `aborted` (the session is already aborted here; the report
+            // puts it on chain).
+            if existing.iter().any(|r| r.kind == "aborted") {
+                not_aborted(&row)?;
+            }
             if completed {
                 return Err(ApiErr::conflict(
                     "the session already has a completed report",
@@ -601,11 +820,13 @@ pub fn report(
                 report.prevReportHash == opened.unwrap_or(B256::ZERO),
                 "prevReportHash",
             )?;
-            next_state = Some(SessionState::Aborted);
-            reason = Some(format!(
-                "node aborted (code {}): {}",
-                report.abortCode, report.abortReason
-            ));
+            if row.state != SessionState::Aborted {
+                next_state = Some(SessionState::Aborted);
+                reason = Some(format!(
+                    "node aborted (code {}): {}",
+                    report.abortCode, report.abortReason
+                ));
+            }
         }
     }
     let record = ReportRecord {
@@ -624,9 +845,16 @@ pub fn report(
     )];
     let tx = conn.transaction()?;
     db::insert_report(&tx, id, &record)?;
+    db::touch_attempt(&tx, id, &node.node_key, now_s())?;
+    if kind == ReportKind::Opened {
+        db::set_attempt_opened(&tx, id, &node.node_key, &hash)?;
+    }
     if let Some(s) = next_state {
         db::set_state(&tx, id, s, reason.as_deref())?;
         out.push(Event::state(*id, s, reason.as_deref()));
+        if matches!(s, SessionState::Completed | SessionState::Aborted) {
+            db::end_active_attempt(&tx, id, AttemptOutcome::Finished, now_s())?;
+        }
     }
     tx.commit()?;
     tracing::info!(session = %id, route = "reports", kind = kind.as_str(), state = %next_state.map(|s| s.as_str()).unwrap_or(row.state.as_str()), "report accepted");
@@ -636,7 +864,7 @@ pub fn report(
 /// Checks before a sealed-model upload; returns the largest accepted size.
 pub fn sealed_precheck(conn: &Connection, id: &B256, caller: &[u8; 32]) -> Result<u64, ApiErr> {
     let row = load(conn, id)?;
-    node_of(&row, caller)?;
+    node_of(conn, &row, caller)?;
     not_aborted(&row)?;
     if !matches!(
         row.state,
@@ -712,6 +940,7 @@ pub fn sealed_record(
     db::set_sealed(&tx, id, sha, len)?;
     if has_completed && row.state != SessionState::Completed {
         db::set_state(&tx, id, SessionState::Completed, None)?;
+        db::end_active_attempt(&tx, id, AttemptOutcome::Finished, now_s())?;
         out.push(Event::state(*id, SessionState::Completed, None));
     }
     tx.commit()?;
@@ -780,8 +1009,8 @@ pub fn maybe_published(conn: &mut Connection, id: &B256) -> Result<Vec<Event>, A
         return Ok(vec![]);
     }
     let reports = db::reports(conn, id)?;
-    let on_chain = |k: &str| reports.iter().any(|r| r.kind == k && r.tx_hash.is_some());
-    if !(on_chain("opened") && on_chain("completed")) {
+    let all_on_chain = reports.iter().all(|r| r.tx_hash.is_some());
+    if !(all_on_chain && reports.iter().any(|r| r.kind == "completed")) {
         return Ok(vec![]);
     }
     let tx = conn.transaction()?;
@@ -823,40 +1052,52 @@ pub async fn publish_pending(core: &Core, id: B256) -> Result<(), String> {
                 .await
                 .map_err(|e| e.message)?;
         }
-        // The evidence travels as an envelope that also carries the manifest,
-        // so the chain alone holds everything a verifier needs (DESIGN §5).
-        let evidence = row
-            .node
-            .as_ref()
-            .map(|n| {
-                sealroom_reports::verifier::EvidenceEnvelope {
-                    format: sealroom_reports::verifier::ENVELOPE_FORMAT.to_string(),
-                    kind: n.kind,
-                    evidence: n.evidence.clone(),
-                    certs: n.certs.clone(),
-                    collateral: n.collateral.clone(),
-                    manifest: (*row.manifest).clone(),
-                }
-                .to_bytes()
-            })
-            .unwrap_or_default();
-        let has_opened = reports.iter().any(|r| r.kind == "opened");
+        // Each node's evidence travels once, with its first report (its
+        // `opened`, or an abort before one), as an envelope that also
+        // carries the manifest: the chain alone holds everything a
+        // verifier needs (DESIGN §5), for every attempt.
+        let attempts = core
+            .db(move |c| Ok(db::attempts(c, &id)?))
+            .await
+            .map_err(|e| e.message)?;
+        let envelope_of = |node_key: [u8; 32]| -> Vec<u8> {
+            attempts
+                .iter()
+                .map(|a| &a.node)
+                .chain(row.node.as_ref())
+                .find(|n| n.node_key == node_key)
+                .map(|n| {
+                    sealroom_reports::verifier::EvidenceEnvelope {
+                        format: sealroom_reports::verifier::ENVELOPE_FORMAT.to_string(),
+                        kind: n.kind,
+                        evidence: n.evidence.clone(),
+                        certs: n.certs.clone(),
+                        collateral: n.collateral.clone(),
+                        manifest: (*row.manifest).clone(),
+                    }
+                    .to_bytes()
+                })
+                .unwrap_or_default()
+        };
         for r in pending {
             let abi = hex::decode(&r.report_abi).map_err(|e| e.to_string())?;
             let report = IntegrityReport::from_abi_bytes(&abi).map_err(|e| e.to_string())?;
             let sig = hex::decode(&r.signature).map_err(|e| e.to_string())?;
-            // Evidence travels with the first report of the session (the
-            // opened one, or an abort before any).
-            let ev: &[u8] = if r.kind == "opened" || (r.kind == "aborted" && !has_opened) {
-                &evidence
+            let first_of_node = reports
+                .iter()
+                .find(|x| report_node(x) == Some(report.nodeKey.0))
+                .map(|x| x.report_hash)
+                == Some(r.report_hash);
+            let ev = if first_of_node {
+                envelope_of(report.nodeKey.0)
             } else {
-                &[]
+                vec![]
             };
-            let (tx, block, gas) = core.chain.publish(&registry, &report, &sig, ev).await?;
+            let (tx, block, gas) = core.chain.publish(&registry, &report, &sig, &ev).await?;
             tracing::info!(session = %id, kind = %r.kind, tx = %tx, block, gas, "report published");
-            let kind = r.kind.clone();
+            let hash = r.report_hash;
             let txc = tx.clone();
-            core.db(move |c| Ok(db::set_report_published(c, &id, &kind, &txc, block, gas)?))
+            core.db(move |c| Ok(db::set_report_published(c, &id, &hash, &txc, block, gas)?))
                 .await
                 .map_err(|e| e.message)?;
             core.emit(vec![Event::new(
@@ -976,7 +1217,7 @@ mod tests {
         let (m2, reg2) = (m.clone(), reg.clone());
         core.db(move |c| {
             create(c, &owner_key, &m2)?;
-            register_node(c, &id, &reg2.node_key, &reg2)?;
+            register_node(c, &id, &reg2.node_key, &reg2, DEFAULT_LEASE_S)?;
             // Skip consents, blobs and grants: tested over HTTP elsewhere.
             let tx = c.transaction()?;
             db::set_state(&tx, &id, SessionState::KeysGranted, None)?;

@@ -19,6 +19,9 @@ struct Cli {
 enum Command {
     /// Serve one session as a node (`run --coordinator URL --tee sim`).
     Run(sealroom_node::session::RunArgs),
+    /// Serve sessions one after another, each with fresh keys and evidence
+    /// (`serve --coordinator URL --tee sim [--max-sessions N]`).
+    Serve(sealroom_node::session::ServeArgs),
 }
 
 fn main() {
@@ -26,6 +29,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => sealroom_node::session::run(a),
+        Command::Serve(a) => sealroom_node::session::serve(a),
     };
     if let Err(failure) = result {
         eprintln!("error: {failure}");

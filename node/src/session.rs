@@ -1,5 +1,9 @@
 //! `sealroom-node run --coordinator URL --tee sim|sev-snp|tdx [--gpu nvidia] [--session ID]`:
-//! one session served by a TEE node. The node generates its keys in memory,
+//! one session served by a TEE node; `sealroom-node serve … [--max-sessions N]`:
+//! sessions one after another, each with fresh keys and evidence. While it
+//! holds a session the node heartbeats from a thread of its own (every
+//! quarter of the coordinator's lease), and stops — wiping, signing
+//! `aborted` — when a member withdraws. The node generates its keys in memory,
 //! registers with evidence bound to them and the session's manifest, waits
 //! for the parties' grants, then runs the trusted loader and trainer and
 //! uploads the signed reports and the sealed model. It trusts nothing the
@@ -144,7 +148,13 @@ fn parse_session(s: &str) -> Result<B256, Failure> {
         .map_err(|_| input_err(format!("--session {s}: not a 32-byte hex session id")))
 }
 
-/// The session named by `--session`, or else the only open session.
+/// States in which a session waits for a node: its first, or a replacement
+/// after the previous one was declared lost.
+fn wants_node(state: SessionState) -> bool {
+    matches!(state, SessionState::Open | SessionState::NodeLost)
+}
+
+/// The session named by `--session`, or else the only session waiting for a node.
 fn pick_session(anon: &Client<'_>, named: Option<B256>) -> Result<B256, Failure> {
     if let Some(s) = named {
         return Ok(s);
@@ -153,44 +163,263 @@ fn pick_session(anon: &Client<'_>, named: Option<B256>) -> Result<B256, Failure>
         .list_sessions()
         .map_err(runtime_err)?
         .into_iter()
-        .filter(|s| s.state == SessionState::Open)
+        .filter(|s| wants_node(s.state))
         .collect();
     match open.as_slice() {
         [one] => Ok(one.session_id),
         [] => Err(input_err(
-            "--session: no open session is waiting for a node",
+            "--session: no session is waiting for a node (open or node-lost)",
         )),
-        _ => Err(input_err("--session: several open sessions; name one")),
+        _ => Err(input_err(
+            "--session: several sessions wait for a node; name one",
+        )),
     }
+}
+
+/// What a node brings to every session: where the coordinator is, how to
+/// collect evidence, and its measurement.
+struct NodeSetup {
+    coordinator: String,
+    collector: Box<dyn Collector>,
+    grant_timeout: Duration,
+}
+
+impl NodeSetup {
+    fn new(
+        coordinator: &str,
+        tee: Tee,
+        gpu: Option<Gpu>,
+        collateral: Option<&PathBuf>,
+        grant_timeout_s: u64,
+    ) -> Result<Self, Failure> {
+        // Local inputs first: a bad flag or file is exit 2 before any network call.
+        if gpu.is_some() {
+            return Err(input_err(
+                "--gpu nvidia: composite GPU evidence needs the NVIDIA collector on an H100 in CC mode; not available in this build",
+            ));
+        }
+        let collateral = collateral
+            .map(|p| {
+                std::fs::read(p)
+                    .map_err(|e| input_err(format!("--collateral {}: {e}", p.display())))
+            })
+            .transpose()?;
+        let measurement = engine_measurement()?;
+        Ok(Self {
+            coordinator: coordinator.to_string(),
+            collector: collector(tee, measurement, collateral)?,
+            grant_timeout: Duration::from_secs(grant_timeout_s),
+        })
+    }
+}
+
+/// Why one session ended without a completed model.
+enum SessionEnd {
+    /// The coordinator would not give this node the session (another node
+    /// holds it, or the policy refused the evidence): nothing was trusted
+    /// to this node.
+    NotGiven(Failure),
+    /// The node held the session and it ended otherwise than completed.
+    Failed(Failure),
 }
 
 /// Serves one session; the error decides the exit code.
 pub fn run(args: RunArgs) -> Result<(), Failure> {
-    // Local inputs first: a bad flag or file is exit 2 before any network call.
-    if args.gpu.is_some() {
-        return Err(input_err(
-            "--gpu nvidia: composite GPU evidence needs the NVIDIA collector on an H100 in CC mode; not available in this build",
-        ));
-    }
-    let collateral = args
-        .collateral
-        .as_ref()
-        .map(|p| {
-            std::fs::read(p).map_err(|e| input_err(format!("--collateral {}: {e}", p.display())))
-        })
-        .transpose()?;
-    let measurement = engine_measurement()?;
-    let coll = collector(args.tee, measurement, collateral)?;
+    let setup = NodeSetup::new(
+        &args.coordinator,
+        args.tee,
+        args.gpu,
+        args.collateral.as_ref(),
+        args.timeout_s,
+    )?;
     let named = args.session.as_deref().map(parse_session).transpose()?;
-
     let anon = Client::new(&args.coordinator, None);
     let session = pick_session(&anon, named)?;
-    let status = anon.status(&session).map_err(runtime_err)?;
+    match serve_session(&setup, session) {
+        Ok(_) => Ok(()),
+        Err(SessionEnd::NotGiven(f) | SessionEnd::Failed(f)) => Err(f),
+    }
+}
+
+/// Arguments of `sealroom-node serve` (and so of `sealroom node serve`).
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Coordinator base URL.
+    #[arg(long)]
+    pub coordinator: String,
+    /// TEE kind to collect evidence from.
+    #[arg(long, value_enum)]
+    pub tee: Tee,
+    /// GPU evidence to compose in (only `nvidia`; needs the NVIDIA collector).
+    #[arg(long, value_enum)]
+    pub gpu: Option<Gpu>,
+    /// Stop after holding this many sessions (default: serve until stopped).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions: Option<u32>,
+    /// TDX collateral (JSON from Intel PCS/PCCS) to present with the evidence.
+    #[arg(long)]
+    pub collateral: Option<PathBuf>,
+    /// Give up a session whose grants do not arrive within this many seconds
+    /// (the lease then runs out and another node may take it).
+    #[arg(long, default_value_t = 3600)]
+    pub timeout_s: u64,
+    /// Seconds between looks for a session that waits for a node.
+    #[arg(long, default_value_t = 2.0)]
+    pub poll_s: f64,
+}
+
+/// A session the coordinator would not give this node is tried again only
+/// after this long (another node holds it, or the policy refuses this node).
+const NOT_GIVEN_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Serves sessions one after another, at most one at a time, each with fresh
+/// keys and fresh evidence bound to its manifest, until `--max-sessions`
+/// sessions were held (or forever). One line of JSON per session on stdout.
+pub fn serve(args: ServeArgs) -> Result<(), Failure> {
+    if !(args.poll_s.is_finite() && args.poll_s >= 0.05) {
+        return Err(input_err(format!(
+            "--poll-s {}: must be a number of seconds of at least 0.05",
+            args.poll_s
+        )));
+    }
+    let setup = NodeSetup::new(
+        &args.coordinator,
+        args.tee,
+        args.gpu,
+        args.collateral.as_ref(),
+        args.timeout_s,
+    )?;
+    let anon = Client::new(&args.coordinator, None);
+    let poll = Duration::from_secs_f64(args.poll_s);
+    let mut held = 0u32;
+    let mut not_given: std::collections::HashMap<B256, Instant> = Default::default();
+    eprintln!(
+        "node: serving sessions from {} (at most one at a time{})",
+        args.coordinator,
+        args.max_sessions
+            .map(|n| format!(", {n} in all"))
+            .unwrap_or_default()
+    );
+    while args.max_sessions.is_none_or(|max| held < max) {
+        let waiting = match anon.list_sessions() {
+            Ok(list) => list
+                .into_iter()
+                .filter(|s| wants_node(s.state))
+                .map(|s| s.session_id)
+                .filter(|id| not_given.get(id).is_none_or(|t| t.elapsed() > NOT_GIVEN_BACKOFF))
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                eprintln!("node: coordinator unavailable ({e}); retrying");
+                Vec::new()
+            }
+        };
+        for session in waiting {
+            let started = Instant::now();
+            let (outcome, detail) = match serve_session(&setup, session) {
+                Ok(node_key) => {
+                    held += 1;
+                    ("completed", hex::encode(node_key))
+                }
+                Err(SessionEnd::NotGiven(f)) => {
+                    eprintln!("node: session {session:#x} not taken: {f}");
+                    not_given.insert(session, Instant::now());
+                    continue;
+                }
+                Err(SessionEnd::Failed(f)) => {
+                    held += 1;
+                    ("failed", f.to_string())
+                }
+            };
+            println!(
+                "{}",
+                serde_json::json!({
+                    "session": format!("{session:#x}"),
+                    "outcome": outcome,
+                    "detail": detail,
+                    "seconds": started.elapsed().as_secs_f64(),
+                    "sessions_held": held,
+                })
+            );
+            break;
+        }
+        if args.max_sessions.is_none_or(|max| held < max) {
+            std::thread::sleep(poll);
+        }
+    }
+    Ok(())
+}
+
+/// What the heartbeat thread learned: why the node must stop, if it must.
+#[derive(Default)]
+struct Stop {
+    reason: std::sync::Mutex<Option<String>>,
+}
+
+impl Stop {
+    fn set(&self, why: String) {
+        if let Ok(mut r) = self.reason.lock() {
+            r.get_or_insert(why);
+        }
+    }
+    fn get(&self) -> Option<String> {
+        self.reason.lock().ok().and_then(|r| r.clone())
+    }
+}
+
+/// Heartbeats every quarter lease until `done`, recording in `stop` a
+/// member's withdrawal (the session shows `aborted`) or this node being
+/// declared lost.
+fn heartbeat_loop(
+    client: &Client<'_>,
+    session: B256,
+    lease_s: u64,
+    done: &std::sync::atomic::AtomicBool,
+    stop: &Stop,
+) {
+    use std::sync::atomic::Ordering;
+    let every = Duration::from_millis((lease_s.max(1) * 1000 / 4).max(200));
+    let mut last = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if last.elapsed() < every {
+            continue;
+        }
+        last = Instant::now();
+        match client.heartbeat(&session) {
+            Ok(l) if l.state == SessionState::Aborted => stop.set(format!(
+                "the session was aborted: {}",
+                l.abort_reason.unwrap_or_else(|| "no reason given".into())
+            )),
+            Ok(_) => {}
+            Err(ClientError::Api { status: 409, message, .. }) if message.starts_with("node-lost") => {
+                stop.set(format!("this node was declared lost by the coordinator: {message}"))
+            }
+            // A coordinator restart or a network blip: keep trying; the lease
+            // is renewed at the coordinator's startup.
+            Err(e) => eprintln!("node: heartbeat failed: {e}"),
+        }
+    }
+}
+
+/// Serves `session` with fresh keys: register, wait for the grants, run the
+/// trusted loader and trainer, upload reports and the sealed model. Returns
+/// the node key on completion.
+fn serve_session(setup: &NodeSetup, session: B256) -> Result<[u8; 32], SessionEnd> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let not_given = SessionEnd::NotGiven;
+    let failed = SessionEnd::Failed;
+    let anon = Client::new(&setup.coordinator, None);
+    let status = anon
+        .status(&session)
+        .map_err(|e| not_given(runtime_err(e)))?;
     let manifest = status.manifest;
-    manifest
-        .validate()
-        .map_err(|e| runtime_err(format!("the coordinator's manifest is invalid: {e}")))?;
-    let node = Node::start(manifest.hash(), coll.as_ref()).map_err(runtime_err)?;
+    manifest.validate().map_err(|e| {
+        not_given(runtime_err(format!(
+            "the coordinator's manifest is invalid: {e}"
+        )))
+    })?;
+    let node = Node::start(manifest.hash(), setup.collector.as_ref())
+        .map_err(|e| not_given(runtime_err(e)))?;
     let kind = node.evidence().kind;
     if kind == TeeKind::Sim {
         eprintln!("node: INSECURE SIMULATION — no TEE protects this process; evidence is labelled insecure-simulation");
@@ -202,16 +431,40 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     );
     let reg = registration(&node);
     // The node's request identity is its report key: the coordinator knows it from registration.
-    let client = Client::new(&args.coordinator, Some(node.request_identity()));
+    let client = Client::new(&setup.coordinator, Some(node.request_identity()));
     if let Err(e) = client.register_node(&session, &reg) {
-        return Err(registration_refused(&manifest, &node, e));
+        return Err(not_given(registration_refused(&manifest, &node, e)));
     }
     eprintln!("node: registered; waiting for the parties' grants");
-    wait_for_grants(&client, &session, Duration::from_secs(args.timeout_s))?;
+    let lease_s = status
+        .lease_s
+        .unwrap_or(30);
+    let done = AtomicBool::new(false);
+    let stop = Stop::default();
+    std::thread::scope(|scope| {
+        let hb_client = Client::new(&setup.coordinator, Some(node.request_identity()));
+        let (done_ref, stop_ref) = (&done, &stop);
+        scope.spawn(move || heartbeat_loop(&hb_client, session, lease_s, done_ref, stop_ref));
+        let result = held_session(&client, &node, &manifest, session, setup.grant_timeout, &stop);
+        done.store(true, Ordering::Relaxed);
+        result.map(|()| node.signing_key()).map_err(failed)
+    })
+}
+
+/// The part of a session during which the node holds it (and heartbeats).
+fn held_session(
+    client: &Client<'_>,
+    node: &Node,
+    manifest: &Manifest,
+    session: B256,
+    grant_timeout: Duration,
+    stop: &Stop,
+) -> Result<(), Failure> {
+    wait_for_grants(client, &session, grant_timeout, stop)?;
     let work = client.work(&session).map_err(runtime_err)?;
 
     let blobs = CoordinatorBlobs {
-        client: &client,
+        client,
         session,
     };
     let mut upload_error: Option<String> = None;
@@ -259,11 +512,12 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
             upload_error.get_or_insert(e.to_string());
         }
     };
+    let stop_check = || stop.get();
     // The manifest the evidence is bound to is the only one this node runs:
     // a coordinator serving another now gets a signed refusal, not a run.
     let outcome = if work.manifest.hash() != manifest.hash() {
         node.refuse(
-            &manifest,
+            manifest,
             abort_code::MANIFEST,
             "manifest",
             sealroom_reports::check::Check::ManifestHash,
@@ -280,6 +534,8 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
                 consents: &work.consents,
                 grants: &work.grants,
                 blobs: &blobs,
+                prev_report_hash: work.prev_report_hash,
+                stop: &stop_check,
             },
             &mut on_event,
         )
@@ -297,9 +553,14 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         .iter()
         .filter(|r| kind_of(r) != Some(ReportKind::Opened))
     {
-        client
-            .report(&session, &upload_of(r))
-            .map_err(runtime_err)?;
+        if let Err(e) = client.report(&session, &upload_of(r)) {
+            // A node declared lost has no say any more: its reports are
+            // refused and the replacement's count.
+            if let Some(why) = stop.get() {
+                return Err(runtime_err(format!("{why}; report not accepted: {e}")));
+            }
+            return Err(runtime_err(e));
+        }
     }
     match outcome.abort {
         None => {
@@ -356,9 +617,17 @@ fn registration_refused(manifest: &Manifest, node: &Node, e: ClientError) -> Fai
 
 /// Polls the session until every grant is in (or it is aborted, or the
 /// deadline passes).
-fn wait_for_grants(client: &Client<'_>, session: &B256, timeout: Duration) -> Result<(), Failure> {
+fn wait_for_grants(
+    client: &Client<'_>,
+    session: &B256,
+    timeout: Duration,
+    stop: &Stop,
+) -> Result<(), Failure> {
     let deadline = Instant::now() + timeout;
     loop {
+        if let Some(why) = stop.get() {
+            return Err(runtime_err(format!("stopped before training: {why}")));
+        }
         let st = client.status(session).map_err(runtime_err)?;
         match st.state {
             SessionState::KeysGranted => return Ok(()),
@@ -367,6 +636,11 @@ fn wait_for_grants(client: &Client<'_>, session: &B256, timeout: Duration) -> Re
                     "session aborted before training: {}",
                     st.abort_reason.unwrap_or_default()
                 )))
+            }
+            SessionState::NodeLost | SessionState::Open => {
+                return Err(runtime_err(
+                    "the coordinator no longer counts this node as the session's node (lease lost)",
+                ))
             }
             _ if Instant::now() > deadline => {
                 return Err(runtime_err("timed out waiting for grants"))

@@ -210,6 +210,9 @@ checks! {
     Training => "training",
     /// The model was sealed to the owner.
     Sealing => "sealing",
+    /// No member withdrew while the node worked (a withdrawal during the
+    /// session stops it: the node wipes and signs `aborted` naming this).
+    Withdrawal => "withdrawal",
     // Member side (`sealroom-member`)
     /// The served manifest is the one the member consented to (or reviewed).
     ManifestChanged => "manifest.changed",

@@ -63,7 +63,7 @@ pub fn run(args: Args) -> CmdResult {
             &s.schema,
             &pooled,
             validation.as_ref(),
-            &mut |_| {},
+            &mut |_| std::ops::ControlFlow::Continue(()),
         )
         .map_err(runtime_err)?;
         plain.push(t.elapsed().as_secs_f64());

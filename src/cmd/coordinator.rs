@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// File holding the publisher's secp256k1 key (hex). Default: $SEALROOM_CHAIN_KEY (anvil: its first dev key).
     #[arg(long, value_name = "FILE")]
     chain_key_file: Option<PathBuf>,
+    /// Seconds a node may go without a heartbeat while it holds a session
+    /// before it is declared lost (nodes heartbeat every quarter lease).
+    #[arg(long, default_value_t = sealroom_coordinator::service::DEFAULT_LEASE_S, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    lease_s: u64,
 }
 
 /// Runs `sealroom coordinator …`.
@@ -78,6 +82,7 @@ fn serve(a: ServeArgs) -> CmdResult {
         chain_key,
         confirmations: a.confirmations,
         contract,
+        lease_s: a.lease_s,
     };
     sealroom_coordinator::run(config, |addr| {
         let mut out = std::io::stdout().lock();

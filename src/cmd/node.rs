@@ -1,4 +1,4 @@
-//! `sealroom node run --coordinator URL --tee sim|sev-snp|tdx [--gpu nvidia] [--session ID]`:
+//! `sealroom node run|serve --coordinator URL --tee sim|sev-snp|tdx [--gpu nvidia] …`:
 //! runs the TEE node, which is a binary of its own (`sealroom-node`, crate
 //! `node/`). The measured image must not carry this command's server,
 //! database, chain client and TUI, so `sealroom` only finds `sealroom-node`
@@ -19,7 +19,8 @@ use crate::exit::{input_err, CmdResult, Failure};
 #[derive(clap::Args)]
 #[command(disable_help_flag = true, disable_version_flag = true)]
 pub struct Args {
-    /// `run --coordinator URL --tee sim|sev-snp|tdx [--gpu nvidia] [--session ID] [--collateral FILE] [--timeout-s N]`
+    /// `run --coordinator URL --tee sim|sev-snp|tdx [--gpu nvidia] [--session ID] [--collateral FILE] [--timeout-s N]`,
+    /// or `serve --coordinator URL --tee … [--max-sessions N] [--poll-s S]`
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,

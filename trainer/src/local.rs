@@ -192,6 +192,8 @@ impl Prepared {
                 consents,
                 grants,
                 blobs: &src,
+                prev_report_hash: alloy_primitives::B256::ZERO,
+                stop: &|| None,
             },
             progress,
         )

@@ -17,6 +17,7 @@
 //! wipes every plaintext input and key but the signing key, and signs
 //! `completed`.
 
+use std::ops::ControlFlow;
 use std::io::Read;
 
 use alloy_primitives::B256;
@@ -137,6 +138,8 @@ pub mod abort_code {
     pub const SEALING: u16 = 13;
     /// A blob could not be fetched.
     pub const BLOB_UNAVAILABLE: u16 = 14;
+    /// The session was stopped by a member's withdrawal.
+    pub const STOPPED: u16 = 15;
 }
 
 /// Where the node reads the encrypted blobs from (coordinator, files).
@@ -155,6 +158,13 @@ pub struct SessionInputs<'a> {
     pub grants: &'a [Grant],
     /// The blobs.
     pub blobs: &'a dyn BlobSource,
+    /// The report the node's first report links to: the latest `opened` of
+    /// an earlier attempt of this session (zero for the first attempt).
+    /// The registry enforces the link, so a wrong value only stalls.
+    pub prev_report_hash: B256,
+    /// Asked before training and after every epoch: `Some(reason)` stops
+    /// the session there (a member withdrew), wiping and signing `aborted`.
+    pub stop: &'a dyn Fn() -> Option<String>,
 }
 
 /// What the node reports while it works.
@@ -390,15 +400,25 @@ impl Node {
             }
         };
 
+        let first_prev = inputs.prev_report_hash;
+        let stopped = |why: String| {
+            AbortReason::new(abort_code::STOPPED, "session", Check::Withdrawal, why)
+        };
+
         // Phase 1: check everything, decrypt, parse. Plaintext lives only in `loaded`.
         let loaded = match self.load(&inputs, progress) {
             Ok(l) => l,
             Err(reason) => {
                 self.wipe();
-                return abort(self, &mut reports, B256::ZERO, reason, progress);
+                return abort(self, &mut reports, first_prev, reason, progress);
             }
         };
-        let opened = self.base_report(manifest, ReportKind::Opened, inputs_root, B256::ZERO);
+        if let Some(why) = (inputs.stop)() {
+            drop(loaded);
+            self.wipe();
+            return abort(self, &mut reports, first_prev, stopped(why), progress);
+        }
+        let opened = self.base_report(manifest, ReportKind::Opened, inputs_root, first_prev);
         let opened_hash = opened.report_hash();
         let signed = self.sign(opened);
         progress(NodeEvent::Report(signed.clone()));
@@ -410,13 +430,23 @@ impl Node {
             records: train_set.n as u64,
             epochs: manifest.training.epochs,
         });
+        let mut stop_reason: Option<String> = None;
         let trained = ml::train(
             &manifest.model,
             &manifest.training,
             &manifest.schema,
             &train_set,
             validation.as_ref(),
-            &mut |m: &EpochMetrics| progress(NodeEvent::Epoch(m.clone())),
+            &mut |m: &EpochMetrics| {
+                progress(NodeEvent::Epoch(m.clone()));
+                match (inputs.stop)() {
+                    Some(why) => {
+                        stop_reason.get_or_insert(why);
+                        ControlFlow::Break(())
+                    }
+                    None => ControlFlow::Continue(()),
+                }
+            },
         );
         drop(train_set);
         drop(validation);
@@ -424,12 +454,17 @@ impl Node {
             Ok(t) => t,
             Err(e) => {
                 self.wipe();
-                let reason = AbortReason::new(
-                    abort_code::TRAINING,
-                    "engine",
-                    Check::Training,
-                    e.to_string(),
-                );
+                let reason = match (e, stop_reason) {
+                    (ml::MlError::Stopped { epoch }, Some(why)) => {
+                        stopped(format!("{why} (stopped after epoch {epoch})"))
+                    }
+                    (e, _) => AbortReason::new(
+                        abort_code::TRAINING,
+                        "engine",
+                        Check::Training,
+                        e.to_string(),
+                    ),
+                };
                 return abort(self, &mut reports, opened_hash, reason, progress);
             }
         };

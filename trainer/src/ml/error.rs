@@ -44,6 +44,13 @@ pub enum MlError {
         /// 1-based epoch.
         epoch: u32,
     },
+    /// The caller asked training to stop (its progress callback answered
+    /// `Break`) after this 1-based epoch.
+    #[error("training stopped on request after epoch {epoch}")]
+    Stopped {
+        /// 1-based epoch.
+        epoch: u32,
+    },
     /// Model bytes are malformed or were made for another architecture.
     #[error("model bytes: {0}")]
     ModelBytes(String),

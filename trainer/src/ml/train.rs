@@ -1,5 +1,6 @@
 //! The training loop and evaluation.
 
+use std::ops::ControlFlow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use burn::backend::{Autodiff, NdArray};
@@ -92,7 +93,7 @@ pub fn train(
     schema: &Schema,
     train: &Dataset,
     validation: Option<&Dataset>,
-    progress: &mut dyn FnMut(&EpochMetrics),
+    progress: &mut dyn FnMut(&EpochMetrics) -> ControlFlow<()>,
 ) -> Result<TrainedModel, MlError> {
     train_on(
         Compute::Cpu,
@@ -110,7 +111,9 @@ pub fn train(
 /// `validation` is the owner's validation set; when `None`, the pooled data
 /// is split: the seed's `"split"` permutation of the pooled rows, whose first
 /// `round(n × training.validation_split)` rows (at least 1, leaving at least
-/// 1) validate and the rest train. `progress` is called after every epoch.
+/// 1) validate and the rest train. `progress` is called after every epoch;
+/// when it answers `Break` training stops there with [`MlError::Stopped`]
+/// (a member withdrew: nothing trained so far is returned).
 pub fn train_on(
     compute: Compute,
     model: &ModelSpec,
@@ -118,7 +121,7 @@ pub fn train_on(
     schema: &Schema,
     train: &Dataset,
     validation: Option<&Dataset>,
-    progress: &mut dyn FnMut(&EpochMetrics),
+    progress: &mut dyn FnMut(&EpochMetrics) -> ControlFlow<()>,
 ) -> Result<TrainedModel, MlError> {
     match compute {
         Compute::Cpu => run::<Autodiff<Cpu>>(
@@ -195,7 +198,7 @@ fn run<B: AutodiffBackend>(
     schema: &Schema,
     pooled: &Dataset,
     validation: Option<&Dataset>,
-    progress: &mut dyn FnMut(&EpochMetrics),
+    progress: &mut dyn FnMut(&EpochMetrics) -> ControlFlow<()>,
 ) -> Result<TrainedModel, MlError> {
     let arch = Arch::new(model, schema)?;
     check_training(training)?;
@@ -325,8 +328,11 @@ fn run<B: AutodiffBackend>(
         if !metrics.train_loss.is_finite() || !metrics.val_loss.is_finite() {
             return Err(MlError::Diverged { epoch });
         }
-        progress(&metrics);
+        let next = progress(&metrics);
         epochs.push(metrics);
+        if next.is_break() {
+            return Err(MlError::Stopped { epoch });
+        }
     }
 
     let record = BinBytesRecorder::<FullPrecisionSettings>::default()
