@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod commit;
 pub mod datakey;
 mod error;
@@ -311,6 +312,18 @@ impl<'a> Member<'a> {
     /// to the node's keys and the consented manifest hash, the attested
     /// measurement against the registration's claim and the engine allowlist.
     pub fn verify_node(&self, session: &B256, at: i64) -> Result<VerifiedNode, MemberError> {
+        self.verify_node_with(session, at, None)
+    }
+
+    /// [`Member::verify_node`], and then, when given, under the member's
+    /// own `local` policy too (which can only narrow the manifest's: both
+    /// must accept the node).
+    pub fn verify_node_with(
+        &self,
+        session: &B256,
+        at: i64,
+        local: Option<&sealroom_protocol::policy::Policy>,
+    ) -> Result<VerifiedNode, MemberError> {
         let (st, rec) = self.checked(session)?;
         let reg = st.node.ok_or_else(|| MemberError::Check {
             check: Check::NodeRegistered,
@@ -325,6 +338,21 @@ impl<'a> Member<'a> {
                 )
             });
             return Err(MemberError::NodeRejected(f));
+        }
+        if let Some(local) = local {
+            let mine = sealroom_reports::node_check::verify_registration_under(
+                &rec.manifest,
+                local,
+                &reg,
+                at,
+            );
+            if !mine.verified {
+                let mut f = mine.failure.unwrap_or_else(|| {
+                    Failure::new(Check::EvidenceVerified, "rejected without a named check")
+                });
+                f.detail = format!("the member's own policy: {}", f.detail);
+                return Err(MemberError::NodeRejected(f));
+            }
         }
         let evidence_hash = sealroom_reports::binding::evidence_hash(&reg.evidence);
         Ok(VerifiedNode {
@@ -366,6 +394,13 @@ impl<'a> Member<'a> {
         )
         .map_err(|e| MemberError::check_failed(Check::Grant, e.to_string()))?;
         drop(key);
+        if let Some(prev) = record.grant.take() {
+            if prev.node_key == reg.node_key {
+                // The same node again (a resend after a crash): one entry.
+            } else {
+                record.earlier_grants.push(prev);
+            }
+        }
         record.grant = Some(GrantEntry {
             input: input.clone(),
             node_key: reg.node_key,

@@ -45,8 +45,12 @@ pub struct MemberRecord {
     pub consent: Option<ConsentEntry>,
     /// The blob the member uploaded.
     pub upload: Option<UploadEntry>,
-    /// The node the member granted its data key to.
+    /// The node the member granted its data key to (the latest one).
     pub grant: Option<GrantEntry>,
+    /// Nodes granted to before it, oldest first: each was declared lost and
+    /// replaced (its grant was sealed to its own key only).
+    #[serde(default)]
+    pub earlier_grants: Vec<GrantEntry>,
     /// The model the owner accepted.
     pub model: Option<ModelEntry>,
 }
@@ -222,6 +226,7 @@ impl MemberRecord {
             consent: None,
             upload: None,
             grant: None,
+            earlier_grants: Vec::new(),
             model: None,
         }
     }

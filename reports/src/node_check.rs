@@ -12,6 +12,19 @@ use crate::check::Check;
 
 /// Verifies a registered node at `at` (Unix seconds) for `manifest`.
 pub fn verify_registration(manifest: &Manifest, reg: &NodeRegistration, at: i64) -> Verdict {
+    verify_registration_under(manifest, &manifest.policy, reg, at)
+}
+
+/// [`verify_registration`] under another `policy` than the manifest's: a
+/// member's own, stricter policy (`party agent --policy`). The evidence is
+/// still bound to `manifest`'s hash; a member applies both this and the
+/// manifest's policy, so its own can only narrow what the parties agreed.
+pub fn verify_registration_under(
+    manifest: &Manifest,
+    policy: &sealroom_protocol::policy::Policy,
+    reg: &NodeRegistration,
+    at: i64,
+) -> Verdict {
     let decode = |h: &str| hex::decode(h.trim_start_matches("0x"));
     let certs: Result<Vec<Vec<u8>>, _> = reg.certs.iter().map(|c| decode(c)).collect();
     let certs = match certs {
@@ -45,7 +58,7 @@ pub fn verify_registration(manifest: &Manifest, reg: &NodeRegistration, at: i64)
         expected_nonce: None,
         gpu_reference: None,
     };
-    if !manifest.policy.accepted_kinds.contains(&reg.kind) {
+    if !policy.accepted_kinds.contains(&reg.kind) {
         return Verdict::rejected(
             reg.kind,
             Failure::new(
@@ -57,7 +70,7 @@ pub fn verify_registration(manifest: &Manifest, reg: &NodeRegistration, at: i64)
             ),
         );
     }
-    let verdict = attest::verify(reg.kind, &inputs, &manifest.policy);
+    let verdict = attest::verify(reg.kind, &inputs, policy);
     if !verdict.verified {
         return verdict;
     }

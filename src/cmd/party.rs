@@ -49,7 +49,8 @@ enum Action {
     Join,
     /// Sign your consent over the manifest hash (or withdraw it).
     Consent {
-        /// Withdraw a consent (allowed until keys are granted; aborts the session).
+        /// Withdraw your consent: aborts the session in any state before
+        /// `completed` (a node that is training stops, wipes and signs `aborted`).
         #[arg(long)]
         withdraw: bool,
         /// The manifest hash you reviewed (from `party join`): refuse to sign
@@ -71,6 +72,34 @@ enum Action {
     },
     /// Show the session's state.
     Status,
+    /// Act for this member unattended until the session ends: consent to
+    /// the accepted manifest only, upload, verify every node and grant to
+    /// those that pass, re-grant after a node loss. One JSON line per
+    /// decision; exit 0 completed, 1 aborted, 2 bad input.
+    Agent {
+        /// Your sealed data key (from `sealroom commit`, `BLOB.datakey`); not
+        /// needed by an owner without a validation set.
+        #[arg(long)]
+        data_key: Option<PathBuf>,
+        /// Your encrypted blob (from `sealroom commit`).
+        #[arg(long)]
+        blob: Option<PathBuf>,
+        /// Your own policy (TOML, as a scenario's `[policy]`): a node must
+        /// pass it as well as the manifest's, so it can only be stricter.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// The only manifest hash to consent to. Without it the agent prints
+        /// the served manifest's hash and summary and waits.
+        #[arg(long, value_name = "HASH")]
+        accept_manifest: Option<String>,
+        /// Seconds between two looks at the session.
+        #[arg(long, default_value_t = 1.0)]
+        poll_s: f64,
+        /// Withdraw (aborting the session) when it has not completed this
+        /// many seconds after the agent started.
+        #[arg(long, value_name = "SECONDS")]
+        deadline_s: Option<u64>,
+    },
 }
 
 /// The member's record store: `--state DIR`, or beside the identity file.
@@ -107,6 +136,26 @@ pub fn run(args: Args) -> CmdResult {
     let key_path = args.common.key.clone().unwrap_or_default();
     let member = Member::new(&url, &me, records(args.common.state.as_ref(), &key_path));
     let fail = |e| flows::member_failure("", e);
+    if let Action::Agent {
+        data_key,
+        blob,
+        policy,
+        accept_manifest,
+        poll_s,
+        deadline_s,
+    } = &args.action
+    {
+        return agent(
+            &member,
+            session,
+            data_key,
+            blob,
+            policy,
+            accept_manifest,
+            *poll_s,
+            *deadline_s,
+        );
+    }
     let st = member.served(&session).map_err(fail)?;
     if matches!(args.action, Action::Join | Action::Status) {
         // What the member sees must be what it consented to, once it has.
@@ -245,9 +294,92 @@ pub fn run(args: Args) -> CmdResult {
                         ))
                         .collect::<Vec<_>>()
                         .join("\n")
-                ),
+                ) + &st
+                    .attempts
+                    .iter()
+                    .map(|a| format!(
+                        "\n  node attempt {}: {} {}{}",
+                        a.number,
+                        hex::encode(a.node.node_key),
+                        a.outcome.as_str(),
+                        a.lease_expires
+                            .map(|t| format!(" (lease until {t})"))
+                            .or_else(|| a.lost_at.map(|t| format!(" (declared lost at {t})")))
+                            .unwrap_or_default()
+                    ))
+                    .collect::<String>(),
             );
         }
+        // Handled before the session is fetched.
+        Action::Agent { .. } => {}
     }
     Ok(())
+}
+
+/// `party agent`: checks its flags and files (exit 2), then runs
+/// [`Member::agent`], printing each decision as one JSON line.
+#[allow(clippy::too_many_arguments)]
+fn agent(
+    member: &Member<'_>,
+    session: B256,
+    data_key: &Option<PathBuf>,
+    blob: &Option<PathBuf>,
+    policy: &Option<PathBuf>,
+    accept_manifest: &Option<String>,
+    poll_s: f64,
+    deadline_s: Option<u64>,
+) -> CmdResult {
+    use std::io::Write;
+    if !(poll_s.is_finite() && poll_s >= 0.05) {
+        return Err(input_err(format!(
+            "--poll-s {poll_s}: must be a number of seconds of at least 0.05"
+        )));
+    }
+    for (flag, path) in [("--data-key", data_key), ("--blob", blob)] {
+        if let Some(p) = path {
+            if !p.is_file() {
+                return Err(input_err(format!("{flag} {}: no such file", p.display())));
+            }
+        }
+    }
+    let local_policy = policy
+        .as_ref()
+        .map(|p| {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| input_err(format!("--policy {}: {e}", p.display())))?;
+            sealroom_protocol::policy::Policy::from_toml(&text)
+                .map_err(|e| input_err(format!("--policy {}: {e}", p.display())))
+        })
+        .transpose()?;
+    let accept_manifest = accept_manifest
+        .as_deref()
+        .map(|h| {
+            h.parse::<B256>().map_err(|_| {
+                input_err(format!("--accept-manifest {h}: not a 32-byte hex hash"))
+            })
+        })
+        .transpose()?;
+    let opts = sealroom_member::agent::AgentOptions {
+        session,
+        data_key: data_key.clone(),
+        blob: blob.clone(),
+        local_policy,
+        accept_manifest,
+        poll: std::time::Duration::from_secs_f64(poll_s),
+        deadline: deadline_s.map(std::time::Duration::from_secs),
+    };
+    let end = member
+        .agent(&opts, &mut |v| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{v}");
+            let _ = out.flush();
+        })
+        .map_err(|e| flows::member_failure("", e))?;
+    match end {
+        sealroom_member::agent::AgentEnd::Completed(_) => Ok(()),
+        sealroom_member::agent::AgentEnd::Aborted(reason) => Err(Failure::Verification {
+            check: "session.aborted".into(),
+            detail: reason,
+        }),
+    }
 }
