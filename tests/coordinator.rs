@@ -1455,3 +1455,482 @@ fn served_blobs_and_sealed_models_are_rehashed_and_altered_store_files_are_not_s
     assert_eq!(anon.status(&sid).unwrap().state, SessionState::Delivered);
     server.stop().unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// Nodes come and go: every process is the real binary (`coordinator serve`,
+// `node serve`, `party agent`), driven only through the documented commands.
+
+const SEALROOM: &str = env!("CARGO_BIN_EXE_sealroom");
+
+/// `sealroom ARGS…`, which must succeed; its stdout.
+fn sealroom_ok(args: &[&str]) -> String {
+    let out = Command::new(SEALROOM).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "sealroom {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `coordinator serve` on a fixed port (so agents and nodes reach it again
+/// after a restart), with a short lease.
+fn spawn_at(data: &Path, port: u16, lease_s: u64) -> Proc {
+    std::fs::create_dir_all(data).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join("coordinator.log"))
+        .unwrap();
+    let mut child = Command::new(SEALROOM)
+        .args(["coordinator", "serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data")
+        .arg(data)
+        .args(["--lease-s", &lease_s.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Proc { child, url }
+}
+
+/// A member as the CLI knows it: identity, blob, sealed data key, record dir.
+struct CliMember {
+    name: String,
+    key: PathBuf,
+    blob: PathBuf,
+    datakey: PathBuf,
+    state: PathBuf,
+}
+
+/// A consortium set up from the CLI alone: keys, commitments, a scenario
+/// whose training lasts long enough to interrupt.
+struct Consortium {
+    dir: PathBuf,
+    scenario: PathBuf,
+    owner: CliMember,
+    parties: Vec<CliMember>,
+}
+
+impl Consortium {
+    fn new(dir: &Path, epochs: u32) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let text = std::fs::read_to_string(root.join("breast-cancer-3-hospitals.toml")).unwrap();
+        let data = root.join("data/breast-cancer/");
+        let text = text
+            .replace("\"data/breast-cancer/", &format!("\"{}", data.display()))
+            .replace("epochs = 300", &format!("epochs = {epochs}"));
+        assert!(text.contains(&format!("epochs = {epochs}")));
+        let scenario = dir.join("scenario.toml");
+        std::fs::write(&scenario, text).unwrap();
+        let member = |name: &str, csv: &str| {
+            let key = dir.join(format!("{name}.json"));
+            sealroom_ok(&["keygen", "--out", key.to_str().unwrap()]);
+            let public = sealroom_ok(&["keygen", "--out", key.to_str().unwrap(), "--public"]);
+            std::fs::write(dir.join(format!("{name}.pub.json")), public).unwrap();
+            let blob = dir.join(format!("{name}.sealed"));
+            sealroom_ok(&[
+                "commit",
+                data.join(csv).to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+                "--blob-out",
+                blob.to_str().unwrap(),
+            ]);
+            CliMember {
+                name: name.to_string(),
+                key,
+                datakey: PathBuf::from(format!("{}.datakey", blob.display())),
+                blob,
+                state: dir.join(format!("{name}.state")),
+            }
+        };
+        let parties = ["hospital-a", "hospital-b", "hospital-c"]
+            .iter()
+            .map(|n| member(n, &format!("{n}.csv")))
+            .collect();
+        let owner = member("owner", "owner-validation.csv");
+        Self {
+            dir: dir.to_path_buf(),
+            scenario,
+            owner,
+            parties,
+        }
+    }
+
+    fn members(&self) -> impl Iterator<Item = &CliMember> {
+        self.parties.iter().chain([&self.owner])
+    }
+
+    /// `owner create` from the commitments and public keys: (session, manifest hash).
+    fn create(&self, url: &str) -> (String, String) {
+        let mut args: Vec<String> = [
+            "owner",
+            "create",
+            "--coordinator",
+            url,
+            "--key",
+            self.owner.key.to_str().unwrap(),
+            "--scenario",
+            self.scenario.to_str().unwrap(),
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec();
+        for p in &self.parties {
+            args.push("--commitment".into());
+            args.push(format!("{}={}.commitment.json", p.name, p.blob.display()));
+            args.push("--party-key".into());
+            args.push(format!("{}={}", p.name, self.dir.join(format!("{}.pub.json", p.name)).display()));
+        }
+        args.push("--commitment".into());
+        args.push(format!("validation={}.commitment.json", self.owner.blob.display()));
+        let out = sealroom_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        (
+            v["session_id"].as_str().unwrap().to_string(),
+            v["manifest_hash"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// `party agent` for `m`, appending its JSON lines to `NAME.agent-SESSION.log`.
+    fn agent(&self, url: &str, m: &CliMember, session: &str, accept: &str) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.agent_log(m, session))
+            .unwrap();
+        Command::new(SEALROOM)
+            .args(["party", "agent", "--coordinator", url, "--session", session])
+            .arg("--key")
+            .arg(&m.key)
+            .arg("--state")
+            .arg(&m.state)
+            .arg("--data-key")
+            .arg(&m.datakey)
+            .arg("--blob")
+            .arg(&m.blob)
+            .args(["--accept-manifest", accept, "--poll-s", "0.2"])
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    fn agent_log(&self, m: &CliMember, session: &str) -> PathBuf {
+        self.dir.join(format!("{}.agent-{}.log", m.name, &session[2..10]))
+    }
+
+    /// The agent's decisions so far (across its restarts).
+    fn decisions(&self, m: &CliMember, session: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.agent_log(m, session))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect()
+    }
+
+    /// `node serve --tee sim`, its stderr to `node-TAG.log`.
+    fn node(&self, url: &str, tag: &str, max_sessions: u32) -> Child {
+        Command::new(SEALROOM)
+            .args(["node", "serve", "--coordinator", url, "--tee", "sim", "--poll-s", "0.2"])
+            .args(["--max-sessions", &max_sessions.to_string()])
+            .stdout(std::fs::File::create(self.dir.join(format!("node-{tag}.out"))).unwrap())
+            .stderr(std::fs::File::create(self.dir.join(format!("node-{tag}.log"))).unwrap())
+            .spawn()
+            .unwrap()
+    }
+}
+
+fn wait_until(url: &str, sid: &B256, what: &str, done: impl Fn(&SessionStatus) -> bool) -> SessionStatus {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if let Ok(st) = Client::new(url, None).status(sid) {
+            if done(&st) {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; state {}",
+                st.state.as_str()
+            );
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn exit_code(mut c: Child, within: Duration) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = c.try_wait().unwrap() {
+            return s.code();
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            let _ = c.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn decoded(r: &api::ReportRecord) -> IntegrityReport {
+    IntegrityReport::from_abi_bytes(&hex::decode(&r.report_abi).unwrap()).unwrap()
+}
+
+fn count(ds: &[serde_json::Value], step: &str, outcome: &str) -> usize {
+    ds.iter()
+        .filter(|d| d["step"] == step && d["outcome"] == outcome)
+        .count()
+}
+
+/// The scenario: two `node serve`, one agent per member; the node
+/// holding the session is SIGKILLed while it trains, the coordinator is
+/// SIGKILLed during the fail-over and an agent mid-session; the other node
+/// completes, with the model an uninterrupted `sealroom run` produces, and
+/// the regulator's verifier shows the lost attempt.
+#[test]
+fn a_node_killed_while_training_is_replaced_and_the_replay_is_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let c = Consortium::new(dir, 3000);
+    let data = dir.join("coordinator");
+    let port = free_port();
+    let coordinator = spawn_at(&data, port, 3);
+    let url = coordinator.url.clone();
+    let (session, mh) = c.create(&url);
+    let sid: B256 = session.parse().unwrap();
+    let mut agents: Vec<Option<Child>> = c
+        .members()
+        .map(|m| Some(c.agent(&url, m, &session, &mh)))
+        .collect();
+    let nodes = [c.node(&url, "1", 1), c.node(&url, "2", 1)];
+
+    // Training has started on one of the two nodes.
+    let st = wait_until(&url, &sid, "training", |s| {
+        s.state == SessionState::Training
+            && s.progress.as_ref().and_then(|p| p["epoch"].as_u64()).unwrap_or(0) >= 1
+    });
+    let first = st.attempts.last().unwrap().clone();
+    assert_eq!(first.number, 1);
+    let first_key = hex::encode(first.node.node_key);
+    let holder = (0..2)
+        .find(|i| {
+            std::fs::read_to_string(dir.join(format!("node-{}.log", i + 1)))
+                .unwrap()
+                .contains(&first_key)
+        })
+        .expect("one node log names the holder's key");
+    let [n1, n2] = nodes;
+    let (holder_proc, other) = if holder == 0 { (n1, n2) } else { (n2, n1) };
+    let mut holder_proc = holder_proc;
+    holder_proc.kill().unwrap(); // SIGKILL, mid-training
+    holder_proc.wait().unwrap();
+    // The coordinator dies during the fail-over, and an agent mid-session.
+    coordinator.sigkill();
+    let mut a0 = agents[0].take().unwrap();
+    a0.kill().unwrap();
+    a0.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let coordinator = spawn_at(&data, port, 3);
+    assert_eq!(coordinator.url, url);
+    agents[0] = Some(c.agent(&url, &c.parties[0], &session, &mh));
+
+    let st = wait_until(&url, &sid, "published", |s| {
+        s.state >= SessionState::Published && s.state != SessionState::Aborted
+            && s.reports.iter().all(|r| r.tx_hash.is_some())
+    });
+    assert_eq!(exit_code(other, Duration::from_secs(60)), Some(0), "the replacement node served one session");
+    for a in agents.into_iter().flatten() {
+        assert_eq!(exit_code(a, Duration::from_secs(60)), Some(0), "agents exit 0 on completion");
+    }
+
+    // Two attempts: the first lost after its `opened`, the second finished.
+    assert_eq!(st.attempts.len(), 2, "{:?}", st.attempts);
+    assert_eq!(st.attempts[0].outcome, api::AttemptOutcome::Lost);
+    assert_eq!(st.attempts[1].outcome, api::AttemptOutcome::Finished);
+    assert_ne!(st.attempts[0].node.node_key, st.attempts[1].node.node_key);
+    let kinds: Vec<&str> = st.reports.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["opened", "opened", "completed"]);
+    let (o1, o2, done) = (decoded(&st.reports[0]), decoded(&st.reports[1]), decoded(&st.reports[2]));
+    assert_eq!(o1.prevReportHash, B256::ZERO);
+    assert_eq!(o2.prevReportHash, st.reports[0].report_hash, "the replacement names the lost attempt");
+    assert_eq!(done.prevReportHash, st.reports[1].report_hash);
+    assert_eq!(o1.nodeKey.0, st.attempts[0].node.node_key);
+    assert_eq!(done.nodeKey.0, st.attempts[1].node.node_key);
+    assert_eq!(st.attempts[0].opened_report_hash, Some(st.reports[0].report_hash));
+
+    // Nothing lost or duplicated by the agents, across the restarts.
+    for m in c.members() {
+        let ds = c.decisions(m, &session);
+        assert_eq!(count(&ds, "consent", "signed"), 1, "{}: {ds:#?}", m.name);
+        assert_eq!(count(&ds, "upload", "sent"), 1, "{}: {ds:#?}", m.name);
+        let granted: Vec<&str> = ds
+            .iter()
+            .filter(|d| d["step"] == "grant" && d["outcome"] == "granted")
+            .map(|d| d["node"].as_str().unwrap())
+            .collect();
+        let expected = [hex::encode(st.attempts[0].node.node_key), hex::encode(st.attempts[1].node.node_key)];
+        assert_eq!(granted, expected, "{}: one grant per node, in order", m.name);
+        let rec: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(m.state.join(format!("{session}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(rec["grant"]["node_key"], expected[1], "{}", m.name);
+        assert_eq!(rec["earlier_grants"][0]["node_key"], expected[0], "{}", m.name);
+    }
+
+    // Deterministic replay: the model of an uninterrupted run of the same scenario.
+    let reference = sealroom_ok(&[
+        "run",
+        c.scenario.to_str().unwrap(),
+        "--out",
+        dir.join("reference").to_str().unwrap(),
+        "--json",
+    ]);
+    let reference: serde_json::Value = serde_json::from_str(reference.trim()).unwrap();
+    assert_eq!(
+        reference["model"]["sha256"].as_str().unwrap(),
+        format!("{:#x}", done.modelHash),
+        "the fail-over changed the model"
+    );
+
+    // The regulator's verifier, from the chain and from a bundle, shows the lost attempt.
+    let contract = st.chain.as_ref().unwrap()["contract"].as_str().unwrap().to_string();
+    drop(coordinator);
+    let chain_dir = data.join("chain");
+    let from_chain = [
+        "--session",
+        &session,
+        "--chain-dir",
+        chain_dir.to_str().unwrap(),
+        "--contract",
+        &contract,
+    ];
+    let mut args = vec!["report", "verify"];
+    args.extend(from_chain);
+    let human = sealroom_ok(&args);
+    assert!(human.contains("VERIFIED"), "{human}");
+    assert!(human.contains("lost"), "the lost attempt is shown: {human}");
+    args.push("--json");
+    let v: serde_json::Value = serde_json::from_str(sealroom_ok(&args).trim()).unwrap();
+    let attempts = v["attempts"].as_array().expect("attempts in the JSON");
+    assert_eq!(attempts.len(), 2, "{v:#}");
+    assert_eq!(attempts[0]["outcome"], "lost", "{v:#}");
+    assert_eq!(attempts[1]["outcome"], "completed", "{v:#}");
+    let bundle = dir.join("bundle.json");
+    let mut args = vec!["report", "bundle", "--out", bundle.to_str().unwrap()];
+    args.extend(from_chain);
+    sealroom_ok(&args);
+    let human = sealroom_ok(&["report", "verify", bundle.to_str().unwrap()]);
+    assert!(human.contains("VERIFIED") && human.contains("lost"), "{human}");
+}
+
+/// A member's withdrawal while the node trains stops the node, which wipes
+/// and signs `aborted`; the session ends aborted on chain and the agents
+/// exit 1 with the reason.
+#[test]
+fn a_withdrawal_during_training_stops_the_node_and_aborts_on_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let c = Consortium::new(dir, 3000);
+    let coordinator = spawn_at(&dir.join("coordinator"), free_port(), 30);
+    let url = coordinator.url.clone();
+    let (session, mh) = c.create(&url);
+    let sid: B256 = session.parse().unwrap();
+    let agents: Vec<Child> = c.members().map(|m| c.agent(&url, m, &session, &mh)).collect();
+    let node = c.node(&url, "1", 1);
+    wait_until(&url, &sid, "training", |s| {
+        s.state == SessionState::Training
+            && s.progress.as_ref().and_then(|p| p["epoch"].as_u64()).unwrap_or(0) >= 1
+    });
+    let b = &c.parties[1];
+    sealroom_ok(&[
+        "party",
+        "consent",
+        "--withdraw",
+        "--coordinator",
+        &url,
+        "--session",
+        &session,
+        "--key",
+        b.key.to_str().unwrap(),
+        "--state",
+        b.state.to_str().unwrap(),
+    ]);
+    let st = wait_until(&url, &sid, "aborted on chain", |s| {
+        s.reports
+            .iter()
+            .any(|r| r.kind == "aborted" && r.tx_hash.is_some())
+    });
+    assert_eq!(st.state, SessionState::Aborted);
+    assert!(
+        st.abort_reason.as_deref().unwrap_or("").contains("hospital-b"),
+        "{:?}",
+        st.abort_reason
+    );
+    let aborted = decoded(st.reports.iter().find(|r| r.kind == "aborted").unwrap());
+    assert!(aborted.inputsWiped);
+    assert!(aborted.abortReason.contains("withdrawal"), "{}", aborted.abortReason);
+    assert_eq!(aborted.prevReportHash, report_hash(&st, "opened"));
+    let progress_epoch = st.progress.as_ref().and_then(|p| p["epoch"].as_u64()).unwrap_or(0);
+    assert!(progress_epoch < 3000, "the node stopped before the end");
+    assert_eq!(exit_code(node, Duration::from_secs(60)), Some(0), "node serve held its one session");
+    for a in agents {
+        assert_eq!(exit_code(a, Duration::from_secs(60)), Some(1), "agents exit 1 on abort");
+    }
+    let ds = c.decisions(&c.parties[0], &session);
+    assert_eq!(count(&ds, "session", "aborted"), 1, "{ds:#?}");
+}
+
+/// `node serve` takes sessions one after another, each with a fresh key
+/// and fresh evidence bound to that session's manifest.
+#[test]
+fn node_serve_runs_three_sessions_back_to_back_with_fresh_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let c = Consortium::new(dir, 30);
+    let coordinator = spawn_at(&dir.join("coordinator"), free_port(), 30);
+    let url = coordinator.url.clone();
+    let node = c.node(&url, "1", 3);
+    let mut keys = std::collections::HashSet::new();
+    let mut evidence = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let (session, mh) = c.create(&url);
+        let sid: B256 = session.parse().unwrap();
+        let agents: Vec<Child> = c.members().map(|m| c.agent(&url, m, &session, &mh)).collect();
+        let st = wait_until(&url, &sid, "published", |s| {
+            s.state >= SessionState::Published && s.reports.iter().all(|r| r.tx_hash.is_some())
+        });
+        for a in agents {
+            assert_eq!(exit_code(a, Duration::from_secs(60)), Some(0));
+        }
+        let opened = decoded(&st.reports[0]);
+        keys.insert(opened.nodeKey);
+        evidence.insert(opened.evidenceHash);
+    }
+    assert_eq!(exit_code(node, Duration::from_secs(60)), Some(0), "--max-sessions 3 ends the node");
+    assert_eq!(keys.len(), 3, "a fresh node key per session");
+    assert_eq!(evidence.len(), 3, "fresh evidence per session");
+    let out = std::fs::read_to_string(dir.join("node-1.out")).unwrap();
+    assert_eq!(out.lines().filter(|l| l.contains("\"completed\"")).count(), 3, "{out}");
+}
