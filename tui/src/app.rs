@@ -459,7 +459,7 @@ impl App {
                 vec![]
             }
             KeyCode::Char('c') => self.action_consent(ConsentAction::Consent),
-            KeyCode::Char('w') => self.action_consent(ConsentAction::Withdraw),
+            KeyCode::Char('w') | KeyCode::Char('a') => self.action_consent(ConsentAction::Withdraw),
             KeyCode::Char('u') => self.action_prompt(PromptFor::Blob),
             KeyCode::Char('g') => self.action_prompt(PromptFor::DataKey),
             KeyCode::Char('m') => self.action_prompt(PromptFor::ModelOut),
@@ -535,10 +535,19 @@ impl App {
         if role_in(&d.status.manifest, &self.me_key()).is_none() {
             return self.refuse("consent: this identity is not a member of the session");
         }
-        if !d.manifest_ok {
+        if !d.manifest_ok && action == ConsentAction::Consent {
             return self.refuse(
                 "consent refused: the manifest does not hash to the served hash, or is not the one you consented to",
             );
+        }
+        if action == ConsentAction::Withdraw
+            && (d.status.state >= SessionState::Completed
+                || d.status.state == SessionState::Aborted)
+        {
+            return self.refuse(format!(
+                "abort: the session is already {}",
+                d.status.state.as_str()
+            ));
         }
         self.confirm(Action::Consent(action));
         vec![]
@@ -610,7 +619,10 @@ impl App {
                 ));
                 lines.push(format!("member    {}", role_in(m, &me).unwrap_or_default()));
                 if *a == ConsentAction::Withdraw {
-                    lines.push("a withdrawal aborts the session".into());
+                    lines.push(
+                        "a withdrawal aborts the session now: a node that is training stops, wipes and signs `aborted`"
+                            .into(),
+                    );
                 }
             }
             Action::Upload(p) => {

@@ -812,3 +812,73 @@ fn bundle_from_status_needs_a_node_and_a_report() {
     assert_eq!(b.reports[0].kind, "opened");
     assert_eq!(b.envelope.manifest, fx.manifest);
 }
+
+#[test]
+fn node_pane_shows_leases_a_lost_node_and_the_replacement_and_abort_is_offered_until_completed() {
+    use sealroom_protocol::api::{Attempt, AttemptOutcome};
+    let fx = fixture();
+    let now = sealroom_member::now() as u64;
+    let lost = node(&fx, true);
+    let mut st = status(&fx, SessionState::NodeLost);
+    for m in &mut st.members {
+        m.consented = true;
+        m.blob_uploaded = m.blob_uploaded.map(|_| true);
+        m.granted = m.granted.map(|_| false);
+    }
+    st.lease_s = Some(120);
+    st.attempts = vec![Attempt {
+        number: 1,
+        node: lost.clone(),
+        outcome: AttemptOutcome::Lost,
+        registered_at: now - 60,
+        last_seen: now - 30,
+        lease_expires: None,
+        lost_at: Some(now - 5),
+        opened_report_hash: Some(B256::repeat_byte(7)),
+    }];
+    let mut app = detail_app(&fx, st.clone(), Pane::Node);
+    let (t, _) = render(&app, 100, 30);
+    assert!(t.contains("was LOST; waiting for a replacement node"), "{t}");
+    assert!(t.contains("attempts (lease 120 s)"), "{t}");
+    assert!(t.contains("#1") && t.contains("LOST") && t.contains("after signing opened"), "{t}");
+    let (t, _) = render(&detail_app(&fx, st.clone(), Pane::Overview), 100, 30);
+    assert!(t.contains("node LOST: waiting for a replacement"), "{t}");
+
+    // The replacement holds it under a running lease; the lost one stays listed.
+    let mut replacement = node(&fx, true);
+    replacement.node_key = [0x22; 32];
+    st.state = SessionState::Training;
+    st.node = Some(replacement.clone());
+    st.attempts.push(Attempt {
+        number: 2,
+        node: replacement,
+        outcome: AttemptOutcome::Active,
+        registered_at: now - 3,
+        last_seen: now,
+        lease_expires: Some(now + 100),
+        lost_at: None,
+        opened_report_hash: None,
+    });
+    app = detail_app(&fx, st.clone(), Pane::Node);
+    let (t, _) = render(&app, 100, 40);
+    assert!(t.contains("#2") && t.contains("holds the session") && t.contains("lease expires in"), "{t}");
+    assert!(t.contains("#1") && t.contains("LOST"), "{t}");
+
+    // Abort while training: the confirmation says what it does.
+    key(&mut app, KeyCode::Char('a'));
+    let (t, _) = render(&app, 100, 30);
+    assert!(t.contains("WITHDRAW consent") && t.contains("a node that is training stops"), "{t}");
+    let eff = key(&mut app, KeyCode::Enter);
+    assert!(matches!(
+        eff.as_slice(),
+        [Effect::Run(Action::Consent(ConsentAction::Withdraw), _)]
+    ));
+
+    // Not once the model is done.
+    st.state = SessionState::Published;
+    let mut app = detail_app(&fx, st, Pane::Overview);
+    key(&mut app, KeyCode::Char('a'));
+    assert_eq!(app.modal, Modal::None);
+    let (t, _) = render(&app, 100, 30);
+    assert!(t.contains("abort: the session is already published"), "{t}");
+}

@@ -7,7 +7,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
-use sealroom_protocol::api::{MemberStatus, SessionState};
+use sealroom_protocol::api::{AttemptOutcome, MemberStatus, SessionState};
 use sealroom_protocol::policy::TeeKind;
 
 use crate::app::{my_input, role_in, App, Conn, Detail, Modal, Pane, PromptFor, Screen};
@@ -24,7 +24,7 @@ pub const KEYMAP: &[(&str, &str)] = &[
     ("Tab, Shift-Tab", "session: next / previous pane"),
     ("1 2 3 4", "session: Overview, Members, Node, Reports pane"),
     ("c", "consent: sign my consent over the manifest hash"),
-    ("w", "withdraw my consent (aborts the session)"),
+    ("w, a", "withdraw my consent: aborts the session in any state before completed"),
     ("u", "upload my encrypted blob (path prompt)"),
     ("g", "grant my data key (only when MY verification passed)"),
     ("m", "owner: fetch and open the model to a path"),
@@ -240,6 +240,12 @@ pub fn next_step(app: &App, d: &Detail) -> (bool, String) {
     }
     if mine.blob_uploaded == Some(false) {
         return (true, "press u to upload your encrypted blob".into());
+    }
+    if st.state == SessionState::NodeLost {
+        return (
+            false,
+            "node LOST: waiting for a replacement node (you verify it and grant again; a to abort)".into(),
+        );
     }
     if mine.granted == Some(false) {
         return match &d.my_verdict {
@@ -461,14 +467,72 @@ fn short_hex(b: &[u8]) -> String {
     }
 }
 
+/// The nodes that held the session: each attempt, its lease or its loss.
+fn attempt_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
+    let t = app.theme;
+    let st = &d.status;
+    let now = sealroom_member::now();
+    let mut v = vec![];
+    if st.attempts.is_empty() {
+        return v;
+    }
+    v.push(Line::from(Span::styled(
+        format!(
+            "attempts (lease {} s)",
+            st.lease_s.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
+        ),
+        t.title(),
+    )));
+    for a in &st.attempts {
+        let (label, style, when) = match a.outcome {
+            AttemptOutcome::Active => (
+                "holds the session",
+                t.ok(),
+                a.lease_expires
+                    .map(|e| format!("lease expires in {} s", (e as i64 - now).max(0)))
+                    .unwrap_or_default(),
+            ),
+            AttemptOutcome::Lost => (
+                "LOST",
+                t.bad(),
+                format!(
+                    "no heartbeat; declared lost {} s ago{}",
+                    (now - a.lost_at.unwrap_or(0) as i64).max(0),
+                    if a.opened_report_hash.is_some() {
+                        " after signing opened (on chain)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            AttemptOutcome::Finished => ("finished", t.dim(), String::new()),
+        };
+        v.push(Line::from(vec![
+            Span::raw(format!("  #{} {} ", a.number, short_hex(&a.node.node_key))),
+            Span::styled(label, style),
+            Span::raw(format!(" {when}")),
+        ]));
+    }
+    v
+}
+
 fn node_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
     let t = app.theme;
     let st = &d.status;
     let Some(n) = &st.node else {
-        return vec![
-            Line::from("No node has registered yet."),
-            Line::from("Grant stays disabled until a node registers and MY verification of its evidence passes."),
-        ];
+        let mut v = vec![];
+        if st.state == SessionState::NodeLost {
+            v.push(Line::from(Span::styled(
+                "The node holding the session was LOST; waiting for a replacement node.",
+                t.bad(),
+            )));
+            v.push(Line::from("My grant was sealed to the lost node's key only; I verify the replacement and grant again."));
+        } else {
+            v.push(Line::from("No node has registered yet."));
+            v.push(Line::from("Grant stays disabled until a node registers and MY verification of its evidence passes."));
+        }
+        v.extend(attempt_lines(app, d));
+        return v;
     };
     let mut v = vec![];
     let mut kind = vec![
@@ -569,6 +633,7 @@ fn node_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
         }
         None => {}
     }
+    v.extend(attempt_lines(app, d));
     v
 }
 
