@@ -164,16 +164,26 @@ async fn scenario<C: Chain>(chain: &C) -> (Address, B256) {
         .await
         .expect_err("conflict");
     assert!(matches!(err, RegistryError::Conflict { .. }), "{err}");
-    // ... and the contract itself reverts a duplicate, whatever the client does.
-    let raw = SessionRegistry::publishReportCall {
+    // ... and the contract itself reverts it, whatever the client does: a
+    // second `opened` must link the latest one (a replacement node attempt),
+    // and the identical report again is a duplicate.
+    let raw = |r: &sealroom_contracts::IntegrityReport| SessionRegistry::publishReportCall {
         sessionId: session,
         kind: 1,
-        report: other.abi_bytes().into(),
+        report: r.abi_bytes().into(),
         signature: signature.clone().into(),
         evidence: evidence.clone().into(),
     };
     let err = chain
-        .send(registry.address(), raw.abi_encode().into(), 1)
+        .send(registry.address(), raw(&other).abi_encode().into(), 1)
+        .await
+        .expect_err("unlinked second opened reverts");
+    assert!(
+        matches!(&err, ChainError::Reverted { reason, .. } if reason.starts_with("FieldMismatch: report prevReportHash")),
+        "{err}"
+    );
+    let err = chain
+        .send(registry.address(), raw(&opened).abi_encode().into(), 1)
         .await
         .expect_err("duplicate reverts");
     assert!(

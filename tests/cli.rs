@@ -551,7 +551,7 @@ fn report_verify_checks_the_supplied_bytes_exactly() {
         ),
         (
             "format.json",
-            Box::new(|b| b["format"] = "sealroom-bundle/2".into()),
+            Box::new(|b| b["format"] = "sealroom-bundle/9".into()),
             "format",
         ),
         (

@@ -1,7 +1,8 @@
-//! Builds an offline [`Bundle`] from what a registry holds on chain: the
-//! reports, signatures and evidence envelope from calldata, and the hashes
-//! the registry stored (checked by the reader), then checks each publishing
-//! transaction's receipt (`chain.receipt`).
+//! Builds an offline [`Bundle`] from what a registry holds on chain: every
+//! report in chain order (one `opened` per node attempt, then the terminal
+//! report), signatures and each node attempt's evidence envelope from
+//! calldata, and the hashes the registry stored (checked by the reader),
+//! then checks each publishing transaction's receipt (`chain.receipt`).
 //!
 //! Before reading, the address is probed: an address where no registry
 //! answers `sessionOf` is bad input ("no registry at ADDR", exit 2), not a
@@ -95,7 +96,9 @@ pub fn read_from_chain(
         let record = read_session(&chain, contract, session, &ReadOptions::default())
             .await
             .map_err(|e| match e {
-                RegistryError::HashMismatch { .. } => ReadError::Inconsistent {
+                RegistryError::HashMismatch { .. }
+                | RegistryError::BrokenLink { .. }
+                | RegistryError::UnexpectedEvents { .. } => ReadError::Inconsistent {
                     check: "chain.stored-hash".into(),
                     detail: e.to_string(),
                 },
@@ -119,26 +122,51 @@ pub fn read_from_chain(
     })
     .map_err(|e| ReadError::Access(e.to_string()))?;
     let (record, kind, chain_id, label, receipt) = res?;
-    let envelope_bytes = record
-        .reports
-        .iter()
-        .map(|r| &r.evidence)
-        .find(|e| !e.is_empty())
+    // Each node attempt's first report carries its envelope: the session's
+    // first report the bundle's top-level one, a replacement node's first
+    // report its own (`reports[i].envelope`).
+    let mut envelopes = Vec::with_capacity(record.reports.len());
+    for r in &record.reports {
+        if r.evidence.is_empty() {
+            envelopes.push(None);
+            continue;
+        }
+        let e = EvidenceEnvelope::from_bytes(&r.evidence).map_err(|detail| {
+            ReadError::Inconsistent {
+                check: "chain.evidence".into(),
+                detail: format!(
+                    "{} report of tx {:#x}: {detail}",
+                    r.kind.as_str(),
+                    r.tx_hash
+                ),
+            }
+        })?;
+        if e.manifest.hash() != record.info.manifest_hash {
+            return Err(ReadError::Inconsistent {
+                check: "manifest".into(),
+                detail: format!(
+                    "the manifest in the calldata of the {} report of tx {:#x} does not hash to the manifest hash the session was registered with",
+                    r.kind.as_str(),
+                    r.tx_hash
+                ),
+            });
+        }
+        envelopes.push(Some(e));
+    }
+    let envelope = envelopes
+        .first_mut()
+        .and_then(Option::take)
         .ok_or_else(|| ReadError::Inconsistent {
             check: "chain.evidence".into(),
-            detail: "no report carries the evidence envelope".into(),
+            detail: match record.reports.first() {
+                Some(r) => format!(
+                    "the session's first report ({}, tx {:#x}) carries no evidence envelope",
+                    r.kind.as_str(),
+                    r.tx_hash
+                ),
+                None => "the session has no report on chain".into(),
+            },
         })?;
-    let envelope =
-        EvidenceEnvelope::from_bytes(envelope_bytes).map_err(|detail| ReadError::Inconsistent {
-            check: "chain.evidence".into(),
-            detail,
-        })?;
-    if envelope.manifest.hash() != record.info.manifest_hash {
-        return Err(ReadError::Inconsistent {
-            check: "manifest".into(),
-            detail: "the manifest in calldata does not hash to the manifest hash the session was registered with".into(),
-        });
-    }
     let bundle = Bundle {
         format: BUNDLE_FORMAT.into(),
         session_id: session,
@@ -151,13 +179,15 @@ pub fn read_from_chain(
         reports: record
             .reports
             .iter()
-            .map(|r| BundledReport {
+            .zip(envelopes)
+            .map(|(r, envelope)| BundledReport {
                 kind: r.kind.as_str().into(),
                 report_abi: hex::encode(&r.report_bytes),
                 signature: hex::encode(&r.signature),
                 stored_hash: r.report_hash,
                 tx_hash: Some(format!("{:#x}", r.tx_hash)),
                 block: Some(r.block_number),
+                envelope,
             })
             .collect(),
         envelope,
@@ -264,4 +294,184 @@ async fn check_receipts(
             reports.len()
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gas::filler;
+    use crate::Registry;
+    use alloy_primitives::keccak256;
+    use sealroom_protocol::identity::Identity;
+    use sealroom_protocol::manifest::Manifest;
+    use sealroom_reports::attest::simulate::{sim_default_measurement, simulate_at};
+    use sealroom_reports::binding::expected_report_data;
+    use sealroom_reports::report::{signing_message, IntegrityReport, ReportKind};
+    use sealroom_reports::verifier::{verify_bundle_from, AttemptResult, ENVELOPE_FORMAT};
+    use sealroom_reports::TeeKind;
+
+    const T0: u64 = 1_760_000_000;
+
+    fn manifest() -> Manifest {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/breast-cancer-3-hospitals.toml");
+        let s = sealroom_protocol::scenario::Scenario::load(&path).unwrap();
+        let c = |n: u8| sealroom_protocol::dataset::DatasetCommitment {
+            merkle_root: B256::repeat_byte(n),
+            record_count: 10,
+            schema_hash: B256::repeat_byte(9),
+            ciphertext_sha256: B256::repeat_byte(n + 1),
+            ciphertext_len: 100,
+        };
+        let parties = (0..3)
+            .map(|i| (Identity::generate().unwrap().public(), c(i * 2)))
+            .collect();
+        let owner = Identity::generate().unwrap().public();
+        Manifest::from_scenario(&s, B256::repeat_byte(7), 1, parties, owner, Some(c(40))).unwrap()
+    }
+
+    /// A simulated node: fresh keys, evidence binding them, its envelope.
+    fn node(m: &Manifest, t: u64) -> (Identity, EvidenceEnvelope) {
+        let id = Identity::generate().unwrap();
+        let p = id.public();
+        let rd = expected_report_data(&p.ed25519, &p.x25519, &m.hash().0);
+        let evidence = simulate_at(&rd, &sim_default_measurement(), false, t as i64);
+        let env = EvidenceEnvelope {
+            format: ENVELOPE_FORMAT.into(),
+            kind: TeeKind::Sim,
+            evidence,
+            certs: vec![],
+            collateral: None,
+            manifest: m.clone(),
+        };
+        (id, env)
+    }
+
+    fn report(
+        (id, env): &(Identity, EvidenceEnvelope),
+        m: &Manifest,
+        kind: ReportKind,
+        prev: B256,
+        t: u64,
+    ) -> (IntegrityReport, [u8; 64]) {
+        let completed = kind == ReportKind::Completed;
+        let r = IntegrityReport {
+            version: 1,
+            kind: kind as u8,
+            sessionId: m.session_id,
+            manifestHash: m.hash(),
+            inputsRoot: m.inputs_tree().unwrap().root(),
+            prevReportHash: prev,
+            nodeKey: id.public().ed25519.into(),
+            nodeHpkeKey: id.public().x25519.into(),
+            evidenceHash: keccak256(&env.evidence),
+            teeKind: 3,
+            insecureSimulation: true,
+            modelHash: if completed {
+                B256::repeat_byte(1)
+            } else {
+                B256::ZERO
+            },
+            sealedModelHash: if completed {
+                B256::repeat_byte(2)
+            } else {
+                B256::ZERO
+            },
+            ownerKey: m.owner.identity.x25519.into(),
+            trainingSummaryHash: B256::ZERO,
+            seed: 42,
+            dataOrderCommitment: B256::repeat_byte(3),
+            inputsWiped: completed,
+            abortCode: 0,
+            abortReason: String::new(),
+            timestamp: t,
+        };
+        let sig = id.sign(&signing_message(&r.report_hash()));
+        (r, sig)
+    }
+
+    /// Node 1 opens and is lost; node 2 opens (linking node 1's opened,
+    /// carrying its own envelope) and completes. The bundle read from the
+    /// chain holds both attempts' evidence and verifies, attempts explained.
+    #[test]
+    fn a_failed_over_session_reads_back_with_each_attempts_evidence_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manifest();
+        let (n1, n2) = (node(&m, T0), node(&m, T0 + 600));
+        let (o1, s1) = report(&n1, &m, ReportKind::Opened, B256::ZERO, T0);
+        let (o2, s2) = report(&n2, &m, ReportKind::Opened, o1.report_hash(), T0 + 600);
+        let (c2, sc) = report(&n2, &m, ReportKind::Completed, o2.report_hash(), T0 + 900);
+        let contract = block_on(async {
+            let chain = EmbeddedChain::open(dir.path()).unwrap();
+            let (reg, _) = Registry::deploy(&chain, 1).await.unwrap();
+            reg.open_session(m.session_id, m.hash(), chain.sender())
+                .await
+                .unwrap();
+            reg.publish(&o1, &s1, &n1.1.to_bytes()).await.unwrap();
+            reg.publish(&o2, &s2, &n2.1.to_bytes()).await.unwrap();
+            reg.publish(&c2, &sc, &[]).await.unwrap();
+            reg.address()
+        })
+        .unwrap();
+        let (bundle, provenance) =
+            read_from_chain(Source::Embedded(dir.path()), contract, m.session_id).unwrap();
+        assert_eq!(bundle.format, BUNDLE_FORMAT);
+        let kinds: Vec<_> = bundle.reports.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(kinds, ["opened", "opened", "completed"]);
+        assert_eq!(bundle.envelope, n1.1);
+        assert_eq!(bundle.reports[0].envelope, None, "the top-level envelope");
+        assert_eq!(bundle.reports[1].envelope.as_ref(), Some(&n2.1));
+        assert_eq!(bundle.reports[2].envelope, None);
+        assert_eq!(bundle.reports[0].stored_hash, o1.report_hash());
+        let v = verify_bundle_from(&bundle, None, None, &provenance);
+        assert!(v.verified, "{:?}", v.failure);
+        assert_eq!(v.outcome, "completed");
+        let outcomes: Vec<_> = v.attempts.iter().map(|a| a.outcome).collect();
+        assert_eq!(outcomes, [AttemptResult::Lost, AttemptResult::Completed]);
+        assert_eq!(v.attempts[1].opened_tx_hash, bundle.reports[1].tx_hash);
+        // The bundle file round-trips through the strict reader.
+        let text = serde_json::to_string_pretty(&bundle).unwrap();
+        assert_eq!(Bundle::from_json(&text).unwrap(), bundle);
+
+        // A replacement whose first report carries no envelope cannot be
+        // verified: the reader keeps it absent and the verifier names it.
+        let dir = tempfile::tempdir().unwrap();
+        let contract = block_on(async {
+            let chain = EmbeddedChain::open(dir.path()).unwrap();
+            let (reg, _) = Registry::deploy(&chain, 1).await.unwrap();
+            reg.open_session(m.session_id, m.hash(), chain.sender())
+                .await
+                .unwrap();
+            reg.publish(&o1, &s1, &n1.1.to_bytes()).await.unwrap();
+            reg.publish(&o2, &s2, &[]).await.unwrap();
+            reg.address()
+        })
+        .unwrap();
+        let (bundle, provenance) =
+            read_from_chain(Source::Embedded(dir.path()), contract, m.session_id).unwrap();
+        let v = verify_bundle_from(&bundle, None, None, &provenance);
+        assert_eq!(v.failure.unwrap().check, "report.attempts");
+
+        // Evidence calldata that is not an envelope: inconsistent.
+        let dir = tempfile::tempdir().unwrap();
+        let contract = block_on(async {
+            let chain = EmbeddedChain::open(dir.path()).unwrap();
+            let (reg, _) = Registry::deploy(&chain, 1).await.unwrap();
+            reg.open_session(m.session_id, m.hash(), chain.sender())
+                .await
+                .unwrap();
+            reg.publish(&o1, &s1, &n1.1.to_bytes()).await.unwrap();
+            reg.publish(&o2, &s2, &filler("junk", 40)).await.unwrap();
+            reg.address()
+        })
+        .unwrap();
+        match read_from_chain(Source::Embedded(dir.path()), contract, m.session_id) {
+            Err(ReadError::Inconsistent { check, detail }) => {
+                assert_eq!(check, "chain.evidence");
+                assert!(detail.starts_with("opened report of tx"), "{detail}");
+            }
+            Err(ReadError::Access(e)) => panic!("{e}"),
+            Ok(_) => panic!("junk evidence accepted"),
+        }
+    }
 }

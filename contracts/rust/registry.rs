@@ -24,7 +24,10 @@ pub enum RegistryError {
     /// The report's kind is not 1, 2 or 3.
     #[error("report kind {0} is not opened (1), completed (2) or aborted (3)")]
     InvalidKind(u8),
-    /// A different report already holds this (session, kind): write-once.
+    /// A different report already holds this (session, kind): write-once
+    /// for `completed` and `aborted`; for `opened`, the report does not
+    /// link the latest `opened` on chain (a replacement attempt's `opened`
+    /// must name it in `prevReportHash`).
     #[error("session {session_id} already has a different {kind} report on chain (stored {stored}, this one {ours})")]
     Conflict {
         /// Session id.
@@ -92,6 +95,29 @@ pub enum RegistryError {
         /// First block scanned.
         from_block: u64,
     },
+    /// The events found disagree with the registry's storage: more `opened`
+    /// events than the session's `openedCount`, or a report kind twice.
+    #[error("session {session_id}: {detail}")]
+    UnexpectedEvents {
+        /// Session id.
+        session_id: B256,
+        /// What was found.
+        detail: String,
+    },
+    /// A `ReportPublished` event's `prevReportHash` does not name the
+    /// report before it in chain order (the registry enforces the links, so
+    /// the chain's answer is inconsistent).
+    #[error("the {kind} report of tx {tx_hash} links {prev}, expected {expected}")]
+    BrokenLink {
+        /// Kind.
+        kind: &'static str,
+        /// The publishing transaction.
+        tx_hash: B256,
+        /// The `prevReportHash` the event carries.
+        prev: B256,
+        /// The hash of the latest `opened` before it (zero when none).
+        expected: B256,
+    },
 }
 
 /// A registered session as the registry stores it.
@@ -104,10 +130,13 @@ pub struct SessionInfo {
     pub manifest_hash: B256,
     /// Block of `openSession`.
     pub opened_block: u64,
-    /// Whether the `opened` report was published.
+    /// Whether an `opened` report was published.
     pub opened: bool,
     /// Whether an `aborted` report was published.
     pub aborted: bool,
+    /// How many `opened` reports were published: one per node attempt
+    /// that reached `opened` (more than one after a fail-over).
+    pub opened_count: u16,
 }
 
 /// Result of [`Registry::open_session`].
@@ -153,9 +182,12 @@ pub struct PublishedReport {
     pub report_bytes: Bytes,
     /// The node's signature, as in calldata.
     pub signature: Bytes,
-    /// The TEE evidence, as in calldata (may be empty for `completed`).
+    /// The TEE evidence envelope, as in calldata: set on each node
+    /// attempt's first report, empty on the node's later reports.
     pub evidence: Bytes,
-    /// keccak256(report_bytes), equal to the stored and the emitted hash.
+    /// keccak256(report_bytes), equal to the emitted hash and to the stored
+    /// one (for a superseded `opened`: to the `prevReportHash` of the next
+    /// attempt's `opened`, which the registry checked against its storage).
     pub report_hash: B256,
     /// The `prevReportHash` the event carries.
     pub prev_report_hash: B256,
@@ -174,14 +206,29 @@ pub struct SessionRecord {
     pub session_id: B256,
     /// Registration.
     pub info: SessionInfo,
-    /// Reports in kind order (opened, completed, aborted), those present.
+    /// Every report in chain order: the `opened` report of each node
+    /// attempt (one unless a node was replaced), then the terminal
+    /// `completed` or `aborted`, if any. Each report links the latest
+    /// `opened` before it (zero for the first).
     pub reports: Vec<PublishedReport>,
 }
 
 impl SessionRecord {
-    /// The report of one kind, if published.
+    /// The first report of one kind, if published (for `opened`: the first
+    /// attempt's; see [`SessionRecord::latest`]).
     pub fn report(&self, kind: ReportKind) -> Option<&PublishedReport> {
         self.reports.iter().find(|r| r.kind == kind)
+    }
+
+    /// The latest report of one kind (for `opened`: the current attempt's,
+    /// the one the registry stores).
+    pub fn latest(&self, kind: ReportKind) -> Option<&PublishedReport> {
+        self.reports.iter().rev().find(|r| r.kind == kind)
+    }
+
+    /// The `opened` reports, one per node attempt that reached `opened`, in order.
+    pub fn opened_reports(&self) -> impl Iterator<Item = &PublishedReport> {
+        self.reports.iter().filter(|r| r.kind == ReportKind::Opened)
     }
 }
 
@@ -338,6 +385,7 @@ impl<C: Chain> Registry<C> {
             opened_block: r.openedBlock,
             opened: r.opened,
             aborted: r.aborted,
+            opened_count: r.openedCount,
         }))
     }
 
@@ -459,12 +507,20 @@ impl<C: Chain> Registry<C> {
     }
 
     /// Publishes a signed report (its kind and session come from the
-    /// report). Idempotent: when the identical report is already on chain
-    /// nothing is sent and the original transaction is returned; a different
-    /// report for a taken (session, kind) is [`RegistryError::Conflict`].
+    /// report). Idempotent per report: when this very report is already on
+    /// chain nothing is sent and the original transaction is returned
+    /// (`already_published`). A different report for a taken `completed` or
+    /// `aborted` is [`RegistryError::Conflict`]. `opened` comes once per
+    /// node attempt: with an `opened` already stored, a different `opened`
+    /// is sent when its `prevReportHash` names the stored one (a
+    /// replacement attempt), and is a [`RegistryError::Conflict`] otherwise
+    /// (unless it is an earlier attempt's `opened`, superseded since: then
+    /// it was published, and its transaction is returned).
+    ///
     /// Transport failures are retried (bounded, exponential backoff); each
     /// retry first re-reads the chain, so a send that did land is never
-    /// repeated. Reverts come back decoded (e.g. `NotPublisher: ...`).
+    /// repeated. Reverts come back decoded (e.g. `NotPublisher: ...`,
+    /// `SessionClosed: ...` for an `opened` after the session ended).
     pub async fn publish(
         &self,
         report: &IntegrityReport,
@@ -474,6 +530,7 @@ impl<C: Chain> Registry<C> {
         let kind =
             ReportKind::from_code(report.kind).ok_or(RegistryError::InvalidKind(report.kind))?;
         let session_id = report.sessionId;
+        let prev = report.prevReportHash;
         let report_bytes = Bytes::from(report.abi_bytes());
         let report_hash = keccak256(&report_bytes);
         let calldata: Bytes = R::publishReportCall {
@@ -485,9 +542,16 @@ impl<C: Chain> Registry<C> {
         }
         .abi_encode()
         .into();
+        let ours = Ours {
+            session_id,
+            kind,
+            hash: report_hash,
+            prev,
+        };
         self.with_backoff(|| async {
-            if let Some(stored) = self.report_hash(session_id, kind).await? {
-                return self.already(session_id, kind, stored, report_hash).await;
+            let stored = self.report_hash(session_id, kind).await?;
+            if let Some(done) = self.settle(&ours, stored).await {
+                return done;
             }
             match self
                 .chain
@@ -505,18 +569,32 @@ impl<C: Chain> Registry<C> {
                 }),
                 // Lost a race with another publisher process (or with our
                 // own earlier send): same answer as the pre-check.
-                Err(ChainError::Reverted { data, reason }) => match registry_error(&data) {
-                    Some(R::SessionRegistryErrors::ReportExists(e)) => {
-                        self.already(session_id, kind, e.reportHash, report_hash)
-                            .await
+                Err(ChainError::Reverted { data, reason }) => {
+                    let settled = match registry_error(&data) {
+                        Some(R::SessionRegistryErrors::ReportExists(e)) => {
+                            self.settle(&ours, Some(e.reportHash)).await
+                        }
+                        // Another attempt's opened landed between our read
+                        // and our send: the chain decides.
+                        Some(R::SessionRegistryErrors::FieldMismatch(e))
+                            if kind == ReportKind::Opened && e.field == 5 =>
+                        {
+                            let stored = self.report_hash(session_id, kind).await?;
+                            self.settle(&ours, stored).await
+                        }
+                        _ => None,
+                    };
+                    match settled {
+                        Some(done) => done,
+                        None => Err(ChainError::Reverted { data, reason }.into()),
                     }
-                    _ => Err(RegistryError::Chain(ChainError::Reverted { data, reason })),
-                },
+                }
                 // Mined but failed: typically a resend after an unconfirmed
                 // first attempt, which then landed first. The chain decides.
                 Err(failed @ ChainError::FailedOnChain { .. }) => {
-                    match self.report_hash(session_id, kind).await? {
-                        Some(stored) => self.already(session_id, kind, stored, report_hash).await,
+                    let stored = self.report_hash(session_id, kind).await?;
+                    match self.settle(&ours, stored).await {
+                        Some(done) => done,
                         None => Err(failed.into()),
                     }
                 }
@@ -526,57 +604,87 @@ impl<C: Chain> Registry<C> {
         .await
     }
 
-    async fn already(
+    /// What the stored hash of our report's kind means for it: `None` when
+    /// it is still to be sent; otherwise the answer (already published, or
+    /// a conflict).
+    async fn settle(
         &self,
-        session_id: B256,
-        kind: ReportKind,
-        stored: B256,
-        ours: B256,
-    ) -> Result<Published, RegistryError> {
-        if stored != ours {
-            return Err(RegistryError::Conflict {
-                session_id,
-                kind: kind.as_str(),
-                stored,
-                ours,
-            });
+        ours: &Ours,
+        stored: Option<B256>,
+    ) -> Option<Result<Published, RegistryError>> {
+        let stored = stored?;
+        if stored == ours.hash {
+            return Some(self.already(ours).await);
         }
-        let info = self
-            .session(session_id)
+        if ours.kind == ReportKind::Opened {
+            if ours.prev == stored {
+                // A replacement attempt's opened, linking the latest one.
+                return None;
+            }
+            // An earlier attempt's opened, superseded since?
+            match self.find_report(ours).await {
+                Ok(Some(p)) => return Some(Ok(p)),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Err(RegistryError::Conflict {
+            session_id: ours.session_id,
+            kind: ours.kind.as_str(),
+            stored,
+            ours: ours.hash,
+        }))
+    }
+
+    /// The original transaction of a report the chain holds.
+    async fn already(&self, ours: &Ours) -> Result<Published, RegistryError> {
+        self.find_report(ours)
             .await?
-            .ok_or(RegistryError::UnknownSession(session_id))?;
+            .ok_or(RegistryError::MissingEvent {
+                session_id: ours.session_id,
+                kind: ours.kind.as_str(),
+                from_block: 0,
+            })
+    }
+
+    /// Finds the `ReportPublished` event of exactly this report.
+    async fn find_report(&self, ours: &Ours) -> Result<Option<Published>, RegistryError> {
+        let info = self
+            .session(ours.session_id)
+            .await?
+            .ok_or(RegistryError::UnknownSession(ours.session_id))?;
+        let is_ours = |l: &crate::ChainLog| {
+            l.topics.get(2) == Some(&kind_topic(ours.kind))
+                && R::ReportPublished::decode_raw_log(l.topics.iter().copied(), &l.data)
+                    .is_ok_and(|e| e.reportHash == ours.hash)
+        };
         let logs = self
             .scan(
                 R::ReportPublished::SIGNATURE_HASH,
-                session_id,
+                ours.session_id,
                 info.opened_block,
                 &ReadOptions::default(),
-                |l| l.iter().any(|l| l.topics.get(2) == Some(&kind_topic(kind))),
+                |l| l.iter().any(is_ours),
             )
             .await?;
-        let log = logs
-            .iter()
-            .find(|l| l.topics.get(2) == Some(&kind_topic(kind)))
-            .ok_or(RegistryError::MissingEvent {
-                session_id,
-                kind: kind.as_str(),
-                from_block: info.opened_block,
-            })?;
+        let Some(log) = logs.iter().find(|l| is_ours(l)) else {
+            return Ok(None);
+        };
         let gas_used = self
             .chain
             .receipt(log.tx_hash)
             .await?
             .map(|r| r.gas_used)
             .unwrap_or(0);
-        Ok(Published {
-            kind,
-            session_id,
-            report_hash: ours,
+        Ok(Some(Published {
+            kind: ours.kind,
+            session_id: ours.session_id,
+            report_hash: ours.hash,
             tx_hash: log.tx_hash,
             block_number: log.block_number,
             gas_used,
             already_published: true,
-        })
+        }))
     }
 
     /// Scans the registry's `topic0` events for `session_id` from
@@ -616,10 +724,14 @@ impl<C: Chain> Registry<C> {
         }
     }
 
-    /// Reads a session's reports back: finds the `ReportPublished` events,
+    /// Reads a session's reports back, in chain order: every `opened`
+    /// (one per node attempt, as many as the registry's `openedCount`),
+    /// then the terminal report. Finds the `ReportPublished` events,
     /// fetches each transaction's calldata, decodes report, signature and
-    /// evidence, and checks keccak256(report) equals both the emitted and
-    /// the stored hash.
+    /// evidence, and checks keccak256(report) equals the emitted hash and
+    /// the stored one (for a superseded `opened`: the next `opened`'s
+    /// `prevReportHash`, which the registry checked against its storage),
+    /// and that every event links the latest `opened` before it.
     pub async fn read_session(
         &self,
         session_id: B256,
@@ -635,7 +747,13 @@ impl<C: Chain> Registry<C> {
                 stored.push((kind, h));
             }
         }
-        let logs = if stored.is_empty() {
+        let opened_count = usize::from(info.opened_count);
+        let count = |l: &[crate::ChainLog], k: ReportKind| {
+            l.iter()
+                .filter(|l| l.topics.get(2) == Some(&kind_topic(k)))
+                .count()
+        };
+        let mut logs = if stored.is_empty() {
             Vec::new()
         } else {
             self.scan(
@@ -644,28 +762,98 @@ impl<C: Chain> Registry<C> {
                 info.opened_block,
                 options,
                 |l| {
-                    stored
-                        .iter()
-                        .all(|(k, _)| l.iter().any(|l| l.topics.get(2) == Some(&kind_topic(*k))))
+                    count(l, ReportKind::Opened) >= opened_count
+                        && stored
+                            .iter()
+                            .filter(|(k, _)| *k != ReportKind::Opened)
+                            .all(|(k, _)| count(l, *k) >= 1)
                 },
             )
             .await?
         };
-        let mut reports = Vec::new();
-        for (kind, stored_hash) in stored {
-            let log = logs
-                .iter()
-                .find(|l| l.topics.get(2) == Some(&kind_topic(kind)))
-                .ok_or(RegistryError::MissingEvent {
+        // Chain order (the windows come in order; a stable sort keeps the
+        // order of logs within a block).
+        logs.sort_by_key(|l| l.block_number);
+        let stored_of = |k: ReportKind| stored.iter().find(|(x, _)| *x == k).map(|(_, h)| *h);
+        for kind in KINDS {
+            let expected = match kind {
+                ReportKind::Opened => opened_count,
+                _ => usize::from(stored_of(kind).is_some()),
+            };
+            let found = count(&logs, kind);
+            if found < expected {
+                return Err(RegistryError::MissingEvent {
                     session_id,
                     kind: kind.as_str(),
                     from_block: info.opened_block,
-                })?;
+                });
+            }
+            if found > expected {
+                return Err(RegistryError::UnexpectedEvents {
+                    session_id,
+                    detail: format!(
+                        "{found} {} event(s) found, the registry's storage accounts for {expected}",
+                        kind.as_str()
+                    ),
+                });
+            }
+        }
+        let mut reports: Vec<PublishedReport> = Vec::new();
+        let mut latest_opened = B256::ZERO;
+        let mut openeds_seen = 0;
+        let mut closed = false;
+        for log in &logs {
+            let Some(kind) = log
+                .topics
+                .get(2)
+                .and_then(|t| KINDS.into_iter().find(|k| kind_topic(*k) == *t))
+            else {
+                continue;
+            };
             let event = R::ReportPublished::decode_raw_log(log.topics.iter().copied(), &log.data)
                 .map_err(|e| RegistryError::Decode {
                 what: "ReportPublished event".to_string(),
                 detail: e.to_string(),
             })?;
+            if closed {
+                return Err(RegistryError::UnexpectedEvents {
+                    session_id,
+                    detail: format!(
+                        "a {} event (tx {}) follows the terminal report",
+                        kind.as_str(),
+                        log.tx_hash
+                    ),
+                });
+            }
+            if event.prevReportHash != latest_opened {
+                return Err(RegistryError::BrokenLink {
+                    kind: kind.as_str(),
+                    tx_hash: log.tx_hash,
+                    prev: event.prevReportHash,
+                    expected: latest_opened,
+                });
+            }
+            // What the registry vouches for: the stored hash, or for a
+            // superseded opened the next opened's (checked) link.
+            let vouched = if kind == ReportKind::Opened {
+                openeds_seen += 1;
+                if openeds_seen == opened_count {
+                    stored_of(kind).unwrap_or_default()
+                } else {
+                    logs.iter()
+                        .filter(|l| l.topics.get(2) == Some(&kind_topic(ReportKind::Opened)))
+                        .nth(openeds_seen)
+                        .and_then(|l| {
+                            R::ReportPublished::decode_raw_log(l.topics.iter().copied(), &l.data)
+                                .ok()
+                        })
+                        .map(|e| e.prevReportHash)
+                        .unwrap_or_default()
+                }
+            } else {
+                closed = true;
+                stored_of(kind).unwrap_or_default()
+            };
             let tx = self
                 .chain
                 .transaction(log.tx_hash)
@@ -677,16 +865,17 @@ impl<C: Chain> Registry<C> {
             let call = R::publishReportCall::abi_decode(&tx.input)
                 .map_err(|_| RegistryError::NotDirectCall(log.tx_hash))?;
             let calldata_hash = keccak256(&call.report);
-            if calldata_hash != stored_hash
-                || event.reportHash != stored_hash
+            if calldata_hash != vouched
+                || event.reportHash != vouched
                 || call.sessionId != session_id
+                || call.kind != kind as u8
             {
                 return Err(RegistryError::HashMismatch {
                     kind: kind.as_str(),
                     tx_hash: log.tx_hash,
                     calldata: calldata_hash,
                     event: event.reportHash,
-                    stored: stored_hash,
+                    stored: vouched,
                 });
             }
             let report = IntegrityReport::from_abi_bytes(&call.report).map_err(|e| {
@@ -695,13 +884,16 @@ impl<C: Chain> Registry<C> {
                     detail: e.to_string(),
                 }
             })?;
+            if kind == ReportKind::Opened {
+                latest_opened = vouched;
+            }
             reports.push(PublishedReport {
                 kind,
                 report,
                 report_bytes: call.report,
                 signature: call.signature,
                 evidence: call.evidence,
-                report_hash: stored_hash,
+                report_hash: vouched,
                 prev_report_hash: event.prevReportHash,
                 tx_hash: log.tx_hash,
                 block_number: log.block_number,
@@ -714,6 +906,15 @@ impl<C: Chain> Registry<C> {
             reports,
         })
     }
+}
+
+/// The report being published, as [`Registry::publish`] compares it with
+/// what the chain holds.
+struct Ours {
+    session_id: B256,
+    kind: ReportKind,
+    hash: B256,
+    prev: B256,
 }
 
 /// The reader as a free function: `(chain, contract, session id)`.
@@ -842,6 +1043,176 @@ mod tests {
             );
             let rec = reg.read_session(s, &ReadOptions::default()).await.unwrap();
             assert_eq!(rec.reports[0].tx_hash, p.tx_hash);
+        })
+        .unwrap();
+    }
+
+    fn reverted_with(err: &RegistryError, name: &str) -> bool {
+        matches!(err, RegistryError::Chain(ChainError::Reverted { reason, .. }) if reason.starts_with(name))
+    }
+
+    /// Fail-over on the registry: each node attempt's `opened` links the
+    /// latest one; idempotency is per report; the terminal report links
+    /// the latest `opened`; nothing follows it. Prints the gas of a
+    /// replacement's `opened` (docs/chain.md quotes it).
+    #[test]
+    fn a_replacement_attempt_opens_again_linked_to_the_latest_opened() {
+        use crate::gas::{filler, realistic_report};
+        use ReportKind::{Aborted, Completed, Opened};
+        let dir = tempfile::tempdir().unwrap();
+        let chain = EmbeddedChain::open(dir.path()).unwrap();
+        crate::block_on(async {
+            let (reg, _) = Registry::deploy(&chain, 1).await.unwrap();
+            let (s, m) = (keccak256(b"failover session"), keccak256(b"manifest"));
+            reg.open_session(s, m, chain.sender()).await.unwrap();
+            let sig = filler("sig", 64);
+            let (ev1, ev2) = (
+                filler("node 1 evidence", 5000),
+                filler("node 2 evidence", 5000),
+            );
+            let raw = |r: &IntegrityReport, ev: &[u8]| {
+                let data: Bytes = R::publishReportCall {
+                    sessionId: r.sessionId,
+                    kind: r.kind,
+                    report: r.abi_bytes().into(),
+                    signature: sig.clone().into(),
+                    evidence: ev.to_vec().into(),
+                }
+                .abi_encode()
+                .into();
+                let chain = &chain;
+                let to = reg.address();
+                async move { chain.send(to, data, 1).await.map_err(RegistryError::from) }
+            };
+            let node = |mut r: IntegrityReport, n: &str| {
+                r.nodeKey = keccak256(n.as_bytes());
+                r.nodeHpkeKey = keccak256(format!("{n} hpke").as_bytes());
+                r
+            };
+
+            let o1 = node(realistic_report(s, m, Opened, B256::ZERO, &ev1), "node 1");
+            let p1 = reg.publish(&o1, &sig, &ev1).await.unwrap();
+            // A replacement's opened linking the first attempt's: a new record.
+            let mut o2 = node(
+                realistic_report(s, m, Opened, o1.report_hash(), &ev2),
+                "node 2",
+            );
+            o2.timestamp += 600;
+            let p2 = reg.publish(&o2, &sig, &ev2).await.unwrap();
+            assert!(!p2.already_published && p2.tx_hash != p1.tx_hash);
+            println!(
+                "replacement opened with 5 KB evidence: {} gas (first opened: {} gas)",
+                p2.gas_used, p1.gas_used
+            );
+            let info = reg.session(s).await.unwrap().unwrap();
+            assert_eq!(
+                (info.opened, info.opened_count, info.manifest_hash),
+                (true, 2, m)
+            );
+            assert_eq!(
+                reg.report_hash(s, Opened).await.unwrap(),
+                Some(o2.report_hash())
+            );
+
+            // Idempotent per report: the latest opened again, and the
+            // superseded one, each resolve to their own transaction.
+            let again = reg.publish(&o2, &sig, &ev2).await.unwrap();
+            assert!(again.already_published);
+            assert_eq!((again.tx_hash, again.gas_used), (p2.tx_hash, p2.gas_used));
+            let old = reg.publish(&o1, &sig, &ev1).await.unwrap();
+            assert!(old.already_published);
+            assert_eq!(old.tx_hash, p1.tx_hash);
+            // The contract itself: a retry is ReportExists ...
+            let err = raw(&o2, &ev2).await.unwrap_err();
+            assert!(reverted_with(&err, "ReportExists"), "{err}");
+            // ... an opened that does not link the latest is FieldMismatch 5,
+            // and the client calls it a conflict without sending.
+            for stale_prev in [B256::ZERO, o1.report_hash()] {
+                let o3 = node(realistic_report(s, m, Opened, stale_prev, &ev1), "node 3");
+                let err = raw(&o3, &ev1).await.unwrap_err();
+                assert!(
+                    reverted_with(&err, "FieldMismatch: report prevReportHash"),
+                    "{err}"
+                );
+                let err = reg.publish(&o3, &sig, &ev1).await.unwrap_err();
+                assert!(matches!(err, RegistryError::Conflict { .. }), "{err}");
+            }
+            // completed must link the latest opened, not the first attempt's.
+            let stale = node(
+                realistic_report(s, m, Completed, o1.report_hash(), &ev2),
+                "node 2",
+            );
+            let err = reg.publish(&stale, &sig, &[]).await.unwrap_err();
+            assert!(
+                reverted_with(&err, "FieldMismatch: report prevReportHash"),
+                "{err}"
+            );
+            let c = node(
+                realistic_report(s, m, Completed, o2.report_hash(), &ev2),
+                "node 2",
+            );
+            let pc = reg.publish(&c, &sig, &[]).await.unwrap();
+            // Nothing opens after completed; a retry of the latest opened is
+            // still a retry.
+            let o3 = node(
+                realistic_report(s, m, Opened, o2.report_hash(), &ev1),
+                "node 3",
+            );
+            let err = reg.publish(&o3, &sig, &ev1).await.unwrap_err();
+            assert!(reverted_with(&err, "SessionClosed"), "{err}");
+            assert!(
+                reg.publish(&o2, &sig, &ev2)
+                    .await
+                    .unwrap()
+                    .already_published
+            );
+            let err = raw(&c, &[]).await.unwrap_err();
+            assert!(reverted_with(&err, "ReportExists"), "{err}");
+
+            // Read back: every opened in chain order, then the terminal one,
+            // each with its own evidence.
+            let rec = reg.read_session(s, &ReadOptions::default()).await.unwrap();
+            let kinds: Vec<_> = rec.reports.iter().map(|r| r.kind).collect();
+            assert_eq!(kinds, [Opened, Opened, Completed]);
+            let txs: Vec<_> = rec.reports.iter().map(|r| r.tx_hash).collect();
+            assert_eq!(txs, [p1.tx_hash, p2.tx_hash, pc.tx_hash]);
+            assert_eq!(rec.reports[0].evidence.as_ref(), ev1.as_slice());
+            assert_eq!(rec.reports[1].evidence.as_ref(), ev2.as_slice());
+            assert!(rec.reports[2].evidence.is_empty());
+            assert_eq!(rec.reports[0].report_hash, o1.report_hash());
+            assert_eq!(rec.reports[1].prev_report_hash, o1.report_hash());
+            assert_eq!(rec.report(Opened).unwrap().report, o1);
+            assert_eq!(rec.latest(Opened).unwrap().report, o2);
+            assert_eq!(rec.opened_reports().count(), 2);
+            let chunked = reg
+                .read_session(s, &ReadOptions { max_block_range: 1 })
+                .await
+                .unwrap();
+            assert_eq!(chunked, rec);
+
+            // A replacement that aborts before its own opened links the
+            // previous attempt's opened; nothing follows it.
+            let s2 = keccak256(b"aborted replacement");
+            reg.open_session(s2, m, chain.sender()).await.unwrap();
+            let o1 = node(realistic_report(s2, m, Opened, B256::ZERO, &ev1), "node 1");
+            reg.publish(&o1, &sig, &ev1).await.unwrap();
+            let a2 = node(
+                realistic_report(s2, m, Aborted, o1.report_hash(), &ev2),
+                "node 2",
+            );
+            reg.publish(&a2, &sig, &ev2).await.unwrap();
+            let o3 = node(
+                realistic_report(s2, m, Opened, o1.report_hash(), &ev1),
+                "node 3",
+            );
+            let err = reg.publish(&o3, &sig, &ev1).await.unwrap_err();
+            assert!(reverted_with(&err, "SessionClosed"), "{err}");
+            let rec = reg.read_session(s2, &ReadOptions::default()).await.unwrap();
+            let kinds: Vec<_> = rec.reports.iter().map(|r| r.kind).collect();
+            assert_eq!(kinds, [Opened, Aborted]);
+            assert_eq!(rec.reports[1].evidence.as_ref(), ev2.as_slice());
+            assert_eq!(rec.info.opened_count, 1);
+            assert!(rec.info.aborted);
         })
         .unwrap();
     }

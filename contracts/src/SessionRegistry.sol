@@ -4,14 +4,20 @@ pragma solidity 0.8.30;
 import {IntegrityReport} from "./IntegrityReport.sol";
 
 /// @title sealroom session registry
-/// @notice Records, write-once, the integrity reports of sealroom training
-/// sessions. The report, its ed25519 signature and the TEE evidence travel in
-/// the transaction's calldata only; storage keeps one 32-byte hash per
+/// @notice Records the integrity reports of sealroom training sessions.
+/// The report, its ed25519 signature and the TEE evidence travel in the
+/// transaction's calldata only; storage keeps one 32-byte hash per
 /// (session, kind), and an event indexes it by session id. A verifier needs
 /// nothing but the chain: the event finds the transaction, the calldata holds
 /// the bytes, the storage slot proves which bytes were accepted.
+/// `completed` and `aborted` are write-once and exclude each other. `opened`
+/// may come again while the session is open, once per node attempt: a
+/// replacement node (the previous one was lost) signs its own `opened`,
+/// whose `prevReportHash` must be the hash of the latest `opened` on chain,
+/// so the attempts form one chain no publisher can cut or reorder.
 /// @dev Cost discipline: the storage written per report is its hash (the
-/// opened report's hash replaces the manifest hash in the same slot) and a
+/// opened report's hash replaces the manifest hash in the same slot, and a
+/// replacement's opened hash replaces its predecessor's) and a counter or
 /// flag in the session's packed slot. Report fields are read at fixed
 /// offsets of `abi.encode(report)` instead of decoding the whole struct.
 contract SessionRegistry {
@@ -42,9 +48,12 @@ contract SessionRegistry {
         address publisher;
         /// Block of `openSession`: where readers start scanning for events.
         uint64 openedBlock;
-        /// Set by the `opened` report: from then on the opened slot holds
-        /// its hash instead of the manifest hash.
-        bool opened;
+        /// How many `opened` reports were accepted: one per node attempt
+        /// that reached `opened` (a replacement's `opened` adds one). From
+        /// the first, the opened slot holds the latest one's hash instead of
+        /// the manifest hash. Readers know from it how many `opened` events
+        /// to find.
+        uint16 openedCount;
         /// Set by an `aborted` report: lets `opened` and `completed` see a
         /// closed session without reading the aborted slot.
         bool aborted;
@@ -54,11 +63,13 @@ contract SessionRegistry {
     mapping(bytes32 sessionId => Session) private _sessions;
     /// keccak256(abi.encode(report)) per (session, kind). The `opened` slot
     /// first holds the session's manifest hash (written by `openSession`);
-    /// the `opened` report, whose manifest hash is checked against it,
-    /// replaces it. Reusing the slot turns the opened report's storage write
-    /// from a fresh slot (22,100 gas) into an update (2,900 gas); the
-    /// manifest hash stays in the `SessionOpened` event and in the opened
-    /// report itself.
+    /// the first `opened` report, whose manifest hash is checked against it,
+    /// replaces it, and each replacement attempt's `opened` replaces its
+    /// predecessor's (which it names in `prevReportHash`, so the superseded
+    /// hash stays provable from the events). Reusing the slot turns the
+    /// opened report's storage write from a fresh slot (22,100 gas) into an
+    /// update (2,900 gas); the manifest hash stays in the `SessionOpened`
+    /// event and in the opened report itself.
     mapping(bytes32 sessionId => mapping(uint8 kind => bytes32 reportHash)) private _reportHash;
 
     /// @notice A session was registered.
@@ -86,7 +97,8 @@ contract SessionRegistry {
     error NotPublisher(bytes32 sessionId, address sender, address publisher);
     /// @notice The kind is not 1, 2 or 3.
     error InvalidKind(uint8 kind);
-    /// @notice A report of this kind was already published for the session.
+    /// @notice A report of this kind was already published for the session
+    /// (for `opened`: this very report is the latest `opened`).
     /// @param reportHash The hash already stored (equal to yours: a retry, not a conflict).
     error ReportExists(bytes32 sessionId, uint8 kind, bytes32 reportHash);
     /// @notice `completed` needs an `opened` report first.
@@ -114,22 +126,29 @@ contract SessionRegistry {
         if (manifestHash == bytes32(0)) revert ZeroManifest();
         if (_sessions[sessionId].publisher != address(0)) revert SessionExists(sessionId);
         _sessions[sessionId] =
-            Session({publisher: publisher, openedBlock: uint64(block.number), opened: false, aborted: false});
+            Session({publisher: publisher, openedBlock: uint64(block.number), openedCount: 0, aborted: false});
         _reportHash[sessionId][KIND_OPENED] = manifestHash;
         emit SessionOpened(sessionId, manifestHash, publisher);
     }
 
-    /// @notice Publishes a signed integrity report, write-once per (session, kind).
+    /// @notice Publishes a signed integrity report: `completed` and
+    /// `aborted` once per session, `opened` once per node attempt.
     /// @dev Checks, reading the report at fixed offsets: version, kind and
-    /// session id equal the call's; `prevReportHash` is zero for `opened` and
-    /// equals the stored `opened` hash otherwise (zero when an `aborted`
-    /// comes without `opened`: the loader aborts before `opened` when an
-    /// input fails its check); the manifest hash equals the registered one
-    /// on the session's first report (later ones link to it by
-    /// `prevReportHash`); `completed` and `aborted` exclude each other and
-    /// nothing follows `aborted`. `evidence` is opaque to the contract:
+    /// session id equal the call's; `prevReportHash` equals the stored
+    /// (latest) `opened` hash, or zero while the session has none: zero for
+    /// the first `opened`, the previous attempt's `opened` for a
+    /// replacement's `opened`, the latest `opened` for `completed` and
+    /// `aborted` (zero when an `aborted` comes without any `opened`: the
+    /// loader aborts before `opened` when an input fails its check); the
+    /// manifest hash equals the registered one on the session's first
+    /// report only (later ones, a replacement's `opened` included, are bound
+    /// to it through `prevReportHash`, and verifiers check their manifest
+    /// hash off chain: the registered one left storage with the first
+    /// `opened`); a retried `opened` identical to the latest is
+    /// `ReportExists`; `completed` and `aborted` exclude each other and
+    /// nothing follows either. `evidence` is opaque to the contract:
     /// sealroom puts an envelope there (raw evidence, certificates,
-    /// collateral, manifest), usually on the session's first report only;
+    /// collateral, manifest) on each node attempt's first report only;
     /// verifiers check keccak256(raw evidence) against the report's
     /// `evidenceHash`, and the ed25519 signature, off chain (the EVM has no
     /// ed25519 precompile).
@@ -137,7 +156,7 @@ contract SessionRegistry {
     /// @param kind 1 = opened, 2 = completed, 3 = aborted.
     /// @param report abi.encode(IntegrityReport); only its hash is stored.
     /// @param signature The node's ed25519 signature over the report hash (64 bytes).
-    /// @param evidence The node's TEE evidence envelope, opaque here (may be empty after the first report).
+    /// @param evidence The node's TEE evidence envelope, opaque here (empty on a node's later reports).
     function publishReport(
         bytes32 sessionId,
         uint8 kind,
@@ -149,18 +168,26 @@ contract SessionRegistry {
         if (session.publisher == address(0)) revert UnknownSession(sessionId);
         if (msg.sender != session.publisher) revert NotPublisher(sessionId, msg.sender, session.publisher);
         if (kind < KIND_OPENED || kind > KIND_ABORTED) revert InvalidKind(kind);
-        if (kind == KIND_OPENED ? session.opened : _reportHash[sessionId][kind] != bytes32(0)) {
+        bool opened = session.openedCount != 0;
+        bytes32 reportHash = keccak256(report);
+        if (kind == KIND_OPENED) {
+            // A retry of the latest opened; another one is a new attempt,
+            // checked below (its link, and that the session is still open).
+            if (opened && _reportHash[sessionId][KIND_OPENED] == reportHash) {
+                revert ReportExists(sessionId, kind, reportHash);
+            }
+        } else if (_reportHash[sessionId][kind] != bytes32(0)) {
             revert ReportExists(sessionId, kind, _reportHash[sessionId][kind]);
         }
         if (session.aborted) revert SessionClosed(sessionId, KIND_ABORTED);
         if (signature.length != SIGNATURE_LENGTH) revert MalformedSignature(signature.length);
-        bytes32 prev = _checkReport(sessionId, kind, report, session.opened);
+        bytes32 prev = _checkReport(sessionId, kind, report, opened);
         // Calldata only: read by verifiers from the transaction, never here.
         evidence;
 
-        bytes32 reportHash = keccak256(report);
         _reportHash[sessionId][kind] = reportHash;
-        if (kind == KIND_OPENED) _sessions[sessionId].opened = true;
+        // Checked arithmetic: the 65,536th attempt reverts (Panic 0x11).
+        if (kind == KIND_OPENED) _sessions[sessionId].openedCount = session.openedCount + 1;
         else if (kind == KIND_ABORTED) _sessions[sessionId].aborted = true;
         emit ReportPublished(sessionId, kind, reportHash, prev);
     }
@@ -172,24 +199,35 @@ contract SessionRegistry {
     /// report exists; zero afterwards (it is then in the `SessionOpened`
     /// event of block `openedBlock` and in the opened report).
     /// @return openedBlock The block of `openSession` (readers scan events from there).
-    /// @return opened Whether the `opened` report was published.
+    /// @return opened Whether an `opened` report was published.
     /// @return aborted Whether an `aborted` report was published.
+    /// @return openedCount How many `opened` reports were published (one per
+    /// node attempt that reached `opened`; more than one after fail-over).
     function sessionOf(bytes32 sessionId)
         external
         view
-        returns (address publisher, bytes32 manifestHash, uint64 openedBlock, bool opened, bool aborted)
+        returns (
+            address publisher,
+            bytes32 manifestHash,
+            uint64 openedBlock,
+            bool opened,
+            bool aborted,
+            uint16 openedCount
+        )
     {
         Session memory s = _sessions[sessionId];
-        manifestHash = s.opened ? bytes32(0) : _reportHash[sessionId][KIND_OPENED];
-        return (s.publisher, manifestHash, s.openedBlock, s.opened, s.aborted);
+        opened = s.openedCount != 0;
+        manifestHash = opened ? bytes32(0) : _reportHash[sessionId][KIND_OPENED];
+        return (s.publisher, manifestHash, s.openedBlock, opened, s.aborted, s.openedCount);
     }
 
-    /// @notice The stored keccak256 of a session's report of one kind (zero when none).
+    /// @notice The stored keccak256 of a session's report of one kind (zero
+    /// when none); for `opened`, the latest attempt's.
     /// @param sessionId The session id.
     /// @param kind 1 = opened, 2 = completed, 3 = aborted.
     /// @return The report hash.
     function reportHashOf(bytes32 sessionId, uint8 kind) external view returns (bytes32) {
-        if (kind == KIND_OPENED && !_sessions[sessionId].opened) return bytes32(0);
+        if (kind == KIND_OPENED && _sessions[sessionId].openedCount == 0) return bytes32(0);
         return _reportHash[sessionId][kind];
     }
 
@@ -233,20 +271,25 @@ contract SessionRegistry {
         if (version != REPORT_VERSION) revert UnsupportedVersion(version);
         _expect(1, bytes32(uint256(kind)), bytes32(report[OFF_KIND:OFF_KIND + 32]));
         _expect(2, sessionId, bytes32(report[OFF_SESSION:OFF_SESSION + 32]));
-        // The opened slot: the manifest hash until `opened`, then its hash.
+        // The opened slot: the manifest hash until the first `opened`, then
+        // the latest `opened` report's hash.
         bytes32 openedSlot = _reportHash[sessionId][KIND_OPENED];
         bytes32 expectedPrev;
         if (opened) {
-            // completed or aborted after opened: linked to it; the manifest
-            // hash was checked on the opened report.
+            // Linked to the latest opened: completed or aborted closing the
+            // attempt, or a replacement's opened starting the next one. The
+            // manifest hash was checked on the first opened; later reports
+            // are bound to it through the links.
             expectedPrev = openedSlot;
+            // Nothing follows completed (a completed after completed was
+            // ReportExists already).
+            if (kind != KIND_COMPLETED && _reportHash[sessionId][KIND_COMPLETED] != bytes32(0)) {
+                revert SessionClosed(sessionId, KIND_COMPLETED);
+            }
         } else {
             // The session's first report: opened, or an aborted without one.
             if (kind == KIND_COMPLETED) revert NotOpened(sessionId);
             _expect(3, openedSlot, bytes32(report[OFF_MANIFEST:OFF_MANIFEST + 32]));
-        }
-        if (kind == KIND_ABORTED && _reportHash[sessionId][KIND_COMPLETED] != bytes32(0)) {
-            revert SessionClosed(sessionId, KIND_COMPLETED);
         }
         prev = bytes32(report[OFF_PREV:OFF_PREV + 32]);
         _expect(5, expectedPrev, prev);

@@ -49,21 +49,29 @@ checks! {
     ReportDecode => "report.decode",
     /// Every report's bytes are exactly its ABI re-encoding.
     ReportCanonical => "report.canonical",
-    /// Exactly one report per kind, in order.
+    /// The kinds come in an order a session can publish: one `opened` per
+    /// node attempt, then at most one `completed` or `aborted` (or `aborted`
+    /// alone).
     ReportKinds => "report.kinds",
+    /// The reports group into node attempts: each attempt's first report
+    /// carries its node's evidence envelope (later ones none), a replacement
+    /// node has fresh keys, and `completed` comes from the node of the
+    /// latest `opened`.
+    ReportAttempts => "report.attempts",
     /// Every report names this session and manifest.
     ReportSession => "report.session",
-    /// Every report is signed (strict ed25519) by one node key.
+    /// Every report is signed (strict ed25519) by its node attempt's key.
     ReportSignature => "report.signature",
-    /// The evidence is the one the reports name.
+    /// Each report names its node attempt's evidence.
     EvidenceHash => "evidence.hash",
-    /// The evidence verifies against the policy (the verdict names the inner check).
+    /// Each attempt's evidence verifies against the policy (the verdict names the inner check).
     EvidenceVerified => "evidence.verified",
     /// The attested measurement is in the manifest's engine allowlist.
     EngineAllowlist => "engine.allowlist",
     /// Simulated evidence only where the policy allows it.
     Simulation => "simulation",
-    /// Each report links the previous one by hash.
+    /// Each report links the latest `opened` before it by hash (zero for the
+    /// first): a replacement's `opened` the previous attempt's.
     ReportChain => "report.chain",
     /// The inputs root recomputed from the manifest matches.
     InputsRoot => "inputs.root",

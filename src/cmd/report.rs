@@ -161,6 +161,7 @@ pub fn report_verification(v: &Verification, json: bool) -> Result<(), Failure> 
         if v.insecure_simulation {
             println!("WARNING: insecure-simulation — this session ran without a TEE");
         }
+        print_attempts(&v.attempts);
         print_checks(&v.checks);
         if !v.not_checked.is_empty() {
             println!("not checked offline ({} field(s)):", v.not_checked.len());
@@ -323,6 +324,45 @@ pub fn check_proof(p: &serde_json::Value, root: Option<&str>) -> Result<(), Fail
             check: "inclusion-proof".into(),
             detail: format!("proof leads to {computed:#x}, not {root:#x}"),
         })
+    }
+}
+
+/// Prints the node attempts (one unless a node was lost and replaced):
+/// node key, TEE kind, the `opened` report and its transaction, and what
+/// became of it, in plain language.
+pub fn print_attempts(attempts: &[sealroom_reports::verifier::AttemptSummary]) {
+    match attempts.len() {
+        0 => return,
+        1 => println!("node attempts: 1"),
+        n => println!(
+            "node attempts: {n} (a node was lost and replaced by a fresh node; every attempt's evidence is checked)"
+        ),
+    }
+    for a in attempts {
+        let kind = a.tee_kind.map(|k| k.as_str()).unwrap_or("no evidence");
+        println!(
+            "  attempt {}: node {}… ({kind}{}{})",
+            a.number,
+            &a.node_key[..a.node_key.len().min(16)],
+            if a.insecure_simulation {
+                ", insecure-simulation"
+            } else {
+                ""
+            },
+            if a.evidence_verified {
+                ", evidence verified"
+            } else {
+                ", evidence NOT verified"
+            }
+        );
+        match &a.opened_report_hash {
+            Some(h) => println!(
+                "    opened {h:#x} in tx {}",
+                a.opened_tx_hash.as_deref().unwrap_or("(none given)")
+            ),
+            None => println!("    no opened report"),
+        }
+        println!("    {}: {}", a.outcome.as_str(), a.explanation);
     }
 }
 

@@ -808,7 +808,7 @@ fn bundle_from_status_needs_a_node_and_a_report() {
         ..st.reports[0].clone()
     });
     let b = crate::worker::bundle_from_status(&st).unwrap();
-    assert_eq!(b.format, "sealroom-bundle/1");
+    assert_eq!(b.format, sealroom_reports::verifier::BUNDLE_FORMAT);
     assert_eq!(b.reports[0].kind, "opened");
     assert_eq!(b.envelope.manifest, fx.manifest);
 }

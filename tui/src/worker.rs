@@ -288,40 +288,84 @@ pub fn detail_of(status: SessionStatus) -> Detail {
     VerifyCache::default().detail(status, None)
 }
 
-/// The offline bundle (`sealroom-bundle/1`) a status allows: None before a
+/// The offline bundle (`sealroom-bundle/2`) a status allows: None before a
 /// node registered or a report exists. `stored_hash` is the hash the
 /// coordinator holds; `sealroom report verify --session` checks the chain's.
+/// Each node attempt's first report (an `opened`, or an `aborted` signed by
+/// a node other than the latest opened's) gets that node's evidence
+/// envelope, from the registration in `status.attempts` whose key signed it
+/// (`status.node` for a coordinator that lists no attempts).
 pub fn bundle_from_status(st: &SessionStatus) -> Option<Bundle> {
-    let node = st.node.as_ref()?;
+    if st.node.is_none() && st.attempts.is_empty() {
+        return None;
+    }
     if st.reports.is_empty() {
         return None;
     }
-    let mut reports: Vec<BundledReport> = st
-        .reports
-        .iter()
-        .map(|r| BundledReport {
+    let mut records: Vec<&sealroom_protocol::api::ReportRecord> = st.reports.iter().collect();
+    // Openeds in the order given, then the terminal report.
+    records.sort_by_key(|r| if r.kind == "opened" { 0 } else { 1 });
+    let node_key = |r: &sealroom_protocol::api::ReportRecord| {
+        let bytes = hex::decode(r.report_abi.trim_start_matches("0x")).ok()?;
+        let report = sealroom_reports::report::IntegrityReport::from_abi_bytes(&bytes).ok()?;
+        Some(report.nodeKey.0)
+    };
+    let registration = |key: Option<[u8; 32]>| {
+        if st.attempts.is_empty() {
+            return st.node.as_ref();
+        }
+        let key = key?;
+        st.attempts
+            .iter()
+            .map(|a| &a.node)
+            .find(|n| n.node_key == key)
+            .or_else(|| st.node.as_ref().filter(|n| n.node_key == key))
+    };
+    let envelope_of = |n: &sealroom_protocol::api::NodeRegistration| EvidenceEnvelope {
+        format: ENVELOPE_FORMAT.into(),
+        kind: n.kind,
+        evidence: n.evidence.clone(),
+        certs: n.certs.clone(),
+        collateral: n.collateral.clone(),
+        manifest: st.manifest.clone(),
+    };
+    let mut latest_opened_node = None;
+    let mut reports = Vec::with_capacity(records.len());
+    let mut first_envelope = None;
+    for (i, r) in records.iter().enumerate() {
+        let key = node_key(r);
+        let starts_attempt =
+            r.kind == "opened" || latest_opened_node.is_none() || key != latest_opened_node;
+        if r.kind == "opened" {
+            latest_opened_node = key;
+        }
+        let envelope = if starts_attempt {
+            registration(key).map(envelope_of)
+        } else {
+            None
+        };
+        let envelope = if i == 0 {
+            first_envelope = envelope;
+            None
+        } else {
+            envelope
+        };
+        reports.push(BundledReport {
             kind: r.kind.clone(),
             report_abi: r.report_abi.clone(),
             signature: r.signature.clone(),
             stored_hash: r.report_hash,
             tx_hash: r.tx_hash.clone(),
             block: r.block,
-        })
-        .collect();
-    reports.sort_by_key(|r| if r.kind == "opened" { 0 } else { 1 });
+            envelope,
+        });
+    }
     Some(Bundle {
         format: BUNDLE_FORMAT.into(),
         session_id: st.session_id,
         chain: st.chain.clone().unwrap_or(serde_json::Value::Null),
         reports,
-        envelope: EvidenceEnvelope {
-            format: ENVELOPE_FORMAT.into(),
-            kind: node.kind,
-            evidence: node.evidence.clone(),
-            certs: node.certs.clone(),
-            collateral: node.collateral.clone(),
-            manifest: st.manifest.clone(),
-        },
+        envelope: first_envelope.or_else(|| st.node.as_ref().map(envelope_of))?,
     })
 }
 
