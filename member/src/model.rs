@@ -8,6 +8,11 @@
 //! [`Member::fetch_model`] verifies that chain of facts before anything is
 //! written and records the accepted hashes; [`open_model_file`] opens only a
 //! file whose hashes match that record.
+//!
+//! A session may have several node attempts (a lost node replaced by a fresh
+//! one): one `opened` per attempt, each linking the previous attempt's, the
+//! `completed` linking the latest. The links are verified back to the first
+//! `opened`; the model is accepted from the last attempt's node only.
 
 use std::path::Path;
 
@@ -26,7 +31,9 @@ use crate::{now, verify_registration, Member, MemberError, RecordStore};
 /// the caller (the member library carries no chain client).
 #[derive(Clone, Debug, Default)]
 pub struct ChainReportHashes {
-    /// `(kind, keccak256(report bytes))` as the registry stored them.
+    /// `(kind, keccak256(report bytes))` as the registry stored them, in
+    /// chain order (one `opened` per node attempt: the last is the one the
+    /// registry stores now).
     pub stored: Vec<(ReportKind, B256)>,
     /// Where they were read (shown to the user).
     pub source: String,
@@ -93,10 +100,13 @@ impl Member<'_> {
     /// `completed` report verifies: for this session and the consented
     /// manifest, naming the owner's key, signed by a node whose evidence
     /// verifies against the consented policy and binds that key, linked to a
-    /// signed `opened` report, and naming exactly the sealed bytes received
-    /// and the model they open to. With `chain`, the report must be the one
-    /// the registry stored. Nothing is written here; the caller writes the
-    /// model after this returns.
+    /// signed `opened` report of the same node, and naming exactly the sealed
+    /// bytes received and the model they open to. After a fail-over the
+    /// served `opened` reports (one per node attempt) must form one chain of
+    /// links from the `completed` back to the first, each signed by the node
+    /// it names. With `chain`, the reports must be the ones the registry
+    /// stored. Nothing is written here; the caller writes the model after
+    /// this returns.
     pub fn fetch_model(
         &self,
         session: &B256,
@@ -123,16 +133,43 @@ impl Member<'_> {
         };
         let completed = one("completed")?
             .ok_or_else(|| fail(Check::ModelReport, "the session has no completed report"))?;
-        let opened = one("opened")?
-            .ok_or_else(|| fail(Check::ModelReport, "the session has no opened report"))?;
         let (c_bytes, c, c_sig) = decode_report(completed)?;
-        let (o_bytes, o, o_sig) = decode_report(opened)?;
-        if c.kind != ReportKind::Completed as u8 || o.kind != ReportKind::Opened as u8 {
+        let openeds = st
+            .reports
+            .iter()
+            .filter(|r| r.kind == "opened")
+            .map(decode_report)
+            .collect::<Result<Vec<_>, _>>()?;
+        // The attempts, latest first: the completed links the latest opened,
+        // each opened the previous attempt's, the first links nothing.
+        let attempts = chain_of_openeds(&c, &openeds)?;
+        let (o_bytes, o, o_sig) = &openeds[attempts[0]];
+        if c.kind != ReportKind::Completed as u8
+            || openeds
+                .iter()
+                .any(|(_, r, _)| r.kind != ReportKind::Opened as u8)
+        {
             return Err(fail(
                 Check::ModelReport,
                 "report kinds do not match their labels",
             ));
         }
+        for (i, (_, r, sig)) in openeds.iter().enumerate() {
+            if r.sessionId != *session || r.manifestHash != rec.manifest_hash {
+                return Err(fail(
+                    Check::ModelReport,
+                    format!("opened report {i} is for another session or manifest"),
+                ));
+            }
+            // An earlier attempt's node: its own key signed its opened.
+            verify_report_signature(r, &r.nodeKey.0, sig).map_err(|e| {
+                fail(
+                    Check::ModelReportSignature,
+                    format!("opened report {i}: {e}"),
+                )
+            })?;
+        }
+        let o = o.clone();
         for (name, r) in [("opened", &o), ("completed", &c)] {
             if r.sessionId != *session {
                 return Err(fail(
@@ -156,7 +193,7 @@ impl Member<'_> {
                 "the completed report names another owner key",
             ));
         }
-        if c.prevReportHash != keccak256(&o_bytes) {
+        if c.prevReportHash != keccak256(o_bytes) {
             return Err(fail(
                 Check::ModelReport,
                 "the completed report does not link the opened report",
@@ -213,7 +250,7 @@ impl Member<'_> {
             });
             return Err(MemberError::NodeRejected(f));
         }
-        verify_report_signature(&o, &reg.node_key, &o_sig)
+        verify_report_signature(&o, &reg.node_key, o_sig)
             .map_err(|e| fail(Check::ModelReportSignature, format!("opened: {e}")))?;
         verify_report_signature(&c, &reg.node_key, &c_sig)
             .map_err(|e| fail(Check::ModelReportSignature, format!("completed: {e}")))?;
@@ -246,6 +283,25 @@ impl Member<'_> {
                             ch.source
                         ),
                     ));
+                }
+                // The latest opened the registry holds is the one the
+                // completed links (the registry enforced that link).
+                let opened_hash = keccak256(o_bytes);
+                if let Some((_, h)) = ch
+                    .stored
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| *k == ReportKind::Opened)
+                {
+                    if *h != opened_hash {
+                        return Err(fail(
+                            Check::ModelChain,
+                            format!(
+                                "{}: the registry's latest opened report is {h:#x}, the coordinator serves {opened_hash:#x}",
+                                ch.source
+                            ),
+                        ));
+                    }
                 }
                 Some(ch.source.clone())
             }
@@ -285,6 +341,56 @@ impl Member<'_> {
             chain_checked,
         })
     }
+}
+
+/// Orders the served `opened` reports into the chain of node attempts the
+/// `completed` report links to, latest first (indexes into `openeds`):
+/// every served `opened` must be on it, and the first attempt's links zero.
+fn chain_of_openeds(
+    completed: &IntegrityReport,
+    openeds: &[(Vec<u8>, IntegrityReport, [u8; 64])],
+) -> Result<Vec<usize>, MemberError> {
+    if openeds.is_empty() {
+        return Err(fail(Check::ModelReport, "the session has no opened report"));
+    }
+    let hashes: Vec<B256> = openeds.iter().map(|(b, _, _)| keccak256(b)).collect();
+    let mut order = Vec::with_capacity(openeds.len());
+    let mut link = completed.prevReportHash;
+    let mut what = "the completed report".to_string();
+    while link != B256::ZERO {
+        let i = hashes.iter().position(|h| *h == link).ok_or_else(|| {
+            fail(
+                Check::ModelReport,
+                format!("{what} links {link:#x}, which is no opened report served"),
+            )
+        })?;
+        if order.contains(&i) {
+            return Err(fail(
+                Check::ModelReport,
+                "the opened reports link in a loop",
+            ));
+        }
+        order.push(i);
+        link = openeds[i].1.prevReportHash;
+        what = format!("opened report {i}");
+    }
+    if order.is_empty() {
+        return Err(fail(
+            Check::ModelReport,
+            "the completed report does not link the opened report",
+        ));
+    }
+    if order.len() != openeds.len() {
+        return Err(fail(
+            Check::ModelReport,
+            format!(
+                "{} opened reports served, {} on the chain of attempts the completed report links to (more than one opened report per attempt)",
+                openeds.len(),
+                order.len()
+            ),
+        ));
+    }
+    Ok(order)
 }
 
 /// Opens sealed bytes and checks the header and the model's hash.
@@ -356,4 +462,77 @@ pub fn open_model_file(
         &accepted.model_sha256,
     )?;
     Ok((opened, accepted.model_sha256))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(kind: ReportKind, prev: B256, node: u8) -> IntegrityReport {
+        IntegrityReport {
+            version: 1,
+            kind: kind as u8,
+            sessionId: B256::ZERO,
+            manifestHash: B256::ZERO,
+            inputsRoot: B256::ZERO,
+            prevReportHash: prev,
+            nodeKey: B256::repeat_byte(node),
+            nodeHpkeKey: B256::ZERO,
+            evidenceHash: B256::ZERO,
+            teeKind: 3,
+            insecureSimulation: true,
+            modelHash: B256::ZERO,
+            sealedModelHash: B256::ZERO,
+            ownerKey: B256::ZERO,
+            trainingSummaryHash: B256::ZERO,
+            seed: 0,
+            dataOrderCommitment: B256::ZERO,
+            inputsWiped: false,
+            abortCode: 0,
+            abortReason: String::new(),
+            timestamp: 0,
+        }
+    }
+
+    fn opened(prev: B256, n: u8) -> (Vec<u8>, IntegrityReport, [u8; 64]) {
+        let r = report(ReportKind::Opened, prev, n);
+        (r.abi_bytes(), r, [0; 64])
+    }
+
+    fn completed(prev: B256) -> IntegrityReport {
+        report(ReportKind::Completed, prev, 9)
+    }
+
+    fn detail(e: MemberError) -> String {
+        e.to_string()
+    }
+
+    #[test]
+    fn the_attempts_chain_back_from_the_completed_report() {
+        let o1 = opened(B256::ZERO, 1);
+        let o2 = opened(keccak256(&o1.0), 2);
+        let o3 = opened(keccak256(&o2.0), 3);
+        let c = completed(keccak256(&o3.0));
+        // Served in any order: the links decide, latest first.
+        let served = vec![o2.clone(), o3.clone(), o1.clone()];
+        assert_eq!(chain_of_openeds(&c, &served).unwrap(), vec![1, 0, 2]);
+        assert_eq!(
+            chain_of_openeds(&completed(keccak256(&o1.0)), std::slice::from_ref(&o1)).unwrap(),
+            vec![0]
+        );
+        // The completed links an earlier attempt: the latest is left over.
+        let stale = completed(keccak256(&o2.0));
+        let e = detail(chain_of_openeds(&stale, &served).unwrap_err());
+        assert!(e.contains("3 opened reports served, 2 on the chain"), "{e}");
+        // A hidden attempt: the chain breaks.
+        let e = detail(chain_of_openeds(&c, &[o1.clone(), o3.clone()]).unwrap_err());
+        assert!(e.contains("which is no opened report served"), "{e}");
+        // No opened, or a completed linking nothing.
+        assert!(chain_of_openeds(&c, &[]).is_err());
+        let e = detail(chain_of_openeds(&completed(B256::ZERO), &served).unwrap_err());
+        assert!(e.contains("does not link the opened report"), "{e}");
+        // The same opened twice.
+        let e = detail(chain_of_openeds(&c, &[o1.clone(), o2, o3, o1]).unwrap_err());
+        assert!(e.contains("4 opened reports served, 3"), "{e}");
+    }
 }

@@ -232,7 +232,9 @@ checks! {
     NodeRegistered => "node.registered",
     /// The grant could be sealed and signed.
     Grant => "grant",
-    /// Exactly one strictly encoded opened and completed report for this session, manifest and owner, linked.
+    /// One strictly encoded completed report for this session, manifest and
+    /// owner, linked to the latest opened report; the opened reports (one
+    /// per node attempt) link back to the first.
     ModelReport => "model.report",
     /// The reports come from the registered node, whose evidence they name, the node the owner granted to.
     ModelNode => "model.node",
