@@ -638,13 +638,19 @@ impl<C: Chain> Registry<C> {
 
     /// The original transaction of a report the chain holds.
     async fn already(&self, ours: &Ours) -> Result<Published, RegistryError> {
-        self.find_report(ours)
+        if let Some(p) = self.find_report(ours).await? {
+            return Ok(p);
+        }
+        let from_block = self
+            .session(ours.session_id)
             .await?
-            .ok_or(RegistryError::MissingEvent {
-                session_id: ours.session_id,
-                kind: ours.kind.as_str(),
-                from_block: 0,
-            })
+            .map(|i| i.opened_block)
+            .unwrap_or_default();
+        Err(RegistryError::MissingEvent {
+            session_id: ours.session_id,
+            kind: ours.kind.as_str(),
+            from_block,
+        })
     }
 
     /// Finds the `ReportPublished` event of exactly this report.

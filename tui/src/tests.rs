@@ -882,3 +882,85 @@ fn node_pane_shows_leases_a_lost_node_and_the_replacement_and_abort_is_offered_u
     let (t, _) = render(&app, 100, 30);
     assert!(t.contains("abort: the session is already published"), "{t}");
 }
+
+/// After a fail-over, each node attempt's first report carries that
+/// attempt's registration as its envelope (the first one at the top level).
+#[test]
+fn bundle_from_status_places_each_attempts_evidence() {
+    use sealroom_protocol::api::{Attempt, AttemptOutcome};
+    use sealroom_reports::report::{IntegrityReport, ReportKind};
+    let fx = fixture();
+    let mut st = status(&fx, SessionState::Completed);
+    let lost = node(&fx, true);
+    let mut replacement = node(&fx, true);
+    replacement.node_key = [0x22; 32];
+    let record = |kind: ReportKind, node_key: [u8; 32], prev: B256| {
+        let r = IntegrityReport {
+            version: 1,
+            kind: kind as u8,
+            sessionId: fx.manifest.session_id,
+            manifestHash: fx.manifest.hash(),
+            inputsRoot: B256::ZERO,
+            prevReportHash: prev,
+            nodeKey: node_key.into(),
+            nodeHpkeKey: B256::ZERO,
+            evidenceHash: B256::ZERO,
+            teeKind: 3,
+            insecureSimulation: true,
+            modelHash: B256::ZERO,
+            sealedModelHash: B256::ZERO,
+            ownerKey: B256::ZERO,
+            trainingSummaryHash: B256::ZERO,
+            seed: 0,
+            dataOrderCommitment: B256::ZERO,
+            inputsWiped: kind == ReportKind::Completed,
+            abortCode: 0,
+            abortReason: String::new(),
+            timestamp: 0,
+        };
+        ReportRecord {
+            kind: kind.as_str().into(),
+            report_abi: hex::encode(r.abi_bytes()),
+            signature: "00".repeat(64),
+            report_hash: r.report_hash(),
+            tx_hash: None,
+            block: None,
+            gas_used: None,
+        }
+    };
+    let o1 = record(ReportKind::Opened, lost.node_key, B256::ZERO);
+    let o2 = record(ReportKind::Opened, replacement.node_key, o1.report_hash);
+    let done = record(ReportKind::Completed, replacement.node_key, o2.report_hash);
+    st.reports = vec![o1, o2, done];
+    let attempt = |number, node: &NodeRegistration, outcome| Attempt {
+        number,
+        node: node.clone(),
+        outcome,
+        registered_at: 0,
+        last_seen: 0,
+        lease_expires: None,
+        lost_at: None,
+        opened_report_hash: None,
+    };
+    st.attempts = vec![
+        attempt(1, &lost, AttemptOutcome::Lost),
+        attempt(2, &replacement, AttemptOutcome::Finished),
+    ];
+    st.node = Some(replacement.clone());
+    let b = crate::worker::bundle_from_status(&st).unwrap();
+    assert_eq!(
+        b.envelope.evidence, lost.evidence,
+        "attempt 1 at the top level"
+    );
+    assert_eq!(b.reports[0].envelope, None);
+    let second = b.reports[1]
+        .envelope
+        .as_ref()
+        .expect("attempt 2's envelope");
+    assert_eq!(second.evidence, replacement.evidence);
+    assert_eq!(second.manifest, fx.manifest);
+    assert_eq!(
+        b.reports[2].envelope, None,
+        "a node's later reports carry none"
+    );
+}
