@@ -558,11 +558,20 @@ fn full_session_with_checks_at_every_step() {
     );
     let st = grant_all(&f, &url);
     assert_eq!(st.state, SessionState::KeysGranted);
-    // Withdrawal after keys are granted: refused.
+    // A consent after keys are granted: refused (a withdrawal is not: it
+    // aborts in any state before `completed`, tested below and in
+    // `a_withdrawal_during_training_stops_the_node_and_aborts_on_chain`).
     expect_err(
-        party0.consent(&sid, &Consent::sign(&p0.id, ConsentAction::Withdraw, mh)),
-        409,
-        "keys are already granted",
+        Client::new(&url, Some(&f.parties[0].id)).consent(
+            &sid,
+            &Consent::sign(
+                &f.parties[0].id,
+                ConsentAction::Consent,
+                B256::repeat_byte(9),
+            ),
+        ),
+        400,
+        "consent",
     );
 
     // Node work and blobs: only the node.
@@ -689,6 +698,12 @@ fn full_session_with_checks_at_every_step() {
     expect_err(node.sealed_model(&sid), 403, "owner");
     assert_eq!(owner.sealed_model(&sid).unwrap(), sealed);
     assert_eq!(anon.status(&sid).unwrap().state, SessionState::Delivered);
+    // The model is done: a withdrawal comes too late.
+    expect_err(
+        party0.consent(&sid, &Consent::sign(&p0.id, ConsentAction::Withdraw, mh)),
+        409,
+        "already completed",
+    );
 
     // Replays, bad signatures and stale timestamps, on raw HTTP.
     let path = format!("/v1/sessions/{sid:#x}/consent");
@@ -1492,7 +1507,12 @@ fn spawn_at(data: &Path, port: u16, lease_s: u64) -> Proc {
         .open(data.join("coordinator.log"))
         .unwrap();
     let mut child = Command::new(SEALROOM)
-        .args(["coordinator", "serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "coordinator",
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .arg("--data")
         .arg(data)
         .args(["--lease-s", &lease_s.to_string()])
@@ -1528,6 +1548,33 @@ struct Consortium {
     scenario: PathBuf,
     owner: CliMember,
     parties: Vec<CliMember>,
+}
+
+/// On a failure, every log of the consortium's processes goes to stderr
+/// (the temporary directory is removed with the test).
+impl Drop for Consortium {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut logs = vec![];
+        all_files(&self.dir, &mut logs);
+        for p in logs {
+            let name = p.display().to_string();
+            if name.ends_with(".log") || name.ends_with(".out") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: String = text
+                    .chars()
+                    .rev()
+                    .take(6000)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                eprintln!("===== {name}\n{tail}");
+            }
+        }
+    }
 }
 
 impl Consortium {
@@ -1599,10 +1646,17 @@ impl Consortium {
             args.push("--commitment".into());
             args.push(format!("{}={}.commitment.json", p.name, p.blob.display()));
             args.push("--party-key".into());
-            args.push(format!("{}={}", p.name, self.dir.join(format!("{}.pub.json", p.name)).display()));
+            args.push(format!(
+                "{}={}",
+                p.name,
+                self.dir.join(format!("{}.pub.json", p.name)).display()
+            ));
         }
         args.push("--commitment".into());
-        args.push(format!("validation={}.commitment.json", self.owner.blob.display()));
+        args.push(format!(
+            "validation={}.commitment.json",
+            self.owner.blob.display()
+        ));
         let out = sealroom_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
         (
@@ -1636,7 +1690,8 @@ impl Consortium {
     }
 
     fn agent_log(&self, m: &CliMember, session: &str) -> PathBuf {
-        self.dir.join(format!("{}.agent-{}.log", m.name, &session[2..10]))
+        self.dir
+            .join(format!("{}.agent-{}.log", m.name, &session[2..10]))
     }
 
     /// The agent's decisions so far (across its restarts).
@@ -1651,7 +1706,16 @@ impl Consortium {
     /// `node serve --tee sim`, its stderr to `node-TAG.log`.
     fn node(&self, url: &str, tag: &str, max_sessions: u32) -> Child {
         Command::new(SEALROOM)
-            .args(["node", "serve", "--coordinator", url, "--tee", "sim", "--poll-s", "0.2"])
+            .args([
+                "node",
+                "serve",
+                "--coordinator",
+                url,
+                "--tee",
+                "sim",
+                "--poll-s",
+                "0.2",
+            ])
             .args(["--max-sessions", &max_sessions.to_string()])
             .stdout(std::fs::File::create(self.dir.join(format!("node-{tag}.out"))).unwrap())
             .stderr(std::fs::File::create(self.dir.join(format!("node-{tag}.log"))).unwrap())
@@ -1660,7 +1724,12 @@ impl Consortium {
     }
 }
 
-fn wait_until(url: &str, sid: &B256, what: &str, done: impl Fn(&SessionStatus) -> bool) -> SessionStatus {
+fn wait_until(
+    url: &str,
+    sid: &B256,
+    what: &str,
+    done: impl Fn(&SessionStatus) -> bool,
+) -> SessionStatus {
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         if let Ok(st) = Client::new(url, None).status(sid) {
@@ -1728,7 +1797,11 @@ fn a_node_killed_while_training_is_replaced_and_the_replay_is_identical() {
     // Training has started on one of the two nodes.
     let st = wait_until(&url, &sid, "training", |s| {
         s.state == SessionState::Training
-            && s.progress.as_ref().and_then(|p| p["epoch"].as_u64()).unwrap_or(0) >= 1
+            && s.progress
+                .as_ref()
+                .and_then(|p| p["epoch"].as_u64())
+                .unwrap_or(0)
+                >= 1
     });
     let first = st.attempts.last().unwrap().clone();
     assert_eq!(first.number, 1);
@@ -1756,12 +1829,21 @@ fn a_node_killed_while_training_is_replaced_and_the_replay_is_identical() {
     agents[0] = Some(c.agent(&url, &c.parties[0], &session, &mh));
 
     let st = wait_until(&url, &sid, "published", |s| {
-        s.state >= SessionState::Published && s.state != SessionState::Aborted
+        s.state >= SessionState::Published
+            && s.state != SessionState::Aborted
             && s.reports.iter().all(|r| r.tx_hash.is_some())
     });
-    assert_eq!(exit_code(other, Duration::from_secs(60)), Some(0), "the replacement node served one session");
+    assert_eq!(
+        exit_code(other, Duration::from_secs(60)),
+        Some(0),
+        "the replacement node served one session"
+    );
     for a in agents.into_iter().flatten() {
-        assert_eq!(exit_code(a, Duration::from_secs(60)), Some(0), "agents exit 0 on completion");
+        assert_eq!(
+            exit_code(a, Duration::from_secs(60)),
+            Some(0),
+            "agents exit 0 on completion"
+        );
     }
 
     // Two attempts: the first lost after its `opened`, the second finished.
@@ -1771,13 +1853,23 @@ fn a_node_killed_while_training_is_replaced_and_the_replay_is_identical() {
     assert_ne!(st.attempts[0].node.node_key, st.attempts[1].node.node_key);
     let kinds: Vec<&str> = st.reports.iter().map(|r| r.kind.as_str()).collect();
     assert_eq!(kinds, ["opened", "opened", "completed"]);
-    let (o1, o2, done) = (decoded(&st.reports[0]), decoded(&st.reports[1]), decoded(&st.reports[2]));
+    let (o1, o2, done) = (
+        decoded(&st.reports[0]),
+        decoded(&st.reports[1]),
+        decoded(&st.reports[2]),
+    );
     assert_eq!(o1.prevReportHash, B256::ZERO);
-    assert_eq!(o2.prevReportHash, st.reports[0].report_hash, "the replacement names the lost attempt");
+    assert_eq!(
+        o2.prevReportHash, st.reports[0].report_hash,
+        "the replacement names the lost attempt"
+    );
     assert_eq!(done.prevReportHash, st.reports[1].report_hash);
     assert_eq!(o1.nodeKey.0, st.attempts[0].node.node_key);
     assert_eq!(done.nodeKey.0, st.attempts[1].node.node_key);
-    assert_eq!(st.attempts[0].opened_report_hash, Some(st.reports[0].report_hash));
+    assert_eq!(
+        st.attempts[0].opened_report_hash,
+        Some(st.reports[0].report_hash)
+    );
 
     // Nothing lost or duplicated by the agents, across the restarts.
     for m in c.members() {
@@ -1789,14 +1881,25 @@ fn a_node_killed_while_training_is_replaced_and_the_replay_is_identical() {
             .filter(|d| d["step"] == "grant" && d["outcome"] == "granted")
             .map(|d| d["node"].as_str().unwrap())
             .collect();
-        let expected = [hex::encode(st.attempts[0].node.node_key), hex::encode(st.attempts[1].node.node_key)];
-        assert_eq!(granted, expected, "{}: one grant per node, in order", m.name);
+        let expected = [
+            hex::encode(st.attempts[0].node.node_key),
+            hex::encode(st.attempts[1].node.node_key),
+        ];
+        assert_eq!(
+            granted, expected,
+            "{}: one grant per node, in order",
+            m.name
+        );
         let rec: serde_json::Value = serde_json::from_slice(
             &std::fs::read(m.state.join(format!("{session}.json"))).unwrap(),
         )
         .unwrap();
         assert_eq!(rec["grant"]["node_key"], expected[1], "{}", m.name);
-        assert_eq!(rec["earlier_grants"][0]["node_key"], expected[0], "{}", m.name);
+        assert_eq!(
+            rec["earlier_grants"][0]["node_key"], expected[0],
+            "{}",
+            m.name
+        );
     }
 
     // Deterministic replay: the model of an uninterrupted run of the same scenario.
@@ -1815,7 +1918,10 @@ fn a_node_killed_while_training_is_replaced_and_the_replay_is_identical() {
     );
 
     // The regulator's verifier, from the chain and from a bundle, shows the lost attempt.
-    let contract = st.chain.as_ref().unwrap()["contract"].as_str().unwrap().to_string();
+    let contract = st.chain.as_ref().unwrap()["contract"]
+        .as_str()
+        .unwrap()
+        .to_string();
     drop(coordinator);
     let chain_dir = data.join("chain");
     let from_chain = [
@@ -1842,7 +1948,10 @@ fn a_node_killed_while_training_is_replaced_and_the_replay_is_identical() {
     args.extend(from_chain);
     sealroom_ok(&args);
     let human = sealroom_ok(&["report", "verify", bundle.to_str().unwrap()]);
-    assert!(human.contains("VERIFIED") && human.contains("lost"), "{human}");
+    assert!(
+        human.contains("VERIFIED") && human.contains("lost"),
+        "{human}"
+    );
 }
 
 /// A member's withdrawal while the node trains stops the node, which wipes
@@ -1857,11 +1966,18 @@ fn a_withdrawal_during_training_stops_the_node_and_aborts_on_chain() {
     let url = coordinator.url.clone();
     let (session, mh) = c.create(&url);
     let sid: B256 = session.parse().unwrap();
-    let agents: Vec<Child> = c.members().map(|m| c.agent(&url, m, &session, &mh)).collect();
+    let agents: Vec<Child> = c
+        .members()
+        .map(|m| c.agent(&url, m, &session, &mh))
+        .collect();
     let node = c.node(&url, "1", 1);
     wait_until(&url, &sid, "training", |s| {
         s.state == SessionState::Training
-            && s.progress.as_ref().and_then(|p| p["epoch"].as_u64()).unwrap_or(0) >= 1
+            && s.progress
+                .as_ref()
+                .and_then(|p| p["epoch"].as_u64())
+                .unwrap_or(0)
+                >= 1
     });
     let b = &c.parties[1];
     sealroom_ok(&[
@@ -1884,19 +2000,38 @@ fn a_withdrawal_during_training_stops_the_node_and_aborts_on_chain() {
     });
     assert_eq!(st.state, SessionState::Aborted);
     assert!(
-        st.abort_reason.as_deref().unwrap_or("").contains("hospital-b"),
+        st.abort_reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("hospital-b"),
         "{:?}",
         st.abort_reason
     );
     let aborted = decoded(st.reports.iter().find(|r| r.kind == "aborted").unwrap());
     assert!(aborted.inputsWiped);
-    assert!(aborted.abortReason.contains("withdrawal"), "{}", aborted.abortReason);
+    assert!(
+        aborted.abortReason.contains("withdrawal"),
+        "{}",
+        aborted.abortReason
+    );
     assert_eq!(aborted.prevReportHash, report_hash(&st, "opened"));
-    let progress_epoch = st.progress.as_ref().and_then(|p| p["epoch"].as_u64()).unwrap_or(0);
+    let progress_epoch = st
+        .progress
+        .as_ref()
+        .and_then(|p| p["epoch"].as_u64())
+        .unwrap_or(0);
     assert!(progress_epoch < 3000, "the node stopped before the end");
-    assert_eq!(exit_code(node, Duration::from_secs(60)), Some(0), "node serve held its one session");
+    assert_eq!(
+        exit_code(node, Duration::from_secs(60)),
+        Some(0),
+        "node serve held its one session"
+    );
     for a in agents {
-        assert_eq!(exit_code(a, Duration::from_secs(60)), Some(1), "agents exit 1 on abort");
+        assert_eq!(
+            exit_code(a, Duration::from_secs(60)),
+            Some(1),
+            "agents exit 1 on abort"
+        );
     }
     let ds = c.decisions(&c.parties[0], &session);
     assert_eq!(count(&ds, "session", "aborted"), 1, "{ds:#?}");
@@ -1917,7 +2052,10 @@ fn node_serve_runs_three_sessions_back_to_back_with_fresh_keys() {
     for _ in 0..3 {
         let (session, mh) = c.create(&url);
         let sid: B256 = session.parse().unwrap();
-        let agents: Vec<Child> = c.members().map(|m| c.agent(&url, m, &session, &mh)).collect();
+        let agents: Vec<Child> = c
+            .members()
+            .map(|m| c.agent(&url, m, &session, &mh))
+            .collect();
         let st = wait_until(&url, &sid, "published", |s| {
             s.state >= SessionState::Published && s.reports.iter().all(|r| r.tx_hash.is_some())
         });
@@ -1928,9 +2066,17 @@ fn node_serve_runs_three_sessions_back_to_back_with_fresh_keys() {
         keys.insert(opened.nodeKey);
         evidence.insert(opened.evidenceHash);
     }
-    assert_eq!(exit_code(node, Duration::from_secs(60)), Some(0), "--max-sessions 3 ends the node");
+    assert_eq!(
+        exit_code(node, Duration::from_secs(60)),
+        Some(0),
+        "--max-sessions 3 ends the node"
+    );
     assert_eq!(keys.len(), 3, "a fresh node key per session");
     assert_eq!(evidence.len(), 3, "fresh evidence per session");
     let out = std::fs::read_to_string(dir.join("node-1.out")).unwrap();
-    assert_eq!(out.lines().filter(|l| l.contains("\"completed\"")).count(), 3, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains("\"completed\"")).count(),
+        3,
+        "{out}"
+    );
 }

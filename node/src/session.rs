@@ -306,7 +306,11 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
                 .into_iter()
                 .filter(|s| wants_node(s.state))
                 .map(|s| s.session_id)
-                .filter(|id| not_given.get(id).is_none_or(|t| t.elapsed() > NOT_GIVEN_BACKOFF))
+                .filter(|id| {
+                    not_given
+                        .get(id)
+                        .is_none_or(|t| t.elapsed() > NOT_GIVEN_BACKOFF)
+                })
                 .collect::<Vec<_>>(),
             Err(e) => {
                 eprintln!("node: coordinator unavailable ({e}); retrying");
@@ -377,7 +381,9 @@ fn heartbeat_loop(
     stop: &Stop,
 ) {
     use std::sync::atomic::Ordering;
-    let every = Duration::from_millis((lease_s.max(1) * 1000 / 4).max(200));
+    // A quarter lease, at most 10 s: the heartbeat also carries a member's
+    // withdrawal to a node whose epochs are long.
+    let every = Duration::from_millis((lease_s.max(1) * 1000 / 4).clamp(200, 10_000));
     let mut last = Instant::now();
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
@@ -391,9 +397,13 @@ fn heartbeat_loop(
                 l.abort_reason.unwrap_or_else(|| "no reason given".into())
             )),
             Ok(_) => {}
-            Err(ClientError::Api { status: 409, message, .. }) if message.starts_with("node-lost") => {
-                stop.set(format!("this node was declared lost by the coordinator: {message}"))
-            }
+            Err(ClientError::Api {
+                status: 409,
+                message,
+                ..
+            }) if message.starts_with("node-lost") => stop.set(format!(
+                "this node was declared lost by the coordinator: {message}"
+            )),
             // A coordinator restart or a network blip: keep trying; the lease
             // is renewed at the coordinator's startup.
             Err(e) => eprintln!("node: heartbeat failed: {e}"),
@@ -436,16 +446,21 @@ fn serve_session(setup: &NodeSetup, session: B256) -> Result<[u8; 32], SessionEn
         return Err(not_given(registration_refused(&manifest, &node, e)));
     }
     eprintln!("node: registered; waiting for the parties' grants");
-    let lease_s = status
-        .lease_s
-        .unwrap_or(30);
+    let lease_s = status.lease_s.unwrap_or(30);
     let done = AtomicBool::new(false);
     let stop = Stop::default();
     std::thread::scope(|scope| {
         let hb_client = Client::new(&setup.coordinator, Some(node.request_identity()));
         let (done_ref, stop_ref) = (&done, &stop);
         scope.spawn(move || heartbeat_loop(&hb_client, session, lease_s, done_ref, stop_ref));
-        let result = held_session(&client, &node, &manifest, session, setup.grant_timeout, &stop);
+        let result = held_session(
+            &client,
+            &node,
+            &manifest,
+            session,
+            setup.grant_timeout,
+            &stop,
+        );
         done.store(true, Ordering::Relaxed);
         result.map(|()| node.signing_key()).map_err(failed)
     })
@@ -463,10 +478,7 @@ fn held_session(
     wait_for_grants(client, &session, grant_timeout, stop)?;
     let work = client.work(&session).map_err(runtime_err)?;
 
-    let blobs = CoordinatorBlobs {
-        client,
-        session,
-    };
+    let blobs = CoordinatorBlobs { client, session };
     let mut upload_error: Option<String> = None;
     let epochs = manifest.training.epochs;
     let public_metrics = manifest.training.public_metrics;
@@ -509,6 +521,18 @@ fn held_session(
             },
         };
         if let Err(e) = res {
+            // A withdrawal shows first here, at the next epoch's progress:
+            // stop at once rather than at the next heartbeat.
+            if let ClientError::Api {
+                status: 409,
+                message,
+                ..
+            } = &e
+            {
+                if message.starts_with("session aborted") {
+                    stop.set(format!("the session was aborted: {message}"));
+                }
+            }
             upload_error.get_or_insert(e.to_string());
         }
     };

@@ -17,8 +17,8 @@
 //! wipes every plaintext input and key but the signing key, and signs
 //! `completed`.
 
-use std::ops::ControlFlow;
 use std::io::Read;
+use std::ops::ControlFlow;
 
 use alloy_primitives::B256;
 use sealroom_protocol::dataset::{recompute_from_blob, DatasetCommitment};
@@ -401,9 +401,8 @@ impl Node {
         };
 
         let first_prev = inputs.prev_report_hash;
-        let stopped = |why: String| {
-            AbortReason::new(abort_code::STOPPED, "session", Check::Withdrawal, why)
-        };
+        let stopped =
+            |why: String| AbortReason::new(abort_code::STOPPED, "session", Check::Withdrawal, why);
 
         // Phase 1: check everything, decrypt, parse. Plaintext lives only in `loaded`.
         let loaded = match self.load(&inputs, progress) {
@@ -468,6 +467,13 @@ impl Node {
                 return abort(self, &mut reports, opened_hash, reason, progress);
             }
         };
+
+        // A withdrawal that arrived during the last epoch: no model leaves.
+        if let Some(why) = (inputs.stop)() {
+            drop(trained);
+            self.wipe();
+            return abort(self, &mut reports, opened_hash, stopped(why), progress);
+        }
 
         // Phase 3: seal to the owner, wipe, sign `completed`.
         let model_hash = sha256(&trained.model_bytes);

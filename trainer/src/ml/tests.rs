@@ -183,7 +183,12 @@ fn split_validation_is_seeded_and_replayable() {
     l.scenario.training.validation_split = Some(0.2);
     let pooled = l.pooled();
     let s = &l.scenario;
-    let run = || train(&s.model, &s.training, &s.schema, &pooled, None, &mut |_| std::ops::ControlFlow::Continue(())).unwrap();
+    let run = || {
+        train(&s.model, &s.training, &s.schema, &pooled, None, &mut |_| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap()
+    };
     let (a, b) = (run(), run());
     assert_eq!(a.model_bytes, b.model_bytes);
     let n_val = (pooled.n as f64 * 0.2).round() as u64;
@@ -196,7 +201,10 @@ fn split_validation_is_seeded_and_replayable() {
 
     let mut no_split = s.training.clone();
     no_split.validation_split = None;
-    let e = train(&s.model, &no_split, &s.schema, &pooled, None, &mut |_| std::ops::ControlFlow::Continue(())).unwrap_err();
+    let e = train(&s.model, &no_split, &s.schema, &pooled, None, &mut |_| {
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap_err();
     assert!(
         matches!(
             e,
