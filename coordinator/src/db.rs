@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use alloy_primitives::B256;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use sealroom_protocol::api::{
-    Attempt, AttemptOutcome, MemberStatus, NodeRegistration, ReportRecord, SessionState, SessionSummary,
+    Attempt, AttemptOutcome, MemberStatus, NodeRegistration, ReportRecord, SessionState,
+    SessionSummary,
 };
 use sealroom_protocol::manifest::{validation_input_name, Consent, ConsentAction, Grant, Manifest};
 
@@ -626,7 +627,8 @@ pub fn attempts(conn: &Connection, id: &B256) -> rusqlite::Result<Vec<Attempt>> 
         let u = |v: i64| u64::try_from(v).unwrap_or(0);
         Ok(Attempt {
             number: u32::try_from(r.get::<_, i64>(0)?).map_err(|_| bad_row("attempt number"))?,
-            node: json_col(Some(r.get(1)?), "registration")?.ok_or_else(|| bad_row("registration"))?,
+            node: json_col(Some(r.get(1)?), "registration")?
+                .ok_or_else(|| bad_row("registration"))?,
             outcome: serde_json::from_value(serde_json::Value::String(outcome))
                 .map_err(|_| bad_row("attempt outcome"))?,
             registered_at: u(r.get(3)?),
@@ -651,7 +653,11 @@ pub fn touch_attempt(
     conn.execute(
         "UPDATE attempts SET last_seen = MAX(last_seen, ?3)
          WHERE session = ?1 AND node_key = ?2 AND outcome = 'active'",
-        params![id.to_string(), hx(node_key), i64::try_from(now).unwrap_or(i64::MAX)],
+        params![
+            id.to_string(),
+            hx(node_key),
+            i64::try_from(now).unwrap_or(i64::MAX)
+        ],
     )?;
     Ok(())
 }

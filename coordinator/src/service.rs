@@ -518,11 +518,7 @@ pub fn register_node(
 /// `lost`, the node, progress and any sealed model are cleared, and the
 /// session waits in `node-lost` for a replacement. Grants stay stored but
 /// are keyed by the lost node, so none of them counts for the next one.
-fn declare_lost(
-    tx: &rusqlite::Transaction<'_>,
-    id: &B256,
-    now: u64,
-) -> Result<Vec<Event>, ApiErr> {
+fn declare_lost(tx: &rusqlite::Transaction<'_>, id: &B256, now: u64) -> Result<Vec<Event>, ApiErr> {
     let row = load(tx, id)?;
     let lost = row.node.as_ref().map(|n| hex::encode(n.node_key));
     db::end_active_attempt(tx, id, AttemptOutcome::Lost, now)?;

@@ -75,7 +75,10 @@ fn transient(e: &MemberError) -> bool {
     matches!(
         e,
         MemberError::Coordinator(ClientError::Transport { .. })
-            | MemberError::Coordinator(ClientError::Api { status: 500..=599, .. })
+            | MemberError::Coordinator(ClientError::Api {
+                status: 500..=599,
+                ..
+            })
     )
 }
 
@@ -116,7 +119,12 @@ impl Member<'_> {
                 }
                 Err(e) if transient(&e) => {
                     if !unreachable {
-                        log(line(&session, "coordinator", "unreachable", json!({ "detail": e.to_string() })));
+                        log(line(
+                            &session,
+                            "coordinator",
+                            "unreachable",
+                            json!({ "detail": e.to_string() }),
+                        ));
                         unreachable = true;
                     }
                     std::thread::sleep(opts.poll);
@@ -124,11 +132,18 @@ impl Member<'_> {
                 }
                 Err(e) => return Err(e),
             };
-            match self.step(opts, &st, &mut refused_nodes, started, &mut |k, v| say(k, v, log)) {
+            match self.step(opts, &st, &mut refused_nodes, started, &mut |k, v| {
+                say(k, v, log)
+            }) {
                 Ok(Some(end)) => return Ok(end),
                 Ok(None) => {}
                 Err(e) if transient(&e) => {
-                    log(line(&session, "coordinator", "retry", json!({ "detail": e.to_string() })));
+                    log(line(
+                        &session,
+                        "coordinator",
+                        "retry",
+                        json!({ "detail": e.to_string() }),
+                    ));
                 }
                 Err(e) => return Err(e),
             }
@@ -171,36 +186,64 @@ impl Member<'_> {
                     let m = &st.manifest;
                     say(
                         format!("review {:#x}", st.manifest_hash),
-                        line(&session, "review", "waiting", json!({
-                            "manifest_hash": format!("{:#x}", st.manifest_hash),
-                            "detail": "not consenting: restart with --accept-manifest HASH after reviewing this manifest",
-                            "summary": {
-                                "name": m.name,
-                                "owner": m.owner.name,
-                                "parties": m.parties.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
-                                "model": m.model.kind,
-                                "epochs": m.training.epochs,
-                                "seed": m.training.seed,
-                                "accepted_kinds": m.policy.accepted_kinds,
-                                "allow_simulation": m.policy.allow_simulation,
-                            },
-                        })),
+                        line(
+                            &session,
+                            "review",
+                            "waiting",
+                            json!({
+                                "manifest_hash": format!("{:#x}", st.manifest_hash),
+                                "detail": "not consenting: restart with --accept-manifest HASH after reviewing this manifest",
+                                "summary": {
+                                    "name": m.name,
+                                    "owner": m.owner.name,
+                                    "parties": m.parties.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+                                    "model": m.model.kind,
+                                    "epochs": m.training.epochs,
+                                    "seed": m.training.seed,
+                                    "accepted_kinds": m.policy.accepted_kinds,
+                                    "allow_simulation": m.policy.allow_simulation,
+                                },
+                            }),
+                        ),
                     );
                     return Ok(terminal(st));
                 };
                 if st.state >= SessionState::KeysGranted && st.state != SessionState::NodeLost {
-                    say("late".into(), line(&session, "consent", "too-late", json!({ "state": st.state.as_str() })));
+                    say(
+                        "late".into(),
+                        line(
+                            &session,
+                            "consent",
+                            "too-late",
+                            json!({ "state": st.state.as_str() }),
+                        ),
+                    );
                     return Ok(terminal(st));
                 }
                 match self.consent(&session, ConsentAction::Consent, Some(accept)) {
                     Ok(c) => {
-                        say("consented".into(), line(&session, "consent", "signed", json!({ "manifest_hash": format!("{:#x}", c.manifest_hash) })));
+                        say(
+                            "consented".into(),
+                            line(
+                                &session,
+                                "consent",
+                                "signed",
+                                json!({ "manifest_hash": format!("{:#x}", c.manifest_hash) }),
+                            ),
+                        );
                         return Ok(None);
                     }
-                    Err(e @ (MemberError::NotReviewed { .. } | MemberError::ManifestChanged { .. })) => {
+                    Err(
+                        e @ (MemberError::NotReviewed { .. } | MemberError::ManifestChanged { .. }),
+                    ) => {
                         say(
                             format!("refuse-consent {:#x}", st.manifest_hash),
-                            line(&session, "consent", "refused", json!({ "check": "manifest.changed", "detail": e.to_string() })),
+                            line(
+                                &session,
+                                "consent",
+                                "refused",
+                                json!({ "check": "manifest.changed", "detail": e.to_string() }),
+                            ),
                         );
                         return Ok(terminal(st));
                     }
@@ -213,11 +256,19 @@ impl Member<'_> {
         // to: it is misbehaving; the agent withdraws (over its record) and
         // stops, rather than act on anything it serves.
         if st.manifest_hash != rec.manifest_hash {
-            say("changed".into(), line(&session, "manifest", "changed", json!({
-                "check": "manifest.changed",
-                "consented": format!("{:#x}", rec.manifest_hash),
-                "served": format!("{:#x}", st.manifest_hash),
-            })));
+            say(
+                "changed".into(),
+                line(
+                    &session,
+                    "manifest",
+                    "changed",
+                    json!({
+                        "check": "manifest.changed",
+                        "consented": format!("{:#x}", rec.manifest_hash),
+                        "served": format!("{:#x}", st.manifest_hash),
+                    }),
+                ),
+            );
             let _ = self.consent(&session, ConsentAction::Withdraw, None);
             return Ok(Some(AgentEnd::Aborted(format!(
                 "manifest.changed: the coordinator serves {:#x}, this member consented to {:#x}; withdrawn",
@@ -225,10 +276,20 @@ impl Member<'_> {
             ))));
         }
         if let Some(end) = terminal(st) {
-            say("end".into(), match &end {
-                AgentEnd::Completed(s) => line(&session, "session", "completed", json!({ "state": s.as_str() })),
-                AgentEnd::Aborted(r) => line(&session, "session", "aborted", json!({ "detail": r })),
-            });
+            say(
+                "end".into(),
+                match &end {
+                    AgentEnd::Completed(s) => line(
+                        &session,
+                        "session",
+                        "completed",
+                        json!({ "state": s.as_str() }),
+                    ),
+                    AgentEnd::Aborted(r) => {
+                        line(&session, "session", "aborted", json!({ "detail": r }))
+                    }
+                },
+            );
             return Ok(Some(end));
         }
         let mine = st.members.iter().find(|m| m.key == me);
@@ -242,10 +303,18 @@ impl Member<'_> {
         if let Some(d) = opts.deadline {
             if started.elapsed() > d {
                 self.consent(&session, ConsentAction::Withdraw, None)?;
-                say("deadline".into(), line(&session, "abort", "withdrawn", json!({
-                    "detail": format!("not completed within {} s", d.as_secs()),
-                    "state": st.state.as_str(),
-                })));
+                say(
+                    "deadline".into(),
+                    line(
+                        &session,
+                        "abort",
+                        "withdrawn",
+                        json!({
+                            "detail": format!("not completed within {} s", d.as_secs()),
+                            "state": st.state.as_str(),
+                        }),
+                    ),
+                );
                 return Ok(None);
             }
         }
@@ -257,19 +326,33 @@ impl Member<'_> {
             // Recorded but not received (a crash in between): the same
             // signature again.
             self.consent(&session, ConsentAction::Consent, Some(rec.manifest_hash))?;
-            say("consent-resent".into(), line(&session, "consent", "resent", json!({})));
+            say(
+                "consent-resent".into(),
+                line(&session, "consent", "resent", json!({})),
+            );
             return Ok(None);
         }
 
         // 2. Upload, checked against the consented commitment.
         if mine.blob_uploaded == Some(false) && accepting {
             let blob = opts.blob.as_ref().ok_or_else(|| {
-                MemberError::input("--blob", "this member brings a dataset: pass its encrypted blob")
+                MemberError::input(
+                    "--blob",
+                    "this member brings a dataset: pass its encrypted blob",
+                )
             })?;
             let up = self.upload(&session, blob, &|_, _, _| {})?;
-            say("uploaded".into(), line(&session, "upload", "sent", json!({
-                "input": up.input, "bytes": up.bytes, "sha256": format!("{:#x}", up.sha256),
-            })));
+            say(
+                "uploaded".into(),
+                line(
+                    &session,
+                    "upload",
+                    "sent",
+                    json!({
+                        "input": up.input, "bytes": up.bytes, "sha256": format!("{:#x}", up.sha256),
+                    }),
+                ),
+            );
             return Ok(None);
         }
 
@@ -282,7 +365,10 @@ impl Member<'_> {
                 return Ok(None);
             }
             let data_key = opts.data_key.as_ref().ok_or_else(|| {
-                MemberError::input("--data-key", "this member brings a dataset: pass its sealed data key")
+                MemberError::input(
+                    "--data-key",
+                    "this member brings a dataset: pass its sealed data key",
+                )
             })?;
             let attempt = st
                 .attempts
@@ -293,34 +379,63 @@ impl Member<'_> {
                 Ok(v) if v.registration().node_key == reg.node_key => {
                     let verdict = v.verdict().clone();
                     let g = self.grant(v, data_key)?;
-                    say(format!("grant {node}"), line(&session, "grant", "granted", json!({
-                        "node": node,
-                        "attempt": attempt,
-                        "input": g.input,
-                        "check": "evidence.verified",
-                        "tee": verdict.kind,
-                        "insecure_simulation": verdict.insecure_simulation,
-                        "measurement": verdict.measurement,
-                    })));
+                    say(
+                        format!("grant {node}"),
+                        line(
+                            &session,
+                            "grant",
+                            "granted",
+                            json!({
+                                "node": node,
+                                "attempt": attempt,
+                                "input": g.input,
+                                "check": "evidence.verified",
+                                "tee": verdict.kind,
+                                "insecure_simulation": verdict.insecure_simulation,
+                                "measurement": verdict.measurement,
+                            }),
+                        ),
+                    );
                 }
                 // The node changed between the status and the check: look again.
                 Ok(_) => {}
                 Err(MemberError::NodeRejected(f)) => {
                     refused_nodes.insert(reg.node_key);
-                    say(format!("refuse {node}"), line(&session, "verify-node", "refused", json!({
-                        "node": node, "attempt": attempt, "check": f.check, "detail": f.detail,
-                    })));
+                    say(
+                        format!("refuse {node}"),
+                        line(
+                            &session,
+                            "verify-node",
+                            "refused",
+                            json!({
+                                "node": node, "attempt": attempt, "check": f.check, "detail": f.detail,
+                            }),
+                        ),
+                    );
                 }
                 Err(e) => return Err(e),
             }
             return Ok(None);
         }
         if st.state == SessionState::NodeLost {
-            if let Some(lost) = st.attempts.iter().rev().find(|a| a.outcome == sealroom_protocol::api::AttemptOutcome::Lost) {
-                say(format!("lost {}", lost.number), line(&session, "node", "lost", json!({
-                    "node": hex::encode(lost.node.node_key), "attempt": lost.number,
-                    "detail": "waiting for a replacement node; this member's grant was sealed to the lost node only",
-                })));
+            if let Some(lost) = st
+                .attempts
+                .iter()
+                .rev()
+                .find(|a| a.outcome == sealroom_protocol::api::AttemptOutcome::Lost)
+            {
+                say(
+                    format!("lost {}", lost.number),
+                    line(
+                        &session,
+                        "node",
+                        "lost",
+                        json!({
+                            "node": hex::encode(lost.node.node_key), "attempt": lost.number,
+                            "detail": "waiting for a replacement node; this member's grant was sealed to the lost node only",
+                        }),
+                    ),
+                );
             }
         }
         Ok(None)

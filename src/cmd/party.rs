@@ -297,16 +297,18 @@ pub fn run(args: Args) -> CmdResult {
                 ) + &st
                     .attempts
                     .iter()
-                    .map(|a| format!(
-                        "\n  node attempt {}: {} {}{}",
-                        a.number,
-                        hex::encode(a.node.node_key),
-                        a.outcome.as_str(),
-                        a.lease_expires
-                            .map(|t| format!(" (lease until {t})"))
-                            .or_else(|| a.lost_at.map(|t| format!(" (declared lost at {t})")))
-                            .unwrap_or_default()
-                    ))
+                    .map(|a| {
+                        format!(
+                            "\n  node attempt {}: {} {}{}",
+                            a.number,
+                            hex::encode(a.node.node_key),
+                            a.outcome.as_str(),
+                            a.lease_expires
+                                .map(|t| format!(" (lease until {t})"))
+                                .or_else(|| a.lost_at.map(|t| format!(" (declared lost at {t})")))
+                                .unwrap_or_default()
+                        )
+                    })
                     .collect::<String>(),
             );
         }
@@ -354,9 +356,8 @@ fn agent(
     let accept_manifest = accept_manifest
         .as_deref()
         .map(|h| {
-            h.parse::<B256>().map_err(|_| {
-                input_err(format!("--accept-manifest {h}: not a 32-byte hex hash"))
-            })
+            h.parse::<B256>()
+                .map_err(|_| input_err(format!("--accept-manifest {h}: not a 32-byte hex hash")))
         })
         .transpose()?;
     let opts = sealroom_member::agent::AgentOptions {

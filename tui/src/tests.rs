@@ -838,9 +838,15 @@ fn node_pane_shows_leases_a_lost_node_and_the_replacement_and_abort_is_offered_u
     }];
     let mut app = detail_app(&fx, st.clone(), Pane::Node);
     let (t, _) = render(&app, 100, 30);
-    assert!(t.contains("was LOST; waiting for a replacement node"), "{t}");
+    assert!(
+        t.contains("was LOST; waiting for a replacement node"),
+        "{t}"
+    );
     assert!(t.contains("attempts (lease 120 s)"), "{t}");
-    assert!(t.contains("#1") && t.contains("LOST") && t.contains("after signing opened"), "{t}");
+    assert!(
+        t.contains("#1") && t.contains("LOST") && t.contains("after signing opened"),
+        "{t}"
+    );
     let (t, _) = render(&detail_app(&fx, st.clone(), Pane::Overview), 100, 30);
     assert!(t.contains("node LOST: waiting for a replacement"), "{t}");
 
@@ -861,13 +867,19 @@ fn node_pane_shows_leases_a_lost_node_and_the_replacement_and_abort_is_offered_u
     });
     app = detail_app(&fx, st.clone(), Pane::Node);
     let (t, _) = render(&app, 100, 40);
-    assert!(t.contains("#2") && t.contains("holds the session") && t.contains("lease expires in"), "{t}");
+    assert!(
+        t.contains("#2") && t.contains("holds the session") && t.contains("lease expires in"),
+        "{t}"
+    );
     assert!(t.contains("#1") && t.contains("LOST"), "{t}");
 
     // Abort while training: the confirmation says what it does.
     key(&mut app, KeyCode::Char('a'));
     let (t, _) = render(&app, 100, 30);
-    assert!(t.contains("WITHDRAW consent") && t.contains("a node that is training stops"), "{t}");
+    assert!(
+        t.contains("WITHDRAW consent") && t.contains("a node that is training stops"),
+        "{t}"
+    );
     let eff = key(&mut app, KeyCode::Enter);
     assert!(matches!(
         eff.as_slice(),

@@ -24,7 +24,10 @@ pub const KEYMAP: &[(&str, &str)] = &[
     ("Tab, Shift-Tab", "session: next / previous pane"),
     ("1 2 3 4", "session: Overview, Members, Node, Reports pane"),
     ("c", "consent: sign my consent over the manifest hash"),
-    ("w, a", "withdraw my consent: aborts the session in any state before completed"),
+    (
+        "w, a",
+        "withdraw my consent: aborts the session in any state before completed",
+    ),
     ("u", "upload my encrypted blob (path prompt)"),
     ("g", "grant my data key (only when MY verification passed)"),
     ("m", "owner: fetch and open the model to a path"),
@@ -244,7 +247,8 @@ pub fn next_step(app: &App, d: &Detail) -> (bool, String) {
     if st.state == SessionState::NodeLost {
         return (
             false,
-            "node LOST: waiting for a replacement node (you verify it and grant again; a to abort)".into(),
+            "node LOST: waiting for a replacement node (you verify it and grant again; a to abort)"
+                .into(),
         );
     }
     if mine.granted == Some(false) {
@@ -479,7 +483,9 @@ fn attempt_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
     v.push(Line::from(Span::styled(
         format!(
             "attempts (lease {} s)",
-            st.lease_s.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
+            st.lease_s
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "?".into())
         ),
         t.title(),
     )));
