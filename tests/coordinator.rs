@@ -1667,6 +1667,11 @@ impl Consortium {
 
     /// `party agent` for `m`, appending its JSON lines to `NAME.agent-SESSION.log`.
     fn agent(&self, url: &str, m: &CliMember, session: &str, accept: &str) -> Child {
+        self.agent_with(url, m, session, &["--accept-manifest", accept])
+    }
+
+    /// `party agent` with other flags (`--accept-manifest` among them or not).
+    fn agent_with(&self, url: &str, m: &CliMember, session: &str, extra: &[&str]) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -1682,7 +1687,8 @@ impl Consortium {
             .arg(&m.datakey)
             .arg("--blob")
             .arg(&m.blob)
-            .args(["--accept-manifest", accept, "--poll-s", "0.2"])
+            .args(extra)
+            .args(["--poll-s", "0.2"])
             .stdout(Stdio::from(log))
             .stderr(Stdio::null())
             .spawn()
@@ -2079,4 +2085,93 @@ fn node_serve_runs_three_sessions_back_to_back_with_fresh_keys() {
         3,
         "{out}"
     );
+}
+
+/// An agent consents only to the manifest hash it was given (without one it
+/// shows the manifest and waits), and a node that its own, stricter policy
+/// refuses gets no grant even though the manifest's policy accepts it.
+#[test]
+fn agents_consent_only_to_the_accepted_manifest_and_refuse_nodes_their_own_policy_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let c = Consortium::new(dir, 30);
+    let coordinator = spawn_at(&dir.join("coordinator"), free_port(), 30);
+    let url = coordinator.url.clone();
+    let (session, mh) = c.create(&url);
+    let sid: B256 = session.parse().unwrap();
+    let strict = dir.join("no-simulation.toml");
+    std::fs::write(&strict, "allow_simulation = false\n").unwrap();
+    let other = format!("{:#x}", B256::repeat_byte(0x42));
+    let [a, b, cc] = [&c.parties[0], &c.parties[1], &c.parties[2]];
+    let agents = vec![
+        c.agent_with(&url, a, &session, &[]),
+        c.agent_with(&url, b, &session, &["--accept-manifest", &other]),
+        c.agent_with(
+            &url,
+            cc,
+            &session,
+            &[
+                "--accept-manifest",
+                &mh,
+                "--policy",
+                strict.to_str().unwrap(),
+            ],
+        ),
+        c.agent(&url, &c.owner, &session, &mh),
+    ];
+    let node = c.node(&url, "1", 1);
+    wait_until(
+        &url,
+        &sid,
+        "the node registered and the owner granted",
+        |s| {
+            s.node.is_some()
+                && s.members
+                    .iter()
+                    .any(|m| m.role == "owner" && m.granted == Some(true))
+        },
+    );
+    let until = Instant::now() + Duration::from_secs(60);
+    while count(&c.decisions(cc, &session), "verify-node", "refused") == 0 {
+        assert!(Instant::now() < until, "{:#?}", c.decisions(cc, &session));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let st = Client::new(&url, None).status(&sid).unwrap();
+    let member = |name: &str| st.members.iter().find(|m| m.name == name).unwrap().clone();
+    // No --accept-manifest: the manifest is shown, nothing is signed.
+    let da = c.decisions(a, &session);
+    let review = da
+        .iter()
+        .find(|d| d["step"] == "review")
+        .expect("a review line");
+    assert_eq!(review["manifest_hash"], mh.as_str());
+    assert_eq!(review["summary"]["parties"].as_array().unwrap().len(), 3);
+    assert!(!member("hospital-a").consented);
+    // Another hash accepted: the served manifest is refused.
+    let db = c.decisions(b, &session);
+    assert_eq!(count(&db, "consent", "refused"), 1, "{db:#?}");
+    assert!(
+        db.iter().any(|d| d["check"] == "manifest.changed"),
+        "{db:#?}"
+    );
+    assert!(!member("hospital-b").consented);
+    // Its own policy forbids simulation: consented and uploaded, never granted.
+    let dc = c.decisions(cc, &session);
+    let refused = dc.iter().find(|d| d["step"] == "verify-node").unwrap();
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the member's own policy"),
+        "{refused}"
+    );
+    let hc = member("hospital-c");
+    assert!(hc.consented && hc.blob_uploaded == Some(true));
+    assert_eq!(hc.granted, Some(false));
+    assert_eq!(count(&dc, "grant", "granted"), 0);
+    assert_eq!(st.state, SessionState::NodeAttested);
+    for mut p in agents.into_iter().chain([node]) {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
 }

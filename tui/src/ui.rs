@@ -26,7 +26,7 @@ pub const KEYMAP: &[(&str, &str)] = &[
     ("c", "consent: sign my consent over the manifest hash"),
     (
         "w, a",
-        "withdraw my consent: aborts the session in any state before completed",
+        "withdraw consent: abort the session (until completed)",
     ),
     ("u", "upload my encrypted blob (path prompt)"),
     ("g", "grant my data key (only when MY verification passed)"),

@@ -111,9 +111,11 @@ pub fn train(
 /// `validation` is the owner's validation set; when `None`, the pooled data
 /// is split: the seed's `"split"` permutation of the pooled rows, whose first
 /// `round(n × training.validation_split)` rows (at least 1, leaving at least
-/// 1) validate and the rest train. `progress` is called after every epoch;
-/// when it answers `Break` training stops there with [`MlError::Stopped`]
-/// (a member withdrew: nothing trained so far is returned).
+/// 1) validate and the rest train.
+///
+/// `progress` is called after every epoch; when it answers `Break`,
+/// training stops there with [`MlError::Stopped`] (a member withdrew:
+/// nothing trained so far is returned).
 pub fn train_on(
     compute: Compute,
     model: &ModelSpec,
