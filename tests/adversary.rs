@@ -797,6 +797,43 @@ fn members_refuse_a_node_outside_the_engine_allowlist() {
     }
 }
 
+/// A policy demanding a GPU TEE is never met by a node without GPU
+/// evidence: the coordinator refuses to register it and every member
+/// refuses to grant, naming `policy.gpu-required` (no session carries GPU
+/// evidence yet, so such a policy fails closed).
+#[test]
+fn a_policy_requiring_a_gpu_refuses_a_node_without_gpu_evidence() {
+    let w = World::new();
+    let sid = w.session(|p| p.require_gpu = true);
+    w.consent_and_upload_all(&sid);
+    let st = w.status(&sid);
+    let (node_id, reg) = coordinator_node(&st.manifest_hash, false);
+    let err = Client::new(&w.upstream(), Some(&node_id))
+        .register_node(&sid, &reg)
+        .unwrap_err();
+    assert!(err.to_string().contains("policy.gpu-required"), "{err}");
+    // A coordinator that serves the node anyway gets no grant.
+    let served = serde_json::to_value(&reg).unwrap();
+    w.proxy.set(move |m, p, r| {
+        if m == "GET" && p == status_path(&sid) && r.status == 200 {
+            let served = served.clone();
+            json_edit(r, move |v| v["node"] = served);
+        }
+    });
+    for who in w.members() {
+        let err = w
+            .member(who)
+            .verify_node(&sid, sealroom_member::now())
+            .unwrap_err();
+        assert_eq!(
+            check_of(&err),
+            "node-evidence: policy.gpu-required",
+            "{err}"
+        );
+    }
+    w.proxy.clear();
+}
+
 fn grant_of(w: &World, sid: &B256, node: &sealroom_trainer::node::Node) -> Grant {
     let work = Client::new(&w.upstream(), Some(node.request_identity()))
         .work(sid)

@@ -315,6 +315,40 @@ fn run_rejects_bad_input_with_exit_2() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--out"));
+    // A policy the simulated node of `run` cannot meet: exit 2 naming the
+    // file and field, before anything is committed.
+    for (extra, field) in [
+        ("allow_simulation = false", "policy.allow_simulation"),
+        ("accepted_kinds = [\"tdx\"]", "policy.accepted_kinds"),
+        ("require_gpu = true", "policy.require_gpu"),
+    ] {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let text = std::fs::read_to_string(base.join("breast-cancer-3-hospitals.toml")).unwrap();
+        let text = text.replace("\"data/", &format!("\"{}/", base.join("data").display()));
+        let text = text
+            .replace("accepted_kinds = [\"sev-snp\", \"tdx\", \"sim\"]\n", "")
+            .replace("allow_simulation = true\n", "")
+            .replace("[policy]\n", "[policy]\naccepted_kinds = [\"sev-snp\", \"tdx\", \"sim\"]\nallow_simulation = true\n");
+        // The line under test replaces its default.
+        let key = extra.split(' ').next().unwrap();
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{key} =")))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .replace("[policy]\n", &format!("[policy]\n{extra}\n"));
+        let f = dir.path().join("policy.toml");
+        std::fs::write(&f, text).unwrap();
+        let out = dir.path().join("never");
+        let o = sealroom(&["run", f.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{extra}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains("policy.toml") && e.contains(field),
+            "{extra}: {e}"
+        );
+        assert!(!out.exists(), "{extra}: nothing is written");
+    }
 }
 
 /// A variant of a shipped scenario written to `dir/file` (datasets by

@@ -70,7 +70,8 @@ pub fn verify_registration_under(
             ),
         );
     }
-    let verdict = attest::verify(reg.kind, &inputs, policy);
+    let verdict =
+        crate::policy_eval::without_gpu(attest::verify(reg.kind, &inputs, policy), policy);
     if !verdict.verified {
         return verdict;
     }

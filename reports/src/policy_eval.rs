@@ -246,6 +246,27 @@ fn check_gpu_reference(ms: &BTreeMap<u8, Vec<u8>>, r: &GpuReference) -> Result<(
     Ok(())
 }
 
+/// A verdict on CPU evidence presented without GPU evidence, under
+/// `policy`: sessions carry no GPU evidence yet (composite evidence is not
+/// wired through registration, reports and bundles), so a policy with
+/// `require_gpu` can never be met and fails closed with
+/// `policy.gpu-required`, rather than a node without a GPU passing a policy
+/// the parties signed demanding one. Every node verification goes through
+/// here: the coordinator, members (CLI, TUI, agent) and the verifier.
+pub fn without_gpu(verdict: Verdict, policy: &Policy) -> Verdict {
+    if !verdict.verified {
+        return verdict;
+    }
+    match evaluate_composite(&verdict, None, policy) {
+        Ok(()) => verdict,
+        Err(f) => Verdict {
+            verified: false,
+            failure: Some(f),
+            ..verdict
+        },
+    }
+}
+
 /// Composite evidence of a GPU node (DESIGN §4): CPU evidence plus GPU
 /// evidence whose nonce is derived from the CPU `report_data`. Returns the
 /// first failure: `policy.gpu-required` when the policy requires a GPU and
@@ -394,10 +415,14 @@ mod tests {
         let cpu = verify(TeeKind::Sim, &sim_inputs(false), &sim_policy());
         let mut p = Policy::default();
         assert!(evaluate_composite(&cpu, None, &p).is_ok());
+        assert!(without_gpu(cpu.clone(), &p).verified);
         p.require_gpu = true;
         assert_eq!(
             evaluate_composite(&cpu, None, &p).unwrap_err().check,
             "policy.gpu-required"
         );
+        let v = without_gpu(cpu.clone(), &p);
+        assert!(!v.verified);
+        assert_eq!(failed(&v), "policy.gpu-required");
     }
 }

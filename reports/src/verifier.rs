@@ -1071,7 +1071,7 @@ pub fn verify_bundle_from(
             gpu_reference: None,
         };
         let v = if policy.accepted_kinds.contains(&env.kind) {
-            attest::verify(env.kind, &inputs, &policy)
+            crate::policy_eval::without_gpu(attest::verify(env.kind, &inputs, &policy), &policy)
         } else {
             Verdict::rejected(
                 env.kind,

@@ -330,6 +330,9 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
             )));
         }
     }
+    // `run` has one node, simulated: a policy that refuses it would only
+    // fail later, at registration, with the reason in node.log.
+    refuse_policy_a_sim_node_cannot_meet(&args.scenario, &scenario.policy)?;
     // The node is its own binary (the measured image); find it before
     // starting anything, so a missing one is exit 2 saying how to build it.
     let node_exe = opts.node_exe.clone();
@@ -853,4 +856,35 @@ pub fn spawn_coordinator(
             ))
         })?;
     Ok((guard, url))
+}
+
+/// `sealroom run` runs a simulated node (there is no TEE here): a scenario
+/// whose policy refuses simulated evidence, or demands GPU evidence (which
+/// no node carries yet, docs/attestation.md), is bad input for it, named by
+/// file and field, before any work.
+fn refuse_policy_a_sim_node_cannot_meet(
+    scenario: &Path,
+    policy: &sealroom_protocol::policy::Policy,
+) -> Result<(), RunError> {
+    use sealroom_protocol::policy::TeeKind;
+    let why = if !policy.accepted_kinds.contains(&TeeKind::Sim) {
+        Some(("policy.accepted_kinds", "does not list \"sim\""))
+    } else if !policy.allow_simulation {
+        Some(("policy.allow_simulation", "is false"))
+    } else if policy.require_gpu {
+        Some((
+            "policy.require_gpu",
+            "is true, and no node carries GPU evidence in this version (every verifier refuses such a node: policy.gpu-required)",
+        ))
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some((field, what)) => Err(input_err(format!(
+            "{}: {field} {what}: `sealroom run` runs a simulated node, which this policy refuses; \
+             run the session over the network with a node it accepts (docs/run.md, \"Members over the network\")",
+            scenario.display()
+        ))),
+    }
 }
