@@ -95,6 +95,43 @@ fn breast_cancer_run_verifies_and_tampering_is_caught() {
     let bundle = out.join("bundle.json");
     let o = verify_bundle_json(&bundle, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    // The auditor's summary, in JSON and in words, before the checklist.
+    let offline: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sum = &offline["summary"];
+    assert_eq!(sum["inputs"].as_array().unwrap().len(), 4, "{sum}");
+    assert_eq!(sum["inputs"][0]["name"], "hospital-a");
+    assert!(sum["inputs"][0]["record_count"].as_u64().unwrap() > 0);
+    assert_eq!(sum["policy"]["allow_simulation"], true);
+    assert_eq!(sum["measurements"][0]["pinned"], false);
+    assert!(sum["reports"][0]["signed_utc"]
+        .as_str()
+        .unwrap()
+        .ends_with(" UTC"));
+    assert_eq!(sum["reports"][0]["tx_checked"], false);
+    let plain = sum["plain"].to_string();
+    assert!(
+        plain.contains("SIMULATED") && plain.contains("offline bundle"),
+        "{plain}"
+    );
+    let human = sealroom(&["report", "verify", bundle.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing:\n{text}"))
+    };
+    assert!(
+        at("SUMMARY") < at("[ ok ]"),
+        "the summary comes before the checklist"
+    );
+    at("hospital-a");
+    at("owner's validation set");
+    at("NOT pinned: the policy pins no measurement");
+    at("simulation ALLOWED");
+    at("not checked offline");
+    assert!(
+        !text.contains("keccak256 of the report_data"),
+        "plain words in the summary"
+    );
     let session = v["session_id"].as_str().unwrap();
     let contract = v["chain"]["contract"].as_str().unwrap();
     let chain_dir = out.join("chain");
@@ -118,6 +155,10 @@ fn breast_cancer_run_verifies_and_tampering_is_caught() {
     let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(got["verified"], true);
     assert_eq!(got["policy_source"], "manifest");
+    assert_eq!(
+        got["summary"]["reports"][1]["tx_checked"], true,
+        "read from the chain"
+    );
 
     // Inclusion proofs: every party's proof checks; a forged root fails.
     for p in v["parties"].as_array().unwrap() {

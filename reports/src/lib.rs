@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod attest;
+pub mod audit;
 pub mod binding;
 pub mod check;
 pub mod node_check;

@@ -488,6 +488,10 @@ pub struct Verification {
     /// Each node attempt, in order (one unless a node was lost and replaced).
     #[serde(default)]
     pub attempts: Vec<AttemptSummary>,
+    /// What an auditor reads first: plain-language sentences, the policy,
+    /// measurements, inputs, reports with UTC times and transactions.
+    #[serde(default)]
+    pub summary: Option<crate::audit::AuditSummary>,
 }
 
 /// What became of a node attempt, as the reports show it.
@@ -1298,6 +1302,33 @@ pub fn verify_bundle_from(
     };
 
     let failure = c.0.iter().find(|x| !x.ok).cloned();
+    let summary = crate::audit::summarize(crate::audit::Facts {
+        bundle,
+        manifest: m,
+        policy: &policy,
+        policy_source: &policy_source,
+        reports: bundle
+            .reports
+            .iter()
+            .map(|r| {
+                let bytes = hex::decode(r.report_abi.trim_start_matches("0x")).ok();
+                let report = bytes
+                    .as_deref()
+                    .and_then(|b| IntegrityReport::from_abi_bytes(b).ok());
+                let hash = bytes.as_deref().map(alloy_primitives::keccak256);
+                (report, hash)
+            })
+            .collect(),
+        attempts: &attempts,
+        verdicts: &verdicts,
+        from_chain,
+        verified: failure.is_none(),
+        failed_check: failure
+            .as_ref()
+            .map(|f| (f.check.as_str(), f.detail.as_str())),
+        checks: c.0.len(),
+        not_checked: not_checked.len(),
+    });
     Verification {
         verified: failure.is_none(),
         insecure_simulation: insecure,
@@ -1310,6 +1341,7 @@ pub fn verify_bundle_from(
         chain,
         not_checked,
         attempts,
+        summary: Some(summary),
     }
 }
 

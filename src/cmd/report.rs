@@ -126,6 +126,9 @@ pub fn report_verification(v: &Verification, json: bool) -> Result<(), Failure> 
     if json {
         println!("{}", serde_json::to_string(v).unwrap_or_default());
     } else {
+        if let Some(a) = &v.summary {
+            print_audit(a);
+        }
         println!(
             "policy: {}",
             if v.policy_source == "manifest" {
@@ -376,4 +379,108 @@ pub fn print_checks(checks: &[sealroom_reports::verifier::Check]) {
             c.detail
         );
     }
+}
+
+/// The auditor's part of `report verify`: plain-language summary, then the
+/// facts it rests on (session, inputs, model, policy, measurements, reports
+/// with UTC times and transactions), before the checklist.
+fn print_audit(a: &sealroom_reports::audit::AuditSummary) {
+    println!("SUMMARY");
+    for s in &a.plain {
+        println!("  - {s}");
+    }
+    println!();
+    println!(
+        "session   {} ({:#x}), created {}",
+        a.session.name, a.session.id, a.session.created_utc
+    );
+    if !a.session.description.is_empty() {
+        println!("          {}", a.session.description);
+    }
+    println!(
+        "manifest  {:#x} (the hash every member signed)",
+        a.session.manifest_hash
+    );
+    println!("inputs    (name, dataset Merkle root, records)");
+    for i in &a.inputs {
+        println!(
+            "  {:<28} {:#x} {:>8}{}",
+            i.name,
+            i.dataset_root,
+            i.record_count,
+            if i.role == "owner" {
+                "  (owner's validation set)"
+            } else {
+                ""
+            }
+        );
+    }
+    let m = &a.model;
+    println!(
+        "model     {}{}, {} epochs, batch {}, {} lr {}, seed {}; {} features, label `{}` ({} classes)",
+        m["kind"].as_str().unwrap_or("?"),
+        m["hidden"]
+            .as_array()
+            .filter(|h| !h.is_empty())
+            .map(|h| format!(
+                " hidden {}",
+                h.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("x")
+            ))
+            .unwrap_or_default(),
+        m["epochs"],
+        m["batch_size"],
+        m["optimizer"].as_str().unwrap_or("?"),
+        m["learning_rate"],
+        m["seed"],
+        m["features"],
+        m["label"].as_str().unwrap_or("?"),
+        m["label_classes"],
+    );
+    println!(
+        "policy    {}",
+        sealroom_reports::audit::policy_words(&a.policy)
+    );
+    for x in &a.measurements {
+        println!(
+            "node #{:<3} {} measurement {} — {}",
+            x.attempt,
+            x.tee_kind
+                .map(|k| k.to_string())
+                .unwrap_or_else(|| "?".into()),
+            x.measurement.as_deref().unwrap_or("(not verified)"),
+            if x.pinned {
+                "pinned by the policy".to_string()
+            } else if x.pinned_values.is_empty() {
+                "NOT pinned: the policy pins no measurement for this kind".to_string()
+            } else {
+                format!("NOT among the pinned {}", x.pinned_values.join(", "))
+            }
+        );
+    }
+    println!("reports");
+    for r in &a.reports {
+        println!(
+            "  {:<10} {} signed {} by node {}",
+            r.kind,
+            r.report_hash
+                .map(|h| format!("{h:#x}"))
+                .unwrap_or_else(|| "(undecodable)".into()),
+            r.signed_utc.as_deref().unwrap_or("?"),
+            r.node_key
+                .as_deref()
+                .map(|k| &k[..k.len().min(16)])
+                .unwrap_or("?"),
+        );
+        println!(
+            "             tx {} block {}{}",
+            r.tx_hash.as_deref().unwrap_or("(none)"),
+            r.block.map(|b| b.to_string()).unwrap_or_else(|| "?".into()),
+            if r.tx_checked {
+                " (read from the chain)"
+            } else {
+                " (as the bundle claims: not checked offline)"
+            }
+        );
+    }
+    println!();
 }
