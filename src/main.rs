@@ -51,6 +51,9 @@ enum Command {
     Coordinator(cmd::coordinator::CoordinatorCmd),
     /// Terminal UI for consortium partners: follow sessions, consent, upload, grant, fetch the model.
     Tui(cmd::tui::Args),
+    /// Differential privacy: ε of DP-SGD with the RDP accountant, or the σ for a target ε.
+    #[command(subcommand)]
+    Dp(cmd::dp::DpCmd),
 }
 
 fn main() {
@@ -70,6 +73,7 @@ fn main() {
         Command::Bench(b) => cmd::bench::run(b),
         Command::Coordinator(c) => cmd::coordinator::run(c),
         Command::Tui(a) => cmd::tui::run(a),
+        Command::Dp(c) => cmd::dp::run(c),
     };
     if let Err(failure) = result {
         eprintln!("error: {failure}");

@@ -984,3 +984,129 @@ fn owner_creates_a_session_from_commitments_and_public_keys_alone() {
         stderr(&o)
     );
 }
+
+/// The RDP accountant against Google's `dp-accounting` (installed by the
+/// test command), an independent implementation: ε and the optimal order on
+/// several (σ, q, steps, δ), to 1e-6 relative; and `dp sigma` lands on the
+/// target by the oracle's own count.
+#[test]
+fn dp_epsilon_matches_google_dp_accounting() {
+    let cases: [(f64, f64, u64, f64); 6] = [
+        (1.1, 0.01, 1000, 1e-5),
+        (0.8, 0.05, 200, 1e-6),
+        (2.0, 0.001, 10_000, 1e-5),
+        (1.0, 1.0, 10, 1e-5),
+        (4.0, 0.3, 50, 1e-3),
+        (0.6, 0.004, 25_000, 1e-5),
+    ];
+    let oracle = |cases: &[(f64, f64, u64, f64)]| -> Vec<(f64, u64)> {
+        let script = format!(
+            "import json, dp_accounting\nfrom dp_accounting import rdp\nout = []\nfor s, q, t, d in {}:\n    a = rdp.RdpAccountant(orders=list(range(2, 257)))\n    a.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(s)), t))\n    e, o = a.get_epsilon_and_optimal_order(d)\n    out.append([float(e), int(o)])\nprint(json.dumps(out))\n",
+            serde_json::to_string(
+                &cases
+                    .iter()
+                    .map(|c| serde_json::json!([c.0, c.1, c.2, c.3]))
+                    .collect::<Vec<_>>()
+            )
+            .unwrap()
+        );
+        let o = Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .expect("python3 is needed by this test (scripts/test installs dp-accounting)");
+        assert!(
+            o.status.success(),
+            "the oracle failed (is dp-accounting installed? scripts/test installs it): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice::<Vec<(f64, u64)>>(&o.stdout).unwrap()
+    };
+    let expected = oracle(&cases);
+    for (c, (eps, order)) in cases.iter().zip(&expected) {
+        let o = sealroom(&[
+            "dp",
+            "epsilon",
+            &format!("--noise-multiplier={}", c.0),
+            &format!("--sample-rate={}", c.1),
+            &format!("--steps={}", c.2),
+            &format!("--delta={}", c.3),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let got = v["epsilon"].as_f64().unwrap();
+        assert!(
+            (got - eps).abs() <= 1e-6 * eps.abs().max(1e-12),
+            "{c:?}: sealroom {got}, dp-accounting {eps}"
+        );
+        assert_eq!(v["order"].as_u64().unwrap(), *order, "{c:?}");
+        assert_eq!(v["accountant"], "rdp");
+        assert_eq!(v["orders"], "2..=256");
+    }
+    // σ for a target ε: the oracle agrees it meets the target, tightly.
+    let o = sealroom(&[
+        "dp",
+        "sigma",
+        "--target-epsilon=2.0",
+        "--sample-rate=0.02",
+        "--steps=500",
+        "--delta=1e-5",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sigma = v["noise_multiplier"].as_f64().unwrap();
+    let (eps, _) = oracle(&[(sigma, 0.02, 500, 1e-5)])[0];
+    assert!(
+        eps <= 2.0 * (1.0 + 1e-6) && eps > 2.0 * (1.0 - 1e-4),
+        "σ {sigma} gives ε {eps}"
+    );
+    // Bad parameters name their flag, exit 2.
+    for (args, flag) in [
+        (
+            [
+                "--noise-multiplier=0",
+                "--sample-rate=0.1",
+                "--steps=1",
+                "--delta=1e-5",
+            ],
+            "--noise-multiplier",
+        ),
+        (
+            [
+                "--noise-multiplier=1",
+                "--sample-rate=1.5",
+                "--steps=1",
+                "--delta=1e-5",
+            ],
+            "--sample-rate",
+        ),
+        (
+            [
+                "--noise-multiplier=1",
+                "--sample-rate=0.1",
+                "--steps=0",
+                "--delta=1e-5",
+            ],
+            "--steps",
+        ),
+        (
+            [
+                "--noise-multiplier=1",
+                "--sample-rate=0.1",
+                "--steps=1",
+                "--delta=1",
+            ],
+            "--delta",
+        ),
+    ] {
+        let mut a = vec!["dp", "epsilon"];
+        a.extend(args);
+        let o = sealroom(&a);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(flag),
+            "{args:?}"
+        );
+    }
+}

@@ -10,6 +10,7 @@ pub mod attest;
 pub mod audit;
 pub mod binding;
 pub mod check;
+pub mod dp;
 pub mod node_check;
 pub mod policy_eval;
 pub mod report;

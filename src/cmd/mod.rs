@@ -10,6 +10,7 @@ pub mod bench_verify;
 pub mod chain;
 pub mod commit;
 pub mod coordinator;
+pub mod dp;
 pub mod engine;
 pub mod keygen;
 pub mod node;
