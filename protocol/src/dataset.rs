@@ -4,7 +4,9 @@
 //!
 //! Dataset format: UTF-8 CSV, first line the column names, one record per
 //! line, no quoting (the scenario schema says which columns are features and
-//! which is the label). Canonical record bytes are
+//! which is the label). A blank line is allowed only at the end; a file
+//! starting with a UTF-8 byte-order mark is refused ([`CsvLines`] says
+//! why). Canonical record bytes are
 //! `u32be(field_count) || (u32be(len) || field)*` over the fields with
 //! surrounding whitespace trimmed; the record's leaf is
 //! `(uint256 index, bytes32 sha256(canonical record bytes))`.
@@ -115,15 +117,190 @@ pub fn split_fields(line: &str) -> Result<Vec<&str>, String> {
     Ok(line.split(',').map(str::trim).collect())
 }
 
+/// The UTF-8 byte-order mark some spreadsheet programs write at the start
+/// of a CSV export.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// One line of a dataset as the format's rules read it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CsvLine<'a> {
+    /// The first line: the column names, trimmed.
+    Header(Vec<&'a str>),
+    /// A record: as many trimmed fields as the header has columns.
+    Record(Vec<&'a str>),
+    /// A blank line (tolerated only at the end of the file).
+    Blank,
+}
+
+/// The dataset format's rules, line by line, in one place: the commitment
+/// ([`RecordHasher`], so `sealroom commit` and the node) and `sealroom
+/// scenario check` both read through it, so a file the check accepts is a
+/// file commit accepts, with the same line numbers in the errors.
+///
+/// A file starting with a UTF-8 byte-order mark is refused rather than
+/// stripped: the commitment is over the records exactly as the node parses
+/// them, and one reader silently dropping bytes another keeps is how the two
+/// would come to disagree.
+#[derive(Debug, Default)]
+pub struct CsvLines {
+    line: u64,
+    width: Option<usize>,
+    blank_at: Option<u64>,
+}
+
+impl CsvLines {
+    /// Rules for a new file.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of lines taken so far (the 1-based number of the last one).
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// Whether the header has been read.
+    pub fn has_header(&self) -> bool {
+        self.width.is_some()
+    }
+
+    /// Takes the next line, without its `\n` (a trailing `\r` is dropped here).
+    pub fn take<'a>(&mut self, raw: &'a [u8]) -> Result<CsvLine<'a>, DatasetError> {
+        self.line += 1;
+        let line_no = self.line;
+        let err = |detail: String| DatasetError::Record {
+            line: line_no,
+            detail,
+        };
+        if line_no == 1 && raw.starts_with(UTF8_BOM) {
+            return Err(err(
+                "the file starts with a UTF-8 byte-order mark (bytes EF BB BF, as spreadsheet \
+                 exports often write); save it as UTF-8 without a BOM"
+                    .into(),
+            ));
+        }
+        let text = std::str::from_utf8(raw).map_err(|_| err("not valid UTF-8".into()))?;
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if text.trim().is_empty() {
+            if self.width.is_none() {
+                return Err(err(
+                    "blank line before the header (the first line holds the column names)".into(),
+                ));
+            }
+            // A blank line is tolerated only as the very end of the file.
+            self.blank_at.get_or_insert(line_no);
+            return Ok(CsvLine::Blank);
+        }
+        if let Some(blank) = self.blank_at {
+            return Err(DatasetError::Record {
+                line: blank,
+                detail: "blank line inside the dataset (blank lines are allowed only at the end)"
+                    .into(),
+            });
+        }
+        let fields = split_fields(text).map_err(err)?;
+        match self.width {
+            None => {
+                if let Some(i) = fields.iter().position(|f| f.is_empty()) {
+                    return Err(err(format!(
+                        "header column {} has an empty name (\"\")",
+                        i + 1
+                    )));
+                }
+                self.width = Some(fields.len());
+                Ok(CsvLine::Header(fields))
+            }
+            Some(width) => {
+                if fields.len() != width {
+                    return Err(err(format!(
+                        "{} fields, but the header has {width} columns",
+                        fields.len()
+                    )));
+                }
+                Ok(CsvLine::Record(fields))
+            }
+        }
+    }
+}
+
+/// Splits a stream of bytes, in any chunking, into lines for [`CsvLines`],
+/// keeping only the current partial line (at most [`MAX_LINE`] bytes).
+pub struct CsvReader {
+    partial: Zeroizing<Vec<u8>>,
+    rules: CsvLines,
+}
+
+impl Default for CsvReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CsvReader {
+    /// A reader at the start of a file.
+    pub fn new() -> Self {
+        Self {
+            partial: Zeroizing::new(Vec::new()),
+            rules: CsvLines::new(),
+        }
+    }
+
+    /// Feeds the next bytes; `on_line` gets each complete line's number and content.
+    pub fn update(
+        &mut self,
+        mut data: &[u8],
+        on_line: &mut dyn FnMut(u64, CsvLine<'_>) -> Result<(), DatasetError>,
+    ) -> Result<(), DatasetError> {
+        while let Some(nl) = data.iter().position(|&b| b == b'\n') {
+            if self.partial.is_empty() {
+                let line = self.rules.take(&data[..nl])?;
+                on_line(self.rules.line(), line)?;
+            } else {
+                self.partial.extend_from_slice(&data[..nl]);
+                let raw = Zeroizing::new(std::mem::take(&mut *self.partial));
+                let line = self.rules.take(&raw)?;
+                on_line(self.rules.line(), line)?;
+            }
+            data = &data[nl + 1..];
+        }
+        if self.partial.len() + data.len() > MAX_LINE {
+            return Err(DatasetError::Record {
+                line: self.rules.line() + 1,
+                detail: format!("line longer than {MAX_LINE} bytes"),
+            });
+        }
+        self.partial.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Ends the input: takes a last line without a newline, and refuses a
+    /// file without a header.
+    pub fn finish(
+        mut self,
+        on_line: &mut dyn FnMut(u64, CsvLine<'_>) -> Result<(), DatasetError>,
+    ) -> Result<(), DatasetError> {
+        if !self.partial.is_empty() {
+            let raw = Zeroizing::new(std::mem::take(&mut *self.partial));
+            let line = self.rules.take(&raw)?;
+            on_line(self.rules.line(), line)?;
+        }
+        if !self.rules.has_header() {
+            return Err(DatasetError::Record {
+                line: 1,
+                detail: "missing header line with column names".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Incremental record hasher: feed plaintext bytes in any chunking; it keeps
 /// only the current partial line and one 32-byte digest per record.
 pub struct RecordHasher {
-    partial: Zeroizing<Vec<u8>>,
-    line: u64,
+    reader: CsvReader,
     columns: Option<Vec<String>>,
     digests: Vec<[u8; 32]>,
     leaves: Vec<B256>,
-    saw_blank_at: Option<u64>,
 }
 
 impl Default for RecordHasher {
@@ -132,78 +309,20 @@ impl Default for RecordHasher {
     }
 }
 
-impl RecordHasher {
-    /// An empty hasher.
-    pub fn new() -> Self {
-        Self {
-            partial: Zeroizing::new(Vec::new()),
-            line: 0,
-            columns: None,
-            digests: Vec::new(),
-            leaves: Vec::new(),
-            saw_blank_at: None,
-        }
-    }
+/// Where [`RecordHasher`] keeps what the lines give.
+struct Hashes<'a> {
+    columns: &'a mut Option<Vec<String>>,
+    digests: &'a mut Vec<[u8; 32]>,
+    leaves: &'a mut Vec<B256>,
+}
 
-    /// Feeds the next bytes of the dataset.
-    pub fn update(&mut self, mut data: &[u8]) -> Result<(), DatasetError> {
-        while let Some(nl) = data.iter().position(|&b| b == b'\n') {
-            if self.partial.is_empty() {
-                self.take_line(&data[..nl])?;
-            } else {
-                self.partial.extend_from_slice(&data[..nl]);
-                let line = std::mem::take(&mut *self.partial);
-                let line = Zeroizing::new(line);
-                self.take_line(&line)?;
+impl Hashes<'_> {
+    fn take(&mut self, line: CsvLine<'_>) {
+        match line {
+            CsvLine::Header(fields) => {
+                *self.columns = Some(fields.iter().map(|s| s.to_string()).collect());
             }
-            data = &data[nl + 1..];
-        }
-        if self.partial.len() + data.len() > MAX_LINE {
-            return Err(DatasetError::Record {
-                line: self.line + 1,
-                detail: format!("line longer than {MAX_LINE} bytes"),
-            });
-        }
-        self.partial.extend_from_slice(data);
-        Ok(())
-    }
-
-    fn take_line(&mut self, raw: &[u8]) -> Result<(), DatasetError> {
-        self.line += 1;
-        let line_no = self.line;
-        let err = |detail: String| DatasetError::Record {
-            line: line_no,
-            detail,
-        };
-        let text = std::str::from_utf8(raw).map_err(|_| err("not valid UTF-8".into()))?;
-        let text = text.strip_suffix('\r').unwrap_or(text);
-        if text.trim().is_empty() {
-            // A blank line is tolerated only as the very end of the file.
-            self.saw_blank_at.get_or_insert(line_no);
-            return Ok(());
-        }
-        if let Some(blank) = self.saw_blank_at {
-            return Err(DatasetError::Record {
-                line: blank,
-                detail: "blank line inside the dataset".into(),
-            });
-        }
-        let fields = split_fields(text).map_err(err)?;
-        match &self.columns {
-            None => {
-                if let Some(i) = fields.iter().position(|f| f.is_empty()) {
-                    return Err(err(format!("header column {} has an empty name", i + 1)));
-                }
-                self.columns = Some(fields.iter().map(|s| s.to_string()).collect());
-            }
-            Some(cols) => {
-                if fields.len() != cols.len() {
-                    return Err(err(format!(
-                        "{} fields, but the header has {} columns",
-                        fields.len(),
-                        cols.len()
-                    )));
-                }
+            CsvLine::Record(fields) => {
                 let d = record_digest(&fields);
                 // The leaf hash is computed here, on the record thread, so the
                 // tree's keccaks overlap with encryption on the other thread.
@@ -213,17 +332,47 @@ impl RecordHasher {
                 ));
                 self.digests.push(d);
             }
+            CsvLine::Blank => {}
         }
-        Ok(())
+    }
+}
+
+impl RecordHasher {
+    /// An empty hasher.
+    pub fn new() -> Self {
+        Self {
+            reader: CsvReader::new(),
+            columns: None,
+            digests: Vec::new(),
+            leaves: Vec::new(),
+        }
+    }
+
+    /// Feeds the next bytes of the dataset.
+    pub fn update(&mut self, data: &[u8]) -> Result<(), DatasetError> {
+        let mut h = Hashes {
+            columns: &mut self.columns,
+            digests: &mut self.digests,
+            leaves: &mut self.leaves,
+        };
+        self.reader.update(data, &mut |_, line| {
+            h.take(line);
+            Ok(())
+        })
     }
 
     /// Ends the input; returns the column names, one digest per record and
     /// each record's leaf hash.
     pub fn finish(mut self) -> Result<RecordHashes, DatasetError> {
-        if !self.partial.is_empty() {
-            let last = std::mem::take(&mut *self.partial);
-            self.take_line(&Zeroizing::new(last))?;
-        }
+        let mut h = Hashes {
+            columns: &mut self.columns,
+            digests: &mut self.digests,
+            leaves: &mut self.leaves,
+        };
+        self.reader.finish(&mut |_, line| {
+            h.take(line);
+            Ok(())
+        })?;
         let columns = self.columns.ok_or(DatasetError::Record {
             line: 1,
             detail: "missing header line with column names".into(),
@@ -583,6 +732,50 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("quoted"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_blank_lines_are_refused_with_their_line() {
+        let key = DataKey::generate().unwrap();
+        let commit = |csv: &[u8]| {
+            commit_stream(csv, &key, 16, Vec::new(), |_| {})
+                .err()
+                .map(|e| e.to_string())
+        };
+        let e = commit(b"\xEF\xBB\xBFa,b\n1,2\n").unwrap();
+        assert!(
+            e.starts_with("line 1: the file starts with a UTF-8 byte-order mark"),
+            "{e}"
+        );
+        let e = commit(b"\na,b\n1,2\n").unwrap();
+        assert!(e.starts_with("line 1: blank line before the header"), "{e}");
+        let e = commit(b"a,b\n1,2\n  \r\n3,4\n").unwrap();
+        assert!(
+            e.starts_with("line 3: blank line inside the dataset"),
+            "{e}"
+        );
+        let e = commit(b"a,,b\n1,2,3\n").unwrap();
+        assert!(e.contains("header column 2 has an empty name"), "{e}");
+        // Blank lines at the end are fine, and do not count as records.
+        assert_eq!(commit(b"a,b\n1,2\n\n\r\n"), None);
+        // The check's reader sees the same lines, numbered the same.
+        let mut r = CsvReader::new();
+        let mut seen = Vec::new();
+        let mut on = |n: u64, l: CsvLine<'_>| {
+            seen.push((n, format!("{l:?}")));
+            Ok(())
+        };
+        r.update(b"a, b\r\n1,", &mut on).unwrap();
+        r.update(b"2\n\n", &mut on).unwrap();
+        r.finish(&mut on).unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (1, "Header([\"a\", \"b\"])".to_string()),
+                (2, "Record([\"1\", \"2\"])".to_string()),
+                (3, "Blank".to_string()),
+            ]
+        );
     }
 
     #[test]

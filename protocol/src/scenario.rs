@@ -9,13 +9,13 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::split_fields;
+use crate::dataset::{CsvLine, CsvReader, DatasetError};
 use crate::identity::PublicIdentity;
 use crate::manifest::limits;
 use crate::policy::Policy;
@@ -49,6 +49,9 @@ pub struct Scenario {
     /// Directory of the scenario file (relative paths resolve against it).
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// Warnings and notes found while loading (errors fail the load), with lines.
+    #[serde(skip)]
+    pub warnings: Vec<Problem>,
 }
 
 /// `[session]`.
@@ -102,6 +105,35 @@ pub struct Schema {
     pub preprocessing: Preprocessing,
 }
 
+impl Preprocessing {
+    /// The scenario file's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preprocessing::Standardize => "standardize",
+            Preprocessing::MinMax => "min-max",
+            Preprocessing::None => "none",
+        }
+    }
+}
+
+impl FeatureType {
+    /// The scenario file's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeatureType::Float => "float",
+            FeatureType::Integer => "integer",
+        }
+    }
+
+    /// What a value of this type is, in a sentence ("is not an integer").
+    pub fn described(self) -> &'static str {
+        match self {
+            FeatureType::Float => "a finite number",
+            FeatureType::Integer => "an integer",
+        }
+    }
+}
+
 fn default_feature_type() -> FeatureType {
     FeatureType::Float
 }
@@ -130,6 +162,17 @@ pub enum ModelKind {
     Cnn,
 }
 
+impl ModelKind {
+    /// The scenario file's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::LogisticRegression => "logistic-regression",
+            ModelKind::Mlp => "mlp",
+            ModelKind::Cnn => "cnn",
+        }
+    }
+}
+
 /// `[model]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +190,28 @@ pub struct ModelSpec {
     pub image: Vec<u32>,
 }
 
+impl ModelSpec {
+    /// The architecture in the scenario's own words: `logistic-regression`,
+    /// `mlp hidden [128]`, `cnn channels [8, 16] image 8x8 hidden [64]`.
+    pub fn describe(&self) -> String {
+        let list = |v: &[u32]| {
+            let v: Vec<String> = v.iter().map(u32::to_string).collect();
+            format!("[{}]", v.join(", "))
+        };
+        let mut s = self.kind.as_str().to_string();
+        if !self.channels.is_empty() {
+            s.push_str(&format!(" channels {}", list(&self.channels)));
+        }
+        if let [h, w] = self.image[..] {
+            s.push_str(&format!(" image {h}x{w}"));
+        }
+        if !self.hidden.is_empty() {
+            s.push_str(&format!(" hidden {}", list(&self.hidden)));
+        }
+        s
+    }
+}
+
 /// Optimizers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -155,6 +220,16 @@ pub enum Optimizer {
     Adam,
     /// Stochastic gradient descent (with optional momentum).
     Sgd,
+}
+
+impl Optimizer {
+    /// The scenario file's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Optimizer::Adam => "adam",
+            Optimizer::Sgd => "sgd",
+        }
+    }
 }
 
 /// `[training]`.
@@ -255,8 +330,31 @@ pub struct EngineSpec {
     pub trainer_measurements: Vec<String>,
 }
 
+/// How serious a [`Problem`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The scenario cannot be used (exit 2).
+    Error,
+    /// Usable, but probably not what was meant (an unused class).
+    Warning,
+    /// Usable; something one command will refuse (`sealroom run`'s simulated node).
+    Note,
+}
+
+impl Severity {
+    /// The word printed before a non-error problem's field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        }
+    }
+}
+
 /// One problem in a scenario file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Problem {
     /// 1-based line, when known.
     pub line: Option<usize>,
@@ -264,9 +362,36 @@ pub struct Problem {
     pub field: String,
     /// What is wrong.
     pub message: String,
+    /// Error, warning or note.
+    pub severity: Severity,
 }
 
-/// A scenario that cannot be used: every problem found, with file and line.
+impl Problem {
+    fn new(severity: Severity, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            line: None,
+            field: field.into(),
+            message: message.into(),
+            severity,
+        }
+    }
+
+    /// `file:line: field: message`, with `warning:` or `note:` before the
+    /// field when it is not an error.
+    pub fn display(&self, file: &Path) -> String {
+        let at = match self.line {
+            Some(l) => format!("{}:{l}", file.display()),
+            None => file.display().to_string(),
+        };
+        match self.severity {
+            Severity::Error => format!("{at}: {}: {}", self.field, self.message),
+            s => format!("{at}: {}: {}: {}", s.as_str(), self.field, self.message),
+        }
+    }
+}
+
+/// A scenario that cannot be used: every problem found (errors, and the
+/// warnings and notes found alongside), with file and line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScenarioError {
     /// The scenario file.
@@ -281,17 +406,7 @@ impl fmt::Display for ScenarioError {
             if i > 0 {
                 writeln!(f)?;
             }
-            match p.line {
-                Some(l) => write!(
-                    f,
-                    "{}:{}: {}: {}",
-                    self.file.display(),
-                    l,
-                    p.field,
-                    p.message
-                )?,
-                None => write!(f, "{}: {}: {}", self.file.display(), p.field, p.message)?,
-            }
+            f.write_str(&p.display(&self.file))?;
         }
         Ok(())
     }
@@ -320,11 +435,7 @@ impl Scenario {
     fn load_with(path: &Path, datasets: bool) -> Result<Self, ScenarioError> {
         let fail = |field: &str, message: String| ScenarioError {
             file: path.to_path_buf(),
-            problems: vec![Problem {
-                line: None,
-                field: field.into(),
-                message,
-            }],
+            problems: vec![Problem::new(Severity::Error, field, message)],
         };
         let text = std::fs::read_to_string(path).map_err(|e| fail("(file)", e.to_string()))?;
         let locator = Locator::new(&text);
@@ -339,6 +450,7 @@ impl Scenario {
                     line,
                     field,
                     message: e.message().trim().to_string(),
+                    severity: Severity::Error,
                 }],
             }
         })?;
@@ -347,8 +459,9 @@ impl Scenario {
         for p in &mut problems {
             p.line = locator.line_of_path(&p.field);
         }
-        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
-        if problems.is_empty() {
+        problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.severity));
+        if problems.iter().all(|p| p.severity != Severity::Error) {
+            scenario.warnings = problems;
             Ok(scenario)
         } else {
             Err(ScenarioError {
@@ -371,11 +484,7 @@ impl Scenario {
     fn check(&self, datasets: bool) -> Vec<Problem> {
         let mut out = Vec::new();
         let mut bad = |field: String, message: String| {
-            out.push(Problem {
-                line: None,
-                field,
-                message,
-            })
+            out.push(Problem::new(Severity::Error, field, message))
         };
 
         let name_ok = |s: &str| {
@@ -401,23 +510,33 @@ impl Scenario {
         }
         let mut seen = BTreeSet::new();
         for (i, f) in s.features.iter().enumerate() {
-            if f.trim().is_empty() || f.contains(',') || f.contains('"') {
+            if f.trim().is_empty() || f.contains(',') || f.contains('"') || f.trim() != f {
                 bad(
                     format!("schema.features[{i}]"),
-                    format!("`{f}` is not a usable column name"),
+                    format!("{} is not a usable column name", quoted(f)),
                 );
             }
             if !seen.insert(f.as_str()) {
                 bad(
                     format!("schema.features[{i}]"),
-                    format!("duplicate column `{f}`"),
+                    format!("duplicate column {}", quoted(f)),
                 );
             }
         }
         if seen.contains(s.label.as_str()) {
             bad(
                 "schema.label".into(),
-                format!("`{}` is also listed as a feature", s.label),
+                format!("{} is also listed as a feature", quoted(&s.label)),
+            );
+        }
+        if s.label.trim().is_empty()
+            || s.label.contains(',')
+            || s.label.contains('"')
+            || s.label.trim() != s.label
+        {
+            bad(
+                "schema.label".into(),
+                format!("{} is not a usable column name", quoted(&s.label)),
             );
         }
         if s.label_classes < 2 {
@@ -549,6 +668,8 @@ impl Scenario {
         names.insert(self.owner.name.as_str());
         let columns = s.columns();
         let mut records = 0u64;
+        // Labels seen over the parties' datasets (None once one is unreadable).
+        let mut labels = Some(BTreeSet::new());
         for (i, p) in self.parties.iter().enumerate() {
             if !name_ok(&p.name) {
                 bad(
@@ -563,9 +684,17 @@ impl Scenario {
                 );
             }
             if datasets {
-                match dataset_records(&self.resolve(&p.dataset), &columns, s) {
-                    Ok(n) => records = records.saturating_add(n),
-                    Err(m) => bad(format!("party[{i}].dataset"), m),
+                match scan_dataset(&self.resolve(&p.dataset), &columns, s) {
+                    Ok(scan) => {
+                        records = records.saturating_add(scan.records);
+                        if let Some(l) = labels.as_mut() {
+                            l.extend(scan.labels);
+                        }
+                    }
+                    Err(m) => {
+                        labels = None;
+                        bad(format!("party[{i}].dataset"), m)
+                    }
                 }
             }
             if records > limits::MAX_RECORDS {
@@ -584,8 +713,8 @@ impl Scenario {
             }
         }
         if let Some(v) = self.owner.validation.as_ref().filter(|_| datasets) {
-            match dataset_records(&self.resolve(v), &columns, s) {
-                Ok(n) => records = records.saturating_add(n),
+            match scan_dataset(&self.resolve(v), &columns, s) {
+                Ok(scan) => records = records.saturating_add(scan.records),
                 Err(m) => bad("owner.validation".into(), m),
             }
             if records > limits::MAX_RECORDS {
@@ -650,114 +779,244 @@ impl Scenario {
                 );
             }
         }
+
+        // Warnings and notes: usable, but probably not what was meant.
+        if let Some(seen) = labels.filter(|_| datasets && !self.parties.is_empty()) {
+            if let Some(m) = unused_classes_warning(&seen, s.label_classes) {
+                out.push(Problem::new(Severity::Warning, "schema.label_classes", m));
+            }
+        }
+        if self.policy.validate().is_ok() {
+            if let Some((field, what)) = sim_node_refusal(&self.policy) {
+                let (severity, message) = if field == "policy.require_gpu" {
+                    (
+                        Severity::Warning,
+                        format!(
+                            "{what}; no session under this policy can start, with `sealroom run` or over the network"
+                        ),
+                    )
+                } else {
+                    (
+                        Severity::Note,
+                        format!(
+                            "{what}: `sealroom run` runs a simulated node, which this policy refuses; \
+                             it needs `accepted_kinds` with \"sim\" and `allow_simulation = true`. \
+                             A session over the network with a TEE node this policy accepts is fine \
+                             (docs/run.md, \"Members over the network\")"
+                        ),
+                    )
+                };
+                out.push(Problem::new(severity, field, message));
+            }
+        }
         out
     }
+}
+
+/// Why the simulated node `sealroom run` starts cannot meet `policy`, as
+/// `(field, what)`, or None when it can. One rule for `sealroom run`, which
+/// refuses such a scenario, and `sealroom scenario check`, which notes it.
+pub fn sim_node_refusal(policy: &Policy) -> Option<(&'static str, &'static str)> {
+    use crate::policy::TeeKind;
+    if !policy.accepted_kinds.contains(&TeeKind::Sim) {
+        Some(("policy.accepted_kinds", "does not list \"sim\""))
+    } else if !policy.allow_simulation {
+        Some(("policy.allow_simulation", "is false"))
+    } else if policy.require_gpu {
+        Some((
+            "policy.require_gpu",
+            "is true, and no node carries GPU evidence in this version (every verifier refuses such a node: policy.gpu-required)",
+        ))
+    } else {
+        None
+    }
+}
+
+/// The warning for classes no record uses: a model output that never
+/// trains, most often labels counted from 1 instead of 0.
+fn unused_classes_warning(seen: &BTreeSet<u32>, classes: u32) -> Option<String> {
+    if classes > limits::MAX_CLASSES || seen.is_empty() {
+        return None;
+    }
+    let unused: Vec<u32> = (0..classes).filter(|c| !seen.contains(c)).collect();
+    if unused.is_empty() {
+        return None;
+    }
+    let list = |v: &mut dyn Iterator<Item = u32>| {
+        let v: Vec<String> = v.take(11).map(|c| c.to_string()).collect();
+        if v.len() > 10 {
+            format!("{}, …", v[..10].join(", "))
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut m = format!(
+        "{} {} of 0..{classes} appear{} in no party's dataset (labels found: {}); the model keeps an output that never trains",
+        if unused.len() == 1 { "class" } else { "classes" },
+        list(&mut unused.iter().copied()),
+        if unused.len() == 1 { "s" } else { "" },
+        list(&mut seen.iter().copied()),
+    );
+    if unused == [0] && seen.iter().next() == Some(&1) {
+        m.push_str(
+            "; labels are 0-based: with labels 1..=N, subtract 1 from every label and set label_classes = N",
+        );
+    }
+    Some(m)
+}
+
+/// A name or value quoted, with invisible and control characters escaped
+/// (`"\u{feff}alcohol"`, `""`): a message about a column name must show a
+/// difference the eye cannot see.
+pub fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() || (c.is_whitespace() && c != ' ') || invisible(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Format and zero-width characters that print as nothing.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}')
 }
 
 /// Checks a dataset against the schema: its header holds exactly the schema's
 /// columns, and every value parses as the schema says. Streams the file.
 pub fn check_dataset(path: &Path, columns: &[String], schema: &Schema) -> Result<(), String> {
-    dataset_records(path, columns, schema).map(|_| ())
+    scan_dataset(path, columns, schema).map(|_| ())
 }
 
-/// [`check_dataset`], returning the record count; also refuses a file
-/// larger than a session's blobs may be ([`limits::DEFAULT_MAX_BLOB_BYTES`]:
-/// the blob is the file's ciphertext, slightly larger).
-fn dataset_records(path: &Path, columns: &[String], schema: &Schema) -> Result<u64, String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let size = f
-        .metadata()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .len();
+/// What reading a dataset found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DatasetScan {
+    /// Records (lines after the header, blank ones at the end not counted).
+    pub records: u64,
+    /// The distinct labels used.
+    pub labels: BTreeSet<u32>,
+}
+
+/// [`check_dataset`], returning the record count and the labels used. The
+/// file is read through the same line rules as the commitment
+/// ([`CsvReader`]), so a blank line inside it, a byte-order mark or a short
+/// record is found here, with its line, and not first by `sealroom commit`
+/// or `run`. Also refuses a file larger than a session's blobs may be
+/// ([`limits::DEFAULT_MAX_BLOB_BYTES`]: the blob is the file's ciphertext,
+/// slightly larger). Errors are `FILE:LINE: message`.
+pub fn scan_dataset(
+    path: &Path,
+    columns: &[String],
+    schema: &Schema,
+) -> Result<DatasetScan, String> {
+    let shown = path.display();
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{shown}: {e}"))?;
+    let size = f.metadata().map_err(|e| format!("{shown}: {e}"))?.len();
     if size > limits::DEFAULT_MAX_BLOB_BYTES {
         return Err(format!(
-            "{}: {size} bytes; a session's blobs are limited to {} bytes (max_blob_bytes)",
-            path.display(),
+            "{shown}: {size} bytes; a session's blobs are limited to {} bytes (max_blob_bytes)",
             limits::DEFAULT_MAX_BLOB_BYTES
         ));
     }
-    let mut lines = BufReader::new(f).lines();
-    let header = match lines.next() {
-        Some(Ok(h)) => h,
-        Some(Err(e)) => return Err(format!("{}: {e}", path.display())),
-        None => {
-            return Err(format!(
-                "{}: empty file (a header line is needed)",
-                path.display()
-            ))
-        }
+    let located = |e: DatasetError| match e {
+        DatasetError::Record { line, detail } => format!("{shown}:{line}: {detail}"),
+        other => format!("{shown}: {other}"),
     };
-    let header = split_fields(header.trim_end_matches('\r'))
-        .map_err(|m| format!("{}:1: {m}", path.display()))?;
     let want: BTreeSet<&str> = columns.iter().map(String::as_str).collect();
-    let have: BTreeSet<&str> = header.iter().copied().collect();
-    let missing: Vec<&str> = want.difference(&have).copied().collect();
-    let extra: Vec<&str> = have.difference(&want).copied().collect();
-    if !missing.is_empty() || !extra.is_empty() || header.len() != columns.len() {
-        let mut m = format!("{}:1: columns do not match the schema", path.display());
-        if !missing.is_empty() {
-            m.push_str(&format!("; missing: {}", missing.join(", ")));
-        }
-        if !extra.is_empty() {
-            m.push_str(&format!("; not in the schema: {}", extra.join(", ")));
-        }
-        if missing.is_empty() && extra.is_empty() {
-            m.push_str("; a column appears twice");
-        }
-        return Err(m);
-    }
-    let label_idx = header.iter().position(|h| *h == schema.label).unwrap_or(0);
-    let mut records = 0u64;
-    for (n, line) in lines.enumerate() {
-        let line_no = n + 2;
-        let line = line.map_err(|e| format!("{}:{line_no}: {e}", path.display()))?;
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields =
-            split_fields(line).map_err(|m| format!("{}:{line_no}: {m}", path.display()))?;
-        if fields.len() != header.len() {
-            return Err(format!(
-                "{}:{line_no}: {} fields, the header has {}",
-                path.display(),
-                fields.len(),
-                header.len()
-            ));
-        }
-        for (i, v) in fields.iter().enumerate() {
-            if i == label_idx {
-                match v.parse::<u32>() {
-                    Ok(c) if c < schema.label_classes => {}
-                    _ => {
-                        return Err(format!(
-                            "{}:{line_no}: label `{v}` is not a class in 0..{}",
-                            path.display(),
-                            schema.label_classes
-                        ))
+    let mut scan = DatasetScan::default();
+    let mut names: Vec<String> = Vec::new();
+    let mut label_idx = 0usize;
+    let mut on_line = |line_no: u64, line: CsvLine<'_>| -> Result<(), DatasetError> {
+        let err = |detail: String| DatasetError::Record {
+            line: line_no,
+            detail,
+        };
+        match line {
+            CsvLine::Header(header) => {
+                let have: BTreeSet<&str> = header.iter().copied().collect();
+                let missing: Vec<String> = want.difference(&have).map(|c| quoted(c)).collect();
+                let extra: Vec<String> = have.difference(&want).map(|c| quoted(c)).collect();
+                if !missing.is_empty() || !extra.is_empty() || header.len() != columns.len() {
+                    let mut m = String::from("columns do not match the schema");
+                    if !missing.is_empty() {
+                        m.push_str(&format!("; missing: {}", missing.join(", ")));
+                    }
+                    if !extra.is_empty() {
+                        m.push_str(&format!("; not in the schema: {}", extra.join(", ")));
+                    }
+                    if missing.is_empty() && extra.is_empty() {
+                        m.push_str("; a column appears twice");
+                    }
+                    return Err(err(m));
+                }
+                label_idx = header.iter().position(|h| *h == schema.label).unwrap_or(0);
+                names = header.iter().map(|h| h.to_string()).collect();
+            }
+            CsvLine::Record(fields) => {
+                for (i, v) in fields.iter().enumerate() {
+                    if i == label_idx {
+                        match v.parse::<u32>() {
+                            Ok(c) if c < schema.label_classes => {
+                                scan.labels.insert(c);
+                            }
+                            _ => {
+                                return Err(err(format!(
+                                    "label {} is not a class in 0..{} (labels are 0-based integers below label_classes)",
+                                    quoted(v),
+                                    schema.label_classes
+                                )))
+                            }
+                        }
+                    } else {
+                        let ok = match schema.feature_type {
+                            FeatureType::Float => v.parse::<f64>().is_ok_and(f64::is_finite),
+                            FeatureType::Integer => v.parse::<i64>().is_ok(),
+                        };
+                        if !ok {
+                            return Err(err(format!(
+                                "column {}: {} is not {} (schema.feature_type = \"{}\")",
+                                quoted(names.get(i).map(String::as_str).unwrap_or("")),
+                                quoted(v),
+                                schema.feature_type.described(),
+                                schema.feature_type.as_str()
+                            )));
+                        }
                     }
                 }
-            } else {
-                let ok = match schema.feature_type {
-                    FeatureType::Float => v.parse::<f64>().is_ok_and(f64::is_finite),
-                    FeatureType::Integer => v.parse::<i64>().is_ok(),
-                };
-                if !ok {
-                    return Err(format!(
-                        "{}:{line_no}: column `{}`: `{v}` is not a {:?} value",
-                        path.display(),
-                        header[i],
-                        schema.feature_type
-                    ));
-                }
+                scan.records += 1;
             }
+            CsvLine::Blank => {}
         }
-        records += 1;
+        Ok(())
+    };
+    let mut reader = CsvReader::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("{shown}: {e}")),
+        };
+        reader.update(&buf[..n], &mut on_line).map_err(located)?;
     }
-    if records == 0 {
-        return Err(format!("{}: no records", path.display()));
+    reader.finish(&mut on_line).map_err(located)?;
+    if scan.records == 0 {
+        return Err(format!("{shown}: no records"));
     }
-    Ok(records)
+    Ok(scan)
 }
 
 /// Maps byte offsets and dotted field paths of a TOML text to line numbers.
@@ -924,6 +1183,189 @@ mod tests {
         let p = dir.join("capped.toml");
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    /// A small scenario (two float features, `classes` classes, a split)
+    /// whose one party's dataset is `csv`, both written into `dir`.
+    fn small(dir: &Path, classes: u32, csv: &[u8], policy: &str) -> PathBuf {
+        std::fs::write(dir.join("a.csv"), csv).unwrap();
+        let p = dir.join("small.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[session]\nname = \"wine\"\n\
+                 [schema]\nfeatures = [\"alcohol\", \"ash\"]\nlabel = \"class\"\nlabel_classes = {classes}\n\
+                 [model]\nkind = \"logistic-regression\"\n\
+                 [training]\nepochs = 5\nbatch_size = 8\noptimizer = \"adam\"\nlearning_rate = 0.01\nseed = 1\nvalidation_split = 0.2\n\
+                 [owner]\nname = \"owner\"\n\
+                 [[party]]\nname = \"a\"\ndataset = \"a.csv\"\n\
+                 [policy]\n{policy}\n"
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    /// 1-based line of the first line of `p` containing `needle`.
+    fn line_of(p: &Path, needle: &str) -> usize {
+        let text = std::fs::read_to_string(p).unwrap();
+        text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+
+    const SIM: &str = "accepted_kinds = [\"sev-snp\", \"tdx\", \"sim\"]\nallow_simulation = true";
+
+    /// The one error of a scenario that fails to load.
+    fn only_error(p: &Path) -> String {
+        let e = Scenario::load(p).unwrap_err();
+        let errors: Vec<&Problem> = e
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .collect();
+        assert_eq!(errors.len(), 1, "{e}");
+        errors[0].display(p)
+    }
+
+    #[test]
+    fn datasets_are_read_with_the_commitments_line_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let csv_path = d.join("a.csv").display().to_string();
+        let scenario_at = |p: &Path| {
+            format!(
+                "{}:{}: party[0].dataset: {csv_path}",
+                p.display(),
+                line_of(p, "dataset =")
+            )
+        };
+
+        // A blank line inside: the check finds it, with the CSV's line.
+        let p = small(d, 3, b"alcohol,ash,class\n1,2,0\n1,2,1\n\n2,3,2\n", SIM);
+        assert_eq!(
+            only_error(&p),
+            format!(
+                "{}:4: blank line inside the dataset (blank lines are allowed only at the end)",
+                scenario_at(&p)
+            )
+        );
+        // At the end it is fine.
+        let p = small(d, 3, b"alcohol,ash,class\n1,2,0\n1,2,1\n2,3,2\n\n", SIM);
+        let s = Scenario::load(&p).unwrap();
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+
+        // A byte-order mark: said as such, not as two look-alike names.
+        let p = small(d, 3, b"\xEF\xBB\xBFalcohol,ash,class\n1,2,0\n", SIM);
+        let e = only_error(&p);
+        assert!(
+            e.starts_with(&format!(
+                "{}:1: the file starts with a UTF-8 byte-order mark",
+                scenario_at(&p)
+            )),
+            "{e}"
+        );
+        // An empty or invisible column name is shown quoted and escaped.
+        let p = small(d, 3, b"alcohol,ash,,class\n1,2,,0\n", SIM);
+        let e = only_error(&p);
+        assert!(
+            e.ends_with(":1: header column 3 has an empty name (\"\")"),
+            "{e}"
+        );
+        let p = small(d, 3, "alcohol\u{200b},ash,class\n1,2,0\n".as_bytes(), SIM);
+        let e = only_error(&p);
+        assert!(
+            e.ends_with(
+                ":1: columns do not match the schema; missing: \"alcohol\"; not in the schema: \"alcohol\\u{200b}\""
+            ),
+            "{e}"
+        );
+        // Values: the type in the scenario's word, with its article.
+        let p = small(d, 3, b"alcohol,ash,class\n1.5,2,x\n", SIM);
+        let e = only_error(&p);
+        assert!(e.contains(":2: label \"x\" is not a class in 0..3"), "{e}");
+        std::fs::write(
+            d.join("int.toml"),
+            std::fs::read_to_string(&p).unwrap().replace(
+                "label_classes = 3",
+                "label_classes = 3\nfeature_type = \"integer\"",
+            ),
+        )
+        .unwrap();
+        std::fs::write(d.join("a.csv"), b"alcohol,ash,class\n1.5,2,0\n").unwrap();
+        let e = only_error(&d.join("int.toml"));
+        assert!(
+            e.ends_with(
+                ":2: column \"alcohol\": \"1.5\" is not an integer (schema.feature_type = \"integer\")"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unused_class_is_a_warning_and_a_policy_run_cannot_meet_a_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // 1-based labels with label_classes = 4: class 0 is never used.
+        let p = small(d, 4, b"alcohol,ash,class\n1,2,1\n1,2,2\n2,3,3\n", SIM);
+        let s = Scenario::load(&p).unwrap();
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        let w = &s.warnings[0];
+        assert_eq!(w.severity, Severity::Warning);
+        let line = line_of(&p, "label_classes =");
+        assert_eq!(
+            (w.field.as_str(), w.line),
+            ("schema.label_classes", Some(line))
+        );
+        assert!(
+            w.message.starts_with(
+                "class 0 of 0..4 appears in no party's dataset (labels found: 1, 2, 3)"
+            ) && w.message.contains("labels are 0-based"),
+            "{}",
+            w.message
+        );
+        assert!(
+            w.display(&p).starts_with(&format!(
+                "{}:{line}: warning: schema.label_classes: ",
+                p.display()
+            )),
+            "{}",
+            w.display(&p)
+        );
+
+        // A hardware-only policy is fine for a networked session: a note for `run`.
+        let csv = b"alcohol,ash,class\n1,2,0\n1,2,1\n";
+        let p = small(d, 2, csv, "accepted_kinds = [\"sev-snp\", \"tdx\"]");
+        let s = Scenario::load(&p).unwrap();
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        let n = &s.warnings[0];
+        assert_eq!(n.severity, Severity::Note);
+        assert_eq!(n.field, "policy.accepted_kinds");
+        assert!(
+            n.message.contains("`sealroom run` runs a simulated node")
+                && n.message.contains("allow_simulation = true")
+                && n.message
+                    .contains("A session over the network with a TEE node"),
+            "{}",
+            n.message
+        );
+        let p = small(d, 2, csv, "accepted_kinds = [\"tdx\", \"sim\"]");
+        let s = Scenario::load(&p).unwrap();
+        assert_eq!(s.warnings[0].field, "policy.allow_simulation");
+        // Errors come with the warnings and notes found alongside.
+        let p = small(d, 4, b"alcohol,ash,class\n1,2,1\n\n1,2,2\n", SIM);
+        let e = Scenario::load(&p).unwrap_err();
+        assert_eq!(
+            e.problems.len(),
+            1,
+            "an unreadable dataset gives no class warning: {e}"
+        );
+    }
+
+    #[test]
+    fn names_are_quoted_with_invisible_characters_escaped() {
+        assert_eq!(quoted(""), "\"\"");
+        assert_eq!(quoted("\u{feff}alcohol"), "\"\\u{feff}alcohol\"");
+        assert_eq!(quoted("a\tb\"c"), "\"a\\u{9}b\\\"c\"");
+        assert_eq!(quoted("wörter"), "\"wörter\"");
     }
 
     #[test]
