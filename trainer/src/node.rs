@@ -477,12 +477,25 @@ impl Node {
 
         // Phase 3: seal to the owner, wipe, sign `completed`.
         let model_hash = sha256(&trained.model_bytes);
+        // Sealed to the owner only (docs/trainer.md, "Metrics sealed with
+        // the model"): the curve, the accuracy and the confusion matrix on
+        // the validation set. Aggregates, no per-record values; the public
+        // report carries only their hash.
+        let validation_correct: u64 = trained
+            .confusion
+            .iter()
+            .enumerate()
+            .filter_map(|(i, row)| row.get(i))
+            .sum();
         let metrics = serde_json::json!({
             "final_accuracy": trained.final_accuracy,
             "final_loss": trained.final_loss,
             "epochs": trained.epochs,
             "train_records": trained.train_records,
             "validation_records": trained.validation_records,
+            "validation_set": if trained.validation_from_split { "split" } else { "owner" },
+            "validation_correct": validation_correct,
+            "confusion_matrix": trained.confusion,
         });
         let summary_hash = LpHasher::new("sealroom.training-summary.v1")
             .part(serde_json::to_vec(&metrics).unwrap_or_default())
@@ -964,8 +977,35 @@ mod tests {
         let opened_model = open_model(&sealed, &f.owner).unwrap();
         assert_eq!(done.modelHash, B256::from(sha256(&opened_model.model)));
         assert!(open_model(&sealed, &f.parties[0]).is_err());
-        let acc = opened_model.metrics["final_accuracy"].as_f64().unwrap();
+        let m = &opened_model.metrics;
+        let acc = m["final_accuracy"].as_f64().unwrap();
         assert!(acc >= 0.95, "accuracy {acc}");
+        // The owner gets the validation metrics beside the weights: the
+        // confusion matrix (classes × classes, counts on the validation
+        // set, its trace the correct count) and the per-epoch curve.
+        let n_val = m["validation_records"].as_u64().unwrap();
+        let classes = f.manifest.schema.label_classes as usize;
+        let cm: Vec<Vec<u64>> = serde_json::from_value(m["confusion_matrix"].clone()).unwrap();
+        assert_eq!(cm.len(), classes);
+        assert!(cm.iter().all(|r| r.len() == classes));
+        assert_eq!(cm.iter().flatten().sum::<u64>(), n_val);
+        let trace: u64 = (0..classes).map(|i| cm[i][i]).sum();
+        assert_eq!(m["validation_correct"].as_u64().unwrap(), trace);
+        assert_eq!(trace as f64 / n_val as f64, acc);
+        let curve = m["epochs"].as_array().unwrap();
+        assert_eq!(curve.len(), f.manifest.training.epochs as usize);
+        for (i, e) in curve.iter().enumerate() {
+            assert_eq!(e["epoch"].as_u64().unwrap(), i as u64 + 1);
+            for k in ["train_loss", "val_loss", "val_accuracy"] {
+                assert!(e[k].as_f64().unwrap().is_finite(), "{k} in {e}");
+            }
+        }
+        assert_eq!(curve.last().unwrap()["val_accuracy"].as_f64().unwrap(), acc);
+        // The public report commits to the sealed metrics (the hash over
+        // their JSON; not recomputed here from the parsed copy: serde_json's
+        // default float parser may be one ULP off, so a re-serialisation
+        // need not give the sealed bytes back).
+        assert_ne!(done.trainingSummaryHash, B256::ZERO);
         // The HPKE key is gone after the session: a second run cannot open grants.
         let again = go(&f, &node, &grants, &f.blobs, &f.consents);
         assert_eq!(again.abort.unwrap().check, "grant-open");

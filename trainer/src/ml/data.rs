@@ -41,7 +41,26 @@ impl Dataset {
     /// what was committed is what is parsed). Features are reordered into the
     /// schema's order. Errors name the line and the column.
     pub fn from_csv(bytes: &[u8], schema: &Schema) -> Result<Self, MlError> {
+        Self::parse(bytes, schema, Columns::Exact)
+    }
+
+    /// Parses a CSV to apply a model to, outside the node (`sealroom model
+    /// eval|predict`): the header must name every schema feature (in any
+    /// order) and, when `label` is true, the label; other columns are
+    /// ignored (an id column, or the label when predicting). When `label`
+    /// is false the label column is not read and `labels` is empty. Values
+    /// are read exactly as [`Dataset::from_csv`] reads them, so a row gives
+    /// the model the same numbers it would have had inside the node.
+    pub fn from_csv_columns(bytes: &[u8], schema: &Schema, label: bool) -> Result<Self, MlError> {
+        Self::parse(bytes, schema, Columns::Contains { label })
+    }
+
+    fn parse(bytes: &[u8], schema: &Schema, columns: Columns) -> Result<Self, MlError> {
         let d = schema.features.len();
+        let (exact, want_label) = match columns {
+            Columns::Exact => (true, true),
+            Columns::Contains { label } => (false, label),
+        };
         let mut lines = bytes.split(|b| *b == b'\n').enumerate();
         // `split` yields at least one (possibly empty) slice.
         let header = match lines.next() {
@@ -58,24 +77,34 @@ impl Dataset {
             .map_err(|_| csv_err(1, None, "header is not UTF-8"))?;
         let names = split_fields(header).map_err(|m| csv_err(1, None, &m))?;
         let width = names.len();
-        // Column `i` of the file goes to feature slot `slot[i]` (d = the label).
-        let mut slot = vec![usize::MAX; width];
+        // Column `i` of the file goes to feature slot `slot[i]` (d = the
+        // label, `IGNORED` = not read).
+        const IGNORED: usize = usize::MAX;
+        let mut slot = vec![IGNORED; width];
         let mut seen = vec![false; d + 1];
         for (i, name) in names.iter().enumerate() {
             let s = if *name == schema.label {
+                if !want_label {
+                    continue;
+                }
                 d
             } else {
-                schema
-                    .features
-                    .iter()
-                    .position(|f| f == name)
-                    .ok_or_else(|| csv_err(1, Some(name), "column is not in the schema"))?
+                match schema.features.iter().position(|f| f == name) {
+                    Some(s) => s,
+                    None if exact => {
+                        return Err(csv_err(1, Some(name), "column is not in the schema"))
+                    }
+                    None => continue,
+                }
             };
             if seen[s] {
                 return Err(csv_err(1, Some(name), "column appears twice"));
             }
             seen[s] = true;
             slot[i] = s;
+        }
+        if !want_label {
+            seen[d] = true;
         }
         if let Some(missing) = seen.iter().position(|s| !s) {
             let name = schema.features.get(missing).unwrap_or(&schema.label);
@@ -107,6 +136,9 @@ impl Dataset {
             let mut label = 0u32;
             for (i, v) in fields.iter().enumerate() {
                 let s = slot[i];
+                if s == IGNORED {
+                    continue;
+                }
                 if s == d {
                     label = match v.parse::<u32>() {
                         Ok(c) if c < schema.label_classes => c,
@@ -129,7 +161,9 @@ impl Dataset {
                 }
             }
             out.features.extend_from_slice(&row);
-            out.labels.push(label);
+            if want_label {
+                out.labels.push(label);
+            }
             out.n += 1;
         }
         row.zeroize();
@@ -224,6 +258,16 @@ impl Dataset {
     }
 }
 
+/// How [`Dataset::parse`] matches a header against the schema.
+#[derive(Clone, Copy)]
+enum Columns {
+    /// Exactly the features and the label: committed data is parsed as it
+    /// was committed, nothing else in it.
+    Exact,
+    /// Every feature, the label when `label`; other columns are skipped.
+    Contains { label: bool },
+}
+
 fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
@@ -316,6 +360,33 @@ mod tests {
             Dataset::from_csv(b"", &schema()),
             Err(MlError::Csv { line: 1, .. })
         ));
+    }
+
+    #[test]
+    fn columns_for_a_model_ignore_extra_columns_and_may_lack_the_label() {
+        let ds = Dataset::from_csv_columns(b"id,b,y,a\nx1,1.5,2,-3\n", &schema(), true).unwrap();
+        assert_eq!(ds.features, vec![-3.0, 1.5]);
+        assert_eq!(ds.labels, vec![2]);
+        let ds = Dataset::from_csv_columns(b"b,a,id\n1.5,-3,q\n2,4,r\n", &schema(), false).unwrap();
+        assert_eq!((ds.n, ds.features.len(), ds.labels.len()), (2, 4, 0));
+        // The label column is not read when predicting (any value passes).
+        let ds = Dataset::from_csv_columns(b"a,b,y\n1,2,nine\n", &schema(), false).unwrap();
+        assert_eq!(ds.n, 1);
+        let e = Dataset::from_csv_columns(b"a,y\n1,2\n", &schema(), true).unwrap_err();
+        assert!(
+            matches!(&e, MlError::Csv { line: 1, column: Some(c), .. } if c == "b"),
+            "{e}"
+        );
+        let e = Dataset::from_csv_columns(b"a,b\n1,2\n", &schema(), true).unwrap_err();
+        assert!(
+            matches!(&e, MlError::Csv { line: 1, column: Some(c), .. } if c == "y"),
+            "{e}"
+        );
+        let e = Dataset::from_csv_columns(b"a,b,id\n1,x,3\n", &schema(), false).unwrap_err();
+        assert!(
+            matches!(&e, MlError::Csv { line: 2, column: Some(c), .. } if c == "b"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub enum MlError {
     /// Model bytes are malformed or were made for another architecture.
     #[error("model bytes: {0}")]
     ModelBytes(String),
+    /// Writing an export format failed (or the build has no writer for it).
+    #[error("export: {0}")]
+    Export(String),
     /// The tensor backend failed (reading results back, an unavailable device).
     #[error("backend: {0}")]
     Backend(String),

@@ -14,6 +14,8 @@
 //! train_on(Compute::Cpu | Compute::Cuda{..}, ...)          same, on a chosen backend
 //! evaluate(&model, &schema, &model_bytes, &data) -> Result<f64>   accuracy of stored model bytes
 //! evaluate_metrics(...) -> Result<Evaluation>              accuracy and loss
+//! LoadedModel::from_bytes(&model_bytes) -> Result<LoadedModel>   a model on its own (see [`export`])
+//!   .predict(&data) / .score(&data) / .tensors() / .card(..)    outside the node: CLI eval, predict, export
 //! ```
 //!
 //! - [`Dataset`] holds plaintext records and zeroizes them on drop.
@@ -46,6 +48,7 @@
 
 pub mod data;
 mod error;
+pub mod export;
 pub mod model_bytes;
 mod net;
 mod prep;
@@ -54,6 +57,8 @@ mod train;
 
 pub use data::Dataset;
 pub use error::MlError;
+pub use export::{LoadedModel, NamedTensor, Predictions, Scored};
+pub use net::Arch;
 pub use prep::Stats;
 pub use train::{
     evaluate, evaluate_metrics, train, train_on, Compute, EpochMetrics, Evaluation, TrainedModel,

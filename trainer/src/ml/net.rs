@@ -14,9 +14,12 @@ use sealroom_protocol::scenario::{ModelKind, ModelSpec, Schema};
 use super::rng::Rng;
 use super::MlError;
 
-/// The architecture a spec and a schema describe, checked and with sizes as `usize`.
+/// The architecture a spec and a schema describe, checked and with sizes as
+/// `usize`. Public so that a model opened from its bytes alone
+/// ([`LoadedModel`](super::LoadedModel)) can say what it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Arch {
+pub struct Arch {
+    /// Logistic regression, MLP or CNN.
     pub kind: ModelKind,
     /// Input features.
     pub d: usize,
@@ -31,6 +34,8 @@ pub(crate) struct Arch {
 }
 
 impl Arch {
+    /// The architecture of a model spec over a schema, refusing specs the
+    /// engine cannot build (errors name the scenario field).
     pub fn new(model: &ModelSpec, schema: &Schema) -> Result<Self, MlError> {
         let d = schema.features.len();
         let spec = |field, message: &str| MlError::Spec {
@@ -131,8 +136,8 @@ impl Arch {
 /// module holds parameters only and its record is the weights alone.
 #[derive(Module, Debug)]
 pub(crate) struct Net<B: Backend> {
-    convs: Vec<Conv2d<B>>,
-    dense: Vec<Linear<B>>,
+    pub(crate) convs: Vec<Conv2d<B>>,
+    pub(crate) dense: Vec<Linear<B>>,
 }
 
 impl<B: Backend> Net<B> {

@@ -82,9 +82,17 @@ impl Stats {
 
     /// The features of `data`, transformed, in a buffer zeroized on drop.
     pub fn apply(&self, data: &Dataset) -> Zeroizing<Vec<f32>> {
-        let d = data.d;
-        let mut out = Zeroizing::new(Vec::with_capacity(data.features.len()));
-        for row in data.features.chunks_exact(d) {
+        self.apply_rows(&data.features, data.d)
+    }
+
+    /// Row-major `features` with `d` values per row, transformed (the same
+    /// arithmetic as [`Stats::apply`]: `(x - offset) / scale` in `f32`).
+    pub fn apply_rows(&self, features: &[f32], d: usize) -> Zeroizing<Vec<f32>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(features.len()));
+        if d == 0 {
+            return out;
+        }
+        for row in features.chunks_exact(d) {
             for ((x, o), s) in row.iter().zip(&self.offset).zip(&self.scale) {
                 out.push((x - o) / s);
             }

@@ -198,6 +198,8 @@ fn split_validation_is_seeded_and_replayable() {
         rng::data_order_commitment(s.training.seed, pooled.n as u32, Some(n_val as u32), 5);
     assert_eq!(replay, a.data_order_commitment);
     assert!(a.final_accuracy > 0.9, "{}", a.final_accuracy);
+    assert!(a.validation_from_split);
+    assert_eq!(a.confusion.iter().flatten().sum::<u64>(), n_val);
 
     let mut no_split = s.training.clone();
     no_split.validation_split = None;
@@ -339,4 +341,167 @@ fn sweep() {
             pooled_sum / seeds as f64
         );
     }
+}
+
+/// The forward pass written out by hand from the exported tensors alone, in
+/// PyTorch's convention (what a program outside sealroom does), in `f64`.
+fn forward_by_hand(tensors: &[NamedTensor], arch: &Arch, stats: &Stats, row: &[f32]) -> Vec<f64> {
+    let t = |name: String| {
+        tensors
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    let mut x: Vec<f64> = stats
+        .apply_rows(row, row.len())
+        .iter()
+        .map(|v| f64::from(*v))
+        .collect();
+    if let Some([h, w]) = arch.image {
+        let mut c_in = 1;
+        for (i, &c_out) in arch.channels.iter().enumerate() {
+            let (k, b) = (t(format!("convs.{i}.weight")), t(format!("convs.{i}.bias")));
+            assert_eq!(k.shape, [c_out, c_in, 3, 3]);
+            let mut out = vec![0f64; c_out * h * w];
+            for o in 0..c_out {
+                for y in 0..h {
+                    for z in 0..w {
+                        let mut acc = f64::from(b.values[o]);
+                        for ci in 0..c_in {
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let (yy, zz) = (y + ky, z + kx); // padded coordinates
+                                    if yy < 1 || zz < 1 || yy > h || zz > w {
+                                        continue;
+                                    }
+                                    acc += f64::from(k.values[((o * c_in + ci) * 3 + ky) * 3 + kx])
+                                        * x[(ci * h + yy - 1) * w + zz - 1];
+                                }
+                            }
+                        }
+                        out[(o * h + y) * w + z] = acc.max(0.0);
+                    }
+                }
+            }
+            x = out;
+            c_in = c_out;
+        }
+    }
+    let layers = arch.hidden.len() + 1;
+    for i in 0..layers {
+        let (wt, b) = (
+            t(format!("layers.{i}.weight")),
+            t(format!("layers.{i}.bias")),
+        );
+        let (out, inp) = (wt.shape[0], wt.shape[1]);
+        assert_eq!(inp, x.len(), "layers.{i}: [out, in]");
+        x = (0..out)
+            .map(|o| {
+                let v = f64::from(b.values[o])
+                    + (0..inp)
+                        .map(|j| f64::from(wt.values[o * inp + j]) * x[j])
+                        .sum::<f64>();
+                if i + 1 < layers {
+                    v.max(0.0)
+                } else {
+                    v
+                }
+            })
+            .collect();
+    }
+    let max = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = x.iter().map(|v| (v - max).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    e.iter().map(|v| v / sum).collect()
+}
+
+/// A model opens from its bytes alone (architecture read from the weights
+/// and checked against the digest, a CNN's image shape found by the digest),
+/// scores as the training loop did, and its exported tensors reproduce its
+/// predictions by hand.
+#[test]
+fn a_model_opens_from_its_bytes_alone_and_exports_pytorch_tensors() {
+    let mut l = load("digits-3-labs.toml");
+    l.scenario.training.epochs = 1;
+    let shapes = [
+        (ModelKind::LogisticRegression, vec![], vec![], vec![]),
+        (ModelKind::Mlp, vec![16, 12], vec![], vec![]),
+        (ModelKind::Cnn, vec![8], vec![2, 3], vec![4, 16]),
+    ];
+    for (kind, hidden, channels, image) in shapes {
+        l.scenario.model.kind = kind;
+        l.scenario.model.hidden = hidden;
+        l.scenario.model.channels = channels;
+        l.scenario.model.image = image;
+        let m = l.train(&l.parties[2].1);
+        let s = &l.scenario;
+        let loaded = LoadedModel::from_bytes(&m.model_bytes).unwrap();
+        assert_eq!(loaded.arch(), &Arch::new(&s.model, &s.schema).unwrap());
+        loaded.check_spec(&s.model, &s.schema).unwrap();
+        let scored = loaded.score(&l.validation).unwrap();
+        assert_eq!(scored.accuracy, m.final_accuracy, "{kind:?}");
+        assert_eq!(scored.confusion, m.confusion, "{kind:?}");
+        let p = loaded.predict(&l.validation).unwrap();
+        assert_eq!(p.predicted.len(), l.validation.n);
+        let tensors = loaded.tensors().unwrap();
+        let d = l.validation.d;
+        for r in 0..40 {
+            let row = &l.validation.features[r * d..(r + 1) * d];
+            let by_hand = forward_by_hand(&tensors, loaded.arch(), loaded.stats(), row);
+            for (a, b) in by_hand.iter().zip(p.row(r)) {
+                assert!(
+                    (a - f64::from(*b)).abs() < 1e-5,
+                    "{kind:?} row {r}: {a} vs {b}"
+                );
+            }
+        }
+        let card = serde_json::to_value(loaded.card("model.safetensors", [0; 32])).unwrap();
+        let names: Vec<String> = tensors.iter().map(|t| t.name.clone()).collect();
+        for layer in card["layers"].as_array().unwrap() {
+            let n = layer["name"].as_str().unwrap();
+            assert!(names.contains(&format!("{n}.weight")) && names.contains(&format!("{n}.bias")));
+        }
+        assert_eq!(card["preprocessing"]["offset"].as_array().unwrap().len(), d);
+    }
+}
+
+#[test]
+fn a_model_from_bytes_refuses_damage_and_other_specs() {
+    let mut l = load("breast-cancer-3-hospitals.toml");
+    l.scenario.training.epochs = 2;
+    let m = l.train(&l.parties[0].1);
+    assert!(matches!(
+        LoadedModel::from_bytes(b"id,label\n1,0\n"),
+        Err(MlError::ModelBytes(_))
+    ));
+    let mut other_digest = m.model_bytes.clone();
+    other_digest[8] ^= 1;
+    let e = LoadedModel::from_bytes(&other_digest).unwrap_err();
+    assert!(e.to_string().contains("digest"), "{e}");
+    let cut = &m.model_bytes[..m.model_bytes.len() - 3];
+    assert!(matches!(
+        LoadedModel::from_bytes(cut),
+        Err(MlError::ModelBytes(_))
+    ));
+
+    let loaded = LoadedModel::from_bytes(&m.model_bytes).unwrap();
+    let s = &l.scenario;
+    let mut mlp = s.model.clone();
+    mlp.kind = ModelKind::Mlp;
+    mlp.hidden = vec![4];
+    let e = loaded.check_spec(&mlp, &s.schema).unwrap_err();
+    assert!(matches!(e, MlError::Spec { field: "model", .. }), "{e}");
+    let mut schema = s.schema.clone();
+    schema.preprocessing = sealroom_protocol::scenario::Preprocessing::MinMax;
+    let e = loaded.check_spec(&s.model, &schema).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            MlError::Spec {
+                field: "schema.preprocessing",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }

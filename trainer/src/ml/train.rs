@@ -22,10 +22,10 @@ use super::rng::{OrderCommitment, Rng};
 use super::{Dataset, MlError, Stats};
 
 /// The CPU backend: Burn's ndarray backend, single-threaded (see the module docs).
-type Cpu = NdArray<f32>;
+pub(crate) type Cpu = NdArray<f32>;
 
 /// Rows per forward pass when evaluating (bounds memory on large sets).
-const EVAL_CHUNK: usize = 4096;
+pub(crate) const EVAL_CHUNK: usize = 4096;
 
 /// Metrics after one epoch. Aggregates only, no per-record values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,6 +58,14 @@ pub struct TrainedModel {
     pub train_records: u64,
     /// Records validated on.
     pub validation_records: u64,
+    /// Whether validation used a seeded split of the pool (`false`: the
+    /// owner's validation set).
+    pub validation_from_split: bool,
+    /// Confusion matrix of the returned model on the validation set:
+    /// `confusion[true_class][predicted_class]` record counts (its trace
+    /// over `validation_records` is `final_accuracy`). Counts, not records:
+    /// an aggregate like the other metrics, sealed to the owner only.
+    pub confusion: Vec<Vec<u64>>,
 }
 
 /// Accuracy and loss of a model on a dataset.
@@ -337,6 +345,9 @@ fn run<B: AutodiffBackend>(
         }
     }
 
+    // Computed on the final network after training, so it cannot change
+    // the model bytes (no randomness, the weights are only read).
+    let confusion = confusion_matrix(&net.valid(), &arch, &val_x, &val.labels, device)?;
     let record = BinBytesRecorder::<FullPrecisionSettings>::default()
         .record(net.valid().into_record(), ())
         .map_err(|e| MlError::Backend(format!("recording the model: {e}")))?;
@@ -353,6 +364,8 @@ fn run<B: AutodiffBackend>(
         data_order_commitment: commitment.finish(),
         train_records: n as u64,
         validation_records: val.n as u64,
+        validation_from_split: validation.is_none(),
+        confusion,
     })
 }
 
@@ -415,6 +428,51 @@ fn measure<B: Backend>(
     Ok((loss, correct))
 }
 
+/// `confusion[true][predicted]` counts of `net` over `labels`.
+fn confusion_matrix<B: Backend>(
+    net: &Net<B>,
+    arch: &Arch,
+    x: &[f32],
+    labels: &[u32],
+    device: &B::Device,
+) -> Result<Vec<Vec<u64>>, MlError> {
+    let mut m = vec![vec![0u64; arch.classes]; arch.classes];
+    for (xs, ys) in x.chunks(EVAL_CHUNK * arch.d).zip(labels.chunks(EVAL_CHUNK)) {
+        let predicted = argmax_rows(net, arch, xs, ys.len(), device)?;
+        for (y, p) in ys.iter().zip(predicted) {
+            let cell = m
+                .get_mut(*y as usize)
+                .and_then(|row| row.get_mut(p))
+                .ok_or_else(|| MlError::Backend("a class index out of range".into()))?;
+            *cell += 1;
+        }
+    }
+    Ok(m)
+}
+
+/// The predicted class of each of `rows` preprocessed rows (Burn's argmax
+/// of the logits, the same rule as the accuracy in [`measure`]).
+pub(crate) fn argmax_rows<B: Backend>(
+    net: &Net<B>,
+    arch: &Arch,
+    xs: &[f32],
+    rows: usize,
+    device: &B::Device,
+) -> Result<Vec<usize>, MlError> {
+    let xt: Tensor<B, 2> = Tensor::from_data(TensorData::new(xs.to_vec(), [rows, arch.d]), device);
+    let logits = net.forward(xt, arch.image);
+    logits
+        .argmax(1)
+        .reshape([rows])
+        .into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .map_err(|e| MlError::Backend(format!("{e:?}")))?
+        .into_iter()
+        .map(|c| usize::try_from(c).map_err(|_| MlError::Backend("negative class index".into())))
+        .collect()
+}
+
 fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f64, MlError> {
     t.into_data()
         .convert::<f64>()
@@ -430,8 +488,19 @@ fn labels_i64(labels: &[u32]) -> Zeroizing<Vec<i64>> {
 }
 
 type NetItem<B> = <<Net<B> as Module<B>>::Record as Record<B>>::Item<FullPrecisionSettings>;
+pub(crate) type NetRecord<B> = <Net<B> as Module<B>>::Record;
 
 fn load_net<B: Backend>(arch: &Arch, record: &[u8], device: &B::Device) -> Result<Net<B>, MlError> {
+    let record = decode_record::<B>(record, device)?;
+    load_record(arch, record, device)
+}
+
+/// Decodes Burn's record bytes into the network's record (tensors with the
+/// shapes the bytes say, not yet checked against any architecture).
+pub(crate) fn decode_record<B: Backend>(
+    record: &[u8],
+    device: &B::Device,
+) -> Result<NetRecord<B>, MlError> {
     // Decoded here with the recorder's own format (bincode, standard
     // config) because Burn's `BinBytesRecorder::load` panics on malformed
     // bytes; building tensors from a decoded but inconsistent record can
@@ -446,16 +515,25 @@ fn load_net<B: Backend>(arch: &Arch, record: &[u8], device: &B::Device) -> Resul
         )));
     }
     catch_unwind(AssertUnwindSafe(|| {
-        let template: Net<B> = Net::init(arch, 0, device);
-        template.load_record(<Net<B> as Module<B>>::Record::from_item(
-            decoded.item,
-            device,
-        ))
+        <Net<B> as Module<B>>::Record::from_item(decoded.item, device)
     }))
     .map_err(|p| MlError::ModelBytes(format!("record does not load: {}", panic_message(&p))))
 }
 
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+/// The network of `arch` with the weights of `record`.
+pub(crate) fn load_record<B: Backend>(
+    arch: &Arch,
+    record: NetRecord<B>,
+    device: &B::Device,
+) -> Result<Net<B>, MlError> {
+    catch_unwind(AssertUnwindSafe(|| {
+        let template: Net<B> = Net::init(arch, 0, device);
+        template.load_record(record)
+    }))
+    .map_err(|p| MlError::ModelBytes(format!("record does not load: {}", panic_message(&p))))
+}
+
+pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
