@@ -273,6 +273,245 @@ fn scenario_reports_every_problem_at_once() {
     }
 }
 
+/// A small scenario (two float features, `classes` classes, a validation
+/// split) in `dir` whose one party's dataset `a.csv` holds `csv`; `policy`
+/// is the `[policy]` table's body.
+fn small_scenario(dir: &Path, classes: u32, csv: &[u8], policy: &str) -> PathBuf {
+    std::fs::write(dir.join("a.csv"), csv).unwrap();
+    let p = dir.join("small.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[session]\nname = \"wine\"\n\
+             [schema]\nfeatures = [\"alcohol\", \"ash\"]\nlabel = \"class\"\nlabel_classes = {classes}\n\
+             [model]\nkind = \"logistic-regression\"\n\
+             [training]\nepochs = 5\nbatch_size = 8\noptimizer = \"adam\"\nlearning_rate = 0.01\nseed = 1\nvalidation_split = 0.2\n\
+             [owner]\nname = \"owner\"\n\
+             [[party]]\nname = \"a\"\ndataset = \"a.csv\"\n\
+             [policy]\n{policy}\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+const SIM_POLICY: &str =
+    "accepted_kinds = [\"sev-snp\", \"tdx\", \"sim\"]\nallow_simulation = true";
+
+/// `scenario check` reads a dataset the way `commit` (and so `run`) will:
+/// what one refuses the other refuses, at the same CSV line, and check says
+/// which scenario line names the file (issue 14, item 4).
+#[test]
+fn scenario_check_refuses_what_commit_refuses_at_the_same_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = keygen(d, "k.json");
+    let csv = d.join("a.csv");
+    // (dataset, CSV line, message start)
+    let cases: [(&[u8], usize, &str); 4] = [
+        (
+            b"alcohol,ash,class\n1,2,0\n1,2,1\n\n2,3,0\n",
+            4,
+            "blank line inside the dataset",
+        ),
+        (
+            b"\xEF\xBB\xBFalcohol,ash,class\n1,2,0\n",
+            1,
+            "the file starts with a UTF-8 byte-order mark",
+        ),
+        (
+            b"alcohol,ash,,class\n1,2,,0\n",
+            1,
+            "header column 3 has an empty name (\"\")",
+        ),
+        (
+            b"alcohol,ash,class\n1,2,0\n1,2\n",
+            3,
+            "2 fields, but the header has 3",
+        ),
+    ];
+    for (data, line, message) in cases {
+        let p = small_scenario(d, 2, data, SIM_POLICY);
+        let o = check(&p);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{message}: {err}");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let want = format!(
+            "{}:{}: party[0].dataset: {}:{line}: {message}",
+            p.display(),
+            line_of(&text, "dataset ="),
+            csv.display()
+        );
+        assert!(err.contains(&want), "`{err}` should contain `{want}`");
+        let o = sealroom(&[
+            "commit",
+            csv.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--blob-out",
+            d.join("blob").to_str().unwrap(),
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{message}: commit: {}",
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).contains(&format!("line {line}: {message}")),
+            "{message}: commit says {}",
+            stderr(&o)
+        );
+    }
+    // A blank line at the end is fine for both.
+    let p = small_scenario(d, 2, b"alcohol,ash,class\n1,2,0\n1,2,1\n\n", SIM_POLICY);
+    let o = check(&p);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Invisible characters in names are shown escaped and quoted; a feature
+/// value names the type in the scenario's word, with its article.
+#[test]
+fn scenario_check_shows_names_and_types_in_the_scenarios_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = small_scenario(
+        d,
+        2,
+        "alcohol\u{200b},ash,class\n1,2,0\n".as_bytes(),
+        SIM_POLICY,
+    );
+    let err = stderr(&check(&p));
+    assert!(
+        err.contains(
+            ":1: columns do not match the schema; missing: \"alcohol\"; not in the schema: \"alcohol\\u{200b}\""
+        ),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "label_classes = 2",
+        "label_classes = 2\nfeature_type = \"integer\"",
+    );
+    std::fs::write(&p, text).unwrap();
+    std::fs::write(d.join("a.csv"), "alcohol,ash,class\n1.5,2,0\n").unwrap();
+    let o = check(&p);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(":2: column \"alcohol\": \"1.5\" is not an integer"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A valid scenario is summarised in its own words, not Rust's.
+    let o = check(&repo().join("scenarios/breast-cancer-3-hospitals.toml"));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    for want in [
+        "model     logistic-regression\n",
+        "adam lr 0.01",
+        "accepted_kinds sev-snp, tdx, sim; allow_simulation true",
+    ] {
+        assert!(out.contains(want), "`{want}` missing in {out}");
+    }
+    for debug in ["LogisticRegression", "SevSnp", "Adam", "hidden=[]"] {
+        assert!(!out.contains(debug), "`{debug}` in {out}");
+    }
+    let o = check(&repo().join("scenarios/digits-3-labs.toml"));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains("model     mlp hidden [128]\n"), "{out}");
+}
+
+/// Warnings and notes do not fail the check; `--json` prints one object
+/// whether the scenario is valid or not, with every problem in it.
+#[test]
+fn scenario_check_warns_notes_and_always_prints_one_json_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let json = |p: &Path| {
+        let o = sealroom(&["scenario", "check", p.to_str().unwrap(), "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("one JSON object on stdout ({e}): {}", stderr(&o)));
+        (o.status.code(), v)
+    };
+
+    // 1-based labels with label_classes = 4: class 0 unused, a warning.
+    let p = small_scenario(
+        d,
+        4,
+        b"alcohol,ash,class\n1,2,1\n1,2,2\n2,3,3\n",
+        SIM_POLICY,
+    );
+    let text = std::fs::read_to_string(&p).unwrap();
+    let o = check(&p);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("valid (1 warning)"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let warning = format!(
+        "{}:{}: warning: schema.label_classes: class 0 of 0..4 appears in no party's dataset",
+        p.display(),
+        line_of(&text, "label_classes")
+    );
+    assert!(stderr(&o).contains(&warning), "{}", stderr(&o));
+    let (code, v) = json(&p);
+    assert_eq!(code, Some(0));
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["problems"][0]["severity"], "warning", "{v}");
+    assert_eq!(v["problems"][0]["field"], "schema.label_classes", "{v}");
+    assert_eq!(v["session"], "wine", "{v}");
+
+    // A hardware-only policy: valid, with a note that `run` needs sim.
+    let p = small_scenario(
+        d,
+        2,
+        b"alcohol,ash,class\n1,2,0\n1,2,1\n",
+        "accepted_kinds = [\"sev-snp\", \"tdx\"]",
+    );
+    let o = check(&p);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(": note: policy.accepted_kinds: does not list \"sim\": `sealroom run` runs a simulated node")
+            && err.contains("allow_simulation = true")
+            && err.contains("A session over the network with a TEE node this policy accepts is fine"),
+        "{err}"
+    );
+    let (_, v) = json(&p);
+    assert_eq!(v["problems"][0]["severity"], "note", "{v}");
+
+    // Errors: exit 2, and still one object on stdout, every problem in it.
+    let p = scenario_variant(d, "bad.toml", |t| {
+        t.replace("epochs = 300", "epochs = 0")
+            .replace("name = \"hospital-c\"", "name = \"hospital-b\"")
+    });
+    let (code, v) = json(&p);
+    assert_eq!(code, Some(2));
+    assert_eq!(v["valid"], false, "{v}");
+    let problems = v["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 2, "{v}");
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert_eq!(problems[0]["field"], "training.epochs");
+    assert_eq!(problems[0]["line"], line_of(&text, "epochs = 0"));
+    assert_eq!(problems[0]["file"], p.display().to_string());
+    assert_eq!(problems[0]["severity"], "error");
+    assert!(problems[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("1..=100000"));
+    assert_eq!(problems[1]["field"], "party[2].name");
+    // Even a file that does not parse.
+    let p = d.join("broken.toml");
+    std::fs::write(&p, "[session\n").unwrap();
+    let (code, v) = json(&p);
+    assert_eq!(code, Some(2));
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["problems"][0]["line"], 1, "{v}");
+    let (code, v) = json(&d.join("missing.toml"));
+    assert_eq!(code, Some(2));
+    assert_eq!(v["problems"][0]["field"], "(file)", "{v}");
+}
+
 // ---------------------------------------------------------------------------
 // The regulator's verifier checks the bytes exactly as supplied (issue 11,
 // Build items 4 and 7). A real session from `sealroom run` on the embedded

@@ -493,6 +493,13 @@ fn engine_measure_is_what_the_node_attests_and_what_a_scenario_pins() {
     let out = dir.path().join("refused");
     let (o, _) = run_json(&refused, &out, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // `run` says why, from the node's own last error line, not only where to look.
+    assert!(
+        stderr(&o).contains("the node stopped: verification failed: engine: engine.allowlist")
+            && stderr(&o).contains("node.log has the whole log"),
+        "{}",
+        stderr(&o)
+    );
     let log = std::fs::read_to_string(out.join("node.log")).unwrap();
     // The node's own check, then the coordinator's refusal beside it.
     assert!(
@@ -505,4 +512,95 @@ fn engine_measure_is_what_the_node_attests_and_what_a_scenario_pins() {
     );
     assert!(log.contains(&m), "{log}");
     assert!(!log.contains("training on"), "{log}");
+}
+
+/// A small session whose accuracy is measured on a split held out of the
+/// pooled data (no owner validation set), with 1-based labels leaving class
+/// 0 unused: the warning is printed and in the summary, and the human
+/// output says what the accuracy was measured on, how many of how many
+/// records were right, and the timings in seconds (issue 14, item 4).
+#[test]
+fn a_validation_split_run_says_what_its_accuracy_is_measured_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Three separable classes 1..=3, label_classes = 4.
+    let mut csv = String::from("alcohol,ash,class\n");
+    for i in 0..90u32 {
+        let c = 1 + i % 3;
+        let jitter = f64::from(i % 7) / 10.0;
+        csv.push_str(&format!("{},{},{c}\n", f64::from(c) * 3.0 + jitter, jitter));
+    }
+    std::fs::write(d.join("a.csv"), csv).unwrap();
+    let scenario = d.join("split.toml");
+    std::fs::write(
+        &scenario,
+        "[session]\nname = \"split\"\n\
+         [schema]\nfeatures = [\"alcohol\", \"ash\"]\nlabel = \"class\"\nlabel_classes = 4\n\
+         [model]\nkind = \"logistic-regression\"\n\
+         [training]\nepochs = 30\nbatch_size = 16\noptimizer = \"adam\"\nlearning_rate = 0.05\nseed = 3\nvalidation_split = 0.2\n\
+         [owner]\nname = \"owner\"\n\
+         [[party]]\nname = \"a\"\ndataset = \"a.csv\"\n\
+         [policy]\naccepted_kinds = [\"sim\"]\nallow_simulation = true\n",
+    )
+    .unwrap();
+    let out = d.join("human");
+    let o = sealroom(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}{text}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "{}:6: warning: schema.label_classes: class 0 of 0..4 appears in no party's dataset",
+            scenario.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let line = |k: &str| {
+        text.lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_else(|| panic!("no {k} line in {text}"))
+            .to_string()
+    };
+    let accuracy = line("accuracy");
+    assert!(
+        accuracy
+            .ends_with("correct) on the held-out split of the pooled data (validation_split 0.2)"),
+        "{accuracy}"
+    );
+    assert!(!text.contains("owner's validation set"), "{text}");
+    // `0.917 (33/36 correct)`: three decimals, and the count behind them.
+    let words: Vec<&str> = accuracy.split_whitespace().collect();
+    assert_eq!(words[1].len(), 5, "{accuracy}");
+    let (right, of) = words[2].trim_start_matches('(').split_once('/').unwrap();
+    let (right, of): (u64, u64) = (right.parse().unwrap(), of.parse().unwrap());
+    assert_eq!(of, 18, "{accuracy}");
+    let acc: f64 = words[1].parse().unwrap();
+    assert!(
+        (acc - right as f64 / of as f64).abs() < 0.0006,
+        "{accuracy}"
+    );
+    let timings = line("timings");
+    assert!(
+        timings.contains(" commit ") && timings.contains(" s, total ") && !timings.contains('{'),
+        "{timings}"
+    );
+    for t in timings.split(", ") {
+        let secs = t.split_whitespace().rev().nth(1).unwrap();
+        assert_eq!(secs.split_once('.').unwrap().1.len(), 2, "{timings}");
+    }
+
+    // The JSON summary keeps the exact values and says where the accuracy comes from.
+    let (o, v) = run_json(scenario.to_str().unwrap(), &d.join("json"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = &v["model"]["metrics"];
+    assert_eq!(m["validated_on"], "held-out-split", "{m}");
+    assert_eq!(m["validation_records"], 18, "{m}");
+    assert!(v["timings_s"]["total"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["warnings"][0]["severity"], "warning", "{v}");
+    assert_eq!(v["warnings"][0]["field"], "schema.label_classes", "{v}");
 }

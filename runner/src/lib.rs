@@ -263,6 +263,7 @@ fn wait_for(
     timeout: Duration,
     mut done: impl FnMut(&SessionStatus) -> bool,
     node: &mut Option<ChildGuard>,
+    node_log: &Path,
 ) -> Result<SessionStatus, RunError> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -278,9 +279,18 @@ fn wait_for(
                     return Ok(st);
                 }
                 if !code.success() && st.state != SessionState::Aborted {
+                    // The node's own words first: they name the check it failed.
+                    let why = node_reason(node_log)
+                        .map(|r| format!("the node stopped: {r}"))
+                        .unwrap_or_else(|| "the node stopped and wrote no reason".into());
+                    let exit = code
+                        .code()
+                        .map(|c| format!("exit code {c}"))
+                        .unwrap_or_else(|| code.to_string());
                     return Err(runtime_err(format!(
-                        "the node exited ({code}) with the session in state {} (node.log in the run directory says why)",
-                        st.state.as_str()
+                        "{why} (node {exit}, session left in state {}; {} has the whole log)",
+                        st.state.as_str(),
+                        node_log.display()
                     )));
                 }
             }
@@ -332,7 +342,11 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     }
     // `run` has one node, simulated: a policy that refuses it would only
     // fail later, at registration, with the reason in node.log.
-    refuse_policy_a_sim_node_cannot_meet(&args.scenario, &scenario.policy)?;
+    refuse_policy_a_sim_node_cannot_meet(&args.scenario, &scenario)?;
+    // Warnings (an unused class) do not stop a run, but they are said.
+    for w in &scenario.warnings {
+        status_msg(args.json, &w.display(&args.scenario));
+    }
     // The node is its own binary (the measured image); find it before
     // starting anything, so a missing one is exit 2 saying how to build it.
     let node_exe = opts.node_exe.clone();
@@ -571,6 +585,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
         Duration::from_secs(120),
         |s| s.node.is_some() || s.state == SessionState::Aborted,
         &mut node,
+        &out.join("node.log"),
     )?;
     if st.state == SessionState::Aborted {
         return Err(RunError::Verification {
@@ -658,6 +673,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
             ) && s.reports.iter().all(|r| r.tx_hash.is_some())
         },
         &mut node,
+        &out.join("node.log"),
     )?;
     bar.finish_and_clear();
     let train_s = trained_at
@@ -728,6 +744,9 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
                 "loss": metrics.get("final_loss"),
                 "validation_records": metrics.get("validation_records"),
                 "train_records": metrics.get("train_records"),
+                // What the accuracy was measured on.
+                "validated_on": if owner_input.is_some() { "owner-validation-set" } else { "held-out-split" },
+                "validation_split": scenario.training.validation_split,
             },
         });
     }
@@ -791,6 +810,13 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
         "model": model_json,
         "parties": parties_json,
         "verification": {"verified": verification.verified, "outcome": verification.outcome, "policy": verification.policy_source, "checks": verification.checks},
+        "warnings": scenario.warnings.iter().map(|w| serde_json::json!({
+            "file": args.scenario.display().to_string(),
+            "line": w.line,
+            "field": w.field,
+            "message": w.message,
+            "severity": w.severity,
+        })).collect::<Vec<_>>(),
         "timings_s": {"commit": commit_s, "attest": attest_s, "train": train_s, "publish": publish_s, "verify": verify_s, "total": t_total.elapsed().as_secs_f64()},
         "out": out.display().to_string(),
     });
@@ -862,29 +888,41 @@ pub fn spawn_coordinator(
 /// whose policy refuses simulated evidence, or demands GPU evidence (which
 /// no node carries yet, docs/attestation.md), is bad input for it, named by
 /// file and field, before any work.
-fn refuse_policy_a_sim_node_cannot_meet(
-    scenario: &Path,
-    policy: &sealroom_protocol::policy::Policy,
-) -> Result<(), RunError> {
-    use sealroom_protocol::policy::TeeKind;
-    let why = if !policy.accepted_kinds.contains(&TeeKind::Sim) {
-        Some(("policy.accepted_kinds", "does not list \"sim\""))
-    } else if !policy.allow_simulation {
-        Some(("policy.allow_simulation", "is false"))
-    } else if policy.require_gpu {
-        Some((
-            "policy.require_gpu",
-            "is true, and no node carries GPU evidence in this version (every verifier refuses such a node: policy.gpu-required)",
-        ))
-    } else {
-        None
-    };
-    match why {
+fn refuse_policy_a_sim_node_cannot_meet(path: &Path, scenario: &Scenario) -> Result<(), RunError> {
+    // The same rule `sealroom scenario check` notes (with the field's line).
+    match sealroom_protocol::scenario::sim_node_refusal(&scenario.policy) {
         None => Ok(()),
-        Some((field, what)) => Err(input_err(format!(
-            "{}: {field} {what}: `sealroom run` runs a simulated node, which this policy refuses; \
-             run the session over the network with a node it accepts (docs/run.md, \"Members over the network\")",
-            scenario.display()
-        ))),
+        Some((field, what)) => {
+            let at = match scenario
+                .warnings
+                .iter()
+                .find(|p| p.field == field)
+                .and_then(|p| p.line)
+            {
+                Some(line) => format!("{}:{line}", path.display()),
+                None => path.display().to_string(),
+            };
+            Err(input_err(format!(
+                "{at}: {field} {what}: `sealroom run` runs a simulated node, which this policy refuses; \
+                 run the session over the network with a node it accepts (docs/run.md, \"Members over the network\")"
+            )))
+        }
     }
+}
+
+/// Why the node stopped, from its log: the last `error:` line it wrote
+/// (the node prints its failure there and exits), else its last line.
+fn node_reason(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("error:").map(str::trim))
+        .or_else(|| lines.last().copied())
+        .map(str::to_string)
 }

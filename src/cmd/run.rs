@@ -123,10 +123,7 @@ fn print_human(s: &serde_json::Value, v: &sealroom_reports::verifier::Verificati
             g("/model/path"),
             g("/model/sha256")
         );
-        println!(
-            "accuracy     {} on the owner's validation set",
-            g("/model/metrics/accuracy")
-        );
+        println!("accuracy     {}", accuracy_line(&s["model"]["metrics"]));
     } else {
         println!("aborted      {}", g("/abort_reason"));
     }
@@ -139,6 +136,48 @@ fn print_human(s: &serde_json::Value, v: &sealroom_reports::verifier::Verificati
         }
     );
     super::report::print_checks(&v.checks);
-    println!("timings      {}", s["timings_s"]);
+    println!("timings      {}", timings_line(&s["timings_s"]));
+    for w in s["warnings"].as_array().into_iter().flatten() {
+        println!(
+            "{:<13}{}: {}",
+            w["severity"].as_str().unwrap_or("warning"),
+            w["field"].as_str().unwrap_or(""),
+            w["message"].as_str().unwrap_or("")
+        );
+    }
     println!("output       {}", g("/out"));
+}
+
+/// `0.917 (33/36 correct) on …`, naming the set the accuracy was measured
+/// on: the owner's validation set, or the split held out of the pooled data.
+/// (The summary JSON keeps the full-precision value.)
+fn accuracy_line(m: &serde_json::Value) -> String {
+    let Some(acc) = m["accuracy"].as_f64() else {
+        return "not reported".into();
+    };
+    let mut s = format!("{acc:.3}");
+    if let Some(n) = m["validation_records"].as_u64().filter(|n| *n > 0) {
+        let correct = (acc * n as f64).round() as u64;
+        s.push_str(&format!(" ({correct}/{n} correct)"));
+    }
+    match m["validated_on"].as_str() {
+        Some("held-out-split") => {
+            s.push_str(" on the held-out split of the pooled data");
+            if let Some(f) = m["validation_split"].as_f64() {
+                s.push_str(&format!(" (validation_split {f})"));
+            }
+        }
+        Some(_) => s.push_str(" on the owner's validation set"),
+        None => {}
+    }
+    s
+}
+
+/// Each phase's seconds with two decimals (the summary JSON keeps them exact).
+fn timings_line(t: &serde_json::Value) -> String {
+    ["commit", "attest", "train", "publish", "verify", "total"]
+        .iter()
+        .filter_map(|k| t[*k].as_f64().map(|v| format!("{k} {v:.2} s")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,9 +1,15 @@
 //! `sealroom scenario check FILE [--json]`: validate a scenario file, its
 //! datasets and key files, and print what the session would be.
+//!
+//! The check runs everything `sealroom run` checks before it starts work:
+//! the datasets are read through the commitment's own line rules, and the
+//! policy is compared with what `run`'s simulated node can meet (a note,
+//! since a networked session with a TEE node is fine). Errors exit 2;
+//! warnings and notes do not.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use sealroom_protocol::scenario::Scenario;
+use sealroom_protocol::scenario::{Problem, Scenario, Severity};
 
 use crate::exit::{input_err, CmdResult};
 
@@ -20,7 +26,7 @@ enum Action {
     Check {
         /// The scenario file (TOML).
         file: PathBuf,
-        /// Print one JSON object on stdout.
+        /// Print one JSON object on stdout, valid or not.
         #[arg(long)]
         json: bool,
     },
@@ -29,51 +35,161 @@ enum Action {
 /// Runs the command.
 pub fn run(args: Args) -> CmdResult {
     match args.action {
-        Action::Check { file, json } => {
-            let s = Scenario::load(&file).map_err(input_err)?;
-            if json {
-                let v = serde_json::json!({
-                    "valid": true,
-                    "session": s.session.name,
-                    "parties": s.parties.iter().map(|p| serde_json::json!({
+        Action::Check { file, json } => check(&file, json),
+    }
+}
+
+fn check(file: &Path, json: bool) -> CmdResult {
+    let loaded = Scenario::load(file);
+    let problems: Vec<Problem> = match &loaded {
+        Ok(s) => s.warnings.clone(),
+        Err(e) => e.problems.clone(),
+    };
+    if json {
+        // Always one object, so a tool reading stdout gets the problems too.
+        println!("{}", json_report(file, &loaded));
+    }
+    let s = match loaded {
+        Ok(s) => s,
+        // Every problem, warnings included, on stderr; exit 2.
+        Err(e) => return Err(input_err(e)),
+    };
+    if !json {
+        let count = |sev: Severity, word: &str| {
+            let n = problems.iter().filter(|p| p.severity == sev).count();
+            (n > 0).then(|| format!("{n} {word}{}", if n == 1 { "" } else { "s" }))
+        };
+        let extra: Vec<String> = [
+            count(Severity::Warning, "warning"),
+            count(Severity::Note, "note"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if extra.is_empty() {
+            println!("{}: valid", file.display());
+        } else {
+            println!("{}: valid ({})", file.display(), extra.join(", "));
+        }
+        print_summary(&s);
+    }
+    for p in &problems {
+        eprintln!("{}", p.display(file));
+    }
+    Ok(())
+}
+
+/// `{"valid", "file", "problems": [{file, line, field, message, severity}], …}`
+/// and, when valid, what the session would be.
+fn json_report(
+    file: &Path,
+    loaded: &Result<Scenario, sealroom_protocol::scenario::ScenarioError>,
+) -> serde_json::Value {
+    let problems = match loaded {
+        Ok(s) => &s.warnings,
+        Err(e) => &e.problems,
+    };
+    let problems: Vec<serde_json::Value> = problems
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "file": file.display().to_string(),
+                "line": p.line,
+                "field": p.field,
+                "message": p.message,
+                "severity": p.severity,
+            })
+        })
+        .collect();
+    let mut v = serde_json::json!({
+        "valid": loaded.is_ok(),
+        "file": file.display().to_string(),
+        "problems": problems,
+    });
+    if let (Ok(s), Some(o)) = (loaded, v.as_object_mut()) {
+        o.insert("session".into(), s.session.name.clone().into());
+        o.insert(
+            "parties".into(),
+            s.parties
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
                         "name": p.name,
                         "dataset": s.resolve(&p.dataset).display().to_string(),
-                    })).collect::<Vec<_>>(),
-                    "owner": s.owner.name,
-                    "model": s.model,
-                    "training": s.training,
-                    "policy": s.policy,
-                    "chain": s.chain,
-                });
-                println!("{v}");
-            } else {
-                println!("{}: valid", file.display());
-                println!("  session   {}", s.session.name);
-                println!(
-                    "  parties   {}",
-                    s.parties
-                        .iter()
-                        .map(|p| p.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                println!("  owner     {}", s.owner.name);
-                println!("  model     {:?} hidden={:?}", s.model.kind, s.model.hidden);
-                println!(
-                    "  training  {} epochs, batch {}, {:?} lr {}, seed {}",
-                    s.training.epochs,
-                    s.training.batch_size,
-                    s.training.optimizer,
-                    s.training.learning_rate,
-                    s.training.seed
-                );
-                println!(
-                    "  policy    kinds {:?}, allow_simulation {}",
-                    s.policy.accepted_kinds, s.policy.allow_simulation
-                );
-                println!("  chain     {}", s.chain.target);
-            }
-            Ok(())
+                    })
+                })
+                .collect(),
+        );
+        o.insert("owner".into(), s.owner.name.clone().into());
+        for (k, val) in [
+            ("model", serde_json::to_value(&s.model)),
+            ("training", serde_json::to_value(&s.training)),
+            ("policy", serde_json::to_value(&s.policy)),
+            ("chain", serde_json::to_value(&s.chain)),
+        ] {
+            o.insert(k.into(), val.unwrap_or_default());
         }
     }
+    v
+}
+
+/// The session in the scenario file's own words.
+fn print_summary(s: &Scenario) {
+    let t = &s.training;
+    println!("  session   {}", s.session.name);
+    println!(
+        "  parties   {}",
+        s.parties
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  owner     {}{}",
+        s.owner.name,
+        if s.owner.validation.is_some() {
+            ", holds the validation set"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  schema    {} {} features, label {} ({} classes), {}",
+        s.schema.features.len(),
+        s.schema.feature_type.as_str(),
+        s.schema.label,
+        s.schema.label_classes,
+        s.schema.preprocessing.as_str()
+    );
+    println!("  model     {}", s.model.describe());
+    let mut training = format!(
+        "{} epochs, batch {}, {} lr {}",
+        t.epochs,
+        t.batch_size,
+        t.optimizer.as_str(),
+        t.learning_rate
+    );
+    if t.momentum != 0.0 {
+        training.push_str(&format!(" momentum {}", t.momentum));
+    }
+    if t.weight_decay != 0.0 {
+        training.push_str(&format!(", weight_decay {}", t.weight_decay));
+    }
+    training.push_str(&format!(", seed {}", t.seed));
+    if let Some(v) = t.validation_split {
+        training.push_str(&format!(", validation_split {v}"));
+    }
+    println!("  training  {training}");
+    println!(
+        "  policy    accepted_kinds {}; allow_simulation {}",
+        s.policy
+            .accepted_kinds
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        s.policy.allow_simulation
+    );
+    println!("  chain     {}", s.chain.target);
 }
