@@ -51,6 +51,9 @@ enum Command {
     Coordinator(cmd::coordinator::CoordinatorCmd),
     /// Terminal UI for consortium partners: follow sessions, consent, upload, grant, fetch the model.
     Tui(cmd::tui::Args),
+    /// The owner's opened model outside sealroom: evaluate, predict, export (safetensors + model card).
+    #[command(subcommand)]
+    Model(cmd::model::ModelCmd),
     /// Differential privacy: ε of DP-SGD with the RDP accountant, or the σ for a target ε.
     #[command(subcommand)]
     Dp(cmd::dp::DpCmd),
@@ -73,6 +76,7 @@ fn main() {
         Command::Bench(b) => cmd::bench::run(b),
         Command::Coordinator(c) => cmd::coordinator::run(c),
         Command::Tui(a) => cmd::tui::run(a),
+        Command::Model(c) => cmd::model::run(c),
         Command::Dp(c) => cmd::dp::run(c),
     };
     if let Err(failure) = result {

@@ -1349,3 +1349,222 @@ fn dp_epsilon_matches_google_dp_accounting() {
         );
     }
 }
+
+/// A small model trained in-process under the shipped breast-cancer spec
+/// (two epochs: the spec's architecture, not its quality, matters here).
+fn small_breast_cancer_model(dir: &Path) -> PathBuf {
+    use sealroom_trainer::ml::{self, Dataset};
+    let mut s = sealroom_protocol::scenario::Scenario::load(
+        &repo().join("scenarios/breast-cancer-3-hospitals.toml"),
+    )
+    .unwrap();
+    s.training.epochs = 2;
+    let read =
+        |p: &Path| Dataset::from_csv(&std::fs::read(s.resolve(p)).unwrap(), &s.schema).unwrap();
+    let train = read(&s.parties[0].dataset);
+    let val = read(s.owner.validation.as_ref().unwrap());
+    let m = ml::train(
+        &s.model,
+        &s.training,
+        &s.schema,
+        &train,
+        Some(&val),
+        &mut |_| std::ops::ControlFlow::Continue(()),
+    )
+    .unwrap();
+    let p = dir.join("model.bin");
+    std::fs::write(&p, &m.model_bytes).unwrap();
+    p
+}
+
+#[test]
+fn model_eval_and_predict_refuse_bad_input_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_breast_cancer_model(dir.path());
+    let m = model.to_str().unwrap();
+    let scenario = repo().join("scenarios/breast-cancer-3-hospitals.toml");
+    let sc = scenario.to_str().unwrap();
+    let csv = repo().join("scenarios/data/breast-cancer/owner-validation.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let variant = |name: &str, edit: &dyn Fn(&str) -> String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, edit(&text)).unwrap();
+        p.display().to_string()
+    };
+    let fails = |args: &[&str], needles: &[&str]| {
+        let o = sealroom(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        for n in needles {
+            assert!(
+                stderr(&o).contains(n),
+                "{args:?}: `{n}` not in {}",
+                stderr(&o)
+            );
+        }
+        assert!(o.stdout.is_empty(), "{args:?} printed on stdout");
+    };
+
+    // It works on the scenario's CSV: `accuracy 0.xxx (k/n correct)`.
+    let o = sealroom(&[
+        "model",
+        "eval",
+        m,
+        "--data",
+        csv.to_str().unwrap(),
+        "--scenario",
+        sc,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.starts_with("accuracy 0.") && out.contains("/113 correct)"),
+        "{out}"
+    );
+
+    // Extra columns are ignored; predict needs no label column.
+    let extra = variant("extra.csv", &|t| {
+        t.lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 0 {
+                    format!("id,{l}\n")
+                } else {
+                    format!("r{i},{l}\n")
+                }
+            })
+            .collect()
+    });
+    let o = sealroom(&[
+        "model",
+        "eval",
+        m,
+        "--data",
+        &extra,
+        "--scenario",
+        sc,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let no_label = variant("no-label.csv", &|t| {
+        t.lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
+            .collect()
+    });
+    assert!(
+        text.starts_with("mean_radius") && text.lines().next().unwrap().ends_with(",diagnosis")
+    );
+    let o = sealroom(&["model", "predict", m, "--data", &no_label, "--scenario", sc]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 114);
+
+    // Wrong columns: exit 2 naming the file and the column.
+    let renamed = variant("renamed.csv", &|t| {
+        t.replacen("worst_area", "worst_aera", 1)
+    });
+    for cmd in ["eval", "predict"] {
+        fails(
+            &["model", cmd, m, "--data", &renamed, "--scenario", sc],
+            &["--data", "renamed.csv", "`worst_area`", "missing"],
+        );
+    }
+    fails(
+        &["model", "eval", m, "--data", &no_label, "--scenario", sc],
+        &["no-label.csv", "`diagnosis`"],
+    );
+    let bad_value = variant("bad-value.csv", &|t| t.replacen("\n1", "\nx", 1));
+    fails(
+        &[
+            "model",
+            "predict",
+            m,
+            "--data",
+            &bad_value,
+            "--scenario",
+            sc,
+        ],
+        &["bad-value.csv", "line 2", "`mean_radius`"],
+    );
+
+    // Not a model: a CSV, a truncated model, a sealed model, a missing file.
+    let truncated = dir.path().join("truncated.bin");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 10]).unwrap();
+    let sealed = dir.path().join("model.sealed");
+    std::fs::write(&sealed, b"SRMODEL1\x00\x00\x00\x02{}").unwrap();
+    let csv_s = csv.display().to_string();
+    for (not_model, says) in [
+        (csv_s.as_str(), "not a usable sealroom model"),
+        (truncated.to_str().unwrap(), "not a usable sealroom model"),
+        (sealed.to_str().unwrap(), "owner open-model"),
+        ("/nonexistent/model.bin", "No such file"),
+    ] {
+        for cmd in ["eval", "predict"] {
+            fails(
+                &["model", cmd, not_model, "--data", &csv_s, "--scenario", sc],
+                &[not_model, says],
+            );
+        }
+    }
+
+    // Names: none given, a scenario of another model, a record directory
+    // without this model.
+    fails(
+        &["model", "predict", m, "--data", &csv_s],
+        &["--scenario", "--record"],
+    );
+    let digits = repo().join("scenarios/digits-3-labs.toml");
+    fails(
+        &[
+            "model",
+            "eval",
+            m,
+            "--data",
+            &csv_s,
+            "--scenario",
+            digits.to_str().unwrap(),
+        ],
+        &[
+            "--scenario",
+            "digits-3-labs.toml",
+            "mlp 64 → 128 → 10",
+            "logistic-regression 30 → 2",
+        ],
+    );
+    let empty = dir.path().join("records");
+    std::fs::create_dir(&empty).unwrap();
+    fails(
+        &[
+            "model",
+            "eval",
+            m,
+            "--data",
+            &csv_s,
+            "--record",
+            empty.to_str().unwrap(),
+        ],
+        &["--record", "no record"],
+    );
+
+    // Export writes nothing when its input is bad.
+    let out = dir.path().join("export");
+    let o_s = out.to_str().unwrap();
+    fails(
+        &["model", "export", &csv_s, "--out", o_s],
+        &["not a usable sealroom model"],
+    );
+    fails(
+        &["model", "export", m, "--out", o_s, "--report-hash", "0x12"],
+        &["--report-hash"],
+    );
+    fails(&["model", "export", m, "--out", &csv_s], &["--out"]);
+    assert!(!out.exists());
+    // Without names the card still says everything but the column names.
+    let o = sealroom(&["model", "export", m, "--out", o_s, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("model-card.json")).unwrap()).unwrap();
+    assert_eq!(card["features"], serde_json::Value::Null);
+    assert_eq!(card["architecture"]["inputs"], 30);
+    assert_eq!(card["layers"][0]["name"], "layers.0");
+    assert_eq!(card["label_classes"], serde_json::json!([0, 1]));
+}

@@ -76,6 +76,7 @@ fn breast_cancer_run_verifies_and_tampering_is_caught() {
     }
     let acc = v["model"]["metrics"]["accuracy"].as_f64().unwrap();
     assert!(acc >= 0.97, "breast cancer accuracy {acc}");
+    model_is_usable_outside_sealroom(&out, &v, "breast-cancer/owner-validation.csv");
     for f in [
         "bundle.json",
         "model.sealed",
@@ -273,6 +274,139 @@ fn digits_run_meets_the_quality_bar() {
     assert_eq!(v["verification"]["verified"], true);
     let acc = v["model"]["metrics"]["accuracy"].as_f64().unwrap();
     assert!(acc >= 0.965, "digits accuracy {acc}");
+    model_is_usable_outside_sealroom(&dir.path().join("run"), &v, "digits/owner-validation.csv");
+}
+
+/// Fails loudly, never skips, when the Python side of the export check is
+/// missing.
+fn python_with_safetensors_and_numpy() {
+    let o = Command::new("python3")
+        .args(["-c", "import safetensors, numpy"])
+        .output()
+        .expect("python3 is needed by this test (scripts/test installs safetensors and numpy)");
+    assert!(
+        o.status.success(),
+        "python3 lacks safetensors or numpy (scripts/test installs them; by hand: python3 -m pip install --user safetensors numpy): {}",
+        stderr(&o)
+    );
+}
+
+/// The owner's model of a run is usable outside sealroom: `model eval` on
+/// the owner's validation set gives the accuracy the node sealed,
+/// `model export` writes the safetensors and the card (names and the
+/// completed report's hash from the owner's record), and numpy alone
+/// (`scripts/model-forward.py`: card, preprocessing, forward pass) gives
+/// `model predict --json`'s probabilities to 1e-5.
+fn model_is_usable_outside_sealroom(out: &Path, v: &serde_json::Value, validation: &str) {
+    let model = out.join("model.bin");
+    let m = model.to_str().unwrap();
+    let records = out.join("owner").join("state");
+    let r = records.to_str().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/data")
+        .join(validation);
+    let d = data.to_str().unwrap();
+
+    let o = sealroom(&["model", "eval", m, "--data", d, "--record", r, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let eval: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        eval["accuracy"], v["model"]["metrics"]["accuracy"],
+        "{eval}"
+    );
+    assert_eq!(eval["records"], v["model"]["metrics"]["validation_records"]);
+    let cm: Vec<Vec<u64>> = serde_json::from_value(eval["confusion_matrix"].clone()).unwrap();
+    let classes = eval["classes"].as_u64().unwrap() as usize;
+    assert_eq!(cm.len(), classes);
+    assert_eq!(
+        cm.iter().flatten().sum::<u64>(),
+        eval["records"].as_u64().unwrap()
+    );
+    let trace: u64 = (0..classes).map(|i| cm[i][i]).sum();
+    assert_eq!(trace, eval["correct"].as_u64().unwrap());
+    let o = sealroom(&["model", "eval", m, "--data", d, "--record", r]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = format!(
+        "accuracy {:.3} ({}/{} correct)",
+        eval["accuracy"].as_f64().unwrap(),
+        eval["correct"],
+        eval["records"]
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with(&first),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    let export = out.join("export");
+    let e = export.to_str().unwrap();
+    let o = sealroom(&["model", "export", m, "--out", e, "--record", r, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(export.join("model-card.json")).unwrap()).unwrap();
+    assert_eq!(card["format"], "sealroom-model-card/1");
+    assert_eq!(
+        format!("0x{}", card["model_sha256"].as_str().unwrap()),
+        v["model"]["sha256"].as_str().unwrap()
+    );
+    assert_eq!(
+        card["provenance"]["completed_report_hash"],
+        v["model"]["verified_by_owner"]["completed_report"]
+    );
+    assert_eq!(card["provenance"]["session_id"], v["session_id"]);
+    let features = card["features"].as_array().unwrap();
+    assert_eq!(
+        features.len() as u64,
+        card["architecture"]["inputs"].as_u64().unwrap()
+    );
+    let weights = std::fs::read(export.join("model.safetensors")).unwrap();
+    assert_eq!(
+        card["weights"]["sha256"].as_str().unwrap(),
+        hex::encode(sealroom_protocol::hash::sha256(&weights))
+    );
+
+    let o = sealroom(&["model", "predict", m, "--data", d, "--record", r, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ours: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    python_with_safetensors_and_numpy();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/model-forward.py");
+    let o = Command::new("python3")
+        .arg(&script)
+        .arg(&export)
+        .arg(&data)
+        .output()
+        .expect("run python3");
+    assert!(
+        o.status.success(),
+        "scripts/model-forward.py: {}",
+        stderr(&o)
+    );
+    let theirs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (ours, theirs) = (
+        ours["predictions"].as_array().unwrap(),
+        theirs["predictions"].as_array().unwrap(),
+    );
+    assert_eq!(ours.len(), theirs.len());
+    assert_eq!(ours.len() as u64, eval["records"].as_u64().unwrap());
+    for (a, b) in ours.iter().zip(theirs) {
+        let pa: Vec<f64> = serde_json::from_value(a["probabilities"].clone()).unwrap();
+        let pb: Vec<f64> = serde_json::from_value(b["probabilities"].clone()).unwrap();
+        assert_eq!(pa.len(), classes);
+        assert_eq!(pb.len(), classes);
+        for (x, y) in pa.iter().zip(&pb) {
+            assert!(
+                (x - y).abs() <= 1e-5,
+                "row {}: {pa:?} vs numpy {pb:?}",
+                a["row"]
+            );
+        }
+        // The class agrees unless the top two are within rounding of each other.
+        let mut sorted = pb.clone();
+        sorted.sort_by(|x, y| y.total_cmp(x));
+        if sorted[0] - sorted[1] > 1e-4 {
+            assert_eq!(a["class"], b["class"], "row {}", a["row"]);
+        }
+    }
 }
 
 #[test]

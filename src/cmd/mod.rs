@@ -13,6 +13,7 @@ pub mod coordinator;
 pub mod dp;
 pub mod engine;
 pub mod keygen;
+pub mod model;
 pub mod node;
 pub mod owner;
 pub mod party;

@@ -56,6 +56,23 @@ impl fmt::Debug for LoadedModel {
     }
 }
 
+/// `mlp 64 → 128 → 10`, `cnn 8×8 image, channels [8] → 512 → 10`: the
+/// kind and the layer sizes, for messages.
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", kind_name(self.kind))?;
+        let mut sizes = vec![self.d];
+        if let (Some([h, w]), Some(c)) = (self.image, self.channels.last()) {
+            write!(f, " {h}×{w} image, channels {:?}", self.channels)?;
+            sizes = vec![c * h * w];
+        }
+        sizes.extend(&self.hidden);
+        sizes.push(self.classes);
+        let sizes: Vec<String> = sizes.iter().map(usize::to_string).collect();
+        write!(f, " {}", sizes.join(" → "))
+    }
+}
+
 /// A named tensor of the exported model (row-major `float32` values).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NamedTensor {
@@ -151,14 +168,9 @@ impl LoadedModel {
     pub fn check_spec(&self, model: &ModelSpec, schema: &Schema) -> Result<(), MlError> {
         let arch = Arch::new(model, schema)?;
         if arch.digest() != self.arch_digest {
-            let (a, m) = (&arch, &self.arch);
             return Err(MlError::Spec {
                 field: "model",
-                message: format!(
-                    "describes {} {:?} ({} features, {} classes, hidden {:?}, channels {:?}), the model is {} {:?} ({} features, {} classes, hidden {:?}, channels {:?})",
-                    kind_name(a.kind), a.image, a.d, a.classes, a.hidden, a.channels,
-                    kind_name(m.kind), m.image, m.d, m.classes, m.hidden, m.channels,
-                ),
+                message: format!("describes {arch}, the model is {}", self.arch),
             });
         }
         if schema.preprocessing != self.stats.kind {
