@@ -56,14 +56,14 @@ impl fmt::Debug for LoadedModel {
     }
 }
 
-/// `mlp 64 → 128 → 10`, `cnn 8×8 image, channels [8] → 512 → 10`: the
+/// `mlp 64 → 128 → 10`, `cnn 8×8 image, channels [8], dense 512 → 10`: the
 /// kind and the layer sizes, for messages.
 impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", kind_name(self.kind))?;
         let mut sizes = vec![self.d];
         if let (Some([h, w]), Some(c)) = (self.image, self.channels.last()) {
-            write!(f, " {h}×{w} image, channels {:?}", self.channels)?;
+            write!(f, " {h}×{w} image, channels {:?}, dense", self.channels)?;
             sizes = vec![c * h * w];
         }
         sizes.extend(&self.hidden);
