@@ -468,6 +468,20 @@ fn full_session_with_checks_at_every_step() {
         "{:?}",
         st.members
     );
+    // The list counts each step: everyone consented and uploaded, no grant
+    // yet, so nobody is `ready` (which needs all three).
+    let inputs = f.inputs().len() as u32;
+    let listed = &anon.list_sessions().unwrap()[0];
+    assert_eq!((listed.ready, listed.total), (0, st.members.len() as u32));
+    assert_eq!(
+        listed.counts,
+        Some(sealroom_protocol::api::MemberCounts {
+            consented: listed.total,
+            inputs,
+            uploaded: inputs,
+            granted: 0,
+        })
+    );
 
     // Grants before a node: refused.
     expect_err(
@@ -558,6 +572,9 @@ fn full_session_with_checks_at_every_step() {
     );
     let st = grant_all(&f, &url);
     assert_eq!(st.state, SessionState::KeysGranted);
+    let listed = &anon.list_sessions().unwrap()[0];
+    assert_eq!(listed.ready, listed.total);
+    assert_eq!(listed.counts.map(|c| c.granted), Some(inputs));
     // A consent after keys are granted: refused (a withdrawal is not: it
     // aborts in any state before `completed`, tested below and in
     // `a_withdrawal_during_training_stops_the_node_and_aborts_on_chain`).

@@ -304,7 +304,17 @@ fn a_party_consents_uploads_and_grants_from_the_tui_until_reports_appear() {
     tmux.wait_for(&["Upload my encrypted blob"], 10);
     tmux.type_text(&p("hospital-a.sealed"));
     tmux.keys(&["Enter"]);
-    tmux.wait_for(&["UPLOAD my encrypted blob", "input     hospital-a"], 10);
+    // The dialog shows the file's own length and hash beside the manifest's
+    // once the TUI has read it; y sends only then.
+    tmux.wait_for(
+        &[
+            "UPLOAD my encrypted blob",
+            "input     hospital-a",
+            "this file",
+            "MATCH the manifest's commitment",
+        ],
+        30,
+    );
     tmux.keys(&["y"]);
     tmux.wait_for(&["uploaded", "as hospital-a"], 60);
 

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use alloy_primitives::B256;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use sealroom_protocol::api::{
-    Attempt, AttemptOutcome, MemberStatus, NodeRegistration, ReportRecord, SessionState,
-    SessionSummary,
+    Attempt, AttemptOutcome, MemberCounts, MemberStatus, NodeRegistration, ReportRecord,
+    SessionState, SessionSummary,
 };
 use sealroom_protocol::manifest::{validation_input_name, Consent, ConsentAction, Grant, Manifest};
 
@@ -843,13 +843,21 @@ pub fn summaries(conn: &Connection) -> rusqlite::Result<Vec<SessionSummary>> {
         let id = B256::from_str(&id).map_err(|_| bad_row("session id"))?;
         if let Some(row) = session(conn, &id)? {
             let members = members(conn, &id, &row)?;
+            let count = |f: &dyn Fn(&MemberStatus) -> bool| {
+                u32::try_from(members.iter().filter(|m| f(m)).count()).unwrap_or(u32::MAX)
+            };
             out.push(SessionSummary {
                 session_id: id,
                 name: row.manifest.name.clone(),
                 state: row.state,
-                ready: u32::try_from(members.iter().filter(|m| member_ready(m)).count())
-                    .unwrap_or(u32::MAX),
-                total: u32::try_from(members.len()).unwrap_or(u32::MAX),
+                ready: count(&member_ready),
+                total: count(&|_| true),
+                counts: Some(MemberCounts {
+                    consented: count(&|m| m.consented),
+                    inputs: count(&|m| m.blob_uploaded.is_some()),
+                    uploaded: count(&|m| m.blob_uploaded == Some(true)),
+                    granted: count(&|m| m.granted == Some(true)),
+                }),
             });
         }
     }

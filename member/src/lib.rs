@@ -444,8 +444,10 @@ fn commitment_of(
         })
 }
 
-/// Length and SHA-256 of a file, in one bounded-memory pass.
-fn hash_file(path: &Path, progress: &dyn Fn(&str, u64, u64)) -> std::io::Result<(u64, B256)> {
+/// Length and SHA-256 of a file, in one bounded-memory pass (1 MiB at a
+/// time); `progress` gets `("checking the blob", done, total)`. Public so
+/// the TUI shows a blob's own values with the same reading `upload` checks.
+pub fn hash_file(path: &Path, progress: &dyn Fn(&str, u64, u64)) -> std::io::Result<(u64, B256)> {
     let mut f = std::fs::File::open(path)?;
     let total = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut h = Sha256::new();

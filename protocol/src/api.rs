@@ -318,6 +318,24 @@ pub struct SessionSummary {
     pub ready: u32,
     /// Members.
     pub total: u32,
+    /// Consents, blobs and grants counted separately (`ready` counts only
+    /// members with all three, so it reads 0 while members are halfway).
+    /// Absent from coordinators older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<MemberCounts>,
+}
+
+/// How far the members of a session are, step by step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberCounts {
+    /// Members whose consent stands (given, not withdrawn), of `total`.
+    pub consented: u32,
+    /// Members that bring an input (a party's dataset, the owner's validation set).
+    pub inputs: u32,
+    /// Inputs whose blob is uploaded, of `inputs`.
+    pub uploaded: u32,
+    /// Inputs granted to the current node, of `inputs`.
+    pub granted: u32,
 }
 
 /// `GET /v1/sessions/{id}/work`: what the node needs (it re-checks all of it).

@@ -121,6 +121,37 @@ pub enum Action {
 }
 
 impl Action {
+    /// The confirmation's title: what pressing `y` does.
+    pub fn confirm_title(&self) -> &'static str {
+        match self {
+            Action::Consent(_) | Action::Upload(_) | Action::Grant(_) => {
+                " Confirm: exactly what will be signed and sent "
+            }
+            Action::FetchModel(_) => {
+                " Confirm: fetch the sealed model (signed request), open it here "
+            }
+            Action::Export(_) => " Export: write a file (nothing is signed or sent) ",
+        }
+    }
+
+    /// What `y` does, in the confirmation's key line.
+    pub fn confirm_key(&self) -> &'static str {
+        match self {
+            Action::Consent(_) | Action::Upload(_) | Action::Grant(_) => "sign and send",
+            Action::FetchModel(_) => "fetch, open and write",
+            Action::Export(_) => "write the file",
+        }
+    }
+
+    /// What a cancel leaves undone.
+    fn cancelled(&self) -> &'static str {
+        match self {
+            Action::Export(_) => "nothing was written",
+            Action::FetchModel(_) => "nothing was fetched or written",
+            _ => "nothing was signed or sent",
+        }
+    }
+
     /// Short name for progress and messages.
     pub fn label(&self) -> &'static str {
         match self {
@@ -166,6 +197,8 @@ pub enum Effect {
     Refresh,
     /// Run an action against this session snapshot.
     Run(Action, Box<SessionStatus>),
+    /// Read this file's length and SHA-256 (for the upload confirmation).
+    CheckFile(PathBuf),
 }
 
 /// Connection to the coordinator as the worker last saw it.
@@ -198,6 +231,48 @@ pub struct Busy {
     pub total: u64,
 }
 
+/// The chosen blob's own length and SHA-256, read off the UI thread and
+/// shown beside the manifest's in the upload confirmation: the manifest's
+/// values say what the file must be, not what it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileCheck {
+    /// Being read (bytes done of total).
+    Reading {
+        /// Bytes hashed so far.
+        done: u64,
+        /// The file's size (0: not known yet).
+        total: u64,
+    },
+    /// Read in full.
+    Read {
+        /// Length in bytes.
+        len: u64,
+        /// SHA-256 of the bytes.
+        sha256: B256,
+    },
+    /// Could not be read.
+    Failed(String),
+}
+
+/// Which of a file's values differ from the manifest's, in words
+/// (`length (…)`, `sha256 (…)`, or both), or None when both match.
+pub fn blob_mismatch(expected: (u64, B256), found: (u64, B256)) -> Option<String> {
+    let mut differs = vec![];
+    if found.0 != expected.0 {
+        differs.push(format!(
+            "length ({} bytes; the manifest says {} bytes)",
+            found.0, expected.0
+        ));
+    }
+    if found.1 != expected.1 {
+        differs.push(format!(
+            "sha256 ({:#x}; the manifest says {:#x})",
+            found.1, expected.1
+        ));
+    }
+    (!differs.is_empty()).then(|| differs.join(" and "))
+}
+
 /// The whole state of the TUI.
 pub struct App {
     /// My public identity.
@@ -228,6 +303,8 @@ pub struct App {
     pub message: Option<(bool, String)>,
     /// The last blob path used, to suggest its `.datakey`.
     pub last_blob: Option<PathBuf>,
+    /// The blob chosen for upload and what reading it found.
+    pub file_check: Option<(PathBuf, FileCheck)>,
     /// Set when the user quits.
     pub quit: bool,
     /// Animation frame counter (spinner).
@@ -267,6 +344,7 @@ impl App {
             busy: None,
             message: None,
             last_blob: None,
+            file_check: None,
             quit: false,
             frame: 0,
             started: Instant::now(),
@@ -301,6 +379,62 @@ impl App {
                     Err(e) => (false, e),
                 });
             }
+            Msg::FileCheck { path, check } => {
+                if self.file_check.as_ref().is_some_and(|(p, _)| *p == path) {
+                    self.file_check = Some((path.clone(), check));
+                    // The open confirmation shows the new values.
+                    if let Modal::Confirm {
+                        action: action @ Action::Upload(p),
+                        ..
+                    } = &self.modal
+                    {
+                        if *p == path {
+                            self.confirm(action.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The manifest's length and SHA-256 for my input's blob.
+    fn expected_blob(&self) -> Option<(u64, B256)> {
+        let d = self.detail.as_ref()?;
+        let input = my_input(&d.status.manifest, &self.me_key())?;
+        d.status
+            .manifest
+            .grantable_inputs()
+            .into_iter()
+            .find(|(n, _, _)| *n == input)
+            .map(|(_, _, c)| (c.ciphertext_len, c.ciphertext_sha256))
+    }
+
+    /// Whether `y` may send the blob at `path`: Ok(true) go, Ok(false)
+    /// still reading, Err(why) refused (nothing is sent).
+    fn upload_gate(&self, path: &PathBuf) -> Result<bool, String> {
+        let check = self
+            .file_check
+            .as_ref()
+            .filter(|(p, _)| p == path)
+            .map(|(_, c)| c);
+        match check {
+            None | Some(FileCheck::Reading { .. }) => Ok(false),
+            Some(FileCheck::Failed(e)) => Err(format!(
+                "upload refused: {}: {e}; nothing was sent",
+                path.display()
+            )),
+            Some(FileCheck::Read { len, sha256 }) => {
+                let expected = self
+                    .expected_blob()
+                    .ok_or("upload refused: the manifest has no input for me; nothing was sent")?;
+                match blob_mismatch(expected, (*len, *sha256)) {
+                    None => Ok(true),
+                    Some(why) => Err(format!(
+                        "upload refused before sending: {} differs from the manifest's commitment in {why}; nothing was sent",
+                        path.display()
+                    )),
+                }
+            }
         }
     }
 
@@ -316,11 +450,11 @@ impl App {
         }
         match self.modal.clone() {
             Modal::Help => {
-                if matches!(
-                    k.code,
-                    KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter
-                ) {
-                    self.modal = Modal::None;
+                match k.code {
+                    // `q` quits everywhere but in a text prompt.
+                    KeyCode::Char('q') => self.quit = true,
+                    KeyCode::Esc | KeyCode::Char('?') | KeyCode::Enter => self.modal = Modal::None,
+                    _ => {}
                 }
                 return vec![];
             }
@@ -334,11 +468,19 @@ impl App {
                             self.modal = Modal::None;
                         } else {
                             let action = match purpose {
-                                PromptFor::Blob => Action::Upload(path),
-                                PromptFor::DataKey => Action::Grant(path),
-                                PromptFor::ModelOut => Action::FetchModel(path),
-                                PromptFor::ExportOut => Action::Export(path),
+                                PromptFor::Blob => Action::Upload(path.clone()),
+                                PromptFor::DataKey => Action::Grant(path.clone()),
+                                PromptFor::ModelOut => Action::FetchModel(path.clone()),
+                                PromptFor::ExportOut => Action::Export(path.clone()),
                             };
+                            if purpose == PromptFor::Blob {
+                                // Read the file itself (off the UI thread) to
+                                // show its own values beside the manifest's.
+                                self.file_check =
+                                    Some((path.clone(), FileCheck::Reading { done: 0, total: 0 }));
+                                self.confirm(action);
+                                return vec![Effect::CheckFile(path)];
+                            }
                             self.confirm(action);
                         }
                     }
@@ -363,6 +505,23 @@ impl App {
             Modal::Confirm { action, .. } => {
                 match k.code {
                     KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                        if let Action::Upload(p) = &action {
+                            match self.upload_gate(p) {
+                                Ok(true) => {}
+                                Ok(false) => {
+                                    self.message = Some((
+                                        false,
+                                        "still reading the file to compare it with the manifest; press y again once it is read".into(),
+                                    ));
+                                    return vec![];
+                                }
+                                Err(why) => {
+                                    self.modal = Modal::None;
+                                    self.message = Some((false, why));
+                                    return vec![];
+                                }
+                            }
+                        }
                         self.modal = Modal::None;
                         if let Some(d) = &self.detail {
                             if let Action::Upload(p) = &action {
@@ -381,7 +540,7 @@ impl App {
                         self.modal = Modal::None;
                         self.message = Some((
                             false,
-                            format!("{} cancelled; nothing was signed or sent", action.label()),
+                            format!("{} cancelled; {}", action.label(), action.cancelled()),
                         ));
                     }
                     _ => {}
@@ -629,17 +788,13 @@ impl App {
                 lines.push("action    UPLOAD my encrypted blob (request signed by my key)".into());
                 lines.push(format!("input     {input}"));
                 lines.push(format!("file      {}", p.display()));
-                if let Some((_, _, c)) = m
-                    .grantable_inputs()
-                    .into_iter()
-                    .find(|(n, _, _)| *n == input)
-                {
-                    lines.push(format!("sha256    {:#x}", c.ciphertext_sha256));
-                    lines.push(format!(
-                        "length    {} bytes (checked before sending)",
-                        c.ciphertext_len
-                    ));
-                }
+                lines.extend(upload_lines(
+                    self.expected_blob(),
+                    self.file_check
+                        .as_ref()
+                        .filter(|(f, _)| f == p)
+                        .map(|(_, c)| c),
+                ));
             }
             Action::Grant(p) => {
                 lines.push("action    GRANT my data key, sealed to the node's HPKE key".into());
@@ -664,10 +819,73 @@ impl App {
                 lines.push(format!("write to  {} (mode 0600)", p.display()));
             }
             Action::Export(p) => {
-                lines.push("action    EXPORT the offline bundle (nothing is signed)".into());
+                lines.push(
+                    "action    EXPORT the offline bundle JSON (sealroom-bundle/2) to a file".into(),
+                );
                 lines.push(format!("write to  {}", p.display()));
+                lines.push(
+                    "contents  built from the coordinator's status: the reports, each node attempt's evidence, the manifest (before any report exists: the status JSON instead)"
+                        .into(),
+                );
+                lines.push(
+                    "signed    nothing: this reads the status and writes the file; nothing is sent"
+                        .into(),
+                );
+                lines.push(format!("verify    sealroom report verify {}", p.display()));
             }
         }
         self.modal = Modal::Confirm { action, lines };
     }
+}
+
+/// The upload confirmation's comparison: the manifest's length and SHA-256
+/// for my input, the file's own (or how far reading it is), and the verdict.
+/// Each hash has a line of its own, so both fit 80 columns whole.
+fn upload_lines(expected: Option<(u64, B256)>, found: Option<&FileCheck>) -> Vec<String> {
+    let mut v = vec![];
+    let Some((len, sha)) = expected else {
+        v.push("manifest  (no input of mine in the manifest)".into());
+        return v;
+    };
+    v.push(format!("manifest  {len} bytes, sha256"));
+    v.push(format!("          {sha:#x}"));
+    match found {
+        None | Some(FileCheck::Reading { .. }) => {
+            let progress = match found {
+                Some(FileCheck::Reading { done, total }) if *total > 0 => {
+                    format!(" {done}/{total} bytes")
+                }
+                _ => String::new(),
+            };
+            v.push(format!("this file reading…{progress}"));
+            v.push(
+                "check     comparing the file with the manifest (y waits until it is read)".into(),
+            );
+        }
+        Some(FileCheck::Failed(e)) => {
+            v.push(format!("this file cannot be read: {e}"));
+            v.push("check     REFUSED: nothing will be sent".into());
+        }
+        Some(FileCheck::Read {
+            len: flen,
+            sha256: fsha,
+        }) => {
+            v.push(format!("this file {flen} bytes, sha256"));
+            v.push(format!("          {fsha:#x}"));
+            v.push(match (*flen != len, *fsha != sha) {
+                (false, false) => {
+                    "check     the file's length and sha256 MATCH the manifest's commitment".into()
+                }
+                (l, h) => format!(
+                    "check     DIFFERS from the manifest: {}; y refuses, nothing will be sent",
+                    match (l, h) {
+                        (true, true) => "length and sha256 differ",
+                        (true, false) => "length differs",
+                        _ => "sha256 differs",
+                    }
+                ),
+            });
+        }
+    }
+    v
 }

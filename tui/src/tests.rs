@@ -19,7 +19,7 @@ use sealroom_protocol::scenario::Scenario;
 use sealroom_reports::attest::simulate::{sim_default_measurement, simulate};
 use sealroom_reports::binding::expected_report_data;
 
-use crate::app::{Action, App, Busy, Conn, Effect, Modal, Pane, Screen, SessionRow};
+use crate::app::{Action, App, Busy, Conn, Effect, FileCheck, Modal, Pane, Screen, SessionRow};
 use crate::theme::Theme;
 use crate::ui::{draw, KEYMAP};
 use crate::worker::{detail_of, Msg};
@@ -186,6 +186,7 @@ fn row(fx: &Fx, name: &str, state: SessionState, ready: u32, role: &str) -> Sess
             state,
             ready,
             total: 4,
+            counts: None,
         },
         my_role: role.into(),
     }
@@ -224,17 +225,27 @@ fn list_connecting_empty_and_unreachable() {
 }
 
 #[test]
-fn list_shows_name_state_ready_and_my_role() {
+fn list_shows_name_state_my_role_and_each_members_step() {
     let fx = fixture();
     let mut app = app_for(&fx, Theme { color: true });
+    // Two members consented and uploaded, nobody granted yet: `ready`
+    // (all three steps) is 0, the step counts say how far they are.
+    let mut halfway = row(
+        &fx,
+        "breast-cancer-3-hospitals",
+        SessionState::Open,
+        0,
+        "party hospital-a",
+    );
+    halfway.summary.counts = Some(sealroom_protocol::api::MemberCounts {
+        consented: 2,
+        inputs: 3,
+        uploaded: 2,
+        granted: 0,
+    });
     app.apply(Msg::Sessions(vec![
-        row(
-            &fx,
-            "breast-cancer-3-hospitals",
-            SessionState::Open,
-            2,
-            "party hospital-a",
-        ),
+        halfway,
+        // A coordinator that sends only the ready count.
         row(&fx, "digits-3-labs", SessionState::Published, 4, "owner"),
         row(&fx, "someone-elses", SessionState::Aborted, 0, "-"),
     ]));
@@ -242,23 +253,23 @@ fn list_shows_name_state_ready_and_my_role() {
     for s in [
         "Name",
         "State",
-        "Ready",
         "My role",
         "breast-cancer-3-hospitals",
         "open",
-        "2/4",
+        "consent 2/4 · blobs 2/3 · grants 0/3",
         "party hospital-a",
         "digits-3-labs",
         "published",
-        "4/4",
+        "ready 4/4 (consented, uploaded and granted)",
         "owner",
         "aborted",
-        "0/4",
+        "ready 0/4",
         "0x5e5e5e",
         "Enter open",
     ] {
         assert!(t.contains(s), "missing {s:?} in\n{t}");
     }
+    assert!(!t.contains("Ready"), "{t}");
     // The selection shows without colour too.
     assert!(t.contains("> breast-cancer-3-hospitals"), "{t}");
     assert!(t.contains("  digits-3-labs"), "{t}");
@@ -631,18 +642,51 @@ fn upload_prompt_edits_the_path_and_shows_the_commitment_it_must_match() {
     key(&mut app, KeyCode::Char('u'));
     typed(&mut app, "/data/a.sealedX");
     key(&mut app, KeyCode::Backspace);
-    key(&mut app, KeyCode::Enter);
+    // Enter asks the worker to read the file itself.
+    let eff = key(&mut app, KeyCode::Enter);
+    let path = PathBuf::from("/data/a.sealed");
+    assert!(matches!(eff.as_slice(), [Effect::CheckFile(p)] if *p == path));
     let (t, _) = render(&app, 100, 30);
     assert!(t.contains("UPLOAD my encrypted blob"), "{t}");
     assert!(
         t.contains("file      /data/a.sealed\n") || t.contains("file      /data/a.sealed "),
         "{t}"
     );
+    let c = commitment(1);
+    assert!(t.contains("manifest  1001 bytes, sha256 "), "{t}");
     assert!(
-        t.contains(&format!("sha256    {:#x}", commitment(1).ciphertext_sha256)),
+        t.contains(&format!("          {:#x}", c.ciphertext_sha256)),
         "{t}"
     );
-    assert!(t.contains("length    1001 bytes"), "{t}");
+    assert!(t.contains("this file reading…"), "{t}");
+    // y waits while the file is being read.
+    assert!(key(&mut app, KeyCode::Char('y')).is_empty());
+    assert!(matches!(app.modal, Modal::Confirm { .. }));
+    let (t, _) = render(&app, 100, 30);
+    assert!(t.contains("still reading the file"), "{t}");
+    app.apply(Msg::FileCheck {
+        path: path.clone(),
+        check: FileCheck::Reading {
+            done: 400,
+            total: 1001,
+        },
+    });
+    let (t, _) = render(&app, 100, 30);
+    assert!(t.contains("this file reading… 400/1001 bytes"), "{t}");
+    // Read: its own length and hash, beside the manifest's, and they match.
+    app.apply(Msg::FileCheck {
+        path: path.clone(),
+        check: FileCheck::Read {
+            len: c.ciphertext_len,
+            sha256: c.ciphertext_sha256,
+        },
+    });
+    let (t, _) = render(&app, 100, 30);
+    assert!(t.contains("this file 1001 bytes, sha256 "), "{t}");
+    assert!(
+        t.contains("length and sha256 MATCH the manifest's commitment"),
+        "{t}"
+    );
     let eff = key(&mut app, KeyCode::Char('y'));
     assert!(matches!(
         eff.as_slice(),
@@ -664,6 +708,180 @@ fn upload_prompt_edits_the_path_and_shows_the_commitment_it_must_match() {
     // Esc leaves the prompt without doing anything.
     assert!(key(&mut app, KeyCode::Esc).is_empty());
     assert_eq!(app.modal, Modal::None);
+}
+
+/// The worker reads the chosen file itself (its length and SHA-256, in
+/// bounded memory); a file that is not the committed blob is refused before
+/// anything is sent, naming which value differs.
+#[test]
+fn upload_of_a_file_unlike_the_manifests_blob_is_refused_naming_what_differs() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let c = commitment(1);
+    // (contents, what the refusal names, what it must not name)
+    let cases: [(Vec<u8>, &str, &str, &str); 3] = [
+        (
+            b"hello".to_vec(),
+            "length and sha256 differ",
+            "length (5 bytes; the manifest says 1001 bytes) and sha256 (0x2cf24dba",
+            "",
+        ),
+        (
+            vec![0u8; 1001],
+            "sha256 differs",
+            "in sha256 (0x",
+            "length (",
+        ),
+        (
+            vec![0u8; 1002],
+            "length and sha256 differ",
+            "length (1002 bytes; the manifest says 1001 bytes)",
+            "",
+        ),
+    ];
+    for (i, (bytes, shown, refusal, not)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("blob{i}"));
+        std::fs::write(&path, bytes).unwrap();
+        let mut app = detail_app(&fx, status(&fx, SessionState::Open), Pane::Overview);
+        key(&mut app, KeyCode::Char('u'));
+        typed(&mut app, path.to_str().unwrap());
+        let eff = key(&mut app, KeyCode::Enter);
+        let [Effect::CheckFile(p)] = eff.as_slice() else {
+            panic!("{eff:?}")
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        crate::worker::check_file(p.clone(), &tx);
+        for m in rx.try_iter() {
+            app.apply(m);
+        }
+        let (t, _) = render(&app, 120, 30);
+        let sha = sealroom_member::hash_file(&path, &|_, _, _| {}).unwrap().1;
+        assert!(
+            t.contains(&format!("this file {} bytes, sha256 ", bytes.len()))
+                && t.contains(&format!("          {sha:#x}")),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!("DIFFERS from the manifest: {shown}; y refuses")),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!("          {:#x}", c.ciphertext_sha256)),
+            "{t}"
+        );
+        assert!(
+            key(&mut app, KeyCode::Char('y')).is_empty(),
+            "nothing is sent"
+        );
+        assert_eq!(app.modal, Modal::None);
+        let (ok, m) = app.message.clone().unwrap();
+        assert!(!ok);
+        assert!(
+            m.starts_with("upload refused before sending:") && m.contains(refusal),
+            "{m}"
+        );
+        assert!(not.is_empty() || m.contains("nothing was sent"), "{m}");
+        if !not.is_empty() {
+            assert!(!m.contains(not), "{m}");
+        }
+    }
+    // A file that cannot be read is refused too.
+    let mut app = detail_app(&fx, status(&fx, SessionState::Open), Pane::Overview);
+    key(&mut app, KeyCode::Char('u'));
+    let missing = dir.path().join("missing.sealed");
+    typed(&mut app, missing.to_str().unwrap());
+    key(&mut app, KeyCode::Enter);
+    let (tx, rx) = std::sync::mpsc::channel();
+    crate::worker::check_file(missing.clone(), &tx);
+    for m in rx.try_iter() {
+        app.apply(m);
+    }
+    let (t, _) = render(&app, 120, 30);
+    assert!(t.contains("this file cannot be read"), "{t}");
+    assert!(key(&mut app, KeyCode::Char('y')).is_empty());
+    assert!(
+        app.message
+            .as_ref()
+            .is_some_and(|(_, m)| m.starts_with("upload refused:")),
+        "{:?}",
+        app.message
+    );
+    // And the values the blob's own reading gives are what upload checks.
+    let good = dir.path().join("good");
+    std::fs::write(&good, b"hello").unwrap();
+    let (len, sha) = sealroom_member::hash_file(&good, &|_, _, _| {}).unwrap();
+    assert_eq!(len, 5);
+    assert_eq!(
+        format!("{sha:x}"),
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
+}
+
+#[test]
+fn long_messages_wrap_instead_of_being_cut_at_the_screen_edge() {
+    let fx = fixture();
+    let mut app = detail_app(&fx, status(&fx, SessionState::Open), Pane::Overview);
+    let hash = format!("{:#x}", B256::repeat_byte(0xab));
+    let long = format!(
+        "grant refused: my verification of the node failed: report-data: evidence report_data {hash} is not the expected value for this manifest; nothing was sent END"
+    );
+    app.apply(Msg::Done(Err(long.clone())));
+    let (t, _) = render(&app, 80, 24);
+    // Every word is on screen, the hash cut only where a line ends.
+    let screen: String = t.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+    for w in long.split(' ').filter(|w| w.len() < 60) {
+        assert!(screen.contains(w), "missing {w:?} in\n{t}");
+    }
+    assert!(screen.contains(&hash[..60]), "{t}");
+    assert!(t.contains("nothing was sent END"), "{t}");
+    // The footer is still the last line, the header the first.
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(lines[23].contains("? help"), "{t}");
+    assert!(lines[0].contains("sealroom"), "{t}");
+    // Wrapping itself: by words, long words cut, one-column continuation indent.
+    assert_eq!(
+        crate::ui::wrap_words(" aaa bbb ccc", 8),
+        vec![" aaa bbb", " ccc"]
+    );
+    assert_eq!(
+        crate::ui::wrap_words(" 0123456789", 6),
+        vec![" 01234", " 56789"]
+    );
+    assert_eq!(crate::ui::wrap_words(" short", 80), vec![" short"]);
+    // A tiny screen still draws.
+    render(&app, 10, 3);
+}
+
+#[test]
+fn the_export_dialog_says_it_writes_a_file_and_signs_and_sends_nothing() {
+    let fx = fixture();
+    let mut app = detail_app(&fx, status(&fx, SessionState::Open), Pane::Overview);
+    key(&mut app, KeyCode::Char('e'));
+    key(&mut app, KeyCode::Enter);
+    let (t, _) = render(&app, 100, 30);
+    for want in [
+        "Export: write a file (nothing is signed or sent)",
+        "EXPORT the offline bundle JSON (sealroom-bundle/2) to a file",
+        "write to  breast-cancer-3-hospitals-bundle.json",
+        "signed    nothing: this reads the status and writes the file; nothing is sent",
+        " y write the file ",
+    ] {
+        assert!(t.contains(want), "missing {want:?} in\n{t}");
+    }
+    for not in ["exactly what will be signed", "sign and send"] {
+        assert!(!t.contains(not), "{not:?} in\n{t}");
+    }
+    key(&mut app, KeyCode::Char('n'));
+    let (t, _) = render(&app, 100, 30);
+    assert!(t.contains("export cancelled; nothing was written"), "{t}");
+    // The signing dialogs keep their title.
+    key(&mut app, KeyCode::Char('c'));
+    let (t, _) = render(&app, 100, 30);
+    assert!(
+        t.contains("Confirm: exactly what will be signed and sent"),
+        "{t}"
+    );
+    assert!(t.contains(" y sign and send "), "{t}");
 }
 
 #[test]
@@ -782,6 +1000,18 @@ fn quit_keys() {
     let mut app = app_for(&fx, Theme { color: true });
     key(&mut app, KeyCode::Char('q'));
     assert!(app.quit);
+    // From the help overlay too (it says so).
+    let mut app = app_for(&fx, Theme { color: true });
+    key(&mut app, KeyCode::Char('?'));
+    let (t, _) = render(&app, 80, 24);
+    assert!(t.contains("press ? or Esc to close · q quits"), "{t}");
+    key(&mut app, KeyCode::Char('q'));
+    assert!(app.quit);
+    // Not while typing a path: there it is a letter.
+    let mut app = detail_app(&fx, status(&fx, SessionState::Open), Pane::Overview);
+    key(&mut app, KeyCode::Char('e'));
+    key(&mut app, KeyCode::Char('q'));
+    assert!(!app.quit);
     let mut app = app_for(&fx, Theme { color: true });
     app.handle_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
     assert!(app.quit);

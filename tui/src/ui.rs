@@ -16,7 +16,10 @@ use crate::theme::Theme;
 /// Every key, for the help overlay and docs/tui.md.
 pub const KEYMAP: &[(&str, &str)] = &[
     ("?", "show / hide this help"),
-    ("q, Ctrl-C", "quit"),
+    (
+        "q, Ctrl-C",
+        "quit (from the help too; not while typing a path)",
+    ),
     ("r", "refresh now"),
     ("Up/Down, k/j", "sessions: move the selection"),
     ("Enter", "sessions: open the session"),
@@ -31,9 +34,18 @@ pub const KEYMAP: &[(&str, &str)] = &[
     ("u", "upload my encrypted blob (path prompt)"),
     ("g", "grant my data key (only when MY verification passed)"),
     ("m", "owner: fetch and open the model to a path"),
-    ("e", "export the offline bundle JSON to a path"),
-    ("y / Enter", "dialog: sign and send"),
-    ("n / Esc", "dialog: cancel (nothing is signed)"),
+    (
+        "e",
+        "export the offline bundle JSON to a path (nothing signed)",
+    ),
+    (
+        "y / Enter",
+        "dialog: go (sign and send; for e: write the file)",
+    ),
+    (
+        "n / Esc",
+        "dialog: cancel (nothing is signed, sent or written)",
+    ),
     ("Ctrl-U", "prompt: clear the path"),
 ];
 
@@ -42,11 +54,16 @@ const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
 /// Draws the whole UI.
 pub fn draw(f: &mut Frame, app: &App) {
     let area = f.area();
+    // The message area grows with a long message (a refusal names the check
+    // and both hashes), up to a third of the body, rather than cutting it.
+    let wrapped = message_lines(app, area.width);
+    let most = (area.height.saturating_sub(4) / 3).max(1);
+    let message_h = (wrapped.len() as u16).clamp(1, most);
     let [header, body, status, message, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Fill(1),
         Constraint::Length(1),
-        Constraint::Length(1),
+        Constraint::Length(message_h),
         Constraint::Length(1),
     ])
     .areas(area);
@@ -56,13 +73,13 @@ pub fn draw(f: &mut Frame, app: &App) {
         Screen::Detail => draw_detail(f, app, body),
     }
     draw_status(f, app, status);
-    draw_message(f, app, message);
+    draw_message(f, app, message, wrapped);
     draw_footer(f, app, footer);
     match &app.modal {
         Modal::None => {}
         Modal::Help => draw_help(f, app, area),
         Modal::Prompt { purpose, input } => draw_prompt(f, app, area, *purpose, input),
-        Modal::Confirm { lines, .. } => draw_confirm(f, app, area, lines),
+        Modal::Confirm { action, lines } => draw_confirm(f, app, area, action, lines),
     }
 }
 
@@ -111,45 +128,71 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
         );
         return;
     }
-    let header = Row::new(["  Name", "State", "Ready", "My role", "Id"]).style(t.title());
-    let rows = app.sessions.iter().enumerate().map(|(i, s)| {
+    // Two lines a session: name, state, my role and id; then how far the
+    // members are, step by step (a single "ready" count reads 0 while
+    // members are halfway, and the step counts do not fit one 80-column line).
+    let inner = block.inner(area);
+    let width = usize::from(inner.width);
+    let (state_w, role_w, id_w) = (15usize, 17usize, 8usize);
+    let name_w = width.saturating_sub(2 + state_w + role_w + id_w + 3);
+    let cols = |name: &str, state: &str, role: &str, id: &str| {
+        format!(
+            "{name:<name_w$.name_w$} {state:<state_w$.state_w$} {role:<role_w$.role_w$} {id:<id_w$.id_w$}"
+        )
+    };
+    let mut lines = vec![Line::from(Span::styled(
+        format!("  {}", cols("Name", "State", "My role", "Id")),
+        t.title(),
+    ))];
+    let fits = usize::from(inner.height).saturating_sub(1) / 2;
+    let first = (app.selected + 1).saturating_sub(fits.max(1));
+    for (i, s) in app
+        .sessions
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(fits.max(1))
+    {
         let sm = &s.summary;
-        let row = Row::new(vec![
-            // A marker as well as the reversed style: selection must show without colour or styles.
-            Cell::from(format!(
-                "{} {}",
-                if i == app.selected { ">" } else { " " },
-                sm.name
-            )),
-            Cell::from(Span::styled(sm.state.as_str(), state_style(t, sm.state))),
-            Cell::from(format!("{}/{}", sm.ready, sm.total)),
-            Cell::from(s.my_role.clone()),
-            Cell::from(
-                format!("{:#x}", sm.session_id)
-                    .chars()
-                    .take(8)
-                    .collect::<String>(),
+        let selected = i == app.selected;
+        let id: String = format!("{:#x}", sm.session_id).chars().take(8).collect();
+        // A marker as well as the reversed style: selection must show without colour or styles.
+        let marker = if selected { "> " } else { "  " };
+        let name = format!("{name:<name_w$.name_w$} ", name = sm.name);
+        let mut first_line = vec![
+            Span::raw(format!("{marker}{name}")),
+            Span::styled(
+                format!("{:<state_w$}", sm.state.as_str()),
+                state_style(t, sm.state),
             ),
-        ]);
-        if i == app.selected {
-            row.style(t.selected())
-        } else {
-            row
+            Span::raw(format!(" {:<role_w$.role_w$} {id}", s.my_role)),
+        ];
+        let mut second = Line::from(Span::styled(format!("    {}", member_counts(sm)), t.dim()));
+        if selected {
+            for span in &mut first_line {
+                span.style = span.style.patch(t.selected());
+            }
+            second = second.style(t.selected());
         }
-    });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Fill(1),
-            Constraint::Length(15),
-            Constraint::Length(5),
-            Constraint::Length(17),
-            Constraint::Length(8),
-        ],
-    )
-    .header(header)
-    .block(block);
-    f.render_widget(table, area);
+        lines.push(Line::from(first_line));
+        lines.push(second);
+    }
+    f.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// `consent 2/4 · blobs 2/3 · grants 0/3`: each step on its own, from the
+/// list's counts (older coordinators send only the ready count).
+pub fn member_counts(sm: &sealroom_protocol::api::SessionSummary) -> String {
+    match sm.counts {
+        Some(c) => format!(
+            "consent {}/{} · blobs {}/{} · grants {}/{}",
+            c.consented, sm.total, c.uploaded, c.inputs, c.granted, c.inputs
+        ),
+        None => format!(
+            "ready {}/{} (consented, uploaded and granted)",
+            sm.ready, sm.total
+        ),
+    }
 }
 
 fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
@@ -764,9 +807,12 @@ fn draw_status(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn draw_message(f: &mut Frame, app: &App, area: Rect) {
+/// The message line's text, wrapped at word boundaries to `width` columns
+/// (a word longer than the line, such as a hash, is cut where the line
+/// ends); the busy spinner stays one line.
+fn message_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     let t = app.theme;
-    let line = if let Some(b) = &app.busy {
+    if let Some(b) = &app.busy {
         let spin = SPINNER[(app.frame % 4) as usize];
         let mut s = format!(" {spin} {}", b.label);
         if b.total > 0 {
@@ -777,16 +823,61 @@ fn draw_message(f: &mut Frame, app: &App, area: Rect) {
                 b.total
             ));
         }
-        Line::from(Span::styled(s, t.pending()))
-    } else if let Some((ok, m)) = &app.message {
-        Line::from(Span::styled(
-            format!(" {m}"),
-            if *ok { t.ok() } else { t.bad() },
-        ))
-    } else {
-        Line::from("")
+        return vec![Line::from(Span::styled(s, t.pending()))];
+    }
+    let Some((ok, m)) = &app.message else {
+        return vec![Line::from("")];
     };
-    f.render_widget(Paragraph::new(line), area);
+    let style = if *ok { t.ok() } else { t.bad() };
+    wrap_words(&format!(" {m}"), usize::from(width.max(2)))
+        .into_iter()
+        .map(|l| Line::from(Span::styled(l, style)))
+        .collect()
+}
+
+/// Greedy word wrap by display width; continuation lines are indented by one
+/// column like the first.
+pub fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let w = |s: &str| Span::raw(s).width();
+    let mut lines = vec![];
+    let mut cur = String::new();
+    let mut started = false;
+    for word in text.split(' ') {
+        if !started {
+            cur.push_str(word);
+            started = true;
+        } else if cur.trim().is_empty() || w(&cur) + 1 + w(word) <= width {
+            cur.push(' ');
+            cur.push_str(word);
+        } else {
+            lines.push(std::mem::take(&mut cur));
+            cur.push(' ');
+            cur.push_str(word);
+        }
+        // A word wider than the line (a hash): cut it where the line ends.
+        while w(&cur) > width {
+            let mut head = String::new();
+            for ch in cur.chars() {
+                let mut buf = [0u8; 4];
+                if w(&head) + w(ch.encode_utf8(&mut buf)) > width {
+                    break;
+                }
+                head.push(ch);
+            }
+            if head.trim().is_empty() {
+                break;
+            }
+            let rest = format!(" {}", &cur[head.len()..]);
+            lines.push(head);
+            cur = rest;
+        }
+    }
+    lines.push(cur);
+    lines
+}
+
+fn draw_message(f: &mut Frame, _app: &App, area: Rect, lines: Vec<Line<'static>>) {
+    f.render_widget(Paragraph::new(lines), area);
 }
 
 fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
@@ -844,7 +935,7 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
         })
         .collect();
     lines.push(Line::from(Span::styled(
-        " press ? or Esc to close",
+        " press ? or Esc to close · q quits",
         t.dim(),
     )));
     f.render_widget(Clear, r);
@@ -884,24 +975,29 @@ fn draw_prompt(f: &mut Frame, app: &App, area: Rect, purpose: PromptFor, input: 
     );
 }
 
-fn draw_confirm(f: &mut Frame, app: &App, area: Rect, lines: &[String]) {
+fn draw_confirm(
+    f: &mut Frame,
+    app: &App,
+    area: Rect,
+    action: &crate::app::Action,
+    lines: &[String],
+) {
     let t = app.theme;
     let r = centered(area, 100, lines.len() as u16 + 6);
     let mut text: Vec<Line> = lines.iter().map(|l| Line::from(l.clone())).collect();
     text.push(Line::from(""));
     text.push(Line::from(vec![
         Span::styled(" y ", t.key()),
-        Span::raw("sign and send   "),
+        Span::raw(format!("{}   ", action.confirm_key())),
         Span::styled(" n ", t.key()),
         Span::raw("cancel"),
     ]));
     f.render_widget(Clear, r);
     f.render_widget(
         Paragraph::new(text).wrap(Wrap { trim: false }).block(
-            Block::default().borders(Borders::ALL).title(Span::styled(
-                " Confirm: exactly what will be signed and sent ",
-                t.title(),
-            )),
+            Block::default()
+                .borders(Borders::ALL)
+                .title(Span::styled(action.confirm_title(), t.title())),
         ),
         r,
     );

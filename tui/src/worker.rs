@@ -19,7 +19,7 @@ use sealroom_reports::verifier::{
     verify_bundle, Bundle, BundledReport, EvidenceEnvelope, BUNDLE_FORMAT, ENVELOPE_FORMAT,
 };
 
-use crate::app::{role_in, Busy, Conn, Detail, Effect, SessionRow};
+use crate::app::{role_in, Busy, Conn, Detail, Effect, FileCheck, SessionRow};
 
 /// What the worker tells the UI.
 #[derive(Debug)]
@@ -34,6 +34,13 @@ pub enum Msg {
     Progress(Busy),
     /// An action finished: the message to show.
     Done(Result<String, String>),
+    /// How far reading a file for the upload confirmation is, or what it found.
+    FileCheck {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Progress or result.
+        check: FileCheck,
+    },
 }
 
 enum Cmd {
@@ -123,8 +130,33 @@ impl Worker {
                     let _ = poke.send(Cmd::Poke);
                 });
             }
+            Effect::CheckFile(path) => {
+                let m = self.msg.clone();
+                std::thread::spawn(move || check_file(path, &m));
+            }
         }
     }
+}
+
+/// Reads `path` once (1 MiB at a time, the member library's own hash) and
+/// reports its length and SHA-256; progress at most every 4 MiB, so a large
+/// blob does not flood the UI's channel.
+pub(crate) fn check_file(path: std::path::PathBuf, out: &Sender<Msg>) {
+    let last = std::cell::Cell::new(u64::MAX);
+    let progress = |_: &str, done: u64, total: u64| {
+        if done >> 22 != last.get() >> 22 {
+            last.set(done);
+            let _ = out.send(Msg::FileCheck {
+                path: path.clone(),
+                check: FileCheck::Reading { done, total },
+            });
+        }
+    };
+    let check = match sealroom_member::hash_file(&path, &progress) {
+        Ok((len, sha256)) => FileCheck::Read { len, sha256 },
+        Err(e) => FileCheck::Failed(e.to_string()),
+    };
+    let _ = out.send(Msg::FileCheck { path, check });
 }
 
 fn fetch_loop(
