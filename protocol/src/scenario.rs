@@ -668,6 +668,8 @@ impl Scenario {
         names.insert(self.owner.name.as_str());
         let columns = s.columns();
         let mut records = 0u64;
+        // Records the model trains on (the parties'), for the class-count check.
+        let mut party_records = 0u64;
         // Labels seen over the parties' datasets (None once one is unreadable).
         let mut labels = Some(BTreeSet::new());
         for (i, p) in self.parties.iter().enumerate() {
@@ -687,6 +689,7 @@ impl Scenario {
                 match scan_dataset(&self.resolve(&p.dataset), &columns, s) {
                     Ok(scan) => {
                         records = records.saturating_add(scan.records);
+                        party_records = party_records.saturating_add(scan.records);
                         if let Some(l) = labels.as_mut() {
                             l.extend(scan.labels);
                         }
@@ -780,6 +783,25 @@ impl Scenario {
             }
         }
 
+        // A class count no classifier can learn from these rows: usually a
+        // measurement (a regression target) declared as classes, which
+        // would otherwise train silently into a useless many-class model.
+        // (Judged from 20 rows on: a handful of rows says nothing.)
+        if let Some(seen) = labels.as_ref().filter(|_| datasets && party_records >= 20) {
+            let classes = u64::from(s.label_classes).max(seen.len() as u64);
+            if classes.saturating_mul(2) > party_records {
+                bad(
+                    "schema.label_classes".into(),
+                    format!(
+                        "{} classes ({} distinct labels) for {party_records} training records: fewer than 2 records per class, which no classifier can learn; \
+                         if `{}` is a measurement rather than a category, that is regression, which sealroom does not train yet",
+                        s.label_classes,
+                        seen.len(),
+                        s.label
+                    ),
+                );
+            }
+        }
         // Warnings and notes: usable, but probably not what was meant.
         if let Some(seen) = labels.filter(|_| datasets && !self.parties.is_empty()) {
             if let Some(m) = unused_classes_warning(&seen, s.label_classes) {
@@ -972,10 +994,17 @@ pub fn scan_dataset(
                                 scan.labels.insert(c);
                             }
                             _ => {
+                                let continuous = v.parse::<u64>().is_err()
+                                    && v.parse::<f64>().is_ok_and(f64::is_finite);
                                 return Err(err(format!(
-                                    "label {} is not a class in 0..{} (labels are 0-based integers below label_classes)",
+                                    "label {} is not a class in 0..{} (labels are 0-based integers below label_classes){}",
                                     quoted(v),
-                                    schema.label_classes
+                                    schema.label_classes,
+                                    if continuous {
+                                        "; it looks like a measurement: sealroom trains classifiers, regression is not supported yet"
+                                    } else {
+                                        ""
+                                    }
                                 )))
                             }
                         }
@@ -1298,6 +1327,36 @@ mod tests {
             ),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_measurement_declared_as_classes_is_an_error_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // 20 rows, each its own "class": a regression target in disguise.
+        let mut csv = String::from("alcohol,ash,class\n");
+        for i in 0..20 {
+            csv.push_str(&format!("1,2,{i}\n"));
+        }
+        let p = small(d, 20, csv.as_bytes(), SIM);
+        let e = Scenario::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("schema.label_classes")
+                && e.contains("fewer than 2 records per class")
+                && e.contains("regression"),
+            "{e}"
+        );
+        // A continuous label says what it looks like.
+        let p = small(d, 2, b"alcohol,ash,class\n1,2,0\n1,2,151.5\n", SIM);
+        let e = Scenario::load(&p).unwrap_err().to_string();
+        assert!(e.contains("\"151.5\"") || e.contains("151.5"), "{e}");
+        assert!(e.contains("looks like a measurement"), "{e}");
+        // 2 classes over 20 rows is fine.
+        let mut csv = String::from("alcohol,ash,class\n");
+        for i in 0..20 {
+            csv.push_str(&format!("1,2,{}\n", i % 2));
+        }
+        assert!(Scenario::load(&small(d, 2, csv.as_bytes(), SIM)).is_ok());
     }
 
     #[test]
