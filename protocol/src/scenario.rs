@@ -1005,7 +1005,7 @@ pub fn scan_dataset(
                                     } else {
                                         ""
                                     }
-                                )))
+                                )));
                             }
                         }
                     } else {
