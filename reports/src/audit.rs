@@ -367,13 +367,17 @@ mod tests {
     fn utc_times_and_policy_words() {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(1_796_144_426), "2026-12-01 17:00:26 UTC");
-        let p = Policy::from_toml("accepted_kinds = [\"tdx\", \"sim\"]\nallow_simulation = true\n[measurements]\ntdx = [\"ab\"]").unwrap();
+        let pin = "ab".repeat(48);
+        let p = Policy::from_toml(&format!(
+            "accepted_kinds = [\"tdx\", \"sim\"]\nallow_simulation = true\n[measurements]\ntdx = [\"{pin}\"]"
+        ))
+        .unwrap();
         let w = policy_words(&p);
         assert!(
             w.contains("accepts tdx, sim") && w.contains("simulation ALLOWED"),
             "{w}"
         );
-        assert!(w.contains("tdx pinned to ab"), "{w}");
+        assert!(w.contains(&format!("tdx pinned to {pin}")), "{w}");
         let w = policy_words(&Policy::default());
         assert!(w.contains("no measurement pinned"), "{w}");
     }
