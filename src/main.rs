@@ -59,7 +59,29 @@ enum Command {
     Dp(cmd::dp::DpCmd),
 }
 
+/// A reader that stops early (`sealroom report verify … | head`) closes
+/// stdout; `println!` then panics with "failed printing to stdout: Broken
+/// pipe". That is not a failure of the command: end quietly with the status
+/// a shell gives a process ended by SIGPIPE (128 + 13), as other Unix tools
+/// do, instead of printing a panic and a backtrace.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => cmd::run::run(a),
