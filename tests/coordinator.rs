@@ -2136,6 +2136,31 @@ fn agents_consent_only_to_the_accepted_manifest_and_refuse_nodes_their_own_polic
         ),
         c.agent(&url, &c.owner, &session, &mh),
     ];
+    // A party's agent without its blob: exit 2 naming the flag, before it
+    // signs anything (hospital-a stays unconsented below).
+    let o = Command::new(SEALROOM)
+        .args([
+            "party",
+            "agent",
+            "--coordinator",
+            &url,
+            "--session",
+            &session,
+        ])
+        .args(["--accept-manifest", &mh, "--poll-s", "0.2"])
+        .arg("--key")
+        .arg(&a.key)
+        .arg("--state")
+        .arg(dir.join("no-blob-state"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--blob"));
     let node = c.node(&url, "1", 1);
     wait_until(
         &url,

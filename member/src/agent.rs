@@ -164,6 +164,23 @@ impl Member<'_> {
         let me = self.me.public().ed25519;
         let rec = self.record(&session)?;
 
+        // A member bringing data needs its blob and data key: say so before
+        // signing anything, not after the consent.
+        if crate::my_input(&st.manifest, &me).is_some() {
+            if opts.blob.is_none() {
+                return Err(MemberError::input(
+                    "--blob",
+                    "this member brings a dataset: pass its encrypted blob",
+                ));
+            }
+            if opts.data_key.is_none() {
+                return Err(MemberError::input(
+                    "--data-key",
+                    "this member brings a dataset: pass its sealed data key",
+                ));
+            }
+        }
+
         // 1. Consent: only to the accepted manifest, recorded first.
         let rec = match rec {
             Some(rec) => {
