@@ -1290,4 +1290,124 @@ mod tests {
             .unwrap();
         assert_eq!(again.0, tx, "idempotent: the original transaction");
     }
+
+    /// The lease rules without HTTP: one node at a time while its lease
+    /// runs; a holder whose lease ran out is declared lost (by the sweeper,
+    /// or by a replacement's registration in the same transaction); a lost
+    /// node is told so; a used key cannot come back; the replacement is
+    /// attempt 2 and needs grants of its own; a withdrawal is refused only
+    /// once the model is done.
+    #[test]
+    fn leases_hand_a_session_to_one_node_at_a_time_and_replace_a_lost_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = db::open(&dir.path().join("c.sqlite")).unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/breast-cancer-3-hospitals.toml");
+        let scenario = sealroom_protocol::scenario::Scenario::load(&path).unwrap();
+        let owner = Identity::generate().unwrap();
+        let parties: Vec<Identity> = (0..3).map(|_| Identity::generate().unwrap()).collect();
+        let party = &parties[1];
+        let m = Manifest::from_scenario(
+            &scenario,
+            B256::repeat_byte(7),
+            1,
+            parties
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.public(), commitment(2 * i as u8)))
+                .collect(),
+            owner.public(),
+            None,
+        )
+        .unwrap();
+        let id = m.session_id;
+        create(&mut c, &owner.public().ed25519, &m).unwrap();
+        let node = |mh: B256| {
+            let n = Identity::generate().unwrap();
+            let p = n.public();
+            let rd = sealroom_reports::binding::expected_report_data(&p.ed25519, &p.x25519, &mh.0);
+            let reg = NodeRegistration {
+                node_key: p.ed25519,
+                hpke_key: p.x25519,
+                kind: TeeKind::Sim,
+                evidence: sealroom_reports::attest::simulate::simulate(
+                    &rd,
+                    &sealroom_reports::attest::simulate::sim_default_measurement(),
+                    false,
+                ),
+                certs: vec![],
+                collateral: None,
+                engine_measurement: hex::encode(
+                    sealroom_reports::attest::simulate::sim_default_measurement(),
+                ),
+            };
+            (n, reg)
+        };
+        let lease = 60;
+        let (_n1, r1) = node(m.hash());
+        let (_n2, r2) = node(m.hash());
+        register_node(&mut c, &id, &r1.node_key, &r1, lease).unwrap();
+        // A second node while the first one's lease runs: refused.
+        let e = register_node(&mut c, &id, &r2.node_key, &r2, lease).unwrap_err();
+        assert!(e.message.contains("held by node"), "{}", e.message);
+        // The sweeper leaves a live lease alone…
+        assert!(expire_leases(&mut c, now_s(), lease).unwrap().is_empty());
+        // …and declares the holder lost once it ran out.
+        let ev = expire_leases(&mut c, now_s() + lease + 1, lease).unwrap();
+        assert!(ev.iter().any(|e| e.kind == "state"));
+        let row = load(&c, &id).unwrap();
+        assert_eq!(row.state, SessionState::NodeLost);
+        assert!(row.node.is_none());
+        // The lost node is told so; its key cannot register again.
+        let e = heartbeat(&mut c, &id, &r1.node_key, lease).unwrap_err();
+        assert!(e.message.starts_with("node-lost"), "{}", e.message);
+        let e = register_node(&mut c, &id, &r1.node_key, &r1, lease).unwrap_err();
+        assert!(
+            e.message.contains("already used by attempt 1"),
+            "{}",
+            e.message
+        );
+        // The replacement is attempt 2, in node-attested, with no grant yet.
+        register_node(&mut c, &id, &r2.node_key, &r2, lease).unwrap();
+        let row = load(&c, &id).unwrap();
+        assert_eq!(row.state, SessionState::NodeAttested);
+        let attempts = db::attempts(&c, &id).unwrap();
+        assert_eq!(
+            attempts
+                .iter()
+                .map(|a| (a.number, a.outcome))
+                .collect::<Vec<_>>(),
+            [(1, AttemptOutcome::Lost), (2, AttemptOutcome::Active)]
+        );
+        let l = heartbeat(&mut c, &id, &r2.node_key, lease).unwrap();
+        assert_eq!(l.state, SessionState::NodeAttested);
+        assert_eq!(l.lease_s, lease);
+        // A third node arriving after the replacement's lease ran out takes
+        // over in the same transaction, without waiting for the sweeper.
+        c.execute(
+            "UPDATE attempts SET last_seen = last_seen - 1000 WHERE outcome = 'active'",
+            [],
+        )
+        .unwrap();
+        let (_n3, r3) = node(m.hash());
+        register_node(&mut c, &id, &r3.node_key, &r3, lease).unwrap();
+        let attempts = db::attempts(&c, &id).unwrap();
+        assert_eq!(attempts.len(), 3);
+        assert_eq!(attempts[1].outcome, AttemptOutcome::Lost);
+        assert_eq!(attempts[2].outcome, AttemptOutcome::Active);
+        // A member may withdraw in node-attested (and any state before
+        // completed): the session ends aborted and the attempt finished.
+        let w = Consent::sign(party, ConsentAction::Withdraw, m.hash());
+        consent(&mut c, &id, &party.public().ed25519, &w).unwrap();
+        let row = load(&c, &id).unwrap();
+        assert_eq!(row.state, SessionState::Aborted);
+        assert!(row.abort_reason.unwrap().contains("in state node-attested"));
+        assert_eq!(
+            db::attempts(&c, &id).unwrap()[2].outcome,
+            AttemptOutcome::Finished
+        );
+        // The live node still learns it from its heartbeat.
+        let l = heartbeat(&mut c, &id, &r3.node_key, lease).unwrap();
+        assert_eq!(l.state, SessionState::Aborted);
+    }
 }
