@@ -1795,6 +1795,10 @@ fn count(ds: &[serde_json::Value], step: &str, outcome: &str) -> usize {
         .count()
 }
 
+/// Short enough to keep the test quick, long enough (four missed
+/// heartbeats) that a loaded CI machine does not lose a healthy node.
+const FAILOVER_LEASE_S: u64 = 6;
+
 /// The scenario: two `node serve`, one agent per member; the node
 /// holding the session is SIGKILLed while it trains, the coordinator is
 /// SIGKILLed during the fail-over and an agent mid-session; the other node
@@ -1807,7 +1811,7 @@ fn a_node_killed_while_training_is_replaced_and_the_replay_is_identical() {
     let c = Consortium::new(dir, 3000);
     let data = dir.join("coordinator");
     let port = free_port();
-    let coordinator = spawn_at(&data, port, 3);
+    let coordinator = spawn_at(&data, port, FAILOVER_LEASE_S);
     let url = coordinator.url.clone();
     let (session, mh) = c.create(&url);
     let sid: B256 = session.parse().unwrap();
@@ -1847,7 +1851,7 @@ fn a_node_killed_while_training_is_replaced_and_the_replay_is_identical() {
     a0.kill().unwrap();
     a0.wait().unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let coordinator = spawn_at(&data, port, 3);
+    let coordinator = spawn_at(&data, port, FAILOVER_LEASE_S);
     assert_eq!(coordinator.url, url);
     agents[0] = Some(c.agent(&url, &c.parties[0], &session, &mh));
 
