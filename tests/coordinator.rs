@@ -1644,8 +1644,9 @@ impl Consortium {
         self.parties.iter().chain([&self.owner])
     }
 
-    /// `owner create` from the commitments and public keys: (session, manifest hash).
-    fn create(&self, url: &str) -> (String, String) {
+    /// `owner create` from the commitments and public keys: (session id as
+    /// given to the CLI, manifest hash, session id).
+    fn create(&self, url: &str) -> (String, String, B256) {
         let mut args: Vec<String> = [
             "owner",
             "create",
@@ -1676,9 +1677,12 @@ impl Consortium {
         ));
         let out = sealroom_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let session = v["session_id"].as_str().unwrap().to_string();
+        let sid = session.parse().unwrap();
         (
-            v["session_id"].as_str().unwrap().to_string(),
+            session,
             v["manifest_hash"].as_str().unwrap().to_string(),
+            sid,
         )
     }
 
@@ -1770,6 +1774,18 @@ fn wait_until(
     }
 }
 
+/// Waits until the node has finished at least one epoch.
+fn wait_for_training(url: &str, sid: &B256) -> SessionStatus {
+    wait_until(url, sid, "training", |s| {
+        s.state == SessionState::Training
+            && s.progress
+                .as_ref()
+                .and_then(|p| p["epoch"].as_u64())
+                .unwrap_or(0)
+                >= 1
+    })
+}
+
 fn exit_code(mut c: Child, within: Duration) -> Option<i32> {
     let deadline = Instant::now() + within;
     loop {
@@ -1813,8 +1829,7 @@ fn a_node_killed_while_training_is_replaced_and_the_replay_is_identical() {
     let port = free_port();
     let coordinator = spawn_at(&data, port, FAILOVER_LEASE_S);
     let url = coordinator.url.clone();
-    let (session, mh) = c.create(&url);
-    let sid: B256 = session.parse().unwrap();
+    let (session, mh, sid) = c.create(&url);
     let mut agents: Vec<Option<Child>> = c
         .members()
         .map(|m| Some(c.agent(&url, m, &session, &mh)))
@@ -1822,22 +1837,18 @@ fn a_node_killed_while_training_is_replaced_and_the_replay_is_identical() {
     let nodes = [c.node(&url, "1", 1), c.node(&url, "2", 1)];
 
     // Training has started on one of the two nodes.
-    let st = wait_until(&url, &sid, "training", |s| {
-        s.state == SessionState::Training
-            && s.progress
-                .as_ref()
-                .and_then(|p| p["epoch"].as_u64())
-                .unwrap_or(0)
-                >= 1
-    });
+    let st = wait_for_training(&url, &sid);
     let first = st.attempts.last().unwrap().clone();
     assert_eq!(first.number, 1);
     let first_key = hex::encode(first.node.node_key);
+    // The node's own line naming its key (the other node's log may name it
+    // too, in the coordinator's refusal: "held by node KEY").
+    let own_key_line = format!("node: key {first_key} for session");
     let holder = (0..2)
         .find(|i| {
             std::fs::read_to_string(dir.join(format!("node-{}.log", i + 1)))
                 .unwrap()
-                .contains(&first_key)
+                .contains(&own_key_line)
         })
         .expect("one node log names the holder's key");
     let [n1, n2] = nodes;
@@ -1991,21 +2002,13 @@ fn a_withdrawal_during_training_stops_the_node_and_aborts_on_chain() {
     let c = Consortium::new(dir, 3000);
     let coordinator = spawn_at(&dir.join("coordinator"), free_port(), 30);
     let url = coordinator.url.clone();
-    let (session, mh) = c.create(&url);
-    let sid: B256 = session.parse().unwrap();
+    let (session, mh, sid) = c.create(&url);
     let agents: Vec<Child> = c
         .members()
         .map(|m| c.agent(&url, m, &session, &mh))
         .collect();
     let node = c.node(&url, "1", 1);
-    wait_until(&url, &sid, "training", |s| {
-        s.state == SessionState::Training
-            && s.progress
-                .as_ref()
-                .and_then(|p| p["epoch"].as_u64())
-                .unwrap_or(0)
-                >= 1
-    });
+    wait_for_training(&url, &sid);
     let b = &c.parties[1];
     sealroom_ok(&[
         "party",
@@ -2077,8 +2080,7 @@ fn node_serve_runs_three_sessions_back_to_back_with_fresh_keys() {
     let mut keys = std::collections::HashSet::new();
     let mut evidence = std::collections::HashSet::new();
     for _ in 0..3 {
-        let (session, mh) = c.create(&url);
-        let sid: B256 = session.parse().unwrap();
+        let (session, mh, sid) = c.create(&url);
         let agents: Vec<Child> = c
             .members()
             .map(|m| c.agent(&url, m, &session, &mh))
@@ -2118,8 +2120,7 @@ fn agents_consent_only_to_the_accepted_manifest_and_refuse_nodes_their_own_polic
     let c = Consortium::new(dir, 30);
     let coordinator = spawn_at(&dir.join("coordinator"), free_port(), 30);
     let url = coordinator.url.clone();
-    let (session, mh) = c.create(&url);
-    let sid: B256 = session.parse().unwrap();
+    let (session, mh, sid) = c.create(&url);
     let strict = dir.join("no-simulation.toml");
     std::fs::write(&strict, "allow_simulation = false\n").unwrap();
     let other = format!("{:#x}", B256::repeat_byte(0x42));

@@ -1143,6 +1143,24 @@ mod tests {
     use sealroom_protocol::policy::TeeKind;
     use sealroom_reports::report::signing_message;
 
+    /// A simulated node with fresh keys and evidence bound to manifest `mh`.
+    fn sim_node(mh: B256) -> (Identity, NodeRegistration) {
+        let id = Identity::generate().unwrap();
+        let p = id.public();
+        let rd = sealroom_reports::binding::expected_report_data(&p.ed25519, &p.x25519, &mh.0);
+        let measurement = sealroom_reports::attest::simulate::sim_default_measurement();
+        let reg = NodeRegistration {
+            node_key: p.ed25519,
+            hpke_key: p.x25519,
+            kind: TeeKind::Sim,
+            evidence: sealroom_reports::attest::simulate::simulate(&rd, &measurement, false),
+            certs: vec![],
+            collateral: None,
+            engine_measurement: hex::encode(measurement),
+        };
+        (id, reg)
+    }
+
     fn commitment(n: u8) -> DatasetCommitment {
         DatasetCommitment {
             merkle_root: B256::repeat_byte(n),
@@ -1191,24 +1209,8 @@ mod tests {
             chain,
         );
 
-        let node = Identity::generate().unwrap();
+        let (node, reg) = sim_node(mh);
         let n = node.public();
-        let rd = sealroom_reports::binding::expected_report_data(&n.ed25519, &n.x25519, &mh.0);
-        let reg = NodeRegistration {
-            node_key: n.ed25519,
-            hpke_key: n.x25519,
-            kind: TeeKind::Sim,
-            evidence: sealroom_reports::attest::simulate::simulate(
-                &rd,
-                &sealroom_reports::attest::simulate::sim_default_measurement(),
-                false,
-            ),
-            certs: vec![],
-            collateral: None,
-            engine_measurement: hex::encode(
-                sealroom_reports::attest::simulate::sim_default_measurement(),
-            ),
-        };
         let owner_key = owner.public().ed25519;
         let (m2, reg2) = (m.clone(), reg.clone());
         core.db(move |c| {
@@ -1322,27 +1324,7 @@ mod tests {
         .unwrap();
         let id = m.session_id;
         create(&mut c, &owner.public().ed25519, &m).unwrap();
-        let node = |mh: B256| {
-            let n = Identity::generate().unwrap();
-            let p = n.public();
-            let rd = sealroom_reports::binding::expected_report_data(&p.ed25519, &p.x25519, &mh.0);
-            let reg = NodeRegistration {
-                node_key: p.ed25519,
-                hpke_key: p.x25519,
-                kind: TeeKind::Sim,
-                evidence: sealroom_reports::attest::simulate::simulate(
-                    &rd,
-                    &sealroom_reports::attest::simulate::sim_default_measurement(),
-                    false,
-                ),
-                certs: vec![],
-                collateral: None,
-                engine_measurement: hex::encode(
-                    sealroom_reports::attest::simulate::sim_default_measurement(),
-                ),
-            };
-            (n, reg)
-        };
+        let node = sim_node;
         let lease = 60;
         let (_n1, r1) = node(m.hash());
         let (_n2, r2) = node(m.hash());
