@@ -69,9 +69,10 @@ pub enum Gpu {
     Nvidia,
 }
 
-/// Arguments of `sealroom-node run` (and so of `sealroom node run`).
+/// The flags `run` and `serve` share: where the coordinator is and how the
+/// node proves what it is.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
+pub struct NodeFlags {
     /// Coordinator base URL.
     #[arg(long)]
     pub coordinator: String,
@@ -81,15 +82,23 @@ pub struct RunArgs {
     /// GPU evidence to compose in (only `nvidia`; needs the NVIDIA collector).
     #[arg(long, value_enum)]
     pub gpu: Option<Gpu>,
-    /// The session to serve (default: the only open session waiting for a node).
-    #[arg(long)]
-    pub session: Option<String>,
     /// TDX collateral (JSON from Intel PCS/PCCS) to present with the evidence.
     #[arg(long)]
     pub collateral: Option<PathBuf>,
-    /// Give up waiting for grants after this many seconds.
+    /// Give up a session whose grants do not arrive within this many seconds
+    /// (the lease then runs out and another node may take it).
     #[arg(long, default_value_t = 3600)]
     pub timeout_s: u64,
+}
+
+/// Arguments of `sealroom-node run` (and so of `sealroom node run`).
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub node: NodeFlags,
+    /// The session to serve (default: the only open session waiting for a node).
+    #[arg(long)]
+    pub session: Option<String>,
 }
 
 /// The evidence collector for `--tee`. Hardware kinds need the `tee`
@@ -185,20 +194,16 @@ struct NodeSetup {
 }
 
 impl NodeSetup {
-    fn new(
-        coordinator: &str,
-        tee: Tee,
-        gpu: Option<Gpu>,
-        collateral: Option<&PathBuf>,
-        grant_timeout_s: u64,
-    ) -> Result<Self, Failure> {
+    fn new(flags: &NodeFlags) -> Result<Self, Failure> {
         // Local inputs first: a bad flag or file is exit 2 before any network call.
-        if gpu.is_some() {
+        if flags.gpu.is_some() {
             return Err(input_err(
                 "--gpu nvidia: composite GPU evidence needs the NVIDIA collector on an H100 in CC mode; not available in this build",
             ));
         }
-        let collateral = collateral
+        let collateral = flags
+            .collateral
+            .as_ref()
             .map(|p| {
                 std::fs::read(p)
                     .map_err(|e| input_err(format!("--collateral {}: {e}", p.display())))
@@ -206,9 +211,9 @@ impl NodeSetup {
             .transpose()?;
         let measurement = engine_measurement()?;
         Ok(Self {
-            coordinator: coordinator.to_string(),
-            collector: collector(tee, measurement, collateral)?,
-            grant_timeout: Duration::from_secs(grant_timeout_s),
+            coordinator: flags.coordinator.clone(),
+            collector: collector(flags.tee, measurement, collateral)?,
+            grant_timeout: Duration::from_secs(flags.timeout_s),
         })
     }
 }
@@ -225,15 +230,9 @@ enum SessionEnd {
 
 /// Serves one session; the error decides the exit code.
 pub fn run(args: RunArgs) -> Result<(), Failure> {
-    let setup = NodeSetup::new(
-        &args.coordinator,
-        args.tee,
-        args.gpu,
-        args.collateral.as_ref(),
-        args.timeout_s,
-    )?;
+    let setup = NodeSetup::new(&args.node)?;
     let named = args.session.as_deref().map(parse_session).transpose()?;
-    let anon = Client::new(&args.coordinator, None);
+    let anon = Client::new(&setup.coordinator, None);
     let session = pick_session(&anon, named)?;
     match serve_session(&setup, session) {
         Ok(_) => Ok(()),
@@ -244,25 +243,11 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
 /// Arguments of `sealroom-node serve` (and so of `sealroom node serve`).
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Coordinator base URL.
-    #[arg(long)]
-    pub coordinator: String,
-    /// TEE kind to collect evidence from.
-    #[arg(long, value_enum)]
-    pub tee: Tee,
-    /// GPU evidence to compose in (only `nvidia`; needs the NVIDIA collector).
-    #[arg(long, value_enum)]
-    pub gpu: Option<Gpu>,
+    #[command(flatten)]
+    pub node: NodeFlags,
     /// Stop after holding this many sessions (default: serve until stopped).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_sessions: Option<u32>,
-    /// TDX collateral (JSON from Intel PCS/PCCS) to present with the evidence.
-    #[arg(long)]
-    pub collateral: Option<PathBuf>,
-    /// Give up a session whose grants do not arrive within this many seconds
-    /// (the lease then runs out and another node may take it).
-    #[arg(long, default_value_t = 3600)]
-    pub timeout_s: u64,
     /// Seconds between looks for a session that waits for a node.
     #[arg(long, default_value_t = 2.0)]
     pub poll_s: f64,
@@ -282,20 +267,14 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
             args.poll_s
         )));
     }
-    let setup = NodeSetup::new(
-        &args.coordinator,
-        args.tee,
-        args.gpu,
-        args.collateral.as_ref(),
-        args.timeout_s,
-    )?;
-    let anon = Client::new(&args.coordinator, None);
+    let setup = NodeSetup::new(&args.node)?;
+    let anon = Client::new(&setup.coordinator, None);
     let poll = Duration::from_secs_f64(args.poll_s);
     let mut held = 0u32;
     let mut not_given: std::collections::HashMap<B256, Instant> = Default::default();
     eprintln!(
         "node: serving sessions from {} (at most one at a time{})",
-        args.coordinator,
+        setup.coordinator,
         args.max_sessions
             .map(|n| format!(", {n} in all"))
             .unwrap_or_default()

@@ -4,6 +4,23 @@
 use crate::exit::{input_err, CmdResult};
 use sealroom_reports::dp;
 
+/// What both questions share: how DP-SGD samples, for how long, and δ.
+#[derive(clap::Args)]
+pub struct Schedule {
+    /// q: the probability that a record is in a step's batch.
+    #[arg(long)]
+    sample_rate: f64,
+    /// Training steps (epochs / q).
+    #[arg(long)]
+    steps: u64,
+    /// δ.
+    #[arg(long)]
+    delta: f64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
 /// `sealroom dp …`.
 #[derive(clap::Subcommand)]
 pub enum DpCmd {
@@ -12,36 +29,16 @@ pub enum DpCmd {
         /// σ: the Gaussian noise standard deviation over the clipping norm.
         #[arg(long)]
         noise_multiplier: f64,
-        /// q: the probability that a record is in a step's batch.
-        #[arg(long)]
-        sample_rate: f64,
-        /// Training steps (epochs / q).
-        #[arg(long)]
-        steps: u64,
-        /// δ.
-        #[arg(long)]
-        delta: f64,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        schedule: Schedule,
     },
     /// The smallest σ whose ε at δ is at most the target.
     Sigma {
         /// The ε to reach.
         #[arg(long)]
         target_epsilon: f64,
-        /// q.
-        #[arg(long)]
-        sample_rate: f64,
-        /// Training steps.
-        #[arg(long)]
-        steps: u64,
-        /// δ.
-        #[arg(long)]
-        delta: f64,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        schedule: Schedule,
     },
 }
 
@@ -55,10 +52,13 @@ pub fn run(cmd: DpCmd) -> CmdResult {
     match cmd {
         DpCmd::Epsilon {
             noise_multiplier,
-            sample_rate,
-            steps,
-            delta,
-            json,
+            schedule:
+                Schedule {
+                    sample_rate,
+                    steps,
+                    delta,
+                    json,
+                },
         } => {
             let s = dp::epsilon(noise_multiplier, sample_rate, steps, delta).map_err(flag)?;
             if json {
@@ -75,10 +75,13 @@ pub fn run(cmd: DpCmd) -> CmdResult {
         }
         DpCmd::Sigma {
             target_epsilon,
-            sample_rate,
-            steps,
-            delta,
-            json,
+            schedule:
+                Schedule {
+                    sample_rate,
+                    steps,
+                    delta,
+                    json,
+                },
         } => {
             let (sigma, s) =
                 dp::sigma_for(target_epsilon, sample_rate, steps, delta).map_err(flag)?;
