@@ -1621,3 +1621,59 @@ fn the_verifier_rejects_every_altered_bundle_or_lists_what_it_cannot_check() {
         }
     }
 }
+
+/// An unattended member (`party agent`'s library) whose coordinator serves
+/// another manifest after it consented: it signs nothing for it, grants
+/// nothing, withdraws over its own record, and ends the session aborted at
+/// the real coordinator, naming `manifest.changed`.
+#[test]
+fn an_agent_withdraws_when_the_manifest_is_swapped_after_its_consent() {
+    use sealroom_member::agent::{AgentEnd, AgentOptions};
+    let w = World::new();
+    let sid = w.session(|_| {});
+    let who = &w.parties[0];
+    let member = w.member(who);
+    let mh = w.status(&sid).manifest_hash;
+    member
+        .consent(&sid, ConsentAction::Consent, Some(mh))
+        .unwrap();
+    let edit = manifest_edit(
+        |m| m.policy.allow_simulation = !m.policy.allow_simulation,
+        true,
+    );
+    w.proxy.set(move |m, p, r| {
+        if m == "GET" && p == status_path(&sid) && r.status == 200 {
+            json_edit(r, |v| edit(v));
+        }
+    });
+    let opts = AgentOptions {
+        session: sid,
+        data_key: Some(who.datakey.clone()),
+        blob: Some(who.blob.clone()),
+        local_policy: None,
+        accept_manifest: Some(mh),
+        poll: Duration::from_millis(50),
+        deadline: None,
+    };
+    let mut lines = vec![];
+    let end = member.agent(&opts, &mut |v| lines.push(v)).unwrap();
+    w.proxy.clear();
+    match end {
+        AgentEnd::Aborted(r) => assert!(r.starts_with("manifest.changed"), "{r}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(lines
+        .iter()
+        .any(|l| l["step"] == "manifest" && l["outcome"] == "changed"));
+    assert!(!lines
+        .iter()
+        .any(|l| l["step"] == "upload" || l["step"] == "grant"));
+    let st = w.status(&sid);
+    assert_eq!(st.state, SessionState::Aborted);
+    let me = st
+        .members
+        .iter()
+        .find(|m| m.key == who.id.public().ed25519)
+        .unwrap();
+    assert!(me.withdrawn && me.blob_uploaded == Some(false));
+}
