@@ -7,6 +7,7 @@ Reads EXPORT_DIR/model-card.json and the weights file it names (safetensors,
 float32, PyTorch convention), applies the card's preprocessing and the
 forward pass with numpy alone, and prints one JSON object:
 {"classes": K, "records": N, "predictions": [{"row", "class", "probabilities"}]}
+(a regressor: {"task": "regression", "records": N, "predictions": [{"row", "value"}]})
 in the shape `sealroom model predict --json` prints. A reference for loading
 the export elsewhere (docs/trainer.md, "Using the model outside sealroom");
 tests/run.rs checks it against `sealroom model predict --json`.
@@ -87,6 +88,12 @@ def main():
     card, tensors = load(Path(sys.argv[1]))
     x = read_features(card, sys.argv[2])
     logits, probs = forward(card, tensors, x)
+    if card["architecture"].get("task") == "regression":
+        # One output per row: the predicted target, in the label's units.
+        predictions = [{"row": i + 1, "value": float(logits[i, 0])} for i in range(len(logits))]
+        json.dump({"task": "regression", "records": len(predictions), "predictions": predictions}, sys.stdout)
+        print()
+        return
     predictions = [
         {"row": i + 1, "class": int(np.argmax(logits[i])), "probabilities": probs[i].tolist()}
         for i in range(len(probs))

@@ -277,6 +277,97 @@ fn digits_run_meets_the_quality_bar() {
     model_is_usable_outside_sealroom(&dir.path().join("run"), &v, "digits/owner-validation.csv");
 }
 
+/// `task = "regression"` end to end: the diabetes scenario's R² on the
+/// owner's set is within 0.02 of ordinary least squares on the same split
+/// (`scenarios/data/baseline_diabetes.py`, run here as the oracle), the
+/// owner's `model eval` reproduces the sealed R² and RMSE, and numpy alone
+/// runs the exported weights to `model predict`'s values.
+#[test]
+fn diabetes_regression_matches_least_squares() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (o, v) = run_json(&scenario("diabetes-3-clinics.toml"), &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(v["verification"]["verified"], true);
+    let metrics = &v["model"]["metrics"];
+    assert_eq!(metrics["task"], "regression", "{metrics}");
+    assert!(metrics["accuracy"].is_null(), "{metrics}");
+    let r2 = metrics["r2"].as_f64().unwrap();
+    let rmse = metrics["rmse"].as_f64().unwrap();
+
+    python_with_safetensors_and_numpy();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/data/baseline_diabetes.py");
+    let o = Command::new("python3").arg(&script).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = String::from_utf8_lossy(&o.stdout).to_string();
+    let field = |k: &str| -> f64 {
+        let mut words = line.split_whitespace();
+        words.find(|w| *w == k).unwrap();
+        words.next().unwrap().parse().unwrap()
+    };
+    let (base_r2, base_rmse) = (field("r2"), field("rmse"));
+    assert!(
+        (r2 - base_r2).abs() <= 0.02,
+        "sealroom R² {r2} vs least squares {base_r2} ({line})"
+    );
+    assert!(rmse < base_rmse * 1.05, "RMSE {rmse} vs {base_rmse}");
+
+    // The human summary names R² and RMSE, not an accuracy.
+    let o = sealroom(&[
+        "report",
+        "verify",
+        out.join("bundle.json").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let model = out.join("model.bin");
+    let m = model.to_str().unwrap();
+    let records = out.join("owner").join("state");
+    let r = records.to_str().unwrap();
+    let data =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/data/diabetes/owner-validation.csv");
+    let d = data.to_str().unwrap();
+    let o = sealroom(&["model", "eval", m, "--data", d, "--record", r, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let eval: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(eval["task"], "regression");
+    assert_eq!(eval["r2"], metrics["r2"], "{eval}");
+    assert_eq!(eval["rmse"], metrics["rmse"], "{eval}");
+    assert_eq!(eval["records"], metrics["validation_records"]);
+
+    let export = out.join("export");
+    let e = export.to_str().unwrap();
+    let o = sealroom(&["model", "export", m, "--out", e, "--record", r]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = sealroom(&["model", "predict", m, "--data", d, "--record", r, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ours: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let forward = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/model-forward.py");
+    let o = Command::new("python3")
+        .arg(&forward)
+        .arg(&export)
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let theirs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(theirs["task"], "regression");
+    let (ours, theirs) = (
+        ours["predictions"].as_array().unwrap(),
+        theirs["predictions"].as_array().unwrap(),
+    );
+    assert_eq!(ours.len(), 88);
+    assert_eq!(ours.len(), theirs.len());
+    for (a, b) in ours.iter().zip(theirs) {
+        let (x, y) = (a["value"].as_f64().unwrap(), b["value"].as_f64().unwrap());
+        assert!(
+            (x - y).abs() <= 1e-5 * y.abs().max(1.0),
+            "row {}: {x} vs numpy {y}",
+            a["row"]
+        );
+    }
+}
+
 /// Fails loudly, never skips, when the Python side of the export check is
 /// missing.
 fn python_with_safetensors_and_numpy() {

@@ -14,7 +14,7 @@ use crate::hash::LpHasher;
 use crate::identity::{hex32, hex64, Identity, IdentityError, PublicIdentity};
 use crate::merkle::{input_leaf, MerkleError, StandardTree, INPUT_ENCODING};
 use crate::policy::Policy;
-use crate::scenario::{ModelSpec, Scenario, Schema, TrainingSpec};
+use crate::scenario::{ModelKind, ModelSpec, Scenario, Schema, Task, TrainingSpec};
 use crate::seal::{self, SealError, SealedBox};
 use crate::stream::DataKey;
 
@@ -94,7 +94,7 @@ pub mod limits {
             .hidden
             .iter()
             .map(|h| u64::from(*h))
-            .chain(std::iter::once(u64::from(schema.label_classes)));
+            .chain(std::iter::once(u64::from(schema.outputs())));
         for out in outs {
             total = total.saturating_add(width.saturating_mul(out).saturating_add(out));
             width = out;
@@ -111,7 +111,7 @@ pub mod limits {
                 widest = widest.max(u64::from(c).saturating_mul(h).saturating_mul(w));
             }
         }
-        for &o in model.hidden.iter().chain([&schema.label_classes]) {
+        for &o in model.hidden.iter().chain([&schema.outputs()]) {
             widest = widest.max(u64::from(o));
         }
         widest
@@ -653,10 +653,34 @@ impl Manifest {
         if self.schema.features.is_empty() {
             return Err(bad("schema.features", "no feature columns"));
         }
-        if self.schema.label_classes < 2 {
+        match self.schema.task {
+            Task::Classification if self.schema.label_classes < 2 => {
+                return Err(bad(
+                    "schema.label_classes",
+                    "a classifier needs at least 2 classes",
+                ));
+            }
+            Task::Regression if self.schema.label_classes != 0 => {
+                return Err(bad(
+                    "schema.label_classes",
+                    "a regression target has no classes",
+                ));
+            }
+            _ => {}
+        }
+        let kind_fits = match self.model.kind {
+            ModelKind::LogisticRegression => self.schema.task == Task::Classification,
+            ModelKind::LinearRegression => self.schema.task == Task::Regression,
+            ModelKind::Mlp | ModelKind::Cnn => true,
+        };
+        if !kind_fits {
             return Err(bad(
-                "schema.label_classes",
-                "a classifier needs at least 2 classes",
+                "model.kind",
+                &format!(
+                    "{} does not fit schema.task {}",
+                    self.model.kind.as_str(),
+                    self.schema.task.as_str()
+                ),
             ));
         }
         // Every input's blob, the owner's validation set included, fits

@@ -77,6 +77,52 @@ pub enum Preprocessing {
     None,
 }
 
+/// What a model learns from the label column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Task {
+    /// The label is a class `0..label_classes`; cross-entropy loss;
+    /// accuracy and a confusion matrix.
+    #[default]
+    Classification,
+    /// The label is a finite number; mean squared error; R² and RMSE.
+    Regression,
+}
+
+impl Task {
+    /// Whether this is the default task (serde's skip test).
+    pub fn is_classification(&self) -> bool {
+        *self == Task::Classification
+    }
+
+    /// The scenario file's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Classification => "classification",
+            Task::Regression => "regression",
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+impl Schema {
+    /// Values the network outputs per record: the class count, or 1 for
+    /// regression.
+    pub fn outputs(&self) -> u32 {
+        match self.task {
+            Task::Classification => self.label_classes,
+            Task::Regression => 1,
+        }
+    }
+}
+
 /// Type of the feature values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -95,8 +141,21 @@ pub struct Schema {
     pub features: Vec<String>,
     /// Label column name.
     pub label: String,
+    /// What is learnt from the label: a class (`classification`, the
+    /// default) or a number (`regression`). Omitted from the manifest when
+    /// it is the default, so classification manifests hash as before.
+    #[serde(default, skip_serializing_if = "Task::is_classification")]
+    pub task: Task,
     /// Number of classes; labels are integers `0..label_classes`.
+    /// Classification only (absent, serialised as 0, for regression).
+    #[serde(default)]
     pub label_classes: u32,
+    /// Regression only: train on the standardised target (mean 0, standard
+    /// deviation 1 over the training rows) and map predictions back to the
+    /// target's units inside the final layer, so the model predicts raw
+    /// values. Default true; omitted from the manifest when true.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub standardize_target: bool,
     /// Type of feature values.
     #[serde(default = "default_feature_type")]
     pub feature_type: FeatureType,
@@ -154,8 +213,10 @@ impl Schema {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
-    /// Multinomial logistic regression (one linear layer).
+    /// Multinomial logistic regression (one linear layer; classification).
     LogisticRegression,
+    /// Linear regression (one linear layer, one output; regression).
+    LinearRegression,
     /// Multi-layer perceptron with ReLU hidden layers.
     Mlp,
     /// Small convolutional network over `image` = [height, width] inputs.
@@ -167,6 +228,7 @@ impl ModelKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ModelKind::LogisticRegression => "logistic-regression",
+            ModelKind::LinearRegression => "linear-regression",
             ModelKind::Mlp => "mlp",
             ModelKind::Cnn => "cnn",
         }
@@ -539,21 +601,57 @@ impl Scenario {
                 format!("{} is not a usable column name", quoted(&s.label)),
             );
         }
-        if s.label_classes < 2 {
-            bad(
-                "schema.label_classes".into(),
-                "a classifier needs at least 2 classes".into(),
-            );
+        match s.task {
+            Task::Classification => {
+                if s.label_classes < 2 {
+                    bad(
+                        "schema.label_classes".into(),
+                        "a classifier needs at least 2 classes (for a numeric target, set task = \"regression\")".into(),
+                    );
+                }
+                if !s.standardize_target {
+                    bad(
+                        "schema.standardize_target".into(),
+                        "applies to task = \"regression\" only".into(),
+                    );
+                }
+            }
+            Task::Regression => {
+                if s.label_classes != 0 {
+                    bad(
+                        "schema.label_classes".into(),
+                        "a regression target has no classes; remove label_classes".into(),
+                    );
+                }
+            }
         }
 
         // Model.
         let m = &self.model;
         match m.kind {
-            ModelKind::LogisticRegression => {
+            ModelKind::LogisticRegression | ModelKind::LinearRegression => {
+                let name = m.kind.as_str();
                 if !m.hidden.is_empty() || !m.channels.is_empty() || !m.image.is_empty() {
                     bad(
                         "model.kind".into(),
-                        "logistic-regression takes no `hidden`, `channels` or `image`".into(),
+                        format!("{name} takes no `hidden`, `channels` or `image`"),
+                    );
+                }
+                let fits = match s.task {
+                    Task::Classification => m.kind == ModelKind::LogisticRegression,
+                    Task::Regression => m.kind == ModelKind::LinearRegression,
+                };
+                if !fits {
+                    bad(
+                        "model.kind".into(),
+                        format!(
+                            "{name} does not fit schema.task = \"{}\" (use {})",
+                            s.task.as_str(),
+                            match s.task {
+                                Task::Classification => "logistic-regression",
+                                Task::Regression => "linear-regression",
+                            }
+                        ),
                     );
                 }
             }
@@ -787,14 +885,18 @@ impl Scenario {
         // measurement (a regression target) declared as classes, which
         // would otherwise train silently into a useless many-class model.
         // (Judged from 20 rows on: a handful of rows says nothing.)
-        if let Some(seen) = labels.as_ref().filter(|_| datasets && party_records >= 20) {
+        let classifying = s.task == Task::Classification;
+        if let Some(seen) = labels
+            .as_ref()
+            .filter(|_| classifying && datasets && party_records >= 20)
+        {
             let classes = u64::from(s.label_classes).max(seen.len() as u64);
             if classes.saturating_mul(2) > party_records {
                 bad(
                     "schema.label_classes".into(),
                     format!(
                         "{} classes ({} distinct labels) for {party_records} training records: fewer than 2 records per class, which no classifier can learn; \
-                         if `{}` is a measurement rather than a category, that is regression, which sealroom does not train yet",
+                         if `{}` is a measurement rather than a category, set task = \"regression\" in [schema] (and drop label_classes)",
                         s.label_classes,
                         seen.len(),
                         s.label
@@ -803,7 +905,7 @@ impl Scenario {
             }
         }
         // Warnings and notes: usable, but probably not what was meant.
-        if let Some(seen) = labels.filter(|_| datasets && !self.parties.is_empty()) {
+        if let Some(seen) = labels.filter(|_| classifying && datasets && !self.parties.is_empty()) {
             if let Some(m) = unused_classes_warning(&seen, s.label_classes) {
                 out.push(Problem::new(Severity::Warning, "schema.label_classes", m));
             }
@@ -988,7 +1090,14 @@ pub fn scan_dataset(
             }
             CsvLine::Record(fields) => {
                 for (i, v) in fields.iter().enumerate() {
-                    if i == label_idx {
+                    if i == label_idx && schema.task == Task::Regression {
+                        if !v.parse::<f64>().is_ok_and(f64::is_finite) {
+                            return Err(err(format!(
+                                "label {}: a regression target must be a finite number",
+                                quoted(v)
+                            )));
+                        }
+                    } else if i == label_idx {
                         match v.parse::<u32>() {
                             Ok(c) if c < schema.label_classes => {
                                 scan.labels.insert(c);
@@ -1001,7 +1110,7 @@ pub fn scan_dataset(
                                     quoted(v),
                                     schema.label_classes,
                                     if continuous {
-                                        "; it looks like a measurement: sealroom trains classifiers, regression is not supported yet"
+                                        "; it looks like a measurement: for a numeric target set task = \"regression\" in [schema] (docs: scenarios/README.md)"
                                     } else {
                                         ""
                                     }
@@ -1357,6 +1466,77 @@ mod tests {
             csv.push_str(&format!("1,2,{}\n", i % 2));
         }
         assert!(Scenario::load(&small(d, 2, csv.as_bytes(), SIM)).is_ok());
+    }
+
+    #[test]
+    fn a_regression_scenario_takes_a_numeric_target_and_its_own_model_kinds() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut csv = String::from("alcohol,ash,class\n");
+        for i in 0..30 {
+            csv.push_str(&format!("1,2,{}.5\n", 100 + i));
+        }
+        let regression = |d: &Path, extra: &str, kind: &str| {
+            let p = small(d, 2, csv.as_bytes(), SIM);
+            let text = std::fs::read_to_string(&p)
+                .unwrap()
+                .replace(
+                    "label_classes = 2\n",
+                    &format!("task = \"regression\"\n{extra}"),
+                )
+                .replace("\"logistic-regression\"", kind);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        // Continuous labels, 30 distinct values in 30 rows: fine for regression.
+        let s = Scenario::load(&regression(d, "", "\"linear-regression\"")).unwrap();
+        assert_eq!(s.schema.task, Task::Regression);
+        assert_eq!(s.schema.outputs(), 1);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        // An MLP regresses too.
+        assert!(Scenario::load(&regression(d, "", "\"mlp\"\nhidden = [8]")).is_ok());
+        // Classes make no sense for a number; logistic regression does not regress.
+        let e = only_error(&regression(
+            d,
+            "label_classes = 3\n",
+            "\"linear-regression\"",
+        ));
+        assert!(
+            e.contains("schema.label_classes: a regression target has no classes"),
+            "{e}"
+        );
+        let e = only_error(&regression(d, "", "\"logistic-regression\""));
+        assert!(
+            e.contains("model.kind: logistic-regression does not fit schema.task = \"regression\" (use linear-regression)"),
+            "{e}"
+        );
+        // A classifier cannot be a linear regression, nor standardise a target.
+        let p = small(d, 2, b"alcohol,ash,class\n1,2,0\n1,2,1\n", SIM);
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(
+            &p,
+            text.replace("\"logistic-regression\"", "\"linear-regression\""),
+        )
+        .unwrap();
+        assert!(only_error(&p).contains("model.kind: linear-regression does not fit"));
+        std::fs::write(
+            &p,
+            text.replace(
+                "label_classes = 2\n",
+                "label_classes = 2\nstandardize_target = false\n",
+            ),
+        )
+        .unwrap();
+        assert!(only_error(&p)
+            .contains("schema.standardize_target: applies to task = \"regression\" only"));
+        // A target that is not a number names its file and line.
+        let p = regression(d, "", "\"linear-regression\"");
+        std::fs::write(d.join("a.csv"), b"alcohol,ash,class\n1,2,3.5\n1,2,high\n").unwrap();
+        let e = only_error(&p);
+        assert!(
+            e.contains("a.csv:3: label \"high\": a regression target must be a finite number"),
+            "{e}"
+        );
     }
 
     #[test]

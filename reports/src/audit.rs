@@ -202,7 +202,7 @@ pub(crate) fn summarize(f: Facts<'_>) -> AuditSummary {
     let parties: Vec<&str> = m.parties.iter().map(|p| p.name.as_str()).collect();
     let pooled: u64 = m.parties.iter().map(|p| p.commitment.record_count).sum();
     plain.push(format!(
-        "{} part{} ({}) pooled {pooled} records to train a {} model{} for `{}`, {} epochs from seed {}.",
+        "{} part{} ({}) pooled {pooled} records to train a {} model{}{} for `{}`, {} epochs from seed {}.",
         parties.len(),
         if parties.len() == 1 { "y" } else { "ies" },
         parties.join(", "),
@@ -219,6 +219,12 @@ pub(crate) fn summarize(f: Facts<'_>) -> AuditSummary {
                     .collect::<Vec<_>>()
                     .join("×")
             )
+        },
+        match m.schema.task {
+            sealroom_protocol::scenario::Task::Regression =>
+                format!(" that predicts the number `{}` (regression)", m.schema.label),
+            sealroom_protocol::scenario::Task::Classification =>
+                format!(" that predicts the class `{}`", m.schema.label),
         },
         m.owner.name,
         m.training.epochs,
@@ -320,6 +326,7 @@ pub(crate) fn summarize(f: Facts<'_>) -> AuditSummary {
             "validation_split": m.training.validation_split,
             "features": m.schema.features.len(),
             "label": m.schema.label,
+            "task": m.schema.task.as_str(),
             "label_classes": m.schema.label_classes,
         }),
         policy: f.policy.clone(),

@@ -740,7 +740,10 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
                 "chain": fetched.chain_checked,
             },
             "metrics": {
+                "task": scenario.schema.task.as_str(),
                 "accuracy": metrics.get("final_accuracy"),
+                "r2": metrics.get("final_r2"),
+                "rmse": metrics.get("final_rmse"),
                 "loss": metrics.get("final_loss"),
                 "validation_records": metrics.get("validation_records"),
                 "train_records": metrics.get("train_records"),

@@ -263,6 +263,30 @@ fn eval(a: DataArgs) -> CmdResult {
     let s = model
         .score(&data)
         .map_err(|e| input_err(format!("--data {}: {e}", a.data.display())))?;
+    if let (Some(r2), Some(rmse), Some(mse)) = (s.r2, s.rmse, s.mse) {
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "model": a.model.display().to_string(),
+                    "model_sha256": hex::encode(model.sha256()),
+                    "data": a.data.display().to_string(),
+                    "task": "regression",
+                    "records": s.records,
+                    "r2": r2,
+                    "rmse": rmse,
+                    "mse": mse,
+                })
+            );
+        } else {
+            println!(
+                "R² {r2:.3}, RMSE {rmse:.3} (in {}'s units) on {} records",
+                n.schema.label, s.records
+            );
+        }
+        return Ok(());
+    }
+    let accuracy = s.accuracy.unwrap_or(0.0);
     if a.json {
         println!(
             "{}",
@@ -270,9 +294,10 @@ fn eval(a: DataArgs) -> CmdResult {
                 "model": a.model.display().to_string(),
                 "model_sha256": hex::encode(model.sha256()),
                 "data": a.data.display().to_string(),
+                "task": "classification",
                 "records": s.records,
                 "correct": s.correct,
-                "accuracy": s.accuracy,
+                "accuracy": accuracy,
                 "classes": model.arch().classes,
                 "confusion_matrix": s.confusion,
                 "confusion_axes": "rows: true class, columns: predicted class",
@@ -282,7 +307,7 @@ fn eval(a: DataArgs) -> CmdResult {
     }
     println!(
         "accuracy {:.3} ({}/{} correct)",
-        s.accuracy, s.correct, s.records
+        accuracy, s.correct, s.records
     );
     println!("confusion matrix (rows: true class, columns: predicted class)");
     let width = s
@@ -311,6 +336,31 @@ fn predict(a: DataArgs) -> CmdResult {
     let p = model
         .predict(&data)
         .map_err(|e| input_err(format!("--data {}: {e}", a.data.display())))?;
+    if !p.values.is_empty() {
+        // A regressor: one value per row, in the label column's units.
+        if a.json {
+            let rows: Vec<serde_json::Value> = p
+                .values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| serde_json::json!({ "row": i + 1, "value": f64::from(*v) }))
+                .collect();
+            let v = serde_json::json!({
+                "model": a.model.display().to_string(),
+                "model_sha256": hex::encode(model.sha256()),
+                "data": a.data.display().to_string(),
+                "task": "regression",
+                "records": p.values.len(),
+                "predictions": rows,
+            });
+            return emit(&format!("{v}\n"));
+        }
+        let mut text = format!("row,{}\n", n.schema.label);
+        for (i, v) in p.values.iter().enumerate() {
+            text.push_str(&format!("{},{v}\n", i + 1));
+        }
+        return emit(&text);
+    }
     if a.json {
         let rows: Vec<serde_json::Value> = p
             .predicted

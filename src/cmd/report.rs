@@ -417,14 +417,17 @@ fn print_audit(a: &sealroom_reports::audit::AuditSummary) {
     }
     let m = &a.model;
     println!(
-        "model     {}{}, {} epochs, batch {}, {} lr {}, seed {}; {} features, label `{}` ({} classes)",
+        "model     {}{}, {} epochs, batch {}, {} lr {}, seed {}; {} features, label `{}` ({})",
         m["kind"].as_str().unwrap_or("?"),
         m["hidden"]
             .as_array()
             .filter(|h| !h.is_empty())
             .map(|h| format!(
                 " hidden {}",
-                h.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("x")
+                h.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join("x")
             ))
             .unwrap_or_default(),
         m["epochs"],
@@ -434,7 +437,11 @@ fn print_audit(a: &sealroom_reports::audit::AuditSummary) {
         m["seed"],
         m["features"],
         m["label"].as_str().unwrap_or("?"),
-        m["label_classes"],
+        if m["task"] == "regression" {
+            "a number: regression".to_string()
+        } else {
+            format!("{} classes", m["label_classes"])
+        },
     );
     println!(
         "policy    {}",

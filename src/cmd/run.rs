@@ -123,7 +123,12 @@ fn print_human(s: &serde_json::Value, v: &sealroom_reports::verifier::Verificati
             g("/model/path"),
             g("/model/sha256")
         );
-        println!("accuracy     {}", accuracy_line(&s["model"]["metrics"]));
+        let m = &s["model"]["metrics"];
+        if let (Some(r2), Some(rmse)) = (m["r2"].as_f64(), m["rmse"].as_f64()) {
+            println!("R²           {r2:.3}, RMSE {rmse:.3}{}", validated_on(m));
+        } else {
+            println!("accuracy     {}", accuracy_line(m));
+        }
     } else {
         println!("aborted      {}", g("/abort_reason"));
     }
@@ -160,17 +165,24 @@ fn accuracy_line(m: &serde_json::Value) -> String {
         let correct = (acc * n as f64).round() as u64;
         s.push_str(&format!(" ({correct}/{n} correct)"));
     }
+    s.push_str(&validated_on(m));
+    s
+}
+
+/// ` on the owner's validation set`, ` on the held-out split …`: where a
+/// metric was measured.
+fn validated_on(m: &serde_json::Value) -> String {
     match m["validated_on"].as_str() {
         Some("held-out-split") => {
-            s.push_str(" on the held-out split of the pooled data");
+            let mut s = " on the held-out split of the pooled data".to_string();
             if let Some(f) = m["validation_split"].as_f64() {
                 s.push_str(&format!(" (validation_split {f})"));
             }
+            s
         }
-        Some(_) => s.push_str(" on the owner's validation set"),
-        None => {}
+        Some(_) => " on the owner's validation set".into(),
+        None => String::new(),
     }
-    s
 }
 
 /// Each phase's seconds with two decimals (the summary JSON keeps them exact).

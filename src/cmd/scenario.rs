@@ -155,11 +155,22 @@ fn print_summary(s: &Scenario) {
         }
     );
     println!(
-        "  schema    {} {} features, label {} ({} classes), {}",
+        "  schema    {} {} features, label {} ({}), {}",
         s.schema.features.len(),
         s.schema.feature_type.as_str(),
         s.schema.label,
-        s.schema.label_classes,
+        match s.schema.task {
+            sealroom_protocol::scenario::Task::Classification =>
+                format!("{} classes", s.schema.label_classes),
+            sealroom_protocol::scenario::Task::Regression => format!(
+                "a number: regression{}",
+                if s.schema.standardize_target {
+                    ", target standardised"
+                } else {
+                    ""
+                }
+            ),
+        },
         s.schema.preprocessing.as_str()
     );
     println!("  model     {}", s.model.describe());

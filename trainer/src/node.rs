@@ -487,16 +487,35 @@ impl Node {
             .enumerate()
             .filter_map(|(i, row)| row.get(i))
             .sum();
-        let metrics = serde_json::json!({
-            "final_accuracy": trained.final_accuracy,
-            "final_loss": trained.final_loss,
-            "epochs": trained.epochs,
-            "train_records": trained.train_records,
-            "validation_records": trained.validation_records,
-            "validation_set": if trained.validation_from_split { "split" } else { "owner" },
-            "validation_correct": validation_correct,
-            "confusion_matrix": trained.confusion,
-        });
+        let validation_set = if trained.validation_from_split {
+            "split"
+        } else {
+            "owner"
+        };
+        let metrics = match (trained.final_r2, trained.final_rmse) {
+            // A regressor: R² and RMSE (target units) instead of accuracy
+            // and a confusion matrix.
+            (Some(r2), Some(rmse)) => serde_json::json!({
+                "task": "regression",
+                "final_r2": r2,
+                "final_rmse": rmse,
+                "final_loss": trained.final_loss,
+                "epochs": trained.epochs,
+                "train_records": trained.train_records,
+                "validation_records": trained.validation_records,
+                "validation_set": validation_set,
+            }),
+            _ => serde_json::json!({
+                "final_accuracy": trained.final_accuracy,
+                "final_loss": trained.final_loss,
+                "epochs": trained.epochs,
+                "train_records": trained.train_records,
+                "validation_records": trained.validation_records,
+                "validation_set": validation_set,
+                "validation_correct": validation_correct,
+                "confusion_matrix": trained.confusion,
+            }),
+        };
         let summary_hash = LpHasher::new("sealroom.training-summary.v1")
             .part(serde_json::to_vec(&metrics).unwrap_or_default())
             .finish();

@@ -359,25 +359,19 @@ fn overview_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
         "next",
         Span::styled(next, if ok { t.ok() } else { t.pending() }),
     ));
-    let model = match m.model.kind {
-        sealroom_protocol::scenario::ModelKind::LogisticRegression => {
-            "logistic-regression".to_string()
+    let target = match m.schema.task {
+        sealroom_protocol::scenario::Task::Classification => {
+            format!("{} classes", m.schema.label_classes)
         }
-        sealroom_protocol::scenario::ModelKind::Mlp => format!("mlp hidden {:?}", m.model.hidden),
-        sealroom_protocol::scenario::ModelKind::Cnn => {
-            format!(
-                "cnn channels {:?} hidden {:?} image {:?}",
-                m.model.channels, m.model.hidden, m.model.image
-            )
-        }
+        sealroom_protocol::scenario::Task::Regression => "regression".to_string(),
     };
     v.push(kv(
         t,
         "model",
         Span::raw(format!(
-            "{model}; {} features, {} classes",
+            "{}; {} features, {target}",
+            m.model.describe(),
             m.schema.features.len(),
-            m.schema.label_classes
         )),
     ));
     let tr = &m.training;
@@ -797,6 +791,8 @@ fn draw_status(f: &mut Frame, app: &App, area: Rect) {
                 ("accuracy", "acc"),
                 ("val_loss", "val loss"),
                 ("val_accuracy", "val acc"),
+                ("val_r2", "val R²"),
+                ("val_rmse", "val RMSE"),
             ] {
                 if let Some(x) = m.get(key).and_then(|x| x.as_f64()) {
                     spans.push(Span::raw(format!("{label} {x:.3} ")));

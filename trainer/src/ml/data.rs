@@ -3,7 +3,7 @@
 use std::fmt;
 
 use sealroom_protocol::dataset::split_fields;
-use sealroom_protocol::scenario::{FeatureType, Schema};
+use sealroom_protocol::scenario::{FeatureType, Schema, Task};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::MlError;
@@ -16,8 +16,11 @@ use super::MlError;
 pub struct Dataset {
     /// `n × d` feature values, row-major, in the schema's feature order.
     pub features: Vec<f32>,
-    /// `n` class labels in `0..schema.label_classes`.
+    /// `n` class labels in `0..schema.label_classes` (classification;
+    /// empty for regression).
     pub labels: Vec<u32>,
+    /// `n` target values (regression; empty for classification).
+    pub targets: Vec<f32>,
     /// Number of records.
     pub n: usize,
     /// Number of features per record.
@@ -111,9 +114,11 @@ impl Dataset {
             return Err(csv_err(1, Some(name), "column is missing"));
         }
 
+        let regression = schema.task == Task::Regression;
         let mut out = Dataset {
             features: Vec::new(),
             labels: Vec::new(),
+            targets: Vec::new(),
             n: 0,
             d,
         };
@@ -134,12 +139,21 @@ impl Dataset {
                 ));
             }
             let mut label = 0u32;
+            let mut target = 0f32;
             for (i, v) in fields.iter().enumerate() {
                 let s = slot[i];
                 if s == IGNORED {
                     continue;
                 }
-                if s == d {
+                if s == d && regression {
+                    target = parse_feature(v, FeatureType::Float).ok_or_else(|| {
+                        csv_err(
+                            line_no,
+                            Some(names[i]),
+                            "regression target is not a finite number",
+                        )
+                    })?;
+                } else if s == d {
                     label = match v.parse::<u32>() {
                         Ok(c) if c < schema.label_classes => c,
                         _ => {
@@ -161,8 +175,10 @@ impl Dataset {
                 }
             }
             out.features.extend_from_slice(&row);
-            if want_label {
-                out.labels.push(label);
+            match (want_label, regression) {
+                (true, true) => out.targets.push(target),
+                (true, false) => out.labels.push(label),
+                (false, _) => {}
             }
             out.n += 1;
         }
@@ -181,6 +197,7 @@ impl Dataset {
         let mut out = Dataset {
             features: Vec::new(),
             labels: Vec::new(),
+            targets: Vec::new(),
             n: 0,
             d,
         };
@@ -196,6 +213,7 @@ impl Dataset {
             }
             out.features.extend_from_slice(&p.features);
             out.labels.extend_from_slice(&p.labels);
+            out.targets.extend_from_slice(&p.targets);
             out.n += p.n;
         }
         if out.n == 0 {
@@ -208,7 +226,8 @@ impl Dataset {
     pub(crate) fn select(&self, indices: &[u32]) -> Self {
         let mut out = Dataset {
             features: Vec::with_capacity(indices.len() * self.d),
-            labels: Vec::with_capacity(indices.len()),
+            labels: Vec::new(),
+            targets: Vec::new(),
             n: indices.len(),
             d: self.d,
         };
@@ -216,14 +235,26 @@ impl Dataset {
             let i = i as usize;
             out.features
                 .extend_from_slice(&self.features[i * self.d..(i + 1) * self.d]);
-            out.labels.push(self.labels[i]);
+            if let Some(l) = self.labels.get(i) {
+                out.labels.push(*l);
+            }
+            if let Some(t) = self.targets.get(i) {
+                out.targets.push(*t);
+            }
         }
         out
     }
 
     /// Checks internal consistency (the fields are public, so a caller may
     /// have built an inconsistent value by hand).
-    pub(crate) fn check(&self, what: &'static str, d: usize, classes: u32) -> Result<(), MlError> {
+    /// `classes` is the class count of a classifier, or `None` for a
+    /// regression (then `targets`, not `labels`, holds one value per record).
+    pub(crate) fn check(
+        &self,
+        what: &'static str,
+        d: usize,
+        classes: Option<u32>,
+    ) -> Result<(), MlError> {
         if self.n == 0 {
             return Err(MlError::Empty(what));
         }
@@ -233,7 +264,14 @@ impl Dataset {
                 found: self.d,
             });
         }
-        if self.features.len() != self.n * self.d || self.labels.len() != self.n {
+        let (labels, targets) = match classes {
+            Some(_) => (self.n, 0),
+            None => (0, self.n),
+        };
+        if self.features.len() != self.n * self.d
+            || self.labels.len() != labels
+            || self.targets.len() != targets
+        {
             return Err(MlError::Spec {
                 field: "dataset",
                 message: format!(
@@ -242,10 +280,16 @@ impl Dataset {
                 ),
             });
         }
-        if self.labels.iter().any(|l| *l >= classes) {
+        if let Some(classes) = classes.filter(|c| self.labels.iter().any(|l| l >= c)) {
             return Err(MlError::Spec {
                 field: "schema.label_classes",
                 message: format!("{what} has a label outside 0..{classes}"),
+            });
+        }
+        if self.targets.iter().any(|v| !v.is_finite()) {
+            return Err(MlError::Spec {
+                field: "dataset",
+                message: format!("{what} has a non-finite target value"),
             });
         }
         if self.features.iter().any(|v| !v.is_finite()) {
@@ -305,7 +349,9 @@ mod tests {
         Schema {
             features: vec!["a".into(), "b".into()],
             label: "y".into(),
+            task: Task::Classification,
             label_classes: 3,
+            standardize_target: true,
             feature_type: FeatureType::Float,
             preprocessing: Preprocessing::Standardize,
         }
@@ -390,6 +436,26 @@ mod tests {
     }
 
     #[test]
+    fn a_regression_target_is_a_number() {
+        let reg = Schema {
+            task: Task::Regression,
+            label_classes: 0,
+            ..schema()
+        };
+        let ds = Dataset::from_csv(b"y,b,a\n151.5,1,2\n-3e2,3,4\n", &reg).unwrap();
+        assert_eq!(ds.targets, vec![151.5, -300.0]);
+        assert!(ds.labels.is_empty());
+        ds.check("t", 2, None).unwrap();
+        assert!(ds.check("t", 2, Some(3)).is_err());
+        assert_eq!(ds.select(&[1]).targets, vec![-300.0]);
+        let e = Dataset::from_csv(b"a,b,y\n1,2,NaN\n", &reg).unwrap_err();
+        assert!(
+            matches!(&e, MlError::Csv { line: 2, column: Some(c), .. } if c == "y"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn concat_pools_in_order() {
         let a = Dataset::from_csv(b"a,b,y\n1,2,0\n", &schema()).unwrap();
         let b = Dataset::from_csv(b"a,b,y\n3,4,1\n5,6,2\n", &schema()).unwrap();
@@ -401,6 +467,7 @@ mod tests {
         let odd = Dataset {
             features: vec![1.0],
             labels: vec![0],
+            targets: vec![],
             n: 1,
             d: 1,
         };

@@ -27,12 +27,15 @@ use std::fmt;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData};
 use sealroom_protocol::hash::sha256;
-use sealroom_protocol::scenario::{FeatureType, ModelKind, ModelSpec, Preprocessing, Schema};
+use sealroom_protocol::scenario::{FeatureType, ModelKind, ModelSpec, Preprocessing, Schema, Task};
 use serde::Serialize;
 
 use super::model_bytes;
 use super::net::{Arch, Net};
-use super::train::{decode_record, load_record, Cpu, NetRecord, EVAL_CHUNK};
+use super::train::{
+    class_count, decode_record, load_record, outputs_rows, Cpu, NetRecord, RegressionScores,
+    EVAL_CHUNK,
+};
 use super::{Dataset, MlError, Stats};
 
 /// Format tag of [`ModelCard`].
@@ -87,13 +90,16 @@ pub struct NamedTensor {
 /// What a model predicts for each row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Predictions {
-    /// Number of classes (values per row in `probabilities`).
+    /// Number of classes (values per row in `probabilities`); 1 for a regressor.
     pub classes: usize,
     /// The predicted class of each row: the first index of the largest
-    /// logit (the rule the node's accuracy uses).
+    /// logit (the rule the node's accuracy uses). Empty for a regressor.
     pub predicted: Vec<u32>,
-    /// Softmax of the logits, `rows × classes`, row-major.
+    /// Softmax of the logits, `rows × classes`, row-major. Empty for a regressor.
     pub probabilities: Vec<f32>,
+    /// The predicted value of each row, in the target's units (regressor;
+    /// empty for a classifier).
+    pub values: Vec<f32>,
 }
 
 impl Predictions {
@@ -105,17 +111,24 @@ impl Predictions {
     }
 }
 
-/// Accuracy and confusion matrix of a model on labelled rows.
+/// How a model does on labelled rows: accuracy and confusion matrix of a
+/// classifier, R², RMSE and MSE of a regressor.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Scored {
     /// Rows evaluated.
     pub records: u64,
-    /// Rows whose predicted class is the label.
+    /// Rows whose predicted class is the label (0 for a regressor).
     pub correct: u64,
-    /// `correct / records`.
-    pub accuracy: f64,
-    /// `confusion[true_class][predicted_class]` row counts.
+    /// `correct / records` (classifier).
+    pub accuracy: Option<f64>,
+    /// `confusion[true_class][predicted_class]` row counts (empty for a regressor).
     pub confusion: Vec<Vec<u64>>,
+    /// Coefficient of determination (regressor).
+    pub r2: Option<f64>,
+    /// Root mean squared error, target units (regressor).
+    pub rmse: Option<f64>,
+    /// Mean squared error, target units (regressor).
+    pub mse: Option<f64>,
 }
 
 impl LoadedModel {
@@ -212,10 +225,19 @@ impl LoadedModel {
         let x = self.stats.apply_rows(&data.features, d);
         let device = Default::default();
         let classes = self.arch.classes;
+        if self.arch.task == Task::Regression {
+            return Ok(Predictions {
+                classes,
+                predicted: Vec::new(),
+                probabilities: Vec::new(),
+                values: outputs_rows(&self.net, &self.arch, &x, data.n, &device)?,
+            });
+        }
         let mut out = Predictions {
             classes,
             predicted: Vec::with_capacity(data.n),
             probabilities: Vec::with_capacity(data.n * classes),
+            values: Vec::new(),
         };
         for xs in x.chunks(EVAL_CHUNK * d) {
             let rows = xs.len() / d;
@@ -246,10 +268,23 @@ impl LoadedModel {
         Ok(out)
     }
 
-    /// Accuracy and confusion matrix on labelled rows (labels in `0..classes`).
+    /// Accuracy and confusion matrix on labelled rows (labels in
+    /// `0..classes`), or R², RMSE and MSE on a regressor's targets.
     pub fn score(&self, data: &Dataset) -> Result<Scored, MlError> {
-        data.check("evaluation data", self.arch.d, self.arch.classes as u32)?;
+        data.check("evaluation data", self.arch.d, class_count(&self.arch))?;
         let p = self.predict(data)?;
+        if self.arch.task == Task::Regression {
+            let r = RegressionScores::of(&data.targets, &p.values);
+            return Ok(Scored {
+                records: data.n as u64,
+                correct: 0,
+                accuracy: None,
+                confusion: Vec::new(),
+                r2: Some(r.r2),
+                rmse: Some(r.rmse),
+                mse: Some(r.mse),
+            });
+        }
         let k = self.arch.classes;
         let mut confusion = vec![vec![0u64; k]; k];
         let mut correct = 0u64;
@@ -267,8 +302,11 @@ impl LoadedModel {
         Ok(Scored {
             records: data.n as u64,
             correct,
-            accuracy: correct as f64 / data.n as f64,
+            accuracy: Some(correct as f64 / data.n as f64),
             confusion,
+            r2: None,
+            rmse: None,
+            mse: None,
         })
     }
 
@@ -380,6 +418,7 @@ impl LoadedModel {
             },
             architecture: ArchCard {
                 kind: a.kind,
+                task: a.task,
                 inputs: a.d,
                 classes: a.classes,
                 hidden: a.hidden.clone(),
@@ -392,7 +431,10 @@ impl LoadedModel {
             } else {
                 "each row of features, in `features` order, is the input vector of layers.0"
             },
-            output: "logits over label_classes; softmax gives the probabilities; the predicted class is the first index of the largest logit",
+            output: match a.task {
+                Task::Classification => "logits over label_classes; softmax gives the probabilities; the predicted class is the first index of the largest logit",
+                Task::Regression => "one value per row: the predicted target, in the label column's units (a standardised target was mapped back inside the last layer)",
+            },
             preprocessing: PrepCard {
                 kind: self.stats.kind,
                 formula: "x' = (x - offset) / scale, in float32, per feature",
@@ -402,7 +444,10 @@ impl LoadedModel {
             features: None,
             feature_type: None,
             label: None,
-            label_classes: (0..a.classes as u32).collect(),
+            label_classes: match a.task {
+                Task::Classification => (0..a.classes as u32).collect(),
+                Task::Regression => Vec::new(),
+            },
             training: None,
             provenance: Provenance::default(),
         }
@@ -438,7 +483,7 @@ pub struct ModelCard {
     pub feature_type: Option<FeatureType>,
     /// The label column, when known.
     pub label: Option<String>,
-    /// The classes: labels are the integers `0..classes`.
+    /// The classes: labels are the integers `0..classes` (empty for a regressor).
     pub label_classes: Vec<u32>,
     /// The manifest's `[training]` settings, when known.
     pub training: Option<serde_json::Value>,
@@ -462,11 +507,13 @@ pub struct WeightsCard {
 /// The architecture in a [`ModelCard`].
 #[derive(Clone, Debug, Serialize)]
 pub struct ArchCard {
-    /// `logistic-regression`, `mlp` or `cnn`.
+    /// `logistic-regression`, `linear-regression`, `mlp` or `cnn`.
     pub kind: ModelKind,
+    /// `classification` or `regression`.
+    pub task: Task,
     /// Input features.
     pub inputs: usize,
-    /// Output classes.
+    /// Outputs: classes, or 1 for a regressor.
     pub classes: usize,
     /// Hidden dense layer sizes.
     pub hidden: Vec<usize>,
@@ -628,9 +675,12 @@ fn infer_arch(record: &NetRecord<Cpu>, d: usize, digest: &[u8; 32]) -> Result<Ar
     let (Some(&(first_in, _)), Some(&(_, classes))) = (dense.first(), dense.last()) else {
         return Err(bad("no dense layer".into()));
     };
-    if classes < 2 {
-        return Err(bad(format!("{classes} output class")));
-    }
+    // One output is a regressor (a classifier has at least two classes).
+    let task = if classes == 1 {
+        Task::Regression
+    } else {
+        Task::Classification
+    };
     let hidden: Vec<usize> = dense[..dense.len() - 1].iter().map(|(_, o)| *o).collect();
     let (kind, images) = if channels.is_empty() {
         if first_in != d {
@@ -638,10 +688,10 @@ fn infer_arch(record: &NetRecord<Cpu>, d: usize, digest: &[u8; 32]) -> Result<Ar
                 "the first dense layer takes {first_in} inputs, the preprocessing has {d} features"
             )));
         }
-        let kind = if hidden.is_empty() {
-            ModelKind::LogisticRegression
-        } else {
-            ModelKind::Mlp
+        let kind = match (hidden.is_empty(), task) {
+            (true, Task::Classification) => ModelKind::LogisticRegression,
+            (true, Task::Regression) => ModelKind::LinearRegression,
+            (false, _) => ModelKind::Mlp,
         };
         (kind, vec![None])
     } else {
@@ -659,6 +709,7 @@ fn infer_arch(record: &NetRecord<Cpu>, d: usize, digest: &[u8; 32]) -> Result<Ar
     for image in images {
         let arch = Arch {
             kind,
+            task,
             d,
             classes,
             hidden: hidden.clone(),

@@ -9,7 +9,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use sealroom_protocol::hash::LpHasher;
-use sealroom_protocol::scenario::{ModelKind, ModelSpec, Schema};
+use sealroom_protocol::scenario::{ModelKind, ModelSpec, Schema, Task};
 
 use super::rng::Rng;
 use super::MlError;
@@ -19,11 +19,14 @@ use super::MlError;
 /// ([`LoadedModel`](super::LoadedModel)) can say what it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Arch {
-    /// Logistic regression, MLP or CNN.
+    /// Logistic or linear regression, MLP or CNN.
     pub kind: ModelKind,
+    /// Classification or regression (a regressor has exactly one output,
+    /// a classifier at least two, so the output count tells them apart).
+    pub task: Task,
     /// Input features.
     pub d: usize,
-    /// Output classes.
+    /// Outputs: the classes of a classifier, 1 for a regressor.
     pub classes: usize,
     /// Dense hidden layer sizes.
     pub hidden: Vec<usize>,
@@ -45,11 +48,20 @@ impl Arch {
         if d == 0 {
             return Err(spec("schema.features", "at least one feature is needed"));
         }
-        if schema.label_classes < 2 {
-            return Err(spec(
-                "schema.label_classes",
-                "a classifier needs at least 2 classes",
-            ));
+        match schema.task {
+            Task::Classification if schema.label_classes < 2 => {
+                return Err(spec(
+                    "schema.label_classes",
+                    "a classifier needs at least 2 classes",
+                ));
+            }
+            Task::Regression if schema.label_classes != 0 => {
+                return Err(spec(
+                    "schema.label_classes",
+                    "a regression target has no classes",
+                ));
+            }
+            _ => {}
         }
         let hidden: Vec<usize> = model.hidden.iter().map(|h| *h as usize).collect();
         let channels: Vec<usize> = model.channels.iter().map(|c| *c as usize).collect();
@@ -60,11 +72,19 @@ impl Arch {
             return Err(spec("model.channels", "channel counts must be at least 1"));
         }
         let image = match model.kind {
-            ModelKind::LogisticRegression => {
+            ModelKind::LogisticRegression | ModelKind::LinearRegression => {
                 if !hidden.is_empty() || !channels.is_empty() {
                     return Err(spec(
                         "model.kind",
-                        "logistic-regression takes no `hidden` or `channels`",
+                        "a one-layer model takes no `hidden` or `channels`",
+                    ));
+                }
+                let fits = (model.kind == ModelKind::LogisticRegression)
+                    == (schema.task == Task::Classification);
+                if !fits {
+                    return Err(spec(
+                        "model.kind",
+                        "logistic-regression is for classification, linear-regression for regression",
                     ));
                 }
                 None
@@ -98,8 +118,9 @@ impl Arch {
         };
         Ok(Self {
             kind: model.kind,
+            task: schema.task,
             d,
-            classes: schema.label_classes as usize,
+            classes: schema.outputs() as usize,
             hidden,
             channels,
             image,
@@ -112,6 +133,7 @@ impl Arch {
     pub fn digest(&self) -> [u8; 32] {
         let kind: &[u8] = match self.kind {
             ModelKind::LogisticRegression => b"logistic-regression",
+            ModelKind::LinearRegression => b"linear-regression",
             ModelKind::Mlp => b"mlp",
             ModelKind::Cnn => b"cnn",
         };
@@ -199,7 +221,23 @@ impl<B: Backend> Net<B> {
         Self { convs, dense }
     }
 
-    /// Logits `[n, classes]` of preprocessed inputs `[n, d]`.
+    /// The same network with its last layer's outputs mapped from the
+    /// standardised target back to the target's units: `y = mean + std · ŷ`,
+    /// folded into that layer's weight and bias so the stored model
+    /// predicts raw values with no extra statistics to carry.
+    pub fn unstandardize_output(mut self, mean: f64, std: f64) -> Self {
+        if let Some(last) = self.dense.pop() {
+            let weight = last.weight.map(|w| w.mul_scalar(std));
+            let bias = last
+                .bias
+                .map(|b| b.map(|b| b.mul_scalar(std).add_scalar(mean)));
+            self.dense.push(Linear { weight, bias });
+        }
+        self
+    }
+
+    /// Logits `[n, classes]` (a regressor: predictions `[n, 1]`) of
+    /// preprocessed inputs `[n, d]`.
     pub fn forward(&self, x: Tensor<B, 2>, image: Option<[usize; 2]>) -> Tensor<B, 2> {
         let mut x = x;
         if let (Some([h, w]), false) = (image, self.convs.is_empty()) {

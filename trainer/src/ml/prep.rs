@@ -109,6 +109,7 @@ mod tests {
         Dataset {
             features: vec![1.0, 5.0, 3.0, 5.0],
             labels: vec![0, 1],
+            targets: vec![],
             n: 2,
             d: 2,
         }

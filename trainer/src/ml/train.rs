@@ -5,14 +5,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{AutodiffModule, Module};
-use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig, MseLoss, Reduction};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer as _, SgdConfig};
 use burn::record::{BinBytesRecorder, BurnRecord, FullPrecisionSettings, Record, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use sealroom_protocol::scenario::{ModelSpec, Optimizer, Schema, TrainingSpec};
+use sealroom_protocol::scenario::{ModelSpec, Optimizer, Schema, Task, TrainingSpec};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -32,12 +32,23 @@ pub(crate) const EVAL_CHUNK: usize = 4096;
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: u32,
-    /// Mean cross-entropy over the epoch's training batches (weighted by batch size).
+    /// Mean loss over the epoch's training batches (weighted by batch
+    /// size): cross-entropy, or for regression the mean squared error of
+    /// the target as trained (standardised unless `standardize_target = false`).
     pub train_loss: f64,
-    /// Mean cross-entropy on the validation set after the epoch.
+    /// The same loss on the validation set after the epoch.
     pub val_loss: f64,
-    /// Fraction of validation records classified correctly after the epoch.
-    pub val_accuracy: f64,
+    /// Fraction of validation records classified correctly after the epoch
+    /// (classification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<f64>,
+    /// Coefficient of determination on the validation set (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_r2: Option<f64>,
+    /// Root mean squared error on the validation set, in the target's units
+    /// (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_rmse: Option<f64>,
 }
 
 /// The result of [`train`].
@@ -48,8 +59,15 @@ pub struct TrainedModel {
     pub model_bytes: Vec<u8>,
     /// Metrics of every epoch, in order.
     pub epochs: Vec<EpochMetrics>,
-    /// Validation accuracy of the returned model (the last epoch's).
-    pub final_accuracy: f64,
+    /// What was learnt.
+    pub task: Task,
+    /// Validation accuracy of the returned model (the last epoch's;
+    /// classification).
+    pub final_accuracy: Option<f64>,
+    /// Validation R² of the returned model (regression).
+    pub final_r2: Option<f64>,
+    /// Validation RMSE of the returned model, target units (regression).
+    pub final_rmse: Option<f64>,
     /// Validation loss of the returned model (the last epoch's).
     pub final_loss: f64,
     /// Commitment to the data order (see [`rng::OrderCommitment`](super::rng::OrderCommitment)).
@@ -65,15 +83,20 @@ pub struct TrainedModel {
     /// `confusion[true_class][predicted_class]` record counts (its trace
     /// over `validation_records` is `final_accuracy`). Counts, not records:
     /// an aggregate like the other metrics, sealed to the owner only.
+    /// Empty for regression.
     pub confusion: Vec<Vec<u64>>,
 }
 
-/// Accuracy and loss of a model on a dataset.
+/// How good a model is on a dataset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
-    /// Fraction of records classified correctly.
-    pub accuracy: f64,
-    /// Mean cross-entropy.
+    /// Fraction of records classified correctly (classification).
+    pub accuracy: Option<f64>,
+    /// Coefficient of determination (regression).
+    pub r2: Option<f64>,
+    /// Root mean squared error in the target's units (regression).
+    pub rmse: Option<f64>,
+    /// Mean cross-entropy, or mean squared error in the target's units.
     pub loss: f64,
     /// Records evaluated.
     pub records: u64,
@@ -157,14 +180,18 @@ pub fn train_on(
     }
 }
 
-/// Rebuilds a model from its bytes and returns its accuracy on `data`.
+/// Rebuilds a model from its bytes and returns its score on `data`: the
+/// accuracy of a classifier, the R² of a regressor.
 pub fn evaluate(
     model: &ModelSpec,
     schema: &Schema,
     model_bytes: &[u8],
     data: &Dataset,
 ) -> Result<f64, MlError> {
-    evaluate_metrics(model, schema, model_bytes, data).map(|e| e.accuracy)
+    let e = evaluate_metrics(model, schema, model_bytes, data)?;
+    e.accuracy
+        .or(e.r2)
+        .ok_or_else(|| MlError::Backend("no score".into()))
 }
 
 /// Rebuilds a model from its bytes (on the CPU backend) and measures
@@ -189,16 +216,98 @@ pub fn evaluate_metrics(
             found: file.stats.offset.len(),
         });
     }
-    data.check("evaluation data", arch.d, arch.classes as u32)?;
+    data.check("evaluation data", arch.d, class_count(&arch))?;
     let device = Default::default();
     let net: Net<Cpu> = load_net(&arch, file.record, &device)?;
     let x = file.stats.apply(data);
+    if arch.task == Task::Regression {
+        let predicted = outputs_rows(&net, &arch, &x, data.n, &device)?;
+        let r = RegressionScores::of(&data.targets, &predicted);
+        return Ok(Evaluation {
+            accuracy: None,
+            r2: Some(r.r2),
+            rmse: Some(r.rmse),
+            loss: r.mse,
+            records: data.n as u64,
+        });
+    }
     let (loss, correct) = measure(&net, &arch, &x, &data.labels, &device)?;
     Ok(Evaluation {
-        accuracy: correct as f64 / data.n as f64,
+        accuracy: Some(correct as f64 / data.n as f64),
+        r2: None,
+        rmse: None,
         loss: loss / data.n as f64,
         records: data.n as u64,
     })
+}
+
+/// The class count [`Dataset::check`] wants: `None` for a regressor.
+pub(crate) fn class_count(arch: &Arch) -> Option<u32> {
+    (arch.task == Task::Classification).then_some(arch.classes as u32)
+}
+
+/// Mean squared error, RMSE and R² of predictions against targets, in
+/// f64 (the definitions scikit-learn's `mean_squared_error` and
+/// `r2_score` use; a constant target gives R² 1 when predicted exactly,
+/// else 0, as scikit-learn does).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct RegressionScores {
+    pub mse: f64,
+    pub rmse: f64,
+    pub r2: f64,
+}
+
+impl RegressionScores {
+    pub(crate) fn of(targets: &[f32], predicted: &[f32]) -> Self {
+        let n = targets.len().max(1) as f64;
+        let mean = targets.iter().map(|y| f64::from(*y)).sum::<f64>() / n;
+        let (sse, sst) = targets
+            .iter()
+            .zip(predicted)
+            .fold((0f64, 0f64), |(sse, sst), (y, p)| {
+                let y = f64::from(*y);
+                (sse + (y - f64::from(*p)).powi(2), sst + (y - mean).powi(2))
+            });
+        let r2 = if sst > 0.0 {
+            1.0 - sse / sst
+        } else if sse == 0.0 {
+            1.0
+        } else {
+            0.0
+        };
+        let mse = sse / n;
+        Self {
+            mse,
+            rmse: mse.sqrt(),
+            r2,
+        }
+    }
+}
+
+/// Mean and standard deviation (population) the target is standardised
+/// with: `(0, 1)` when it is not; a constant target keeps scale 1.
+fn target_scaling(schema: &Schema, train: &Dataset) -> (f64, f64) {
+    if schema.task != Task::Regression || !schema.standardize_target || train.targets.is_empty() {
+        return (0.0, 1.0);
+    }
+    let n = train.targets.len() as f64;
+    let mean = train.targets.iter().map(|y| f64::from(*y)).sum::<f64>() / n;
+    let var = train
+        .targets
+        .iter()
+        .map(|y| (f64::from(*y) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let std = var.sqrt();
+    (mean, if std > 1e-12 { std } else { 1.0 })
+}
+
+/// The labels a batch is trained against, already on the device.
+enum Truth<B: Backend> {
+    /// Class indices (cross-entropy).
+    Classes(Tensor<B, 1, Int>),
+    /// Target values `[n, 1]`, standardised as trained (mean squared error).
+    Values(Tensor<B, 2>),
 }
 
 fn run<B: AutodiffBackend>(
@@ -212,7 +321,7 @@ fn run<B: AutodiffBackend>(
 ) -> Result<TrainedModel, MlError> {
     let arch = Arch::new(model, schema)?;
     check_training(training)?;
-    let classes = arch.classes as u32;
+    let classes = class_count(&arch);
     pooled.check("training data", arch.d, classes)?;
     let pooled_n = u32::try_from(pooled.n).map_err(|_| MlError::Spec {
         field: "dataset",
@@ -262,10 +371,26 @@ fn run<B: AutodiffBackend>(
     let x_all: Tensor<B, 2> =
         Tensor::from_data(TensorData::new(train_x.to_vec(), [n, arch.d]), device);
     drop(train_x);
-    let y_all: Tensor<B, 1, Int> = Tensor::from_data(
-        TensorData::new(labels_i64(&train.labels).to_vec(), [n]),
-        device,
-    );
+    let (target_mean, target_std) = target_scaling(schema, train);
+    let truth: Truth<B> = match arch.task {
+        Task::Classification => Truth::Classes(Tensor::from_data(
+            TensorData::new(labels_i64(&train.labels).to_vec(), [n]),
+            device,
+        )),
+        Task::Regression => {
+            let scaled: Zeroizing<Vec<f32>> = Zeroizing::new(
+                train
+                    .targets
+                    .iter()
+                    .map(|y| ((f64::from(*y) - target_mean) / target_std) as f32)
+                    .collect(),
+            );
+            Truth::Values(Tensor::from_data(
+                TensorData::new(scaled.to_vec(), [n, 1]),
+                device,
+            ))
+        }
+    };
     let loss_fn: CrossEntropyLoss<B> = CrossEntropyLossConfig::new().init(device);
 
     let lr = training.learning_rate;
@@ -310,9 +435,13 @@ fn run<B: AutodiffBackend>(
                 device,
             );
             let x = x_all.clone().select(0, idx_t.clone());
-            let y = y_all.clone().select(0, idx_t);
-            let logits = net.forward(x, arch.image);
-            let loss = loss_fn.forward(logits, y);
+            let out = net.forward(x, arch.image);
+            let loss = match &truth {
+                Truth::Classes(y) => loss_fn.forward(out, y.clone().select(0, idx_t)),
+                Truth::Values(y) => {
+                    MseLoss::new().forward(out, y.clone().select(0, idx_t), Reduction::Mean)
+                }
+            };
             let weighted = loss.clone().inner().mul_scalar(rows as f64);
             loss_sum = Some(match loss_sum {
                 Some(s) => s + weighted,
@@ -328,12 +457,34 @@ fn run<B: AutodiffBackend>(
             Some(s) => scalar(s)? / n as f64,
             None => f64::NAN,
         };
-        let (val_loss, correct) = measure(&net.valid(), &arch, &val_x, &val.labels, device)?;
-        let metrics = EpochMetrics {
-            epoch,
-            train_loss,
-            val_loss: val_loss / val.n as f64,
-            val_accuracy: correct as f64 / val.n as f64,
+        let metrics = match arch.task {
+            Task::Classification => {
+                let (val_loss, correct) =
+                    measure(&net.valid(), &arch, &val_x, &val.labels, device)?;
+                EpochMetrics {
+                    epoch,
+                    train_loss,
+                    val_loss: val_loss / val.n as f64,
+                    val_accuracy: Some(correct as f64 / val.n as f64),
+                    val_r2: None,
+                    val_rmse: None,
+                }
+            }
+            Task::Regression => {
+                let predicted: Vec<f32> = outputs_rows(&net.valid(), &arch, &val_x, val.n, device)?
+                    .into_iter()
+                    .map(|p| (f64::from(p) * target_std + target_mean) as f32)
+                    .collect();
+                let r = RegressionScores::of(&val.targets, &predicted);
+                EpochMetrics {
+                    epoch,
+                    train_loss,
+                    val_loss: r.mse / (target_std * target_std),
+                    val_accuracy: None,
+                    val_r2: Some(r.r2),
+                    val_rmse: Some(r.rmse),
+                }
+            }
         };
         if !metrics.train_loss.is_finite() || !metrics.val_loss.is_finite() {
             return Err(MlError::Diverged { epoch });
@@ -345,21 +496,46 @@ fn run<B: AutodiffBackend>(
         }
     }
 
-    // Computed on the final network after training, so it cannot change
-    // the model bytes (no randomness, the weights are only read).
-    let confusion = confusion_matrix(&net.valid(), &arch, &val_x, &val.labels, device)?;
-    let record = BinBytesRecorder::<FullPrecisionSettings>::default()
-        .record(net.valid().into_record(), ())
-        .map_err(|e| MlError::Backend(format!("recording the model: {e}")))?;
-    let model_bytes = model_bytes::encode(&arch.digest(), &stats, &record);
     let last = epochs.last().cloned().ok_or(MlError::Spec {
         field: "training.epochs",
         message: "must be at least 1".into(),
     })?;
+    // A regressor's output goes back to the target's units inside its
+    // last layer; its final scores are measured on exactly that network,
+    // so `sealroom model eval` of the stored bytes reproduces them.
+    let mut final_net = net.valid();
+    let (confusion, final_r2, final_rmse, final_loss) = match arch.task {
+        // Computed on the final network after training, so it cannot change
+        // the model bytes (no randomness, the weights are only read).
+        Task::Classification => (
+            confusion_matrix(&final_net, &arch, &val_x, &val.labels, device)?,
+            None,
+            None,
+            last.val_loss,
+        ),
+        Task::Regression => {
+            final_net = final_net.unstandardize_output(target_mean, target_std);
+            let predicted = outputs_rows(&final_net, &arch, &val_x, val.n, device)?;
+            let r = RegressionScores::of(&val.targets, &predicted);
+            (
+                Vec::new(),
+                Some(r.r2),
+                Some(r.rmse),
+                r.mse / (target_std * target_std),
+            )
+        }
+    };
+    let record = BinBytesRecorder::<FullPrecisionSettings>::default()
+        .record(final_net.into_record(), ())
+        .map_err(|e| MlError::Backend(format!("recording the model: {e}")))?;
+    let model_bytes = model_bytes::encode(&arch.digest(), &stats, &record);
     Ok(TrainedModel {
         model_bytes,
+        task: arch.task,
         final_accuracy: last.val_accuracy,
-        final_loss: last.val_loss,
+        final_r2,
+        final_rmse,
+        final_loss,
         epochs,
         data_order_commitment: commitment.finish(),
         train_records: n as u64,
@@ -448,6 +624,31 @@ fn confusion_matrix<B: Backend>(
         }
     }
     Ok(m)
+}
+
+/// The network's raw outputs for `rows` preprocessed rows of a regressor
+/// (one value per row), in chunks of [`EVAL_CHUNK`].
+pub(crate) fn outputs_rows<B: Backend>(
+    net: &Net<B>,
+    arch: &Arch,
+    x: &[f32],
+    rows: usize,
+    device: &B::Device,
+) -> Result<Vec<f32>, MlError> {
+    let mut out = Vec::with_capacity(rows);
+    for xs in x.chunks(EVAL_CHUNK * arch.d) {
+        let n = xs.len() / arch.d;
+        let xt: Tensor<B, 2> = Tensor::from_data(TensorData::new(xs.to_vec(), [n, arch.d]), device);
+        let values = net
+            .forward(xt, arch.image)
+            .reshape([n * arch.classes])
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .map_err(|e| MlError::Backend(format!("{e:?}")))?;
+        out.extend(values.into_iter().step_by(arch.classes.max(1)));
+    }
+    Ok(out)
 }
 
 /// The predicted class of each of `rows` preprocessed rows (Burn's argmax
