@@ -187,7 +187,7 @@ impl Fixture {
     ) -> ReportUpload {
         let n = self.node.public();
         let r = IntegrityReport {
-            version: 1,
+            version: sealroom_reports::report::REPORT_VERSION,
             kind: kind as u8,
             sessionId: self.sid(),
             manifestHash: self.manifest.hash(),
@@ -214,6 +214,7 @@ impl Fixture {
                 String::new()
             },
             timestamp: 1_700_000_100,
+            privacy: Default::default(),
         };
         let sig = self.node.sign(&signing_message(&r.report_hash()));
         ReportUpload {

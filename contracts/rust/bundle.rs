@@ -356,7 +356,7 @@ mod tests {
     ) -> (IntegrityReport, [u8; 64]) {
         let completed = kind == ReportKind::Completed;
         let r = IntegrityReport {
-            version: 1,
+            version: sealroom_reports::report::REPORT_VERSION,
             kind: kind as u8,
             sessionId: m.session_id,
             manifestHash: m.hash(),
@@ -385,6 +385,7 @@ mod tests {
             abortCode: 0,
             abortReason: String::new(),
             timestamp: t,
+            privacy: Default::default(),
         };
         let sig = id.sign(&signing_message(&r.report_hash()));
         (r, sig)

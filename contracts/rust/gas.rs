@@ -42,7 +42,7 @@ pub fn realistic_report(
     let completed = kind == ReportKind::Completed;
     let w = |s: &str| keccak256(s.as_bytes());
     IntegrityReport {
-        version: 1,
+        version: sealroom_reports::report::REPORT_VERSION,
         kind: kind as u8,
         sessionId: session,
         manifestHash: manifest,
@@ -67,6 +67,7 @@ pub fn realistic_report(
             String::new()
         },
         timestamp: 1_760_000_000,
+        privacy: Default::default(),
     }
 }
 

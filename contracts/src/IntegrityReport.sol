@@ -12,9 +12,33 @@ pragma solidity 0.8.30;
 // (the head of `abi.encode(report)` is fixed-size; only `abortReason`'s
 // contents live in the tail).
 
+/// The differential privacy a `completed` report's training spent (DP-SGD).
+/// All zero in `opened` and `aborted` reports and when the manifest has no
+/// `[privacy]`. Real numbers are IEEE-754 binary64 bit patterns: exactly the
+/// values the node used, which a verifier recomputes ε from, with no
+/// fixed-point rounding in between.
+struct PrivacyAccount {
+    /// 0 = none; 1 = DP-SGD with Poisson sampling and the RDP accountant
+    /// (orders 2..=256), sampling and noise keyed inside the TEE; 2 = the
+    /// same with sampling and noise derived from the committed seed.
+    uint8 mechanism;
+    /// σ, the noise multiplier (f64 bits).
+    uint64 noiseMultiplier;
+    /// C, the per-record gradient clipping norm (f64 bits).
+    uint64 maxGradNorm;
+    /// q, the Poisson sampling rate (f64 bits).
+    uint64 sampleRate;
+    /// Training steps (an integer).
+    uint64 steps;
+    /// δ (f64 bits).
+    uint64 delta;
+    /// ε spent at δ, as the node's accountant computed it (f64 bits).
+    uint64 epsilon;
+}
+
 /// Integrity report published on chain. Holds hashes and facts only.
 struct IntegrityReport {
-    /// Format version (1).
+    /// Format version (2: with `privacy`).
     uint8 version;
     /// 1 = opened, 2 = completed, 3 = aborted.
     uint8 kind;
@@ -56,4 +80,6 @@ struct IntegrityReport {
     string abortReason;
     /// Unix time the node produced the report.
     uint64 timestamp;
+    /// Differential privacy spent (`completed` only; zero otherwise).
+    PrivacyAccount privacy;
 }

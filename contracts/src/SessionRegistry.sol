@@ -28,7 +28,7 @@ contract SessionRegistry {
     /// @notice Report kind: the session stopped.
     uint8 public constant KIND_ABORTED = 3;
     /// @notice The report format version this registry accepts.
-    uint8 public constant REPORT_VERSION = 1;
+    uint8 public constant REPORT_VERSION = 2;
 
     /// Byte offsets of fields inside `abi.encode(IntegrityReport)`: one word
     /// of outer offset, then one head word per field in declaration order.
@@ -37,8 +37,9 @@ contract SessionRegistry {
     uint256 private constant OFF_SESSION = 96;
     uint256 private constant OFF_MANIFEST = 128;
     uint256 private constant OFF_PREV = 192;
-    /// Outer offset + 21 head words + the string's length word.
-    uint256 private constant MIN_REPORT_LENGTH = 736;
+    /// Outer offset + 28 head words (21 fields, the 7 of the inline
+    /// `PrivacyAccount`) + the string's length word.
+    uint256 private constant MIN_REPORT_LENGTH = 960;
     /// An ed25519 signature.
     uint256 private constant SIGNATURE_LENGTH = 64;
 

@@ -1226,7 +1226,7 @@ mod tests {
         .unwrap();
 
         let r = IntegrityReport {
-            version: 1,
+            version: sealroom_reports::report::REPORT_VERSION,
             kind: ReportKind::Opened as u8,
             sessionId: id,
             manifestHash: mh,
@@ -1247,6 +1247,7 @@ mod tests {
             abortCode: 0,
             abortReason: String::new(),
             timestamp: 1,
+            privacy: Default::default(),
         };
         let up = ReportUpload {
             report_abi: hex::encode(r.abi_bytes()),

@@ -470,7 +470,7 @@ mod tests {
 
     fn report(kind: ReportKind, prev: B256, node: u8) -> IntegrityReport {
         IntegrityReport {
-            version: 1,
+            version: sealroom_reports::report::REPORT_VERSION,
             kind: kind as u8,
             sessionId: B256::ZERO,
             manifestHash: B256::ZERO,
@@ -491,6 +491,7 @@ mod tests {
             abortCode: 0,
             abortReason: String::new(),
             timestamp: 0,
+            privacy: Default::default(),
         }
     }
 

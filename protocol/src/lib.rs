@@ -9,12 +9,14 @@ pub mod api;
 #[cfg(feature = "client")]
 mod client;
 pub mod dataset;
+pub mod dp;
 pub mod fsutil;
 pub mod hash;
 pub mod identity;
 pub mod manifest;
 pub mod merkle;
 pub mod policy;
+pub mod privacy;
 pub mod scenario;
 pub mod seal;
 pub mod sealed_model;

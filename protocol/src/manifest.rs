@@ -14,6 +14,7 @@ use crate::hash::LpHasher;
 use crate::identity::{hex32, hex64, Identity, IdentityError, PublicIdentity};
 use crate::merkle::{input_leaf, MerkleError, StandardTree, INPUT_ENCODING};
 use crate::policy::Policy;
+use crate::privacy::{self, PrivacySpec, Schedule};
 use crate::scenario::{ModelKind, ModelSpec, Scenario, Schema, Task, TrainingSpec};
 use crate::seal::{self, SealError, SealedBox};
 use crate::stream::DataKey;
@@ -474,6 +475,11 @@ pub struct Manifest {
     pub chain: ChainTarget,
     /// Largest accepted blob, bytes.
     pub max_blob_bytes: u64,
+    /// Differential privacy of the training (`[privacy]`): absent, the
+    /// training is not private (and the manifest hashes as before the
+    /// field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<PrivacySpec>,
 }
 
 /// Why a manifest or signed message was refused.
@@ -509,15 +515,28 @@ pub enum ManifestError {
     Merkle(#[from] MerkleError),
 }
 
-/// Hash of the engine spec (schema, model, training).
+/// Hash of the engine spec (schema, model, training) of a non-private session.
 pub fn engine_spec_hash(schema: &Schema, model: &ModelSpec, training: &TrainingSpec) -> B256 {
-    B256::from(
-        LpHasher::new("sealroom.engine-spec.v1")
-            .part(json_bytes(schema))
-            .part(json_bytes(model))
-            .part(json_bytes(training))
-            .finish(),
-    )
+    engine_spec_hash_with(schema, model, training, None)
+}
+
+/// Hash of the engine spec: schema, model, training and, when the training
+/// is private, the committed `[privacy]` spec as a fourth part (absent for
+/// non-private sessions, whose hashes are unchanged).
+pub fn engine_spec_hash_with(
+    schema: &Schema,
+    model: &ModelSpec,
+    training: &TrainingSpec,
+    privacy: Option<&PrivacySpec>,
+) -> B256 {
+    let mut h = LpHasher::new("sealroom.engine-spec.v1")
+        .part(json_bytes(schema))
+        .part(json_bytes(model))
+        .part(json_bytes(training));
+    if let Some(p) = privacy {
+        h.push(json_bytes(p));
+    }
+    B256::from(h.finish())
 }
 
 /// Canonical JSON of a plain data struct (serialising those cannot fail).
@@ -537,12 +556,57 @@ pub mod input_kind {
     pub const CONFIG: u8 = 4;
 }
 
+/// The DP-SGD schedule of a session's training, from the committed record
+/// count of the parties: every party record trains when the owner holds the
+/// validation set, else the seeded split takes its rows first (the
+/// trainer's rule, [`privacy::split_validation_rows`]).
+pub fn training_schedule(
+    party_records: u64,
+    owner_validates: bool,
+    training: &TrainingSpec,
+) -> Option<Schedule> {
+    let train = if owner_validates {
+        party_records
+    } else {
+        let fraction = training.validation_split?;
+        party_records - privacy::split_validation_rows(party_records, fraction)
+    };
+    privacy::schedule(train, training.batch_size, training.epochs)
+}
+
 /// Name of the owner's validation input in grants and in the inputs tree.
 pub fn validation_input_name(owner: &str) -> String {
     format!("{owner}/validation")
 }
 
 impl Manifest {
+    /// The DP-SGD schedule this manifest's training runs (see
+    /// [`training_schedule`]); `None` when it has no training records.
+    pub fn privacy_schedule(&self) -> Option<Schedule> {
+        let records = self
+            .parties
+            .iter()
+            .map(|p| p.commitment.record_count)
+            .fold(0u64, u64::saturating_add);
+        training_schedule(records, self.owner.validation.is_some(), &self.training)
+    }
+
+    /// ε the training spends, recomputed from the committed σ, δ and the
+    /// schedule: what the verifier checks a `completed` report's claim
+    /// against. An error when the training is not private.
+    pub fn privacy_spent(&self) -> Result<crate::dp::Spent, crate::dp::DpError> {
+        let p = self.privacy.as_ref().ok_or(crate::dp::DpError {
+            field: "privacy",
+            message: "the manifest has no [privacy]: the training is not differentially private"
+                .into(),
+        })?;
+        let schedule = self.privacy_schedule().ok_or(crate::dp::DpError {
+            field: "privacy",
+            message: "no training records to sample from".into(),
+        })?;
+        p.spent(&schedule)
+    }
+
     /// Builds a manifest from a validated scenario, the parties' public
     /// identities and commitments (in scenario order), the owner's identity
     /// and validation commitment.
@@ -569,7 +633,25 @@ impl Manifest {
                 identity,
                 commitment,
             })
-            .collect();
+            .collect::<Vec<ManifestParty>>();
+        // σ is solved for a target ε here, from the committed record counts,
+        // and the manifest commits to it.
+        let privacy = match &scenario.privacy {
+            None => None,
+            Some(p) => {
+                let records: u64 = parties.iter().map(|p| p.commitment.record_count).sum();
+                let schedule =
+                    training_schedule(records, owner_validation.is_some(), &scenario.training)
+                        .ok_or_else(|| ManifestError::Invalid {
+                            field: "privacy".into(),
+                            detail: "no training records to sample from".into(),
+                        })?;
+                Some(p.committed(&schedule).map_err(|e| ManifestError::Invalid {
+                    field: format!("privacy.{}", e.field),
+                    detail: e.message,
+                })?)
+            }
+        };
         let m = Manifest {
             format: MANIFEST_FORMAT.into(),
             session_id,
@@ -587,7 +669,12 @@ impl Manifest {
             training: scenario.training.clone(),
             engine: Engine {
                 trainer_measurements: scenario.engine.trainer_measurements.clone(),
-                spec_hash: engine_spec_hash(&scenario.schema, &scenario.model, &scenario.training),
+                spec_hash: engine_spec_hash_with(
+                    &scenario.schema,
+                    &scenario.model,
+                    &scenario.training,
+                    privacy.as_ref(),
+                ),
             },
             policy: scenario.policy.clone(),
             chain: ChainTarget {
@@ -595,6 +682,7 @@ impl Manifest {
                 contract: scenario.chain.contract.clone(),
             },
             max_blob_bytes: limits::DEFAULT_MAX_BLOB_BYTES,
+            privacy,
         };
         m.validate()?;
         Ok(m)
@@ -718,6 +806,46 @@ impl Manifest {
                 ));
             }
         }
+        if let Some(p) = &self.privacy {
+            if let Some((field, detail)) = p.problems(true).into_iter().next() {
+                return Err(bad(&format!("privacy.{field}"), &detail));
+            }
+            if self.model.kind == ModelKind::Cnn {
+                return Err(bad(
+                    "privacy",
+                    "DP-SGD supports logistic-regression, linear-regression and mlp models, not cnn",
+                ));
+            }
+            let spent = self
+                .privacy_spent()
+                .map_err(|e| bad(&format!("privacy.{}", e.field), &e.message))?;
+            if let Some(t) = p.target_epsilon {
+                // σ was solved to the target; a looser σ would overshoot it.
+                if spent.epsilon > t * (1.0 + 1e-9) {
+                    return Err(bad(
+                        "privacy.noise_multiplier",
+                        &format!("gives ε = {} above target_epsilon {t}", spent.epsilon),
+                    ));
+                }
+            }
+        }
+        if let Some(max) = self.policy.max_epsilon {
+            match self.privacy_spent() {
+                Ok(spent) if spent.epsilon <= max => {}
+                Ok(spent) => {
+                    return Err(bad(
+                        "policy.max_epsilon",
+                        &format!("the training spends ε = {:.4}, above {max}", spent.epsilon),
+                    ))
+                }
+                Err(e) => {
+                    return Err(bad(
+                        "policy.max_epsilon",
+                        &format!("{max} needs differentially private training ({e})"),
+                    ))
+                }
+            }
+        }
         let mut names = std::collections::BTreeSet::new();
         let mut keys = std::collections::BTreeSet::new();
         names.insert(self.owner.name.as_str());
@@ -732,7 +860,14 @@ impl Manifest {
                 ));
             }
         }
-        if self.engine.spec_hash != engine_spec_hash(&self.schema, &self.model, &self.training) {
+        if self.engine.spec_hash
+            != engine_spec_hash_with(
+                &self.schema,
+                &self.model,
+                &self.training,
+                self.privacy.as_ref(),
+            )
+        {
             return Err(bad(
                 "engine.spec_hash",
                 "does not match schema, model and training",

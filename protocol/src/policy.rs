@@ -133,7 +133,7 @@ impl TdxRtmrs {
 }
 
 /// An attestation policy.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     /// Kinds of CPU TEE evidence accepted (default: `sev-snp`, `tdx`).
@@ -158,6 +158,13 @@ pub struct Policy {
     /// NVIDIA GPU reference measurements: SPDM measurement index (`"1"`…) to
     /// accepted values (hex, 48 bytes). Indices not listed are not compared.
     pub gpu_reference: BTreeMap<String, Vec<String>>,
+    /// The most privacy the training may spend: ε at the manifest's δ,
+    /// recomputed from the committed DP-SGD parameters (absent: no limit;
+    /// set: a session without `[privacy]` is refused). In a manifest every
+    /// holder enforces it; in a member's own policy file the member refuses
+    /// to consent above it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_epsilon: Option<f64>,
 }
 
 impl Default for Policy {
@@ -173,6 +180,7 @@ impl Default for Policy {
             allow_migration_agent: false,
             tdx_rtmrs: TdxRtmrs::default(),
             gpu_reference: BTreeMap::new(),
+            max_epsilon: None,
         }
     }
 }
@@ -209,6 +217,11 @@ impl Policy {
                 "accepted_kinds",
                 "empty: no evidence could ever be accepted".into(),
             ));
+        }
+        if let Some(e) = self.max_epsilon {
+            if !(e.is_finite() && e > 0.0) {
+                return Err(err("max_epsilon", format!("{e}: must be a number > 0")));
+            }
         }
         if self.accepted_kinds.contains(&TeeKind::NvidiaGpu) {
             return Err(err(

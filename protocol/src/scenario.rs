@@ -46,6 +46,9 @@ pub struct Scenario {
     /// The trainer engine allowlist (`[engine]`).
     #[serde(default)]
     pub engine: EngineSpec,
+    /// Differential privacy of the training (`[privacy]`, DP-SGD).
+    #[serde(default)]
+    pub privacy: Option<crate::privacy::PrivacySpec>,
     /// Directory of the scenario file (relative paths resolve against it).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -903,6 +906,64 @@ impl Scenario {
                     ),
                 );
             }
+        }
+        // Privacy: the spec's own values, the models DP-SGD supports, and —
+        // once the datasets' record counts are known — the ε it spends.
+        if let Some(p) = &self.privacy {
+            for (field, message) in p.problems(false) {
+                bad(format!("privacy.{field}"), message);
+            }
+            if m.kind == ModelKind::Cnn {
+                bad(
+                    "privacy".into(),
+                    "DP-SGD supports logistic-regression, linear-regression and mlp models, not cnn (per-record gradients of convolutions are not built)".into(),
+                );
+            }
+            if datasets && labels.is_some() && p.problems(false).is_empty() {
+                let schedule = crate::manifest::training_schedule(
+                    party_records,
+                    self.owner.validation.is_some(),
+                    &self.training,
+                );
+                if let Some(schedule) = schedule {
+                    match p.committed(&schedule).and_then(|c| {
+                        let spent = c.spent(&schedule)?;
+                        Ok((c, spent))
+                    }) {
+                        Ok((c, spent)) => {
+                            let over = self.policy.max_epsilon.filter(|max| spent.epsilon > *max);
+                            let text = format!(
+                                "DP-SGD spends ε = {:.4} at δ = {} (σ {:.6}, C {}, q {:.6}, {} steps, RDP order {}){}",
+                                spent.epsilon,
+                                c.delta,
+                                c.noise_multiplier.unwrap_or(f64::NAN),
+                                c.max_grad_norm,
+                                schedule.sample_rate,
+                                schedule.steps,
+                                spent.order,
+                                if c.noise_source == crate::privacy::NoiseSource::Seed {
+                                    "; noise_source = \"seed\": whoever knows the seed knows the noise, so ε does not hold against the members"
+                                } else {
+                                    ""
+                                }
+                            );
+                            match over {
+                                Some(max) => bad(
+                                    "policy.max_epsilon".into(),
+                                    format!("{text}, above max_epsilon {max}"),
+                                ),
+                                None => out.push(Problem::new(Severity::Note, "privacy", text)),
+                            }
+                        }
+                        Err(e) => bad(format!("privacy.{}", e.field), e.message),
+                    }
+                }
+            }
+        } else if self.policy.max_epsilon.is_some() {
+            bad(
+                "policy.max_epsilon".into(),
+                "set, but the scenario has no [privacy]: the training would not be differentially private".into(),
+            );
         }
         // Warnings and notes: usable, but probably not what was meant.
         if let Some(seen) = labels.filter(|_| classifying && datasets && !self.parties.is_empty()) {

@@ -79,6 +79,10 @@ checks! {
     ChainStoredHash => "chain.stored-hash",
     /// The publishing transaction's receipt and event match (from the chain only).
     ChainReceipt => "chain.receipt",
+    /// The `completed` report's privacy account is the manifest's DP-SGD
+    /// spec and schedule, its ε is at least what the verifier recomputes
+    /// (and within the policy's `max_epsilon`); no other report carries one.
+    Privacy => "privacy",
     /// Completed with inputs wiped, or aborted with a reason.
     ReportOutcome => "report.outcome",
     // Evidence and its binding (every verifier)

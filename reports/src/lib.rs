@@ -10,7 +10,9 @@ pub mod attest;
 pub mod audit;
 pub mod binding;
 pub mod check;
-pub mod dp;
+/// The DP accountant (in `sealroom-protocol`, which manifests need to
+/// solve σ; re-exported here as the verifier's own).
+pub use sealroom_protocol::dp;
 pub mod node_check;
 pub mod policy_eval;
 pub mod report;

@@ -13,9 +13,13 @@ use alloy_sol_types::{sol, SolValue};
 // here as a file (not a crate dependency: `reports` must stay free of the
 // chain code), so the Rust and the Solidity encodings cannot drift apart.
 sol!(
-    #[sol(extra_derives(Debug, PartialEq, Eq))]
+    #[sol(extra_derives(Debug, PartialEq, Eq, Default))]
     "../contracts/src/IntegrityReport.sol"
 );
+
+/// The report format version this code writes and accepts (2: with the
+/// privacy account).
+pub const REPORT_VERSION: u8 = 2;
 
 /// Report kinds, as stored in [`IntegrityReport::kind`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -103,7 +107,7 @@ impl IntegrityReport {
 }
 
 /// The fields of [`IntegrityReport`] in encoding order.
-const FIELDS: [&str; 21] = [
+const FIELDS: [&str; 28] = [
     "version",
     "kind",
     "sessionId",
@@ -125,6 +129,13 @@ const FIELDS: [&str; 21] = [
     "abortCode",
     "abortReason",
     "timestamp",
+    "privacy.mechanism",
+    "privacy.noiseMultiplier",
+    "privacy.maxGradNorm",
+    "privacy.sampleRate",
+    "privacy.steps",
+    "privacy.delta",
+    "privacy.epsilon",
 ];
 
 /// Names the part of a canonical encoding `at` falls in (for messages).
@@ -168,7 +179,7 @@ mod tests {
 
     fn sample() -> IntegrityReport {
         IntegrityReport {
-            version: 1,
+            version: crate::report::REPORT_VERSION,
             kind: ReportKind::Opened as u8,
             sessionId: B256::repeat_byte(1),
             manifestHash: B256::repeat_byte(2),
@@ -189,6 +200,7 @@ mod tests {
             abortCode: 0,
             abortReason: String::new(),
             timestamp: 1_700_000_000,
+            privacy: Default::default(),
         }
     }
 

@@ -26,7 +26,7 @@
 //! node keys and manifest hash in report_data, policy) · `simulation` ·
 //! `report.chain` · `inputs.root` · `chain.stored-hash` · the checks of the
 //! chain reader when the bundle was read from the chain just now (e.g.
-//! `chain.receipt`) · `report.outcome`.
+//! `chain.receipt`) · `privacy` · `report.outcome`.
 //!
 //! What the verifier cannot check from the bundle alone (transaction hashes,
 //! blocks, that the registry stores the hashes, the chain and the contract
@@ -868,6 +868,15 @@ pub fn verify_bundle_from(
                 continue;
             }
         };
+        if report.version != crate::report::REPORT_VERSION {
+            decode_fail.get_or_insert(format!(
+                "reports[{i}] ({}): report format version {}, this verifier reads version {}",
+                r.kind,
+                report.version,
+                crate::report::REPORT_VERSION
+            ));
+            continue;
+        }
         match ReportKind::from_code(report.kind) {
             Some(k) if k.as_str() == r.kind => {
                 let hash = keccak256(&bytes);
@@ -1266,6 +1275,8 @@ pub fn verify_bundle_from(
     } else {
         "incomplete"
     };
+    let (privacy_ok, privacy_detail) = check_privacy(m, &policy, &decoded);
+    c.push(Name::Privacy, privacy_ok, privacy_detail);
     let by = if groups.len() > 1 {
         format!(" (attempt {} of {})", groups.len(), groups.len())
     } else {
@@ -1504,6 +1515,143 @@ pub fn inclusion_proof(b: &Bundle, party: &str) -> Result<serde_json::Value, Str
     }))
 }
 
+/// The `privacy` check: only a `completed` report carries a privacy
+/// account; it carries exactly the manifest's committed DP-SGD parameters
+/// and schedule (bit for bit: they are f64 bit patterns), and an ε no
+/// smaller than the one recomputed here from them; the applied policy's
+/// `max_epsilon` holds. Without `[privacy]` the account must be empty.
+fn check_privacy(m: &Manifest, policy: &Policy, decoded: &[Decoded<'_>]) -> (bool, String) {
+    use sealroom_protocol::privacy::NoiseSource;
+    if let Some(d) = decoded
+        .iter()
+        .find(|d| d.kind != ReportKind::Completed && d.report.privacy != Default::default())
+    {
+        return (
+            false,
+            format!(
+                "the {} report carries a privacy account; only a completed report may",
+                d.kind.as_str()
+            ),
+        );
+    }
+    let Some(done) = decoded.iter().find(|d| d.kind == ReportKind::Completed) else {
+        return (
+            true,
+            "no completed report: no privacy spent to account for".into(),
+        );
+    };
+    let a = &done.report.privacy;
+    let Some(spec) = &m.privacy else {
+        if a != &Default::default() {
+            return (
+                false,
+                "the completed report claims a privacy account the manifest has no [privacy] for"
+                    .into(),
+            );
+        }
+        return match policy.max_epsilon {
+            Some(max) => (
+                false,
+                format!(
+                    "the policy's max_epsilon {max} needs differentially private training; the manifest has no [privacy]"
+                ),
+            ),
+            None => (
+                true,
+                "no [privacy] in the manifest: the training is not differentially private (nothing to account)".into(),
+            ),
+        };
+    };
+    let (Some(schedule), Some(sigma)) = (m.privacy_schedule(), spec.noise_multiplier) else {
+        return (
+            false,
+            "the manifest's [privacy] has no σ or no training records".into(),
+        );
+    };
+    let mechanism = match spec.noise_source {
+        NoiseSource::Tee => 1u8,
+        NoiseSource::Seed => 2u8,
+    };
+    let f = f64::from_bits;
+    let mut wrong = Vec::new();
+    if a.mechanism != mechanism {
+        wrong.push(format!(
+            "mechanism {} (the manifest's is {mechanism})",
+            a.mechanism
+        ));
+    }
+    for (name, claimed, committed) in [
+        ("noiseMultiplier", a.noiseMultiplier, sigma),
+        ("maxGradNorm", a.maxGradNorm, spec.max_grad_norm),
+        ("sampleRate", a.sampleRate, schedule.sample_rate),
+        ("delta", a.delta, spec.delta),
+    ] {
+        if claimed != committed.to_bits() {
+            wrong.push(format!(
+                "{name} {} (the manifest's is {committed})",
+                f(claimed)
+            ));
+        }
+    }
+    if a.steps != schedule.steps {
+        wrong.push(format!(
+            "steps {} (the manifest's schedule is {})",
+            a.steps, schedule.steps
+        ));
+    }
+    if !wrong.is_empty() {
+        return (
+            false,
+            format!(
+                "the completed report's privacy parameters differ from the manifest: {}",
+                wrong.join(", ")
+            ),
+        );
+    }
+    let spent = match spec.spent(&schedule) {
+        Ok(s) => s,
+        Err(e) => return (false, format!("ε cannot be recomputed: {e}")),
+    };
+    let claimed = f(a.epsilon);
+    // The node ran this same accountant: its claim equals the recomputed ε
+    // up to rounding; a claim below it understates the privacy spent.
+    if claimed.is_nan() || claimed < spent.epsilon * (1.0 - 1e-12) {
+        return (
+            false,
+            format!(
+                "the completed report claims ε = {claimed}, less than the {} recomputed from the committed σ {sigma}, q {}, {} steps, δ {}",
+                spent.epsilon, schedule.sample_rate, schedule.steps, spec.delta
+            ),
+        );
+    }
+    if let Some(max) = policy.max_epsilon.filter(|max| spent.epsilon > *max) {
+        return (
+            false,
+            format!(
+                "ε = {} exceeds the policy's max_epsilon {max}",
+                spent.epsilon
+            ),
+        );
+    }
+    (
+        true,
+        format!(
+            "DP-SGD spent ε = {:.4} at δ = {} (recomputed: σ {sigma}, C {}, Poisson q {:.6}, {} steps, RDP order {}; the report claims {claimed:.4}){}",
+            spent.epsilon,
+            spec.delta,
+            spec.max_grad_norm,
+            schedule.sample_rate,
+            schedule.steps,
+            spent.order,
+            if spec.noise_source == NoiseSource::Seed {
+                "; noise_source = seed: the noise derives from the committed seed, so ε does not hold against anyone who knows it (every member)"
+            } else {
+                ""
+            }
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1645,7 +1793,7 @@ mod tests {
             let p = n.id.public();
             let completed = kind == ReportKind::Completed;
             IntegrityReport {
-                version: 1,
+                version: crate::report::REPORT_VERSION,
                 kind: kind as u8,
                 sessionId: m.session_id,
                 manifestHash: m.hash(),
@@ -1678,6 +1826,7 @@ mod tests {
                     String::new()
                 },
                 timestamp: t,
+                privacy: Default::default(),
             }
         }
 

@@ -348,7 +348,7 @@ impl Node {
         prev: B256,
     ) -> IntegrityReport {
         IntegrityReport {
-            version: 1,
+            version: sealroom_reports::report::REPORT_VERSION,
             kind: kind as u8,
             sessionId: manifest.session_id,
             manifestHash: self.manifest_hash,
@@ -369,6 +369,7 @@ impl Node {
             abortCode: 0,
             abortReason: String::new(),
             timestamp: now(),
+            privacy: Default::default(),
         }
     }
 
@@ -430,10 +431,33 @@ impl Node {
             epochs: manifest.training.epochs,
         });
         let mut stop_reason: Option<String> = None;
-        let trained = ml::train(
+        // DP-SGD when the manifest asks for it: its key is drawn here (or
+        // derived from the seed under noise_source = "seed") and wiped
+        // with the session.
+        let dp = match &manifest.privacy {
+            None => None,
+            Some(spec) => match ml::DpSgd::new(spec, manifest.training.seed) {
+                Ok(dp) => Some(dp),
+                Err(e) => {
+                    drop(train_set);
+                    drop(validation);
+                    self.wipe();
+                    let reason = AbortReason::new(
+                        abort_code::TRAINING,
+                        "engine",
+                        Check::Training,
+                        e.to_string(),
+                    );
+                    return abort(self, &mut reports, opened_hash, reason, progress);
+                }
+            },
+        };
+        let trained = ml::train_private_on(
+            ml::Compute::Cpu,
             &manifest.model,
             &manifest.training,
             &manifest.schema,
+            dp.as_ref(),
             &train_set,
             validation.as_ref(),
             &mut |m: &EpochMetrics| {
@@ -449,6 +473,20 @@ impl Node {
         );
         drop(train_set);
         drop(validation);
+        drop(dp);
+        // The schedule trained must be the one the manifest's accountant
+        // composes (the same rule from the same counts; a mismatch is a bug
+        // that would make the published ε wrong).
+        let trained = trained.and_then(|t| match (&t.dp, manifest.privacy_schedule()) {
+            (Some(run), Some(plan)) if run.schedule != plan => Err(ml::MlError::Spec {
+                field: "privacy",
+                message: format!(
+                    "trained schedule {:?} differs from the manifest's {plan:?}",
+                    run.schedule
+                ),
+            }),
+            _ => Ok(t),
+        });
         let trained = match trained {
             Ok(t) => t,
             Err(e) => {
@@ -516,6 +554,29 @@ impl Node {
                 "confusion_matrix": trained.confusion,
             }),
         };
+        let mut metrics = metrics;
+        if let (Some(run), Some(obj), Ok(spent)) = (
+            &trained.dp,
+            metrics.as_object_mut(),
+            manifest.privacy_spent(),
+        ) {
+            // What the completed report publishes, and how many records
+            // the Poisson batches held (a count of the sampling's draws,
+            // not of the data's values).
+            obj.insert(
+                "privacy".into(),
+                serde_json::json!({
+                    "mechanism": "dp-sgd",
+                    "epsilon": spent.epsilon,
+                    "delta": manifest.privacy.as_ref().map(|p| p.delta),
+                    "noise_multiplier": manifest.privacy.as_ref().and_then(|p| p.noise_multiplier),
+                    "max_grad_norm": manifest.privacy.as_ref().map(|p| p.max_grad_norm),
+                    "sample_rate": run.schedule.sample_rate,
+                    "steps": run.schedule.steps,
+                    "sampled_records": run.sampled_records,
+                }),
+            );
+        }
         let summary_hash = LpHasher::new("sealroom.training-summary.v1")
             .part(serde_json::to_vec(&metrics).unwrap_or_default())
             .finish();
@@ -544,6 +605,7 @@ impl Node {
         done.trainingSummaryHash = B256::from(summary_hash);
         done.dataOrderCommitment = B256::from(trained.data_order_commitment);
         done.inputsWiped = true;
+        done.privacy = privacy_account(manifest);
         let signed = self.sign(done);
         progress(NodeEvent::Report(signed.clone()));
         reports.push(signed);
@@ -923,6 +985,32 @@ fn same_column_set(a: &[String], b: &[String]) -> bool {
     x.sort();
     y.sort();
     x == y
+}
+
+/// The `completed` report's privacy account: the manifest's committed
+/// DP-SGD parameters, its schedule and the ε the accountant gives for them
+/// (all zero without `[privacy]`). f64 values as their bit patterns.
+fn privacy_account(manifest: &Manifest) -> sealroom_reports::report::PrivacyAccount {
+    use sealroom_protocol::privacy::NoiseSource;
+    let (Some(spec), Some(plan), Ok(spent)) = (
+        &manifest.privacy,
+        manifest.privacy_schedule(),
+        manifest.privacy_spent(),
+    ) else {
+        return Default::default();
+    };
+    sealroom_reports::report::PrivacyAccount {
+        mechanism: match spec.noise_source {
+            NoiseSource::Tee => 1,
+            NoiseSource::Seed => 2,
+        },
+        noiseMultiplier: spec.noise_multiplier.unwrap_or(0.0).to_bits(),
+        maxGradNorm: spec.max_grad_norm.to_bits(),
+        sampleRate: plan.sample_rate.to_bits(),
+        steps: plan.steps,
+        delta: spec.delta.to_bits(),
+        epsilon: spent.epsilon.to_bits(),
+    }
 }
 
 #[cfg(test)]

@@ -1138,7 +1138,7 @@ fn bundle_from_status_places_each_attempts_evidence() {
     replacement.node_key = [0x22; 32];
     let record = |kind: ReportKind, node_key: [u8; 32], prev: B256| {
         let r = IntegrityReport {
-            version: 1,
+            version: sealroom_reports::report::REPORT_VERSION,
             kind: kind as u8,
             sessionId: fx.manifest.session_id,
             manifestHash: fx.manifest.hash(),
@@ -1159,6 +1159,7 @@ fn bundle_from_status_places_each_attempts_evidence() {
             abortCode: 0,
             abortReason: String::new(),
             timestamp: 0,
+            privacy: Default::default(),
         };
         ReportRecord {
             kind: kind.as_str().into(),

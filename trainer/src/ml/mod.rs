@@ -47,6 +47,7 @@
 //!   backend is not claimed to be bit-identical across runs.
 
 pub mod data;
+pub mod dp;
 mod error;
 pub mod export;
 pub mod model_bytes;
@@ -56,12 +57,14 @@ pub mod rng;
 mod train;
 
 pub use data::Dataset;
+pub use dp::DpSgd;
 pub use error::MlError;
 pub use export::{LoadedModel, NamedTensor, Predictions, Scored};
 pub use net::Arch;
 pub use prep::Stats;
 pub use train::{
-    evaluate, evaluate_metrics, train, train_on, Compute, EpochMetrics, Evaluation, TrainedModel,
+    evaluate, evaluate_metrics, train, train_on, train_private_on, Compute, DpRun, EpochMetrics,
+    Evaluation, TrainedModel,
 };
 
 #[cfg(test)]

@@ -12,10 +12,12 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer as _, SgdConfig};
 use burn::record::{BinBytesRecorder, BurnRecord, FullPrecisionSettings, Record, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
+use sealroom_protocol::privacy::{schedule, Schedule};
 use sealroom_protocol::scenario::{ModelSpec, Optimizer, Schema, Task, TrainingSpec};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::dp::{clipped_sum, privatize, BatchTruth, DpSgd, PrivGrad};
 use super::model_bytes;
 use super::net::{Arch, Net};
 use super::rng::{OrderCommitment, Rng};
@@ -85,6 +87,18 @@ pub struct TrainedModel {
     /// an aggregate like the other metrics, sealed to the owner only.
     /// Empty for regression.
     pub confusion: Vec<Vec<u64>>,
+    /// The DP-SGD schedule actually run (`None`: not private).
+    pub dp: Option<DpRun>,
+}
+
+/// What a DP-SGD training ran: the schedule the accountant composes, and
+/// how many records the Poisson batches held in all.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DpRun {
+    /// The schedule (q, steps, training records).
+    pub schedule: Schedule,
+    /// Records over all sampled batches (≈ q · N · steps).
+    pub sampled_records: u64,
 }
 
 /// How good a model is on a dataset.
@@ -156,12 +170,32 @@ pub fn train_on(
     validation: Option<&Dataset>,
     progress: &mut dyn FnMut(&EpochMetrics) -> ControlFlow<()>,
 ) -> Result<TrainedModel, MlError> {
+    train_private_on(
+        compute, model, training, schema, None, train, validation, progress,
+    )
+}
+
+/// Trains with DP-SGD when `dp` is given ([`super::dp`]: Poisson sampling
+/// at the manifest's rate, per-record clipping, Gaussian noise, for the
+/// manifest's number of steps); otherwise exactly [`train_on`].
+#[allow(clippy::too_many_arguments)]
+pub fn train_private_on(
+    compute: Compute,
+    model: &ModelSpec,
+    training: &TrainingSpec,
+    schema: &Schema,
+    dp: Option<&DpSgd>,
+    train: &Dataset,
+    validation: Option<&Dataset>,
+    progress: &mut dyn FnMut(&EpochMetrics) -> ControlFlow<()>,
+) -> Result<TrainedModel, MlError> {
     match compute {
         Compute::Cpu => run::<Autodiff<Cpu>>(
             &Default::default(),
             model,
             training,
             schema,
+            dp,
             train,
             validation,
             progress,
@@ -172,7 +206,7 @@ pub fn train_on(
             // CUDA initialisation panics when no device or driver is present.
             catch_unwind(AssertUnwindSafe(|| {
                 run::<Autodiff<burn::backend::Cuda>>(
-                    &device, model, training, schema, train, validation, progress,
+                    &device, model, training, schema, dp, train, validation, progress,
                 )
             }))
             .map_err(|p| MlError::Backend(format!("CUDA backend failed: {}", panic_message(&p))))?
@@ -310,17 +344,27 @@ enum Truth<B: Backend> {
     Values(Tensor<B, 2>),
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run<B: AutodiffBackend>(
     device: &B::Device,
     model: &ModelSpec,
     training: &TrainingSpec,
     schema: &Schema,
+    dp: Option<&DpSgd>,
     pooled: &Dataset,
     validation: Option<&Dataset>,
     progress: &mut dyn FnMut(&EpochMetrics) -> ControlFlow<()>,
 ) -> Result<TrainedModel, MlError> {
     let arch = Arch::new(model, schema)?;
     check_training(training)?;
+    if dp.is_some() && !arch.channels.is_empty() {
+        return Err(MlError::Spec {
+            field: "privacy",
+            message:
+                "DP-SGD supports logistic-regression, linear-regression and mlp models, not cnn"
+                    .into(),
+        });
+    }
     let classes = class_count(&arch);
     pooled.check("training data", arch.d, classes)?;
     let pooled_n = u32::try_from(pooled.n).map_err(|_| MlError::Spec {
@@ -372,37 +416,59 @@ fn run<B: AutodiffBackend>(
         Tensor::from_data(TensorData::new(train_x.to_vec(), [n, arch.d]), device);
     drop(train_x);
     let (target_mean, target_std) = target_scaling(schema, train);
+    // The regression target as trained (standardised), kept on the host
+    // too: DP-SGD builds each sampled batch's truth from it.
+    let scaled_targets: Zeroizing<Vec<f32>> = Zeroizing::new(
+        train
+            .targets
+            .iter()
+            .map(|y| ((f64::from(*y) - target_mean) / target_std) as f32)
+            .collect(),
+    );
     let truth: Truth<B> = match arch.task {
         Task::Classification => Truth::Classes(Tensor::from_data(
             TensorData::new(labels_i64(&train.labels).to_vec(), [n]),
             device,
         )),
-        Task::Regression => {
-            let scaled: Zeroizing<Vec<f32>> = Zeroizing::new(
-                train
-                    .targets
-                    .iter()
-                    .map(|y| ((f64::from(*y) - target_mean) / target_std) as f32)
-                    .collect(),
-            );
-            Truth::Values(Tensor::from_data(
-                TensorData::new(scaled.to_vec(), [n, 1]),
-                device,
-            ))
-        }
+        Task::Regression => Truth::Values(Tensor::from_data(
+            TensorData::new(scaled_targets.to_vec(), [n, 1]),
+            device,
+        )),
     };
     let loss_fn: CrossEntropyLoss<B> = CrossEntropyLossConfig::new().init(device);
 
     let lr = training.learning_rate;
     let batch = training.batch_size as usize;
     let mut order = Rng::stream(training.seed, "order");
+    // DP-SGD's schedule: the one the manifest's accountant composes
+    // (`sealroom_protocol::privacy::schedule`, from the same counts).
+    let dp_plan = match dp {
+        Some(dp) => {
+            let plan =
+                schedule(n as u64, training.batch_size, training.epochs).ok_or(MlError::Spec {
+                    field: "privacy",
+                    message: "no training records to sample from".into(),
+                })?;
+            Some((dp, plan, dp.stream("sample"), dp.stream("noise")))
+        }
+        None => None,
+    };
+    let mut dp_plan = dp_plan;
+    let mut dp_sampled = 0u64;
+    // A DP run commits to each step's Poisson batch (one part per step)
+    // instead of one permutation per epoch.
     let mut commitment = OrderCommitment::new(
         training.seed,
         pooled.n as u64,
         n as u64,
-        training.epochs.into(),
+        match &dp_plan {
+            Some((_, plan, _, _)) => plan.steps,
+            None => training.epochs.into(),
+        },
         split_perm.as_deref(),
     );
+    let x_inner = x_all.clone().inner();
+    let inner_device = x_inner.device();
     let mut epochs = Vec::with_capacity(training.epochs as usize);
 
     let decay =
@@ -422,6 +488,65 @@ fn run<B: AutodiffBackend>(
         .init::<B, Net<B>>();
 
     for epoch in 1..=training.epochs {
+        if let Some((dp, plan, sampler, noise)) = dp_plan.as_mut() {
+            let mut loss = 0f64;
+            let mut records = 0u64;
+            for _ in 0..plan.steps_per_epoch {
+                let picked = sampler.sample(n_u32, plan.sample_rate);
+                commitment.epoch(&picked);
+                let inner = net.valid();
+                let sum = if picked.is_empty() {
+                    None
+                } else {
+                    let (x, truth) = dp_batch::<B::InnerBackend>(
+                        &x_inner,
+                        &picked,
+                        &arch,
+                        &train.labels,
+                        &scaled_targets,
+                        &inner_device,
+                    );
+                    let s = clipped_sum(&inner, x, &truth, dp.max_grad_norm)?;
+                    loss += s.loss_sum;
+                    records += picked.len() as u64;
+                    Some(s)
+                };
+                let expected = plan.sample_rate * plan.train_records as f64;
+                let mut grads = GradientsParams::new();
+                for (id, g) in privatize(&inner, sum, dp, noise, expected, &inner_device) {
+                    match g {
+                        PrivGrad::Matrix(t) => grads.register(id, t),
+                        PrivGrad::Vector(t) => grads.register(id, t),
+                    }
+                }
+                net = match training.optimizer {
+                    Optimizer::Adam => adam.step(lr, net, grads),
+                    Optimizer::Sgd => sgd.step(lr, net, grads),
+                };
+            }
+            dp_sampled += records;
+            let train_loss = if records == 0 {
+                0.0
+            } else {
+                loss / records as f64
+            };
+            let metrics = epoch_metrics(
+                &net.valid(),
+                &arch,
+                epoch,
+                train_loss,
+                &val_x,
+                val,
+                (target_mean, target_std),
+                device,
+            )?;
+            let next = progress(&metrics);
+            epochs.push(metrics);
+            if next.is_break() {
+                return Err(MlError::Stopped { epoch });
+            }
+            continue;
+        }
         let perm = order.permutation(n_u32);
         commitment.epoch(&perm);
         let mut loss_sum: Option<Tensor<B::InnerBackend, 1>> = None;
@@ -457,38 +582,16 @@ fn run<B: AutodiffBackend>(
             Some(s) => scalar(s)? / n as f64,
             None => f64::NAN,
         };
-        let metrics = match arch.task {
-            Task::Classification => {
-                let (val_loss, correct) =
-                    measure(&net.valid(), &arch, &val_x, &val.labels, device)?;
-                EpochMetrics {
-                    epoch,
-                    train_loss,
-                    val_loss: val_loss / val.n as f64,
-                    val_accuracy: Some(correct as f64 / val.n as f64),
-                    val_r2: None,
-                    val_rmse: None,
-                }
-            }
-            Task::Regression => {
-                let predicted: Vec<f32> = outputs_rows(&net.valid(), &arch, &val_x, val.n, device)?
-                    .into_iter()
-                    .map(|p| (f64::from(p) * target_std + target_mean) as f32)
-                    .collect();
-                let r = RegressionScores::of(&val.targets, &predicted);
-                EpochMetrics {
-                    epoch,
-                    train_loss,
-                    val_loss: r.mse / (target_std * target_std),
-                    val_accuracy: None,
-                    val_r2: Some(r.r2),
-                    val_rmse: Some(r.rmse),
-                }
-            }
-        };
-        if !metrics.train_loss.is_finite() || !metrics.val_loss.is_finite() {
-            return Err(MlError::Diverged { epoch });
-        }
+        let metrics = epoch_metrics(
+            &net.valid(),
+            &arch,
+            epoch,
+            train_loss,
+            &val_x,
+            val,
+            (target_mean, target_std),
+            device,
+        )?;
         let next = progress(&metrics);
         epochs.push(metrics);
         if next.is_break() {
@@ -542,7 +645,102 @@ fn run<B: AutodiffBackend>(
         validation_records: val.n as u64,
         validation_from_split: validation.is_none(),
         confusion,
+        dp: dp_plan.map(|(_, schedule, _, _)| DpRun {
+            schedule,
+            sampled_records: dp_sampled,
+        }),
     })
+}
+
+/// The validation metrics after an epoch (a regressor's predictions mapped
+/// back to the target's units with `(mean, std)`); a non-finite loss is
+/// [`MlError::Diverged`].
+#[allow(clippy::too_many_arguments)]
+fn epoch_metrics<B: Backend>(
+    net: &Net<B>,
+    arch: &Arch,
+    epoch: u32,
+    train_loss: f64,
+    val_x: &[f32],
+    val: &Dataset,
+    (target_mean, target_std): (f64, f64),
+    device: &B::Device,
+) -> Result<EpochMetrics, MlError> {
+    let metrics = match arch.task {
+        Task::Classification => {
+            let (val_loss, correct) = measure(net, arch, val_x, &val.labels, device)?;
+            EpochMetrics {
+                epoch,
+                train_loss,
+                val_loss: val_loss / val.n as f64,
+                val_accuracy: Some(correct as f64 / val.n as f64),
+                val_r2: None,
+                val_rmse: None,
+            }
+        }
+        Task::Regression => {
+            let predicted: Vec<f32> = outputs_rows(net, arch, val_x, val.n, device)?
+                .into_iter()
+                .map(|p| (f64::from(p) * target_std + target_mean) as f32)
+                .collect();
+            let r = RegressionScores::of(&val.targets, &predicted);
+            EpochMetrics {
+                epoch,
+                train_loss,
+                val_loss: r.mse / (target_std * target_std),
+                val_accuracy: None,
+                val_r2: Some(r.r2),
+                val_rmse: Some(r.rmse),
+            }
+        }
+    };
+    if !metrics.train_loss.is_finite() || !metrics.val_loss.is_finite() {
+        return Err(MlError::Diverged { epoch });
+    }
+    Ok(metrics)
+}
+
+/// A DP-SGD step's sampled rows and their truth, gathered on the device
+/// from the uploaded training set and the host's labels or targets.
+fn dp_batch<B: Backend>(
+    x_all: &Tensor<B, 2>,
+    picked: &[u32],
+    arch: &Arch,
+    labels: &[u32],
+    targets: &[f32],
+    device: &B::Device,
+) -> (Tensor<B, 2>, BatchTruth<B>) {
+    let rows = picked.len();
+    let idx: Tensor<B, 1, Int> = Tensor::from_data(
+        TensorData::new(
+            picked.iter().map(|i| i64::from(*i)).collect::<Vec<_>>(),
+            [rows],
+        ),
+        device,
+    );
+    let x = x_all.clone().select(0, idx);
+    let truth = match arch.task {
+        Task::Classification => {
+            let k = arch.classes;
+            let mut hot = Zeroizing::new(vec![0f32; rows * k]);
+            for (r, i) in picked.iter().enumerate() {
+                hot[r * k + labels[*i as usize] as usize] = 1.0;
+            }
+            BatchTruth::OneHot(Tensor::from_data(
+                TensorData::new(hot.to_vec(), [rows, k]),
+                device,
+            ))
+        }
+        Task::Regression => {
+            let ys: Zeroizing<Vec<f32>> =
+                Zeroizing::new(picked.iter().map(|i| targets[*i as usize]).collect());
+            BatchTruth::Values(Tensor::from_data(
+                TensorData::new(ys.to_vec(), [rows, 1]),
+                device,
+            ))
+        }
+    };
+    (x, truth)
 }
 
 fn check_training(t: &TrainingSpec) -> Result<(), MlError> {

@@ -1,9 +1,11 @@
 //! Rényi-DP accounting of DP-SGD: the Poisson-subsampled Gaussian mechanism,
 //! composed over training steps, converted to (ε, δ).
 //!
-//! It lives in the regulator's verifier crate because the point is that a
-//! verifier *recomputes* ε from the committed parameters (σ, q, steps, δ)
-//! instead of trusting a claimed value.
+//! The point is that a verifier *recomputes* ε from the committed
+//! parameters (σ, q, steps, δ) instead of trusting a claimed value: the
+//! regulator's verifier (`sealroom_reports::dp` re-exports this module)
+//! and every holder of a manifest run this same code, and the manifest
+//! itself uses it to solve σ for a `target_epsilon`.
 //!
 //! - Neighbouring relation: add/remove one record (Poisson sampling makes
 //!   the batch size itself random, which is what the bound covers).
