@@ -1597,12 +1597,18 @@ impl Drop for Consortium {
 
 impl Consortium {
     fn new(dir: &Path, epochs: u32) -> Self {
+        Self::with_extra(dir, epochs, "")
+    }
+
+    /// With `extra` TOML appended to the scenario (a `[privacy]` table).
+    fn with_extra(dir: &Path, epochs: u32, extra: &str) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let text = std::fs::read_to_string(root.join("breast-cancer-3-hospitals.toml")).unwrap();
         let data = root.join("data/breast-cancer/");
         let text = text
             .replace("\"data/breast-cancer/", &format!("\"{}", data.display()))
-            .replace("epochs = 300", &format!("epochs = {epochs}"));
+            .replace("epochs = 300", &format!("epochs = {epochs}"))
+            + extra;
         assert!(text.contains(&format!("epochs = {epochs}")));
         let scenario = dir.join("scenario.toml");
         std::fs::write(&scenario, text).unwrap();
@@ -2114,6 +2120,116 @@ fn node_serve_runs_three_sessions_back_to_back_with_fresh_keys() {
 /// An agent consents only to the manifest hash it was given (without one it
 /// shows the manifest and waits), and a node that its own, stricter policy
 /// refuses gets no grant even though the manifest's policy accepts it.
+/// A member's own `max_epsilon`: `party consent --policy` and `party
+/// agent --policy` refuse (exit 1, check `privacy`, nothing signed) a
+/// manifest whose training spends more ε than it allows — recomputed from
+/// the served manifest's committed DP-SGD parameters — and consent to one
+/// within it; a manifest without `[privacy]` is above any limit.
+#[test]
+fn members_refuse_to_consent_above_their_own_max_epsilon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let c = Consortium::with_extra(
+        dir,
+        30,
+        "\n[privacy]\nmechanism = \"dp-sgd\"\ntarget_epsilon = 3.0\ndelta = 1e-5\nmax_grad_norm = 1.0\n",
+    );
+    let coordinator = spawn_at(&dir.join("coordinator"), free_port(), 30);
+    let url = coordinator.url.clone();
+    let (session, mh, sid) = c.create(&url);
+    let limit = |name: &str, max: f64| {
+        let p = dir.join(name);
+        std::fs::write(
+            &p,
+            format!("accepted_kinds = [\"sim\"]\nallow_simulation = true\nmax_epsilon = {max}\n"),
+        )
+        .unwrap();
+        p
+    };
+    let (tight, loose) = (limit("tight.toml", 1.0), limit("loose.toml", 5.0));
+    let consent = |m: &CliMember, policy: &Path| {
+        Command::new(SEALROOM)
+            .args([
+                "party",
+                "consent",
+                "--coordinator",
+                &url,
+                "--session",
+                &session,
+            ])
+            .arg("--key")
+            .arg(&m.key)
+            .arg("--state")
+            .arg(&m.state)
+            .args(["--manifest-hash", &mh, "--policy"])
+            .arg(policy)
+            .output()
+            .unwrap()
+    };
+    let [a, b] = [&c.parties[0], &c.parties[1]];
+    let o = consent(a, &tight);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("privacy")
+            && err.contains("above your max_epsilon 1")
+            && err.contains("ε = 3.0000"),
+        "{err}"
+    );
+    let o = consent(a, &loose);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The agent refuses the same way and stops with exit 1.
+    let mut agent = c.agent_with(
+        &url,
+        b,
+        &session,
+        &[
+            "--accept-manifest",
+            &mh,
+            "--policy",
+            tight.to_str().unwrap(),
+        ],
+    );
+    let status = agent.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let d = c.decisions(b, &session);
+    let refused = d
+        .iter()
+        .find(|l| l["step"] == "consent" && l["outcome"] == "refused")
+        .unwrap_or_else(|| panic!("{d:#?}"));
+    assert_eq!(refused["check"], "privacy");
+    let st = Client::new(&url, None).status(&sid).unwrap();
+    let consented = |n: &str| st.members.iter().find(|m| m.name == n).unwrap().consented;
+    assert!(consented("hospital-a") && !consented("hospital-b"));
+
+    // No [privacy] at all: above any max_epsilon.
+    let plain = dir.join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let c2 = Consortium::new(&plain, 30);
+    let (session2, mh2, _) = c2.create(&url);
+    let o = Command::new(SEALROOM)
+        .args([
+            "party",
+            "consent",
+            "--coordinator",
+            &url,
+            "--session",
+            &session2,
+        ])
+        .arg("--key")
+        .arg(&c2.parties[0].key)
+        .args(["--manifest-hash", &mh2, "--policy"])
+        .arg(&loose)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("needs differentially private training"),
+        "{err}"
+    );
+}
+
 #[test]
 fn agents_consent_only_to_the_accepted_manifest_and_refuse_nodes_their_own_policy_refuses() {
     let tmp = tempfile::tempdir().unwrap();

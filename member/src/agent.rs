@@ -22,6 +22,8 @@ use sealroom_protocol::manifest::ConsentAction;
 use sealroom_protocol::policy::Policy;
 use serde_json::{json, Value};
 
+use sealroom_reports::check::Check;
+
 use crate::{now, Member, MemberError};
 
 /// What the agent is told to do.
@@ -237,7 +239,12 @@ impl Member<'_> {
                     );
                     return Ok(terminal(st));
                 }
-                match self.consent(&session, ConsentAction::Consent, Some(accept)) {
+                match self.consent_under(
+                    &session,
+                    ConsentAction::Consent,
+                    Some(accept),
+                    opts.local_policy.as_ref(),
+                ) {
                     Ok(c) => {
                         say(
                             "consented".into(),
@@ -263,6 +270,27 @@ impl Member<'_> {
                             ),
                         );
                         return Ok(terminal(st));
+                    }
+                    Err(MemberError::Check {
+                        check: Check::Privacy,
+                        detail,
+                    }) => {
+                        // Above the member's own privacy limit: never
+                        // consent (the session cannot start without this
+                        // member); the agent stops with the failed check.
+                        say(
+                            format!("refuse-consent {:#x}", st.manifest_hash),
+                            line(
+                                &session,
+                                "consent",
+                                "refused",
+                                json!({ "check": "privacy", "detail": detail }),
+                            ),
+                        );
+                        return Err(MemberError::Check {
+                            check: Check::Privacy,
+                            detail,
+                        });
                     }
                     Err(e) => return Err(e),
                 }

@@ -34,6 +34,7 @@ use alloy_primitives::B256;
 use sealroom_protocol::api::{Client, NodeRegistration, SessionStatus};
 use sealroom_protocol::identity::Identity;
 use sealroom_protocol::manifest::{validation_input_name, Consent, ConsentAction, Grant, Manifest};
+use sealroom_protocol::policy::Policy;
 use sealroom_reports::attest::{Failure, Verdict};
 use sealroom_reports::check::Check;
 use sha2::{Digest, Sha256};
@@ -219,6 +220,42 @@ impl<'a> Member<'a> {
         action: ConsentAction,
         reviewed: Option<B256>,
     ) -> Result<Consented, MemberError> {
+        self.consent_under(session, action, reviewed, None)
+    }
+
+    /// [`Member::consent`], refusing (check `privacy`, nothing signed) to
+    /// consent to a manifest whose training spends more privacy than the
+    /// member's own `local` policy's `max_epsilon` allows: ε recomputed
+    /// here from the served manifest's committed DP-SGD parameters; a
+    /// manifest without `[privacy]` spends unbounded ε. Withdrawals are
+    /// never refused.
+    pub fn consent_under(
+        &self,
+        session: &B256,
+        action: ConsentAction,
+        reviewed: Option<B256>,
+        local: Option<&Policy>,
+    ) -> Result<Consented, MemberError> {
+        if let (ConsentAction::Consent, Some(max)) = (action, local.and_then(|p| p.max_epsilon)) {
+            let st = self.served(session)?;
+            let detail = match st.manifest.privacy_spent() {
+                Ok(spent) if spent.epsilon <= max => None,
+                Ok(spent) => Some(format!(
+                    "manifest {:#x} spends ε = {:.4}, above your max_epsilon {max}; nothing was signed",
+                    st.manifest_hash, spent.epsilon
+                )),
+                Err(e) => Some(format!(
+                    "manifest {:#x}: {}; your max_epsilon {max} needs differentially private training; nothing was signed",
+                    st.manifest_hash, e.message
+                )),
+            };
+            if let Some(detail) = detail {
+                return Err(MemberError::Check {
+                    check: Check::Privacy,
+                    detail,
+                });
+            }
+        }
         let existing = self.record(session)?;
         let mut rec = match (action, existing) {
             (ConsentAction::Withdraw, Some(rec)) => rec,

@@ -152,6 +152,33 @@ fn where_in_encoding(at: usize, canonical_len: usize) -> String {
     }
 }
 
+/// The `completed` report's privacy account of a manifest: its committed
+/// DP-SGD parameters, its schedule and the ε the accountant gives for them,
+/// f64 values as their bit patterns (all zero without `[privacy]`). The
+/// node writes it; the verifier recomputes and compares each field.
+pub fn privacy_account(manifest: &sealroom_protocol::manifest::Manifest) -> PrivacyAccount {
+    use sealroom_protocol::privacy::NoiseSource;
+    let (Some(spec), Some(plan), Ok(spent)) = (
+        &manifest.privacy,
+        manifest.privacy_schedule(),
+        manifest.privacy_spent(),
+    ) else {
+        return PrivacyAccount::default();
+    };
+    PrivacyAccount {
+        mechanism: match spec.noise_source {
+            NoiseSource::Tee => 1,
+            NoiseSource::Seed => 2,
+        },
+        noiseMultiplier: spec.noise_multiplier.unwrap_or(0.0).to_bits(),
+        maxGradNorm: spec.max_grad_norm.to_bits(),
+        sampleRate: plan.sample_rate.to_bits(),
+        steps: plan.steps,
+        delta: spec.delta.to_bits(),
+        epsilon: spent.epsilon.to_bits(),
+    }
+}
+
 /// The exact bytes the node signs for a report hash.
 pub fn signing_message(report_hash: &B256) -> Vec<u8> {
     let mut m = Vec::with_capacity(REPORT_SIGNATURE_DOMAIN.len() + 32);

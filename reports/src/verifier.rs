@@ -1741,8 +1741,13 @@ mod tests {
         const T0: u64 = 1_760_000_000;
 
         fn manifest() -> Manifest {
+            manifest_of("breast-cancer-3-hospitals.toml")
+        }
+
+        fn manifest_of(file: &str) -> Manifest {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../scenarios/breast-cancer-3-hospitals.toml");
+                .join("../scenarios")
+                .join(file);
             let s = Scenario::load(&path).unwrap();
             let c = |n: u8| sealroom_protocol::dataset::DatasetCommitment {
                 merkle_root: B256::repeat_byte(n),
@@ -1869,6 +1874,84 @@ mod tests {
         fn failed(v: &Verification) -> (String, String) {
             let f = v.failure.clone().expect("a failed check");
             (f.check, f.detail)
+        }
+
+        /// A DP session's `completed` report must carry the manifest's
+        /// privacy account; one that understates ε, or changes σ, C, q,
+        /// steps or δ — even re-signed by the node's own key — fails the
+        /// `privacy` check, as does an account on a non-private manifest
+        /// and an ε above the applied policy's `max_epsilon`.
+        #[test]
+        fn a_privacy_account_that_differs_from_the_manifest_is_rejected() {
+            let session = |m: &Manifest, tweak: &dyn Fn(&mut IntegrityReport)| {
+                let n = node(m, T0);
+                let o = report_of(&n, m, ReportKind::Opened, B256::ZERO, T0);
+                let mut c = report_of(&n, m, ReportKind::Completed, o.report_hash(), T0 + 60);
+                c.privacy = crate::report::privacy_account(m);
+                tweak(&mut c);
+                Bundle {
+                    format: BUNDLE_FORMAT.into(),
+                    session_id: m.session_id,
+                    chain: serde_json::Value::Null,
+                    reports: vec![bundled(&n, &o, true), bundled(&n, &c, false)],
+                    envelope: n.env.clone(),
+                }
+            };
+            let m = manifest_of("breast-cancer-dp.toml");
+            let spent = m.privacy_spent().unwrap().epsilon;
+            assert!(spent > 0.0 && spent <= 3.0 * (1.0 + 1e-9), "{spent}");
+            let v = verify_bundle(&session(&m, &|_| {}), None, None);
+            assert!(v.verified, "{:?}", v.failure);
+            let p = v.checks.iter().find(|c| c.check == "privacy").unwrap();
+            assert!(p.detail.starts_with("DP-SGD spent ε = "), "{}", p.detail);
+
+            let under = |c: &mut IntegrityReport| {
+                c.privacy.epsilon = (f64::from_bits(c.privacy.epsilon) * 0.5).to_bits()
+            };
+            let (check, detail) = failed(&verify_bundle(&session(&m, &under), None, None));
+            assert_eq!(check, "privacy");
+            assert!(
+                detail.contains("claims ε") && detail.contains("less than"),
+                "{detail}"
+            );
+            // Overstating is allowed (a looser claim is still true).
+            let over = |c: &mut IntegrityReport| {
+                c.privacy.epsilon = (f64::from_bits(c.privacy.epsilon) * 2.0).to_bits()
+            };
+            assert!(verify_bundle(&session(&m, &over), None, None).verified);
+            let tweaks: [(&str, &dyn Fn(&mut IntegrityReport)); 5] = [
+                ("noiseMultiplier", &|c| {
+                    c.privacy.noiseMultiplier = 2f64.to_bits()
+                }),
+                ("maxGradNorm", &|c| c.privacy.maxGradNorm = 5f64.to_bits()),
+                ("sampleRate", &|c| c.privacy.sampleRate = 0.01f64.to_bits()),
+                ("steps", &|c| c.privacy.steps = 1),
+                ("mechanism", &|c| c.privacy.mechanism = 2),
+            ];
+            for (field, t) in tweaks {
+                let (check, detail) = failed(&verify_bundle(&session(&m, t), None, None));
+                assert_eq!(check, "privacy", "{field}");
+                assert!(detail.contains(field), "{field}: {detail}");
+            }
+            let mut strict = m.policy.clone();
+            strict.max_epsilon = Some(1.0);
+            let (check, detail) = failed(&verify_bundle(
+                &session(&m, &|_| {}),
+                Some((&strict, "strict.toml")),
+                None,
+            ));
+            assert_eq!(check, "privacy");
+            assert!(detail.contains("max_epsilon 1"), "{detail}");
+
+            // No [privacy]: no account may be claimed.
+            let plain = manifest();
+            assert!(verify_bundle(&session(&plain, &|_| {}), None, None).verified);
+            let claim = |c: &mut IntegrityReport| {
+                c.privacy = crate::report::privacy_account(&m);
+            };
+            let (check, detail) = failed(&verify_bundle(&session(&plain, &claim), None, None));
+            assert_eq!(check, "privacy");
+            assert!(detail.contains("no [privacy]"), "{detail}");
         }
 
         #[test]

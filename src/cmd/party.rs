@@ -57,6 +57,11 @@ enum Action {
         /// if the coordinator now serves another.
         #[arg(long, value_name = "HASH")]
         manifest_hash: Option<String>,
+        /// Your own policy (TOML, as a scenario's `[policy]`): with
+        /// `max_epsilon`, refuse to consent (exit 1, check `privacy`) to a
+        /// manifest whose training spends more.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
     },
     /// Upload your encrypted blob (from `sealroom commit`).
     Commit {
@@ -128,6 +133,21 @@ fn ctx(c: &Common) -> Result<(String, Identity, B256), Failure> {
         .parse::<B256>()
         .map_err(|_| input_err(format!("--session {s}: not a 32-byte hex id")))?;
     Ok((url, id, session))
+}
+
+/// The member's own `--policy FILE`, validated (exit 2 naming it).
+fn read_policy(
+    policy: &Option<PathBuf>,
+) -> Result<Option<sealroom_protocol::policy::Policy>, Failure> {
+    policy
+        .as_ref()
+        .map(|p| {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| input_err(format!("--policy {}: {e}", p.display())))?;
+            sealroom_protocol::policy::Policy::from_toml(&text)
+                .map_err(|e| input_err(format!("--policy {}: {e}", p.display())))
+        })
+        .transpose()
 }
 
 /// Runs the command.
@@ -211,7 +231,9 @@ pub fn run(args: Args) -> CmdResult {
         Action::Consent {
             withdraw,
             manifest_hash,
+            policy,
         } => {
+            let local = read_policy(&policy)?;
             let reviewed = manifest_hash
                 .as_deref()
                 .map(|h| {
@@ -225,7 +247,9 @@ pub fn run(args: Args) -> CmdResult {
             } else {
                 ConsentAction::Consent
             };
-            let done = member.consent(&session, action, reviewed).map_err(fail)?;
+            let done = member
+                .consent_under(&session, action, reviewed, local.as_ref())
+                .map_err(fail)?;
             out(
                 serde_json::json!({"action": if withdraw {"withdraw"} else {"consent"}, "manifest_hash": format!("{:#x}", done.manifest_hash), "record": done.record}),
                 format!(
@@ -344,15 +368,7 @@ fn agent(
             }
         }
     }
-    let local_policy = policy
-        .as_ref()
-        .map(|p| {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| input_err(format!("--policy {}: {e}", p.display())))?;
-            sealroom_protocol::policy::Policy::from_toml(&text)
-                .map_err(|e| input_err(format!("--policy {}: {e}", p.display())))
-        })
-        .transpose()?;
+    let local_policy = read_policy(policy)?;
     let accept_manifest = accept_manifest
         .as_deref()
         .map(|h| {

@@ -605,7 +605,7 @@ impl Node {
         done.trainingSummaryHash = B256::from(summary_hash);
         done.dataOrderCommitment = B256::from(trained.data_order_commitment);
         done.inputsWiped = true;
-        done.privacy = privacy_account(manifest);
+        done.privacy = sealroom_reports::report::privacy_account(manifest);
         let signed = self.sign(done);
         progress(NodeEvent::Report(signed.clone()));
         reports.push(signed);
@@ -985,32 +985,6 @@ fn same_column_set(a: &[String], b: &[String]) -> bool {
     x.sort();
     y.sort();
     x == y
-}
-
-/// The `completed` report's privacy account: the manifest's committed
-/// DP-SGD parameters, its schedule and the ε the accountant gives for them
-/// (all zero without `[privacy]`). f64 values as their bit patterns.
-fn privacy_account(manifest: &Manifest) -> sealroom_reports::report::PrivacyAccount {
-    use sealroom_protocol::privacy::NoiseSource;
-    let (Some(spec), Some(plan), Ok(spent)) = (
-        &manifest.privacy,
-        manifest.privacy_schedule(),
-        manifest.privacy_spent(),
-    ) else {
-        return Default::default();
-    };
-    sealroom_reports::report::PrivacyAccount {
-        mechanism: match spec.noise_source {
-            NoiseSource::Tee => 1,
-            NoiseSource::Seed => 2,
-        },
-        noiseMultiplier: spec.noise_multiplier.unwrap_or(0.0).to_bits(),
-        maxGradNorm: spec.max_grad_norm.to_bits(),
-        sampleRate: plan.sample_rate.to_bits(),
-        steps: plan.steps,
-        delta: spec.delta.to_bits(),
-        epsilon: spent.epsilon.to_bits(),
-    }
 }
 
 #[cfg(test)]
