@@ -816,6 +816,12 @@ impl Manifest {
                     "DP-SGD supports logistic-regression, linear-regression and mlp models, not cnn",
                 ));
             }
+            if self.training.public_metrics {
+                return Err(bad(
+                    "training.public_metrics",
+                    "true would publish the training loss, which DP-SGD does not privatise",
+                ));
+            }
             let spent = self
                 .privacy_spent()
                 .map_err(|e| bad(&format!("privacy.{}", e.field), &e.message))?;

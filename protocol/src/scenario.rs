@@ -913,6 +913,12 @@ impl Scenario {
             for (field, message) in p.problems(false) {
                 bad(format!("privacy.{field}"), message);
             }
+            if self.training.public_metrics {
+                bad(
+                    "training.public_metrics".into(),
+                    "must be false with [privacy]: the per-epoch training loss is not privatised, and public metrics would publish it".into(),
+                );
+            }
             if m.kind == ModelKind::Cnn {
                 bad(
                     "privacy".into(),
@@ -1597,6 +1603,72 @@ mod tests {
         assert!(
             e.contains("a.csv:3: label \"high\": a regression target must be a finite number"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_privacy_table_is_checked_and_its_epsilon_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut csv = String::from("alcohol,ash,class\n");
+        for i in 0..40 {
+            csv.push_str(&format!("{i},2,{}\n", i % 2));
+        }
+        let with = |privacy: &str, policy_extra: &str| {
+            let p = small(d, 2, csv.as_bytes(), &format!("{SIM}\n{policy_extra}"));
+            let text = std::fs::read_to_string(&p).unwrap() + "\n[privacy]\n" + privacy;
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let ok = "target_epsilon = 2.0\ndelta = 1e-5\nmax_grad_norm = 1.0\n";
+        let s = Scenario::load(&with(ok, "")).unwrap();
+        let note = s.warnings.iter().find(|w| w.field == "privacy").unwrap();
+        assert_eq!(note.severity, Severity::Note);
+        // 40 rows, validation_split 0.2: 32 train; batch 8 → q 0.25, 5 epochs × 4 steps.
+        assert!(
+            note.message
+                .starts_with("DP-SGD spends ε = 2.0000 at δ = 0.00001")
+                && note.message.contains("q 0.250000, 20 steps"),
+            "{}",
+            note.message
+        );
+        let e = only_error(&with(ok, "max_epsilon = 1.0"));
+        assert!(
+            e.contains("policy.max_epsilon") && e.contains("above max_epsilon 1"),
+            "{e}"
+        );
+        let e = only_error(&with(&format!("noise_multiplier = 1.0\n{ok}"), ""));
+        assert!(
+            e.contains("privacy.target_epsilon: give noise_multiplier or target_epsilon, not both"),
+            "{e}"
+        );
+        let e = only_error(&with("delta = 1e-5\nmax_grad_norm = 1.0\n", ""));
+        assert!(
+            e.contains("privacy.noise_multiplier: give noise_multiplier"),
+            "{e}"
+        );
+        let p = with("noise_multiplier = 1.0\ndelta = 2\nmax_grad_norm = 0\n", "");
+        let e = Scenario::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("privacy.delta: 2: must be in (0, 1)")
+                && e.contains("privacy.max_grad_norm: 0: must be a number > 0"),
+            "{e}"
+        );
+        let p = with(ok, "");
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(
+            &p,
+            text.replace(
+                "validation_split = 0.2",
+                "validation_split = 0.2\npublic_metrics = true",
+            ),
+        )
+        .unwrap();
+        assert!(only_error(&p).contains("training.public_metrics"));
+        // A limit without [privacy] cannot hold.
+        let p = small(d, 2, csv.as_bytes(), &format!("{SIM}\nmax_epsilon = 5.0"));
+        assert!(
+            only_error(&p).contains("policy.max_epsilon: set, but the scenario has no [privacy]")
         );
     }
 

@@ -2,7 +2,9 @@
 //! training run (same seed, data, model) once plain — Burn alone on the
 //! plaintext, in process — and once through the trusted loader (verify every
 //! signature and hash, decrypt, recompute commitments, train, seal, sign).
-//! The ratio sealed/plain is the figure.
+//! The ratio sealed/plain is the figure. A scenario with `[privacy]` is
+//! also trained plain *with* DP-SGD, so `dp_ratio` = DP ÷ non-DP training
+//! on the same data, spec and seed (the loader's run is the DP one).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -39,7 +41,9 @@ pub fn run(args: Args) -> CmdResult {
         Dataset::from_csv(&bytes, &s.schema).map_err(|e| input_err(format!("{}: {e}", p.display())))
     };
     let prepared = prepare(&s).map_err(runtime_err)?;
-    let (mut plain, mut sealed) = (Vec::new(), Vec::new());
+    let (mut plain, mut sealed, mut private) = (Vec::new(), Vec::new(), Vec::new());
+    // Training alone (no parsing), the baseline of DP-SGD's cost.
+    let mut plain_train = Vec::new();
     let (mut plain_hash, mut sealed_hash) = (String::new(), String::new());
     for _ in 0..args.runs {
         // Plain: parse the plaintext shards and train.
@@ -57,6 +61,7 @@ pub fn run(args: Args) -> CmdResult {
             .as_ref()
             .map(|v| read(&s.resolve(v)))
             .transpose()?;
+        let t_train = Instant::now();
         let trained = ml::train(
             &s.model,
             &s.training,
@@ -67,7 +72,42 @@ pub fn run(args: Args) -> CmdResult {
         )
         .map_err(runtime_err)?;
         plain.push(t.elapsed().as_secs_f64());
+        plain_train.push(t_train.elapsed().as_secs_f64());
         plain_hash = hex::encode(sealroom_protocol::hash::sha256(&trained.model_bytes));
+
+        // DP-SGD on the same data and seed, in process, as the node runs it.
+        if let Some(spec) = &s.privacy {
+            let train_records = pooled.n as u64
+                - match (&validation, s.training.validation_split) {
+                    (None, Some(f)) => {
+                        sealroom_protocol::privacy::split_validation_rows(pooled.n as u64, f)
+                    }
+                    _ => 0,
+                };
+            let plan = sealroom_protocol::privacy::schedule(
+                train_records,
+                s.training.batch_size,
+                s.training.epochs,
+            )
+            .ok_or_else(|| runtime_err("no training records"))?;
+            let spec = spec.committed(&plan).map_err(input_err)?;
+            // Timed from here: σ is solved when the manifest is made, not
+            // by the node.
+            let t = Instant::now();
+            let dp = ml::DpSgd::new(&spec, s.training.seed).map_err(runtime_err)?;
+            ml::train_private_on(
+                ml::Compute::Cpu,
+                &s.model,
+                &s.training,
+                &s.schema,
+                Some(&dp),
+                &pooled,
+                validation.as_ref(),
+                &mut |_| std::ops::ControlFlow::Continue(()),
+            )
+            .map_err(runtime_err)?;
+            private.push(t.elapsed().as_secs_f64());
+        }
 
         // Sealed: node start (keys, evidence), every check, decrypt, train, seal, sign.
         let t = Instant::now();
@@ -85,12 +125,20 @@ pub fn run(args: Args) -> CmdResult {
             .to_string();
     }
     let (p, q) = (median(plain), median(sealed));
-    let same_model = plain_hash == sealed_hash;
+    // A DP run draws its noise afresh (noise_source = "tee"): its model is
+    // not the non-DP one, and not comparable.
+    let same_model = s.privacy.is_none() && plain_hash == sealed_hash;
+    let dp = (!private.is_empty()).then(|| median(private));
+    let pt = median(plain_train);
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"plain_s": p, "sealed_s": q, "ratio": q / p, "runs": args.runs, "same_model": same_model})
-        );
+        let mut v = serde_json::json!({"plain_s": p, "sealed_s": q, "ratio": q / p, "runs": args.runs, "same_model": same_model});
+        if let (Some(d), Some(o)) = (dp, v.as_object_mut()) {
+            o.insert("train_s".into(), serde_json::json!(pt));
+            o.insert("dp_train_s".into(), serde_json::json!(d));
+            o.insert("dp_ratio".into(), serde_json::json!(d / pt));
+            o.insert("dp_sealed_ratio".into(), serde_json::json!(q / d));
+        }
+        println!("{v}");
     } else {
         println!(
             "bench overhead: {} ({} run(s), medians)",
@@ -99,7 +147,14 @@ pub fn run(args: Args) -> CmdResult {
         println!("  plain (Burn alone)      {p:8.3} s");
         println!("  through the loader      {q:8.3} s");
         println!("  ratio                   {:8.3}x", q / p);
-        println!("  identical model bytes   {same_model}");
+        if let Some(d) = dp {
+            println!("  training alone, non-DP  {pt:8.3} s");
+            println!("  training alone, DP-SGD  {d:8.3} s");
+            println!("  DP ÷ non-DP training    {:8.3}x", d / pt);
+            println!("  loader ÷ DP training    {:8.3}x", q / d);
+        } else {
+            println!("  identical model bytes   {same_model}");
+        }
     }
     Ok(())
 }
