@@ -271,6 +271,10 @@ pub(crate) fn summarize(f: Facts<'_>) -> AuditSummary {
         Some(r) => format!("The session stopped before a model: {}.", r.abortReason),
         None => "The session has not ended: no completed or aborted report.".into(),
     });
+    plain.push(format!(
+        "Privacy of the records against the model: {}.",
+        privacy_words(m)
+    ));
     let pinned: Vec<&AuditMeasurement> = measurements.iter().filter(|x| x.pinned).collect();
     plain.push(if !measurements.is_empty() && pinned.len() == measurements.len() {
         "The code that ran is one the policy pins by its launch measurement.".into()
@@ -332,6 +336,33 @@ pub(crate) fn summarize(f: Facts<'_>) -> AuditSummary {
         policy: f.policy.clone(),
         measurements,
         reports,
+    }
+}
+
+/// The manifest's differential privacy in a line: ε recomputed from the
+/// committed DP-SGD parameters, or that the training is not private.
+pub fn privacy_words(m: &Manifest) -> String {
+    use sealroom_protocol::privacy::NoiseSource;
+    let Some(p) = &m.privacy else {
+        return "not differentially private (no [privacy]): the model may reveal whether a record was in the data".into();
+    };
+    match (m.privacy_spent(), m.privacy_schedule()) {
+        (Ok(spent), Some(plan)) => format!(
+            "DP-SGD, ε = {:.4} at δ = {} per record (σ {:.4}, C {}, Poisson q {:.4}, {} steps); {}",
+            spent.epsilon,
+            p.delta,
+            p.noise_multiplier.unwrap_or(f64::NAN),
+            p.max_grad_norm,
+            plan.sample_rate,
+            plan.steps,
+            match p.noise_source {
+                NoiseSource::Tee => "noise keyed inside the TEE",
+                NoiseSource::Seed =>
+                    "noise derived from the seed: no guarantee against anyone who knows it (every member)",
+            }
+        ),
+        (Err(e), _) => format!("DP-SGD, ε not computable: {e}"),
+        (_, None) => "DP-SGD, but no training records to sample".into(),
     }
 }
 

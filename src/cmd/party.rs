@@ -214,16 +214,16 @@ pub fn run(args: Args) -> CmdResult {
                 serde_json::json!({"session_id": format!("{session:#x}"), "manifest_hash": format!("{:#x}", st.manifest_hash),
                     "role": role, "input": input, "state": st.state.as_str(), "manifest": m}),
                 format!(
-                    "session {} ({})\n  manifest hash {:#x}\n  you are the {role}{}\n  model {:?}, {} epochs, seed {}\n  policy: kinds {:?}, allow_simulation {}\n  state {}",
+                    "session {} ({})\n  manifest hash {:#x}\n  you are the {role}{}\n  model {}, {} epochs, seed {}\n  privacy {}\n  policy: {}\n  state {}",
                     m.name,
                     m.description,
                     st.manifest_hash,
                     input.map(|i| format!(" bringing `{i}`")).unwrap_or_default(),
-                    m.model.kind,
+                    m.model.describe(),
                     m.training.epochs,
                     m.training.seed,
-                    m.policy.accepted_kinds,
-                    m.policy.allow_simulation,
+                    sealroom_reports::audit::privacy_words(m),
+                    sealroom_reports::audit::policy_words(&m.policy),
                     st.state.as_str()
                 ),
             );

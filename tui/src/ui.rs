@@ -374,6 +374,11 @@ fn overview_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
             m.schema.features.len(),
         )),
     ));
+    v.push(kv(
+        t,
+        "privacy",
+        Span::raw(sealroom_reports::audit::privacy_words(m)),
+    ));
     let tr = &m.training;
     v.push(kv(
         t,
