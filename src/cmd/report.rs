@@ -55,6 +55,11 @@ enum Action {
         /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
+        /// Also write one self-contained HTML page that re-runs this
+        /// verification in the browser (the verifier as WebAssembly,
+        /// offline, no network request), for auditors without a terminal.
+        #[arg(long, value_name = "OUT.html")]
+        html: Option<PathBuf>,
     },
     /// Write a self-contained offline bundle of a session read from the chain.
     Bundle {
@@ -210,6 +215,7 @@ pub fn run(args: Args) -> CmdResult {
             policy,
             at,
             json,
+            html,
         } => {
             let (b, provenance) = match &bundle {
                 Some(p) => (load_bundle(p)?, Provenance::Offline),
@@ -240,6 +246,43 @@ pub fn run(args: Args) -> CmdResult {
                 at,
                 &provenance,
             );
+            if let Some(out) = &html {
+                // The page carries the bundle's exact text (a file's bytes,
+                // or the bundle read from the chain), and verifies it itself.
+                let (text, label) = match &bundle {
+                    Some(p) => (
+                        std::fs::read_to_string(p)
+                            .map_err(|e| input_err(format!("{}: {e}", p.display())))?,
+                        p.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    ),
+                    None => (
+                        serde_json::to_string_pretty(&b).map_err(crate::exit::runtime_err)?,
+                        "read from the chain".to_string(),
+                    ),
+                };
+                let params = sealroom_web::page::PageParams {
+                    at: at.unwrap_or(0),
+                    policy: match &policy {
+                        Some(p) => std::fs::read_to_string(p)
+                            .map_err(|e| input_err(format!("--policy {}: {e}", p.display())))?,
+                        None => String::new(),
+                    },
+                    policy_name: pol.as_ref().map(|(_, s)| s.clone()).unwrap_or_default(),
+                    label,
+                };
+                let page = sealroom_web::page::render(&text, &params);
+                write_atomic(out, page.as_bytes(), false)
+                    .map_err(|e| input_err(format!("--html {}: {e}", out.display())))?;
+                if !json {
+                    eprintln!(
+                        "wrote {} ({} bytes): open it in a browser to re-verify offline",
+                        out.display(),
+                        page.len()
+                    );
+                }
+            }
             report_verification(&v, json)
         }
         Action::Bundle { from, out } => {
