@@ -899,3 +899,233 @@ fn a_validation_split_run_says_what_its_accuracy_is_measured_on() {
     assert_eq!(v["warnings"][0]["severity"], "warning", "{v}");
     assert_eq!(v["warnings"][0]["field"], "schema.label_classes", "{v}");
 }
+
+/// Chromium's binary (scripts/test installs Debian's `chromium`); fails
+/// loudly, never skips, when it is missing.
+fn chromium() -> &'static str {
+    for c in ["chromium", "chromium-browser", "google-chrome"] {
+        if Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return c;
+        }
+    }
+    panic!("chromium is needed by this test (scripts/test installs it; Debian: apt-get install chromium)");
+}
+
+/// The rendered DOM of `page` in headless Chromium, and the URLs of the
+/// network requests the page itself started, read from Chromium's net log:
+/// every `URL_REQUEST_START_JOB` whose initiator is an origin (the browser's
+/// own background requests — time, sign-in — have "not an origin").
+fn rendered_dom(page: &Path, dir: &Path) -> (String, Vec<String>) {
+    let log = dir.join("net-log.json");
+    let o = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-default-apps",
+            "--disable-sync",
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .arg(format!("--log-net-log={}", log.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("run chromium");
+    assert!(o.status.success(), "chromium: {}", stderr(&o));
+    let text = std::fs::read_to_string(&log).expect("chromium's net log");
+    // A log cut at exit lacks its closing brackets.
+    let net: serde_json::Value = serde_json::from_str(&text)
+        .or_else(|_| serde_json::from_str(&format!("{}]}}", text.trim_end().trim_end_matches(','))))
+        .expect("net log JSON");
+    let start = net["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"].clone();
+    let requests = net["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == start && e["params"]["url"].is_string())
+        .filter(|e| e["params"]["initiator"] != "not an origin")
+        .map(|e| e["params"]["url"].as_str().unwrap_or_default().to_string())
+        .collect();
+    (String::from_utf8_lossy(&o.stdout).into_owned(), requests)
+}
+
+/// `(verified, failed check, [(check, ok)])` as the page rendered them.
+fn page_verdict(dom: &str) -> (String, String, Vec<(String, bool)>) {
+    let attr = |name: &str| -> String {
+        let h1 = &dom[dom.find("<h1 id=\"verdict\"").expect("the verdict heading")..];
+        let h1 = &h1[..h1.find('>').unwrap()];
+        let key = format!("{name}=\"");
+        h1.find(&key)
+            .map(|i| {
+                let v = &h1[i + key.len()..];
+                v[..v.find('"').unwrap()].to_string()
+            })
+            .unwrap_or_default()
+    };
+    let mut checks = Vec::new();
+    let mut rest = dom;
+    while let Some(i) = rest.find("data-check=\"") {
+        rest = &rest[i + 12..];
+        let name = rest[..rest.find('"').unwrap()].to_string();
+        let j = rest.find("data-ok=\"").unwrap();
+        let ok = rest[j + 9..].starts_with("true");
+        checks.push((name, ok));
+    }
+    (attr("data-verified"), attr("data-failed-check"), checks)
+}
+
+/// `report verify --html`: the page re-verifies in a real browser with the
+/// verifier compiled to WebAssembly and shows the same verdict, the same
+/// failed check and the same checklist as `report verify --json` — for the
+/// run's bundle and for bundles with one byte flipped in a report, in the
+/// evidence and in the manifest — and makes no network request at all.
+#[test]
+fn the_html_page_reverifies_in_chromium_like_the_cli_and_stays_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (o, _) = run_json(&scenario("breast-cancer-3-hospitals.toml"), &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(out.join("bundle.json")).unwrap();
+    let original: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let flip = |s: &str, at: usize| -> String {
+        let mut c: Vec<char> = s.chars().collect();
+        c[at] = if c[at] == '0' { '1' } else { '0' };
+        c.into_iter().collect()
+    };
+    let mut report = original.clone();
+    let abi = report["reports"][1]["report_abi"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    report["reports"][1]["report_abi"] = flip(&abi, abi.len() - 70).into();
+    let mut evidence = original.clone();
+    let ev = evidence["envelope"]["evidence"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    evidence["envelope"]["evidence"] = flip(&ev, 100).into();
+    let mut manifest = original.clone();
+    let d = manifest["envelope"]["manifest"]["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    manifest["envelope"]["manifest"]["description"] = format!("{d}!").into();
+
+    // The detector sees a page's request: a page that fetches is caught.
+    let leaky = dir.path().join("leaky.html");
+    std::fs::write(
+        &leaky,
+        "<html><body><script>fetch('http://127.0.0.1:9/leak').catch(() => {})</script></body></html>",
+    )
+    .unwrap();
+    let control = dir.path().join("control");
+    std::fs::create_dir_all(&control).unwrap();
+    let (_, requests) = rendered_dom(&leaky, &control);
+    assert!(
+        requests.iter().any(|u| u.contains("/leak")),
+        "the net log should show the control page's fetch: {requests:?}"
+    );
+
+    let mut failed = Vec::new();
+    for (name, bundle) in [
+        ("original", None),
+        ("report", Some(report)),
+        ("evidence", Some(evidence)),
+        ("manifest", Some(manifest)),
+    ] {
+        let path = dir.path().join(format!("{name}.json"));
+        match bundle {
+            Some(b) => std::fs::write(&path, serde_json::to_string_pretty(&b).unwrap()).unwrap(),
+            None => std::fs::write(&path, &text).unwrap(),
+        }
+        let page = dir.path().join(format!("{name}.html"));
+        let o = sealroom(&[
+            "report",
+            "verify",
+            path.to_str().unwrap(),
+            "--json",
+            "--html",
+            page.to_str().unwrap(),
+        ]);
+        let cli: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(if cli["verified"] == true { 0 } else { 1 }),
+            "{name}"
+        );
+        let browser = dir.path().join(format!("browser-{name}"));
+        std::fs::create_dir_all(&browser).unwrap();
+        let (dom, requests) = rendered_dom(&page, &browser);
+        assert!(
+            requests.is_empty(),
+            "{name}: the page made requests: {requests:?}"
+        );
+        let (verified, failed_check, checks) = page_verdict(&dom);
+        assert_eq!(verified, cli["verified"].to_string(), "{name}: {dom:.2000}");
+        assert_eq!(
+            failed_check,
+            cli["failure"]["check"].as_str().unwrap_or(""),
+            "{name}"
+        );
+        let cli_checks: Vec<(String, bool)> = cli["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["check"].as_str().unwrap().to_string(), c["ok"] == true))
+            .collect();
+        assert_eq!(checks, cli_checks, "{name}");
+        if name == "original" {
+            assert_eq!(verified, "true");
+            assert!(dom.contains("VERIFIED (completed)"));
+            assert!(dom.contains("INSECURE SIMULATION"));
+            assert!(dom.contains("hospital-a") && dom.contains("oncology-model-owner/validation"));
+        } else {
+            assert_eq!(verified, "false", "{name}");
+            assert!(dom.contains("NOT VERIFIED"), "{name}");
+            failed.push((name, failed_check));
+        }
+    }
+    // Each flip is caught, and by a check about what was flipped.
+    assert_eq!(failed[0].1, "report.signature", "{failed:?}");
+    assert_eq!(failed[1].1, "evidence.hash", "{failed:?}");
+    // Offline, an altered manifest is self-consistent; the reports it came
+    // with name the manifest that was signed.
+    assert_eq!(failed[2].1, "report.session", "{failed:?}");
+}
+
+/// `web/dist` (the WebAssembly verifier every page embeds) is exactly what
+/// `scripts/build-web` builds from these sources: rebuilt here into a
+/// temporary directory and compared byte for byte.
+#[test]
+fn the_embedded_webassembly_is_what_the_sources_build() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(root.join("scripts/build-web"))
+        .arg(dir.path())
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "scripts/build-web (needs the wasm32-unknown-unknown target, clang and wasm-bindgen-cli 0.2.130; scripts/test installs them): {}",
+        stderr(&o)
+    );
+    for f in ["sealroom_web_bg.wasm", "sealroom_web.js"] {
+        let built = std::fs::read(dir.path().join(f)).unwrap();
+        let shipped = std::fs::read(root.join("web/dist").join(f)).unwrap();
+        assert!(
+            built == shipped,
+            "web/dist/{f} is not what the sources build (sha256 {} built, {} shipped): run scripts/build-web and commit web/dist",
+            hex::encode(sealroom_protocol::hash::sha256(&built)),
+            hex::encode(sealroom_protocol::hash::sha256(&shipped))
+        );
+    }
+}
