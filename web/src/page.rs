@@ -74,7 +74,8 @@ mod tests {
             r#"{"x":"@@PARAMS@@ </script><script>alert(1)</script>"}"#,
             &PageParams::default(),
         );
-        assert!(page.contains(r#"{"x":"@@PARAMS@@ <\/script><script>alert(1)<\/script>"}"#));
+        assert!(page
+            .contains(r#"{"x":"@@PARAMS@@ \u003c/script>\u003cscript>alert(1)\u003c/script>"}"#));
         assert!(page.contains(r#""policy_name":"""#));
         for m in ["@@BUNDLE@@", "@@GLUE@@", "@@WASM_BASE64@@"] {
             assert!(!page.contains(m), "{m}");
