@@ -2172,7 +2172,7 @@ fn members_refuse_to_consent_above_their_own_max_epsilon() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
         err.contains("privacy")
-            && err.contains("above your max_epsilon 1")
+            && err.contains("above max_epsilon 1")
             && err.contains("ε = 3.0000"),
         "{err}"
     );

@@ -238,17 +238,12 @@ impl<'a> Member<'a> {
     ) -> Result<Consented, MemberError> {
         if let (ConsentAction::Consent, Some(max)) = (action, local.and_then(|p| p.max_epsilon)) {
             let st = self.served(session)?;
-            let detail = match st.manifest.privacy_spent() {
-                Ok(spent) if spent.epsilon <= max => None,
-                Ok(spent) => Some(format!(
-                    "manifest {:#x} spends ε = {:.4}, above your max_epsilon {max}; nothing was signed",
-                    st.manifest_hash, spent.epsilon
-                )),
-                Err(e) => Some(format!(
-                    "manifest {:#x}: {}; your max_epsilon {max} needs differentially private training; nothing was signed",
-                    st.manifest_hash, e.message
-                )),
-            };
+            let detail = st.manifest.privacy_within(max).err().map(|e| {
+                format!(
+                    "manifest {:#x}: {e} (your policy); nothing was signed",
+                    st.manifest_hash
+                )
+            });
             if let Some(detail) = detail {
                 return Err(MemberError::Check {
                     check: Check::Privacy,

@@ -607,6 +607,38 @@ impl Manifest {
         p.spent(&schedule)
     }
 
+    /// Whether the training's privacy holds within `max_epsilon` against
+    /// everyone: ε recomputed from the committed DP-SGD parameters at most
+    /// `max`, with the noise keyed inside the TEE. Seed-derived noise
+    /// (`noise_source = "seed"`) is known to everyone who knows the seed,
+    /// so it meets no limit; neither does a manifest without `[privacy]`.
+    /// The error says which, in a sentence.
+    pub fn privacy_within(&self, max: f64) -> Result<crate::dp::Spent, String> {
+        let spent = self.privacy_spent().map_err(|e| {
+            format!(
+                "{}; max_epsilon {max} needs differentially private training",
+                e.message
+            )
+        })?;
+        if self
+            .privacy
+            .as_ref()
+            .is_some_and(|p| p.noise_source == privacy::NoiseSource::Seed)
+        {
+            return Err(format!(
+                "noise_source = \"seed\": the noise derives from the committed seed, so ε = {:.4} does not hold against anyone who knows it; max_epsilon {max} needs noise keyed inside the TEE",
+                spent.epsilon
+            ));
+        }
+        if spent.epsilon > max {
+            return Err(format!(
+                "the training spends ε = {:.4}, above max_epsilon {max}",
+                spent.epsilon
+            ));
+        }
+        Ok(spent)
+    }
+
     /// Builds a manifest from a validated scenario, the parties' public
     /// identities and commitments (in scenario order), the owner's identity
     /// and validation commitment.
@@ -836,21 +868,8 @@ impl Manifest {
             }
         }
         if let Some(max) = self.policy.max_epsilon {
-            match self.privacy_spent() {
-                Ok(spent) if spent.epsilon <= max => {}
-                Ok(spent) => {
-                    return Err(bad(
-                        "policy.max_epsilon",
-                        &format!("the training spends ε = {:.4}, above {max}", spent.epsilon),
-                    ))
-                }
-                Err(e) => {
-                    return Err(bad(
-                        "policy.max_epsilon",
-                        &format!("{max} needs differentially private training ({e})"),
-                    ))
-                }
-            }
+            self.privacy_within(max)
+                .map_err(|e| bad("policy.max_epsilon", &e))?;
         }
         let mut names = std::collections::BTreeSet::new();
         let mut keys = std::collections::BTreeSet::new();

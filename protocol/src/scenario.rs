@@ -937,7 +937,10 @@ impl Scenario {
                         Ok((c, spent))
                     }) {
                         Ok((c, spent)) => {
-                            let over = self.policy.max_epsilon.filter(|max| spent.epsilon > *max);
+                            let over = self.policy.max_epsilon.filter(|max| {
+                                spent.epsilon > *max
+                                    || c.noise_source == crate::privacy::NoiseSource::Seed
+                            });
                             let text = format!(
                                 "DP-SGD spends ε = {:.4} at δ = {} (σ {:.6}, C {}, q {:.6}, {} steps, RDP order {}){}",
                                 spent.epsilon,
@@ -956,7 +959,11 @@ impl Scenario {
                             match over {
                                 Some(max) => bad(
                                     "policy.max_epsilon".into(),
-                                    format!("{text}, above max_epsilon {max}"),
+                                    if spent.epsilon > max {
+                                        format!("{text}, above max_epsilon {max}")
+                                    } else {
+                                        format!("{text}; max_epsilon {max} needs noise keyed inside the TEE (noise_source = \"tee\")")
+                                    },
                                 ),
                                 None => out.push(Problem::new(Severity::Note, "privacy", text)),
                             }
@@ -1637,6 +1644,11 @@ mod tests {
             e.contains("policy.max_epsilon") && e.contains("above max_epsilon 1"),
             "{e}"
         );
+        let e = only_error(&with(
+            &format!("{ok}noise_source = \"seed\"\n"),
+            "max_epsilon = 5.0",
+        ));
+        assert!(e.contains("needs noise keyed inside the TEE"), "{e}");
         let e = only_error(&with(&format!("noise_multiplier = 1.0\n{ok}"), ""));
         assert!(
             e.contains("privacy.target_epsilon: give noise_multiplier or target_epsilon, not both"),

@@ -1624,14 +1624,8 @@ fn check_privacy(m: &Manifest, policy: &Policy, decoded: &[Decoded<'_>]) -> (boo
             ),
         );
     }
-    if let Some(max) = policy.max_epsilon.filter(|max| spent.epsilon > *max) {
-        return (
-            false,
-            format!(
-                "ε = {} exceeds the policy's max_epsilon {max}",
-                spent.epsilon
-            ),
-        );
+    if let Some(Err(e)) = policy.max_epsilon.map(|max| m.privacy_within(max)) {
+        return (false, format!("{e} (the applied policy)"));
     }
     (
         true,
@@ -1745,10 +1739,15 @@ mod tests {
         }
 
         fn manifest_of(file: &str) -> Manifest {
+            manifest_with(file, |_| {})
+        }
+
+        fn manifest_with(file: &str, edit: impl Fn(&mut Scenario)) -> Manifest {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../scenarios")
                 .join(file);
-            let s = Scenario::load(&path).unwrap();
+            let mut s = Scenario::load(&path).unwrap();
+            edit(&mut s);
             let c = |n: u8| sealroom_protocol::dataset::DatasetCommitment {
                 merkle_root: B256::repeat_byte(n),
                 record_count: 10,
@@ -1942,6 +1941,21 @@ mod tests {
             ));
             assert_eq!(check, "privacy");
             assert!(detail.contains("max_epsilon 1"), "{detail}");
+            // Seed-derived noise meets no max_epsilon, however loose.
+            let seeded = manifest_with("breast-cancer-dp.toml", |s| {
+                if let Some(p) = s.privacy.as_mut() {
+                    p.noise_source = sealroom_protocol::privacy::NoiseSource::Seed;
+                }
+            });
+            assert!(verify_bundle(&session(&seeded, &|_| {}), None, None).verified);
+            strict.max_epsilon = Some(100.0);
+            let (check, detail) = failed(&verify_bundle(
+                &session(&seeded, &|_| {}),
+                Some((&strict, "strict.toml")),
+                None,
+            ));
+            assert_eq!(check, "privacy");
+            assert!(detail.contains("noise_source = \"seed\""), "{detail}");
 
             // No [privacy]: no account may be claimed.
             let plain = manifest();
