@@ -258,39 +258,33 @@ impl Member<'_> {
                         return Ok(None);
                     }
                     Err(
-                        e @ (MemberError::NotReviewed { .. } | MemberError::ManifestChanged { .. }),
+                        e @ (MemberError::NotReviewed { .. }
+                        | MemberError::ManifestChanged { .. }
+                        | MemberError::Check {
+                            check: Check::Privacy,
+                            ..
+                        }),
                     ) => {
+                        let check = match &e {
+                            MemberError::Check { check, .. } => check.as_str(),
+                            _ => "manifest.changed",
+                        };
                         say(
                             format!("refuse-consent {:#x}", st.manifest_hash),
                             line(
                                 &session,
                                 "consent",
                                 "refused",
-                                json!({ "check": "manifest.changed", "detail": e.to_string() }),
+                                json!({ "check": check, "detail": e.to_string() }),
                             ),
                         );
-                        return Ok(terminal(st));
-                    }
-                    Err(MemberError::Check {
-                        check: Check::Privacy,
-                        detail,
-                    }) => {
                         // Above the member's own privacy limit: never
                         // consent (the session cannot start without this
                         // member); the agent stops with the failed check.
-                        say(
-                            format!("refuse-consent {:#x}", st.manifest_hash),
-                            line(
-                                &session,
-                                "consent",
-                                "refused",
-                                json!({ "check": "privacy", "detail": detail }),
-                            ),
-                        );
-                        return Err(MemberError::Check {
-                            check: Check::Privacy,
-                            detail,
-                        });
+                        if matches!(e, MemberError::Check { .. }) {
+                            return Err(e);
+                        }
+                        return Ok(terminal(st));
                     }
                     Err(e) => return Err(e),
                 }

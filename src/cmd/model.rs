@@ -263,21 +263,25 @@ fn eval(a: DataArgs) -> CmdResult {
     let s = model
         .score(&data)
         .map_err(|e| input_err(format!("--data {}: {e}", a.data.display())))?;
+    // The JSON every answer starts with: which model, which data.
+    let mut head = serde_json::json!({
+        "model": a.model.display().to_string(),
+        "model_sha256": hex::encode(model.sha256()),
+        "data": a.data.display().to_string(),
+        "records": s.records,
+    });
+    let with = |head: &mut serde_json::Value, rest: serde_json::Value| {
+        if let (Some(h), serde_json::Value::Object(r)) = (head.as_object_mut(), rest) {
+            h.extend(r);
+        }
+    };
     if let (Some(r2), Some(rmse), Some(mse)) = (s.r2, s.rmse, s.mse) {
         if a.json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "model": a.model.display().to_string(),
-                    "model_sha256": hex::encode(model.sha256()),
-                    "data": a.data.display().to_string(),
-                    "task": "regression",
-                    "records": s.records,
-                    "r2": r2,
-                    "rmse": rmse,
-                    "mse": mse,
-                })
+            with(
+                &mut head,
+                serde_json::json!({"task": "regression", "r2": r2, "rmse": rmse, "mse": mse}),
             );
+            println!("{head}");
         } else {
             println!(
                 "R² {r2:.3}, RMSE {rmse:.3} (in {}'s units) on {} records",
@@ -288,21 +292,18 @@ fn eval(a: DataArgs) -> CmdResult {
     }
     let accuracy = s.accuracy.unwrap_or(0.0);
     if a.json {
-        println!(
-            "{}",
+        with(
+            &mut head,
             serde_json::json!({
-                "model": a.model.display().to_string(),
-                "model_sha256": hex::encode(model.sha256()),
-                "data": a.data.display().to_string(),
                 "task": "classification",
-                "records": s.records,
                 "correct": s.correct,
                 "accuracy": accuracy,
                 "classes": model.arch().classes,
                 "confusion_matrix": s.confusion,
                 "confusion_axes": "rows: true class, columns: predicted class",
-            })
+            }),
         );
+        println!("{head}");
         return Ok(());
     }
     println!(

@@ -488,7 +488,7 @@ fn run<B: AutodiffBackend>(
         .init::<B, Net<B>>();
 
     for epoch in 1..=training.epochs {
-        if let Some((dp, plan, sampler, noise)) = dp_plan.as_mut() {
+        let train_loss = if let Some((dp, plan, sampler, noise)) = dp_plan.as_mut() {
             let mut loss = 0f64;
             let mut records = 0u64;
             for _ in 0..plan.steps_per_epoch {
@@ -525,62 +525,47 @@ fn run<B: AutodiffBackend>(
                 };
             }
             dp_sampled += records;
-            let train_loss = if records == 0 {
+            if records == 0 {
                 0.0
             } else {
                 loss / records as f64
-            };
-            let metrics = epoch_metrics(
-                &net.valid(),
-                &arch,
-                epoch,
-                train_loss,
-                &val_x,
-                val,
-                (target_mean, target_std),
-                device,
-            )?;
-            let next = progress(&metrics);
-            epochs.push(metrics);
-            if next.is_break() {
-                return Err(MlError::Stopped { epoch });
             }
-            continue;
-        }
-        let perm = order.permutation(n_u32);
-        commitment.epoch(&perm);
-        let mut loss_sum: Option<Tensor<B::InnerBackend, 1>> = None;
-        for idx in perm.chunks(batch) {
-            let rows = idx.len();
-            let idx_t: Tensor<B, 1, Int> = Tensor::from_data(
-                TensorData::new(
-                    idx.iter().map(|i| i64::from(*i)).collect::<Vec<_>>(),
-                    [rows],
-                ),
-                device,
-            );
-            let x = x_all.clone().select(0, idx_t.clone());
-            let out = net.forward(x, arch.image);
-            let loss = match &truth {
-                Truth::Classes(y) => loss_fn.forward(out, y.clone().select(0, idx_t)),
-                Truth::Values(y) => {
-                    MseLoss::new().forward(out, y.clone().select(0, idx_t), Reduction::Mean)
-                }
-            };
-            let weighted = loss.clone().inner().mul_scalar(rows as f64);
-            loss_sum = Some(match loss_sum {
-                Some(s) => s + weighted,
-                None => weighted,
-            });
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = match training.optimizer {
-                Optimizer::Adam => adam.step(lr, net, grads),
-                Optimizer::Sgd => sgd.step(lr, net, grads),
-            };
-        }
-        let train_loss = match loss_sum {
-            Some(s) => scalar(s)? / n as f64,
-            None => f64::NAN,
+        } else {
+            let perm = order.permutation(n_u32);
+            commitment.epoch(&perm);
+            let mut loss_sum: Option<Tensor<B::InnerBackend, 1>> = None;
+            for idx in perm.chunks(batch) {
+                let rows = idx.len();
+                let idx_t: Tensor<B, 1, Int> = Tensor::from_data(
+                    TensorData::new(
+                        idx.iter().map(|i| i64::from(*i)).collect::<Vec<_>>(),
+                        [rows],
+                    ),
+                    device,
+                );
+                let x = x_all.clone().select(0, idx_t.clone());
+                let out = net.forward(x, arch.image);
+                let loss = match &truth {
+                    Truth::Classes(y) => loss_fn.forward(out, y.clone().select(0, idx_t)),
+                    Truth::Values(y) => {
+                        MseLoss::new().forward(out, y.clone().select(0, idx_t), Reduction::Mean)
+                    }
+                };
+                let weighted = loss.clone().inner().mul_scalar(rows as f64);
+                loss_sum = Some(match loss_sum {
+                    Some(s) => s + weighted,
+                    None => weighted,
+                });
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                net = match training.optimizer {
+                    Optimizer::Adam => adam.step(lr, net, grads),
+                    Optimizer::Sgd => sgd.step(lr, net, grads),
+                };
+            }
+            match loss_sum {
+                Some(s) => scalar(s)? / n as f64,
+                None => f64::NAN,
+            }
         };
         let metrics = epoch_metrics(
             &net.valid(),
