@@ -634,6 +634,24 @@ fn bench_parties_over_http_reports_its_shape() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
     assert_eq!(v["parties"], 12);
     assert!(v["wall_s"].as_f64().unwrap() > 0.0);
+    let per = v["per_party_s"].as_f64().unwrap();
+    assert!((per * 12.0 - v["wall_s"].as_f64().unwrap()).abs() < 1e-9);
+    // Growth over party counts: one row per count, ratios against the first.
+    let o = sealroom(&["bench", "parties", "--counts", "4,8", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let rows = v["counts"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["ratio"], 1.0);
+    assert_eq!(v["linear_ratio"], 2.0);
+    let growth = v["growth_ratio"].as_f64().unwrap();
+    assert_eq!(
+        growth,
+        rows[1]["wall_s"].as_f64().unwrap() / rows[0]["wall_s"].as_f64().unwrap()
+    );
+    let o = sealroom(&["bench", "parties", "--counts", "5"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--counts"));
 }
 
 #[test]

@@ -1,10 +1,14 @@
 //! `sealroom bench parties`, two measurements of scale:
 //!
-//! - `--n N [--json]` → `{"parties", "wall_s"}`: N parties with small
+//! - `--n N [--json]` → `{"parties", "wall_s", "per_party_s"}`: N parties with small
 //!   synthetic shards join one session on a real coordinator over HTTP
 //!   (create, N signed consents, N blob uploads, a sim node's registration,
 //!   N grants after each party's own verification), wall time until the
 //!   session reaches KeysGranted.
+//! - `--counts 125,250,500,1000 [--json]` (without `--scenario`): the same
+//!   for each count, with the per-party cost and the growth ratio
+//!   t(last) ÷ t(first) beside the linear one (last ÷ first): a ratio above
+//!   the linear one means each party's work grows with the number of parties.
 //! - `--scenario FILE [--counts 1,2,4,8]`: how a session through the trusted
 //!   loader scales with the number of parties holding the same pooled data
 //!   (rows dealt round-robin into k shards; ratio against the first count).
@@ -22,14 +26,16 @@ use crate::exit::{input_err, runtime_err, CmdResult};
 #[derive(clap::Args)]
 pub struct Args {
     /// Parties joining one session over HTTP (coordinator scale).
-    #[arg(long, conflicts_with_all = ["scenario", "counts"], required_unless_present = "scenario")]
+    #[arg(long, conflicts_with_all = ["scenario", "counts"], required_unless_present_any = ["scenario", "counts"])]
     n: Option<usize>,
     /// The scenario whose data is re-dealt (loader scale).
     #[arg(long)]
     scenario: Option<PathBuf>,
-    /// Party counts to measure (the first is the baseline).
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
-    counts: Vec<usize>,
+    /// Party counts to measure (the first is the baseline): with
+    /// `--scenario`, loader scale (default 1,2,4,8); without, coordinator
+    /// scale over HTTP.
+    #[arg(long, value_delimiter = ',')]
+    counts: Option<Vec<usize>>,
     /// Repetitions of each measurement (medians are reported).
     #[arg(long, default_value_t = 3)]
     runs: u32,
@@ -43,12 +49,13 @@ pub fn run(args: Args) -> CmdResult {
     if let Some(n) = args.n {
         return http_scale(n, args.json);
     }
-    let scenario = args
-        .scenario
-        .clone()
-        .ok_or_else(|| input_err("--scenario or --n is required"))?;
+    let Some(scenario) = args.scenario.clone() else {
+        let counts = args.counts.clone().unwrap_or_default();
+        return http_growth(&counts, args.json);
+    };
+    let counts = args.counts.clone().unwrap_or_else(|| vec![1, 2, 4, 8]);
     let base = Scenario::load(&scenario).map_err(input_err)?;
-    if args.counts.is_empty() || args.counts.contains(&0) || args.runs == 0 {
+    if counts.is_empty() || counts.contains(&0) || args.runs == 0 {
         return Err(input_err(
             "--counts: positive party counts are needed; --runs: at least 1",
         ));
@@ -74,7 +81,7 @@ pub fn run(args: Args) -> CmdResult {
     let dir = tempfile::tempdir().map_err(runtime_err)?;
     let mut results = Vec::new();
     let mut baseline = None;
-    for &k in &args.counts {
+    for &k in &counts {
         if k > rows.len() {
             return Err(input_err(format!(
                 "--counts: {k} parties for {} rows",
@@ -125,8 +132,8 @@ pub fn run(args: Args) -> CmdResult {
             "bench parties: {} ({} run(s), medians; ratio against {} part{})",
             base.session.name,
             args.runs,
-            args.counts[0],
-            if args.counts[0] == 1 { "y" } else { "ies" }
+            counts[0],
+            if counts[0] == 1 { "y" } else { "ies" }
         );
         for r in &results {
             println!(
@@ -142,6 +149,64 @@ pub fn run(args: Args) -> CmdResult {
 
 /// N parties join one session on a real coordinator (child process, embedded chain).
 fn http_scale(n: usize, json: bool) -> CmdResult {
+    let wall = http_wall(n)?;
+    let per = wall / n as f64;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"parties": n, "wall_s": wall, "per_party_s": per})
+        );
+    } else {
+        println!("bench parties: {n} parties consented, uploaded and granted over HTTP in {wall:.2} s ({:.1} ms per party)", per * 1000.0);
+    }
+    Ok(())
+}
+
+/// [`http_wall`] for each count: per-party cost and how it grows.
+fn http_growth(counts: &[usize], json: bool) -> CmdResult {
+    if counts.len() < 2 || counts.contains(&0) {
+        return Err(input_err(
+            "--counts: at least two positive party counts (e.g. 125,250,500,1000)",
+        ));
+    }
+    let mut rows = Vec::new();
+    for &k in counts {
+        let wall = http_wall(k)?;
+        rows.push((k, wall));
+        if !json {
+            println!(
+                "  {k:>6} parties  {wall:8.2} s  {:7.2} ms per party",
+                wall * 1000.0 / k as f64
+            );
+        }
+    }
+    let (first_n, first_t) = rows[0];
+    let (last_n, last_t) = rows[rows.len() - 1];
+    let growth = last_t / first_t;
+    let linear = last_n as f64 / first_n as f64;
+    if json {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(k, w)| {
+                serde_json::json!({"parties": k, "wall_s": w, "per_party_s": w / *k as f64,
+                    "ratio": w / first_t, "linear_ratio": *k as f64 / first_n as f64})
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"counts": rows, "growth_ratio": growth, "linear_ratio": linear, "per_party_growth": growth / linear})
+        );
+    } else {
+        println!(
+            "bench parties: t({last_n}) ÷ t({first_n}) = {growth:.2} (linear would be {linear:.2}; per-party cost grew {:.2}×)",
+            growth / linear
+        );
+    }
+    Ok(())
+}
+
+/// Wall seconds for `n` parties to consent, upload and grant over HTTP.
+fn http_wall(n: usize) -> Result<f64, crate::exit::Failure> {
     use sealroom_protocol::api::{Client, NodeRegistration, SessionState};
     use sealroom_protocol::dataset::commit_stream;
     use sealroom_protocol::identity::Identity;
@@ -298,10 +363,5 @@ fn http_scale(n: usize, json: bool) -> CmdResult {
             state.as_str()
         )));
     }
-    if json {
-        println!("{}", serde_json::json!({"parties": n, "wall_s": wall}));
-    } else {
-        println!("bench parties: {n} parties consented, uploaded and granted over HTTP in {wall:.2} s ({:.1} ms per party)", wall * 1000.0 / n as f64);
-    }
-    Ok(())
+    Ok(wall)
 }
