@@ -254,10 +254,105 @@ fn check_gpu_reference(ms: &BTreeMap<u8, Vec<u8>>, r: &GpuReference) -> Result<(
 /// the parties signed demanding one. Every node verification goes through
 /// here: the coordinator, members (CLI, TUI, agent) and the verifier.
 pub fn without_gpu(verdict: Verdict, policy: &Policy) -> Verdict {
+    with_gpu(verdict, None, policy)
+}
+
+/// A node's GPU evidence: `nvidia-gpu` (an H100 SPDM measurement report
+/// and its device certificate chain) or `sim` (simulated GPU evidence,
+/// [`crate::attest::simulate::simulate_gpu_at`]).
+#[derive(Clone, Debug)]
+pub struct GpuEvidence<'a> {
+    /// `nvidia-gpu` or `sim`.
+    pub kind: TeeKind,
+    /// The evidence bytes.
+    pub evidence: &'a [u8],
+    /// Certificates (DER), `nvidia-gpu` only.
+    pub certs: Vec<Vec<u8>>,
+}
+
+/// Verifies GPU evidence under `policy` at `at`, expecting the nonce
+/// derived from the CPU evidence's `report_data`
+/// ([`crate::binding::gpu_nonce_for`]). The verdict's `report_data` is the
+/// nonce the evidence carries, which [`evaluate_composite`] binds to the
+/// CPU evidence (`nvidia.nonce-binding`).
+pub fn verify_gpu(
+    gpu: &GpuEvidence<'_>,
+    cpu_report_data: &[u8; 64],
+    policy: &Policy,
+    at: i64,
+) -> Verdict {
+    verify_gpu_with_nonce(
+        gpu,
+        &crate::binding::gpu_nonce_for(cpu_report_data),
+        policy,
+        at,
+    )
+}
+
+/// [`verify_gpu`] with the expected nonce given directly.
+pub fn verify_gpu_with_nonce(
+    gpu: &GpuEvidence<'_>,
+    nonce: &[u8; 32],
+    policy: &Policy,
+    at: i64,
+) -> Verdict {
+    match gpu.kind {
+        TeeKind::NvidiaGpu => {
+            let inputs = Inputs {
+                evidence: gpu.evidence.to_vec(),
+                certs: gpu.certs.clone(),
+                at,
+                expected_nonce: Some(*nonce),
+                gpu_reference: (!policy.gpu_reference.is_empty()).then(|| GpuReference {
+                    measurements: policy.gpu_reference.clone(),
+                }),
+                ..Default::default()
+            };
+            crate::attest::verify(TeeKind::NvidiaGpu, &inputs, policy)
+        }
+        TeeKind::Sim => {
+            // Judged as simulation: accepted only where the policy allows
+            // it, whatever CPU kinds the policy lists.
+            let as_sim = Policy {
+                accepted_kinds: vec![TeeKind::Sim],
+                ..policy.clone()
+            };
+            let inputs = Inputs {
+                evidence: gpu.evidence.to_vec(),
+                at,
+                ..Default::default()
+            };
+            let mut v = crate::attest::verify(TeeKind::Sim, &inputs, &as_sim);
+            // The nonce is the first 32 bytes, the rest zeros; anything else
+            // is not a nonce and fails the binding.
+            if let Some(rd) = v.report_data.as_deref().and_then(|h| hex::decode(h).ok()) {
+                if rd.len() == 64 && rd[32..].iter().all(|b| *b == 0) {
+                    v.report_data = Some(hex::encode(&rd[..32]));
+                }
+            }
+            v
+        }
+        other => Verdict::rejected(
+            other,
+            Failure::new(
+                Check::EvidenceKind,
+                format!(
+                    "`{}` is not GPU evidence (nvidia-gpu or sim)",
+                    other.as_str()
+                ),
+            ),
+        ),
+    }
+}
+
+/// The verdict on a node's composite evidence: the CPU verdict, failed
+/// with the first composite failure (`policy.gpu-required`, the GPU
+/// verdict's own failure, `nvidia.nonce-binding`) when there is one.
+pub fn with_gpu(verdict: Verdict, gpu: Option<&Verdict>, policy: &Policy) -> Verdict {
     if !verdict.verified {
         return verdict;
     }
-    match evaluate_composite(&verdict, None, policy) {
+    match evaluate_composite(&verdict, gpu, policy) {
         Ok(()) => verdict,
         Err(f) => Verdict {
             verified: false,
@@ -408,6 +503,90 @@ mod tests {
             failed(&verify(TeeKind::Sim, &sim_inputs(false), &p)),
             "policy.kind"
         );
+    }
+
+    /// Composite evidence with a simulated GPU: bound to the CPU
+    /// evidence's report_data it passes where simulation is allowed (also
+    /// under `require_gpu`); bound to another, `nvidia.nonce-binding`; where
+    /// simulation is not allowed, refused as simulation.
+    #[test]
+    fn a_simulated_gpu_binds_to_its_cpu_evidence() {
+        use crate::attest::simulate::simulate_gpu_at;
+        use crate::binding::gpu_nonce_for;
+        let cpu = verify(TeeKind::Sim, &sim_inputs(false), &sim_policy());
+        assert!(cpu.verified);
+        let mut p = sim_policy();
+        p.require_gpu = true;
+        let gpu_ev = simulate_gpu_at(&gpu_nonce_for(&[5; 64]), T0);
+        let gpu = GpuEvidence {
+            kind: TeeKind::Sim,
+            evidence: &gpu_ev,
+            certs: vec![],
+        };
+        let g = verify_gpu(&gpu, &[5; 64], &p, T0 + 10);
+        assert!(g.verified && g.insecure_simulation, "{:?}", g.failure);
+        assert_eq!(g.report_data, Some(hex::encode(gpu_nonce_for(&[5; 64]))));
+        assert!(with_gpu(cpu.clone(), Some(&g), &p).verified);
+        // Bound to another CPU report_data.
+        let other_ev = simulate_gpu_at(&gpu_nonce_for(&[6; 64]), T0);
+        let other = GpuEvidence {
+            evidence: &other_ev,
+            ..gpu.clone()
+        };
+        let g2 = verify_gpu(&other, &[5; 64], &p, T0 + 10);
+        let v = with_gpu(cpu.clone(), Some(&g2), &p);
+        assert_eq!(failed(&v), "nvidia.nonce-binding");
+        // CPU evidence itself (non-zero tail) is no GPU nonce.
+        let cpu_as_gpu = GpuEvidence {
+            evidence: &sim_inputs(false).evidence,
+            ..gpu.clone()
+        };
+        let g3 = verify_gpu(&cpu_as_gpu, &[5; 64], &p, T0 + 10);
+        assert_eq!(
+            failed(&with_gpu(cpu.clone(), Some(&g3), &p)),
+            "nvidia.nonce-binding"
+        );
+        // No simulation allowed: the simulated GPU is refused as simulation.
+        let hw = Policy::default();
+        let g4 = verify_gpu(&gpu, &[5; 64], &hw, T0 + 10);
+        assert!(!g4.verified);
+        assert_eq!(failed(&g4), "policy.simulation");
+        // Not GPU evidence at all.
+        let tdx = GpuEvidence {
+            kind: TeeKind::Tdx,
+            ..gpu.clone()
+        };
+        assert_eq!(failed(&verify_gpu(&tdx, &[5; 64], &p, T0)), "evidence.kind");
+    }
+
+    /// The real H100 samples through the composite path: the GPU part
+    /// verifies with the nonce the test computes from the sample (a real
+    /// report cannot be bound to a CPU report_data chosen afterwards: that
+    /// would need a SHA-256 preimage), and the binding to an unrelated CPU
+    /// verdict then fails with `nvidia.nonce-binding`.
+    #[test]
+    fn real_h100_evidence_goes_through_the_composite_path() {
+        use crate::attest::nvidia::SpdmReport;
+        use crate::attest::testdata::{certs, NV_CHAIN1, NV_REPORT};
+        let evidence = crate::attest::decode_evidence(NV_REPORT);
+        let nonce = SpdmReport::parse(&evidence).unwrap().request_nonce;
+        let gpu = GpuEvidence {
+            kind: TeeKind::NvidiaGpu,
+            evidence: &evidence,
+            certs: certs(&[NV_CHAIN1]),
+        };
+        let at = crate::attest::testdata::t("2026-01-01T00:00:00Z");
+        let mut p = sim_policy();
+        p.require_gpu = true;
+        let g = verify_gpu_with_nonce(&gpu, &nonce, &p, at);
+        assert!(g.verified, "{:?}", g.failure);
+        assert!(!g.insecure_simulation);
+        assert_eq!(g.report_data, Some(hex::encode(nonce)));
+        let cpu = verify(TeeKind::Sim, &sim_inputs(false), &sim_policy());
+        assert_eq!(failed(&with_gpu(cpu, Some(&g), &p)), "nvidia.nonce-binding");
+        // Through verify_gpu the expected nonce is the CPU-derived one,
+        // which this report does not carry.
+        assert_eq!(failed(&verify_gpu(&gpu, &[5; 64], &p, at)), "nvidia.nonce");
     }
 
     #[test]

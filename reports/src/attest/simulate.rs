@@ -48,6 +48,25 @@ pub fn simulate(report_data: &[u8; 64], measurement: &[u8; 32], debug: bool) -> 
     simulate_at(report_data, measurement, debug, now)
 }
 
+/// Label of the simulated GPU's measurement (SHA-256 of it).
+pub const SIM_GPU_MEASUREMENT_LABEL: &[u8] = b"sealroom.insecure-simulation.gpu-measurement.v1";
+
+/// Simulated GPU evidence for `--gpu sim`: the sim format, signed by the
+/// same public software key, carrying the GPU nonce (derived from the CPU
+/// evidence's `report_data`, [`crate::binding::gpu_nonce_for`]) in the
+/// first 32 bytes of its `report_data` and zeros in the rest. It proves
+/// nothing about a GPU and is verified as simulation everywhere.
+pub fn simulate_gpu_at(nonce: &[u8; 32], timestamp: i64) -> Vec<u8> {
+    let mut rd = [0u8; 64];
+    rd[..32].copy_from_slice(nonce);
+    simulate_at(
+        &rd,
+        &sealroom_protocol::hash::sha256(SIM_GPU_MEASUREMENT_LABEL),
+        false,
+        timestamp,
+    )
+}
+
 /// Produces sim evidence stamped with `timestamp` (Unix seconds).
 pub fn simulate_at(
     report_data: &[u8; 64],
