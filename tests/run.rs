@@ -1138,6 +1138,14 @@ fn the_embedded_webassembly_is_what_the_sources_build() {
         "scripts/build-web (needs the wasm32-unknown-unknown target, clang and wasm-bindgen-cli 0.2.130; scripts/test installs them): {}",
         stderr(&o)
     );
+    // Same tools first: a different compiler builds different bytes, and
+    // that is what the message should say.
+    let tools = |d: &Path| std::fs::read_to_string(d.join("TOOLCHAIN")).unwrap_or_default();
+    assert_eq!(
+        tools(dir.path()),
+        tools(&root.join("web/dist")),
+        "web/dist was built with other tools than this machine has (rustc, wasm-bindgen, clang); rebuild it with scripts/build-web"
+    );
     for f in ["sealroom_web_bg.wasm", "sealroom_web.js"] {
         let built = std::fs::read(dir.path().join(f)).unwrap();
         let shipped = std::fs::read(root.join("web/dist").join(f)).unwrap();
