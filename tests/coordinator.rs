@@ -2310,6 +2310,12 @@ fn agents_consent_only_to_the_accepted_manifest_and_refuse_nodes_their_own_polic
         .expect("a review line");
     assert_eq!(review["manifest_hash"], mh.as_str());
     assert_eq!(review["summary"]["parties"].as_array().unwrap().len(), 3);
+    // The reviewer learns the training is not private before consenting.
+    assert!(review["summary"]["epsilon"].is_null());
+    assert!(review["summary"]["privacy"]
+        .as_str()
+        .unwrap()
+        .starts_with("not differentially private"));
     assert!(!member("hospital-a").consented);
     // Another hash accepted: the served manifest is refused.
     let db = c.decisions(b, &session);

@@ -221,6 +221,10 @@ impl Member<'_> {
                                     "seed": m.training.seed,
                                     "accepted_kinds": m.policy.accepted_kinds,
                                     "allow_simulation": m.policy.allow_simulation,
+                                    "task": m.schema.task.as_str(),
+                                    // What the model may reveal about one record.
+                                    "privacy": sealroom_reports::audit::privacy_words(m),
+                                    "epsilon": m.privacy_spent().ok().map(|s| s.epsilon),
                                 },
                             }),
                         ),
