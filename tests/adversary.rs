@@ -471,6 +471,7 @@ fn coordinator_node(mh: &B256, debug: bool) -> (Identity, NodeRegistration) {
         certs: vec![],
         collateral: None,
         engine_measurement: hex::encode(sim_default_measurement()),
+        gpu: None,
     };
     (id, reg)
 }
@@ -557,6 +558,7 @@ fn members_never_grant_to_a_node_outside_the_consented_manifest() {
         certs: vec![],
         collateral: None,
         engine_measurement: hex::encode(node.measurement()),
+        gpu: None,
     };
     Client::new(&w.upstream(), Some(node.request_identity()))
         .register_node(&sid, &reg)

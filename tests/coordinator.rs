@@ -151,6 +151,7 @@ impl Fixture {
             certs: vec![],
             collateral: None,
             engine_measurement: hex::encode(sim_default_measurement()),
+            gpu: None,
         }
     }
 

@@ -676,7 +676,6 @@ fn run_rejects_bad_input_with_exit_2() {
     for (extra, field) in [
         ("allow_simulation = false", "policy.allow_simulation"),
         ("accepted_kinds = [\"tdx\"]", "policy.accepted_kinds"),
-        ("require_gpu = true", "policy.require_gpu"),
     ] {
         let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let text = std::fs::read_to_string(base.join("breast-cancer-3-hospitals.toml")).unwrap();
@@ -918,6 +917,51 @@ fn a_validation_split_run_says_what_its_accuracy_is_measured_on() {
     assert!(v["timings_s"]["total"].as_f64().unwrap() > 0.0);
     assert_eq!(v["warnings"][0]["severity"], "warning", "{v}");
     assert_eq!(v["warnings"][0]["field"], "schema.label_classes", "{v}");
+}
+
+/// `require_gpu = true` with simulation allowed: `sealroom run` composes a
+/// simulated GPU into the node's evidence (`--gpu sim`), bound by its nonce
+/// to the CPU evidence; the session completes and the verifier, from the
+/// chain and from the bundle, verifies the GPU evidence and labels it
+/// simulated.
+#[test]
+fn a_gpu_policy_runs_with_a_simulated_gpu_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let text = std::fs::read_to_string(base.join("breast-cancer-3-hospitals.toml"))
+        .unwrap()
+        .replace("\"data/", &format!("\"{}/", base.join("data").display()))
+        .replace("[policy]\n", "[policy]\nrequire_gpu = true\n");
+    let f = dir.path().join("gpu.toml");
+    std::fs::write(&f, text).unwrap();
+    let out = dir.path().join("run");
+    let (o, v) = run_json(f.to_str().unwrap(), &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(v["verification"]["verified"], true);
+    let ev = |checks: &serde_json::Value| {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "evidence.verified")
+            .unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let from_chain = ev(&v["verification"]["checks"]);
+    assert!(
+        from_chain.contains("GPU evidence (sim: insecure simulation) verified"),
+        "{from_chain}"
+    );
+    let o = verify_bundle_json(&out.join("bundle.json"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let b: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ev(&b["checks"]), from_chain);
+    assert_eq!(b["insecure_simulation"], true);
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("bundle.json")).unwrap()).unwrap();
+    assert_eq!(bundle["envelope"]["gpu"]["kind"], "sim");
 }
 
 /// Chromium's binary (scripts/test installs Debian's `chromium`); fails

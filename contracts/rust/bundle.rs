@@ -343,6 +343,7 @@ mod tests {
             certs: vec![],
             collateral: None,
             manifest: m.clone(),
+            gpu: None,
         };
         (id, env)
     }

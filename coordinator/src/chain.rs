@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use alloy_primitives::{keccak256, Address, B256};
+use alloy_primitives::{Address, B256};
 use sealroom_contracts::{
     AnyChain, Chain, ChainKey, EmbeddedChain, IntegrityReport, Preset, Registry, RpcChain,
     RpcOptions,
@@ -201,7 +201,12 @@ impl ChainCtx {
         // `evidence` is an envelope (evidence + manifest); publish it only when
         // its evidence is the one the report names.
         let matches = sealroom_reports::verifier::EvidenceEnvelope::from_bytes(evidence)
-            .map(|env| keccak256(&env.evidence) == report.evidenceHash)
+            .map(|env| {
+                sealroom_reports::binding::node_evidence_hash(
+                    &env.evidence,
+                    env.gpu.as_ref().map(|g| g.evidence.as_slice()),
+                ) == report.evidenceHash
+            })
             .unwrap_or(false);
         let evidence: &[u8] = if !evidence.is_empty() && matches {
             evidence

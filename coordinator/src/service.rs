@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use alloy_primitives::{keccak256, B256};
+use alloy_primitives::B256;
 use rusqlite::Connection;
 use sealroom_protocol::api::{
     Attempt, AttemptOutcome, Lease, NodeRegistration, Progress, ReportRecord, ReportUpload,
@@ -598,7 +598,7 @@ pub fn grant(
     }
     g.verify(caller, &row.manifest_hash)
         .map_err(|e| ApiErr::bad_request(format!("grant: {e}")))?;
-    if g.evidence_hash != sealroom_reports::binding::evidence_hash(&node.evidence) {
+    if g.evidence_hash != sealroom_reports::binding::registration_evidence_hash(node) {
         return Err(ApiErr::conflict(format!(
             "grant for `{}` was made over evidence other than the registered node's",
             g.input
@@ -775,7 +775,7 @@ pub fn report(
                 "prevReportHash",
             )?;
             field(
-                report.evidenceHash == keccak256(&node.evidence),
+                report.evidenceHash == sealroom_reports::binding::registration_evidence_hash(&node),
                 "evidenceHash",
             )?;
             next_state = Some(SessionState::InputsVerified);
@@ -1070,6 +1070,7 @@ pub async fn publish_pending(core: &Core, id: B256) -> Result<(), String> {
                         certs: n.certs.clone(),
                         collateral: n.collateral.clone(),
                         manifest: (*row.manifest).clone(),
+                        gpu: n.gpu.clone(),
                     }
                     .to_bytes()
                 })
@@ -1157,6 +1158,7 @@ mod tests {
             certs: vec![],
             collateral: None,
             engine_measurement: hex::encode(measurement),
+            gpu: None,
         };
         (id, reg)
     }
@@ -1234,7 +1236,7 @@ mod tests {
             prevReportHash: B256::ZERO,
             nodeKey: B256::from(n.ed25519),
             nodeHpkeKey: B256::from(n.x25519),
-            evidenceHash: keccak256(&reg.evidence),
+            evidenceHash: alloy_primitives::keccak256(&reg.evidence),
             teeKind: 3,
             insecureSimulation: true,
             modelHash: B256::ZERO,

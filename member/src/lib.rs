@@ -386,7 +386,7 @@ impl<'a> Member<'a> {
                 return Err(MemberError::NodeRejected(f));
             }
         }
-        let evidence_hash = sealroom_reports::binding::evidence_hash(&reg.evidence);
+        let evidence_hash = sealroom_reports::binding::registration_evidence_hash(&reg);
         Ok(VerifiedNode {
             session: *session,
             record: rec,

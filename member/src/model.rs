@@ -233,7 +233,7 @@ impl Member<'_> {
                 "the registered node did not sign the reports",
             ));
         }
-        if sealroom_reports::binding::evidence_hash(&reg.evidence) != c.evidenceHash {
+        if sealroom_reports::binding::registration_evidence_hash(reg) != c.evidenceHash {
             return Err(fail(
                 Check::ModelNode,
                 "the served evidence is not the evidence the reports name",

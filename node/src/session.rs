@@ -67,6 +67,9 @@ impl Tee {
 pub enum Gpu {
     /// NVIDIA H100 in confidential-compute mode.
     Nvidia,
+    /// Simulated GPU evidence (development and tests; labelled insecure
+    /// simulation, accepted only where the policy allows simulation).
+    Sim,
 }
 
 /// The flags `run` and `serve` share: where the coordinator is and how the
@@ -79,7 +82,8 @@ pub struct NodeFlags {
     /// TEE kind to collect evidence from.
     #[arg(long, value_enum)]
     pub tee: Tee,
-    /// GPU evidence to compose in (only `nvidia`; needs the NVIDIA collector).
+    /// GPU evidence to compose in: `sim` (simulated, for development), or
+    /// `nvidia` (needs the NVIDIA collector on an H100 in CC mode).
     #[arg(long, value_enum)]
     pub gpu: Option<Gpu>,
     /// TDX collateral (JSON from Intel PCS/PCCS) to present with the evidence.
@@ -189,6 +193,8 @@ fn pick_session(anon: &Client<'_>, named: Option<B256>) -> Result<B256, Failure>
 /// collect evidence, and its measurement.
 struct NodeSetup {
     coordinator: String,
+    /// Compose simulated GPU evidence in (`--gpu sim`).
+    sim_gpu: bool,
     collector: Box<dyn Collector>,
     grant_timeout: Duration,
 }
@@ -196,7 +202,7 @@ struct NodeSetup {
 impl NodeSetup {
     fn new(flags: &NodeFlags) -> Result<Self, Failure> {
         // Local inputs first: a bad flag or file is exit 2 before any network call.
-        if flags.gpu.is_some() {
+        if flags.gpu == Some(Gpu::Nvidia) {
             return Err(input_err(
                 "--gpu nvidia: composite GPU evidence needs the NVIDIA collector on an H100 in CC mode; not available in this build",
             ));
@@ -212,6 +218,7 @@ impl NodeSetup {
         let measurement = engine_measurement()?;
         Ok(Self {
             coordinator: flags.coordinator.clone(),
+            sim_gpu: flags.gpu == Some(Gpu::Sim),
             collector: collector(flags.tee, measurement, collateral)?,
             grant_timeout: Duration::from_secs(flags.timeout_s),
         })
@@ -407,8 +414,11 @@ fn serve_session(setup: &NodeSetup, session: B256) -> Result<[u8; 32], SessionEn
             "the coordinator's manifest is invalid: {e}"
         )))
     })?;
-    let node = Node::start(manifest.hash(), setup.collector.as_ref())
+    let mut node = Node::start(manifest.hash(), setup.collector.as_ref())
         .map_err(|e| not_given(runtime_err(e)))?;
+    if setup.sim_gpu {
+        node.compose_sim_gpu();
+    }
     let kind = node.evidence().kind;
     if kind == TeeKind::Sim {
         eprintln!("node: INSECURE SIMULATION — no TEE protects this process; evidence is labelled insecure-simulation");
@@ -595,6 +605,7 @@ fn registration(node: &Node) -> NodeRegistration {
         // What the evidence attests, never a self-computed value: members,
         // the coordinator and the node itself compare the two.
         engine_measurement: hex::encode(node.measurement()),
+        gpu: node.gpu().cloned(),
     }
 }
 

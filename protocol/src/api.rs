@@ -187,6 +187,25 @@ pub struct NodeRegistration {
     pub collateral: Option<String>,
     /// Trainer engine measurement (hex).
     pub engine_measurement: String,
+    /// GPU evidence composed with the CPU evidence, its nonce derived from
+    /// the CPU evidence's `report_data` (absent: a node without a GPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuRegistration>,
+}
+
+/// A node's GPU evidence: `nvidia-gpu` (H100 SPDM measurement report and
+/// its device certificates) or `sim` (simulated, labelled as such).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuRegistration {
+    /// `nvidia-gpu` or `sim`.
+    pub kind: crate::policy::TeeKind,
+    /// Evidence bytes (hex).
+    #[serde(with = "crate::seal::hex_vec")]
+    pub evidence: Vec<u8>,
+    /// Certificates (DER, hex each).
+    #[serde(default)]
+    pub certs: Vec<String>,
 }
 
 /// A published or pending report as the coordinator holds it.

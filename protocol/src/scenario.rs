@@ -986,24 +986,15 @@ impl Scenario {
         }
         if self.policy.validate().is_ok() {
             if let Some((field, what)) = sim_node_refusal(&self.policy) {
-                let (severity, message) = if field == "policy.require_gpu" {
-                    (
-                        Severity::Warning,
-                        format!(
-                            "{what}; no session under this policy can start, with `sealroom run` or over the network"
-                        ),
-                    )
-                } else {
-                    (
-                        Severity::Note,
-                        format!(
-                            "{what}: `sealroom run` runs a simulated node, which this policy refuses; \
-                             it needs `accepted_kinds` with \"sim\" and `allow_simulation = true`. \
-                             A session over the network with a TEE node this policy accepts is fine \
-                             (docs/run.md, \"Members over the network\")"
-                        ),
-                    )
-                };
+                let (severity, message) = (
+                    Severity::Note,
+                    format!(
+                        "{what}: `sealroom run` runs a simulated node, which this policy refuses; \
+                         it needs `accepted_kinds` with \"sim\" and `allow_simulation = true`. \
+                         A session over the network with a TEE node this policy accepts is fine \
+                         (docs/run.md, \"Members over the network\")"
+                    ),
+                );
                 out.push(Problem::new(severity, field, message));
             }
         }
@@ -1020,11 +1011,6 @@ pub fn sim_node_refusal(policy: &Policy) -> Option<(&'static str, &'static str)>
         Some(("policy.accepted_kinds", "does not list \"sim\""))
     } else if !policy.allow_simulation {
         Some(("policy.allow_simulation", "is false"))
-    } else if policy.require_gpu {
-        Some((
-            "policy.require_gpu",
-            "is true, and no node carries GPU evidence in this version (every verifier refuses such a node: policy.gpu-required)",
-        ))
     } else {
         None
     }

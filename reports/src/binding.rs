@@ -37,6 +37,33 @@ pub fn evidence_hash(evidence: &[u8]) -> alloy_primitives::B256 {
     alloy_primitives::keccak256(evidence)
 }
 
+/// The digest of a node's evidence that reports (`evidenceHash`) and grants
+/// name: `keccak256(cpu)` for CPU evidence alone (as [`evidence_hash`]);
+/// with GPU evidence composed in, `keccak256(keccak256(cpu) ‖
+/// keccak256(gpu))` (the ABI encoding of the two `bytes32`), so neither can
+/// be swapped without changing it.
+pub fn node_evidence_hash(cpu: &[u8], gpu: Option<&[u8]>) -> alloy_primitives::B256 {
+    match gpu {
+        None => evidence_hash(cpu),
+        Some(gpu) => {
+            let mut both = [0u8; 64];
+            both[..32].copy_from_slice(alloy_primitives::keccak256(cpu).as_slice());
+            both[32..].copy_from_slice(alloy_primitives::keccak256(gpu).as_slice());
+            alloy_primitives::keccak256(both)
+        }
+    }
+}
+
+/// [`node_evidence_hash`] of a registration.
+pub fn registration_evidence_hash(
+    reg: &sealroom_protocol::api::NodeRegistration,
+) -> alloy_primitives::B256 {
+    node_evidence_hash(
+        &reg.evidence,
+        reg.gpu.as_ref().map(|g| g.evidence.as_slice()),
+    )
+}
+
 /// Constant-shape comparison of all 64 bytes (no truncation, no padding).
 pub fn report_data_matches(found: &[u8], expected: &[u8; 64]) -> bool {
     found.len() == 64
@@ -50,6 +77,16 @@ pub fn report_data_matches(found: &[u8], expected: &[u8; 64]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_composite_evidence_hash_covers_both_and_alone_is_unchanged() {
+        assert_eq!(node_evidence_hash(b"cpu", None), evidence_hash(b"cpu"));
+        let both = node_evidence_hash(b"cpu", Some(b"gpu"));
+        assert_ne!(both, evidence_hash(b"cpu"));
+        assert_ne!(both, node_evidence_hash(b"cpu", Some(b"gpv")));
+        assert_ne!(both, node_evidence_hash(b"cpv", Some(b"gpu")));
+        assert_ne!(both, node_evidence_hash(b"gpu", Some(b"cpu")));
+    }
 
     #[test]
     fn binding_depends_on_every_input() {

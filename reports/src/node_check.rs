@@ -70,8 +70,12 @@ pub fn verify_registration_under(
             ),
         );
     }
-    let verdict =
-        crate::policy_eval::without_gpu(attest::verify(reg.kind, &inputs, policy), policy);
+    let cpu = attest::verify(reg.kind, &inputs, policy);
+    let gpu = reg.gpu.as_ref().map(|g| {
+        let rd = expected_report_data(&reg.node_key, &reg.hpke_key, &manifest.hash().0);
+        crate::policy_eval::verify_registered_gpu(g, &rd, policy, at)
+    });
+    let verdict = crate::policy_eval::with_gpu(cpu, gpu.as_ref(), policy);
     if !verdict.verified {
         return verdict;
     }

@@ -345,6 +345,37 @@ pub fn verify_gpu_with_nonce(
     }
 }
 
+/// [`verify_gpu`] of GPU evidence as a node registered it (certificates
+/// in hex; a bad one fails `evidence.format`).
+pub fn verify_registered_gpu(
+    gpu: &sealroom_protocol::api::GpuRegistration,
+    cpu_report_data: &[u8; 64],
+    policy: &Policy,
+    at: i64,
+) -> Verdict {
+    let certs: Result<Vec<Vec<u8>>, _> = gpu
+        .certs
+        .iter()
+        .map(|c| hex::decode(c.trim_start_matches("0x")))
+        .collect();
+    match certs {
+        Ok(certs) => verify_gpu(
+            &GpuEvidence {
+                kind: gpu.kind,
+                evidence: &gpu.evidence,
+                certs,
+            },
+            cpu_report_data,
+            policy,
+            at,
+        ),
+        Err(_) => Verdict::rejected(
+            gpu.kind,
+            Failure::new(Check::EvidenceFormat, "a GPU certificate is not hex"),
+        ),
+    }
+}
+
 /// The verdict on a node's composite evidence: the CPU verdict, failed
 /// with the first composite failure (`policy.gpu-required`, the GPU
 /// verdict's own failure, `nvidia.nonce-binding`) when there is one.

@@ -74,6 +74,11 @@ pub struct EvidenceEnvelope {
     pub collateral: Option<String>,
     /// The manifest every member signed (public: names, keys, hashes, spec, policy).
     pub manifest: Manifest,
+    /// The node's GPU evidence, when it composed one in (its nonce derived
+    /// from the CPU evidence's `report_data`); the reports' `evidenceHash`
+    /// then covers both ([`crate::binding::node_evidence_hash`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<sealroom_protocol::api::GpuRegistration>,
 }
 
 impl EvidenceEnvelope {
@@ -271,8 +276,17 @@ fn parse_envelope(env: &serde_json::Value, path: &str) -> Result<EvidenceEnvelop
         env,
         path,
         &["format", "kind", "evidence", "manifest"],
-        &["certs", "collateral"],
+        &["certs", "collateral", "gpu"],
     )?;
+    if let Some(gpu) = env.get("gpu").filter(|g| !g.is_null()) {
+        only_keys(
+            gpu,
+            &format!("{path}.gpu"),
+            &["kind", "evidence"],
+            &["certs"],
+        )?;
+        let _: sealroom_protocol::api::GpuRegistration = typed(gpu, &format!("{path}.gpu"))?;
+    }
     format_tag(&env["format"], &format!("{path}.format"), ENVELOPE_FORMAT)?;
     format_tag(
         &env["manifest"]["format"],
@@ -1024,7 +1038,10 @@ pub fn verify_bundle_from(
             ev_fail.get_or_insert(format!("attempt {} has no evidence envelope", g.number));
             continue;
         };
-        let h = keccak256(&env.evidence);
+        let h = crate::binding::node_evidence_hash(
+            &env.evidence,
+            env.gpu.as_ref().map(|g| g.evidence.as_slice()),
+        );
         if let Some(&i) = g
             .members
             .iter()
@@ -1084,7 +1101,13 @@ pub fn verify_bundle_from(
             gpu_reference: None,
         };
         let v = if policy.accepted_kinds.contains(&env.kind) {
-            crate::policy_eval::without_gpu(attest::verify(env.kind, &inputs, &policy), &policy)
+            let cpu = attest::verify(env.kind, &inputs, &policy);
+            let rd = expected_report_data(&g.node_key, &g.hpke_key, &mh.0);
+            let gpu = env
+                .gpu
+                .as_ref()
+                .map(|gpu| crate::policy_eval::verify_registered_gpu(gpu, &rd, &policy, at));
+            crate::policy_eval::with_gpu(cpu, gpu.as_ref(), &policy)
         } else {
             Verdict::rejected(
                 env.kind,
@@ -1097,8 +1120,13 @@ pub fn verify_bundle_from(
         insecure |= v.insecure_simulation;
         let detail = match &v.failure {
             None => format!(
-                "{} evidence verified at {at} under the {policy_source} policy; node keys and manifest bound in report_data",
-                v.kind
+                "{} evidence verified at {at} under the {policy_source} policy; node keys and manifest bound in report_data{}",
+                v.kind,
+                match env.gpu.as_ref().map(|g| g.kind) {
+                    Some(TeeKind::Sim) => "; GPU evidence (sim: insecure simulation) verified, its nonce bound to that report_data",
+                    Some(_) => "; NVIDIA GPU evidence verified, its nonce bound to that report_data",
+                    None => "",
+                }
             ),
             Some(f) => format!("{}: {}", f.check, f.detail),
         };
@@ -1783,6 +1811,7 @@ mod tests {
                     certs: vec![],
                     collateral: None,
                     manifest: m.clone(),
+                    gpu: None,
                 },
             }
         }
@@ -1805,7 +1834,10 @@ mod tests {
                 prevReportHash: prev,
                 nodeKey: p.ed25519.into(),
                 nodeHpkeKey: p.x25519.into(),
-                evidenceHash: keccak256(&n.env.evidence),
+                evidenceHash: crate::binding::node_evidence_hash(
+                    &n.env.evidence,
+                    n.env.gpu.as_ref().map(|g| g.evidence.as_slice()),
+                ),
                 teeKind: 3,
                 insecureSimulation: true,
                 modelHash: if completed {
@@ -1966,6 +1998,71 @@ mod tests {
             let (check, detail) = failed(&verify_bundle(&session(&plain, &claim), None, None));
             assert_eq!(check, "privacy");
             assert!(detail.contains("no [privacy]"), "{detail}");
+        }
+
+        /// A node with composite evidence (here a simulated GPU): under a
+        /// policy that requires a GPU it verifies when the GPU evidence is
+        /// bound to the node's CPU report_data and the reports name both;
+        /// without GPU evidence, `policy.gpu-required`; bound to another
+        /// report_data, `nvidia.nonce-binding`; reports naming the CPU
+        /// evidence alone, `evidence.hash`.
+        #[test]
+        fn a_gpu_node_verifies_only_with_bound_composite_evidence() {
+            use crate::attest::simulate::simulate_gpu_at;
+            use crate::binding::gpu_nonce_for;
+            use sealroom_protocol::api::GpuRegistration;
+            let m = manifest_with("breast-cancer-3-hospitals.toml", |s| {
+                s.policy.require_gpu = true
+            });
+            let session = |n: &Node| {
+                let o = report_of(n, &m, ReportKind::Opened, B256::ZERO, T0);
+                let c = report_of(n, &m, ReportKind::Completed, o.report_hash(), T0 + 60);
+                Bundle {
+                    format: BUNDLE_FORMAT.into(),
+                    session_id: m.session_id,
+                    chain: serde_json::Value::Null,
+                    reports: vec![bundled(n, &o, true), bundled(n, &c, false)],
+                    envelope: n.env.clone(),
+                }
+            };
+            let with_gpu = |rd: &[u8; 64]| {
+                let mut n = node(&m, T0);
+                n.env.gpu = Some(GpuRegistration {
+                    kind: TeeKind::Sim,
+                    evidence: simulate_gpu_at(&gpu_nonce_for(rd), T0 as i64),
+                    certs: vec![],
+                });
+                n
+            };
+            let bound = |n: &Node| {
+                let p = n.id.public();
+                expected_report_data(&p.ed25519, &p.x25519, &m.hash().0)
+            };
+            // Bound: verified, and the reports' evidenceHash covers the GPU.
+            let probe = node(&m, T0);
+            let mut good = with_gpu(&bound(&probe));
+            good.id = probe.id;
+            good.env.evidence = probe.env.evidence;
+            let v = verify_bundle(&session(&good), None, None);
+            assert!(v.verified, "{:?}", v.failure);
+            // No GPU evidence.
+            let (check, detail) = failed(&verify_bundle(&session(&node(&m, T0)), None, None));
+            assert_eq!(check, "evidence.verified");
+            assert!(detail.contains("policy.gpu-required"), "{detail}");
+            // GPU evidence bound to another node's report_data.
+            let stranger = with_gpu(&[9; 64]);
+            let (check, detail) = failed(&verify_bundle(&session(&stranger), None, None));
+            assert_eq!(check, "evidence.verified");
+            assert!(detail.contains("nvidia.nonce-binding"), "{detail}");
+            // Reports that name the CPU evidence alone: the GPU part is not committed.
+            let mut b = session(&good);
+            let mut o =
+                IntegrityReport::from_abi_bytes(&hex::decode(&b.reports[0].report_abi).unwrap())
+                    .unwrap();
+            o.evidenceHash = keccak256(&good.env.evidence);
+            b.reports[0] = bundled(&good, &o, true);
+            let (check, _) = failed(&verify_bundle(&b, None, None));
+            assert_eq!(check, "evidence.hash");
         }
 
         #[test]

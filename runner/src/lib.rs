@@ -560,6 +560,13 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
 
     // 4. One simulated node, as a separate OS process.
     let t_attest = Instant::now();
+    // A policy that requires a GPU and allows simulation gets a simulated
+    // GPU composed in (labelled insecure simulation like the CPU evidence).
+    let gpu_args: &[&str] = if scenario.policy.require_gpu && scenario.policy.allow_simulation {
+        &["--gpu", "sim"]
+    } else {
+        &[]
+    };
     let node_child = Command::new(&node_exe)
         .args([
             "run",
@@ -570,6 +577,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
             "--session",
             &format!("{session:#x}"),
         ])
+        .args(gpu_args)
         .stdout(Stdio::null())
         .stderr(log_file(&out.join("node.log"))?)
         .spawn()

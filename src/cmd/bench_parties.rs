@@ -322,6 +322,7 @@ fn http_wall(n: usize) -> Result<f64, crate::exit::Failure> {
         certs: Vec::new(),
         collateral: None,
         engine_measurement: hex::encode([7u8; 32]),
+        gpu: None,
     };
     let st = Client::new(&url, Some(node.request_identity()))
         .register_node(&session, &reg)

@@ -242,6 +242,8 @@ pub struct Node {
     hpke: std::cell::RefCell<Option<Identity>>,
     hpke_public: [u8; 32],
     evidence: NodeEvidence,
+    /// GPU evidence composed in ([`Node::compose_sim_gpu`]), when any.
+    gpu: Option<sealroom_protocol::api::GpuRegistration>,
     manifest_hash: B256,
     /// The launch measurement the node's own evidence attests.
     measurement: Vec<u8>,
@@ -301,9 +303,46 @@ impl Node {
             hpke: std::cell::RefCell::new(Some(hpke)),
             hpke_public,
             evidence,
+            gpu: None,
             manifest_hash,
             measurement,
         })
+    }
+
+    /// Composes simulated GPU evidence in (`--gpu sim`): the sim format
+    /// carrying the nonce derived from this node's CPU `report_data`, so it
+    /// binds to the same keys and manifest. It proves nothing about a GPU
+    /// and is accepted only where the policy allows simulation.
+    pub fn compose_sim_gpu(&mut self) {
+        let rd = expected_report_data(
+            &self.signing_key(),
+            &self.hpke_public,
+            &self.manifest_hash.0,
+        );
+        let nonce = sealroom_reports::binding::gpu_nonce_for(&rd);
+        self.gpu = Some(sealroom_protocol::api::GpuRegistration {
+            kind: TeeKind::Sim,
+            evidence: sealroom_reports::attest::simulate::simulate_gpu_at(
+                &nonce,
+                i64::try_from(now()).unwrap_or(i64::MAX),
+            ),
+            certs: vec![],
+        });
+    }
+
+    /// The GPU evidence composed in, if any.
+    pub fn gpu(&self) -> Option<&sealroom_protocol::api::GpuRegistration> {
+        self.gpu.as_ref()
+    }
+
+    /// What reports and grants name: the CPU evidence's keccak256, or the
+    /// composite of CPU and GPU evidence
+    /// ([`sealroom_reports::binding::node_evidence_hash`]).
+    pub fn evidence_hash(&self) -> B256 {
+        sealroom_reports::binding::node_evidence_hash(
+            &self.evidence.evidence,
+            self.gpu.as_ref().map(|g| g.evidence.as_slice()),
+        )
     }
 
     /// The node's ed25519 public key.
@@ -356,8 +395,9 @@ impl Node {
             prevReportHash: prev,
             nodeKey: B256::from(self.signing_key()),
             nodeHpkeKey: B256::from(self.hpke_public),
-            evidenceHash: alloy_primitives::keccak256(&self.evidence.evidence),
-            teeKind: tee_code(self.evidence.kind),
+            evidenceHash: self.evidence_hash(),
+            // +16 when GPU evidence is composed in (IntegrityReport.sol).
+            teeKind: tee_code(self.evidence.kind) + if self.gpu.is_some() { 16 } else { 0 },
             insecureSimulation: self.evidence.kind == TeeKind::Sim,
             modelHash: B256::ZERO,
             sealedModelHash: B256::ZERO,
@@ -787,8 +827,7 @@ impl Node {
                     ),
                 ));
             }
-            if g.evidence_hash != sealroom_reports::binding::evidence_hash(&self.evidence.evidence)
-            {
+            if g.evidence_hash != self.evidence_hash() {
                 return Err(AbortReason::new(
                     abort_code::GRANT_SIGNATURE,
                     input,

@@ -136,6 +136,7 @@ fn node(fx: &Fx, good: bool) -> NodeRegistration {
         certs: vec![],
         collateral: None,
         engine_measurement: hex::encode(m),
+        gpu: None,
     }
 }
 

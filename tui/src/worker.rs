@@ -360,6 +360,7 @@ pub fn bundle_from_status(st: &SessionStatus) -> Option<Bundle> {
         certs: n.certs.clone(),
         collateral: n.collateral.clone(),
         manifest: st.manifest.clone(),
+        gpu: n.gpu.clone(),
     };
     let mut latest_opened_node = None;
     let mut reports = Vec::with_capacity(records.len());
