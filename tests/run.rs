@@ -959,6 +959,8 @@ fn a_gpu_policy_runs_with_a_simulated_gpu_and_verifies() {
     let b: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(ev(&b["checks"]), from_chain);
     assert_eq!(b["insecure_simulation"], true);
+    let plain = b["summary"]["plain"].to_string();
+    assert!(plain.contains("SIMULATED GPU evidence"), "{plain}");
     let bundle: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("bundle.json")).unwrap()).unwrap();
     assert_eq!(bundle["envelope"]["gpu"]["kind"], "sim");

@@ -242,6 +242,20 @@ pub(crate) fn summarize(f: Facts<'_>) -> AuditSummary {
         Some(k) => plain.push(format!("It ran on {}.", tee_words(k))),
         None => plain.push("No node evidence names where it ran.".into()),
     }
+    // The GPU evidence of the node the outcome comes from (the latest
+    // envelope in the bundle).
+    let latest_envelope = f
+        .bundle
+        .reports
+        .iter()
+        .rev()
+        .find_map(|r| r.envelope.as_ref())
+        .unwrap_or(&f.bundle.envelope);
+    plain.push(match latest_envelope.gpu.as_ref().map(|g| g.kind) {
+        None => "The node presented no GPU evidence.".into(),
+        Some(TeeKind::Sim) => "The node presented SIMULATED GPU evidence (no GPU hardware was attested), bound to its CPU evidence by its nonce.".into(),
+        Some(k) => format!("The node presented {k} GPU evidence, bound to its CPU evidence by its nonce."),
+    });
     if f.attempts.len() > 1 {
         let lost = f
             .attempts

@@ -591,6 +591,21 @@ fn node_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
         kind.push(Span::styled(" insecure-simulation ", t.danger()));
     }
     v.push(Line::from(kind));
+    // Composite evidence: the GPU the node claims, checked with the CPU
+    // evidence by my own verification (its nonce binds it to this node).
+    let mut gpu = vec![Span::styled(format!("{:<12}", "gpu"), t.dim())];
+    match &n.gpu {
+        None => gpu.push(Span::raw("none (no GPU evidence)")),
+        Some(g) if g.kind == TeeKind::Sim => {
+            gpu.push(Span::raw("sim "));
+            gpu.push(Span::styled(" insecure-simulation ", t.danger()));
+        }
+        Some(g) => gpu.push(Span::raw(format!(
+            "{} (nonce bound to this node's evidence)",
+            g.kind
+        ))),
+    }
+    v.push(Line::from(gpu));
     let row = |k: &str, val: String| {
         Line::from(vec![
             Span::styled(format!("{k:<12}"), t.dim()),
