@@ -77,17 +77,11 @@ pub fn run(args: Args) -> CmdResult {
 
         // DP-SGD on the same data and seed, in process, as the node runs it.
         if let Some(spec) = &s.privacy {
-            let train_records = pooled.n as u64
-                - match (&validation, s.training.validation_split) {
-                    (None, Some(f)) => {
-                        sealroom_protocol::privacy::split_validation_rows(pooled.n as u64, f)
-                    }
-                    _ => 0,
-                };
-            let plan = sealroom_protocol::privacy::schedule(
-                train_records,
-                s.training.batch_size,
-                s.training.epochs,
+            // The manifest's own rule (owner's set, or the seeded split).
+            let plan = sealroom_protocol::manifest::training_schedule(
+                pooled.n as u64,
+                validation.is_some(),
+                &s.training,
             )
             .ok_or_else(|| runtime_err("no training records"))?;
             let spec = spec.committed(&plan).map_err(input_err)?;

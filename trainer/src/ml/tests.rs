@@ -569,6 +569,39 @@ fn regression_fits_least_squares_and_its_bytes_predict_raw_values() {
     assert_eq!(loaded.score(&l.validation).unwrap().r2, mlp.final_r2);
 }
 
+/// Validation accuracies of DP-SGD on `l`'s pooled data under `spec`, one
+/// training per seed (seed-keyed noise when `spec` says so), each checked to
+/// have run `plan`.
+fn dp_accuracies(
+    l: &Loaded,
+    spec: &sealroom_protocol::privacy::PrivacySpec,
+    plan: &sealroom_protocol::privacy::Schedule,
+    seeds: std::ops::RangeInclusive<u64>,
+) -> Vec<f64> {
+    let s = &l.scenario;
+    let pooled = l.pooled();
+    seeds
+        .map(|seed| {
+            let mut training = s.training.clone();
+            training.seed = seed;
+            let dp = DpSgd::new(spec, seed).unwrap();
+            let m = train_private_on(
+                Compute::Cpu,
+                &s.model,
+                &training,
+                &s.schema,
+                Some(&dp),
+                &pooled,
+                Some(&l.validation),
+                &mut |_| std::ops::ControlFlow::Continue(()),
+            )
+            .unwrap();
+            assert_eq!(m.dp.unwrap().schedule, *plan);
+            m.final_accuracy.unwrap()
+        })
+        .collect()
+}
+
 /// DP-SGD's utility on the shipped DP scenarios, replayed with seed-keyed
 /// noise (`noise_source = "seed"`) over several seeds so the figures are
 /// reproducible: breast cancer at ε ≤ 3 (δ = 1e-5) stays ≥ 0.95 on the
@@ -586,27 +619,8 @@ fn dp_sgd_keeps_utility_on_the_shipped_dp_scenarios() {
         let eps = spec.spent(&plan).unwrap().epsilon;
         assert!(eps <= spec.target_epsilon.unwrap() * (1.0 + 1e-9), "{eps}");
         spec.noise_source = NoiseSource::Seed;
-        let mut accs = Vec::new();
         let t = Instant::now();
-        for seed in 1..=4u64 {
-            let mut training = s.training.clone();
-            training.seed = seed;
-            let dp = DpSgd::new(&spec, seed).unwrap();
-            let m = train_private_on(
-                Compute::Cpu,
-                &s.model,
-                &training,
-                &s.schema,
-                Some(&dp),
-                &pooled,
-                Some(&l.validation),
-                &mut |_| std::ops::ControlFlow::Continue(()),
-            )
-            .unwrap();
-            let run = m.dp.unwrap();
-            assert_eq!(run.schedule, plan);
-            accs.push(m.final_accuracy.unwrap());
-        }
+        let accs = dp_accuracies(&l, &spec, &plan, 1..=4);
         let mean = accs.iter().sum::<f64>() / accs.len() as f64;
         println!(
             "{file}: ε {eps:.3}, σ {:.4}, {} steps, accuracy over 4 seeds {accs:?} (mean {mean:.4}), {:.1} s",
@@ -642,26 +656,7 @@ fn dp_utility_table() {
             spec.target_epsilon = Some(target);
             let mut spec = spec.committed(&plan).unwrap();
             spec.noise_source = NoiseSource::Seed;
-            let accs: Vec<f64> = (1..=4u64)
-                .map(|seed| {
-                    let mut training = s.training.clone();
-                    training.seed = seed;
-                    let dp = DpSgd::new(&spec, seed).unwrap();
-                    train_private_on(
-                        Compute::Cpu,
-                        &s.model,
-                        &training,
-                        &s.schema,
-                        Some(&dp),
-                        &pooled,
-                        Some(&l.validation),
-                        &mut |_| std::ops::ControlFlow::Continue(()),
-                    )
-                    .unwrap()
-                    .final_accuracy
-                    .unwrap()
-                })
-                .collect();
+            let accs = dp_accuracies(&l, &spec, &plan, 1..=4);
             let mean = accs.iter().sum::<f64>() / 4.0;
             let min = accs.iter().cloned().fold(1.0, f64::min);
             println!(
