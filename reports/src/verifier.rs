@@ -1950,7 +1950,8 @@ mod tests {
                 c.privacy.epsilon = (f64::from_bits(c.privacy.epsilon) * 2.0).to_bits()
             };
             assert!(verify_bundle(&session(&m, &over), None, None).verified);
-            let tweaks: [(&str, &dyn Fn(&mut IntegrityReport)); 5] = [
+            type Tweak<'a> = (&'a str, &'a dyn Fn(&mut IntegrityReport));
+            let tweaks: [Tweak; 5] = [
                 ("noiseMultiplier", &|c| {
                     c.privacy.noiseMultiplier = 2f64.to_bits()
                 }),
