@@ -37,7 +37,8 @@ use sealroom_protocol::policy::TeeKind;
 use sealroom_protocol::scenario::Scenario;
 use sealroom_protocol::stream::{DataKey, DEFAULT_SEGMENT_SIZE};
 use sealroom_reports::attest::simulate::{sim_default_measurement, simulate};
-use sealroom_reports::binding::{evidence_hash, expected_report_data};
+use sealroom_reports::attest::simulate::simulate_gpu_at;
+use sealroom_reports::binding::{evidence_hash, expected_report_data, gpu_nonce_for};
 use sealroom_reports::report::IntegrityReport;
 use serde_json::Value;
 
@@ -800,9 +801,9 @@ fn members_refuse_a_node_outside_the_engine_allowlist() {
 }
 
 /// A policy demanding a GPU TEE is never met by a node without GPU
-/// evidence: the coordinator refuses to register it and every member
-/// refuses to grant, naming `policy.gpu-required` (no session carries GPU
-/// evidence yet, so such a policy fails closed).
+/// evidence, nor by GPU evidence bound to another node: the coordinator
+/// refuses to register it and every member refuses to grant, naming
+/// `policy.gpu-required` or `nvidia.nonce-binding`.
 #[test]
 fn a_policy_requiring_a_gpu_refuses_a_node_without_gpu_evidence() {
     let w = World::new();
@@ -833,7 +834,68 @@ fn a_policy_requiring_a_gpu_refuses_a_node_without_gpu_evidence() {
             "{err}"
         );
     }
+
+    // GPU evidence whose nonce is bound to another node's report_data (a
+    // GPU report lent from elsewhere): the coordinator refuses it, and when
+    // it serves it anyway every member refuses, through the library and
+    // through the real `sealroom party grant`, naming the binding check.
+    let now = sealroom_member::now();
+    let gpu_for = |rd: &[u8; 64]| sealroom_protocol::api::GpuRegistration {
+        kind: TeeKind::Sim,
+        evidence: simulate_gpu_at(&gpu_nonce_for(rd), now),
+        certs: vec![],
+    };
+    let mut misbound = reg.clone();
+    misbound.gpu = Some(gpu_for(&expected_report_data(
+        &[9; 32],
+        &[9; 32],
+        &st.manifest_hash.0,
+    )));
+    let err = Client::new(&w.upstream(), Some(&node_id))
+        .register_node(&sid, &misbound)
+        .unwrap_err();
+    assert!(err.to_string().contains("nvidia.nonce-binding"), "{err}");
+    let served = serde_json::to_value(&misbound).unwrap();
+    w.proxy.set(move |m, p, r| {
+        if m == "GET" && p == status_path(&sid) && r.status == 200 {
+            let served = served.clone();
+            json_edit(r, move |v| v["node"] = served);
+        }
+    });
+    for who in w.members() {
+        let err = w
+            .member(who)
+            .verify_node(&sid, sealroom_member::now())
+            .unwrap_err();
+        assert_eq!(
+            check_of(&err),
+            "node-evidence: nvidia.nonce-binding",
+            "{err}"
+        );
+    }
+    let o = cli_grant(&w, &w.parties[0], &format!("{sid:#x}"));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("nvidia.nonce-binding"), "{stderr}");
     w.proxy.clear();
+
+    // The same node with its GPU evidence bound to its own report_data is
+    // registered and verified by every member: the refusals above are the
+    // binding's, not the GPU's.
+    let mut bound = reg.clone();
+    bound.gpu = Some(gpu_for(&expected_report_data(
+        &reg.node_key,
+        &reg.hpke_key,
+        &st.manifest_hash.0,
+    )));
+    Client::new(&w.upstream(), Some(&node_id))
+        .register_node(&sid, &bound)
+        .unwrap();
+    for who in w.members() {
+        w.member(who)
+            .verify_node(&sid, sealroom_member::now())
+            .unwrap();
+    }
 }
 
 fn grant_of(w: &World, sid: &B256, node: &sealroom_trainer::node::Node) -> Grant {

@@ -964,6 +964,36 @@ fn a_gpu_policy_runs_with_a_simulated_gpu_and_verifies() {
     let bundle: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("bundle.json")).unwrap()).unwrap();
     assert_eq!(bundle["envelope"]["gpu"]["kind"], "sim");
+    let ev_detail = ev(&b["checks"]);
+    assert!(
+        ev_detail.contains("GPU measurements not pinned"),
+        "{ev_detail}"
+    );
+
+    // A scenario that requires training on the GPU is refused by a node
+    // built without the `cuda` feature (this one), naming the field, before
+    // it registers: it never trains on the CPU instead.
+    let cuda = dir.path().join("cuda.toml");
+    std::fs::write(
+        &cuda,
+        std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("[training]\n", "[training]\ncompute = \"cuda\"\n"),
+    )
+    .unwrap();
+    let cuda_out = dir.path().join("cuda-run");
+    let o = sealroom(&[
+        "run",
+        cuda.to_str().unwrap(),
+        "--out",
+        cuda_out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("training.compute") && e.contains("`cuda` feature") && e.contains("state open"),
+        "{e}"
+    );
 }
 
 /// Chromium's binary (scripts/test installs Debian's `chromium`); fails

@@ -193,8 +193,8 @@ fn pick_session(anon: &Client<'_>, named: Option<B256>) -> Result<B256, Failure>
 /// collect evidence, and its measurement.
 struct NodeSetup {
     coordinator: String,
-    /// Compose simulated GPU evidence in (`--gpu sim`).
-    sim_gpu: bool,
+    /// GPU evidence to compose in (`--gpu`).
+    gpu: Option<Gpu>,
     collector: Box<dyn Collector>,
     grant_timeout: Duration,
 }
@@ -202,9 +202,10 @@ struct NodeSetup {
 impl NodeSetup {
     fn new(flags: &NodeFlags) -> Result<Self, Failure> {
         // Local inputs first: a bad flag or file is exit 2 before any network call.
+        #[cfg(not(feature = "nvidia"))]
         if flags.gpu == Some(Gpu::Nvidia) {
             return Err(input_err(
-                "--gpu nvidia: composite GPU evidence needs the NVIDIA collector on an H100 in CC mode; not available in this build",
+                "--gpu nvidia: this node was built without the `nvidia` feature (NVML collector for an H100 in confidential-compute mode); rebuild with `cargo build -p sealroom-node --features nvidia` on the GPU TEE host",
             ));
         }
         let collateral = flags
@@ -218,11 +219,37 @@ impl NodeSetup {
         let measurement = engine_measurement()?;
         Ok(Self {
             coordinator: flags.coordinator.clone(),
-            sim_gpu: flags.gpu == Some(Gpu::Sim),
+            gpu: flags.gpu,
             collector: collector(flags.tee, measurement, collateral)?,
             grant_timeout: Duration::from_secs(flags.timeout_s),
         })
     }
+}
+
+/// Collects the H100's attestation report for this node's GPU nonce (derived
+/// from its CPU `report_data`) through NVML and composes it in. Confidential
+/// compute must be on: the collector refuses otherwise, since GPU evidence
+/// from a GPU outside CC mode would prove nothing.
+#[cfg(feature = "nvidia")]
+fn compose_nvidia_gpu(node: &mut Node) -> Result<(), Failure> {
+    let nonce = node.gpu_nonce();
+    let got = sealroom_reports::attest::collect::nvidia::collect(0, &nonce)
+        .map_err(|e| runtime_err(format!("--gpu nvidia: {e}")))?;
+    node.compose_gpu(sealroom_protocol::api::GpuRegistration {
+        kind: TeeKind::NvidiaGpu,
+        evidence: got.evidence,
+        certs: got.certs.iter().map(hex::encode).collect(),
+    });
+    Ok(())
+}
+
+/// Without the `nvidia` feature `NodeSetup::new` refuses `--gpu nvidia`
+/// before any network call; this is never reached.
+#[cfg(not(feature = "nvidia"))]
+fn compose_nvidia_gpu(_: &mut Node) -> Result<(), Failure> {
+    Err(input_err(
+        "--gpu nvidia: this node was built without the `nvidia` feature",
+    ))
 }
 
 /// Why one session ended without a completed model.
@@ -414,10 +441,18 @@ fn serve_session(setup: &NodeSetup, session: B256) -> Result<[u8; 32], SessionEn
             "the coordinator's manifest is invalid: {e}"
         )))
     })?;
+    // A manifest that requires a backend this build lacks: refuse before
+    // registering, so the session stays open for a node that has it.
+    sealroom_trainer::ml::Compute::for_training(&manifest.training)
+        .map_err(|e| not_given(runtime_err(format!("the manifest's {e}"))))?;
     let mut node = Node::start(manifest.hash(), setup.collector.as_ref())
         .map_err(|e| not_given(runtime_err(e)))?;
-    if setup.sim_gpu {
-        node.compose_sim_gpu();
+    match setup.gpu {
+        None => {}
+        Some(Gpu::Sim) => node.compose_sim_gpu(),
+        Some(Gpu::Nvidia) => {
+            compose_nvidia_gpu(&mut node).map_err(not_given)?;
+        }
     }
     let kind = node.evidence().kind;
     if kind == TeeKind::Sim {

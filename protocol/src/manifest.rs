@@ -1297,6 +1297,26 @@ mod tests {
         assert_eq!(tree.len(), 3 + 3);
     }
 
+    /// `training.compute` is left out of the JSON when `cpu` (CPU
+    /// manifests hash as before), and `cuda` is bound by the engine spec
+    /// hash: a coordinator cannot switch the backend after consent.
+    #[test]
+    fn training_compute_is_bound_and_cpu_is_implicit() {
+        let (m, _, _) = manifest();
+        let json = serde_json::to_string(&m.training).unwrap();
+        assert!(!json.contains("compute"), "{json}");
+        let mut cuda = m.clone();
+        cuda.training.compute = crate::scenario::TrainingCompute::Cuda;
+        assert!(serde_json::to_string(&cuda.training)
+            .unwrap()
+            .contains("\"compute\":\"cuda\""));
+        assert_ne!(cuda.hash(), m.hash());
+        assert!(cuda.validate().is_err(), "the spec hash must catch it");
+        let text = "epochs = 1\nbatch_size = 8\noptimizer = \"adam\"\nlearning_rate = 0.1\nseed = 1\ncompute = \"tpu\"";
+        let err = toml::from_str::<crate::scenario::TrainingSpec>(text).unwrap_err();
+        assert!(err.to_string().contains("compute") || err.to_string().contains("tpu"), "{err}");
+    }
+
     #[test]
     fn consent_and_grant_bind_manifest_member_and_node() {
         let (m, ids, _) = manifest();

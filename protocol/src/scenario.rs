@@ -323,6 +323,41 @@ pub struct TrainingSpec {
     /// Whether per-epoch metrics may appear in public progress (default: owner only).
     #[serde(default)]
     pub public_metrics: bool,
+    /// Where the node must train (`compute = "cuda"` requires Burn's CUDA
+    /// backend on the node's GPU). Absent means `cpu` and is left out of the
+    /// manifest's JSON, so CPU sessions hash exactly as before.
+    #[serde(default, skip_serializing_if = "TrainingCompute::is_cpu")]
+    pub compute: TrainingCompute,
+}
+
+/// `training.compute`: the backend a session requires. Part of the engine
+/// spec hash (and so of every report's inputs root): a node that trained on
+/// another backend could not sign a report for this manifest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainingCompute {
+    /// Burn's ndarray backend on one CPU thread (the default; bytes replay
+    /// exactly).
+    #[default]
+    Cpu,
+    /// Burn's CUDA backend on the node's GPU (a node built with the `cuda`
+    /// feature; replay holds only on the same backend and device kind).
+    Cuda,
+}
+
+impl TrainingCompute {
+    /// True for the default.
+    pub fn is_cpu(&self) -> bool {
+        *self == TrainingCompute::Cpu
+    }
+
+    /// The scenario file's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrainingCompute::Cpu => "cpu",
+            TrainingCompute::Cuda => "cuda",
+        }
+    }
 }
 
 /// `[owner]`.

@@ -230,6 +230,9 @@ pub(crate) fn summarize(f: Facts<'_>) -> AuditSummary {
         m.training.epochs,
         m.training.seed,
     ));
+    if m.training.compute == sealroom_protocol::scenario::TrainingCompute::Cuda {
+        plain.push("The manifest requires training on the node's GPU (Burn's CUDA backend): the signed reports commit to that manifest, and a node without it refuses the session.".into());
+    }
     plain.push(match &m.owner.validation {
         Some(v) => format!(
             "The owner measured the model on a validation set of its own ({} records); no party saw another's data.",
@@ -256,6 +259,16 @@ pub(crate) fn summarize(f: Facts<'_>) -> AuditSummary {
         Some(TeeKind::Sim) => "The node presented SIMULATED GPU evidence (no GPU hardware was attested), bound to its CPU evidence by its nonce.".into(),
         Some(k) => format!("The node presented {k} GPU evidence, bound to its CPU evidence by its nonce."),
     });
+    if latest_envelope.gpu.is_some() || f.policy.require_gpu {
+        plain.push(if f.policy.gpu_reference.is_empty() {
+            "The policy pins no GPU measurement: any GPU firmware in confidential-computing mode would have been accepted.".to_string()
+        } else {
+            format!(
+                "The GPU's measurements had to match the policy's reference ({}).",
+                crate::policy_eval::gpu_pin_words(f.policy)
+            )
+        });
+    }
     if f.attempts.len() > 1 {
         let lost = f
             .attempts
@@ -342,6 +355,7 @@ pub(crate) fn summarize(f: Facts<'_>) -> AuditSummary {
             "learning_rate": m.training.learning_rate,
             "seed": m.training.seed,
             "validation_split": m.training.validation_split,
+            "compute": m.training.compute.as_str(),
             "features": m.schema.features.len(),
             "label": m.schema.label,
             "task": m.schema.task.as_str(),
@@ -394,7 +408,7 @@ pub fn policy_words(p: &Policy) -> String {
             .join("; ")
     };
     format!(
-        "accepts {}; simulation {}; debug {}; evidence at most {} s old; GPU {}; {pins}",
+        "accepts {}; simulation {}; debug {}; evidence at most {} s old; GPU {}{}; {pins}",
         kinds.join(", "),
         if p.allow_simulation {
             "ALLOWED"
@@ -407,6 +421,11 @@ pub fn policy_words(p: &Policy) -> String {
             "required"
         } else {
             "not required"
+        },
+        if p.require_gpu || !p.gpu_reference.is_empty() {
+            format!(" ({})", crate::policy_eval::gpu_pin_words(p))
+        } else {
+            String::new()
         },
     )
 }

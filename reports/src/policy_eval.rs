@@ -323,6 +323,16 @@ pub fn verify_gpu_with_nonce(
                 ..Default::default()
             };
             let mut v = crate::attest::verify(TeeKind::Sim, &inputs, &as_sim);
+            // Pinned GPU measurements cannot be met by simulated evidence,
+            // which has no SPDM measurement blocks: fail closed rather than
+            // let a pin go unchecked.
+            if v.verified && !policy.gpu_reference.is_empty() {
+                v.verified = false;
+                v.failure = Some(Failure::new(
+                    Check::NvidiaReference,
+                    "the policy pins GPU measurements (gpu_reference) and simulated GPU evidence has none to compare",
+                ));
+            }
             // The nonce is the first 32 bytes, the rest zeros; anything else
             // is not a nonce and fails the binding.
             if let Some(rd) = v.report_data.as_deref().and_then(|h| hex::decode(h).ok()) {
@@ -342,6 +352,40 @@ pub fn verify_gpu_with_nonce(
                 ),
             ),
         ),
+    }
+}
+
+/// Verified GPU evidence in words for checklists: its kind, what it
+/// measured, and whether the policy pins those measurements.
+pub fn gpu_words(gpu: &Verdict, policy: &Policy) -> String {
+    let what = if gpu.kind == TeeKind::Sim {
+        "GPU evidence (sim: insecure simulation)".to_string()
+    } else {
+        let blocks = gpu.claims["measurement_count"].as_u64().unwrap_or(0);
+        format!("NVIDIA GPU evidence ({blocks} SPDM measurement blocks)")
+    };
+    let digest = gpu
+        .measurement
+        .as_deref()
+        .map(|m| format!("; GPU measurement {}…", &m[..m.len().min(16)]))
+        .unwrap_or_default();
+    format!(
+        "{what} verified, its nonce bound to that report_data{digest}; {}",
+        gpu_pin_words(policy)
+    )
+}
+
+/// Whether a policy pins the GPU's measurements, in words.
+pub fn gpu_pin_words(policy: &Policy) -> String {
+    if policy.gpu_reference.is_empty() {
+        "GPU measurements not pinned (the policy sets no gpu_reference: any GPU firmware accepted)"
+            .to_string()
+    } else {
+        let blocks: Vec<&str> = policy.gpu_reference.keys().map(String::as_str).collect();
+        format!(
+            "GPU measurement blocks {} pinned by the policy's gpu_reference",
+            blocks.join(", ")
+        )
     }
 }
 
@@ -588,6 +632,21 @@ mod tests {
             ..gpu.clone()
         };
         assert_eq!(failed(&verify_gpu(&tdx, &[5; 64], &p, T0)), "evidence.kind");
+        // Words: simulated, its measurement, not pinned.
+        let w = gpu_words(&g, &p);
+        assert!(w.starts_with("GPU evidence (sim: insecure simulation) verified"), "{w}");
+        assert!(w.contains("GPU measurement ") && w.contains("not pinned"), "{w}");
+        // A policy that pins GPU measurements cannot be met by simulated
+        // GPU evidence (no measurement blocks): it fails closed.
+        let mut pinned = p.clone();
+        pinned
+            .gpu_reference
+            .insert("7".into(), vec!["00".repeat(48)]);
+        assert_eq!(
+            failed(&verify_gpu(&gpu, &[5; 64], &pinned, T0 + 10)),
+            "nvidia.reference"
+        );
+        assert!(gpu_pin_words(&pinned).contains("blocks 7 pinned"));
     }
 
     /// The real H100 samples through the composite path: the GPU part
@@ -618,6 +677,11 @@ mod tests {
         // Through verify_gpu the expected nonce is the CPU-derived one,
         // which this report does not carry.
         assert_eq!(failed(&verify_gpu(&gpu, &[5; 64], &p, at)), "nvidia.nonce");
+        let w = gpu_words(&g, &p);
+        assert!(
+            w.starts_with("NVIDIA GPU evidence (") && w.contains("SPDM measurement blocks)"),
+            "{w}"
+        );
     }
 
     #[test]

@@ -1100,14 +1100,15 @@ pub fn verify_bundle_from(
             expected_nonce: None,
             gpu_reference: None,
         };
+        let mut gpu_verdict = None;
         let v = if policy.accepted_kinds.contains(&env.kind) {
             let cpu = attest::verify(env.kind, &inputs, &policy);
             let rd = expected_report_data(&g.node_key, &g.hpke_key, &mh.0);
-            let gpu = env
+            gpu_verdict = env
                 .gpu
                 .as_ref()
                 .map(|gpu| crate::policy_eval::verify_registered_gpu(gpu, &rd, &policy, at));
-            crate::policy_eval::with_gpu(cpu, gpu.as_ref(), &policy)
+            crate::policy_eval::with_gpu(cpu, gpu_verdict.as_ref(), &policy)
         } else {
             Verdict::rejected(
                 env.kind,
@@ -1122,10 +1123,9 @@ pub fn verify_bundle_from(
             None => format!(
                 "{} evidence verified at {at} under the {policy_source} policy; node keys and manifest bound in report_data{}",
                 v.kind,
-                match env.gpu.as_ref().map(|g| g.kind) {
-                    Some(TeeKind::Sim) => "; GPU evidence (sim: insecure simulation) verified, its nonce bound to that report_data",
-                    Some(_) => "; NVIDIA GPU evidence verified, its nonce bound to that report_data",
-                    None => "",
+                match &gpu_verdict {
+                    Some(g) => format!("; {}", crate::policy_eval::gpu_words(g, &policy)),
+                    None => String::new(),
                 }
             ),
             Some(f) => format!("{}: {}", f.check, f.detail),

@@ -188,6 +188,12 @@ fn print_summary(s: &Scenario) {
         training.push_str(&format!(", weight_decay {}", t.weight_decay));
     }
     training.push_str(&format!(", seed {}", t.seed));
+    if !t.compute.is_cpu() {
+        training.push_str(&format!(
+            ", on {} (a node built with the `cuda` feature, on a GPU)",
+            t.compute.as_str()
+        ));
+    }
     if let Some(v) = t.validation_split {
         training.push_str(&format!(", validation_split {v}"));
     }

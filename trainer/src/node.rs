@@ -314,13 +314,8 @@ impl Node {
     /// binds to the same keys and manifest. It proves nothing about a GPU
     /// and is accepted only where the policy allows simulation.
     pub fn compose_sim_gpu(&mut self) {
-        let rd = expected_report_data(
-            &self.signing_key(),
-            &self.hpke_public,
-            &self.manifest_hash.0,
-        );
-        let nonce = sealroom_reports::binding::gpu_nonce_for(&rd);
-        self.gpu = Some(sealroom_protocol::api::GpuRegistration {
+        let nonce = self.gpu_nonce();
+        self.compose_gpu(sealroom_protocol::api::GpuRegistration {
             kind: TeeKind::Sim,
             evidence: sealroom_reports::attest::simulate::simulate_gpu_at(
                 &nonce,
@@ -328,6 +323,25 @@ impl Node {
             ),
             certs: vec![],
         });
+    }
+
+    /// The nonce this node's GPU evidence must carry: derived from the CPU
+    /// evidence's `report_data` (node keys and manifest hash), so the GPU
+    /// report cannot be replayed from, or lent to, another node or session.
+    pub fn gpu_nonce(&self) -> [u8; 32] {
+        let rd = expected_report_data(
+            &self.signing_key(),
+            &self.hpke_public,
+            &self.manifest_hash.0,
+        );
+        sealroom_reports::binding::gpu_nonce_for(&rd)
+    }
+
+    /// Composes GPU evidence collected for [`Node::gpu_nonce`] in: the
+    /// registration, the evidence envelope and every report's evidence hash
+    /// name it from now on.
+    pub fn compose_gpu(&mut self, gpu: sealroom_protocol::api::GpuRegistration) {
+        self.gpu = Some(gpu);
     }
 
     /// The GPU evidence composed in, if any.
@@ -492,8 +506,23 @@ impl Node {
                 }
             },
         };
+        let compute = match ml::Compute::for_training(&manifest.training) {
+            Ok(c) => c,
+            Err(e) => {
+                drop(train_set);
+                drop(validation);
+                self.wipe();
+                let reason = AbortReason::new(
+                    abort_code::TRAINING,
+                    "engine",
+                    Check::Training,
+                    e.to_string(),
+                );
+                return abort(self, &mut reports, opened_hash, reason, progress);
+            }
+        };
         let trained = ml::train_private_on(
-            ml::Compute::Cpu,
+            compute,
             &manifest.model,
             &manifest.training,
             &manifest.schema,

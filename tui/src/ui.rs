@@ -606,6 +606,15 @@ fn node_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
         ))),
     }
     v.push(Line::from(gpu));
+    // Whether the consented policy pins the GPU's measurements.
+    if n.gpu.is_some() || st.manifest.policy.require_gpu {
+        v.push(Line::from(vec![
+            Span::styled(format!("{:<12}", "gpu pins"), t.dim()),
+            Span::raw(sealroom_reports::policy_eval::gpu_pin_words(
+                &st.manifest.policy,
+            )),
+        ]));
+    }
     let row = |k: &str, val: String| {
         Line::from(vec![
             Span::styled(format!("{k:<12}"), t.dim()),

@@ -13,7 +13,9 @@ use burn::record::{BinBytesRecorder, BurnRecord, FullPrecisionSettings, Record, 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use sealroom_protocol::privacy::{schedule, Schedule};
-use sealroom_protocol::scenario::{ModelSpec, Optimizer, Schema, Task, TrainingSpec};
+use sealroom_protocol::scenario::{
+    ModelSpec, Optimizer, Schema, Task, TrainingCompute, TrainingSpec,
+};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -129,6 +131,33 @@ pub enum Compute {
         /// CUDA device ordinal.
         index: usize,
     },
+}
+
+impl Compute {
+    /// The backend a manifest's `training.compute` requires, on this build:
+    /// `cuda` needs the `cuda` cargo feature (GPU 0), and is refused with a
+    /// message naming the field otherwise, never silently run on the CPU.
+    pub fn for_training(training: &TrainingSpec) -> Result<Self, MlError> {
+        match training.compute {
+            TrainingCompute::Cpu => Ok(Compute::Cpu),
+            #[cfg(feature = "cuda")]
+            TrainingCompute::Cuda => Ok(Compute::Cuda { index: 0 }),
+            #[cfg(not(feature = "cuda"))]
+            TrainingCompute::Cuda => Err(MlError::Spec {
+                field: "training.compute",
+                message: "\"cuda\" requires a node built with the `cuda` feature on a GPU; this one trains on the CPU only".into(),
+            }),
+        }
+    }
+
+    /// The backend's name, as reports and logs print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compute::Cpu => "burn-ndarray (cpu)",
+            #[cfg(feature = "cuda")]
+            Compute::Cuda { .. } => "burn-cuda (gpu)",
+        }
+    }
 }
 
 /// Trains on the pooled data on the CPU backend; see [`train_on`].
