@@ -36,8 +36,8 @@ use sealroom_protocol::manifest::{engine_spec_hash, ConsentAction, Grant, Manife
 use sealroom_protocol::policy::TeeKind;
 use sealroom_protocol::scenario::Scenario;
 use sealroom_protocol::stream::{DataKey, DEFAULT_SEGMENT_SIZE};
-use sealroom_reports::attest::simulate::{sim_default_measurement, simulate};
 use sealroom_reports::attest::simulate::simulate_gpu_at;
+use sealroom_reports::attest::simulate::{sim_default_measurement, simulate};
 use sealroom_reports::binding::{evidence_hash, expected_report_data, gpu_nonce_for};
 use sealroom_reports::report::IntegrityReport;
 use serde_json::Value;

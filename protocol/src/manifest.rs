@@ -1314,7 +1314,10 @@ mod tests {
         assert!(cuda.validate().is_err(), "the spec hash must catch it");
         let text = "epochs = 1\nbatch_size = 8\noptimizer = \"adam\"\nlearning_rate = 0.1\nseed = 1\ncompute = \"tpu\"";
         let err = toml::from_str::<crate::scenario::TrainingSpec>(text).unwrap_err();
-        assert!(err.to_string().contains("compute") || err.to_string().contains("tpu"), "{err}");
+        assert!(
+            err.to_string().contains("compute") || err.to_string().contains("tpu"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -336,17 +336,21 @@ pub struct TrainingSpec {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrainingCompute {
-    /// Burn's ndarray backend on one CPU thread (the default; bytes replay
-    /// exactly).
+    /// Burn's flex backend on one CPU thread (the default, chosen by
+    /// `sealroom bench train`; bytes replay exactly on one machine).
     #[default]
     Cpu,
+    /// Burn's ndarray backend on one CPU thread (the default before flex;
+    /// its models' bytes differ from flex's).
+    #[serde(rename = "cpu-ndarray")]
+    CpuNdarray,
     /// Burn's CUDA backend on the node's GPU (a node built with the `cuda`
     /// feature; replay holds only on the same backend and device kind).
     Cuda,
 }
 
 impl TrainingCompute {
-    /// True for the default.
+    /// True for the default (left out of the manifest's JSON).
     pub fn is_cpu(&self) -> bool {
         *self == TrainingCompute::Cpu
     }
@@ -355,6 +359,7 @@ impl TrainingCompute {
     pub fn as_str(self) -> &'static str {
         match self {
             TrainingCompute::Cpu => "cpu",
+            TrainingCompute::CpuNdarray => "cpu-ndarray",
             TrainingCompute::Cuda => "cuda",
         }
     }

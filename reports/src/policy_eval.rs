@@ -634,8 +634,14 @@ mod tests {
         assert_eq!(failed(&verify_gpu(&tdx, &[5; 64], &p, T0)), "evidence.kind");
         // Words: simulated, its measurement, not pinned.
         let w = gpu_words(&g, &p);
-        assert!(w.starts_with("GPU evidence (sim: insecure simulation) verified"), "{w}");
-        assert!(w.contains("GPU measurement ") && w.contains("not pinned"), "{w}");
+        assert!(
+            w.starts_with("GPU evidence (sim: insecure simulation) verified"),
+            "{w}"
+        );
+        assert!(
+            w.contains("GPU measurement ") && w.contains("not pinned"),
+            "{w}"
+        );
         // A policy that pins GPU measurements cannot be met by simulated
         // GPU evidence (no measurement blocks): it fails closed.
         let mut pinned = p.clone();

@@ -12,6 +12,8 @@ pub enum Bench {
     Overhead(super::bench_overhead::Args),
     /// How a session through the loader scales with the number of parties.
     Parties(super::bench_parties::Args),
+    /// The same training on each CPU backend (ndarray, flex): time, determinism, quality.
+    Train(super::bench_train::Args),
     /// Gas of the registry's transactions (realistic report, SEV-SNP/TDX-sized evidence) and their opBNB cost.
     Gas(super::bench_gas::Args),
 }
@@ -24,6 +26,7 @@ pub fn run(b: Bench) -> crate::exit::CmdResult {
         Bench::Gas(a) => super::bench_gas::run(a),
         Bench::Overhead(a) => super::bench_overhead::run(a),
         Bench::Parties(a) => super::bench_parties::run(a),
+        Bench::Train(a) => super::bench_train::run(a),
     }
 }
 

@@ -90,7 +90,7 @@ pub fn run(args: Args) -> CmdResult {
             let t = Instant::now();
             let dp = ml::DpSgd::new(&spec, s.training.seed).map_err(runtime_err)?;
             ml::train_private_on(
-                ml::Compute::Cpu,
+                ml::Compute::for_training(&s.training).map_err(input_err)?,
                 &s.model,
                 &s.training,
                 &s.schema,

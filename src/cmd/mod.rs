@@ -6,6 +6,7 @@ pub mod bench_commit;
 pub mod bench_gas;
 pub mod bench_overhead;
 pub mod bench_parties;
+pub mod bench_train;
 pub mod bench_verify;
 pub mod chain;
 pub mod commit;

@@ -11,7 +11,7 @@
 //! Dataset::from_csv(bytes, &schema) -> Result<Dataset>    one party's CSV, in schema feature order
 //! Dataset::concat(&[&a, &b, ..])   -> Result<Dataset>     pool the parties (in manifest order)
 //! train(&model, &training, &schema, &train, validation, &mut progress) -> Result<TrainedModel>
-//! train_on(Compute::Cpu | Compute::Cuda{..}, ...)          same, on a chosen backend
+//! train_on(Compute::Cpu (flex) | Ndarray | Cuda{..}, ...)  same, on a chosen backend
 //! evaluate(&model, &schema, &model_bytes, &data) -> Result<f64>   accuracy of stored model bytes
 //! evaluate_metrics(...) -> Result<Evaluation>              accuracy and loss
 //! LoadedModel::from_bytes(&model_bytes) -> Result<LoadedModel>   a model on its own (see [`export`])

@@ -158,6 +158,45 @@ fn same_inputs_give_identical_model_bytes() {
     assert_ne!(c.data_order_commitment, a.data_order_commitment);
 }
 
+/// Both CPU backends replay: the default (flex) and `cpu-ndarray` each give
+/// identical bytes run to run, the backends' bytes differ from each other
+/// (so the manifest must name the backend, and does), and the manifest's
+/// `training.compute` picks the backend `train` uses.
+#[test]
+fn each_cpu_backend_replays_and_the_manifest_picks_it() {
+    let mut l = load("breast-cancer-3-hospitals.toml");
+    l.scenario.training.epochs = 20;
+    let pooled = l.pooled();
+    let on = |c: Compute, l: &Loaded| {
+        let s = &l.scenario;
+        train_on(
+            c,
+            &s.model,
+            &s.training,
+            &s.schema,
+            &pooled,
+            Some(&l.validation),
+            &mut |_| std::ops::ControlFlow::Continue(()),
+        )
+        .unwrap()
+    };
+    let flex = on(Compute::Cpu, &l);
+    assert_eq!(flex.model_bytes, on(Compute::Cpu, &l).model_bytes);
+    let nd = on(Compute::Ndarray, &l);
+    assert_eq!(nd.model_bytes, on(Compute::Ndarray, &l).model_bytes);
+    assert_ne!(flex.model_bytes, nd.model_bytes);
+    let acc = |m: &TrainedModel| m.final_accuracy.unwrap();
+    assert!(
+        (acc(&flex) - acc(&nd)).abs() < 0.02,
+        "{} vs {}",
+        acc(&flex),
+        acc(&nd)
+    );
+    assert_eq!(l.train(&pooled).model_bytes, flex.model_bytes);
+    l.scenario.training.compute = sealroom_protocol::scenario::TrainingCompute::CpuNdarray;
+    assert_eq!(l.train(&pooled).model_bytes, nd.model_bytes);
+}
+
 /// Concurrent sessions in one process do not disturb each other's results
 /// (no shared RNG, no thread-pool dependence).
 #[test]
