@@ -272,19 +272,22 @@ fn order_chain(certs: &[Cert]) -> Result<Vec<&Cert>, String> {
     Ok(chain)
 }
 
-/// Chains whose signatures verified in this process, by SHA-256 of their
-/// certificates (length-prefixed, in chain order). A GPU's chain does not
-/// change between its reports, and the four P-384 chain signatures cost more
-/// than the rest of a verification; everything that depends on the instant or
-/// the report (validity, CA flags, the report signature) is still checked
-/// every time. Only successfully verified chains are remembered.
-static CHAIN_CACHE: std::sync::Mutex<Vec<[u8; 32]>> = std::sync::Mutex::new(Vec::new());
-const CHAIN_CACHE_MAX: usize = 64;
+/// Chain links (a certificate and the one that signed it) whose signatures
+/// verified in this process, by SHA-256 of both certificates
+/// (length-prefixed), with the child's position in its chain. A P-384
+/// signature costs more than the rest of a verification: the vendor links
+/// (provisioner ICA ← GH100 identity ← root) are the same for every H100 and
+/// are verified once per process, a GPU's own links (attestation leaf ← GSP
+/// BROM ← provisioner ICA) once per GPU. Everything that depends on the
+/// instant or the report (validity, CA flags, the report signature) is still
+/// checked every time. Only links that verified are remembered.
+static LINK_CACHE: std::sync::Mutex<Vec<([u8; 32], usize)>> = std::sync::Mutex::new(Vec::new());
+const LINK_CACHE_MAX: usize = 256;
 
-fn chain_key(chain: &[&Cert]) -> [u8; 32] {
+fn link_key(child: &Cert, issuer: &Cert) -> [u8; 32] {
     let mut h = sha2::Sha256::new();
-    h.update(b"sealroom.nvidia-chain.v1");
-    for c in chain {
+    h.update(b"sealroom.nvidia-link.v1");
+    for c in [child, issuer] {
         h.update((c.der.len() as u64).to_be_bytes());
         h.update(&c.der);
     }
@@ -293,25 +296,41 @@ fn chain_key(chain: &[&Cert]) -> [u8; 32] {
     out
 }
 
-fn chain_cached(key: &[u8; 32]) -> bool {
-    CHAIN_CACHE.lock().map(|c| c.contains(key)).unwrap_or(false)
+fn link_cached(key: &[u8; 32]) -> bool {
+    LINK_CACHE
+        .lock()
+        .map(|c| c.iter().any(|(k, _)| k == key))
+        .unwrap_or(false)
 }
 
-fn remember_chain(key: [u8; 32]) {
-    if let Ok(mut c) = CHAIN_CACHE.lock() {
-        if c.len() >= CHAIN_CACHE_MAX {
+fn remember_link(key: [u8; 32], position: usize) {
+    if let Ok(mut c) = LINK_CACHE.lock() {
+        if c.len() >= LINK_CACHE_MAX {
             c.remove(0);
         }
-        c.push(key);
+        c.push((key, position));
     }
 }
 
-/// Forgets every remembered chain (the benchmark measures cold verification with it).
+/// Forgets every remembered link (the benchmark measures a first
+/// verification in a fresh process with it).
 pub fn clear_chain_cache() {
-    if let Ok(mut c) = CHAIN_CACHE.lock() {
+    if let Ok(mut c) = LINK_CACHE.lock() {
         c.clear();
     }
 }
+
+/// Forgets the links of the GPUs themselves (leaf and GSP BROM), keeping the
+/// vendor links: the benchmark measures a GPU this process has not seen,
+/// from a verifier that has verified another H100 before.
+pub fn clear_device_links() {
+    if let Ok(mut c) = LINK_CACHE.lock() {
+        c.retain(|(_, position)| *position >= DEVICE_LINKS);
+    }
+}
+
+/// The links at the bottom of an H100 chain that belong to one GPU.
+const DEVICE_LINKS: usize = 2;
 
 /// The NVIDIA GPU verifier.
 pub struct NvidiaVerifier;
@@ -348,12 +367,12 @@ impl Verifier for NvidiaVerifier {
             certs.push(root.clone());
         }
         let chain = order_chain(&certs).map_err(chain_err)?;
-        let key = chain_key(&chain);
-        if !chain_cached(&key) {
-            for pair in chain.windows(2) {
+        for (position, pair) in chain.windows(2).enumerate() {
+            let key = link_key(pair[0], pair[1]);
+            if !link_cached(&key) {
                 verify_signed_by(pair[0], pair[1]).map_err(chain_err)?;
+                remember_link(key, position);
             }
-            remember_chain(key);
         }
         if chain.len() != CHAIN_LEN {
             return Err(chain_err(format!(
