@@ -13,7 +13,7 @@
 //! The schema hash is `LpHasher("sealroom.schema.v1")` over the column names.
 
 use std::io::{self, Read, Write};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 use alloy_primitives::B256;
@@ -97,7 +97,7 @@ pub fn canonical_record(fields: &[&str]) -> Vec<u8> {
 
 /// SHA-256 of a record's canonical bytes.
 pub fn record_digest(fields: &[&str]) -> [u8; 32] {
-    Sha256::digest(canonical_record(fields)).into()
+    Sha256::digest(Zeroizing::new(canonical_record(fields)).as_slice()).into()
 }
 
 /// Hash of an ordered list of column names.
@@ -251,7 +251,7 @@ impl CsvReader {
         mut data: &[u8],
         on_line: &mut dyn FnMut(u64, CsvLine<'_>) -> Result<(), DatasetError>,
     ) -> Result<(), DatasetError> {
-        while let Some(nl) = data.iter().position(|&b| b == b'\n') {
+        while let Some(nl) = memchr::memchr(b'\n', data) {
             if self.partial.is_empty() {
                 let line = self.rules.take(&data[..nl])?;
                 on_line(self.rules.line(), line)?;
@@ -296,11 +296,89 @@ impl CsvReader {
 
 /// Incremental record hasher: feed plaintext bytes in any chunking; it keeps
 /// only the current partial line and one 32-byte digest per record.
+///
+/// Two ways to run it, with identical results:
+/// - inline ([`RecordHasher::new`]): parsing, SHA-256 and the leaf Keccaks
+///   on the calling thread;
+/// - offloaded ([`RecordHasher::offloaded`]): the calling thread parses and
+///   writes each record's canonical bytes into [`RecordBatch`]es, and a
+///   second thread runs [`hash_batches`] (SHA-256 and the leaf Keccaks, in
+///   record order). Parsing and hashing then use two cores; every format
+///   error is still found by the parsing thread, in line order.
 pub struct RecordHasher {
     reader: CsvReader,
     columns: Option<Vec<String>>,
+    records: u64,
+    batch: RecordBatch,
+    offload: Option<SyncSender<RecordBatch>>,
+    hashed: BatchHashes,
+}
+
+/// Canonical bytes of consecutive records (plaintext, wiped on drop), cut
+/// where [`RECORD_BATCH_BYTES`] is reached.
+pub struct RecordBatch {
+    bytes: Zeroizing<Vec<u8>>,
+    /// End offset of each record in `bytes`.
+    ends: Vec<usize>,
+}
+
+/// Size at which a batch of canonical records is handed over.
+pub const RECORD_BATCH_BYTES: usize = 256 * 1024;
+
+impl RecordBatch {
+    fn new() -> Self {
+        Self {
+            bytes: Zeroizing::new(Vec::with_capacity(RECORD_BATCH_BYTES + MAX_LINE / 64)),
+            ends: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, fields: &[&str]) {
+        self.bytes
+            .extend_from_slice(&(fields.len() as u32).to_be_bytes());
+        for f in fields {
+            self.bytes
+                .extend_from_slice(&(f.len() as u32).to_be_bytes());
+            self.bytes.extend_from_slice(f.as_bytes());
+        }
+        self.ends.push(self.bytes.len());
+    }
+}
+
+/// Record digests and leaf hashes, in record order.
+#[derive(Default)]
+pub struct BatchHashes {
     digests: Vec<[u8; 32]>,
     leaves: Vec<B256>,
+}
+
+impl BatchHashes {
+    /// Hashes one batch: each record's SHA-256 and its leaf
+    /// `keccak256(keccak256(abi.encode(index, digest)))`, the index counting
+    /// every record hashed before it.
+    fn hash(&mut self, batch: &RecordBatch) {
+        let mut start = 0;
+        for &end in &batch.ends {
+            let d: [u8; 32] = Sha256::digest(&batch.bytes[start..end]).into();
+            self.leaves.push(crate::merkle::leaf_hash(
+                &uint_word(self.digests.len() as u64),
+                &d,
+            ));
+            self.digests.push(d);
+            start = end;
+        }
+    }
+}
+
+/// The hashing side of an offloaded [`RecordHasher`]: hashes every batch
+/// the channel brings, in order, until the hasher finishes (drops its
+/// sender). Give the result to [`RecordHasher::finish_offloaded`].
+pub fn hash_batches(batches: Receiver<RecordBatch>) -> BatchHashes {
+    let mut out = BatchHashes::default();
+    for b in batches {
+        out.hash(&b);
+    }
+    out
 }
 
 impl Default for RecordHasher {
@@ -309,82 +387,121 @@ impl Default for RecordHasher {
     }
 }
 
-/// Where [`RecordHasher`] keeps what the lines give.
-struct Hashes<'a> {
-    columns: &'a mut Option<Vec<String>>,
-    digests: &'a mut Vec<[u8; 32]>,
-    leaves: &'a mut Vec<B256>,
-}
-
-impl Hashes<'_> {
-    fn take(&mut self, line: CsvLine<'_>) {
-        match line {
-            CsvLine::Header(fields) => {
-                *self.columns = Some(fields.iter().map(|s| s.to_string()).collect());
-            }
-            CsvLine::Record(fields) => {
-                let d = record_digest(&fields);
-                // The leaf hash is computed here, on the record thread, so the
-                // tree's keccaks overlap with encryption on the other thread.
-                self.leaves.push(crate::merkle::leaf_hash(
-                    &uint_word(self.digests.len() as u64),
-                    &d,
-                ));
-                self.digests.push(d);
-            }
-            CsvLine::Blank => {}
-        }
-    }
-}
-
 impl RecordHasher {
-    /// An empty hasher.
+    /// A hasher that hashes on the calling thread.
     pub fn new() -> Self {
         Self {
             reader: CsvReader::new(),
             columns: None,
-            digests: Vec::new(),
-            leaves: Vec::new(),
+            records: 0,
+            batch: RecordBatch::new(),
+            offload: None,
+            hashed: BatchHashes::default(),
+        }
+    }
+
+    /// A hasher that parses on the calling thread and sends the records'
+    /// canonical bytes to [`hash_batches`] running on another.
+    pub fn offloaded(to: SyncSender<RecordBatch>) -> Self {
+        Self {
+            offload: Some(to),
+            ..Self::new()
+        }
+    }
+
+    fn take(&mut self, line: CsvLine<'_>) {
+        match line {
+            CsvLine::Header(fields) => {
+                self.columns = Some(fields.iter().map(|s| s.to_string()).collect());
+            }
+            CsvLine::Record(fields) => {
+                self.records += 1;
+                self.batch.push(&fields);
+                if self.batch.bytes.len() >= RECORD_BATCH_BYTES {
+                    self.flush();
+                }
+            }
+            CsvLine::Blank => {}
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.batch.ends.is_empty() {
+            return;
+        }
+        let full = std::mem::replace(&mut self.batch, RecordBatch::new());
+        match &self.offload {
+            // A closed channel means the hashing thread is gone; its
+            // caller reports that when it joins it.
+            Some(tx) => {
+                let _ = tx.send(full);
+            }
+            None => self.hashed.hash(&full),
         }
     }
 
     /// Feeds the next bytes of the dataset.
     pub fn update(&mut self, data: &[u8]) -> Result<(), DatasetError> {
-        let mut h = Hashes {
-            columns: &mut self.columns,
-            digests: &mut self.digests,
-            leaves: &mut self.leaves,
-        };
-        self.reader.update(data, &mut |_, line| {
-            h.take(line);
+        let mut reader = std::mem::take(&mut self.reader);
+        let r = reader.update(data, &mut |_, line| {
+            self.take(line);
             Ok(())
-        })
+        });
+        self.reader = reader;
+        r
     }
 
     /// Ends the input; returns the column names, one digest per record and
-    /// each record's leaf hash.
-    pub fn finish(mut self) -> Result<RecordHashes, DatasetError> {
-        let mut h = Hashes {
-            columns: &mut self.columns,
-            digests: &mut self.digests,
-            leaves: &mut self.leaves,
-        };
-        self.reader.finish(&mut |_, line| {
-            h.take(line);
-            Ok(())
-        })?;
-        let columns = self.columns.ok_or(DatasetError::Record {
-            line: 1,
-            detail: "missing header line with column names".into(),
-        })?;
-        if self.digests.is_empty() {
-            return Err(DatasetError::Empty);
+    /// each record's leaf hash (inline hasher).
+    pub fn finish(self) -> Result<RecordHashes, DatasetError> {
+        let (columns, hashed) = self.finish_parsing()?;
+        Ok(RecordHashes {
+            columns,
+            digests: hashed.digests,
+            leaves: hashed.leaves,
+        })
+    }
+
+    /// Ends the input of an offloaded hasher: flushes the last batch and
+    /// closes the channel; `join` then waits for [`hash_batches`] and
+    /// returns what it hashed (or why the thread failed).
+    pub fn finish_offloaded(
+        self,
+        join: impl FnOnce() -> Result<BatchHashes, DatasetError>,
+    ) -> Result<RecordHashes, DatasetError> {
+        let records = self.records;
+        let result = self.finish_parsing();
+        // The sender is dropped with the hasher above: the thread ends.
+        let hashed = join()?;
+        let (columns, _) = result?;
+        if hashed.digests.len() as u64 != records {
+            return Err(DatasetError::Io(io::Error::other(
+                "the record hashing thread lost records",
+            )));
         }
         Ok(RecordHashes {
             columns,
-            digests: self.digests,
-            leaves: self.leaves,
+            digests: hashed.digests,
+            leaves: hashed.leaves,
         })
+    }
+
+    fn finish_parsing(mut self) -> Result<(Vec<String>, BatchHashes), DatasetError> {
+        let reader = std::mem::take(&mut self.reader);
+        reader.finish(&mut |_, line| {
+            self.take(line);
+            Ok(())
+        })?;
+        self.flush();
+        drop(self.offload.take());
+        let columns = self.columns.take().ok_or(DatasetError::Record {
+            line: 1,
+            detail: "missing header line with column names".into(),
+        })?;
+        if self.records == 0 {
+            return Err(DatasetError::Empty);
+        }
+        Ok((columns, std::mem::take(&mut self.hashed)))
     }
 }
 
@@ -490,12 +607,23 @@ pub fn commit_stream<R: Read, W: Write + Send>(
             }
             enc.finish()
         });
+        // Records: parsed on one thread, hashed on another (two cores).
+        let (btx, brx) = sync_channel::<RecordBatch>(4);
+        let leaf_thread = s.spawn(move || hash_batches(brx));
         let hash_thread = s.spawn(move || -> Result<RecordHashes, DatasetError> {
-            let mut rh = RecordHasher::new();
+            let mut rh = RecordHasher::offloaded(btx);
             for chunk in rx {
-                rh.update(&chunk)?;
+                if let Err(e) = rh.update(&chunk) {
+                    drop(rh);
+                    let _ = leaf_thread.join();
+                    return Err(e);
+                }
             }
-            rh.finish()
+            rh.finish_offloaded(|| {
+                leaf_thread
+                    .join()
+                    .map_err(|_| io::Error::other("record hashing thread panicked").into())
+            })
         });
         let mut total = 0u64;
         let read_result = (|| -> io::Result<()> {
@@ -575,27 +703,48 @@ pub fn recompute_from_blob<R: Read>(
         len: 0,
     };
     let mut dec = crate::stream::StreamDecryptor::new(key, reader)?;
-    let mut rh = RecordHasher::new();
-    let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
-    loop {
-        let n = match dec.read(&mut buf) {
-            Ok(n) => n,
+    // Records parsed here, hashed on a second thread (as in commit_stream).
+    let (records, dec) = std::thread::scope(|s| {
+        let (btx, brx) = sync_channel::<RecordBatch>(4);
+        let leaf_thread = s.spawn(move || hash_batches(brx));
+        let mut rh = RecordHasher::offloaded(btx);
+        let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
+        let read = (|| -> Result<(), DatasetError> {
+            loop {
+                let n = match dec.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        return Err(match e.into_inner().map(|i| i.downcast::<StreamError>()) {
+                            Some(Ok(se)) => DatasetError::Stream(*se),
+                            Some(Err(other)) => DatasetError::Io(io::Error::other(other)),
+                            None => DatasetError::Io(io::Error::other("blob read failed")),
+                        })
+                    }
+                };
+                if n == 0 {
+                    return Ok(());
+                }
+                rh.update(&buf[..n])?;
+                sink(&buf[..n])?;
+            }
+        })();
+        let join = || {
+            leaf_thread
+                .join()
+                .map_err(|_| DatasetError::Io(io::Error::other("record hashing thread panicked")))
+        };
+        let records = match read {
+            Ok(()) => rh.finish_offloaded(join),
             Err(e) => {
-                return Err(match e.into_inner().map(|i| i.downcast::<StreamError>()) {
-                    Some(Ok(se)) => DatasetError::Stream(*se),
-                    Some(Err(other)) => DatasetError::Io(io::Error::other(other)),
-                    None => DatasetError::Io(io::Error::other("blob read failed")),
-                })
+                drop(rh);
+                let _ = join();
+                Err(e)
             }
         };
-        if n == 0 {
-            break;
-        }
-        rh.update(&buf[..n])?;
-        sink(&buf[..n])?;
-    }
+        (records, dec)
+    });
+    let records = records?;
     let reader = dec.into_inner();
-    let records = rh.finish()?;
     let ct_sha: [u8; 32] = reader.hasher.finalize().into();
     finish_commitment(records, ct_sha, reader.len)
 }
@@ -710,6 +859,53 @@ mod tests {
             rh2.update(std::slice::from_ref(b)).unwrap();
         }
         assert_eq!(rh1.finish().unwrap(), rh2.finish().unwrap());
+    }
+
+    /// Inline and offloaded hashing (parse here, hash on another thread)
+    /// give the same digests, leaves and errors, across many batches.
+    #[test]
+    fn offloaded_hashing_matches_inline_hashing() {
+        let offloaded = |text: &[u8]| {
+            let (tx, rx) = sync_channel(2);
+            let worker = std::thread::spawn(move || hash_batches(rx));
+            let mut rh = RecordHasher::offloaded(tx);
+            for c in text.chunks(7919) {
+                if let Err(e) = rh.update(c) {
+                    drop(rh);
+                    let _ = worker.join();
+                    return Err(e.to_string());
+                }
+            }
+            rh.finish_offloaded(|| Ok(worker.join().unwrap()))
+                .map_err(|e| e.to_string())
+        };
+        let inline = |text: &[u8]| {
+            let mut rh = RecordHasher::new();
+            rh.update(text).map_err(|e| e.to_string())?;
+            rh.finish().map_err(|e| e.to_string())
+        };
+        let mut big = String::from("a,b,c\n");
+        for i in 0..40_000 {
+            big.push_str(&format!("{i},{}.5,{}\n", i * 7, i % 3));
+        }
+        let r = offloaded(big.as_bytes()).unwrap();
+        assert!(r.digests.len() == 40_000 && r.digests.len() * 20 > RECORD_BATCH_BYTES);
+        assert_eq!(Ok(r), inline(big.as_bytes()));
+        for bad in [
+            "a,b\n1,2\n3\n",
+            "a,b\n",
+            "",
+            "a,b\n1,2\n\n3,4\n",
+            "a,b\n1,\"2\"\n",
+            "a,b\n1,2\n\n\n",
+        ] {
+            assert_eq!(offloaded(bad.as_bytes()), inline(bad.as_bytes()), "{bad:?}");
+        }
+        let mut late = big.clone();
+        late.push_str("1,2\n");
+        let e = offloaded(late.as_bytes()).unwrap_err();
+        assert_eq!(Err(e.clone()), inline(late.as_bytes()).map(|_| ()));
+        assert!(e.starts_with("line 40002:"), "{e}");
     }
 
     #[test]
