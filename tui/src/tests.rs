@@ -470,6 +470,40 @@ fn find(text: &str, needle: &str) -> (u16, u16) {
     panic!("{needle:?} not on screen:\n{text}");
 }
 
+/// A node with simulated GPU evidence bound to its own CPU evidence: my
+/// verification passes, the gpu row carries the red insecure-simulation
+/// label, and the pins row says the consented policy pins no GPU
+/// measurement.
+#[test]
+fn node_pane_shows_the_gpu_and_whether_its_measurements_are_pinned() {
+    let fx = fixture();
+    let mut st = status(&fx, SessionState::NodeAttested);
+    let mut n = node(&fx, true);
+    let rd = expected_report_data(&n.node_key, &n.hpke_key, &fx.manifest.hash().0);
+    n.gpu = Some(sealroom_protocol::api::GpuRegistration {
+        kind: TeeKind::Sim,
+        evidence: sealroom_reports::attest::simulate::simulate_gpu_at(
+            &sealroom_reports::binding::gpu_nonce_for(&rd),
+            sealroom_member::now(),
+        ),
+        certs: vec![],
+    });
+    st.node = Some(n);
+    let app = detail_app(&fx, st, Pane::Node);
+    let v = app.detail.as_ref().unwrap().my_verdict.clone().unwrap();
+    assert!(v.verified, "{:?}", v.failure);
+    let (t, buf) = render(&app, 120, 30);
+    let (x, y) = find(&t, "gpu         sim");
+    assert!(t.contains("gpu pins    GPU measurements not pinned"), "{t}");
+    // The gpu row's label is red, like the CPU's.
+    let row: String = t.lines().nth(y as usize).unwrap().to_string();
+    let label = row[..row.find("insecure-simulation").unwrap()]
+        .chars()
+        .count() as u16;
+    assert!(label > x);
+    assert_eq!(buf[(label, y)].bg, Color::Red);
+}
+
 #[test]
 fn node_pane_rejected_by_me_shows_the_failed_check_and_grant_stays_disabled() {
     let fx = fixture();
