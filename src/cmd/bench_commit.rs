@@ -3,7 +3,9 @@
 //! the same bytes: a plain SHA-256 pass over the file (information), and the
 //! commitment's intrinsic work per record in a tight loop on one core —
 //! SHA-256 of the record, the double-Keccak leaf and its share (one) of the
-//! inner-node Keccaks. `limit_ratio` = commit records/s ÷ that limit.
+//! inner-node Keccaks. `limit_ratio` = commit records/s ÷ that limit. The
+//! same commit on one thread (same Merkle root, checked) gives the speed-up
+//! on all cores.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -76,6 +78,42 @@ fn intrinsic_limit(records: &[&[u8]]) -> f64 {
     records.len() as f64 / t.elapsed().as_secs_f64()
 }
 
+/// The same commitment and encryption on one thread (the inline record
+/// hasher, then the encryptor, chunk by chunk, then the tree): the baseline
+/// of the speed-up on all cores. Returns the records per second and the
+/// Merkle root, which must equal the multi-threaded commit's.
+fn one_thread_commit(
+    path: &std::path::Path,
+    blob: &std::path::Path,
+) -> Result<(f64, alloy_primitives::B256), crate::exit::Failure> {
+    use sealroom_protocol::dataset::{HashingWriter, RecordHasher};
+    use sealroom_protocol::merkle::StandardTree;
+    use sealroom_protocol::stream::StreamEncryptor;
+    let key = DataKey::generate().map_err(runtime_err)?;
+    let t = Instant::now();
+    let mut input = File::open(path).map_err(runtime_err)?;
+    let out = BufWriter::with_capacity(1 << 20, File::create(blob).map_err(runtime_err)?);
+    let mut enc = StreamEncryptor::new(&key, DEFAULT_SEGMENT_SIZE, HashingWriter::new(out))
+        .map_err(runtime_err)?;
+    let mut rh = RecordHasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = input.read(&mut buf).map_err(runtime_err)?;
+        if n == 0 {
+            break;
+        }
+        rh.update(&buf[..n]).map_err(runtime_err)?;
+        enc.write_all(&buf[..n]).map_err(runtime_err)?;
+    }
+    let (mut w, _, _) = enc.finish().map_err(runtime_err)?.finish();
+    w.flush().map_err(runtime_err)?;
+    let hashes = rh.finish().map_err(runtime_err)?;
+    let records = hashes.digests.len();
+    let tree =
+        StandardTree::from_indexed_digests(hashes.digests, hashes.leaves).map_err(runtime_err)?;
+    Ok((records as f64 / t.elapsed().as_secs_f64(), tree.root()))
+}
+
 fn sha_pass(path: &std::path::Path) -> std::io::Result<()> {
     let mut f = File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
@@ -113,10 +151,12 @@ pub fn run(args: Args) -> CmdResult {
     let blob = dir.path().join("bench.csv.sealed");
     let bytes = synth(&data, args.size_mb * 1_000_000).map_err(runtime_err)?;
     let mb = bytes as f64 / 1e6;
-    let (mut sha, mut commit, mut limit, mut commit_rps) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut sha, mut commit, mut limit, mut commit_rps, mut single_rps) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut records = 0;
     for _ in 0..runs {
+        let (rps, single_root) = one_thread_commit(&data, &blob)?;
+        single_rps.push(rps);
         let t = Instant::now();
         sha_pass(&data).map_err(runtime_err)?;
         sha.push(mb / t.elapsed().as_secs_f64());
@@ -133,7 +173,13 @@ pub fn run(args: Args) -> CmdResult {
         commit.push(mb / secs);
         records = res.commitment.record_count;
         commit_rps.push(records as f64 / secs);
+        if res.commitment.merkle_root != single_root {
+            return Err(runtime_err(
+                "the one-thread commit gave another Merkle root than commit_stream",
+            ));
+        }
     }
+    let single_rps = median(single_rps);
     // Peak RSS of the commits alone (the limit below holds the whole file).
     let rss = peak_rss_mb().unwrap_or(f64::NAN);
     // The records as the limit loop sees them (split before timing).
@@ -151,6 +197,8 @@ pub fn run(args: Args) -> CmdResult {
     let limit_rps = median(limit);
     let commit_rps = median(commit_rps);
     let limit_ratio = commit_rps / limit_rps;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let speedup = commit_rps / single_rps;
     let sha_mb_s = median(sha);
     let commit_mb_s = median(commit);
     let ratio = commit_mb_s / sha_mb_s;
@@ -168,6 +216,9 @@ pub fn run(args: Args) -> CmdResult {
                 "commit_records_s": commit_rps,
                 "limit_records_s": limit_rps,
                 "limit_ratio": limit_ratio,
+                "one_thread_records_s": single_rps,
+                "speedup_all_cores": speedup,
+                "cores": cores,
             })
         );
     } else {
@@ -178,6 +229,8 @@ pub fn run(args: Args) -> CmdResult {
         println!("  commit          {commit_rps:10.0} records/s");
         println!("  intrinsic limit {limit_rps:10.0} records/s (SHA-256 + leaf and inner Keccaks, one core)");
         println!("  limit_ratio     {limit_ratio:8.3}");
+        println!("  one thread      {single_rps:10.0} records/s (same commit, same root)");
+        println!("  speed-up        {speedup:8.3}x on {cores} cores");
         println!("  peak RSS        {rss:8.1} MB");
     }
     Ok(())
