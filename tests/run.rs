@@ -656,6 +656,55 @@ fn bench_parties_over_http_reports_its_shape() {
     assert!(stderr(&o).contains("--counts"));
 }
 
+/// `bench train` runs both CPU backends on one scenario: each replays its
+/// own bytes, the two backends' bytes differ, the quality agrees; and
+/// `bench commit` reports the intrinsic limit and the one-thread baseline
+/// (it fails itself if the one-thread commit's root differs).
+#[test]
+fn bench_train_and_commit_report_their_baselines() {
+    let o = sealroom(&[
+        "bench",
+        "train",
+        "--scenario",
+        &scenario("breast-cancer-3-hospitals.toml"),
+        "--runs",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let b = v["backends"].as_array().unwrap();
+    assert_eq!(b.len(), 2);
+    assert_eq!(b[0]["backend"], "burn-ndarray (cpu)");
+    assert_eq!(b[1]["backend"], "burn-flex (cpu)");
+    assert!(b.iter().all(|x| x["deterministic"] == true), "{v}");
+    assert_ne!(b[0]["model_sha256"], b[1]["model_sha256"]);
+    let acc = |x: &serde_json::Value| -> f64 {
+        x["quality"].as_str().unwrap()["accuracy ".len()..]
+            .parse()
+            .unwrap()
+    };
+    assert!((acc(&b[0]) - acc(&b[1])).abs() < 0.02, "{v}");
+    assert_eq!(b[0]["ratio_to_ndarray"], 1.0);
+
+    let o = sealroom(&["bench", "commit", "--size-mb", "2", "--runs", "1", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    for k in [
+        "limit_ratio",
+        "speedup_all_cores",
+        "one_thread_records_s",
+        "limit_records_s",
+    ] {
+        assert!(v[k].as_f64().is_some_and(|x| x > 0.0), "{k}: {v}");
+    }
+    let lr = v["commit_records_s"].as_f64().unwrap() / v["limit_records_s"].as_f64().unwrap();
+    assert!(
+        (lr - v["limit_ratio"].as_f64().unwrap()).abs() < 1e-9 * lr,
+        "{v}"
+    );
+}
+
 #[test]
 fn run_rejects_bad_input_with_exit_2() {
     let o = sealroom(&["run", "/nonexistent.toml"]);
