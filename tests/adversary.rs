@@ -816,24 +816,7 @@ fn a_policy_requiring_a_gpu_refuses_a_node_without_gpu_evidence() {
         .unwrap_err();
     assert!(err.to_string().contains("policy.gpu-required"), "{err}");
     // A coordinator that serves the node anyway gets no grant.
-    let served = serde_json::to_value(&reg).unwrap();
-    w.proxy.set(move |m, p, r| {
-        if m == "GET" && p == status_path(&sid) && r.status == 200 {
-            let served = served.clone();
-            json_edit(r, move |v| v["node"] = served);
-        }
-    });
-    for who in w.members() {
-        let err = w
-            .member(who)
-            .verify_node(&sid, sealroom_member::now())
-            .unwrap_err();
-        assert_eq!(
-            check_of(&err),
-            "node-evidence: policy.gpu-required",
-            "{err}"
-        );
-    }
+    serve_node_and_expect_refusal(&w, sid, &reg, "node-evidence: policy.gpu-required");
 
     // GPU evidence whose nonce is bound to another node's report_data (a
     // GPU report lent from elsewhere): the coordinator refuses it, and when
@@ -855,24 +838,7 @@ fn a_policy_requiring_a_gpu_refuses_a_node_without_gpu_evidence() {
         .register_node(&sid, &misbound)
         .unwrap_err();
     assert!(err.to_string().contains("nvidia.nonce-binding"), "{err}");
-    let served = serde_json::to_value(&misbound).unwrap();
-    w.proxy.set(move |m, p, r| {
-        if m == "GET" && p == status_path(&sid) && r.status == 200 {
-            let served = served.clone();
-            json_edit(r, move |v| v["node"] = served);
-        }
-    });
-    for who in w.members() {
-        let err = w
-            .member(who)
-            .verify_node(&sid, sealroom_member::now())
-            .unwrap_err();
-        assert_eq!(
-            check_of(&err),
-            "node-evidence: nvidia.nonce-binding",
-            "{err}"
-        );
-    }
+    serve_node_and_expect_refusal(&w, sid, &misbound, "node-evidence: nvidia.nonce-binding");
     let o = cli_grant(&w, &w.parties[0], &format!("{sid:#x}"));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
@@ -895,6 +861,25 @@ fn a_policy_requiring_a_gpu_refuses_a_node_without_gpu_evidence() {
         w.member(who)
             .verify_node(&sid, sealroom_member::now())
             .unwrap();
+    }
+}
+
+/// The proxy serves `reg` as the session's node; every member's own
+/// verification refuses it, naming `check`. The proxy keeps serving it.
+fn serve_node_and_expect_refusal(w: &World, sid: B256, reg: &NodeRegistration, check: &str) {
+    let served = serde_json::to_value(reg).unwrap();
+    w.proxy.set(move |m, p, r| {
+        if m == "GET" && p == status_path(&sid) && r.status == 200 {
+            let served = served.clone();
+            json_edit(r, move |v| v["node"] = served);
+        }
+    });
+    for who in w.members() {
+        let err = w
+            .member(who)
+            .verify_node(&sid, sealroom_member::now())
+            .unwrap_err();
+        assert_eq!(check_of(&err), check, "{err}");
     }
 }
 

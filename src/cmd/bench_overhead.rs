@@ -30,16 +30,36 @@ pub struct Args {
     json: bool,
 }
 
+/// The scenario's party CSVs parsed and pooled (in scenario order) and the
+/// owner's validation set, read in the clear: the plain side of the
+/// benchmarks.
+pub fn plain_datasets(s: &Scenario) -> Result<(Dataset, Option<Dataset>), crate::exit::Failure> {
+    let read = |p: &std::path::Path| -> Result<Dataset, crate::exit::Failure> {
+        let bytes = std::fs::read(p).map_err(|e| input_err(format!("{}: {e}", p.display())))?;
+        Dataset::from_csv(&bytes, &s.schema).map_err(|e| input_err(format!("{}: {e}", p.display())))
+    };
+    let parts: Vec<Dataset> = s
+        .parties
+        .iter()
+        .map(|p| read(&s.resolve(&p.dataset)))
+        .collect::<Result<_, _>>()?;
+    let refs: Vec<&Dataset> = parts.iter().collect();
+    let pooled = Dataset::concat(&refs).map_err(runtime_err)?;
+    let validation = s
+        .owner
+        .validation
+        .as_ref()
+        .map(|v| read(&s.resolve(v)))
+        .transpose()?;
+    Ok((pooled, validation))
+}
+
 /// Runs the benchmark.
 pub fn run(args: Args) -> CmdResult {
     let s = Scenario::load(&args.scenario).map_err(input_err)?;
     if args.runs == 0 {
         return Err(input_err("--runs: must be at least 1"));
     }
-    let read = |p: &std::path::Path| -> Result<Dataset, crate::exit::Failure> {
-        let bytes = std::fs::read(p).map_err(|e| input_err(format!("{}: {e}", p.display())))?;
-        Dataset::from_csv(&bytes, &s.schema).map_err(|e| input_err(format!("{}: {e}", p.display())))
-    };
     let prepared = prepare(&s).map_err(runtime_err)?;
     let (mut plain, mut sealed, mut private) = (Vec::new(), Vec::new(), Vec::new());
     // Training alone (no parsing), the baseline of DP-SGD's cost.
@@ -48,19 +68,7 @@ pub fn run(args: Args) -> CmdResult {
     for _ in 0..args.runs {
         // Plain: parse the plaintext shards and train.
         let t = Instant::now();
-        let parts: Vec<Dataset> = s
-            .parties
-            .iter()
-            .map(|p| read(&s.resolve(&p.dataset)))
-            .collect::<Result<_, _>>()?;
-        let refs: Vec<&Dataset> = parts.iter().collect();
-        let pooled = Dataset::concat(&refs).map_err(runtime_err)?;
-        let validation = s
-            .owner
-            .validation
-            .as_ref()
-            .map(|v| read(&s.resolve(v)))
-            .transpose()?;
+        let (pooled, validation) = plain_datasets(&s)?;
         let t_train = Instant::now();
         let trained = ml::train(
             &s.model,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use sealroom_protocol::scenario::Scenario;
-use sealroom_trainer::ml::{self, Compute, Dataset};
+use sealroom_trainer::ml::{self, Compute};
 
 use super::bench::median;
 use crate::exit::{input_err, runtime_err, CmdResult};
@@ -44,23 +44,7 @@ pub fn run(args: Args) -> CmdResult {
     if args.runs == 0 {
         return Err(input_err("--runs: must be at least 1"));
     }
-    let read = |p: &std::path::Path| -> Result<Dataset, crate::exit::Failure> {
-        let bytes = std::fs::read(p).map_err(|e| input_err(format!("{}: {e}", p.display())))?;
-        Dataset::from_csv(&bytes, &s.schema).map_err(|e| input_err(format!("{}: {e}", p.display())))
-    };
-    let parts: Vec<Dataset> = s
-        .parties
-        .iter()
-        .map(|p| read(&s.resolve(&p.dataset)))
-        .collect::<Result<_, _>>()?;
-    let refs: Vec<&Dataset> = parts.iter().collect();
-    let pooled = Dataset::concat(&refs).map_err(runtime_err)?;
-    let validation = s
-        .owner
-        .validation
-        .as_ref()
-        .map(|v| read(&s.resolve(v)))
-        .transpose()?;
+    let (pooled, validation) = super::bench_overhead::plain_datasets(&s)?;
     let mut all = Vec::new();
     for compute in [Compute::Ndarray, Compute::Cpu] {
         let mut times = Vec::new();

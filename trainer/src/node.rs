@@ -485,29 +485,20 @@ impl Node {
             epochs: manifest.training.epochs,
         });
         let mut stop_reason: Option<String> = None;
-        // DP-SGD when the manifest asks for it: its key is drawn here (or
-        // derived from the seed under noise_source = "seed") and wiped
-        // with the session.
-        let dp = match &manifest.privacy {
-            None => None,
-            Some(spec) => match ml::DpSgd::new(spec, manifest.training.seed) {
-                Ok(dp) => Some(dp),
-                Err(e) => {
-                    drop(train_set);
-                    drop(validation);
-                    self.wipe();
-                    let reason = AbortReason::new(
-                        abort_code::TRAINING,
-                        "engine",
-                        Check::Training,
-                        e.to_string(),
-                    );
-                    return abort(self, &mut reports, opened_hash, reason, progress);
-                }
-            },
-        };
-        let compute = match ml::Compute::for_training(&manifest.training) {
-            Ok(c) => c,
+        // The backend the manifest names (never another: its bytes would
+        // differ), and DP-SGD when the manifest asks for it: its key is
+        // drawn here (or derived from the seed under noise_source = "seed")
+        // and wiped with the session.
+        let engine = ml::Compute::for_training(&manifest.training).and_then(|compute| {
+            let dp = manifest
+                .privacy
+                .as_ref()
+                .map(|spec| ml::DpSgd::new(spec, manifest.training.seed))
+                .transpose()?;
+            Ok((compute, dp))
+        });
+        let (compute, dp) = match engine {
+            Ok(e) => e,
             Err(e) => {
                 drop(train_set);
                 drop(validation);

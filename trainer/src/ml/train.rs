@@ -231,35 +231,23 @@ pub fn train_private_on(
     validation: Option<&Dataset>,
     progress: &mut dyn FnMut(&EpochMetrics) -> ControlFlow<()>,
 ) -> Result<TrainedModel, MlError> {
+    // The same run on each backend; only the type and the device differ.
+    macro_rules! on {
+        ($backend:ty, $device:expr) => {
+            run::<$backend>(
+                $device, model, training, schema, dp, train, validation, progress,
+            )
+        };
+    }
     match compute {
-        Compute::Cpu => run::<Autodiff<Cpu>>(
-            &Default::default(),
-            model,
-            training,
-            schema,
-            dp,
-            train,
-            validation,
-            progress,
-        ),
-        Compute::Ndarray => run::<Autodiff<Ndarray>>(
-            &Default::default(),
-            model,
-            training,
-            schema,
-            dp,
-            train,
-            validation,
-            progress,
-        ),
+        Compute::Cpu => on!(Autodiff<Cpu>, &Default::default()),
+        Compute::Ndarray => on!(Autodiff<Ndarray>, &Default::default()),
         #[cfg(feature = "cuda")]
         Compute::Cuda { index } => {
             let device = burn::backend::cuda::CudaDevice::new(index);
             // CUDA initialisation panics when no device or driver is present.
             catch_unwind(AssertUnwindSafe(|| {
-                run::<Autodiff<burn::backend::Cuda>>(
-                    &device, model, training, schema, dp, train, validation, progress,
-                )
+                on!(Autodiff<burn::backend::Cuda>, &device)
             }))
             .map_err(|p| MlError::Backend(format!("CUDA backend failed: {}", panic_message(&p))))?
         }
