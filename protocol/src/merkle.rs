@@ -53,6 +53,63 @@ pub fn leaf_hash(word0: &[u8; 32], word1: &[u8; 32]) -> B256 {
     keccak256(keccak256(enc))
 }
 
+/// Fills the `inner` inner nodes of a heap-ordered tree (node `i` hashes
+/// its children `2i+1` and `2i+2`; the leaves are already in place), level
+/// by level from the deepest. A level's nodes depend only on deeper ones, so
+/// a large level is split across the available cores; the result is the
+/// same as filling the nodes one by one in reverse order.
+fn hash_inner_nodes(tree: &mut [B256], inner: usize, threads: usize) {
+    /// Below this many nodes a level is hashed on the calling thread.
+    const PARALLEL_LEVEL: usize = 1 << 14;
+    let fill = |nodes: &mut [B256], first: usize, below: &[B256], below_start: usize| {
+        for (k, node) in nodes.iter_mut().enumerate() {
+            let i = first + k;
+            *node = hash_pair(
+                &below[2 * i + 1 - below_start],
+                &below[2 * i + 2 - below_start],
+            );
+        }
+    };
+    if inner == 0 {
+        return;
+    }
+    let mut level_start = (inner + 1).next_power_of_two() / 2;
+    loop {
+        // Level [lo, hi): heap indices 2^L - 1 .. 2^(L+1) - 1, cut at `inner`.
+        let lo = level_start.saturating_sub(1);
+        let hi = (2 * level_start - 1).min(inner);
+        if lo < hi {
+            let (head, below) = tree.split_at_mut(hi);
+            let nodes = &mut head[lo..hi];
+            if threads > 1 && nodes.len() >= PARALLEL_LEVEL {
+                let per = nodes.len().div_ceil(threads);
+                std::thread::scope(|s| {
+                    for (c, chunk) in nodes.chunks_mut(per).enumerate() {
+                        let below = &*below;
+                        s.spawn(move || fill(chunk, lo + c * per, below, hi));
+                    }
+                });
+            } else {
+                fill(nodes, lo, below, hi);
+            }
+        }
+        if level_start <= 1 {
+            break;
+        }
+        level_start /= 2;
+    }
+}
+
+/// The cores inner-node hashing may use (1 in WebAssembly, which has no
+/// threads here).
+fn available_threads() -> usize {
+    if cfg!(target_arch = "wasm32") {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
 /// The commutative inner-node hash.
 pub fn hash_pair(a: &B256, b: &B256) -> B256 {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
@@ -166,7 +223,12 @@ impl StandardTree {
             types[1].abi_name().to_string(),
         ];
         let hashes = leaves.iter().map(|(a, b)| leaf_hash(a, b)).collect();
-        Self::assemble(encoding, hashes, Values::Words(types, leaves))
+        Self::assemble(
+            encoding,
+            hashes,
+            Values::Words(types, leaves),
+            available_threads(),
+        )
     }
 
     /// Builds a record tree: leaf `i` is `(uint256 i, digests[i])` and
@@ -175,26 +237,38 @@ impl StandardTree {
         digests: Vec<[u8; 32]>,
         leaf_hashes: Vec<B256>,
     ) -> Result<Self, MerkleError> {
+        Self::from_indexed_digests_on(digests, leaf_hashes, available_threads())
+    }
+
+    /// [`StandardTree::from_indexed_digests`] hashing inner nodes on at most
+    /// `threads` threads (1: on the calling thread only; the benchmark's
+    /// one-thread baseline). The tree is the same for any count.
+    pub fn from_indexed_digests_on(
+        digests: Vec<[u8; 32]>,
+        leaf_hashes: Vec<B256>,
+        threads: usize,
+    ) -> Result<Self, MerkleError> {
         if digests.len() != leaf_hashes.len() {
             return Err(MerkleError::Dump(
                 "one leaf hash per digest is needed".into(),
             ));
         }
         let encoding = vec!["uint256".to_string(), "bytes32".to_string()];
-        Self::assemble(encoding, leaf_hashes, Values::Indexed(digests))
+        Self::assemble(encoding, leaf_hashes, Values::Indexed(digests), threads)
     }
 
     /// Builds a tree from prepared leaves under `encoding` (ABI type names).
     pub fn from_leaves(encoding: Vec<String>, leaves: Vec<Leaf>) -> Result<Self, MerkleError> {
         let (values, hashes): (Vec<_>, Vec<_>) =
             leaves.into_iter().map(|l| (l.value, l.hash)).unzip();
-        Self::assemble(encoding, hashes, Values::Json(values))
+        Self::assemble(encoding, hashes, Values::Json(values), available_threads())
     }
 
     fn assemble(
         encoding: Vec<String>,
         hashes: Vec<B256>,
         values: Values,
+        threads: usize,
     ) -> Result<Self, MerkleError> {
         if hashes.is_empty() {
             return Err(MerkleError::Empty);
@@ -212,9 +286,7 @@ impl StandardTree {
         }
         drop(order);
         drop(hashes);
-        for i in (0..len - n).rev() {
-            tree[i] = hash_pair(&tree[2 * i + 1], &tree[2 * i + 2]);
-        }
+        hash_inner_nodes(&mut tree, n - 1, threads);
         Ok(Self {
             encoding,
             tree,
@@ -390,6 +462,27 @@ pub fn uint_word(v: u64) -> [u8; 32] {
 
 #[cfg(test)]
 mod tests {
+    /// Level-by-level (and, for large levels, multi-threaded) inner-node
+    /// hashing equals filling the nodes one by one in reverse order.
+    #[test]
+    fn inner_nodes_by_level_equal_the_sequential_fill() {
+        for n in (1..70).chain([1 << 15, (1 << 15) + 3, 100_001]) {
+            let leaves: Vec<B256> = (0..n as u64).map(|i| keccak256(i.to_be_bytes())).collect();
+            let len = 2 * n - 1;
+            let mut seq = vec![B256::ZERO; len];
+            seq[n - 1..].copy_from_slice(&leaves);
+            let mut par = seq.clone();
+            for i in (0..n - 1).rev() {
+                seq[i] = hash_pair(&seq[2 * i + 1], &seq[2 * i + 2]);
+            }
+            let mut one = par.clone();
+            super::hash_inner_nodes(&mut par, n - 1, 2);
+            super::hash_inner_nodes(&mut one, n - 1, 1);
+            assert_eq!(seq, one, "n = {n}, one thread");
+            assert_eq!(seq, par, "n = {n}");
+        }
+    }
+
     use super::*;
 
     /// Root and proof computed by `@openzeppelin/merkle-tree` 1.0.8:
