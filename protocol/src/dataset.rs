@@ -300,7 +300,7 @@ impl CsvReader {
 /// Two ways to run it, with identical results:
 /// - inline ([`RecordHasher::new`]): parsing, SHA-256 and the leaf Keccaks
 ///   on the calling thread;
-/// - offloaded ([`RecordHasher::offloaded`]): the calling thread parses and
+/// - offloaded ([`hash_records_offloaded`]): the calling thread parses and
 ///   writes each record's canonical bytes into [`RecordBatch`]es, and a
 ///   second thread runs [`hash_batches`] (SHA-256 and the leaf Keccaks, in
 ///   record order). Parsing and hashing then use two cores; every format
@@ -316,14 +316,14 @@ pub struct RecordHasher {
 
 /// Canonical bytes of consecutive records (plaintext, wiped on drop), cut
 /// where [`RECORD_BATCH_BYTES`] is reached.
-pub struct RecordBatch {
+struct RecordBatch {
     bytes: Zeroizing<Vec<u8>>,
     /// End offset of each record in `bytes`.
     ends: Vec<usize>,
 }
 
 /// Size at which a batch of canonical records is handed over.
-pub const RECORD_BATCH_BYTES: usize = 256 * 1024;
+const RECORD_BATCH_BYTES: usize = 256 * 1024;
 
 impl RecordBatch {
     fn new() -> Self {
@@ -347,7 +347,7 @@ impl RecordBatch {
 
 /// Record digests and leaf hashes, in record order.
 #[derive(Default)]
-pub struct BatchHashes {
+struct BatchHashes {
     digests: Vec<[u8; 32]>,
     leaves: Vec<B256>,
 }
@@ -372,13 +372,41 @@ impl BatchHashes {
 
 /// The hashing side of an offloaded [`RecordHasher`]: hashes every batch
 /// the channel brings, in order, until the hasher finishes (drops its
-/// sender). Give the result to [`RecordHasher::finish_offloaded`].
-pub fn hash_batches(batches: Receiver<RecordBatch>) -> BatchHashes {
+/// sender).
+fn hash_batches(batches: Receiver<RecordBatch>) -> BatchHashes {
     let mut out = BatchHashes::default();
     for b in batches {
         out.hash(&b);
     }
     out
+}
+
+/// Runs `feed` with an offloaded [`RecordHasher`] (this thread parses, a
+/// second one hashes), then finishes it: the records' hashes, or the first
+/// error of `feed`, of the parser or of the hashing thread.
+pub fn hash_records_offloaded(
+    feed: impl FnOnce(&mut RecordHasher) -> Result<(), DatasetError>,
+) -> Result<RecordHashes, DatasetError> {
+    std::thread::scope(|s| {
+        let (tx, rx) = sync_channel::<RecordBatch>(4);
+        let worker = s.spawn(move || hash_batches(rx));
+        let mut rh = RecordHasher::offloaded(tx);
+        let fed = feed(&mut rh);
+        let join = || {
+            worker
+                .join()
+                .map_err(|_| DatasetError::Io(io::Error::other("record hashing thread panicked")))
+        };
+        match fed {
+            Ok(()) => rh.finish_offloaded(join),
+            Err(e) => {
+                // Dropping the hasher closes the channel: the worker ends.
+                drop(rh);
+                let _ = join();
+                Err(e)
+            }
+        }
+    })
 }
 
 impl Default for RecordHasher {
@@ -401,8 +429,9 @@ impl RecordHasher {
     }
 
     /// A hasher that parses on the calling thread and sends the records'
-    /// canonical bytes to [`hash_batches`] running on another.
-    pub fn offloaded(to: SyncSender<RecordBatch>) -> Self {
+    /// canonical bytes to [`hash_batches`] running on another (see
+    /// [`hash_records_offloaded`]).
+    fn offloaded(to: SyncSender<RecordBatch>) -> Self {
         Self {
             offload: Some(to),
             ..Self::new()
@@ -465,7 +494,7 @@ impl RecordHasher {
     /// Ends the input of an offloaded hasher: flushes the last batch and
     /// closes the channel; `join` then waits for [`hash_batches`] and
     /// returns what it hashed (or why the thread failed).
-    pub fn finish_offloaded(
+    fn finish_offloaded(
         self,
         join: impl FnOnce() -> Result<BatchHashes, DatasetError>,
     ) -> Result<RecordHashes, DatasetError> {
@@ -607,22 +636,13 @@ pub fn commit_stream<R: Read, W: Write + Send>(
             }
             enc.finish()
         });
-        // Records: parsed on one thread, hashed on another (two cores).
-        let (btx, brx) = sync_channel::<RecordBatch>(4);
-        let leaf_thread = s.spawn(move || hash_batches(brx));
-        let hash_thread = s.spawn(move || -> Result<RecordHashes, DatasetError> {
-            let mut rh = RecordHasher::offloaded(btx);
-            for chunk in rx {
-                if let Err(e) = rh.update(&chunk) {
-                    drop(rh);
-                    let _ = leaf_thread.join();
-                    return Err(e);
+        // Records: parsed on this thread, hashed on another (two cores).
+        let hash_thread = s.spawn(move || {
+            hash_records_offloaded(|rh| {
+                for chunk in rx {
+                    rh.update(&chunk)?;
                 }
-            }
-            rh.finish_offloaded(|| {
-                leaf_thread
-                    .join()
-                    .map_err(|_| io::Error::other("record hashing thread panicked").into())
+                Ok(())
             })
         });
         let mut total = 0u64;
@@ -704,46 +724,24 @@ pub fn recompute_from_blob<R: Read>(
     };
     let mut dec = crate::stream::StreamDecryptor::new(key, reader)?;
     // Records parsed here, hashed on a second thread (as in commit_stream).
-    let (records, dec) = std::thread::scope(|s| {
-        let (btx, brx) = sync_channel::<RecordBatch>(4);
-        let leaf_thread = s.spawn(move || hash_batches(brx));
-        let mut rh = RecordHasher::offloaded(btx);
-        let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
-        let read = (|| -> Result<(), DatasetError> {
-            loop {
-                let n = match dec.read(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        return Err(match e.into_inner().map(|i| i.downcast::<StreamError>()) {
-                            Some(Ok(se)) => DatasetError::Stream(*se),
-                            Some(Err(other)) => DatasetError::Io(io::Error::other(other)),
-                            None => DatasetError::Io(io::Error::other("blob read failed")),
-                        })
-                    }
-                };
-                if n == 0 {
-                    return Ok(());
-                }
-                rh.update(&buf[..n])?;
-                sink(&buf[..n])?;
-            }
-        })();
-        let join = || {
-            leaf_thread
-                .join()
-                .map_err(|_| DatasetError::Io(io::Error::other("record hashing thread panicked")))
-        };
-        let records = match read {
-            Ok(()) => rh.finish_offloaded(join),
+    let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
+    let records = hash_records_offloaded(|rh| loop {
+        let n = match dec.read(&mut buf) {
+            Ok(n) => n,
             Err(e) => {
-                drop(rh);
-                let _ = join();
-                Err(e)
+                return Err(match e.into_inner().map(|i| i.downcast::<StreamError>()) {
+                    Some(Ok(se)) => DatasetError::Stream(*se),
+                    Some(Err(other)) => DatasetError::Io(io::Error::other(other)),
+                    None => DatasetError::Io(io::Error::other("blob read failed")),
+                })
             }
         };
-        (records, dec)
-    });
-    let records = records?;
+        if n == 0 {
+            return Ok(());
+        }
+        rh.update(&buf[..n])?;
+        sink(&buf[..n])?;
+    })?;
     let reader = dec.into_inner();
     let ct_sha: [u8; 32] = reader.hasher.finalize().into();
     finish_commitment(records, ct_sha, reader.len)
@@ -866,18 +864,13 @@ mod tests {
     #[test]
     fn offloaded_hashing_matches_inline_hashing() {
         let offloaded = |text: &[u8]| {
-            let (tx, rx) = sync_channel(2);
-            let worker = std::thread::spawn(move || hash_batches(rx));
-            let mut rh = RecordHasher::offloaded(tx);
-            for c in text.chunks(7919) {
-                if let Err(e) = rh.update(c) {
-                    drop(rh);
-                    let _ = worker.join();
-                    return Err(e.to_string());
+            hash_records_offloaded(|rh| {
+                for c in text.chunks(7919) {
+                    rh.update(c)?;
                 }
-            }
-            rh.finish_offloaded(|| Ok(worker.join().unwrap()))
-                .map_err(|e| e.to_string())
+                Ok(())
+            })
+            .map_err(|e| e.to_string())
         };
         let inline = |text: &[u8]| {
             let mut rh = RecordHasher::new();

@@ -61,6 +61,9 @@ pub fn leaf_hash(word0: &[u8; 32], word1: &[u8; 32]) -> B256 {
 fn hash_inner_nodes(tree: &mut [B256], inner: usize, threads: usize) {
     /// Below this many nodes a level is hashed on the calling thread.
     const PARALLEL_LEVEL: usize = 1 << 14;
+    if inner == 0 {
+        return;
+    }
     let fill = |nodes: &mut [B256], first: usize, below: &[B256], below_start: usize| {
         for (k, node) in nodes.iter_mut().enumerate() {
             let i = first + k;
@@ -70,9 +73,6 @@ fn hash_inner_nodes(tree: &mut [B256], inner: usize, threads: usize) {
             );
         }
     };
-    if inner == 0 {
-        return;
-    }
     let mut level_start = (inner + 1).next_power_of_two() / 2;
     loop {
         // Level [lo, hi): heap indices 2^L - 1 .. 2^(L+1) - 1, cut at `inner`.

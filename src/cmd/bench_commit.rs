@@ -65,14 +65,13 @@ fn synth(path: &std::path::Path, bytes: u64) -> std::io::Result<u64> {
 /// already split: returns records per second.
 fn intrinsic_limit(records: &[&[u8]]) -> f64 {
     use alloy_primitives::B256;
+    use sealroom_protocol::merkle;
     let t = Instant::now();
     let mut prev = B256::ZERO;
     for (i, r) in records.iter().enumerate() {
         let d: [u8; 32] = Sha256::digest(r).into();
-        let mut word = [0u8; 32];
-        word[24..].copy_from_slice(&(i as u64).to_be_bytes());
-        let leaf = sealroom_protocol::merkle::leaf_hash(&word, &d);
-        prev = sealroom_protocol::merkle::hash_pair(&leaf, &prev);
+        let leaf = merkle::leaf_hash(&merkle::uint_word(i as u64), &d);
+        prev = merkle::hash_pair(&leaf, &prev);
     }
     std::hint::black_box(prev);
     records.len() as f64 / t.elapsed().as_secs_f64()
