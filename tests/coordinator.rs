@@ -14,7 +14,7 @@ use alloy_primitives::{keccak256, B256};
 use sealroom_contracts::{EmbeddedChain, ReadOptions};
 use sealroom_coordinator::{Background, ChainSpec, Config};
 use sealroom_protocol::api::{
-    self, Client, ClientError, NodeRegistration, Progress, ReportUpload, SessionState,
+    self, Client, ClientError, MemberView, NodeRegistration, Progress, ReportUpload, SessionState,
     SessionStatus,
 };
 use sealroom_protocol::dataset::{commit_stream, DatasetCommitment};
@@ -166,7 +166,8 @@ impl Fixture {
         let n = self.node.public();
         Grant::create(
             signer,
-            &self.manifest,
+            &self.manifest.session_id,
+            &self.manifest.hash(),
             &m.input,
             &m.commitment,
             n.ed25519,
@@ -358,7 +359,7 @@ fn upload_all(f: &Fixture, url: &str) {
     }
 }
 
-fn grant_all(f: &Fixture, url: &str) -> SessionStatus {
+fn grant_all(f: &Fixture, url: &str) -> MemberView {
     let mut last = None;
     for (signer, m) in f.inputs() {
         last = Some(
@@ -524,7 +525,8 @@ fn full_session_with_checks_at_every_step() {
     let p0 = &f.parties[0];
     let bad = Grant::create(
         &p0.id,
-        &f.manifest,
+        &f.manifest.session_id,
+        &f.manifest.hash(),
         &p0.input,
         &p0.commitment,
         other.public().ed25519,
@@ -538,7 +540,8 @@ fn full_session_with_checks_at_every_step() {
     let n = f.node.public();
     let other_evidence = Grant::create(
         &p0.id,
-        &f.manifest,
+        &f.manifest.session_id,
+        &f.manifest.hash(),
         &p0.input,
         &p0.commitment,
         n.ed25519,
@@ -557,7 +560,8 @@ fn full_session_with_checks_at_every_step() {
     elsewhere.session_id = B256::repeat_byte(9);
     let replayed = Grant::create(
         &p0.id,
-        &elsewhere,
+        &elsewhere.session_id,
+        &elsewhere.hash(),
         &p0.input,
         &p0.commitment,
         n.ed25519,
@@ -802,7 +806,8 @@ fn withdrawal_before_grants_aborts_cleanly_and_node_abort_is_published() {
         "{:?}",
         st.abort_reason
     );
-    let m = st.members.iter().find(|m| m.name == p1.input).unwrap();
+    let m = &st.member;
+    assert_eq!(m.name, p1.input);
     assert!(m.withdrawn && !m.consented);
     sse_wait(&mut events, "member", "withdrawn");
     let aborted = sse_wait(&mut events, "state", "aborted");
@@ -1404,7 +1409,8 @@ fn uploads_are_authenticated_and_checked_before_the_body_is_read() {
             &|sent, total| seen.borrow_mut().push((sent, total)),
         )
         .unwrap();
-    let m0 = st.members.iter().find(|m| m.name == p0.input).unwrap();
+    let m0 = &st.member;
+    assert_eq!(m0.name, p0.input);
     assert_eq!(m0.blob_uploaded, Some(true));
     assert_eq!(seen.into_inner().last(), Some(&(len, len)));
     assert_eq!(stored_blobs(&data), vec![hex::encode(sha)]);

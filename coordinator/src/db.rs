@@ -160,6 +160,8 @@ pub struct SessionRow {
     pub manifest: Arc<Manifest>,
     /// The manifest's JSON as stored (its canonical bytes).
     pub manifest_json: Arc<serde_json::value::RawValue>,
+    /// The party list indexed (header, tree, members by key and input).
+    pub index: Arc<PartyIndex>,
     /// Its hash.
     pub manifest_hash: B256,
     /// State.
@@ -195,8 +197,55 @@ pub fn parse_state(s: &str) -> Option<SessionState> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
 }
 
-/// A parsed manifest and its stored JSON, shared between requests.
-pub type CachedManifest = (Arc<Manifest>, Arc<serde_json::value::RawValue>);
+/// A parsed manifest, its stored JSON and its party index, shared between requests.
+pub type CachedManifest = (
+    Arc<Manifest>,
+    Arc<serde_json::value::RawValue>,
+    Arc<PartyIndex>,
+);
+
+/// What a member request needs of a manifest in O(1) or O(log n) of its
+/// party list, built once per session: the header (what the manifest hash
+/// hashes), the party tree (inclusion proofs) and the lookups by key and by
+/// input name.
+#[derive(Debug)]
+pub struct PartyIndex {
+    /// The manifest header.
+    pub header: sealroom_protocol::manifest::ManifestHeader,
+    /// The party tree under `header.parties.root`.
+    pub tree: sealroom_protocol::merkle::StandardTree,
+    /// Party position by ed25519 key.
+    pub by_key: HashMap<[u8; 32], usize>,
+    /// Party position by name (= input name).
+    pub by_name: HashMap<String, usize>,
+}
+
+impl PartyIndex {
+    /// Indexes `m` (a validated manifest: it has parties).
+    pub fn build(m: &Manifest) -> Option<Self> {
+        let tree = sealroom_protocol::manifest::parties_tree(&m.parties)?;
+        let header = m.header_with(&sealroom_protocol::manifest::PartyList {
+            root: tree.root(),
+            ..m.party_list_without_root()
+        });
+        Some(Self {
+            header,
+            tree,
+            by_key: m
+                .parties
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.identity.ed25519, i))
+                .collect(),
+            by_name: m
+                .parties
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.name.clone(), i))
+                .collect(),
+        })
+    }
+}
 
 /// Manifests never change once a session exists, and large ones (a thousand
 /// parties) are costly to parse on every request: they are parsed once per
@@ -226,8 +275,9 @@ pub fn manifest(
         |r| r.get(0),
     )?;
     let parsed: Manifest = serde_json::from_str(&json).map_err(|_| bad_row("manifest"))?;
+    let index = PartyIndex::build(&parsed).ok_or_else(|| bad_row("manifest parties"))?;
     let raw = serde_json::value::RawValue::from_string(json).map_err(|_| bad_row("manifest"))?;
-    let entry: CachedManifest = (Arc::new(parsed), Arc::from(raw));
+    let entry: CachedManifest = (Arc::new(parsed), Arc::from(raw), Arc::new(index));
     if let Ok(mut c) = manifest_cache().lock() {
         c.insert(key, entry.clone());
     }
@@ -270,10 +320,11 @@ pub fn session(conn: &Connection, id: &B256) -> rusqlite::Result<Option<SessionR
     else {
         return Ok(None);
     };
-    let (manifest, manifest_json) = manifest(conn, id, &mh)?;
+    let (manifest, manifest_json, index) = manifest(conn, id, &mh)?;
     Ok(Some(SessionRow {
         manifest,
         manifest_json,
+        index,
         manifest_hash: B256::from_str(&mh).map_err(|_| bad_row("manifest_hash"))?,
         state,
         abort_reason,
@@ -285,15 +336,15 @@ pub fn session(conn: &Connection, id: &B256) -> rusqlite::Result<Option<SessionR
     }))
 }
 
-/// Inserts a new session in state `Open`.
-pub fn insert_session(tx: &Transaction<'_>, m: &Manifest) -> rusqlite::Result<()> {
+/// Inserts a new session in state `Open`, its manifest hashing to `mh`.
+pub fn insert_session(tx: &Transaction<'_>, m: &Manifest, mh: &B256) -> rusqlite::Result<()> {
     let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM sessions", [], |r| {
         r.get(0)
     })?;
     let json = serde_json::to_string(m).map_err(|_| bad_row("manifest"))?;
     tx.execute(
         "INSERT INTO sessions (id, seq, manifest, manifest_hash, name, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![m.session_id.to_string(), seq, json, m.hash().to_string(), m.name, SessionState::Open.as_str()],
+        params![m.session_id.to_string(), seq, json, mh.to_string(), m.name, SessionState::Open.as_str()],
     )?;
     Ok(())
 }
@@ -412,6 +463,29 @@ pub fn consent_actions(
         }
     }
     Ok(out)
+}
+
+/// One member's latest action: (consented and not withdrawn, withdrawn).
+pub fn consent_action(
+    conn: &Connection,
+    id: &B256,
+    member: &[u8; 32],
+) -> rusqlite::Result<(bool, bool)> {
+    let mut st = conn.prepare_cached(
+        "SELECT action FROM consents WHERE session = ?1 AND member = ?2 ORDER BY seq",
+    )?;
+    let rows = st.query_map(params![id.to_string(), hx(member)], |r| {
+        r.get::<_, String>(0)
+    })?;
+    let mut e = (false, false);
+    for action in rows {
+        if action? == "withdraw" {
+            e = (false, true);
+        } else if !e.1 {
+            e.0 = true;
+        }
+    }
+    Ok(e)
 }
 
 /// Records an uploaded blob for an input.
@@ -824,6 +898,83 @@ pub fn members(
             .map(|_| validation_input_name(&m.owner.name)),
     ));
     Ok(out)
+}
+
+/// One member's status, from the index and three single-row lookups;
+/// `None` when `key` is no member.
+pub fn member_status(
+    conn: &Connection,
+    id: &B256,
+    row: &SessionRow,
+    key: &[u8; 32],
+) -> rusqlite::Result<Option<MemberStatus>> {
+    let m = &row.manifest;
+    let (name, role, input) = if m.owner.identity.ed25519 == *key {
+        (
+            m.owner.name.clone(),
+            "owner",
+            m.owner
+                .validation
+                .as_ref()
+                .map(|_| validation_input_name(&m.owner.name)),
+        )
+    } else if let Some(p) = row.index.by_key.get(key).and_then(|i| m.parties.get(*i)) {
+        (p.name.clone(), "party", Some(p.name.clone()))
+    } else {
+        return Ok(None);
+    };
+    let (consented, withdrawn) = consent_action(conn, id, key)?;
+    let blob_uploaded = match &input {
+        Some(i) => Some(blob(conn, id, i)?.is_some()),
+        None => None,
+    };
+    let granted = match (&input, &row.node) {
+        (Some(i), Some(n)) => Some(grant_exists(conn, id, i, &n.node_key)?),
+        (Some(_), None) => Some(false),
+        (None, _) => None,
+    };
+    Ok(Some(MemberStatus {
+        name,
+        role: role.into(),
+        key: *key,
+        consented,
+        withdrawn,
+        blob_uploaded,
+        granted,
+    }))
+}
+
+/// Whether a grant for `input` to `node_key` is stored.
+fn grant_exists(
+    conn: &Connection,
+    id: &B256,
+    input: &str,
+    node_key: &[u8; 32],
+) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM grants WHERE session = ?1 AND input = ?2 AND node_key = ?3")?
+        .query_row(params![id.to_string(), input, hx(node_key)], |_| Ok(()))
+        .optional()
+        .map(|r| r.is_some())
+}
+
+/// Counts of the members' steps (as [`summaries`] has them), by counting
+/// rows instead of listing members.
+pub fn member_counts(
+    conn: &Connection,
+    id: &B256,
+    row: &SessionRow,
+) -> rusqlite::Result<MemberCounts> {
+    let node = row.node.as_ref().map(|n| n.node_key).unwrap_or([0; 32]);
+    let (consented, uploaded, granted) = readiness_counts(conn, id, &node)?;
+    let inputs =
+        row.manifest.parties.len() as u64 + u64::from(row.manifest.owner.validation.is_some());
+    let n = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+    Ok(MemberCounts {
+        consented: n(consented),
+        inputs: n(inputs),
+        uploaded: n(uploaded),
+        granted: n(if row.node.is_some() { granted } else { 0 }),
+    })
 }
 
 /// Whether a member's inputs are all in (consented, uploaded, granted).

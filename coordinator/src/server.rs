@@ -54,6 +54,7 @@ pub fn router(core: Arc<Core>, shutdown: watch::Receiver<bool>) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/sessions", post(create).get(list))
         .route("/v1/sessions/{id}", get(status))
+        .route("/v1/sessions/{id}/member", get(member_view))
         .route("/v1/sessions/{id}/consent", post(consent))
         .route(
             "/v1/sessions/{id}/blobs/{input}",
@@ -207,6 +208,30 @@ async fn status(
     Ok(Json(status_of(&s.core, parse_id(&id)?).await?))
 }
 
+async fn view_of(
+    core: &Core,
+    id: B256,
+    key: [u8; 32],
+) -> Result<sealroom_protocol::api::MemberView, ApiErr> {
+    let chain = core.chain.info();
+    let lease_s = core.lease_s;
+    core.db(move |c| service::member_view(c, &id, &key, chain, lease_s))
+        .await
+}
+
+/// `GET /v1/sessions/{id}/member`: the signing member's view.
+async fn member_view(
+    State(s): State<AppState>,
+    JsonPath(id): JsonPath<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<sealroom_protocol::api::MemberView>, ApiErr> {
+    let id = parse_id(&id)?;
+    let key = signed_empty(&s.core, &method, &uri, &headers).await?;
+    Ok(Json(view_of(&s.core, id, key).await?))
+}
+
 async fn consent(
     State(s): State<AppState>,
     JsonPath(id): JsonPath<String>,
@@ -214,7 +239,7 @@ async fn consent(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<service::StatusOut>, ApiErr> {
+) -> Result<Json<sealroom_protocol::api::MemberView>, ApiErr> {
     let id = parse_id(&id)?;
     let (key, c): (_, Consent) = signed_json(&s.core, &method, &uri, &headers, body).await?;
     let ev = s
@@ -222,7 +247,7 @@ async fn consent(
         .db(move |db| service::consent(db, &id, &key, &c))
         .await?;
     s.core.emit(ev);
-    Ok(Json(status_of(&s.core, id).await?))
+    Ok(Json(view_of(&s.core, id, key).await?))
 }
 
 /// Streams a request body into the blob store (hashing on the way) without
@@ -343,7 +368,7 @@ async fn upload_blob(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<service::StatusOut>, ApiErr> {
+) -> Result<Json<sealroom_protocol::api::MemberView>, ApiErr> {
     let id = parse_id(&id)?;
     // Before any body byte is read: the signature over the declared length
     // and hash, the caller's right to this input, and the declaration
@@ -377,7 +402,7 @@ async fn upload_blob(
         .db(move |c| service::blob_record(c, &id, &key, &input, &sha, len))
         .await?;
     s.core.emit(ev);
-    Ok(Json(status_of(&s.core, id).await?))
+    Ok(Json(view_of(&s.core, id, key).await?))
 }
 
 /// Passes a stored blob's chunks on while hashing them, holding the last
@@ -541,12 +566,12 @@ async fn grant(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<service::StatusOut>, ApiErr> {
+) -> Result<Json<sealroom_protocol::api::MemberView>, ApiErr> {
     let id = parse_id(&id)?;
     let (key, g): (_, Grant) = signed_json(&s.core, &method, &uri, &headers, body).await?;
     let ev = s.core.db(move |c| service::grant(c, &id, &key, &g)).await?;
     s.core.emit(ev);
-    Ok(Json(status_of(&s.core, id).await?))
+    Ok(Json(view_of(&s.core, id, key).await?))
 }
 
 async fn work(

@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 use alloy_primitives::B256;
 use rusqlite::Connection;
 use sealroom_protocol::api::{
-    Attempt, AttemptOutcome, Lease, NodeRegistration, Progress, ReportRecord, ReportUpload,
-    SessionState, Work,
+    Attempt, AttemptOutcome, Lease, MemberView, NodeRegistration, Progress, ReportRecord,
+    ReportUpload, SessionState, Work,
 };
 use sealroom_protocol::dataset::DatasetCommitment;
-use sealroom_protocol::manifest::{Consent, ConsentAction, Grant, Manifest};
+use sealroom_protocol::manifest::{
+    validation_input_name, Consent, ConsentAction, Grant, Manifest, ManifestView,
+};
 use sealroom_reports::report::{verify_report_signature, IntegrityReport, ReportKind};
 use tokio::sync::broadcast;
 
@@ -184,14 +186,77 @@ pub fn status(
     })
 }
 
-/// The commitment of `input` when `caller` is the member that owns it.
-fn owned_input(m: &Manifest, caller: &[u8; 32], input: &str) -> Result<DatasetCommitment, ApiErr> {
-    let (_, id, c) = m
-        .grantable_inputs()
-        .into_iter()
-        .find(|(name, _, _)| name == input)
-        .ok_or_else(|| ApiErr::not_found(format!("input `{input}` is not in the manifest")))?;
-    if id.ed25519 != *caller {
+/// The session as the member `caller` needs it (`GET …/member`, and the
+/// answer to its consent, upload and grant): the header with its own entry
+/// and proof, its own status and the counts; nothing in it grows with the
+/// number of parties but the proof (log n).
+pub fn member_view(
+    conn: &Connection,
+    id: &B256,
+    caller: &[u8; 32],
+    chain: serde_json::Value,
+    lease_s: u64,
+) -> Result<MemberView, ApiErr> {
+    let row = load(conn, id)?;
+    let ix = &row.index;
+    let manifest = if row.manifest.owner.identity.ed25519 == *caller {
+        ManifestView {
+            header: ix.header.clone(),
+            entry: None,
+        }
+    } else {
+        let i = *ix.by_key.get(caller).ok_or_else(|| {
+            ApiErr::forbidden("the signer is not a member (party or owner) of this session")
+        })?;
+        row.manifest
+            .entry_view(ix.header.clone(), i, &ix.tree)
+            .ok_or_else(|| ApiErr::internal("party index out of step with the manifest"))?
+    };
+    let member = db::member_status(conn, id, &row, caller)?.ok_or_else(|| {
+        ApiErr::forbidden("the signer is not a member (party or owner) of this session")
+    })?;
+    let counts = db::member_counts(conn, id, &row)?;
+    Ok(MemberView {
+        session_id: *id,
+        manifest_hash: row.manifest_hash,
+        manifest,
+        state: row.state,
+        member,
+        counts,
+        coordinator_verdict: row.verdict,
+        reports: db::reports(conn, id)?,
+        chain: Some(chain),
+        abort_reason: row.abort_reason,
+        progress: row.progress,
+        attempts: attempts_of(conn, id, lease_s)?,
+        lease_s: Some(lease_s),
+        node: row.node,
+    })
+}
+
+/// The commitment of `input` when `caller` is the member that owns it
+/// (looked up in the session's party index, not by scanning the list).
+fn owned_input(
+    row: &SessionRow,
+    caller: &[u8; 32],
+    input: &str,
+) -> Result<DatasetCommitment, ApiErr> {
+    let m = &row.manifest;
+    let (key, c) = if let Some(p) = row.index.by_name.get(input).and_then(|i| m.parties.get(*i)) {
+        (p.identity.ed25519, p.commitment.clone())
+    } else {
+        match &m.owner.validation {
+            Some(c) if input == validation_input_name(&m.owner.name) => {
+                (m.owner.identity.ed25519, c.clone())
+            }
+            _ => {
+                return Err(ApiErr::not_found(format!(
+                    "input `{input}` is not in the manifest"
+                )))
+            }
+        }
+    };
+    if key != *caller {
         return Err(ApiErr::forbidden(format!(
             "input `{input}` belongs to another member"
         )));
@@ -199,10 +264,20 @@ fn owned_input(m: &Manifest, caller: &[u8; 32], input: &str) -> Result<DatasetCo
     Ok(c)
 }
 
-fn member<'m>(m: &'m Manifest, caller: &[u8; 32]) -> Result<&'m str, ApiErr> {
-    m.member_name(caller).ok_or_else(|| {
-        ApiErr::forbidden("the signer is not a member (party or owner) of this session")
-    })
+/// The caller's name when it is a member (owner or party).
+fn member<'r>(row: &'r SessionRow, caller: &[u8; 32]) -> Result<&'r str, ApiErr> {
+    let m = &row.manifest;
+    if m.owner.identity.ed25519 == *caller {
+        return Ok(&m.owner.name);
+    }
+    row.index
+        .by_key
+        .get(caller)
+        .and_then(|i| m.parties.get(*i))
+        .map(|p| p.name.as_str())
+        .ok_or_else(|| {
+            ApiErr::forbidden("the signer is not a member (party or owner) of this session")
+        })
 }
 
 /// The registered node, when `caller` is it. A node declared lost is told
@@ -274,7 +349,8 @@ fn maybe_keys_granted(
     // Counts, not member rows: this runs on every consent, blob and grant of
     // a session that may have a thousand members. No member has withdrawn
     // (that aborts), and only members' messages are ever stored.
-    let inputs = row.manifest.grantable_inputs().len() as u64;
+    let inputs =
+        row.manifest.parties.len() as u64 + u64::from(row.manifest.owner.validation.is_some());
     let members = row.manifest.parties.len() as u64 + 1;
     let (consented, blobs, grants) = db::readiness_counts(tx, id, &node.node_key)?;
     if consented == members && blobs == inputs && grants == inputs {
@@ -291,7 +367,8 @@ pub fn create(
     caller: &[u8; 32],
     m: &Manifest,
 ) -> Result<(B256, Vec<Event>), ApiErr> {
-    m.validate()
+    let mh = m
+        .validate_and_hash()
         .map_err(|e| ApiErr::bad_request(e.to_string()))?;
     if m.owner.identity.ed25519 != *caller {
         return Err(ApiErr::forbidden(
@@ -300,7 +377,7 @@ pub fn create(
     }
     let id = m.session_id;
     if let Some(existing) = db::session(conn, &id)? {
-        if existing.manifest_hash == m.hash() {
+        if existing.manifest_hash == mh {
             return Ok((id, vec![]));
         }
         return Err(ApiErr::conflict(format!(
@@ -308,7 +385,7 @@ pub fn create(
         )));
     }
     let tx = conn.transaction()?;
-    db::insert_session(&tx, m)?;
+    db::insert_session(&tx, m, &mh)?;
     tx.commit()?;
     tracing::info!(session = %id, state = "open", "session created");
     Ok((id, vec![Event::state(id, SessionState::Open, None)]))
@@ -322,11 +399,10 @@ pub fn consent(
     c: &Consent,
 ) -> Result<Vec<Event>, ApiErr> {
     let row = load(conn, id)?;
-    let name = member(&row.manifest, caller)?.to_string();
+    let name = member(&row, caller)?.to_string();
     c.verify(caller, &row.manifest_hash)
         .map_err(|e| ApiErr::bad_request(format!("consent: {e}")))?;
-    let actions = db::consent_actions(conn, id)?;
-    let (consented, withdrawn) = actions.get(&db::hx(caller)).copied().unwrap_or_default();
+    let (consented, withdrawn) = db::consent_action(conn, id, caller)?;
     // A repeated consent is a no-op in any live state (clients retry).
     if consented && c.action == ConsentAction::Consent && row.state != SessionState::Aborted {
         return Ok(vec![]);
@@ -384,8 +460,8 @@ pub fn blob_precheck(
     input: &str,
 ) -> Result<DatasetCommitment, ApiErr> {
     let row = load(conn, id)?;
-    member(&row.manifest, caller)?;
-    let c = owned_input(&row.manifest, caller, input)?;
+    member(&row, caller)?;
+    let c = owned_input(&row, caller, input)?;
     before_keys_granted(&row, "blob upload")?;
     Ok(c)
 }
@@ -410,7 +486,7 @@ pub fn blob_record(
     }
     let mut out = vec![Event::member(
         *id,
-        member(&load(conn, id)?.manifest, caller)?,
+        member(&load(conn, id)?, caller)?,
         "blob-uploaded",
     )];
     let tx = conn.transaction()?;
@@ -479,7 +555,7 @@ pub fn register_node(
     // this manifest, policy, then the attested measurement against the
     // registration's claim and the engine allowlist.
     let at = i64::try_from(now_s()).unwrap_or(i64::MAX);
-    let verdict = sealroom_reports::node_check::verify_registration(&row.manifest, reg, at);
+    let verdict = sealroom_reports::node_check::verify_registration(&row.index.header, reg, at);
     if !verdict.verified {
         let why = verdict
             .failure
@@ -583,8 +659,8 @@ pub fn grant(
     g: &Grant,
 ) -> Result<Vec<Event>, ApiErr> {
     let row = load(conn, id)?;
-    let name = member(&row.manifest, caller)?.to_string();
-    owned_input(&row.manifest, caller, &g.input)?;
+    let name = member(&row, caller)?.to_string();
+    owned_input(&row, caller, &g.input)?;
     not_aborted(&row)?;
     let node = row
         .node

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::B256;
-use sealroom_protocol::api::{ClientError, SessionState, SessionStatus};
+use sealroom_protocol::api::{ClientError, MemberView, SessionState};
 use sealroom_protocol::manifest::ConsentAction;
 use sealroom_protocol::policy::Policy;
 use serde_json::{json, Value};
@@ -157,7 +157,7 @@ impl Member<'_> {
     fn step(
         &self,
         opts: &AgentOptions,
-        st: &SessionStatus,
+        st: &MemberView,
         refused_nodes: &mut HashSet<[u8; 32]>,
         started: Instant,
         say: &mut dyn FnMut(String, Value),
@@ -202,7 +202,7 @@ impl Member<'_> {
             }
             None => {
                 let Some(accept) = opts.accept_manifest else {
-                    let m = &st.manifest;
+                    let m = &st.manifest.header;
                     say(
                         format!("review {:#x}", st.manifest_hash),
                         line(
@@ -215,7 +215,11 @@ impl Member<'_> {
                                 "summary": {
                                     "name": m.name,
                                     "owner": m.owner.name,
-                                    "parties": m.parties.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+                                    // The list itself is committed, not served:
+                                    // its size, its records and my own entry.
+                                    "parties": m.parties.count,
+                                    "records": m.parties.records,
+                                    "my_entry": st.manifest.entry.as_ref().map(|e| e.party.name.clone()),
                                     "model": m.model.kind,
                                     "epochs": m.training.epochs,
                                     "seed": m.training.seed,
@@ -335,12 +339,12 @@ impl Member<'_> {
             );
             return Ok(Some(end));
         }
-        let mine = st.members.iter().find(|m| m.key == me);
-        let Some(mine) = mine else {
+        let mine = &st.member;
+        if mine.key != me {
             return Err(MemberError::ServedManifest(
-                "the status lists no member with this key".into(),
+                "the served view is for another member's key".into(),
             ));
-        };
+        }
 
         // A deadline the member set for itself: withdraw, stopping the node.
         if let Some(d) = opts.deadline {
@@ -486,7 +490,7 @@ impl Member<'_> {
 }
 
 /// The end of the session, when it has ended.
-fn terminal(st: &SessionStatus) -> Option<AgentEnd> {
+fn terminal(st: &MemberView) -> Option<AgentEnd> {
     match st.state {
         SessionState::Completed | SessionState::Published | SessionState::Delivered => {
             Some(AgentEnd::Completed(st.state))

@@ -4,8 +4,10 @@
 //!
 //! The coordinator is the adversary: anything it serves may have changed
 //! between two steps. So every step here
-//! 1. fetches the session and checks the served manifest hashes to the
-//!    served hash (`manifest.served`);
+//! 1. fetches the member's view of the session (the manifest header and its
+//!    own party entry with an inclusion proof, O(log n) of the party list)
+//!    and checks that the header hashes to the served hash and the entry is
+//!    the member's own, under the committed root (`manifest.served`);
 //! 2. checks that hash against the member's own [`record`] of the manifest it
 //!    consented to (`manifest.changed`), and from then on uses the *recorded*
 //!    manifest — its policy, its commitments, its owner key — never the
@@ -31,9 +33,9 @@ use std::io::Read;
 use std::path::Path;
 
 use alloy_primitives::B256;
-use sealroom_protocol::api::{Client, NodeRegistration, SessionStatus};
+use sealroom_protocol::api::{Client, MemberView, NodeRegistration};
 use sealroom_protocol::identity::Identity;
-use sealroom_protocol::manifest::{validation_input_name, Consent, ConsentAction, Grant, Manifest};
+use sealroom_protocol::manifest::{Consent, ConsentAction, Grant, ManifestHeader, ManifestView};
 use sealroom_protocol::policy::Policy;
 use sealroom_reports::attest::{Failure, Verdict};
 use sealroom_reports::check::Check;
@@ -54,16 +56,10 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The input a member owns in a manifest: its party name, or the owner's
-/// validation input; `None` when the member brings no data.
-pub fn my_input(manifest: &Manifest, me: &[u8; 32]) -> Option<String> {
-    if let Some(p) = manifest.parties.iter().find(|p| p.identity.ed25519 == *me) {
-        return Some(p.name.clone());
-    }
-    if manifest.owner.identity.ed25519 == *me && manifest.owner.validation.is_some() {
-        return Some(validation_input_name(&manifest.owner.name));
-    }
-    None
+/// The input a member owns in its view of a manifest: its party name, or
+/// the owner's validation input; `None` when the member brings no data.
+pub fn my_input(manifest: &ManifestView, me: &[u8; 32]) -> Option<String> {
+    manifest.input_of(me).map(|(name, _)| name)
 }
 
 /// A member of sessions on one coordinator: its identity, a client signing
@@ -159,26 +155,29 @@ impl<'a> Member<'a> {
         self.me.public().ed25519
     }
 
-    /// The session as served, with its manifest checked against its own hash
-    /// and structure (`manifest.served`). Nothing here is trusted yet.
-    pub fn served(&self, session: &B256) -> Result<SessionStatus, MemberError> {
-        let st = self.client.status(session)?;
-        if st.session_id != *session || st.manifest.session_id != *session {
+    /// The session as served to this member, with its manifest view checked
+    /// (`manifest.served`): the header well formed and hashing to the served
+    /// hash, the entry this member's own and under the committed party root.
+    /// Nothing here is trusted yet.
+    pub fn served(&self, session: &B256) -> Result<MemberView, MemberError> {
+        let st = self.client.member_view(session)?;
+        let header = &st.manifest.header;
+        if st.session_id != *session || header.session_id != *session {
             return Err(MemberError::ServedManifest(format!(
                 "the coordinator answered for session {:#x}, not {session:#x}",
-                st.manifest.session_id
+                header.session_id
             )));
         }
-        let computed = st.manifest.hash();
+        let computed = st
+            .manifest
+            .check_for(&self.key())
+            .map_err(|e| MemberError::ServedManifest(e.to_string()))?;
         if computed != st.manifest_hash {
             return Err(MemberError::ServedManifest(format!(
                 "the served manifest hashes to {computed:#x}, the coordinator claims {:#x}",
                 st.manifest_hash
             )));
         }
-        st.manifest
-            .validate()
-            .map_err(|e| MemberError::ServedManifest(e.to_string()))?;
         Ok(st)
     }
 
@@ -189,7 +188,7 @@ impl<'a> Member<'a> {
 
     /// The session as served, after checking its manifest is the one in the
     /// member's record (`manifest.changed`); errors when there is no record.
-    pub fn checked(&self, session: &B256) -> Result<(SessionStatus, MemberRecord), MemberError> {
+    pub fn checked(&self, session: &B256) -> Result<(MemberView, MemberRecord), MemberError> {
         let rec = self
             .record(session)?
             .ok_or_else(|| MemberError::NotConsented {
@@ -238,7 +237,7 @@ impl<'a> Member<'a> {
     ) -> Result<Consented, MemberError> {
         if let (ConsentAction::Consent, Some(max)) = (action, local.and_then(|p| p.max_epsilon)) {
             let st = self.served(session)?;
-            let detail = st.manifest.privacy_within(max).err().map(|e| {
+            let detail = st.manifest.header.privacy_within(max).err().map(|e| {
                 format!(
                     "manifest {:#x}: {e} (your policy); nothing was signed",
                     st.manifest_hash
@@ -308,7 +307,7 @@ impl<'a> Member<'a> {
         let (_, mut rec) = self.checked(session)?;
         let input = my_input(&rec.manifest, &self.key())
             .ok_or_else(|| MemberError::input("--key", "this member brings no dataset"))?;
-        let commitment = commitment_of(&rec.manifest, &input)?;
+        let commitment = commitment_of(&rec.manifest, &self.key(), &input)?;
         let what = format!("--blob {}", blob.display());
         let (len, digest) = hash_file(blob, progress).map_err(|e| MemberError::input(&what, e))?;
         if digest != commitment.ciphertext_sha256 || len != commitment.ciphertext_len {
@@ -361,7 +360,7 @@ impl<'a> Member<'a> {
             check: Check::NodeRegistered,
             detail: "no node has registered for this session yet".into(),
         })?;
-        let verdict = verify_registration(&rec.manifest, &reg, at);
+        let verdict = verify_registration(&rec.manifest.header, &reg, at);
         if !verdict.verified {
             let f = verdict.failure.clone().unwrap_or_else(|| {
                 Failure::new(
@@ -373,7 +372,7 @@ impl<'a> Member<'a> {
         }
         if let Some(local) = local {
             let mine = sealroom_reports::node_check::verify_registration_under(
-                &rec.manifest,
+                &rec.manifest.header,
                 local,
                 &reg,
                 at,
@@ -409,14 +408,15 @@ impl<'a> Member<'a> {
         } = node;
         let input = my_input(&record.manifest, &self.key())
             .ok_or_else(|| MemberError::input("--key", "this member brings no dataset"))?;
-        let commitment = commitment_of(&record.manifest, &input)?;
+        let commitment = commitment_of(&record.manifest, &self.key(), &input)?;
         let sealed = SelfSealedDataKey::load_for(data_key_file, self.me, &commitment.digest())?;
         let key = sealed.open(self.me).map_err(|e| {
             MemberError::input(format!("--data-key {}", data_key_file.display()), e)
         })?;
         let g = Grant::create(
             self.me,
-            &record.manifest,
+            &record.session_id,
+            &record.manifest_hash,
             &input,
             &commitment,
             reg.node_key,
@@ -455,19 +455,19 @@ impl<'a> Member<'a> {
 
 /// The member's own verification of a registered node against `manifest`
 /// (the consented one): evidence, binding, policy, attested measurement.
-pub fn verify_registration(manifest: &Manifest, reg: &NodeRegistration, at: i64) -> Verdict {
+pub fn verify_registration(manifest: &ManifestHeader, reg: &NodeRegistration, at: i64) -> Verdict {
     sealroom_reports::node_check::verify_registration(manifest, reg, at)
 }
 
 fn commitment_of(
-    manifest: &Manifest,
+    manifest: &ManifestView,
+    me: &[u8; 32],
     input: &str,
 ) -> Result<sealroom_protocol::dataset::DatasetCommitment, MemberError> {
     manifest
-        .grantable_inputs()
-        .into_iter()
-        .find(|(n, _, _)| n == input)
-        .map(|(_, _, c)| c)
+        .input_of(me)
+        .filter(|(n, _)| n == input)
+        .map(|(_, c)| c)
         .ok_or_else(|| {
             MemberError::check_failed(
                 Check::ManifestInput,

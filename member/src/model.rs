@@ -113,7 +113,7 @@ impl Member<'_> {
         chain: Option<&ChainReportHashes>,
     ) -> Result<FetchedModel, MemberError> {
         let (st, mut rec) = self.checked(session)?;
-        let m = &rec.manifest;
+        let m = &rec.manifest.header;
         if m.owner.identity.ed25519 != self.me.public().ed25519 {
             return Err(MemberError::input(
                 "--key",

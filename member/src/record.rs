@@ -16,14 +16,14 @@ use std::path::{Path, PathBuf};
 use alloy_primitives::B256;
 use sealroom_protocol::fsutil::write_atomic;
 use sealroom_protocol::identity::hex32;
-use sealroom_protocol::manifest::{ConsentAction, Manifest};
+use sealroom_protocol::manifest::{ConsentAction, ManifestView};
 use sealroom_protocol::policy::TeeKind;
 use serde::{Deserialize, Serialize};
 
 use crate::MemberError;
 
 /// Format tag of member records.
-pub const RECORD_FORMAT: &str = "sealroom-member-record/1";
+pub const RECORD_FORMAT: &str = "sealroom-member-record/2";
 
 /// What the member signed for one session.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,9 +38,11 @@ pub struct MemberRecord {
     pub member: [u8; 32],
     /// The hash of the manifest the member consented to.
     pub manifest_hash: B256,
-    /// That manifest, whole: later steps verify the node against *its*
+    /// That manifest as the member checked it: the header (everything but
+    /// the party list, which it commits to) and the member's own entry with
+    /// its inclusion proof. Later steps verify the node against *its*
     /// policy, never against the one the coordinator serves.
-    pub manifest: Manifest,
+    pub manifest: ManifestView,
     /// The latest consent or withdrawal the member signed.
     pub consent: Option<ConsentEntry>,
     /// The blob the member uploaded.
@@ -179,10 +181,14 @@ impl RecordStore {
         if rec.member != *member {
             return Err(err("member: written by another identity".into()));
         }
-        if rec.manifest.hash() != rec.manifest_hash {
-            return Err(err(
-                "manifest: does not hash to manifest_hash (the record was altered)".into(),
-            ));
+        match rec.manifest.check_for(member) {
+            Ok(h) if h == rec.manifest_hash => {}
+            Ok(_) => {
+                return Err(err(
+                    "manifest: does not hash to manifest_hash (the record was altered)".into(),
+                ))
+            }
+            Err(e) => return Err(err(format!("manifest: {e} (the record was altered)"))),
         }
         Ok(Some(rec))
     }
@@ -216,10 +222,10 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 impl MemberRecord {
     /// A new record for a manifest the member is about to consent to.
-    pub fn new(member: [u8; 32], manifest: Manifest) -> Self {
+    pub fn new(member: [u8; 32], manifest: ManifestView) -> Self {
         Self {
             format: RECORD_FORMAT.into(),
-            session_id: manifest.session_id,
+            session_id: manifest.header.session_id,
             member,
             manifest_hash: manifest.hash(),
             manifest,
@@ -236,6 +242,7 @@ impl MemberRecord {
 mod tests {
     use super::*;
     use sealroom_protocol::identity::Identity;
+    use sealroom_protocol::manifest::Manifest;
     use sealroom_protocol::scenario::Scenario;
 
     fn manifest(owner: &Identity) -> Manifest {
@@ -272,7 +279,7 @@ mod tests {
         let m = manifest(&me);
         let sid = m.session_id;
         assert!(store.load(&sid, &key).unwrap().is_none());
-        let mut rec = MemberRecord::new(key, m);
+        let mut rec = MemberRecord::new(key, m.view_of(&key).unwrap());
         rec.consent = Some(ConsentEntry {
             action: ConsentAction::Consent,
             at: 5,
@@ -303,7 +310,7 @@ mod tests {
         // A record whose manifest was edited on disk no longer loads.
         let mut text: serde_json::Value =
             serde_json::from_slice(&std::fs::read(store.path(&sid)).unwrap()).unwrap();
-        text["manifest"]["description"] = "edited".into();
+        text["manifest"]["header"]["description"] = "edited".into();
         std::fs::write(store.path(&sid), serde_json::to_vec(&text).unwrap()).unwrap();
         let err = store.load(&sid, &key).unwrap_err();
         assert!(err.to_string().contains("manifest"), "{err}");

@@ -652,7 +652,7 @@ fn registration(node: &Node) -> NodeRegistration {
 /// refusal as its reason.
 fn registration_refused(manifest: &Manifest, node: &Node, e: ClientError) -> Failure {
     let attested = hex::encode(node.measurement());
-    match sealroom_reports::node_check::engine_allowed(manifest, &attested) {
+    match sealroom_reports::node_check::engine_allowed(&manifest.engine, &attested) {
         Err(f) => Failure::Verification {
             check: format!("engine: {}", f.check),
             detail: format!(

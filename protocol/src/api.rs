@@ -16,6 +16,7 @@
 //!
 //! Routes (all under `/v1`, documented in docs/api.md):
 //! `POST /sessions` (owner) · `GET /sessions` · `GET /sessions/{id}` ·
+//! `GET /sessions/{id}/member` (member) ·
 //! `POST /sessions/{id}/consent` (member) · `PUT /sessions/{id}/blobs/{input}` (member) ·
 //! `POST /sessions/{id}/node` (node) · `GET /sessions/{id}/node` ·
 //! `POST /sessions/{id}/grants` (member) · `GET /sessions/{id}/work` (node) ·
@@ -257,6 +258,45 @@ pub struct SessionStatus {
     pub attempts: Vec<Attempt>,
     /// The coordinator's lease time in seconds: a node that does not
     /// heartbeat for this long while it holds the session is declared lost.
+    #[serde(default)]
+    pub lease_s: Option<u64>,
+}
+
+/// `GET /v1/sessions/{id}/member` (signed by a member), and the answer to
+/// a member's consent, upload and grant: the session as that member needs
+/// it, in O(log n) of the party list — the manifest header with the
+/// member's own entry and its inclusion proof, the member's own progress and
+/// the counts, and the node and reports as in [`SessionStatus`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberView {
+    /// Session id.
+    pub session_id: B256,
+    /// Manifest hash.
+    pub manifest_hash: B256,
+    /// The manifest header and the member's entry.
+    pub manifest: crate::manifest::ManifestView,
+    /// Current state.
+    pub state: SessionState,
+    /// The member's own progress.
+    pub member: MemberStatus,
+    /// How far all members are.
+    pub counts: MemberCounts,
+    /// The node, once registered.
+    pub node: Option<NodeRegistration>,
+    /// The coordinator's own verdict on the node's evidence.
+    pub coordinator_verdict: Option<serde_json::Value>,
+    /// Reports.
+    pub reports: Vec<ReportRecord>,
+    /// Chain: `{kind, chain_id, contract, label}`.
+    pub chain: Option<serde_json::Value>,
+    /// Why it was aborted.
+    pub abort_reason: Option<String>,
+    /// Latest public progress.
+    pub progress: Option<serde_json::Value>,
+    /// Every node that held the session, in order.
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    /// The coordinator's lease time in seconds.
     #[serde(default)]
     pub lease_s: Option<u64>,
 }

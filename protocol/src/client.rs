@@ -200,8 +200,14 @@ impl<'a> Client<'a> {
         self.json("GET", &format!("/v1/sessions/{session:#x}"), None)
     }
 
+    /// `GET /v1/sessions/{id}/member` (member, signed): the session as the
+    /// signing member needs it ([`MemberView`]).
+    pub fn member_view(&self, session: &B256) -> Result<MemberView, ClientError> {
+        self.json("GET", &format!("/v1/sessions/{session:#x}/member"), None)
+    }
+
     /// `POST /v1/sessions/{id}/consent` (member): consent or withdrawal.
-    pub fn consent(&self, session: &B256, consent: &Consent) -> Result<SessionStatus, ClientError> {
+    pub fn consent(&self, session: &B256, consent: &Consent) -> Result<MemberView, ClientError> {
         self.json(
             "POST",
             &format!("/v1/sessions/{session:#x}/consent"),
@@ -209,9 +215,9 @@ impl<'a> Client<'a> {
         )
     }
 
-    fn decode_status(
+    fn decode_body<T: serde::de::DeserializeOwned>(
         mut resp: ureq::http::Response<ureq::Body>,
-    ) -> Result<SessionStatus, ClientError> {
+    ) -> Result<T, ClientError> {
         let text = resp
             .body_mut()
             .with_config()
@@ -228,7 +234,7 @@ impl<'a> Client<'a> {
         session: &B256,
         input: &str,
         blob: &[u8],
-    ) -> Result<SessionStatus, ClientError> {
+    ) -> Result<MemberView, ClientError> {
         self.upload_blob_from(
             session,
             input,
@@ -254,7 +260,7 @@ impl<'a> Client<'a> {
         body_sha256: [u8; 32],
         body: impl Read,
         progress: &dyn Fn(u64, u64),
-    ) -> Result<SessionStatus, ClientError> {
+    ) -> Result<MemberView, ClientError> {
         let path = format!("/v1/sessions/{session:#x}/blobs/{}", encode_segment(input));
         let mut reader = Progressing {
             inner: body,
@@ -263,7 +269,7 @@ impl<'a> Client<'a> {
             progress,
         };
         let resp = self.send_stream("PUT", &path, len, &body_sha256, &mut reader)?;
-        Self::decode_status(resp)
+        Self::decode_body(resp)
     }
 
     /// `POST /v1/sessions/{id}/node` (node): register with evidence.
@@ -280,7 +286,7 @@ impl<'a> Client<'a> {
     }
 
     /// `POST /v1/sessions/{id}/grants` (member).
-    pub fn grant(&self, session: &B256, grant: &Grant) -> Result<SessionStatus, ClientError> {
+    pub fn grant(&self, session: &B256, grant: &Grant) -> Result<MemberView, ClientError> {
         self.json(
             "POST",
             &format!("/v1/sessions/{session:#x}/grants"),
@@ -351,7 +357,7 @@ impl<'a> Client<'a> {
             &crate::hash::sha256(sealed),
             &mut body,
         )?;
-        Self::decode_status(resp)
+        Self::decode_body(resp)
     }
 
     /// `GET /v1/sessions/{id}/sealed-model` (owner only).

@@ -1,10 +1,13 @@
 //! The manifest: the agreement every party signs (DESIGN §3), and the signed
 //! messages that refer to it — consents, withdrawals and data-key grants.
 //!
-//! `manifest_hash = LpHasher("sealroom.manifest.v1")(canonical JSON)`: the
-//! canonical JSON is serde's serialisation of [`Manifest`] (fixed field order,
-//! sorted maps, shortest round-trip floats), so every party recomputes the same
-//! bytes from the same manifest.
+//! `manifest_hash = LpHasher("sealroom.manifest.v2")(canonical JSON of the
+//! header)`: the header is the manifest with its party list replaced by a
+//! commitment to it (count, record total, Merkle root; see [`view`]), so a
+//! member checks what it consents to from the header and its own entry in
+//! O(log n) of the list. The canonical JSON is serde's serialisation (fixed
+//! field order, sorted maps, shortest round-trip floats), so every party
+//! recomputes the same bytes from the same manifest.
 
 use alloy_primitives::B256;
 use serde::{Deserialize, Serialize};
@@ -15,12 +18,15 @@ use crate::identity::{hex32, hex64, Identity, IdentityError, PublicIdentity};
 use crate::merkle::{input_leaf, MerkleError, StandardTree, INPUT_ENCODING};
 use crate::policy::Policy;
 use crate::privacy::{self, PrivacySpec, Schedule};
-use crate::scenario::{ModelKind, ModelSpec, Scenario, Schema, Task, TrainingSpec};
+use crate::scenario::{ModelSpec, Scenario, Schema, TrainingSpec};
 use crate::seal::{self, SealError, SealedBox};
 use crate::stream::DataKey;
 
 /// Format tag of manifests.
-pub const MANIFEST_FORMAT: &str = "sealroom-manifest/1";
+pub const MANIFEST_FORMAT: &str = "sealroom-manifest/2";
+
+mod view;
+pub use view::{parties_tree, party_digest, ManifestHeader, ManifestView, PartyEntry, PartyList};
 
 /// Hard caps on every manifest number that sizes work or memory
 /// (docs/formats.md, "Limits", says why each is what it is).
@@ -579,32 +585,85 @@ pub fn validation_input_name(owner: &str) -> String {
     format!("{owner}/validation")
 }
 
+/// ε spent by the DP-SGD spec `privacy` over `party_records` (see
+/// [`Manifest::privacy_spent`]).
+fn privacy_spent_of(
+    privacy: Option<&PrivacySpec>,
+    party_records: u64,
+    owner_validates: bool,
+    training: &TrainingSpec,
+) -> Result<crate::dp::Spent, crate::dp::DpError> {
+    let p = privacy.ok_or(crate::dp::DpError {
+        field: "privacy",
+        message: "the manifest has no [privacy]: the training is not differentially private".into(),
+    })?;
+    let schedule =
+        training_schedule(party_records, owner_validates, training).ok_or(crate::dp::DpError {
+            field: "privacy",
+            message: "no training records to sample from".into(),
+        })?;
+    p.spent(&schedule)
+}
+
+/// [`Manifest::privacy_within`] over the spec, records and training.
+fn privacy_within_of(
+    privacy: Option<&PrivacySpec>,
+    party_records: u64,
+    owner_validates: bool,
+    training: &TrainingSpec,
+    max: f64,
+) -> Result<crate::dp::Spent, String> {
+    let spent =
+        privacy_spent_of(privacy, party_records, owner_validates, training).map_err(|e| {
+            format!(
+                "{}; max_epsilon {max} needs differentially private training",
+                e.message
+            )
+        })?;
+    if privacy.is_some_and(|p| p.noise_source == privacy::NoiseSource::Seed) {
+        return Err(format!(
+            "noise_source = \"seed\": the noise derives from the committed seed, so ε = {:.4} does not hold against anyone who knows it; max_epsilon {max} needs noise keyed inside the TEE",
+            spent.epsilon
+        ));
+    }
+    if spent.epsilon > max {
+        return Err(format!(
+            "the training spends ε = {:.4}, above max_epsilon {max}",
+            spent.epsilon
+        ));
+    }
+    Ok(spent)
+}
+
 impl Manifest {
     /// The DP-SGD schedule this manifest's training runs (see
     /// [`training_schedule`]); `None` when it has no training records.
     pub fn privacy_schedule(&self) -> Option<Schedule> {
-        let records = self
-            .parties
+        training_schedule(
+            self.party_records(),
+            self.owner.validation.is_some(),
+            &self.training,
+        )
+    }
+
+    /// Records over every party's dataset.
+    fn party_records(&self) -> u64 {
+        self.parties
             .iter()
             .map(|p| p.commitment.record_count)
-            .fold(0u64, u64::saturating_add);
-        training_schedule(records, self.owner.validation.is_some(), &self.training)
+            .fold(0u64, u64::saturating_add)
     }
 
     /// ε the training spends, recomputed from the committed σ, δ and the
     /// schedule: what the verifier checks a `completed` report's claim
     /// against. An error when the training is not private.
     pub fn privacy_spent(&self) -> Result<crate::dp::Spent, crate::dp::DpError> {
-        let p = self.privacy.as_ref().ok_or(crate::dp::DpError {
-            field: "privacy",
-            message: "the manifest has no [privacy]: the training is not differentially private"
-                .into(),
-        })?;
-        let schedule = self.privacy_schedule().ok_or(crate::dp::DpError {
-            field: "privacy",
-            message: "no training records to sample from".into(),
-        })?;
-        p.spent(&schedule)
+        privacy_spent_of(
+            self.privacy.as_ref(),
+            self.party_records(),
+            self.owner.validation.is_some(),
+            &self.training,
+        )
     }
 
     /// Whether the training's privacy holds within `max_epsilon` against
@@ -614,29 +673,13 @@ impl Manifest {
     /// so it meets no limit; neither does a manifest without `[privacy]`.
     /// The error says which, in a sentence.
     pub fn privacy_within(&self, max: f64) -> Result<crate::dp::Spent, String> {
-        let spent = self.privacy_spent().map_err(|e| {
-            format!(
-                "{}; max_epsilon {max} needs differentially private training",
-                e.message
-            )
-        })?;
-        if self
-            .privacy
-            .as_ref()
-            .is_some_and(|p| p.noise_source == privacy::NoiseSource::Seed)
-        {
-            return Err(format!(
-                "noise_source = \"seed\": the noise derives from the committed seed, so ε = {:.4} does not hold against anyone who knows it; max_epsilon {max} needs noise keyed inside the TEE",
-                spent.epsilon
-            ));
-        }
-        if spent.epsilon > max {
-            return Err(format!(
-                "the training spends ε = {:.4}, above max_epsilon {max}",
-                spent.epsilon
-            ));
-        }
-        Ok(spent)
+        privacy_within_of(
+            self.privacy.as_ref(),
+            self.party_records(),
+            self.owner.validation.is_some(),
+            &self.training,
+            max,
+        )
     }
 
     /// Builds a manifest from a validated scenario, the parties' public
@@ -720,8 +763,17 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Structural checks every holder of a manifest runs.
+    /// Structural checks every holder of the whole manifest runs: the
+    /// party list (its size first, then each entry's blob and records, unique
+    /// names and keys), then the header's checks
+    /// ([`ManifestHeader::validate`]) on the header the list commits to.
     pub fn validate(&self) -> Result<(), ManifestError> {
+        self.validate_and_hash().map(|_| ())
+    }
+
+    /// [`Manifest::validate`], returning the manifest hash it computed on
+    /// the way (the party tree is built once).
+    pub fn validate_and_hash(&self) -> Result<B256, ManifestError> {
         let bad = |field: &str, detail: &str| ManifestError::Invalid {
             field: field.into(),
             detail: detail.into(),
@@ -753,123 +805,30 @@ impl Manifest {
                 ),
             ));
         }
-        if self.engine.trainer_measurements.len() > limits::MAX_TRAINER_MEASUREMENTS {
-            return Err(bad(
-                "engine.trainer_measurements",
-                &format!(
-                    "{} entries exceed the limit of {}",
-                    self.engine.trainer_measurements.len(),
-                    limits::MAX_TRAINER_MEASUREMENTS
-                ),
-            ));
-        }
-        if let Some((field, detail)) =
-            limits::spec_violations(&self.schema, &self.model, &self.training)
-                .into_iter()
-                .next()
-        {
-            return Err(bad(&field, &detail));
-        }
-        if self.schema.features.is_empty() {
-            return Err(bad("schema.features", "no feature columns"));
-        }
-        match self.schema.task {
-            Task::Classification if self.schema.label_classes < 2 => {
-                return Err(bad(
-                    "schema.label_classes",
-                    "a classifier needs at least 2 classes",
-                ));
-            }
-            Task::Regression if self.schema.label_classes != 0 => {
-                return Err(bad(
-                    "schema.label_classes",
-                    "a regression target has no classes",
-                ));
-            }
-            _ => {}
-        }
-        let kind_fits = match self.model.kind {
-            ModelKind::LogisticRegression => self.schema.task == Task::Classification,
-            ModelKind::LinearRegression => self.schema.task == Task::Regression,
-            ModelKind::Mlp | ModelKind::Cnn => true,
-        };
-        if !kind_fits {
-            return Err(bad(
-                "model.kind",
-                &format!(
-                    "{} does not fit schema.task {}",
-                    self.model.kind.as_str(),
-                    self.schema.task.as_str()
-                ),
-            ));
-        }
-        // Every input's blob, the owner's validation set included, fits
-        // max_blob_bytes; records over all inputs fit MAX_RECORDS.
+        // Every party's blob fits max_blob_bytes; records fit MAX_RECORDS
+        // (the header checks the owner's validation set on top).
         let mut records = 0u64;
-        let inputs = self
-            .parties
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (format!("parties[{i}].commitment"), &p.name, &p.commitment))
-            .chain(
-                self.owner
-                    .validation
-                    .iter()
-                    .map(|c| ("owner.validation".to_string(), &self.owner.name, c)),
-            );
-        for (field, name, c) in inputs {
+        for (i, p) in self.parties.iter().enumerate() {
+            let c = &p.commitment;
             if c.ciphertext_len > self.max_blob_bytes {
                 return Err(bad(
-                    &format!("{field}.ciphertext_len"),
+                    &format!("parties[{i}].commitment.ciphertext_len"),
                     &format!(
-                        "`{name}`'s blob of {} bytes exceeds max_blob_bytes ({})",
-                        c.ciphertext_len, self.max_blob_bytes
+                        "`{}`'s blob of {} bytes exceeds max_blob_bytes ({})",
+                        p.name, c.ciphertext_len, self.max_blob_bytes
                     ),
                 ));
             }
             records = records.saturating_add(c.record_count);
             if c.record_count > limits::MAX_RECORDS || records > limits::MAX_RECORDS {
                 return Err(bad(
-                    &format!("{field}.record_count"),
+                    &format!("parties[{i}].commitment.record_count"),
                     &format!(
                         "records over all inputs exceed the limit of {}",
                         limits::MAX_RECORDS
                     ),
                 ));
             }
-        }
-        if let Some(p) = &self.privacy {
-            if let Some((field, detail)) = p.problems(true).into_iter().next() {
-                return Err(bad(&format!("privacy.{field}"), &detail));
-            }
-            if self.model.kind == ModelKind::Cnn {
-                return Err(bad(
-                    "privacy",
-                    "DP-SGD supports logistic-regression, linear-regression and mlp models, not cnn",
-                ));
-            }
-            if self.training.public_metrics {
-                return Err(bad(
-                    "training.public_metrics",
-                    "true would publish the training loss, which DP-SGD does not privatise",
-                ));
-            }
-            let spent = self
-                .privacy_spent()
-                .map_err(|e| bad(&format!("privacy.{}", e.field), &e.message))?;
-            if let Some(t) = p.target_epsilon {
-                // σ was solved to the target; a looser σ would overshoot it.
-                if spent.epsilon > t * (1.0 + 1e-9) {
-                    return Err(bad(
-                        "privacy.noise_multiplier",
-                        &format!("gives ε = {} above target_epsilon {t}", spent.epsilon),
-                    ));
-                }
-            }
-        }
-        if let Some(max) = self.policy.max_epsilon {
-            self.privacy_within(max)
-                .map_err(|e| bad("policy.max_epsilon", &e))?;
         }
         let mut names = std::collections::BTreeSet::new();
         let mut keys = std::collections::BTreeSet::new();
@@ -885,37 +844,20 @@ impl Manifest {
                 ));
             }
         }
-        if self.engine.spec_hash
-            != engine_spec_hash_with(
-                &self.schema,
-                &self.model,
-                &self.training,
-                self.privacy.as_ref(),
-            )
-        {
-            return Err(bad(
-                "engine.spec_hash",
-                "does not match schema, model and training",
-            ));
-        }
-        self.policy
-            .validate()
-            .map_err(|e| bad(&format!("policy.{}", e.field), &e.detail))?;
-        Ok(())
+        let header = self.header();
+        header.validate()?;
+        Ok(header.hash())
     }
 
-    /// The canonical bytes hashed into `manifest_hash`.
+    /// The canonical bytes of the whole manifest (as stored and served to
+    /// the node; `manifest_hash` hashes the header's, see [`Manifest::hash`]).
     pub fn canonical_bytes(&self) -> Vec<u8> {
         json_bytes(self)
     }
 
-    /// `manifest_hash`.
+    /// `manifest_hash`: the hash of [`Manifest::header`].
     pub fn hash(&self) -> B256 {
-        B256::from(
-            LpHasher::new("sealroom.manifest.v1")
-                .part(self.canonical_bytes())
-                .finish(),
-        )
+        self.header().hash()
     }
 
     /// Hash of the policy alone (an input of the session).
@@ -1146,7 +1088,8 @@ impl Grant {
     #[allow(clippy::too_many_arguments)]
     pub fn create(
         member: &Identity,
-        manifest: &Manifest,
+        session_id: &B256,
+        manifest_hash: &B256,
         input: &str,
         commitment: &DatasetCommitment,
         node_key: [u8; 32],
@@ -1154,8 +1097,8 @@ impl Grant {
         evidence_hash: B256,
         key: &DataKey,
     ) -> Result<Self, ManifestError> {
-        let mh = manifest.hash();
-        let info = seal::info(GRANT_PURPOSE, manifest.session_id.as_slice());
+        let mh = *manifest_hash;
+        let info = seal::info(GRANT_PURPOSE, session_id.as_slice());
         let aad = grant_aad(&mh, input, &commitment.digest(), &node_key);
         let sealed = seal::seal(&node_hpke_key, &info, &aad, key.expose()).map_err(|source| {
             ManifestError::Grant {
@@ -1212,16 +1155,18 @@ impl Grant {
         })
     }
 
-    /// Opens the data key inside the node.
+    /// Opens the data key inside the node, for the session `session_id`
+    /// whose manifest hashes to `manifest_hash`.
     pub fn open(
         &self,
         node_hpke_secret: &<hpke::kem::X25519HkdfSha256 as hpke::Kem>::PrivateKey,
-        manifest: &Manifest,
+        session_id: &B256,
+        manifest_hash: &B256,
         commitment: &DatasetCommitment,
     ) -> Result<DataKey, ManifestError> {
-        let info = seal::info(GRANT_PURPOSE, manifest.session_id.as_slice());
+        let info = seal::info(GRANT_PURPOSE, session_id.as_slice());
         let aad = grant_aad(
-            &manifest.hash(),
+            manifest_hash,
             &self.input,
             &commitment.digest(),
             &self.node_key,
@@ -1258,7 +1203,7 @@ mod tests {
         }
     }
 
-    fn manifest() -> (Manifest, Vec<Identity>, Identity) {
+    pub(super) fn manifest() -> (Manifest, Vec<Identity>, Identity) {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../scenarios/breast-cancer-3-hospitals.toml");
         let s = Scenario::load(&path).unwrap();
@@ -1334,7 +1279,8 @@ mod tests {
         let p = &m.parties[0];
         let g = Grant::create(
             &ids[0],
-            &m,
+            &m.session_id,
+            &mh,
             &p.name,
             &p.commitment,
             node.public().ed25519,
@@ -1347,16 +1293,21 @@ mod tests {
         assert!(g.verify(&ids[1].public().ed25519, &mh).is_err());
         let sk = node.hpke_private_key().unwrap();
         assert_eq!(
-            g.open(&sk, &m, &p.commitment).unwrap().expose(),
+            g.open(&sk, &m.session_id, &mh, &p.commitment)
+                .unwrap()
+                .expose(),
             key.expose()
         );
         // Bound to the commitment: another party's commitment does not open it.
-        assert!(g.open(&sk, &m, &m.parties[1].commitment).is_err());
+        assert!(g
+            .open(&sk, &m.session_id, &mh, &m.parties[1].commitment)
+            .is_err());
         // A grant signed by a non-member for this input fails.
         let eve = Identity::generate().unwrap();
         let forged = Grant::create(
             &eve,
-            &m,
+            &m.session_id,
+            &mh,
             &p.name,
             &p.commitment,
             node.public().ed25519,

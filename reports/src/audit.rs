@@ -300,7 +300,7 @@ pub(crate) fn summarize(f: Facts<'_>) -> AuditSummary {
     });
     plain.push(format!(
         "Privacy of the records against the model: {}.",
-        privacy_words(m)
+        privacy_words(&m.header())
     ));
     let pinned: Vec<&AuditMeasurement> = measurements.iter().filter(|x| x.pinned).collect();
     plain.push(if !measurements.is_empty() && pinned.len() == measurements.len() {
@@ -369,7 +369,7 @@ pub(crate) fn summarize(f: Facts<'_>) -> AuditSummary {
 
 /// The manifest's differential privacy in a line: ε recomputed from the
 /// committed DP-SGD parameters, or that the training is not private.
-pub fn privacy_words(m: &Manifest) -> String {
+pub fn privacy_words(m: &sealroom_protocol::manifest::ManifestHeader) -> String {
     use sealroom_protocol::privacy::NoiseSource;
     let Some(p) = &m.privacy else {
         return "not differentially private (no [privacy]): the model may reveal whether a record was in the data".into();

@@ -4,14 +4,16 @@
 //! coordinator's verdict.
 
 use sealroom_protocol::api::NodeRegistration;
-use sealroom_protocol::manifest::Manifest;
+use sealroom_protocol::manifest::{Engine, ManifestHeader};
 
 use crate::attest::{self, Failure, Inputs, Verdict};
 use crate::binding::expected_report_data;
 use crate::check::Check;
 
-/// Verifies a registered node at `at` (Unix seconds) for `manifest`.
-pub fn verify_registration(manifest: &Manifest, reg: &NodeRegistration, at: i64) -> Verdict {
+/// Verifies a registered node at `at` (Unix seconds) for the manifest whose
+/// header is `manifest` (a member holds only the header and its own entry;
+/// holders of the whole manifest pass [`sealroom_protocol::manifest::Manifest::header`]).
+pub fn verify_registration(manifest: &ManifestHeader, reg: &NodeRegistration, at: i64) -> Verdict {
     verify_registration_under(manifest, &manifest.policy, reg, at)
 }
 
@@ -20,11 +22,12 @@ pub fn verify_registration(manifest: &Manifest, reg: &NodeRegistration, at: i64)
 /// still bound to `manifest`'s hash; a member applies both this and the
 /// manifest's policy, so its own can only narrow what the parties agreed.
 pub fn verify_registration_under(
-    manifest: &Manifest,
+    manifest: &ManifestHeader,
     policy: &sealroom_protocol::policy::Policy,
     reg: &NodeRegistration,
     at: i64,
 ) -> Verdict {
+    let manifest_hash = manifest.hash();
     let decode = |h: &str| hex::decode(h.trim_start_matches("0x"));
     let certs: Result<Vec<Vec<u8>>, _> = reg.certs.iter().map(|c| decode(c)).collect();
     let certs = match certs {
@@ -53,7 +56,7 @@ pub fn verify_registration_under(
         expected_report_data: Some(expected_report_data(
             &reg.node_key,
             &reg.hpke_key,
-            &manifest.hash().0,
+            &manifest_hash.0,
         )),
         expected_nonce: None,
         gpu_reference: None,
@@ -72,14 +75,14 @@ pub fn verify_registration_under(
     }
     let cpu = attest::verify(reg.kind, &inputs, policy);
     let gpu = reg.gpu.as_ref().map(|g| {
-        let rd = expected_report_data(&reg.node_key, &reg.hpke_key, &manifest.hash().0);
+        let rd = expected_report_data(&reg.node_key, &reg.hpke_key, &manifest_hash.0);
         crate::policy_eval::verify_registered_gpu(g, &rd, policy, at)
     });
     let verdict = crate::policy_eval::with_gpu(cpu, gpu.as_ref(), policy);
     if !verdict.verified {
         return verdict;
     }
-    match attested_engine_check(manifest, reg, verdict.measurement.as_deref()) {
+    match attested_engine_check(&manifest.engine, reg, verdict.measurement.as_deref()) {
         Ok(()) => verdict,
         Err(f) => Verdict {
             verified: false,
@@ -94,7 +97,7 @@ pub fn verify_registration_under(
 /// evidence carries (`engine.measurement`), and the manifest's engine
 /// allowlist applies to the attested value (`engine.allowlist`).
 pub fn attested_engine_check(
-    manifest: &Manifest,
+    engine: &Engine,
     reg: &NodeRegistration,
     attested_hex: Option<&str>,
 ) -> Result<(), Failure> {
@@ -116,13 +119,13 @@ pub fn attested_engine_check(
             format!("the registration claims {claimed}, the evidence attests {attested}"),
         ));
     }
-    engine_allowed(manifest, &attested)
+    engine_allowed(engine, &attested)
 }
 
 /// The manifest's engine allowlist (empty = any) against an attested
 /// measurement (hex).
-pub fn engine_allowed(manifest: &Manifest, attested_hex: &str) -> Result<(), Failure> {
-    let allowed = &manifest.engine.trainer_measurements;
+pub fn engine_allowed(engine: &Engine, attested_hex: &str) -> Result<(), Failure> {
+    let allowed = &engine.trainer_measurements;
     let attested = attested_hex.trim_start_matches("0x");
     if allowed.is_empty()
         || allowed

@@ -1163,7 +1163,7 @@ pub fn verify_bundle_from(
     if !attested.is_empty() {
         let mut engine_fail = None;
         for (number, a) in &attested {
-            if let Err(f) = crate::node_check::engine_allowed(m, a) {
+            if let Err(f) = crate::node_check::engine_allowed(&m.engine, a) {
                 engine_fail.get_or_insert(if attested.len() == 1 && groups.len() == 1 {
                     f.detail
                 } else {

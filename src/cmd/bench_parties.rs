@@ -324,29 +324,46 @@ fn http_wall(n: usize) -> Result<f64, crate::exit::Failure> {
         engine_measurement: hex::encode([7u8; 32]),
         gpu: None,
     };
-    let st = Client::new(&url, Some(node.request_identity()))
+    Client::new(&url, Some(node.request_identity()))
         .register_node(&session, &reg)
         .map_err(runtime_err)?;
     let at = crate::flows::now();
     work(0..n, &|i| {
         let (id, key, c, _) = &members[i];
-        // Each party verifies the node itself before granting.
-        let v = sealroom_reports::node_check::verify_registration(&st.manifest, &reg, at);
+        // Each party checks its own view (header, its entry and proof) and
+        // verifies the node itself against it before granting.
+        let me = id.public().ed25519;
+        let client = Client::new(&url, Some(id));
+        let view = client.member_view(&session).map_err(|e| e.to_string())?;
+        let vh = view
+            .manifest
+            .check_for(&me)
+            .map_err(|e| format!("{}: {e}", names[i]))?;
+        if vh != mh || view.manifest_hash != mh {
+            return Err(format!("{}: the served manifest changed", names[i]));
+        }
+        let served = view
+            .node
+            .as_ref()
+            .ok_or_else(|| format!("{}: no node served", names[i]))?;
+        let v =
+            sealroom_reports::node_check::verify_registration(&view.manifest.header, served, at);
         if !v.verified {
             return Err(format!("{}: node rejected: {:?}", names[i], v.failure));
         }
         let g = Grant::create(
             id,
-            &manifest,
+            &session,
+            &mh,
             &names[i],
             c,
-            reg.node_key,
-            reg.hpke_key,
-            sealroom_reports::binding::evidence_hash(&reg.evidence),
+            served.node_key,
+            served.hpke_key,
+            sealroom_reports::binding::evidence_hash(&served.evidence),
             key,
         )
         .map_err(|e| e.to_string())?;
-        Client::new(&url, Some(id))
+        client
             .grant(&session, &g)
             .map(|_| ())
             .map_err(|e| e.to_string())

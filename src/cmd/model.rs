@@ -166,7 +166,7 @@ fn names(args: &NamesArgs, model: &LoadedModel) -> Result<Option<Names>, Failure
         (path.clone(), rec)
     };
     let shown = file.display().to_string();
-    let m = &rec.manifest;
+    let m = &rec.manifest.header;
     model
         .check_spec(&m.model, &m.schema)
         .map_err(|e| input_err(format!("--record {shown}: manifest: {e}")))?;

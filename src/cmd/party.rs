@@ -188,7 +188,8 @@ pub fn run(args: Args) -> CmdResult {
             }
         }
     }
-    let m = &st.manifest;
+    let view = &st.manifest;
+    let m = &view.header;
     let out = |v: serde_json::Value, human: String| {
         if args.common.json {
             println!("{v}");
@@ -203,22 +204,25 @@ pub fn run(args: Args) -> CmdResult {
             } else {
                 "party"
             };
-            if m.member_name(&me.public().ed25519).is_none() {
+            if view.member_name(&me.public().ed25519).is_none() {
                 return Err(input_err(format!(
                     "--key: this identity ({}) is not a member of the session",
                     me.public().fingerprint()
                 )));
             }
-            let input = sealroom_member::my_input(m, &me.public().ed25519);
+            let input = sealroom_member::my_input(view, &me.public().ed25519);
             out(
                 serde_json::json!({"session_id": format!("{session:#x}"), "manifest_hash": format!("{:#x}", st.manifest_hash),
-                    "role": role, "input": input, "state": st.state.as_str(), "manifest": m}),
+                    "role": role, "input": input, "state": st.state.as_str(), "manifest": view}),
                 format!(
-                    "session {} ({})\n  manifest hash {:#x}\n  you are the {role}{}\n  model {}, {} epochs, seed {}\n  privacy {}\n  policy: {}\n  state {}",
+                    "session {} ({})\n  manifest hash {:#x}\n  you are the {role}{}\n  parties {} with {} records (the list is committed by root {:#x}; your entry is proven under it)\n  model {}, {} epochs, seed {}\n  privacy {}\n  policy: {}\n  state {}",
                     m.name,
                     m.description,
                     st.manifest_hash,
                     input.map(|i| format!(" bringing `{i}`")).unwrap_or_default(),
+                    m.parties.count,
+                    m.parties.records,
+                    m.parties.root,
                     m.model.describe(),
                     m.training.epochs,
                     m.training.seed,
@@ -299,12 +303,12 @@ pub fn run(args: Args) -> CmdResult {
             out(
                 serde_json::to_value(&st).unwrap_or_default(),
                 format!(
-                    "session {} — {}\n{}",
+                    "session {} — {}\n{}\n  all members: {} of {} consented, {} of {} inputs uploaded, {} granted to the node",
                     m.name,
                     st.state.as_str(),
-                    st.members
-                        .iter()
-                        .map(|mm| format!(
+                    {
+                        let mm = &st.member;
+                        format!(
                             "  {:<24} {:<6} consent {:<3} blob {:<3} grant {}",
                             mm.name,
                             mm.role,
@@ -315,9 +319,13 @@ pub fn run(args: Args) -> CmdResult {
                             mm.granted
                                 .map(|b| if b { "yes" } else { "no" })
                                 .unwrap_or("-")
-                        ))
-                        .collect::<Vec<_>>()
-                        .join("\n")
+                        )
+                    },
+                    st.counts.consented,
+                    m.parties.count + 1,
+                    st.counts.uploaded,
+                    st.counts.inputs,
+                    st.counts.granted,
                 ) + &st
                     .attempts
                     .iter()

@@ -137,6 +137,7 @@ impl Prepared {
     pub fn grants(&self, node: &Node) -> Result<Vec<Grant>, PrepareError> {
         let proto = |e: &dyn std::fmt::Display| PrepareError::Protocol(e.to_string());
         let mut out = Vec::new();
+        let (sid, mh) = (self.manifest.session_id, self.manifest.hash());
         for (i, p) in self.manifest.parties.iter().enumerate() {
             let (k, c) = self
                 .keys
@@ -145,7 +146,8 @@ impl Prepared {
             out.push(
                 Grant::create(
                     &self.parties[i],
-                    &self.manifest,
+                    &sid,
+                    &mh,
                     &p.name,
                     c,
                     node.signing_key(),
@@ -162,7 +164,8 @@ impl Prepared {
             out.push(
                 Grant::create(
                     &self.owner,
-                    &self.manifest,
+                    &sid,
+                    &mh,
                     &v,
                     c,
                     node.signing_key(),

@@ -747,7 +747,9 @@ impl Node {
             })
         };
         // 1. Manifest and engine.
-        m.validate().map_err(|e| {
+        // The whole list is checked here against the header every member
+        // consented to: its root, count and record total are in the hash.
+        let computed = m.validate_and_hash().map_err(|e| {
             AbortReason::new(
                 abort_code::MANIFEST,
                 "manifest",
@@ -755,7 +757,7 @@ impl Node {
                 e.to_string(),
             )
         })?;
-        if m.hash() != self.manifest_hash {
+        if computed != self.manifest_hash {
             return Err(AbortReason::new(
                 abort_code::MANIFEST,
                 "manifest",
@@ -764,16 +766,15 @@ impl Node {
             ));
         }
         checked(progress, "manifest", Check::Manifest);
-        sealroom_reports::node_check::engine_allowed(m, &hex::encode(&self.measurement)).map_err(
-            |f| {
+        sealroom_reports::node_check::engine_allowed(&m.engine, &hex::encode(&self.measurement))
+            .map_err(|f| {
                 AbortReason::new(
                     abort_code::ENGINE,
                     "engine",
                     Check::EngineAllowlist,
                     f.detail,
                 )
-            },
-        )?;
+            })?;
         checked(progress, "engine", Check::EngineAllowlist);
 
         // 2. Consents: every party and the owner, over this manifest; a withdrawal wins.
@@ -938,14 +939,16 @@ impl Node {
         let mut party_sets = Vec::new();
         let mut validation = None;
         for (input, commitment, grant) in &plan {
-            let key = grant.open(&hpke_secret, m, commitment).map_err(|e| {
-                AbortReason::new(
-                    abort_code::GRANT_OPEN,
-                    input,
-                    Check::GrantOpen,
-                    e.to_string(),
-                )
-            })?;
+            let key = grant
+                .open(&hpke_secret, &m.session_id, &self.manifest_hash, commitment)
+                .map_err(|e| {
+                    AbortReason::new(
+                        abort_code::GRANT_OPEN,
+                        input,
+                        Check::GrantOpen,
+                        e.to_string(),
+                    )
+                })?;
             let reader = inputs.blobs.open(input).map_err(|e| {
                 AbortReason::new(
                     abort_code::BLOB_UNAVAILABLE,
@@ -1184,7 +1187,8 @@ mod tests {
         let (k, c) = &f.keys["hospital-a"];
         grants[0] = Grant::create(
             &eve,
-            &f.manifest,
+            &f.manifest.session_id,
+            &f.manifest.hash(),
             "hospital-a",
             c,
             node.signing_key(),
@@ -1207,7 +1211,8 @@ mod tests {
         let mut grants = f.grants(&node).unwrap();
         grants[0] = Grant::create(
             &f.parties[0],
-            &f.manifest,
+            &f.manifest.session_id,
+            &f.manifest.hash(),
             "hospital-a",
             c,
             node.signing_key(),
@@ -1225,7 +1230,8 @@ mod tests {
         let mut grants = f.grants(&node).unwrap();
         grants[1] = Grant::create(
             &f.parties[1],
-            &other,
+            &other.session_id,
+            &other.hash(),
             "hospital-b",
             &f.keys["hospital-b"].1,
             node.signing_key(),

@@ -324,7 +324,11 @@ pub fn role_in(manifest: &Manifest, me: &[u8; 32]) -> Option<String> {
         .map(|p| format!("party {}", p.name))
 }
 
-pub use sealroom_member::my_input;
+/// The input I own in the whole manifest the TUI displays (my party name,
+/// or the owner's validation input).
+pub fn my_input(manifest: &Manifest, me: &[u8; 32]) -> Option<String> {
+    manifest.input_of(me).map(|(name, _)| name)
+}
 
 impl App {
     /// A fresh app on the sessions list.

@@ -277,13 +277,14 @@ impl VerifyCache {
         consented: Option<&sealroom_member::MemberRecord>,
     ) -> Detail {
         // The record's hash was checked against its manifest when it loaded.
-        let served_hash = status.manifest.hash();
+        let served_header = status.manifest.header();
+        let served_hash = served_header.hash();
         let manifest_ok = served_hash == status.manifest_hash
             && status.manifest.validate().is_ok()
             && consented.is_none_or(|c| c.manifest_hash == status.manifest_hash);
         let (judged, judged_hash) = match consented {
-            Some(c) => (&c.manifest, c.manifest_hash),
-            None => (&status.manifest, served_hash),
+            Some(c) => (&c.manifest.header, c.manifest_hash),
+            None => (&served_header, served_hash),
         };
         let my_verdict = status.node.as_ref().map(|reg| match &self.node {
             Some((ev, mh, v)) if *ev == reg.evidence && *mh == judged_hash => v.clone(),
