@@ -32,7 +32,10 @@ use sealroom_member::{ChainReportHashes, Member, MemberError, RecordStore};
 use sealroom_protocol::api::{Client, NodeRegistration, SessionState, SessionStatus};
 use sealroom_protocol::dataset::{commit_stream, DatasetCommitment};
 use sealroom_protocol::identity::Identity;
-use sealroom_protocol::manifest::{engine_spec_hash, ConsentAction, Grant, Manifest};
+use sealroom_protocol::manifest::{
+    engine_spec_hash, party_digest, ConsentAction, Grant, Manifest, PartyEntry, PartyList,
+};
+use sealroom_protocol::merkle::{leaf_hash, process_proof, uint_word};
 use sealroom_protocol::policy::TeeKind;
 use sealroom_protocol::scenario::Scenario;
 use sealroom_protocol::stream::{DataKey, DEFAULT_SEGMENT_SIZE};
@@ -218,6 +221,35 @@ fn json_edit(resp: &mut Resp, f: impl FnOnce(&mut Value)) {
 /// adversary would: edited, its spec hash recomputed, and (for status) the
 /// claimed manifest hash updated to match.
 fn rewrite_manifest(v: &mut Value, edit: &dyn Fn(&mut Manifest), update_hash: bool) {
+    if v["manifest"].get("header").is_some() {
+        // A member's view: the same edit on its header (the party list
+        // commitment kept), the claimed hash updated to the new header's.
+        // The member's own entry stands in for the list; an edited entry
+        // gets the root its old proof path now leads to, as a careful
+        // adversary holding the whole list would serve.
+        let mut head = v["manifest"]["header"].clone();
+        let mut list: PartyList = serde_json::from_value(head["parties"].take()).unwrap();
+        let mut entry: Option<PartyEntry> = v["manifest"]
+            .get("entry")
+            .map(|e| serde_json::from_value(e.clone()).unwrap());
+        head["parties"] =
+            serde_json::to_value(entry.iter().map(|e| &e.party).collect::<Vec<_>>()).unwrap();
+        let mut m: Manifest = serde_json::from_value(head).unwrap();
+        edit(&mut m);
+        m.engine.spec_hash = engine_spec_hash(&m.schema, &m.model, &m.training);
+        if let Some(e) = &mut entry {
+            e.party = m.parties[0].clone();
+            let leaf = leaf_hash(&uint_word(e.index), &party_digest(&e.party));
+            list.root = process_proof(leaf, &e.proof);
+            v["manifest"]["entry"] = serde_json::to_value(&*e).unwrap();
+        }
+        let header = m.header_with(&list);
+        if update_hash {
+            v["manifest_hash"] = serde_json::to_value(header.hash()).unwrap();
+        }
+        v["manifest"]["header"] = serde_json::to_value(&header).unwrap();
+        return;
+    }
     let mut m: Manifest = serde_json::from_value(v["manifest"].clone()).unwrap();
     edit(&mut m);
     m.engine.spec_hash = engine_spec_hash(&m.schema, &m.model, &m.training);
@@ -481,6 +513,13 @@ fn status_path(sid: &B256) -> String {
     format!("/v1/sessions/{sid:#x}")
 }
 
+/// Whether `path` serves a session's state to members: the public status
+/// or a member's own view (what the member library reads).
+fn is_status(path: &str, sid: &B256) -> bool {
+    let s = status_path(sid);
+    path == s || path == format!("{s}/member")
+}
+
 // ---------------------------------------------------------------------------
 // Invariant 1: members.
 
@@ -502,7 +541,7 @@ fn members_never_grant_to_a_node_outside_the_consented_manifest() {
     // is signed, nothing recorded; a consented member never signs another.
     let reviewed = w.status(&sid).manifest_hash;
     w.proxy.set(move |m, p, r| {
-        if m == "GET" && p == status_path(&sid) && r.status == 200 {
+        if m == "GET" && is_status(p, &sid) && r.status == 200 {
             json_edit(r, |v| {
                 rewrite_manifest(
                     v,
@@ -529,7 +568,7 @@ fn members_never_grant_to_a_node_outside_the_consented_manifest() {
     w.proxy.clear();
     w.consent_and_upload_all(&sid);
     w.proxy.set(move |m, p, r| {
-        if m == "GET" && p == status_path(&sid) && r.status == 200 {
+        if m == "GET" && is_status(p, &sid) && r.status == 200 {
             json_edit(r, |v| {
                 rewrite_manifest(v, &|m| m.training.epochs += 1, true)
             });
@@ -693,7 +732,7 @@ fn members_never_grant_to_a_node_outside_the_consented_manifest() {
     for (row, step, edit, expected) in &rows {
         let (sid2, edit) = (sid, Arc::clone(edit));
         w.proxy.set(move |m, p, r| {
-            if m == "GET" && p == status_path(&sid2) && r.status == 200 {
+            if m == "GET" && is_status(p, &sid2) && r.status == 200 {
                 json_edit(r, |v| edit(v));
             }
         });
@@ -736,7 +775,7 @@ fn members_never_grant_to_a_node_outside_the_consented_manifest() {
     // member's verification passes; it is the consented policy that decides
     // (a hardware-only policy refuses it: see the CLI test below).
     w.proxy.set(move |m, p, r| {
-        if m == "GET" && p == status_path(&sid) && r.status == 200 {
+        if m == "GET" && is_status(p, &sid) && r.status == 200 {
             json_edit(r, |v| v["node"] = rogue_json.clone());
         }
     });
@@ -785,7 +824,7 @@ fn members_refuse_a_node_outside_the_engine_allowlist() {
         served.engine_measurement = claim;
         let served = serde_json::to_value(&served).unwrap();
         w.proxy.set(move |m, p, r| {
-            if m == "GET" && p == status_path(&sid) && r.status == 200 {
+            if m == "GET" && is_status(p, &sid) && r.status == 200 {
                 let served = served.clone();
                 json_edit(r, move |v| v["node"] = served);
             }
@@ -869,7 +908,7 @@ fn a_policy_requiring_a_gpu_refuses_a_node_without_gpu_evidence() {
 fn serve_node_and_expect_refusal(w: &World, sid: B256, reg: &NodeRegistration, check: &str) {
     let served = serde_json::to_value(reg).unwrap();
     w.proxy.set(move |m, p, r| {
-        if m == "GET" && p == status_path(&sid) && r.status == 200 {
+        if m == "GET" && is_status(p, &sid) && r.status == 200 {
             let served = served.clone();
             json_edit(r, move |v| v["node"] = served);
         }
@@ -1093,7 +1132,7 @@ fn the_owner_accepts_only_the_model_the_verified_completed_report_names() {
     };
     let status = |f: StatusEdit, sid: B256| -> Edit {
         Arc::new(move |p: &str, r: &mut Resp| {
-            if p == status_path(&sid) && r.status == 200 {
+            if is_status(p, &sid) && r.status == 200 {
                 json_edit(r, |v| f(v))
             }
         })
@@ -1691,7 +1730,7 @@ fn an_agent_withdraws_when_the_manifest_is_swapped_after_its_consent() {
         true,
     );
     w.proxy.set(move |m, p, r| {
-        if m == "GET" && p == status_path(&sid) && r.status == 200 {
+        if m == "GET" && is_status(p, &sid) && r.status == 200 {
             json_edit(r, |v| edit(v));
         }
     });

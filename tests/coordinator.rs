@@ -2316,7 +2316,10 @@ fn agents_consent_only_to_the_accepted_manifest_and_refuse_nodes_their_own_polic
         .find(|d| d["step"] == "review")
         .expect("a review line");
     assert_eq!(review["manifest_hash"], mh.as_str());
-    assert_eq!(review["summary"]["parties"].as_array().unwrap().len(), 3);
+    // The list is committed, not shown: its size, records and my own entry.
+    assert_eq!(review["summary"]["parties"], 3);
+    assert!(review["summary"]["records"].as_u64().unwrap() > 0);
+    assert_eq!(review["summary"]["my_entry"], "hospital-a");
     // The reviewer learns the training is not private before consenting.
     assert!(review["summary"]["epsilon"].is_null());
     assert!(review["summary"]["privacy"]

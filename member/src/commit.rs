@@ -7,7 +7,9 @@ use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use sealroom_protocol::dataset::{commit_stream, DatasetError, SignedCommitment};
+use sealroom_protocol::dataset::{
+    commit_stream, commit_stream_root, DatasetError, SignedCommitment,
+};
 use sealroom_protocol::fsutil::AtomicFile;
 use sealroom_protocol::identity::Identity;
 use sealroom_protocol::stream::DataKey;
@@ -84,14 +86,23 @@ pub fn commit_to_files(
     let file = File::open(dataset).map_err(|e| dataset_err(e.to_string()))?;
     let blob = AtomicFile::create(&paths.blob, false).map_err(|e| out_err(&paths.blob, e))?;
     let key = DataKey::generate().map_err(|e| CommitError::Internal(e.to_string()))?;
-    let out = commit_stream(BufReader::new(file), &key, segment_size, blob, progress).map_err(
-        |e| match e {
-            DatasetError::Io(e) => dataset_err(e.to_string()),
-            other => dataset_err(other.to_string()),
-        },
-    )?;
-    let signed = SignedCommitment::sign(party, out.commitment.clone(), out.columns.clone());
-    let sealed_key = SelfSealedDataKey::seal(party, out.commitment.digest(), &key)
+    let read_err = |e| match e {
+        DatasetError::Io(e) => dataset_err(e.to_string()),
+        other => dataset_err(other.to_string()),
+    };
+    // The whole tree only when its dump is wanted; otherwise the root in
+    // bounded memory (the same commitment).
+    let (commitment, columns, tree, blob) = if paths.tree.is_some() {
+        let o = commit_stream(BufReader::new(file), &key, segment_size, blob, progress)
+            .map_err(read_err)?;
+        (o.commitment, o.columns, Some(o.tree), o.blob)
+    } else {
+        let o = commit_stream_root(BufReader::new(file), &key, segment_size, blob, progress)
+            .map_err(read_err)?;
+        (o.commitment, o.columns, None, o.blob)
+    };
+    let signed = SignedCommitment::sign(party, commitment.clone(), columns);
+    let sealed_key = SelfSealedDataKey::seal(party, commitment.digest(), &key)
         .map_err(|e| CommitError::Internal(e.to_string()))?;
     drop(key);
 
@@ -104,10 +115,10 @@ pub fn commit_to_files(
     };
     stage(&paths.commitment, pretty(&signed), false)?;
     stage(&paths.data_key, pretty(&sealed_key), true)?;
-    if let Some(t) = &paths.tree {
-        stage(t, pretty(&out.tree.dump()), false)?;
+    if let (Some(t), Some(tree)) = (&paths.tree, &tree) {
+        stage(t, pretty(&tree.dump()), false)?;
     }
-    out.blob.commit().map_err(|e| out_err(&paths.blob, e))?;
+    blob.commit().map_err(|e| out_err(&paths.blob, e))?;
     for (f, path) in pending {
         f.commit().map_err(|e| out_err(&path, e))?;
     }

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::hash::LpHasher;
+use crate::merkle::external::LeafSorter;
 use crate::merkle::{uint_word, MerkleError, StandardTree};
 use crate::stream::{DataKey, StreamEncryptor, StreamError};
 
@@ -345,14 +346,26 @@ impl RecordBatch {
     }
 }
 
-/// Record digests and leaf hashes, in record order.
+/// Record digests and leaf hashes, in record order; or, in root-only mode,
+/// only the leaf hashes, handed to a sorter that spills sorted runs to disk
+/// (memory bounded whatever the number of records).
 #[derive(Default)]
 struct BatchHashes {
     digests: Vec<[u8; 32]>,
     leaves: Vec<B256>,
+    sorter: Option<LeafSorter>,
+    count: u64,
+    spill_error: Option<io::Error>,
 }
 
 impl BatchHashes {
+    fn root_only() -> Self {
+        Self {
+            sorter: Some(LeafSorter::default()),
+            ..Self::default()
+        }
+    }
+
     /// Hashes one batch: each record's SHA-256 and its leaf
     /// `keccak256(keccak256(abi.encode(index, digest)))`, the index counting
     /// every record hashed before it.
@@ -360,11 +373,21 @@ impl BatchHashes {
         let mut start = 0;
         for &end in &batch.ends {
             let d: [u8; 32] = Sha256::digest(&batch.bytes[start..end]).into();
-            self.leaves.push(crate::merkle::leaf_hash(
-                &uint_word(self.digests.len() as u64),
-                &d,
-            ));
-            self.digests.push(d);
+            let leaf = crate::merkle::leaf_hash(&uint_word(self.count), &d);
+            self.count += 1;
+            match &mut self.sorter {
+                Some(s) => {
+                    if self.spill_error.is_none() {
+                        if let Err(e) = s.push(leaf) {
+                            self.spill_error = Some(e);
+                        }
+                    }
+                }
+                None => {
+                    self.leaves.push(leaf);
+                    self.digests.push(d);
+                }
+            }
             start = end;
         }
     }
@@ -373,8 +396,12 @@ impl BatchHashes {
 /// The hashing side of an offloaded [`RecordHasher`]: hashes every batch
 /// the channel brings, in order, until the hasher finishes (drops its
 /// sender).
-fn hash_batches(batches: Receiver<RecordBatch>) -> BatchHashes {
-    let mut out = BatchHashes::default();
+fn hash_batches(batches: Receiver<RecordBatch>, root_only: bool) -> BatchHashes {
+    let mut out = if root_only {
+        BatchHashes::root_only()
+    } else {
+        BatchHashes::default()
+    };
     for b in batches {
         out.hash(&b);
     }
@@ -387,9 +414,37 @@ fn hash_batches(batches: Receiver<RecordBatch>) -> BatchHashes {
 pub fn hash_records_offloaded(
     feed: impl FnOnce(&mut RecordHasher) -> Result<(), DatasetError>,
 ) -> Result<RecordHashes, DatasetError> {
+    let (columns, hashed) = hash_offloaded(false, feed)?;
+    Ok(RecordHashes {
+        columns,
+        digests: hashed.digests,
+        leaves: hashed.leaves,
+    })
+}
+
+/// [`hash_records_offloaded`] keeping only what the root needs, in bounded
+/// memory: the column names and the sorter holding every leaf hash.
+fn hash_records_offloaded_root(
+    feed: impl FnOnce(&mut RecordHasher) -> Result<(), DatasetError>,
+) -> Result<(Vec<String>, LeafSorter), DatasetError> {
+    let (columns, mut hashed) = hash_offloaded(true, feed)?;
+    if let Some(e) = hashed.spill_error.take() {
+        return Err(DatasetError::Io(e));
+    }
+    let sorter = hashed
+        .sorter
+        .take()
+        .ok_or_else(|| DatasetError::Io(io::Error::other("root-only hashing lost its sorter")))?;
+    Ok((columns, sorter))
+}
+
+fn hash_offloaded(
+    root_only: bool,
+    feed: impl FnOnce(&mut RecordHasher) -> Result<(), DatasetError>,
+) -> Result<(Vec<String>, BatchHashes), DatasetError> {
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<RecordBatch>(4);
-        let worker = s.spawn(move || hash_batches(rx));
+        let worker = s.spawn(move || hash_batches(rx, root_only));
         let mut rh = RecordHasher::offloaded(tx);
         let fed = feed(&mut rh);
         let join = || {
@@ -497,22 +552,18 @@ impl RecordHasher {
     fn finish_offloaded(
         self,
         join: impl FnOnce() -> Result<BatchHashes, DatasetError>,
-    ) -> Result<RecordHashes, DatasetError> {
+    ) -> Result<(Vec<String>, BatchHashes), DatasetError> {
         let records = self.records;
         let result = self.finish_parsing();
         // The sender is dropped with the hasher above: the thread ends.
         let hashed = join()?;
         let (columns, _) = result?;
-        if hashed.digests.len() as u64 != records {
+        if hashed.count != records {
             return Err(DatasetError::Io(io::Error::other(
                 "the record hashing thread lost records",
             )));
         }
-        Ok(RecordHashes {
-            columns,
-            digests: hashed.digests,
-            leaves: hashed.leaves,
-        })
+        Ok((columns, hashed))
     }
 
     fn finish_parsing(mut self) -> Result<(Vec<String>, BatchHashes), DatasetError> {
@@ -562,6 +613,25 @@ fn finish_commitment(
         ciphertext_len,
     };
     Ok((commitment, columns, tree))
+}
+
+/// The commitment from a root-only pass (the sorted leaves merged from disk).
+fn finish_commitment_root(
+    columns: Vec<String>,
+    sorter: LeafSorter,
+    ciphertext_sha256: [u8; 32],
+    ciphertext_len: u64,
+) -> Result<(DatasetCommitment, Vec<String>), DatasetError> {
+    let record_count = sorter.len();
+    let merkle_root = sorter.root()?.ok_or(DatasetError::Empty)?;
+    let commitment = DatasetCommitment {
+        merkle_root,
+        record_count,
+        schema_hash: schema_hash(&columns),
+        ciphertext_sha256: B256::from(ciphertext_sha256),
+        ciphertext_len,
+    };
+    Ok((commitment, columns))
 }
 
 /// A writer that hashes and counts what passes through it.
@@ -616,19 +686,82 @@ pub const CHUNK: usize = 1 << 20;
 
 /// Commits a dataset in one streaming pass: encrypts `input` under `key` into
 /// `blob` (hashing the ciphertext) on one thread while hashing its records on
-/// another. Memory: a few chunks in flight plus 32 bytes per record.
+/// another. Memory: a few chunks in flight plus about 85 bytes per record
+/// (the whole tree is kept, for dumps and proofs; [`commit_stream_root`]
+/// keeps memory bounded when only the commitment is needed).
 /// `progress` is called with the number of plaintext bytes read so far.
 pub fn commit_stream<R: Read, W: Write + Send>(
+    input: R,
+    key: &DataKey,
+    segment_size: u32,
+    blob: W,
+    progress: impl FnMut(u64),
+) -> Result<CommitOutput<W>, DatasetError> {
+    let (records, blob, ct_sha, ct_len) =
+        commit_pass(input, key, segment_size, blob, progress, &|feed| {
+            hash_records_offloaded(feed)
+        })?;
+    let (commitment, columns, tree) = finish_commitment(records, ct_sha, ct_len)?;
+    Ok(CommitOutput {
+        commitment,
+        columns,
+        tree,
+        blob,
+    })
+}
+
+/// What [`commit_stream_root`] returns: the commitment without the tree.
+pub struct CommitRootOutput<W: Write> {
+    /// The commitment.
+    pub commitment: DatasetCommitment,
+    /// Column names from the header.
+    pub columns: Vec<String>,
+    /// The blob writer, returned after the final segment.
+    pub blob: W,
+}
+
+/// [`commit_stream`] in bounded memory, for when no tree dump or proof is
+/// wanted: the record digests are not kept and the leaf hashes are sorted
+/// in runs spilled to temporary files, then merged into the root
+/// ([`crate::merkle::external`]). Memory stays at a few chunks in flight and
+/// one 32 MiB run, whatever the number of records; the commitment is the
+/// same as [`commit_stream`]'s.
+pub fn commit_stream_root<R: Read, W: Write + Send>(
+    input: R,
+    key: &DataKey,
+    segment_size: u32,
+    blob: W,
+    progress: impl FnMut(u64),
+) -> Result<CommitRootOutput<W>, DatasetError> {
+    let ((columns, sorter), blob, ct_sha, ct_len) =
+        commit_pass(input, key, segment_size, blob, progress, &|feed| {
+            hash_records_offloaded_root(feed)
+        })?;
+    let (commitment, columns) = finish_commitment_root(columns, sorter, ct_sha, ct_len)?;
+    Ok(CommitRootOutput {
+        commitment,
+        columns,
+        blob,
+    })
+}
+
+/// How a pass hashes records: it runs the feeding closure against a hasher
+/// and returns what it kept.
+type RecordFeed<'f> = &'f mut dyn FnMut(&mut RecordHasher) -> Result<(), DatasetError>;
+
+/// The streaming pass both commits share: read, encrypt and hash.
+fn commit_pass<R: Read, W: Write + Send, H: Send>(
     mut input: R,
     key: &DataKey,
     segment_size: u32,
     blob: W,
     mut progress: impl FnMut(u64),
-) -> Result<CommitOutput<W>, DatasetError> {
+    hash_records: &(dyn Fn(RecordFeed<'_>) -> Result<H, DatasetError> + Sync),
+) -> Result<(H, W, [u8; 32], u64), DatasetError> {
     let encryptor = StreamEncryptor::new(key, segment_size, HashingWriter::new(blob))?;
     let (tx, rx) = sync_channel::<Arc<Zeroizing<Vec<u8>>>>(4);
     let (etx, erx) = sync_channel::<Arc<Zeroizing<Vec<u8>>>>(4);
-    std::thread::scope(|s| -> Result<CommitOutput<W>, DatasetError> {
+    std::thread::scope(|s| -> Result<(H, W, [u8; 32], u64), DatasetError> {
         let enc_thread = s.spawn(move || -> io::Result<HashingWriter<W>> {
             let mut enc = encryptor;
             for chunk in erx {
@@ -638,8 +771,8 @@ pub fn commit_stream<R: Read, W: Write + Send>(
         });
         // Records: parsed on this thread, hashed on another (two cores).
         let hash_thread = s.spawn(move || {
-            hash_records_offloaded(|rh| {
-                for chunk in rx {
+            hash_records(&mut |rh: &mut RecordHasher| {
+                for chunk in rx.iter() {
                     rh.update(&chunk)?;
                 }
                 Ok(())
@@ -685,13 +818,7 @@ pub fn commit_stream<R: Read, W: Write + Send>(
         read_result?;
         let records = hashed?;
         let (blob, ct_sha, ct_len) = encrypted?.finish();
-        let (commitment, columns, tree) = finish_commitment(records, ct_sha, ct_len)?;
-        Ok(CommitOutput {
-            commitment,
-            columns,
-            tree,
-            blob,
-        })
+        Ok((records, blob, ct_sha, ct_len))
     })
 }
 
@@ -702,8 +829,33 @@ pub fn commit_stream<R: Read, W: Write + Send>(
 pub fn recompute_from_blob<R: Read>(
     blob: R,
     key: &DataKey,
-    mut sink: impl FnMut(&[u8]) -> Result<(), DatasetError>,
+    sink: impl FnMut(&[u8]) -> Result<(), DatasetError>,
 ) -> Result<(DatasetCommitment, Vec<String>, StandardTree), DatasetError> {
+    let (records, ct_sha, len) =
+        recompute_pass(blob, key, sink, &|feed| hash_records_offloaded(feed))?;
+    finish_commitment(records, ct_sha, len)
+}
+
+/// [`recompute_from_blob`] in bounded memory (the root from spilled sorted
+/// runs, as [`commit_stream_root`]): what the trusted loader runs, since it
+/// needs the commitment, not the tree.
+pub fn recompute_root_from_blob<R: Read>(
+    blob: R,
+    key: &DataKey,
+    sink: impl FnMut(&[u8]) -> Result<(), DatasetError>,
+) -> Result<(DatasetCommitment, Vec<String>), DatasetError> {
+    let ((columns, sorter), ct_sha, len) =
+        recompute_pass(blob, key, sink, &|feed| hash_records_offloaded_root(feed))?;
+    finish_commitment_root(columns, sorter, ct_sha, len)
+}
+
+/// The decrypting pass both recomputations share.
+fn recompute_pass<R: Read, H>(
+    blob: R,
+    key: &DataKey,
+    mut sink: impl FnMut(&[u8]) -> Result<(), DatasetError>,
+    hash_records: &dyn Fn(RecordFeed<'_>) -> Result<H, DatasetError>,
+) -> Result<(H, [u8; 32], u64), DatasetError> {
     struct HashingReader<R: Read> {
         inner: R,
         hasher: Sha256,
@@ -725,7 +877,7 @@ pub fn recompute_from_blob<R: Read>(
     let mut dec = crate::stream::StreamDecryptor::new(key, reader)?;
     // Records parsed here, hashed on a second thread (as in commit_stream).
     let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
-    let records = hash_records_offloaded(|rh| loop {
+    let records = hash_records(&mut |rh: &mut RecordHasher| loop {
         let n = match dec.read(&mut buf) {
             Ok(n) => n,
             Err(e) => {
@@ -744,7 +896,7 @@ pub fn recompute_from_blob<R: Read>(
     })?;
     let reader = dec.into_inner();
     let ct_sha: [u8; 32] = reader.hasher.finalize().into();
-    finish_commitment(records, ct_sha, reader.len)
+    Ok((records, ct_sha, reader.len))
 }
 
 /// Domain prefix of a party's signature over a commitment digest.
@@ -846,6 +998,36 @@ mod tests {
             tree.leaf(1).unwrap(),
             crate::merkle::leaf_hash(&uint_word(1), &record_digest(&["3.5", "4", "1"]))
         );
+    }
+
+    #[test]
+    fn the_bounded_memory_commit_and_recompute_give_the_same_commitment() {
+        // Enough records for a few hundred leaves; the sorter's spilling is
+        // tested with small runs in merkle::external.
+        let mut csv = String::from("a,b,label\n");
+        for i in 0..777 {
+            csv.push_str(&format!("{i}.5,{},{}\n", i * 7 % 13, i % 2));
+        }
+        let key = DataKey::generate().unwrap();
+        let whole = commit_stream(csv.as_bytes(), &key, 64, Vec::new(), |_| {}).unwrap();
+        let bounded = commit_stream_root(csv.as_bytes(), &key, 64, Vec::new(), |_| {}).unwrap();
+        assert_eq!(bounded.commitment.merkle_root, whole.commitment.merkle_root);
+        assert_eq!(bounded.commitment.record_count, 777);
+        assert_eq!(bounded.columns, whole.columns);
+        let mut plain = Vec::new();
+        let (again, columns) = recompute_root_from_blob(&bounded.blob[..], &key, |b| {
+            plain.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(again, bounded.commitment);
+        assert_eq!(columns, whole.columns);
+        assert_eq!(plain, csv.as_bytes());
+        // Malformed input fails the same way.
+        let e = commit_stream_root("a,b\n1,2\n\n3,4\n".as_bytes(), &key, 16, Vec::new(), |_| {})
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("line 3"), "{e}");
     }
 
     #[test]

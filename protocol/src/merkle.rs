@@ -12,6 +12,8 @@
 use alloy_primitives::{keccak256, B256};
 use serde::{Deserialize, Serialize};
 
+pub mod external;
+
 /// The ABI type of a leaf's first word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WordType {

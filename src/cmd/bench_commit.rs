@@ -1,17 +1,21 @@
-//! `sealroom bench commit --size-mb N [--json]`: commit+encrypt throughput of
-//! a synthetic dataset, next to two baselines measured in the same run on
+//! `sealroom bench commit [--size-mb N | --records N] [--json]`: commit+encrypt
+//! throughput of a synthetic dataset, next to two baselines measured in the same run on
 //! the same bytes: a plain SHA-256 pass over the file (information), and the
 //! commitment's intrinsic work per record in a tight loop on one core —
 //! SHA-256 of the record, the double-Keccak leaf and its share (one) of the
 //! inner-node Keccaks. `limit_ratio` = commit records/s ÷ that limit. The
 //! same commit on one thread (same Merkle root, checked) gives the speed-up
-//! on all cores.
+//! on all cores. First of all, before anything else allocates, the
+//! bounded-memory commit (`commit_stream_root`, what `sealroom commit` runs
+//! without `--tree-out`) runs once: its records/s and the process's peak
+//! RSS right after it are reported (`bounded_*`), and its root is checked
+//! against the whole-tree commit's.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::time::Instant;
 
-use sealroom_protocol::dataset::commit_stream;
+use sealroom_protocol::dataset::{commit_stream, commit_stream_root};
 use sealroom_protocol::stream::{DataKey, DEFAULT_SEGMENT_SIZE};
 use sha2::{Digest, Sha256};
 
@@ -22,8 +26,11 @@ use crate::exit::{input_err, runtime_err, CmdResult};
 #[derive(clap::Args)]
 pub struct Args {
     /// Size of the synthetic dataset in MB (10^6 bytes).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, conflicts_with = "records")]
     size_mb: u64,
+    /// Size of the synthetic dataset in records (≈190 bytes each) instead.
+    #[arg(long)]
+    records: Option<u64>,
     /// Repetitions of each measurement (the median is reported) [default: by size].
     #[arg(long)]
     runs: Option<u32>,
@@ -32,8 +39,9 @@ pub struct Args {
     json: bool,
 }
 
-/// Writes a deterministic CSV of at least `bytes` bytes: 24 float columns + label.
-fn synth(path: &std::path::Path, bytes: u64) -> std::io::Result<u64> {
+/// Writes a deterministic CSV of at least `bytes` bytes, or of exactly
+/// `rows` records when given: 24 float columns + label.
+fn synth(path: &std::path::Path, bytes: u64, rows: Option<u64>) -> std::io::Result<u64> {
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let header: Vec<String> = (0..24)
         .map(|i| format!("f{i}"))
@@ -43,7 +51,9 @@ fn synth(path: &std::path::Path, bytes: u64) -> std::io::Result<u64> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut written = 0u64;
     let mut line = String::with_capacity(256);
-    while written < bytes {
+    let mut n = 0u64;
+    while rows.map_or(written < bytes, |r| n < r) {
+        n += 1;
         line.clear();
         for _ in 0..24 {
             // xorshift64*: cheap deterministic values.
@@ -138,18 +148,39 @@ pub fn peak_rss_mb() -> Option<f64> {
 
 /// Runs the benchmark.
 pub fn run(args: Args) -> CmdResult {
-    if args.size_mb == 0 {
-        return Err(input_err("--size-mb: must be at least 1"));
+    if args.size_mb == 0 || args.records == Some(0) {
+        return Err(input_err("--size-mb, --records: must be at least 1"));
     }
+    let size_mb = args
+        .records
+        .map_or(args.size_mb, |r| r.saturating_mul(190) / 1_000_000);
     let runs = args
         .runs
-        .unwrap_or(if args.size_mb <= 200 { 5 } else { 1 })
+        .unwrap_or(if size_mb <= 200 { 5 } else { 1 })
         .max(1);
     let dir = tempfile::tempdir().map_err(runtime_err)?;
     let data = dir.path().join("bench.csv");
     let blob = dir.path().join("bench.csv.sealed");
-    let bytes = synth(&data, args.size_mb * 1_000_000).map_err(runtime_err)?;
+    let bytes = synth(&data, args.size_mb * 1_000_000, args.records).map_err(runtime_err)?;
     let mb = bytes as f64 / 1e6;
+    // The bounded-memory commit first, so the peak RSS read right after it
+    // is its own (everything below holds more).
+    let rss_before = peak_rss_mb().unwrap_or(f64::NAN);
+    let (bounded_rps, bounded_root) = {
+        let key = DataKey::generate().map_err(runtime_err)?;
+        let t = Instant::now();
+        let input = File::open(&data).map_err(runtime_err)?;
+        let out = BufWriter::with_capacity(1 << 20, File::create(&blob).map_err(runtime_err)?);
+        let res = commit_stream_root(input, &key, DEFAULT_SEGMENT_SIZE, out, |_| {})
+            .map_err(runtime_err)?;
+        let mut w = res.blob;
+        w.flush().map_err(runtime_err)?;
+        (
+            res.commitment.record_count as f64 / t.elapsed().as_secs_f64(),
+            res.commitment.merkle_root,
+        )
+    };
+    let bounded_rss = peak_rss_mb().unwrap_or(f64::NAN);
     let (mut sha, mut commit, mut limit, mut commit_rps, mut single_rps) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut records = 0;
@@ -172,9 +203,9 @@ pub fn run(args: Args) -> CmdResult {
         commit.push(mb / secs);
         records = res.commitment.record_count;
         commit_rps.push(records as f64 / secs);
-        if res.commitment.merkle_root != single_root {
+        if res.commitment.merkle_root != single_root || res.commitment.merkle_root != bounded_root {
             return Err(runtime_err(
-                "the one-thread commit gave another Merkle root than commit_stream",
+                "the one-thread or bounded-memory commit gave another Merkle root than commit_stream",
             ));
         }
     }
@@ -212,6 +243,10 @@ pub fn run(args: Args) -> CmdResult {
                 "sha256_mb_s": sha_mb_s,
                 "ratio": ratio,
                 "peak_rss_mb": rss,
+                "bounded_records_s": bounded_rps,
+                "bounded_peak_rss_mb": bounded_rss,
+                "rss_before_commit_mb": rss_before,
+                "bounded_ratio": bounded_rps / commit_rps,
                 "commit_records_s": commit_rps,
                 "limit_records_s": limit_rps,
                 "limit_ratio": limit_ratio,
@@ -230,7 +265,11 @@ pub fn run(args: Args) -> CmdResult {
         println!("  limit_ratio     {limit_ratio:8.3}");
         println!("  one thread      {single_rps:10.0} records/s (same commit, same root)");
         println!("  speed-up        {speedup:8.3}x on {cores} cores");
-        println!("  peak RSS        {rss:8.1} MB");
+        println!("  peak RSS        {rss:8.1} MB (whole-tree commits)");
+        println!(
+            "  bounded memory  {bounded_rps:10.0} records/s ({:.3}x the whole-tree commit), peak RSS {bounded_rss:.1} MB (process before it: {rss_before:.1} MB)",
+            bounded_rps / commit_rps
+        );
     }
     Ok(())
 }

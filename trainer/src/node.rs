@@ -21,7 +21,7 @@ use std::io::Read;
 use std::ops::ControlFlow;
 
 use alloy_primitives::B256;
-use sealroom_protocol::dataset::{recompute_from_blob, DatasetCommitment};
+use sealroom_protocol::dataset::{recompute_root_from_blob, DatasetCommitment};
 use sealroom_protocol::hash::{sha256, LpHasher};
 use sealroom_protocol::identity::Identity;
 use sealroom_protocol::manifest::{Consent, ConsentAction, Grant, Manifest};
@@ -964,7 +964,7 @@ impl Node {
             let reserve = commitment.ciphertext_len.min(PLAINTEXT_RESERVE_CAP);
             let mut plain =
                 Zeroizing::new(Vec::with_capacity(usize::try_from(reserve).unwrap_or(0)));
-            let (found, columns, _tree) = recompute_from_blob(reader, &key, |chunk| {
+            let (found, columns) = recompute_root_from_blob(reader, &key, |chunk| {
                 plain.extend_from_slice(chunk);
                 Ok(())
             })
