@@ -27,7 +27,6 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
-    manifest TEXT NOT NULL,
     manifest_hash TEXT NOT NULL,
     name TEXT NOT NULL,
     state TEXT NOT NULL,
@@ -39,6 +38,10 @@ CREATE TABLE IF NOT EXISTS sessions (
     sealed_len INTEGER,
     chain_open_tx TEXT
 );
+CREATE TABLE IF NOT EXISTS manifests (
+    session TEXT PRIMARY KEY,
+    manifest TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS consents (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     session TEXT NOT NULL,
@@ -47,6 +50,14 @@ CREATE TABLE IF NOT EXISTS consents (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS consents_session ON consents(session);
+CREATE INDEX IF NOT EXISTS consents_member ON consents(session, member);
+CREATE TABLE IF NOT EXISTS counts (
+    session TEXT NOT NULL,
+    node_key TEXT NOT NULL,
+    what TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (session, node_key, what)
+);
 CREATE TABLE IF NOT EXISTS blobs (
     session TEXT NOT NULL,
     input TEXT NOT NULL,
@@ -145,8 +156,32 @@ pub fn open(path: &Path) -> Result<Connection, CoordinatorError> {
     Ok(conn)
 }
 
-/// The database layout version (2: node attempts and leases).
-pub const SCHEMA_VERSION: &str = "2";
+/// The database layout version (2: node attempts and leases; 3: manifest
+/// format 2, manifests in their own table, and the step counters kept
+/// beside the rows, so that no member request reads or counts in O(n)).
+pub const SCHEMA_VERSION: &str = "3";
+
+/// Adds one to a session's counter `what` (`consented`, `blobs`, or
+/// `grants` for `node_key`): kept in the transaction that inserts the row it
+/// counts, so a member request reads a count in O(1) instead of counting
+/// rows (a session may have 10,000 members).
+fn bump(tx: &Transaction<'_>, id: &B256, node_key: &str, what: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO counts (session, node_key, what, n) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT (session, node_key, what) DO UPDATE SET n = n + 1",
+    )?
+    .execute(params![id.to_string(), node_key, what])?;
+    Ok(())
+}
+
+/// A counter kept by [`bump`].
+fn count_of(conn: &Connection, id: &B256, node_key: &str, what: &str) -> rusqlite::Result<u64> {
+    let n: Option<i64> = conn
+        .prepare_cached("SELECT n FROM counts WHERE session = ?1 AND node_key = ?2 AND what = ?3")?
+        .query_row(params![id.to_string(), node_key, what], |r| r.get(0))
+        .optional()?;
+    Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+}
 
 /// Hex of 32 bytes, lower case, no prefix (keys in the database).
 pub fn hx(b: &[u8]) -> String {
@@ -270,7 +305,7 @@ pub fn manifest(
         return Ok(m);
     }
     let json: String = conn.query_row(
-        "SELECT manifest FROM sessions WHERE id = ?1",
+        "SELECT manifest FROM manifests WHERE session = ?1",
         params![key.0],
         |r| r.get(0),
     )?;
@@ -343,8 +378,21 @@ pub fn insert_session(tx: &Transaction<'_>, m: &Manifest, mh: &B256) -> rusqlite
     })?;
     let json = serde_json::to_string(m).map_err(|_| bad_row("manifest"))?;
     tx.execute(
-        "INSERT INTO sessions (id, seq, manifest, manifest_hash, name, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![m.session_id.to_string(), seq, json, mh.to_string(), m.name, SessionState::Open.as_str()],
+        "INSERT INTO sessions (id, seq, manifest_hash, name, state) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            m.session_id.to_string(),
+            seq,
+            mh.to_string(),
+            m.name,
+            SessionState::Open.as_str()
+        ],
+    )?;
+    // In its own table: a large manifest (10,000 parties: megabytes) inside
+    // the session row would be read through on every row lookup and
+    // rewritten by every state update.
+    tx.execute(
+        "INSERT INTO manifests (session, manifest) VALUES (?1, ?2)",
+        params![m.session_id.to_string(), json],
     )?;
     Ok(())
 }
@@ -425,10 +473,22 @@ pub fn insert_consent(tx: &Transaction<'_>, id: &B256, c: &Consent) -> rusqlite:
         ConsentAction::Withdraw => "withdraw",
     };
     let body = serde_json::to_string(c).map_err(|_| bad_row("consent"))?;
+    // A member's first consent counts (COUNT(DISTINCT member) of consents).
+    let first_consent = c.action == ConsentAction::Consent
+        && tx
+            .prepare_cached(
+                "SELECT 1 FROM consents WHERE session = ?1 AND member = ?2 AND action = 'consent' LIMIT 1",
+            )?
+            .query_row(params![id.to_string(), hx(&c.member)], |_| Ok(()))
+            .optional()?
+            .is_none();
     tx.execute(
         "INSERT INTO consents (session, member, action, body) VALUES (?1, ?2, ?3, ?4)",
         params![id.to_string(), hx(&c.member), action, body],
     )?;
+    if first_consent {
+        bump(tx, id, "", "consented")?;
+    }
     Ok(())
 }
 
@@ -496,6 +556,9 @@ pub fn insert_blob(
     sha: &[u8; 32],
     len: u64,
 ) -> rusqlite::Result<()> {
+    if blob(tx, id, input)?.is_none() {
+        bump(tx, id, "", "blobs")?;
+    }
     tx.execute(
         "INSERT OR REPLACE INTO blobs (session, input, sha, len) VALUES (?1, ?2, ?3, ?4)",
         params![
@@ -534,6 +597,9 @@ pub fn blob_inputs(
 /// Records a grant (replacing an earlier one for the same input and node).
 pub fn insert_grant(tx: &Transaction<'_>, id: &B256, g: &Grant) -> rusqlite::Result<()> {
     let body = serde_json::to_string(g).map_err(|_| bad_row("grant"))?;
+    if !grant_exists(tx, id, &g.input, &g.node_key)? {
+        bump(tx, id, &hx(&g.node_key), "grants")?;
+    }
     tx.execute(
         "INSERT OR REPLACE INTO grants (session, input, node_key, body) VALUES (?1, ?2, ?3, ?4)",
         params![id.to_string(), g.input, hx(&g.node_key), body],
@@ -591,21 +657,10 @@ pub fn readiness_counts(
     id: &B256,
     node_key: &[u8; 32],
 ) -> rusqlite::Result<(u64, u64, u64)> {
-    let sid = id.to_string();
-    let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<u64> {
-        let n: i64 = conn.prepare_cached(sql)?.query_row(p, |r| r.get(0))?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    };
     Ok((
-        count(
-            "SELECT COUNT(DISTINCT member) FROM consents WHERE session = ?1 AND action = 'consent'",
-            &[&sid],
-        )?,
-        count("SELECT COUNT(*) FROM blobs WHERE session = ?1", &[&sid])?,
-        count(
-            "SELECT COUNT(*) FROM grants WHERE session = ?1 AND node_key = ?2",
-            &[&sid, &hx(node_key)],
-        )?,
+        count_of(conn, id, "", "consented")?,
+        count_of(conn, id, "", "blobs")?,
+        count_of(conn, id, &hx(node_key), "grants")?,
     ))
 }
 
