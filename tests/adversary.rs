@@ -643,6 +643,23 @@ fn members_never_grant_to_a_node_outside_the_consented_manifest() {
             "manifest.changed",
         ),
         (
+            // The list grows by a party the member never sees: its count
+            // and record total change the header, so the hash changes.
+            "a party added to the committed list",
+            "grant",
+            se(|v: &mut Value| {
+                if v["manifest"].get("header").is_some() {
+                    let list = &mut v["manifest"]["header"]["parties"];
+                    list["count"] = (list["count"].as_u64().unwrap() + 1).into();
+                    list["records"] = (list["records"].as_u64().unwrap() + 50).into();
+                    let head: sealroom_protocol::manifest::ManifestHeader =
+                        serde_json::from_value(v["manifest"]["header"].clone()).unwrap();
+                    v["manifest_hash"] = serde_json::to_value(head.hash()).unwrap();
+                }
+            }),
+            "manifest.changed",
+        ),
+        (
             "max_blob_bytes raised",
             "grant",
             manifest_edit(|m| m.max_blob_bytes += 1, true),
@@ -1449,21 +1466,24 @@ fn a_manifest_rewritten_after_consent_leaks_nothing() {
     w.restart_with(|data| {
         let db = rusqlite::Connection::open(data.join("coordinator.sqlite")).unwrap();
         let text: String = db
-            .query_row("SELECT manifest FROM sessions WHERE id = ?1", [&s], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT manifest FROM manifests WHERE session = ?1",
+                [&s],
+                |r| r.get(0),
+            )
             .unwrap();
         let mut m: Manifest = serde_json::from_str(&text).unwrap();
         m.policy.accepted_kinds.push(TeeKind::Sim);
         m.policy.allow_simulation = true;
         rewritten_hash = m.hash();
         db.execute(
-            "UPDATE sessions SET manifest = ?1, manifest_hash = ?2 WHERE id = ?3",
-            rusqlite::params![
-                serde_json::to_string(&m).unwrap(),
-                format!("{rewritten_hash:#x}"),
-                s
-            ],
+            "UPDATE manifests SET manifest = ?1 WHERE session = ?2",
+            rusqlite::params![serde_json::to_string(&m).unwrap(), s],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE sessions SET manifest_hash = ?1 WHERE id = ?2",
+            rusqlite::params![format!("{rewritten_hash:#x}"), s],
         )
         .unwrap();
     });
@@ -1492,9 +1512,11 @@ fn a_manifest_rewritten_after_consent_leaks_nothing() {
     w.restart_with(|data| {
         let db = rusqlite::Connection::open(data.join("coordinator.sqlite")).unwrap();
         let text: String = db
-            .query_row("SELECT manifest FROM sessions WHERE id = ?1", [&s], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT manifest FROM manifests WHERE session = ?1",
+                [&s],
+                |r| r.get(0),
+            )
             .unwrap();
         let mut m: Manifest = serde_json::from_str(&text).unwrap();
         m.policy.accepted_kinds = vec![TeeKind::SevSnp];
@@ -1502,9 +1524,13 @@ fn a_manifest_rewritten_after_consent_leaks_nothing() {
         assert_eq!(m.hash(), consented);
         let (_, reg) = coordinator_node(&consented, false);
         db.execute(
-            "UPDATE sessions SET manifest = ?1, manifest_hash = ?2, node = ?3 WHERE id = ?4",
+            "UPDATE manifests SET manifest = ?1 WHERE session = ?2",
+            rusqlite::params![serde_json::to_string(&m).unwrap(), s],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE sessions SET manifest_hash = ?1, node = ?2 WHERE id = ?3",
             rusqlite::params![
-                serde_json::to_string(&m).unwrap(),
                 format!("{consented:#x}"),
                 serde_json::to_string(&reg).unwrap(),
                 s

@@ -105,6 +105,16 @@ pub fn parties_tree(parties: &[ManifestParty]) -> Option<StandardTree> {
     StandardTree::from_indexed_digests(digests, leaves).ok()
 }
 
+/// The owner's validation input when `key` is the owner's and it has one.
+fn owner_input(o: &ManifestOwner, key: &[u8; 32]) -> Option<(String, DatasetCommitment)> {
+    if o.identity.ed25519 != *key {
+        return None;
+    }
+    o.validation
+        .clone()
+        .map(|c| (validation_input_name(&o.name), c))
+}
+
 /// One party's entry with its inclusion proof under [`PartyList::root`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -223,14 +233,7 @@ impl ManifestView {
         {
             return Some((e.party.name.clone(), e.party.commitment.clone()));
         }
-        let o = &self.header.owner;
-        if o.identity.ed25519 == *key {
-            return o
-                .validation
-                .clone()
-                .map(|c| (validation_input_name(&o.name), c));
-        }
-        None
+        owner_input(&self.header.owner, key)
     }
 }
 
@@ -522,14 +525,7 @@ impl Manifest {
         if let Some(p) = self.parties.iter().find(|p| p.identity.ed25519 == *key) {
             return Some((p.name.clone(), p.commitment.clone()));
         }
-        let o = &self.owner;
-        if o.identity.ed25519 == *key {
-            return o
-                .validation
-                .clone()
-                .map(|c| (validation_input_name(&o.name), c));
-        }
-        None
+        owner_input(&self.owner, key)
     }
 
     /// [`Manifest::view_for`], building the party tree (for a holder of the
