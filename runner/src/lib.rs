@@ -281,7 +281,18 @@ fn wait_for(
                 if !code.success() && st.state != SessionState::Aborted {
                     // The node's own words first: they name the check it failed.
                     let why = node_reason(node_log)
-                        .map(|r| format!("the node stopped: {r}"))
+                        .map(|r| {
+                            // A node binary left over from older sources
+                            // (e.g. target/ after a pull) knows an older
+                            // manifest format: say how to bring it up to date.
+                            let stale = if r.contains("unknown manifest format") {
+                                "; the sealroom-node binary may be older than this sealroom: rebuild it \
+                                 (cargo build --release -p sealroom-node)"
+                            } else {
+                                ""
+                            };
+                            format!("the node stopped: {r}{stale}")
+                        })
                         .unwrap_or_else(|| "the node stopped and wrote no reason".into());
                     let exit = code
                         .code()
