@@ -430,7 +430,38 @@ fn full_session_with_checks_at_every_step() {
         400,
         "consent",
     );
+    // The member view: a stranger gets nothing; a party gets the header and
+    // its own entry (proven under the committed root), the owner no entry;
+    // both hash to the manifest hash; unsigned requests are refused.
+    expect_err(
+        Client::new(&url, Some(&eve)).member_view(&sid),
+        403,
+        "not a member",
+    );
+    expect_err(anon.member_view(&sid), 401, "x-sealroom-key");
+    let p0 = f.parties[0].id.public().ed25519;
+    let v = party0.member_view(&sid).unwrap();
+    assert_eq!(v.manifest.check_for(&p0).unwrap(), mh);
+    assert_eq!(v.manifest_hash, mh);
+    let entry = v.manifest.entry.as_ref().unwrap();
+    assert_eq!(entry.party, f.manifest.parties[0]);
+    assert_eq!(
+        v.manifest.header.parties.count,
+        f.manifest.parties.len() as u64
+    );
+    assert_eq!(v.member.name, f.manifest.parties[0].name);
+    assert!(!v.member.consented);
+    let ov = owner.member_view(&sid).unwrap();
+    assert!(ov.manifest.entry.is_none());
+    assert_eq!(
+        ov.manifest.check_for(&f.owner.public().ed25519).unwrap(),
+        mh
+    );
+    assert_eq!(ov.member.role, "owner");
     consent_all(&f, &url);
+    let v = party0.member_view(&sid).unwrap();
+    assert!(v.member.consented);
+    assert_eq!(v.counts.consented as usize, f.manifest.parties.len() + 1);
 
     // Blobs: wrong bytes, another member's input, and a non-member are refused.
     let mut wrong = f.parties[0].blob.clone();
