@@ -314,10 +314,21 @@ pub fn manifest(
     let raw = serde_json::value::RawValue::from_string(json).map_err(|_| bad_row("manifest"))?;
     let entry: CachedManifest = (Arc::new(parsed), Arc::from(raw), Arc::new(index));
     if let Ok(mut c) = manifest_cache().lock() {
+        // Bounded: a long-running coordinator sees many sessions, and a
+        // 10,000-party entry holds tens of MB. An evicted one is re-read
+        // and re-indexed on its next request.
+        if c.len() >= MANIFEST_CACHE_SESSIONS {
+            if let Some(k) = c.keys().next().cloned() {
+                c.remove(&k);
+            }
+        }
         c.insert(key, entry.clone());
     }
     Ok(entry)
 }
+
+/// Sessions whose parsed manifest and party index stay cached.
+const MANIFEST_CACHE_SESSIONS: usize = 32;
 
 /// Loads a session.
 pub fn session(conn: &Connection, id: &B256) -> rusqlite::Result<Option<SessionRow>> {
