@@ -260,6 +260,78 @@ fn breast_cancer_run_verifies_and_tampering_is_caught() {
     let o = sealroom(&["report", "verify", "/nonexistent/bundle.json"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent/bundle.json"));
+
+    let bad_bundle = tampered("batch-bad.json", &|b| {
+        b["reports"][1]["signature"] = format!("0x{}", "22".repeat(64)).into()
+    });
+    // Batch publication on the run's own chain: the session's reports under
+    // one root, each proven offline and by the EVM; a rerun sends nothing.
+    let contract = v["chain"]["contract"].as_str().unwrap().to_string();
+    let chain_dir = out.join("chain");
+    let proofs = dir.path().join("proofs.json");
+    let batch_args = |cmd: &str, file: &Path| -> Vec<String> {
+        let mut a = vec!["chain".to_string(), cmd.to_string()];
+        if cmd == "publish-batch" {
+            a.extend([bundle.display().to_string(), "--out".into()]);
+        }
+        a.extend([
+            file.display().to_string(),
+            "--chain-dir".into(),
+            chain_dir.display().to_string(),
+            "--contract".into(),
+            contract.clone(),
+            "--json".into(),
+        ]);
+        a
+    };
+    let run_args = |a: Vec<String>| sealroom(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run_args(batch_args("publish-batch", &proofs));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(p["reports"], 2);
+    assert_eq!(p["already_published"], false);
+    let o = run_args(batch_args("check-batch", &proofs));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = dir.path().join("proofs-again.json");
+    let o = run_args(batch_args("publish-batch", &again));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let q: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(q["already_published"], true);
+    assert_eq!(q["tx_hash"], p["tx_hash"]);
+    // A proof altered, or a report byte flipped: exit 1 naming the check.
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&proofs).unwrap()).unwrap();
+    doc["reports"][0]["proof"][0] = format!("0x{}", "11".repeat(32)).into();
+    std::fs::write(&again, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let o = run_args(batch_args("check-batch", &again));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("batch.proof"), "{}", stderr(&o));
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&proofs).unwrap()).unwrap();
+    let mut abi = doc["reports"][1]["report_abi"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    abi.replace_range(700..702, "ff");
+    doc["reports"][1]["report_abi"] = abi.into();
+    std::fs::write(&again, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let o = run_args(batch_args("check-batch", &again));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("batch.report"), "{}", stderr(&o));
+    // A bundle that does not verify is not published.
+    let o = run_args(vec![
+        "chain".into(),
+        "publish-batch".into(),
+        bad_bundle.display().to_string(),
+        "--out".into(),
+        dir.path().join("never.json").display().to_string(),
+        "--chain-dir".into(),
+        chain_dir.display().to_string(),
+        "--contract".into(),
+        contract.clone(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!dir.path().join("never.json").exists());
 }
 
 #[test]

@@ -86,6 +86,13 @@ pub fn describe(err: &SessionRegistry::SessionRegistryErrors) -> String {
             "MalformedSignature: {} bytes, expected 64 (ed25519)",
             e.length
         ),
+        E::BatchExists(e) => format!(
+            "BatchExists: batch root {} was already published in block {}",
+            e.root, e.blockNumber
+        ),
+        E::EmptyBatch(_) => {
+            "EmptyBatch: a batch needs a non-zero root and at least one report".to_string()
+        }
     }
 }
 

@@ -95,7 +95,7 @@ pub struct GasFigures {
 /// The measured steps, in order. `replacement_opened_*`: the `opened` of a
 /// second node attempt (fail-over), linking the first attempt's `opened`;
 /// in practice it carries the replacement node's evidence envelope.
-pub const STEPS: [&str; 10] = [
+pub const STEPS: [&str; 11] = [
     "deploy",
     "open_session",
     "opened_no_evidence",
@@ -106,7 +106,11 @@ pub const STEPS: [&str; 10] = [
     "aborted_no_evidence",
     "replacement_opened_no_ev",
     "replacement_opened_tdx_ev",
+    "batch_of_10_reports",
 ];
+
+/// Reports in the measured batch (the goal is per report at 10).
+pub const BATCH_REPORTS: usize = 10;
 
 /// `zero * 4 + nonzero * 16`.
 pub fn calldata_gas(data: &[u8]) -> u64 {
@@ -121,6 +125,12 @@ impl GasFigures {
             .find(|r| r.step == step)
             .map(|r| r.gas_used)
             .unwrap_or(0)
+    }
+
+    /// Gas per report of the measured batch (`publishBatch` of
+    /// [`BATCH_REPORTS`] reports, five sessions' opened and completed).
+    pub fn batch_per_report(&self) -> u64 {
+        self.gas("batch_of_10_reports") / BATCH_REPORTS as u64
     }
 
     /// The goal metric: opened + completed, evidence not stored.
@@ -236,6 +246,28 @@ pub async fn measure<C: Chain>(chain: &C) -> Result<GasFigures, RegistryError> {
         rows.push(row(step, p.gas_used, publish_data(&second, ev)));
     }
 
+    // A batch: five sessions' opened and completed reports, no evidence.
+    let mut entries = Vec::new();
+    for n in 0..BATCH_REPORTS / 2 {
+        let s = keccak256(format!("gas batch session {n}").as_bytes());
+        let o = realistic_report(s, manifest, ReportKind::Opened, B256::ZERO, &tdx);
+        let c = realistic_report(s, manifest, ReportKind::Completed, o.report_hash(), &tdx);
+        entries.push(crate::batch::BatchEntry::new(&o, &signature));
+        entries.push(crate::batch::BatchEntry::new(&c, &signature));
+    }
+    let batch = crate::batch::ReportBatch::new(entries).map_err(|e| RegistryError::Decode {
+        what: "report batch".to_string(),
+        detail: e.to_string(),
+    })?;
+    let out = registry.publish_batch(&batch).await?;
+    let data = crate::SessionRegistry::publishBatchCall {
+        root: batch.root(),
+        reportCount: alloy_primitives::U256::from(batch.entries().len()),
+        reports: batch.encode(),
+    }
+    .abi_encode();
+    rows.push(row(STEPS[10], out.gas_used, data));
+
     Ok(GasFigures { rows })
 }
 
@@ -290,6 +322,7 @@ mod tests {
         let steps: Vec<_> = f.rows.iter().map(|r| r.step).collect();
         assert_eq!(steps, STEPS);
         assert!(f.opened_plus_completed_no_evidence() <= 120_000);
+        assert!(f.batch_per_report() <= 30_000, "{}", f.batch_per_report());
         // A replacement's opened writes no fresh slot: it updates the
         // opened slot and the session's counter.
         let replacement = f.gas("replacement_opened_no_ev");

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod artifact;
+pub mod batch;
 pub mod bindings;
 pub mod bundle;
 pub mod chain;
@@ -22,12 +23,13 @@ pub mod rpc;
 pub use alloy_primitives;
 pub use alloy_sol_types;
 pub use artifact::{Artifact, ARTIFACT_JSON};
+pub use batch::{BatchEntry, ReportBatch};
 pub use bindings::{decode_revert, SessionRegistry};
 pub use chain::{AnyChain, Chain, ChainError, ChainKind, ChainLog, LogQuery, TxOutcome, TxRecord};
 pub use embedded::{EmbeddedChain, EMBEDDED_CHAIN_ID, EMBEDDED_LABEL};
 pub use registry::{
-    read_session, OpenedSession, Published, PublishedReport, ReadOptions, Registry, RegistryError,
-    SessionInfo, SessionRecord,
+    read_session, BatchPublished, OpenedSession, Published, PublishedReport, ReadOptions, Registry,
+    RegistryError, SessionInfo, SessionRecord,
 };
 pub use rpc::{
     load_chain_key, ChainKey, ChainTarget, Preset, RpcChain, RpcOptions, ANVIL_DEV_KEY,

@@ -171,6 +171,21 @@ pub struct Published {
     pub already_published: bool,
 }
 
+/// A published batch of reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BatchPublished {
+    /// Its root.
+    pub root: B256,
+    /// The publishing transaction (the original one when already published).
+    pub tx_hash: B256,
+    /// Its block.
+    pub block_number: u64,
+    /// Gas it used.
+    pub gas_used: u64,
+    /// True when the root was already on chain: nothing was sent.
+    pub already_published: bool,
+}
+
 /// One report read back from the chain, checked against storage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PublishedReport {
@@ -433,6 +448,73 @@ impl<C: Chain> Registry<C> {
             proof: proof.to_vec(),
         })
         .await
+    }
+
+    /// Publishes `batch` under its root (`publishBatch`). Idempotent: when
+    /// the root is already on chain nothing is sent and the original
+    /// transaction is returned (`already_published`), found by its
+    /// `BatchPublished` event. Transport failures are retried, each retry
+    /// re-reading the root first.
+    pub async fn publish_batch(
+        &self,
+        batch: &crate::batch::ReportBatch,
+    ) -> Result<BatchPublished, RegistryError> {
+        let root = batch.root();
+        let call = R::publishBatchCall {
+            root,
+            reportCount: alloy_primitives::U256::from(batch.entries().len()),
+            reports: batch.encode(),
+        };
+        let data: Bytes = call.abi_encode().into();
+        self.with_backoff(|| async {
+            if let Some(block) = self.batch_block(root).await? {
+                let logs = self
+                    .chain
+                    .logs(&LogQuery {
+                        address: self.address,
+                        topic0: R::BatchPublished::SIGNATURE_HASH,
+                        topic1: Some(root),
+                        from_block: block,
+                        to_block: Some(block),
+                    })
+                    .await?;
+                let log = logs.first().ok_or(RegistryError::Decode {
+                    what: "BatchPublished".to_string(),
+                    detail: format!("no event for root {root} in block {block}"),
+                })?;
+                let gas_used = self
+                    .chain
+                    .receipt(log.tx_hash)
+                    .await?
+                    .map(|r| r.gas_used)
+                    .unwrap_or(0);
+                return Ok(BatchPublished {
+                    root,
+                    tx_hash: log.tx_hash,
+                    block_number: block,
+                    gas_used,
+                    already_published: true,
+                });
+            }
+            let out = self
+                .chain
+                .send(self.address, data.clone(), self.confirmations)
+                .await?;
+            Ok(BatchPublished {
+                root,
+                tx_hash: out.tx_hash,
+                block_number: out.block_number,
+                gas_used: out.gas_used,
+                already_published: false,
+            })
+        })
+        .await
+    }
+
+    /// The block a batch root was published in, if it was.
+    pub async fn batch_block(&self, root: B256) -> Result<Option<u64>, RegistryError> {
+        let b: alloy_primitives::U256 = self.view(R::batchBlockCall { root }).await?;
+        Ok((!b.is_zero()).then(|| u64::try_from(b).unwrap_or(u64::MAX)))
     }
 
     /// Registers a session. Idempotent: an identical registration returns

@@ -72,6 +72,8 @@ contract SessionRegistry {
     /// update (2,900 gas); the manifest hash stays in the `SessionOpened`
     /// event and in the opened report itself.
     mapping(bytes32 sessionId => mapping(uint8 kind => bytes32 reportHash)) private _reportHash;
+    /// Block of each published batch root (zero: never published).
+    mapping(bytes32 root => uint256 blockNumber) private _batchBlock;
 
     /// @notice A session was registered.
     /// @param sessionId The session id (random 32 bytes).
@@ -85,6 +87,18 @@ contract SessionRegistry {
     /// @param reportHash keccak256 of the report bytes (= abi.encode(report)).
     /// @param prevReportHash The report's link to the previous report of the session.
     event ReportPublished(bytes32 indexed sessionId, uint8 indexed kind, bytes32 reportHash, bytes32 prevReportHash);
+
+    /// @notice A batch of reports was published under one Merkle root.
+    /// @param root Root of the OpenZeppelin standard tree over
+    /// `(bytes32 sessionId, bytes32 reportHash)`, one leaf per report.
+    /// @param reportCount How many reports the batch holds.
+    /// @param publisher Who published it.
+    event BatchPublished(bytes32 indexed root, uint256 reportCount, address indexed publisher);
+
+    /// @notice This batch root was already published (at `blockNumber`).
+    error BatchExists(bytes32 root, uint256 blockNumber);
+    /// @notice A batch needs a non-zero root and at least one report.
+    error EmptyBatch();
 
     /// @notice The session id is already registered.
     error SessionExists(bytes32 sessionId);
@@ -191,6 +205,37 @@ contract SessionRegistry {
         if (kind == KIND_OPENED) _sessions[sessionId].openedCount = session.openedCount + 1;
         else if (kind == KIND_ABORTED) _sessions[sessionId].aborted = true;
         emit ReportPublished(sessionId, kind, reportHash, prev);
+    }
+
+    /// @notice Publishes many signed reports (of any sessions) in one
+    /// transaction under one Merkle root: the amortised mode for
+    /// publishers with many sessions. Storage: the root's block only.
+    /// @dev Unlike `publishReport`, nothing of the reports is checked here:
+    /// their bytes travel in `reports` (calldata; sealroom encodes
+    /// `abi.encode((bytes32 sessionId, bytes report, bytes signature)[])`),
+    /// and verifiers recompute the root from them, check each report's
+    /// signature, kind order and `prevReportHash` links off chain, and prove
+    /// one report's inclusion with `verifyInclusion` against this root. The
+    /// session state machine (write-once `completed`/`aborted`, links) is
+    /// therefore not enforced on chain for batched reports.
+    /// @param root The standard-tree root over `(sessionId, keccak256(report))`.
+    /// @param reportCount How many reports `reports` holds.
+    /// @param reports The encoded reports and signatures, opaque here.
+    function publishBatch(bytes32 root, uint256 reportCount, bytes calldata reports) external {
+        if (root == bytes32(0) || reportCount == 0) revert EmptyBatch();
+        uint256 seen = _batchBlock[root];
+        if (seen != 0) revert BatchExists(root, seen);
+        // Calldata only: read by verifiers from the transaction, never here.
+        reports;
+        _batchBlock[root] = block.number;
+        emit BatchPublished(root, reportCount, msg.sender);
+    }
+
+    /// @notice The block a batch root was published in (zero when never).
+    /// @param root The batch root.
+    /// @return The block number.
+    function batchBlock(bytes32 root) external view returns (uint256) {
+        return _batchBlock[root];
     }
 
     /// @notice A registered session (all zero when unknown).

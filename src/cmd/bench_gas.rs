@@ -12,6 +12,8 @@ use crate::exit::{input_err, runtime_err, CmdResult, Failure};
 
 /// The goal for opened + completed without evidence in storage.
 const GOAL: u64 = 120_000;
+/// The goal per report in a batch of ten.
+const BATCH_GOAL: u64 = 30_000;
 
 /// Arguments of `sealroom bench gas`.
 #[derive(clap::Args)]
@@ -92,6 +94,9 @@ fn print(args: &Args, fees: &OpbnbFees, label: &str, kind: &str, chain_id: u64, 
                 "opened_plus_completed_no_evidence": total,
                 "goal": GOAL,
                 "goal_met": total <= GOAL,
+                "batch_per_report": f.batch_per_report(),
+                "batch_goal": BATCH_GOAL,
+                "batch_goal_met": f.batch_per_report() <= BATCH_GOAL,
                 "opbnb_fees": fees,
             })
         );
@@ -118,6 +123,16 @@ fn print(args: &Args, fees: &OpbnbFees, label: &str, kind: &str, chain_id: u64, 
             "met"
         } else {
             "missed, see docs/chain.md"
+        }
+    );
+    println!(
+        "  batch of {} reports under one root: {} gas per report (goal {BATCH_GOAL}: {})",
+        sealroom_contracts::gas::BATCH_REPORTS,
+        f.batch_per_report(),
+        if f.batch_per_report() <= BATCH_GOAL {
+            "met"
+        } else {
+            "missed"
         }
     );
     println!(

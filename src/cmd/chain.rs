@@ -2,6 +2,15 @@
 //! [--chain-key-file FILE] [--confirmations N] [--json]`: deploys the
 //! committed SessionRegistry bytecode.
 //!
+//! `sealroom chain publish-batch BUNDLE… --contract ADDR (--chain SPEC |
+//! --chain-dir DIR) --out PROOFS [--json]`: verifies each session bundle
+//! offline, then publishes all their reports in one transaction under one
+//! Merkle root (`publishBatch`, docs/chain.md) and writes each report's
+//! inclusion proof. `sealroom chain check-batch PROOFS --contract ADDR
+//! (--chain SPEC | --chain-dir DIR)` checks every proof offline and in the
+//! EVM (`batchBlock`, `verifyInclusion`) and the published calldata against
+//! the root.
+//!
 //! The key comes from `--chain-key-file` or `SEALROOM_CHAIN_KEY`, never from
 //! argv (visible to every local user, kept in shell history).
 
@@ -19,6 +28,57 @@ use crate::exit::{input_err, runtime_err, CmdResult, Failure};
 pub enum ChainCmd {
     /// Deploy the session registry (committed bytecode) to a chain.
     Deploy(DeployArgs),
+    /// Publish the reports of verified session bundles in one transaction
+    /// under one Merkle root, and write each report's inclusion proof.
+    PublishBatch(BatchArgs),
+    /// Check a batch's proofs file offline and against the chain.
+    CheckBatch(CheckBatchArgs),
+}
+
+/// Where a batch goes (or is read from).
+#[derive(clap::Args)]
+pub struct BatchChain {
+    /// The registry's address.
+    #[arg(long)]
+    pub contract: String,
+    /// opbnb-testnet, opbnb-mainnet, anvil or a JSON-RPC URL.
+    #[arg(
+        long,
+        conflicts_with = "chain_dir",
+        required_unless_present = "chain_dir"
+    )]
+    pub chain: Option<String>,
+    /// An embedded development chain's directory instead (e.g. `OUT/chain` of `sealroom run`).
+    #[arg(long, value_name = "DIR")]
+    pub chain_dir: Option<PathBuf>,
+    /// File holding the publisher's secp256k1 private key (hex). Default: $SEALROOM_CHAIN_KEY.
+    #[arg(long, value_name = "FILE")]
+    pub chain_key_file: Option<PathBuf>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `sealroom chain publish-batch`.
+#[derive(clap::Args)]
+pub struct BatchArgs {
+    /// Session bundles (`sealroom run`'s OUT/bundle.json, `report bundle`).
+    #[arg(required = true)]
+    pub bundles: Vec<PathBuf>,
+    /// Where to write the proofs file (root, transaction, one proof per report).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub to: BatchChain,
+}
+
+/// Arguments of `sealroom chain check-batch`.
+#[derive(clap::Args)]
+pub struct CheckBatchArgs {
+    /// The proofs file `publish-batch` wrote.
+    pub proofs: PathBuf,
+    #[command(flatten)]
+    pub on: BatchChain,
 }
 
 /// Arguments of `sealroom chain deploy`.
@@ -26,22 +86,24 @@ pub enum ChainCmd {
 pub struct DeployArgs {
     /// opbnb-testnet (5611), opbnb-mainnet (204), anvil (127.0.0.1:8545, dev key by default) or a JSON-RPC URL.
     #[arg(long)]
-    chain: String,
+    pub chain: String,
     /// File holding the deployer's secp256k1 private key (hex). Default: $SEALROOM_CHAIN_KEY.
     #[arg(long, value_name = "FILE")]
-    chain_key_file: Option<PathBuf>,
+    pub chain_key_file: Option<PathBuf>,
     /// Blocks to wait for (default: 3 on opBNB, 1 elsewhere).
     #[arg(long)]
-    confirmations: Option<u64>,
+    pub confirmations: Option<u64>,
     /// Print one JSON object on stdout.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 /// Runs `sealroom chain …`.
 pub fn run(cmd: ChainCmd) -> CmdResult {
     match cmd {
         ChainCmd::Deploy(a) => deploy(a),
+        ChainCmd::PublishBatch(a) => super::chain_batch::publish(a),
+        ChainCmd::CheckBatch(a) => super::chain_batch::check(a),
     }
 }
 

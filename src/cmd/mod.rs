@@ -9,6 +9,7 @@ pub mod bench_parties;
 pub mod bench_train;
 pub mod bench_verify;
 pub mod chain;
+pub mod chain_batch;
 pub mod commit;
 pub mod coordinator;
 pub mod dp;
