@@ -329,6 +329,16 @@ impl<C: Chain> Registry<C> {
         &self.chain
     }
 
+    /// Gas a mined transaction used (0 when its receipt is gone).
+    async fn gas_of(&self, tx_hash: B256) -> Result<u64, RegistryError> {
+        Ok(self
+            .chain
+            .receipt(tx_hash)
+            .await?
+            .map(|r| r.gas_used)
+            .unwrap_or(0))
+    }
+
     async fn view<T: SolCall>(&self, call: T) -> Result<T::Return, RegistryError> {
         let out = self
             .chain
@@ -482,12 +492,7 @@ impl<C: Chain> Registry<C> {
                     what: "BatchPublished".to_string(),
                     detail: format!("no event for root {root} in block {block}"),
                 })?;
-                let gas_used = self
-                    .chain
-                    .receipt(log.tx_hash)
-                    .await?
-                    .map(|r| r.gas_used)
-                    .unwrap_or(0);
+                let gas_used = self.gas_of(log.tx_hash).await?;
                 return Ok(BatchPublished {
                     root,
                     tx_hash: log.tx_hash,
@@ -574,12 +579,7 @@ impl<C: Chain> Registry<C> {
             kind: "SessionOpened",
             from_block: info.opened_block,
         })?;
-        let gas_used = self
-            .chain
-            .receipt(log.tx_hash)
-            .await?
-            .map(|r| r.gas_used)
-            .unwrap_or(0);
+        let gas_used = self.gas_of(log.tx_hash).await?;
         Ok(OpenedSession {
             tx_hash: log.tx_hash,
             block_number: log.block_number,
@@ -758,12 +758,7 @@ impl<C: Chain> Registry<C> {
         let Some(log) = logs.iter().find(|l| is_ours(l)) else {
             return Ok(None);
         };
-        let gas_used = self
-            .chain
-            .receipt(log.tx_hash)
-            .await?
-            .map(|r| r.gas_used)
-            .unwrap_or(0);
+        let gas_used = self.gas_of(log.tx_hash).await?;
         Ok(Some(Published {
             kind: ours.kind,
             session_id: ours.session_id,
