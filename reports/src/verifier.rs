@@ -314,7 +314,7 @@ impl Bundle {
     /// Parses a bundle file strictly: JSON with exactly the documented
     /// fields (an unknown or missing field anywhere is refused, naming its
     /// path), the known format tags (`sealroom-bundle/2` or `/1`,
-    /// `sealroom-evidence/1`, `sealroom-manifest/1`), and a `chain` object
+    /// `sealroom-evidence/1`, `sealroom-manifest/2`), and a `chain` object
     /// of the documented shape naming a known kind (or null). A `/1` bundle
     /// has no `reports[i].envelope`; in a `/2` bundle only reports after
     /// the first may carry one (the first report's is the top-level
