@@ -1435,6 +1435,69 @@ fn cli_grant(w: &World, who: &Who, session: &str) -> std::process::Output {
 }
 
 #[test]
+fn a_member_reviews_the_whole_party_list_only_under_its_own_hash() {
+    let w = World::new();
+    let sid = w.session(|_| {});
+    let s = format!("{sid:#x}");
+    let who = &w.parties[0];
+    let join = || {
+        cli(
+            &[
+                "party",
+                "join",
+                "--all-parties",
+                "--json",
+                "--coordinator",
+                &w.proxy.url,
+                "--session",
+                &s,
+            ],
+            &who.key_file,
+            &who.state,
+        )
+    };
+    let o = join();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3);
+    assert!(names.contains(&who.name.as_str()));
+    // The coordinator serves the whole list with a party swapped for a
+    // forged one (its own key and commitment), keeping the member's view:
+    // the list no longer hashes to the member's hash.
+    let sid2 = sid;
+    w.proxy.set(move |m, p, r| {
+        if m == "GET" && p == status_path(&sid2) && r.status == 200 {
+            json_edit(r, |v| {
+                rewrite_manifest(
+                    v,
+                    &|m| {
+                        let last = m.parties.len() - 1;
+                        m.parties[last].identity = Identity::generate().unwrap().public();
+                    },
+                    true,
+                )
+            });
+        }
+    });
+    let o = join();
+    w.proxy.clear();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("manifest.served"), "{err}");
+}
+
+#[test]
 fn a_manifest_rewritten_after_consent_leaks_nothing() {
     let mut w = World::new();
     // Hardware only: what every member consents to.

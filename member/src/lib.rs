@@ -181,6 +181,29 @@ impl<'a> Member<'a> {
         Ok(st)
     }
 
+    /// The whole party list, for a member that wants to review every entry
+    /// (O(n), by choice): the public status's manifest, refused
+    /// (`manifest.served`) unless it is well formed and hashes to
+    /// `manifest_hash` — the hash the member checked its own view against,
+    /// so the list is the one its consent covers.
+    pub fn all_parties(
+        &self,
+        session: &B256,
+        manifest_hash: &B256,
+    ) -> Result<Vec<sealroom_protocol::manifest::ManifestParty>, MemberError> {
+        let st = self.client.status(session)?;
+        let computed = st
+            .manifest
+            .validate_and_hash()
+            .map_err(|e| MemberError::ServedManifest(format!("the whole manifest: {e}")))?;
+        if computed != *manifest_hash || st.manifest.session_id != *session {
+            return Err(MemberError::ServedManifest(format!(
+                "the whole manifest the coordinator serves hashes to {computed:#x}, not {manifest_hash:#x}: its party list is not the one your view commits to"
+            )));
+        }
+        Ok(st.manifest.parties)
+    }
+
     /// The member's record of `session`, if any.
     pub fn record(&self, session: &B256) -> Result<Option<MemberRecord>, MemberError> {
         self.records.load(session, &self.key())

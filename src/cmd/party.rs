@@ -46,7 +46,12 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Action {
     /// Show the manifest you are asked to sign and your role in it.
-    Join,
+    Join {
+        /// Also fetch the whole party list (O(n)) and check it hashes to the
+        /// manifest hash your own view was checked against; list every party.
+        #[arg(long)]
+        all_parties: bool,
+    },
     /// Sign your consent over the manifest hash (or withdraw it).
     Consent {
         /// Withdraw your consent: aborts the session in any state before
@@ -177,7 +182,7 @@ pub fn run(args: Args) -> CmdResult {
         );
     }
     let st = member.served(&session).map_err(fail)?;
-    if matches!(args.action, Action::Join | Action::Status) {
+    if matches!(args.action, Action::Join { .. } | Action::Status) {
         // What the member sees must be what it consented to, once it has.
         if let Some(rec) = member.record(&session).map_err(fail)? {
             if rec.manifest_hash != st.manifest_hash {
@@ -198,7 +203,16 @@ pub fn run(args: Args) -> CmdResult {
         }
     };
     match args.action {
-        Action::Join => {
+        Action::Join { all_parties } => {
+            let parties = if all_parties {
+                Some(
+                    member
+                        .all_parties(&session, &st.manifest_hash)
+                        .map_err(fail)?,
+                )
+            } else {
+                None
+            };
             let role = if m.owner.identity.ed25519 == me.public().ed25519 {
                 "owner"
             } else {
@@ -213,7 +227,11 @@ pub fn run(args: Args) -> CmdResult {
             let input = sealroom_member::my_input(view, &me.public().ed25519);
             out(
                 serde_json::json!({"session_id": format!("{session:#x}"), "manifest_hash": format!("{:#x}", st.manifest_hash),
-                    "role": role, "input": input, "state": st.state.as_str(), "manifest": view}),
+                    "role": role, "input": input, "state": st.state.as_str(), "manifest": view,
+                    "parties": parties.as_ref().map(|ps| ps.iter().map(|p| serde_json::json!({
+                        "name": p.name, "records": p.commitment.record_count,
+                        "dataset_root": p.commitment.merkle_root,
+                        "ed25519": hex::encode(p.identity.ed25519)})).collect::<Vec<_>>())}),
                 format!(
                     "session {} ({})\n  manifest hash {:#x}\n  you are the {role}{}\n  parties {} with {} records (the list is committed by root {:#x}; your entry is proven under it)\n  model {}, {} epochs, seed {}\n  privacy {}\n  policy: {}\n  state {}",
                     m.name,
@@ -229,7 +247,16 @@ pub fn run(args: Args) -> CmdResult {
                     sealroom_reports::audit::privacy_words(m),
                     sealroom_reports::audit::policy_words(&m.policy),
                     st.state.as_str()
-                ),
+                ) + &parties
+                    .iter()
+                    .flatten()
+                    .map(|p| {
+                        format!(
+                            "\n  party {:<24} {:>9} records, dataset root {:#x}",
+                            p.name, p.commitment.record_count, p.commitment.merkle_root
+                        )
+                    })
+                    .collect::<String>(),
             );
         }
         Action::Consent {
