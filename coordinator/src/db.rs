@@ -525,15 +525,19 @@ pub fn consent_actions(
     let mut out = std::collections::HashMap::new();
     for row in rows {
         let (member, action) = row?;
-        let e: &mut (bool, bool) = out.entry(member).or_default();
-        if action == "withdraw" {
-            e.0 = false;
-            e.1 = true;
-        } else if !e.1 {
-            e.0 = true;
-        }
+        apply_action(out.entry(member).or_default(), &action);
     }
     Ok(out)
+}
+
+/// Folds one stored action into (consented and not withdrawn, withdrawn):
+/// a withdrawal wins over any consent, before or after it.
+fn apply_action(e: &mut (bool, bool), action: &str) {
+    if action == "withdraw" {
+        *e = (false, true);
+    } else if !e.1 {
+        e.0 = true;
+    }
 }
 
 /// One member's latest action: (consented and not withdrawn, withdrawn).
@@ -550,11 +554,7 @@ pub fn consent_action(
     })?;
     let mut e = (false, false);
     for action in rows {
-        if action? == "withdraw" {
-            e = (false, true);
-        } else if !e.1 {
-            e.0 = true;
-        }
+        apply_action(&mut e, &action?);
     }
     Ok(e)
 }
@@ -1032,8 +1032,7 @@ pub fn member_counts(
 ) -> rusqlite::Result<MemberCounts> {
     let node = row.node.as_ref().map(|n| n.node_key).unwrap_or([0; 32]);
     let (consented, uploaded, granted) = readiness_counts(conn, id, &node)?;
-    let inputs =
-        row.manifest.parties.len() as u64 + u64::from(row.manifest.owner.validation.is_some());
+    let inputs = row.manifest.input_count();
     let n = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
     Ok(MemberCounts {
         consented: n(consented),

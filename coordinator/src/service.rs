@@ -349,8 +349,7 @@ fn maybe_keys_granted(
     // Counts, not member rows: this runs on every consent, blob and grant of
     // a session that may have a thousand members. No member has withdrawn
     // (that aborts), and only members' messages are ever stored.
-    let inputs =
-        row.manifest.parties.len() as u64 + u64::from(row.manifest.owner.validation.is_some());
+    let inputs = row.manifest.input_count();
     let members = row.manifest.parties.len() as u64 + 1;
     let (consented, blobs, grants) = db::readiness_counts(tx, id, &node.node_key)?;
     if consented == members && blobs == inputs && grants == inputs {

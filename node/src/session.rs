@@ -436,7 +436,7 @@ fn serve_session(setup: &NodeSetup, session: B256) -> Result<[u8; 32], SessionEn
         .status(&session)
         .map_err(|e| not_given(runtime_err(e)))?;
     let manifest = status.manifest;
-    manifest.validate().map_err(|e| {
+    let manifest_hash = manifest.validate_and_hash().map_err(|e| {
         not_given(runtime_err(format!(
             "the coordinator's manifest is invalid: {e}"
         )))
@@ -445,7 +445,7 @@ fn serve_session(setup: &NodeSetup, session: B256) -> Result<[u8; 32], SessionEn
     // registering, so the session stays open for a node that has it.
     sealroom_trainer::ml::Compute::for_training(&manifest.training)
         .map_err(|e| not_given(runtime_err(format!("the manifest's {e}"))))?;
-    let mut node = Node::start(manifest.hash(), setup.collector.as_ref())
+    let mut node = Node::start(manifest_hash, setup.collector.as_ref())
         .map_err(|e| not_given(runtime_err(e)))?;
     match setup.gpu {
         None => {}
@@ -563,16 +563,15 @@ fn held_session(
     let stop_check = || stop.get();
     // The manifest the evidence is bound to is the only one this node runs:
     // a coordinator serving another now gets a signed refusal, not a run.
-    let outcome = if work.manifest.hash() != manifest.hash() {
+    let (served_hash, manifest_hash) = (work.manifest.hash(), node.manifest_hash());
+    let outcome = if served_hash != manifest_hash {
         node.refuse(
             manifest,
             abort_code::MANIFEST,
             "manifest",
             sealroom_reports::check::Check::ManifestHash,
             format!(
-                "the coordinator now serves manifest {:#x}; this node's evidence is bound to {:#x}",
-                work.manifest.hash(),
-                manifest.hash()
+                "the coordinator now serves manifest {served_hash:#x}; this node's evidence is bound to {manifest_hash:#x}"
             ),
         )
     } else {

@@ -605,14 +605,31 @@ fn finish_commitment(
     let record_count = records.digests.len() as u64;
     let tree = StandardTree::from_indexed_digests(records.digests, records.leaves)?;
     let columns = records.columns;
-    let commitment = DatasetCommitment {
-        merkle_root: tree.root(),
+    let commitment = commitment_of(
+        tree.root(),
         record_count,
-        schema_hash: schema_hash(&columns),
+        &columns,
+        ciphertext_sha256,
+        ciphertext_len,
+    );
+    Ok((commitment, columns, tree))
+}
+
+/// A commitment from its parts (both passes end here).
+fn commitment_of(
+    merkle_root: B256,
+    record_count: u64,
+    columns: &[String],
+    ciphertext_sha256: [u8; 32],
+    ciphertext_len: u64,
+) -> DatasetCommitment {
+    DatasetCommitment {
+        merkle_root,
+        record_count,
+        schema_hash: schema_hash(columns),
         ciphertext_sha256: B256::from(ciphertext_sha256),
         ciphertext_len,
-    };
-    Ok((commitment, columns, tree))
+    }
 }
 
 /// The commitment from a root-only pass (the sorted leaves merged from disk).
@@ -624,13 +641,13 @@ fn finish_commitment_root(
 ) -> Result<(DatasetCommitment, Vec<String>), DatasetError> {
     let record_count = sorter.len();
     let merkle_root = sorter.root()?.ok_or(DatasetError::Empty)?;
-    let commitment = DatasetCommitment {
+    let commitment = commitment_of(
         merkle_root,
         record_count,
-        schema_hash: schema_hash(&columns),
-        ciphertext_sha256: B256::from(ciphertext_sha256),
+        &columns,
+        ciphertext_sha256,
         ciphertext_len,
-    };
+    );
     Ok((commitment, columns))
 }
 

@@ -774,6 +774,12 @@ impl Manifest {
     /// [`Manifest::validate`], returning the manifest hash it computed on
     /// the way (the party tree is built once).
     pub fn validate_and_hash(&self) -> Result<B256, ManifestError> {
+        self.validated_header().map(|h| h.hash())
+    }
+
+    /// [`Manifest::validate`], returning the header it checked (the party
+    /// tree is built once; `manifest_hash` is its [`ManifestHeader::hash`]).
+    pub fn validated_header(&self) -> Result<ManifestHeader, ManifestError> {
         let bad = |field: &str, detail: &str| ManifestError::Invalid {
             field: field.into(),
             detail: detail.into(),
@@ -846,7 +852,7 @@ impl Manifest {
         }
         let header = self.header();
         header.validate()?;
-        Ok(header.hash())
+        Ok(header)
     }
 
     /// The canonical bytes of the whole manifest (as stored and served to
@@ -883,6 +889,12 @@ impl Manifest {
             .iter()
             .find(|p| p.identity.ed25519 == *ed25519)
             .map(|p| p.name.as_str())
+    }
+
+    /// How many inputs must be granted: every party's dataset, and the
+    /// owner's validation set when there is one (without listing them).
+    pub fn input_count(&self) -> u64 {
+        self.parties.len() as u64 + u64::from(self.owner.validation.is_some())
     }
 
     /// Every input whose key must be granted: (input name, granting member's key, commitment).

@@ -144,6 +144,8 @@ pub(crate) struct Facts<'a> {
 /// Builds the summary.
 pub(crate) fn summarize(f: Facts<'_>) -> AuditSummary {
     let m = f.manifest;
+    // One party-tree build for the hash and the privacy line.
+    let header = m.header();
     let mut inputs: Vec<AuditInput> = m
         .parties
         .iter()
@@ -300,7 +302,7 @@ pub(crate) fn summarize(f: Facts<'_>) -> AuditSummary {
     });
     plain.push(format!(
         "Privacy of the records against the model: {}.",
-        privacy_words(&m.header())
+        privacy_words(&header)
     ));
     let pinned: Vec<&AuditMeasurement> = measurements.iter().filter(|x| x.pinned).collect();
     plain.push(if !measurements.is_empty() && pinned.len() == measurements.len() {
@@ -343,7 +345,7 @@ pub(crate) fn summarize(f: Facts<'_>) -> AuditSummary {
             name: m.name.clone(),
             description: m.description.clone(),
             created_utc: utc(i64::try_from(m.created_at).unwrap_or(i64::MAX)),
-            manifest_hash: m.hash(),
+            manifest_hash: header.hash(),
         },
         inputs,
         model: serde_json::json!({

@@ -359,6 +359,11 @@ impl Node {
         )
     }
 
+    /// The manifest hash this node's evidence is bound to.
+    pub fn manifest_hash(&self) -> B256 {
+        self.manifest_hash
+    }
+
     /// The node's ed25519 public key.
     pub fn signing_key(&self) -> [u8; 32] {
         self.signer.public().ed25519

@@ -31,6 +31,9 @@ pub struct SessionRow {
 pub struct Detail {
     /// The coordinator's status.
     pub status: SessionStatus,
+    /// Its manifest's header, computed once per status (the party tree is
+    /// O(n); the panes redraw many times per status).
+    pub header: sealroom_protocol::manifest::ManifestHeader,
     /// False when the manifest does not hash to the claimed manifest hash.
     pub manifest_ok: bool,
     /// My own verification of the node's evidence (None: no node yet).

@@ -377,7 +377,7 @@ fn overview_lines<'a>(app: &App, d: &'a Detail) -> Vec<Line<'a>> {
     v.push(kv(
         t,
         "privacy",
-        Span::raw(sealroom_reports::audit::privacy_words(&m.header())),
+        Span::raw(sealroom_reports::audit::privacy_words(&d.header)),
     ));
     let tr = &m.training;
     v.push(kv(

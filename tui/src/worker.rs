@@ -277,10 +277,14 @@ impl VerifyCache {
         consented: Option<&sealroom_member::MemberRecord>,
     ) -> Detail {
         // The record's hash was checked against its manifest when it loaded.
-        let served_header = status.manifest.header();
+        // One party-tree build: the checked header, or (for an invalid
+        // manifest, shown as not ok) the header as served.
+        let checked = status.manifest.validated_header();
+        let valid = checked.is_ok();
+        let served_header = checked.unwrap_or_else(|_| status.manifest.header());
         let served_hash = served_header.hash();
         let manifest_ok = served_hash == status.manifest_hash
-            && status.manifest.validate().is_ok()
+            && valid
             && consented.is_none_or(|c| c.manifest_hash == status.manifest_hash);
         let (judged, judged_hash) = match consented {
             Some(c) => (&c.manifest.header, c.manifest_hash),
@@ -309,6 +313,7 @@ impl VerifyCache {
         });
         Detail {
             status,
+            header: served_header,
             manifest_ok,
             my_verdict,
             reports_check,
