@@ -321,16 +321,21 @@ struct RecordBatch {
     bytes: Zeroizing<Vec<u8>>,
     /// End offset of each record in `bytes`.
     ends: Vec<usize>,
+    /// Index of the batch's first record in the dataset: each record's
+    /// leaf commits to its index, so a batch can be hashed by any worker,
+    /// in any order, and still give the leaves the sequential pass gives.
+    first: u64,
 }
 
 /// Size at which a batch of canonical records is handed over.
 const RECORD_BATCH_BYTES: usize = 256 * 1024;
 
 impl RecordBatch {
-    fn new() -> Self {
+    fn new(first: u64) -> Self {
         Self {
             bytes: Zeroizing::new(Vec::with_capacity(RECORD_BATCH_BYTES + MAX_LINE / 64)),
             ends: Vec::new(),
+            first,
         }
     }
 
@@ -366,45 +371,111 @@ impl BatchHashes {
         }
     }
 
-    /// Hashes one batch: each record's SHA-256 and its leaf
-    /// `keccak256(keccak256(abi.encode(index, digest)))`, the index counting
-    /// every record hashed before it.
-    fn hash(&mut self, batch: &RecordBatch) {
-        let mut start = 0;
-        for &end in &batch.ends {
-            let d: [u8; 32] = Sha256::digest(&batch.bytes[start..end]).into();
-            let leaf = crate::merkle::leaf_hash(&uint_word(self.count), &d);
-            self.count += 1;
-            match &mut self.sorter {
-                Some(s) => {
-                    if self.spill_error.is_none() {
-                        if let Err(e) = s.push(leaf) {
-                            self.spill_error = Some(e);
-                        }
+    /// Takes one hashed batch, which must be the next in record order
+    /// (callers reorder what parallel workers return).
+    fn absorb(&mut self, batch: HashedBatch) {
+        debug_assert_eq!(batch.first, self.count);
+        self.count += batch.leaves.len() as u64;
+        match &mut self.sorter {
+            Some(s) => {
+                for leaf in batch.leaves {
+                    if self.spill_error.is_some() {
+                        break;
+                    }
+                    if let Err(e) = s.push(leaf) {
+                        self.spill_error = Some(e);
                     }
                 }
-                None => {
-                    self.leaves.push(leaf);
-                    self.digests.push(d);
-                }
             }
-            start = end;
+            None => {
+                self.leaves.extend(batch.leaves);
+                self.digests.extend(batch.digests);
+            }
         }
     }
 }
 
-/// The hashing side of an offloaded [`RecordHasher`]: hashes every batch
-/// the channel brings, in order, until the hasher finishes (drops its
-/// sender).
-fn hash_batches(batches: Receiver<RecordBatch>, root_only: bool) -> BatchHashes {
+/// One batch's record digests (unless only the root is wanted) and leaf
+/// hashes, with the index of its first record.
+struct HashedBatch {
+    first: u64,
+    digests: Vec<[u8; 32]>,
+    leaves: Vec<B256>,
+}
+
+/// Hashes one batch: each record's SHA-256 and its leaf
+/// `keccak256(keccak256(abi.encode(index, digest)))`, the index counting
+/// from the batch's first record.
+fn hash_batch(batch: &RecordBatch, keep_digests: bool) -> HashedBatch {
+    let mut out = HashedBatch {
+        first: batch.first,
+        digests: Vec::with_capacity(if keep_digests { batch.ends.len() } else { 0 }),
+        leaves: Vec::with_capacity(batch.ends.len()),
+    };
+    let mut start = 0;
+    for (i, &end) in batch.ends.iter().enumerate() {
+        let d: [u8; 32] = Sha256::digest(&batch.bytes[start..end]).into();
+        out.leaves.push(crate::merkle::leaf_hash(
+            &uint_word(batch.first + i as u64),
+            &d,
+        ));
+        if keep_digests {
+            out.digests.push(d);
+        }
+        start = end;
+    }
+    out
+}
+
+/// How many threads hash records in an offloaded pass: one per core (at
+/// most 8), so on two cores the SHA-256 and Keccak work — the largest
+/// share of a commit — is split in two while parsing and encryption fill
+/// the gaps.
+fn hashing_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// The hashing side of an offloaded [`RecordHasher`]: `workers` threads
+/// take batches from the channel as they come and hash them; this thread
+/// puts the results back in record order. It ends when the hasher
+/// finishes (drops its sender). In-flight batches are bounded by the two
+/// channels' capacities, so the reorder buffer is too.
+fn hash_batches(batches: Receiver<RecordBatch>, root_only: bool, workers: usize) -> BatchHashes {
     let mut out = if root_only {
         BatchHashes::root_only()
     } else {
         BatchHashes::default()
     };
-    for b in batches {
-        out.hash(&b);
-    }
+    let batches = std::sync::Mutex::new(batches);
+    std::thread::scope(|s| {
+        let (htx, hrx) = sync_channel::<HashedBatch>(2 * workers);
+        for _ in 0..workers.max(1) {
+            let htx = htx.clone();
+            let batches = &batches;
+            s.spawn(move || loop {
+                // The lock is held only while waiting for the next batch.
+                let next = match batches.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                let Ok(batch) = next else { return };
+                // A closed channel means the collector is gone: stop.
+                if htx.send(hash_batch(&batch, !root_only)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(htx);
+        let mut pending = std::collections::BTreeMap::new();
+        for hashed in hrx {
+            pending.insert(hashed.first, hashed);
+            while let Some(next) = pending.remove(&out.count) {
+                out.absorb(next);
+            }
+        }
+        // Anything left could not be put in order: a worker died. The
+        // count check of the caller reports the lost records.
+    });
     out
 }
 
@@ -444,7 +515,8 @@ fn hash_offloaded(
 ) -> Result<(Vec<String>, BatchHashes), DatasetError> {
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<RecordBatch>(4);
-        let worker = s.spawn(move || hash_batches(rx, root_only));
+        let workers = hashing_workers();
+        let worker = s.spawn(move || hash_batches(rx, root_only, workers));
         let mut rh = RecordHasher::offloaded(tx);
         let fed = feed(&mut rh);
         let join = || {
@@ -477,7 +549,7 @@ impl RecordHasher {
             reader: CsvReader::new(),
             columns: None,
             records: 0,
-            batch: RecordBatch::new(),
+            batch: RecordBatch::new(0),
             offload: None,
             hashed: BatchHashes::default(),
         }
@@ -513,14 +585,14 @@ impl RecordHasher {
         if self.batch.ends.is_empty() {
             return;
         }
-        let full = std::mem::replace(&mut self.batch, RecordBatch::new());
+        let full = std::mem::replace(&mut self.batch, RecordBatch::new(self.records));
         match &self.offload {
             // A closed channel means the hashing thread is gone; its
             // caller reports that when it joins it.
             Some(tx) => {
                 let _ = tx.send(full);
             }
-            None => self.hashed.hash(&full),
+            None => self.hashed.absorb(hash_batch(&full, true)),
         }
     }
 
@@ -1098,6 +1170,50 @@ mod tests {
         let e = offloaded(late.as_bytes()).unwrap_err();
         assert_eq!(Err(e.clone()), inline(late.as_bytes()).map(|_| ()));
         assert!(e.starts_with("line 40002:"), "{e}");
+    }
+
+    #[test]
+    fn any_number_of_hashing_workers_gives_the_sequential_leaves() {
+        // Small batches, so each worker gets many and they finish out of
+        // order; the leaves and digests must come back in record order.
+        let mut batches = Vec::new();
+        let mut next = 0u64;
+        for size in [1usize, 5, 2, 17, 3, 40, 1, 9, 30, 4, 11, 2] {
+            let mut b = RecordBatch::new(next);
+            for i in 0..size {
+                let v = format!("{}", next + i as u64);
+                b.push(&[v.as_str(), "x"]);
+            }
+            next += size as u64;
+            batches.push(b);
+        }
+        let mut inline = BatchHashes::default();
+        for b in &batches {
+            inline.absorb(hash_batch(b, true));
+        }
+        for workers in [1, 2, 3, 7] {
+            let (tx, rx) = sync_channel(1);
+            let sender = std::thread::spawn({
+                let batches: Vec<RecordBatch> = batches
+                    .iter()
+                    .map(|b| RecordBatch {
+                        bytes: b.bytes.clone(),
+                        ends: b.ends.clone(),
+                        first: b.first,
+                    })
+                    .collect();
+                move || {
+                    for b in batches {
+                        tx.send(b).unwrap();
+                    }
+                }
+            });
+            let parallel = hash_batches(rx, false, workers);
+            sender.join().unwrap();
+            assert_eq!(parallel.count, next, "{workers} workers");
+            assert_eq!(parallel.leaves, inline.leaves, "{workers} workers");
+            assert_eq!(parallel.digests, inline.digests, "{workers} workers");
+        }
     }
 
     #[test]
