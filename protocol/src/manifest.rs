@@ -1277,6 +1277,51 @@ mod tests {
         );
     }
 
+    /// A private session needs the owner's validation set: members and the
+    /// node refuse a private manifest that would split the parties'
+    /// records for validation, naming `owner.validation`, even with a
+    /// consistent engine spec hash.
+    #[test]
+    fn a_private_manifest_without_the_owners_validation_set_is_refused() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/breast-cancer-dp.toml");
+        let s = Scenario::load(&path).unwrap();
+        let parties = (0..3u8)
+            .map(|i| {
+                let mut c = commitment(i * 2);
+                c.record_count = 150;
+                (Identity::generate().unwrap().public(), c)
+            })
+            .collect();
+        let owner = Identity::generate().unwrap().public();
+        let mut validation = commitment(40);
+        validation.record_count = 100;
+        let m = Manifest::from_scenario(
+            &s,
+            B256::repeat_byte(7),
+            1,
+            parties,
+            owner,
+            Some(validation),
+        )
+        .unwrap();
+        m.validate().unwrap();
+        let mut split = m.clone();
+        split.owner.validation = None;
+        split.training.validation_split = Some(0.2);
+        split.engine.spec_hash = engine_spec_hash_with(
+            &split.schema,
+            &split.model,
+            &split.training,
+            split.privacy.as_ref(),
+        );
+        let e = split.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("manifest field `owner.validation`: ") && e.contains("outside ε"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn consent_and_grant_bind_manifest_member_and_node() {
         let (m, ids, _) = manifest();

@@ -956,7 +956,13 @@ impl Scenario {
             if self.training.public_metrics {
                 bad(
                     "training.public_metrics".into(),
-                    "must be false with [privacy]: the per-epoch training loss is not privatised, and public metrics would publish it".into(),
+                    "must be false with [privacy]: a private session's metrics go to the owner only".into(),
+                );
+            }
+            if self.owner.validation.is_none() {
+                bad(
+                    "owner.validation".into(),
+                    "a scenario with [privacy] needs the owner's validation set: with validation_split, the preprocessing statistics inside the model and the metrics would be computed on party records, outside ε".into(),
                 );
             }
             if m.kind == ModelKind::Cnn {
@@ -1647,9 +1653,22 @@ mod tests {
         for i in 0..40 {
             csv.push_str(&format!("{i},2,{}\n", i % 2));
         }
-        let with = |privacy: &str, policy_extra: &str| {
+        std::fs::write(d.join("v.csv"), "alcohol,ash,class\n1,2,0\n3,4,1\n").unwrap();
+        // The small scenario with the owner's validation set instead of a
+        // split (a private session needs it), `[privacy]` appended.
+        let with_split = |privacy: &str, policy_extra: &str| {
             let p = small(d, 2, csv.as_bytes(), &format!("{SIM}\n{policy_extra}"));
             let text = std::fs::read_to_string(&p).unwrap() + "\n[privacy]\n" + privacy;
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let with = |privacy: &str, policy_extra: &str| {
+            let p = with_split(privacy, policy_extra);
+            let text = std::fs::read_to_string(&p).unwrap();
+            let text = text.replace("validation_split = 0.2\n", "").replace(
+                "[owner]\nname = \"owner\"\n",
+                "[owner]\nname = \"owner\"\nvalidation = \"v.csv\"\n",
+            );
             std::fs::write(&p, text).unwrap();
             p
         };
@@ -1657,13 +1676,22 @@ mod tests {
         let s = Scenario::load(&with(ok, "")).unwrap();
         let note = s.warnings.iter().find(|w| w.field == "privacy").unwrap();
         assert_eq!(note.severity, Severity::Note);
-        // 40 rows, validation_split 0.2: 32 train; batch 8 → q 0.25, 5 epochs × 4 steps.
+        // 40 party rows all train; batch 8 → q 0.2, 5 epochs × 5 steps.
         assert!(
             note.message
                 .starts_with("DP-SGD spends ε = 2.0000 at δ = 0.00001")
-                && note.message.contains("q 0.250000, 20 steps"),
+                && note.message.contains("q 0.200000, 25 steps"),
             "{}",
             note.message
+        );
+        // A split of the parties' records would put the preprocessing
+        // statistics and the metrics outside ε.
+        let e = only_error(&with_split(ok, ""));
+        assert!(
+            e.contains(
+                "owner.validation: a scenario with [privacy] needs the owner's validation set"
+            ),
+            "{e}"
         );
         let e = only_error(&with(ok, "max_epsilon = 1.0"));
         assert!(
@@ -1696,10 +1724,7 @@ mod tests {
         let text = std::fs::read_to_string(&p).unwrap();
         std::fs::write(
             &p,
-            text.replace(
-                "validation_split = 0.2",
-                "validation_split = 0.2\npublic_metrics = true",
-            ),
+            text.replace("seed = 1\n", "seed = 1\npublic_metrics = true\n"),
         )
         .unwrap();
         assert!(only_error(&p).contains("training.public_metrics"));

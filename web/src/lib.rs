@@ -5,9 +5,9 @@
 //! the browser, never from text the CLI put in the page.
 //!
 //! `web/dist/` holds the compiled module and its wasm-bindgen glue, built by
-//! `scripts/build-web` (reproducibly: pinned toolchain, remapped paths);
-//! `tests/web.rs` rebuilds them and compares hashes, then drives the page
-//! in headless Chromium.
+//! `scripts/build-web` (reproducibly: recorded toolchain, remapped paths);
+//! `tests/run.rs` rebuilds them and compares the bytes, then drives the
+//! page in headless Chromium.
 #![forbid(unsafe_code)]
 
 #[cfg(not(target_arch = "wasm32"))]

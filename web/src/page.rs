@@ -6,7 +6,7 @@
 
 use base64::Engine;
 
-/// The compiled verifier (`scripts/build-web` writes it; `tests/web.rs`
+/// The compiled verifier (`scripts/build-web` writes it; `tests/run.rs`
 /// checks it is what the sources build).
 pub const WASM: &[u8] = include_bytes!("../dist/sealroom_web_bg.wasm");
 /// wasm-bindgen's glue for [`WASM`] (`--target no-modules`).

@@ -408,7 +408,19 @@ impl ManifestHeader {
             if self.training.public_metrics {
                 return Err(bad(
                     "training.public_metrics",
-                    "true would publish the training loss, which DP-SGD does not privatise",
+                    "must be false with [privacy]: a private session's metrics go to the owner only",
+                ));
+            }
+            // Everything the owner receives beside the noised weights —
+            // preprocessing statistics inside the model, validation
+            // metrics — is computed on the owner's own validation set. A
+            // split of the parties' records would put statistics of party
+            // records outside ε.
+            if self.owner.validation.is_none() {
+                return Err(bad(
+                    "owner.validation",
+                    "a session with [privacy] needs the owner's validation set: with validation_split, \
+                     the preprocessing statistics and the metrics would be computed on party records outside ε",
                 ));
             }
             let spent = self

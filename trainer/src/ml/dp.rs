@@ -526,6 +526,90 @@ mod tests {
         );
     }
 
+    /// A step's privatised gradient is (clipped sum + N(0, (σC)²)) ÷ qN:
+    /// with the same noise stream, privatising a batch's clipped sum and an
+    /// empty batch differ by exactly sum ÷ qN, and the empty batch's
+    /// gradient (noise alone) has standard deviation σC ÷ qN over many
+    /// steps — so a trainer that noised with σ instead of σC, or divided
+    /// by the realised batch size, fails here.
+    #[test]
+    fn dp_privatized_gradients_are_the_clipped_sum_plus_sigma_c_noise_over_qn() {
+        let dev = Default::default();
+        let a = arch(Task::Classification, ModelKind::Mlp, vec![6]);
+        let net: Net<Cpu> = Net::init(&a, 5, &dev);
+        let d = dp(NoiseSource::Seed);
+        let flat_priv = |g: Vec<(ParamId, PrivGrad<Cpu>)>| -> Vec<f64> {
+            g.into_iter()
+                .flat_map(|(_, g)| match g {
+                    PrivGrad::Matrix(t) => t.into_data().to_vec::<f32>().unwrap(),
+                    PrivGrad::Vector(t) => t.into_data().to_vec::<f32>().unwrap(),
+                })
+                .map(f64::from)
+                .collect()
+        };
+        let expected = 12.5; // q·N, e.g. q = 0.05 of 250 records
+        let xs: Vec<f32> = rows().iter().flatten().copied().collect();
+        let mut hot = vec![0f32; 8 * 3];
+        for i in 0..8 {
+            hot[i * 3 + i % 3] = 1.0;
+        }
+        let batch = || {
+            clipped_sum(
+                &net,
+                Tensor::from_data(TensorData::new(xs.clone(), [8, 4]), &dev),
+                &BatchTruth::OneHot(Tensor::from_data(
+                    TensorData::new(hot.clone(), [8, 3]),
+                    &dev,
+                )),
+                0.3,
+            )
+            .unwrap()
+        };
+        let sum: Vec<f64> = flat(&batch()).into_iter().map(f64::from).collect();
+        let with = flat_priv(privatize(
+            &net,
+            Some(batch()),
+            &d,
+            &mut d.stream("noise"),
+            expected,
+            &dev,
+        ));
+        let alone = flat_priv(privatize(
+            &net,
+            None,
+            &d,
+            &mut d.stream("noise"),
+            expected,
+            &dev,
+        ));
+        assert_eq!((with.len(), alone.len()), (sum.len(), sum.len()));
+        for ((w, z), s) in with.iter().zip(&alone).zip(&sum) {
+            assert!(
+                ((w - z) * expected - s).abs() <= 1e-4 * (1.0 + s.abs()),
+                "{w} {z} {s}"
+            );
+        }
+        // Noise alone over many steps: N(0, (σC / qN)²) per coordinate.
+        let mut stream = d.stream("noise");
+        let mut draws = Vec::new();
+        while draws.len() < 100_000 {
+            draws.extend(flat_priv(privatize(
+                &net,
+                None,
+                &d,
+                &mut stream,
+                expected,
+                &dev,
+            )));
+        }
+        let n = draws.len() as f64;
+        let mean = draws.iter().sum::<f64>() / n;
+        let sd = (draws.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let want = d.noise_multiplier * d.max_grad_norm / expected;
+        assert!((sd / want - 1.0).abs() < 0.015, "sd {sd} vs σC/qN {want}");
+        assert!(mean.abs() < 5.0 * want / n.sqrt(), "mean {mean}");
+    }
+
     /// Poisson sampling: batch sizes have mean qN and variance Nq(1−q);
     /// every record is drawn at rate q.
     #[test]

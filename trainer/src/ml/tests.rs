@@ -674,6 +674,85 @@ fn dp_sgd_keeps_utility_on_the_shipped_dp_scenarios() {
     }
 }
 
+/// What a private model carries besides its noised weights comes from the
+/// owner's own validation set, never from party records: the
+/// preprocessing statistics inside the model bytes are the validation
+/// set's (min-max offsets would otherwise be one party record's exact
+/// values), the per-epoch training loss is absent, and without an owner's
+/// set (a split of the parties' records) or for a CNN DP-SGD refuses,
+/// naming the field.
+#[test]
+fn a_private_model_carries_no_statistic_of_party_records() {
+    use sealroom_protocol::privacy::{schedule, NoiseSource};
+    use sealroom_protocol::scenario::Preprocessing;
+    let mut l = load("breast-cancer-dp.toml");
+    l.scenario.schema.preprocessing = Preprocessing::MinMax;
+    l.scenario.training.epochs = 3;
+    let s = &l.scenario;
+    let pooled = l.pooled();
+    let plan = schedule(pooled.n as u64, s.training.batch_size, s.training.epochs).unwrap();
+    let mut spec = s.privacy.clone().unwrap().committed(&plan).unwrap();
+    spec.noise_source = NoiseSource::Seed;
+    let dp = DpSgd::new(&spec, 7).unwrap();
+    let private = |model: &sealroom_protocol::scenario::ModelSpec, validation: Option<&Dataset>| {
+        train_private_on(
+            Compute::Cpu,
+            model,
+            &s.training,
+            &s.schema,
+            Some(&dp),
+            &pooled,
+            validation,
+            &mut |_| std::ops::ControlFlow::Continue(()),
+        )
+    };
+    let m = private(&s.model, Some(&l.validation)).unwrap();
+    let stats = LoadedModel::from_bytes(&m.model_bytes)
+        .unwrap()
+        .stats()
+        .clone();
+    assert_eq!(stats, Stats::fit(Preprocessing::MinMax, &l.validation));
+    assert_ne!(stats, Stats::fit(Preprocessing::MinMax, &pooled));
+    assert!(
+        m.epochs.iter().all(|e| e.train_loss.is_none()),
+        "{:?}",
+        m.epochs
+    );
+    assert!(m.epochs.iter().all(|e| e.val_accuracy.is_some()));
+    let json = serde_json::to_value(&m.epochs[0]).unwrap();
+    assert!(json.get("train_loss").is_none(), "{json}");
+    // The same training without DP fits on the training rows and reports
+    // the training loss.
+    let plain = l.train(&pooled);
+    let plain_stats = LoadedModel::from_bytes(&plain.model_bytes)
+        .unwrap()
+        .stats()
+        .clone();
+    assert_eq!(plain_stats, Stats::fit(Preprocessing::MinMax, &pooled));
+    assert!(plain.epochs.iter().all(|e| e.train_loss.is_some()));
+
+    let no_owner_set = private(&s.model, None).unwrap_err();
+    assert!(
+        matches!(
+            no_owner_set,
+            MlError::Spec {
+                field: "owner.validation",
+                ..
+            }
+        ),
+        "{no_owner_set:?}"
+    );
+    let mut cnn = s.model.clone();
+    cnn.kind = ModelKind::Cnn;
+    cnn.channels = vec![2];
+    cnn.image = vec![5, 6];
+    let refused = private(&cnn, Some(&l.validation)).unwrap_err();
+    assert!(
+        matches!(&refused, MlError::Spec { field, message } if *field == "privacy" && message.contains("cnn")),
+        "{refused:?}"
+    );
+}
+
 /// The utility table of docs/privacy.md: mean and minimum validation
 /// accuracy over 4 seeds (seed-keyed noise) at several ε. Prints only;
 /// run with `cargo test --release -p sealroom-trainer dp_utility_table --

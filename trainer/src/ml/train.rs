@@ -45,7 +45,10 @@ pub struct EpochMetrics {
     /// Mean loss over the epoch's training batches (weighted by batch
     /// size): cross-entropy, or for regression the mean squared error of
     /// the target as trained (standardised unless `standardize_target = false`).
-    pub train_loss: f64,
+    /// Absent in a private session: it is a statistic of party records
+    /// that DP-SGD does not noise, so it never leaves the trainer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_loss: Option<f64>,
     /// The same loss on the validation set after the epoch.
     pub val_loss: f64,
     /// Fraction of validation records classified correctly after the epoch
@@ -405,6 +408,15 @@ fn run<B: AutodiffBackend>(
                     .into(),
         });
     }
+    if dp.is_some() && validation.is_none() {
+        // The manifest refuses this too; the trainer does not rely on it.
+        return Err(MlError::Spec {
+            field: "owner.validation",
+            message: "DP-SGD needs the owner's validation set: a split of the parties' records \
+                      would give preprocessing statistics and metrics outside ε"
+                .into(),
+        });
+    }
     let classes = class_count(&arch);
     pooled.check("training data", arch.d, classes)?;
     let pooled_n = u32::try_from(pooled.n).map_err(|_| MlError::Spec {
@@ -441,8 +453,13 @@ fn run<B: AutodiffBackend>(
     let n = train.n;
     let n_u32 = n as u32;
 
-    // Preprocessing statistics from the training rows only.
-    let stats = Stats::fit(schema.preprocessing, train);
+    // Preprocessing statistics from the training rows only — or, in a
+    // private session, from the owner's validation set: the statistics
+    // travel inside the model, and fitted on party records they would
+    // carry exact values of those records (a min-max bound is one record's
+    // value) past DP-SGD's noise.
+    let fit_on = if dp.is_some() { val } else { train };
+    let stats = Stats::fit(schema.preprocessing, fit_on);
     let train_x = stats.apply(train);
     let val_x = stats.apply(val);
 
@@ -455,7 +472,7 @@ fn run<B: AutodiffBackend>(
     let x_all: Tensor<B, 2> =
         Tensor::from_data(TensorData::new(train_x.to_vec(), [n, arch.d]), device);
     drop(train_x);
-    let (target_mean, target_std) = target_scaling(schema, train);
+    let (target_mean, target_std) = target_scaling(schema, fit_on);
     // The regression target as trained (standardised), kept on the host
     // too: DP-SGD builds each sampled batch's truth from it.
     let scaled_targets: Zeroizing<Vec<f32>> = Zeroizing::new(
@@ -565,11 +582,12 @@ fn run<B: AutodiffBackend>(
                 };
             }
             dp_sampled += records;
-            if records == 0 {
-                0.0
-            } else {
-                loss / records as f64
+            // The loss of the sampled records is a statistic of party
+            // records without noise: checked for divergence, never reported.
+            if !loss.is_finite() {
+                return Err(MlError::Diverged { epoch });
             }
+            None
         } else {
             let perm = order.permutation(n_u32);
             commitment.epoch(&perm);
@@ -602,10 +620,10 @@ fn run<B: AutodiffBackend>(
                     Optimizer::Sgd => sgd.step(lr, net, grads),
                 };
             }
-            match loss_sum {
+            Some(match loss_sum {
                 Some(s) => scalar(s)? / n as f64,
                 None => f64::NAN,
-            }
+            })
         };
         let metrics = epoch_metrics(
             &net.valid(),
@@ -685,7 +703,7 @@ fn epoch_metrics<B: Backend>(
     net: &Net<B>,
     arch: &Arch,
     epoch: u32,
-    train_loss: f64,
+    train_loss: Option<f64>,
     val_x: &[f32],
     val: &Dataset,
     (target_mean, target_std): (f64, f64),
@@ -719,7 +737,7 @@ fn epoch_metrics<B: Backend>(
             }
         }
     };
-    if !metrics.train_loss.is_finite() || !metrics.val_loss.is_finite() {
+    if metrics.train_loss.is_some_and(|l| !l.is_finite()) || !metrics.val_loss.is_finite() {
         return Err(MlError::Diverged { epoch });
     }
     Ok(metrics)
