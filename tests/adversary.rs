@@ -1337,6 +1337,14 @@ fn the_owner_accepts_only_the_model_the_verified_completed_report_names() {
         stdout.contains("the registry stores this completed report"),
         "{stdout}"
     );
+    // How good the model is, from the sealed metrics, without --json.
+    assert!(
+        stdout.contains("quality      accuracy 0.")
+            && stdout.contains("correct) on the owner's validation set")
+            && stdout.contains("confusion    rows: true class")
+            && stdout.contains("training     "),
+        "{stdout}"
+    );
     assert_eq!(
         std::fs::read(&honest_out).unwrap(),
         &fetched.opened.model[..]

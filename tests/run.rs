@@ -454,13 +454,36 @@ fn diabetes_regression_matches_least_squares() {
     );
     assert!(rmse < base_rmse * 1.05, "RMSE {rmse} vs {base_rmse}");
 
-    // The human summary names R² and RMSE, not an accuracy.
+    // The auditor's summary says what is predicted (the metrics themselves
+    // are sealed to the owner), and never speaks of an accuracy.
     let o = sealroom(&[
         "report",
         "verify",
         out.join("bundle.json").to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("that predicts the number `progression` (regression)")
+            && !text.to_lowercase().contains("accuracy"),
+        "{text}"
+    );
+    // The run's own human summary gives R² and RMSE, to three decimals.
+    let human = dir.path().join("human");
+    let o = sealroom(&[
+        "run",
+        &scenario("diabetes-3-clinics.toml"),
+        "--out",
+        human.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(&format!(
+            "R²           {r2:.3}, RMSE {rmse:.3} on the owner's validation set"
+        )),
+        "{text}"
+    );
 
     let model = out.join("model.bin");
     let m = model.to_str().unwrap();

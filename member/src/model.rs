@@ -464,8 +464,109 @@ pub fn open_model_file(
     Ok((opened, accepted.model_sha256))
 }
 
+/// The sealed metrics in words, so the owner sees how good the model is
+/// without `--json`: accuracy with its count and confusion matrix, or R²
+/// and RMSE; the set they were measured on; the epochs with the last
+/// validation loss; ε for a private session. The metrics come from inside
+/// the sealed package the owner just opened, not from the coordinator.
+pub fn quality_lines(m: &serde_json::Value) -> Vec<String> {
+    let on = match m["validation_set"].as_str() {
+        Some("split") => "on the held-out split of the pooled data",
+        _ => "on the owner's validation set",
+    };
+    let n = m["validation_records"].as_u64().unwrap_or(0);
+    let mut lines = Vec::new();
+    if m["task"].as_str() == Some("regression") {
+        let r2 = m["final_r2"]
+            .as_f64()
+            .map_or("?".into(), |v| format!("{v:.3}"));
+        let rmse = m["final_rmse"]
+            .as_f64()
+            .map_or("?".into(), |v| format!("{v:.3}"));
+        lines.push(format!(
+            "quality      R² {r2}, RMSE {rmse} {on} ({n} records)"
+        ));
+    } else {
+        let acc = m["final_accuracy"]
+            .as_f64()
+            .map_or("?".into(), |v| format!("{v:.3}"));
+        let correct = m["validation_correct"]
+            .as_u64()
+            .map_or(String::new(), |c| format!(" ({c}/{n} correct)"));
+        lines.push(format!("quality      accuracy {acc}{correct} {on}"));
+        if let Some(rows) = m["confusion_matrix"].as_array().filter(|r| r.len() <= 12) {
+            lines.push("confusion    rows: true class, columns: predicted class".into());
+            for (i, row) in rows.iter().enumerate() {
+                let cells: Vec<String> = row
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| format!("{:>5}", c.as_u64().unwrap_or(0)))
+                    .collect();
+                lines.push(format!("             {i:>3} |{}", cells.join("")));
+            }
+        }
+    }
+    if let Some(epochs) = m["epochs"].as_array() {
+        let last = epochs
+            .last()
+            .and_then(|e| e["val_loss"].as_f64())
+            .map_or(String::new(), |l| format!(", last validation loss {l:.4}"));
+        lines.push(format!(
+            "training     {} epochs on {} records{last} (the per-epoch curve: --json)",
+            epochs.len(),
+            m["train_records"].as_u64().unwrap_or(0)
+        ));
+    }
+    if let Some(eps) = m["privacy"]["epsilon"].as_f64() {
+        lines.push(format!(
+            "privacy      DP-SGD, ε = {eps:.3} at δ = {}",
+            m["privacy"]["delta"]
+                .as_f64()
+                .map_or("?".into(), |d| format!("{d:e}"))
+        ));
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
+    use super::quality_lines;
+
+    #[test]
+    fn the_sealed_metrics_read_as_words_for_each_task() {
+        let classifier = serde_json::json!({
+            "final_accuracy": 0.9823, "validation_records": 113, "validation_correct": 111,
+            "validation_set": "owner", "train_records": 456,
+            "confusion_matrix": [[41, 1], [1, 70]],
+            "epochs": [{"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "val_loss": 0.25}],
+        });
+        let l = quality_lines(&classifier);
+        assert_eq!(
+            l[0],
+            "quality      accuracy 0.982 (111/113 correct) on the owner's validation set"
+        );
+        assert_eq!(l[2], "               0 |   41    1");
+        assert!(
+            l[4].starts_with("training     2 epochs on 456 records, last validation loss 0.2500"),
+            "{l:?}"
+        );
+        let regressor = serde_json::json!({
+            "task": "regression", "final_r2": 0.4612, "final_rmse": 50.41,
+            "validation_records": 88, "validation_set": "split", "train_records": 354,
+            "epochs": [], "privacy": {"epsilon": 4.9991, "delta": 1e-5},
+        });
+        let l = quality_lines(&regressor);
+        assert_eq!(
+            l[0],
+            "quality      R² 0.461, RMSE 50.410 on the held-out split of the pooled data (88 records)"
+        );
+        assert_eq!(
+            l.last().unwrap(),
+            "privacy      DP-SGD, ε = 4.999 at δ = 1e-5"
+        );
+    }
+
     use super::*;
 
     fn report(kind: ReportKind, prev: B256, node: u8) -> IntegrityReport {

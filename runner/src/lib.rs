@@ -193,14 +193,22 @@ fn status_msg(json: bool, msg: &str) {
     }
 }
 
-/// Starts anvil from the project's pinned npm package on a free port.
 /// Finds anvil: the project's pinned npm package first, then `anvil` on PATH.
 fn find_anvil() -> Result<PathBuf, RunError> {
     let pinned = [
         PathBuf::from("contracts/node_modules/.bin/anvil"),
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/node_modules/.bin/anvil"),
     ];
-    let on_path = std::env::var_os("PATH")
+    find_anvil_in(&pinned, std::env::var_os("PATH"))
+}
+
+/// The first of `pinned`, then of `anvil` in each directory of `path`,
+/// that is a file; or the error naming both places and how to get one.
+fn find_anvil_in(
+    pinned: &[PathBuf],
+    path: Option<std::ffi::OsString>,
+) -> Result<PathBuf, RunError> {
+    let on_path = path
         .map(|p| {
             std::env::split_paths(&p)
                 .map(|d| d.join("anvil"))
@@ -208,7 +216,8 @@ fn find_anvil() -> Result<PathBuf, RunError> {
         })
         .unwrap_or_default();
     pinned
-        .into_iter()
+        .iter()
+        .cloned()
         .chain(on_path)
         .find(|p| p.is_file())
         .ok_or_else(|| {
@@ -947,4 +956,42 @@ fn node_reason(log: &Path) -> Option<String> {
         .find_map(|l| l.strip_prefix("error:").map(str::trim))
         .or_else(|| lines.last().copied())
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--chain anvil` takes the pinned npm copy first, then `anvil` on
+    /// PATH, and without either fails as bad input naming both places
+    /// (checked before any work, see `run`).
+    #[test]
+    fn anvil_is_found_in_the_npm_copy_then_on_path() {
+        let base = std::env::temp_dir().join(format!("sealroom-anvil-{}", std::process::id()));
+        let (npm, bin, empty) = (base.join("npm"), base.join("bin"), base.join("empty"));
+        for d in [&npm, &bin, &empty] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(bin.join("anvil"), b"#!/bin/sh\n").unwrap();
+        let path = std::env::join_paths([&empty, &bin]).ok();
+        let missing = npm.join("anvil");
+        assert_eq!(
+            find_anvil_in(std::slice::from_ref(&missing), path.clone()).unwrap(),
+            bin.join("anvil")
+        );
+        std::fs::write(&missing, b"#!/bin/sh\n").unwrap();
+        assert_eq!(
+            find_anvil_in(std::slice::from_ref(&missing), path).unwrap(),
+            missing
+        );
+        let none = find_anvil_in(&[empty.join("anvil")], std::env::join_paths([&empty]).ok());
+        match none {
+            Err(RunError::Input(m)) => assert!(
+                m.starts_with("--chain anvil: no anvil found") && m.contains("on PATH"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&base);
+    }
 }

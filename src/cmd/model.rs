@@ -34,7 +34,7 @@ const CARD_FILE: &str = "model-card.json";
 /// `sealroom model …`.
 #[derive(clap::Subcommand)]
 pub enum ModelCmd {
-    /// Accuracy and confusion matrix of an opened model on a labelled CSV.
+    /// Quality of an opened model on a labelled CSV: accuracy and confusion matrix, or R² and RMSE for a regressor.
     Eval(DataArgs),
     /// One prediction per CSV row: the class and every class probability.
     Predict(DataArgs),

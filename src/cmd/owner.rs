@@ -283,6 +283,7 @@ pub fn run(args: Args) -> CmdResult {
                     hex::encode(fetched.model_sha256),
                     out.display()
                 );
+                print_quality(&fetched.opened.metrics);
             }
             Ok(())
         }
@@ -296,7 +297,9 @@ pub fn run(args: Args) -> CmdResult {
             let records = super::party::records(state.as_ref(), &key);
             let (opened, _) = sealroom_member::open_model_file(&sealed, &owner, &records)
                 .map_err(|e| flows::member_failure("", e))?;
-            write_model(&out, &opened.model)
+            write_model(&out, &opened.model)?;
+            print_quality(&opened.metrics);
+            Ok(())
         }
     }
 }
@@ -329,6 +332,12 @@ fn chain_hashes(
         }
     })?;
     Ok(Some(ChainReportHashes::from_bundle(&bundle, label)))
+}
+
+fn print_quality(m: &serde_json::Value) {
+    for l in sealroom_member::quality_lines(m) {
+        println!("{l}");
+    }
 }
 
 /// Writes the opened model (mode 0600) and says where, with its SHA-256.
