@@ -9,6 +9,12 @@
 //! `new_device_median_ms`, a GPU this process has not seen (its own two
 //! links verified, NVIDIA's vendor links remembered), and `cold_median_ms`,
 //! all four links re-verified every run.
+//!
+//! The baseline run alongside: one P-384 signature (the H100 report's, under
+//! its leaf key) verified by the build's signature backend
+//! (`certs::SIGNATURE_BACKEND`: AWS-LC in the `sealroom` command) and by
+//! ring, the portable implementation the node image and the browser page
+//! use; `p384_ratio` = backend ÷ ring.
 
 use std::time::Instant;
 
@@ -86,6 +92,44 @@ fn median_ms(
     Ok(times[times.len() / 2])
 }
 
+/// Median milliseconds of one P-384/SHA-384 verification of the H100
+/// sample report's signature: `(this build's backend, ring)`.
+fn p384_ms(runs: usize) -> Result<(f64, f64), crate::exit::Failure> {
+    let evidence = attest::decode_evidence(NV_REPORT);
+    let rep = attest::nvidia::SpdmReport::parse(&evidence).map_err(runtime_err)?;
+    let signed = &evidence[..rep.signed_len];
+    let ders = attest::certs::load_certs(NV_CHAIN).map_err(runtime_err)?;
+    let certs = attest::certs::parse_all(&ders).map_err(runtime_err)?;
+    let key = certs
+        .iter()
+        .filter_map(|c| c.p384_key())
+        .find(|k| attest::certs::verify_p384_fixed(k, signed, &rep.signature))
+        .ok_or_else(|| {
+            runtime_err("no certificate of the H100 sample chain verifies its report")
+        })?;
+    let ring_key =
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P384_SHA384_FIXED, key);
+    if ring_key.verify(signed, &rep.signature).is_err() {
+        return Err(runtime_err(
+            "ring refuses the H100 sample report's signature",
+        ));
+    }
+    let time = |f: &dyn Fn() -> bool| {
+        let mut t: Vec<f64> = (0..runs.max(1))
+            .map(|_| {
+                let s = Instant::now();
+                std::hint::black_box(f());
+                s.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    };
+    let ours = time(&|| attest::certs::verify_p384_fixed(key, signed, &rep.signature));
+    let ring = time(&|| ring_key.verify(signed, &rep.signature).is_ok());
+    Ok((ours, ring))
+}
+
 /// Runs the benchmark.
 pub fn run(a: Args) -> CmdResult {
     let certs = |b: &[u8]| attest::certs::load_certs(b).map_err(runtime_err);
@@ -123,9 +167,21 @@ pub fn run(a: Args) -> CmdResult {
             median_ms(TeeKind::NvidiaGpu, &gpu, a.runs, Warmth::Warm)?,
         ),
     ];
+    let (p384, p384_ring) = p384_ms(a.runs)?;
+    let backend = attest::certs::SIGNATURE_BACKEND;
     let r3 = |ms: f64| (ms * 1000.0).round() / 1000.0;
     if a.json {
         let mut obj = serde_json::Map::new();
+        obj.insert(
+            "p384".into(),
+            serde_json::json!({
+                "backend": backend,
+                "median_ms": r3(p384),
+                "ring_median_ms": r3(p384_ring),
+                "p384_ratio": p384 / p384_ring,
+                "runs": a.runs,
+            }),
+        );
         for (k, ms) in results {
             let mut entry = serde_json::json!({ "median_ms": r3(ms), "runs": a.runs });
             if k == TeeKind::NvidiaGpu {
@@ -148,6 +204,10 @@ pub fn run(a: Args) -> CmdResult {
         }
         println!("nvidia-gpu  median {gpu_new:>7.3} ms for a GPU not seen before (its leaf and GSP BROM links verified; vendor links remembered)");
         println!("nvidia-gpu  median {gpu_cold:>7.3} ms cold (all four chain links re-verified every run)");
+        println!(
+            "p384        median {p384:>7.3} ms per signature with {backend}, {p384_ring:.3} ms with ring ({:.2}x)",
+            p384 / p384_ring
+        );
     }
     Ok(())
 }

@@ -5,14 +5,32 @@
 //! Why not a general path builder: each vendor chain here has a fixed shape
 //! (VCEK→ASK→ARK, leaf→…→NVIDIA root), and the verifiers want to say *which*
 //! link broke. Signatures are checked with `ring` (already used by dcap-qvl),
-//! which verifies P-384 several times faster than the pure-Rust curve crates. The real AMD VCEKs carry serial number 0, which `x509-cert`
-//! 0.2 accepts (strict parsers such as webpki do not).
+//! which verifies P-384 several times faster than the pure-Rust curve
+//! crates; with the `aws-lc` feature, on native targets, with AWS-LC
+//! instead (same API, same algorithms and strictness, assembly P-384 — the
+//! `sealroom` command enables it, since it links AWS-LC through rustls
+//! anyway; the node image and the wasm32 page keep ring). The real AMD
+//! VCEKs carry serial number 0, which `x509-cert` 0.2 accepts (strict
+//! parsers such as webpki do not).
 
+#[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+use aws_lc_rs::signature::{
+    UnparsedPublicKey, ECDSA_P384_SHA384_ASN1, ECDSA_P384_SHA384_FIXED, RSA_PSS_2048_8192_SHA384,
+};
+#[cfg(not(all(feature = "aws-lc", not(target_arch = "wasm32"))))]
 use ring::signature::{
     UnparsedPublicKey, ECDSA_P384_SHA384_ASN1, ECDSA_P384_SHA384_FIXED, RSA_PSS_2048_8192_SHA384,
 };
 use x509_cert::der::{Decode, Encode};
 use x509_cert::Certificate;
+
+/// Which implementation verifies certificate and report signatures in this
+/// build (`sealroom bench verify` prints it beside its figures).
+pub const SIGNATURE_BACKEND: &str = if cfg!(all(feature = "aws-lc", not(target_arch = "wasm32"))) {
+    "aws-lc"
+} else {
+    "ring"
+};
 
 /// `ecdsa-with-SHA384`.
 const OID_ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
@@ -354,5 +372,91 @@ mod tests {
         assert_eq!(load_certs(&two).unwrap().len(), 2);
         assert!(load_certs(b"hello").is_err());
         assert_eq!(parse_all(&load_certs(&two).unwrap()).unwrap().len(), 1);
+    }
+
+    /// With the `aws-lc` feature the signatures are checked by AWS-LC,
+    /// elsewhere (node image, browser page) by ring: both must give the same
+    /// verdict on every link of the real vendor chains (ECDSA P-384 for
+    /// NVIDIA, RSA-PSS for AMD), as given and with the signature or the
+    /// signed bytes altered — a flipped bit, a byte appended to the DER
+    /// signature, a non-minimal integer encoding — so no input passes one
+    /// verifier and fails the other.
+    #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+    #[test]
+    fn aws_lc_and_ring_agree_on_every_vendor_link_and_its_alterations() {
+        use aws_lc_rs::signature as aws;
+        use ring::signature as rng;
+        let chains: [&[u8]; 2] = [
+            include_bytes!("roots/amd_milan.pem"),
+            include_bytes!("../../testdata/nvidia/trustee_hopper_cert_chain_case1.txt"),
+        ];
+        let mut links = 0;
+        for chain in chains {
+            let certs = parse_all(&load_certs(chain).unwrap()).unwrap();
+            for child in &certs {
+                let Some(issuer) = certs
+                    .iter()
+                    .find(|i| i.cert.tbs_certificate.subject == child.cert.tbs_certificate.issuer)
+                else {
+                    continue;
+                };
+                let tbs = tbs_bytes(&child.der).unwrap().to_vec();
+                let sig = child.cert.signature.raw_bytes().to_vec();
+                let ecdsa = child.cert.signature_algorithm.oid.to_string() == OID_ECDSA_SHA384;
+                let both = |msg: &[u8], sig: &[u8]| -> (bool, bool) {
+                    if ecdsa {
+                        let key = issuer.p384_key().unwrap();
+                        (
+                            aws::UnparsedPublicKey::new(&aws::ECDSA_P384_SHA384_ASN1, key)
+                                .verify(msg, sig)
+                                .is_ok(),
+                            rng::UnparsedPublicKey::new(&rng::ECDSA_P384_SHA384_ASN1, key)
+                                .verify(msg, sig)
+                                .is_ok(),
+                        )
+                    } else {
+                        let key = issuer.rsa_key().unwrap();
+                        (
+                            aws::UnparsedPublicKey::new(&aws::RSA_PSS_2048_8192_SHA384, key)
+                                .verify(msg, sig)
+                                .is_ok(),
+                            rng::UnparsedPublicKey::new(&rng::RSA_PSS_2048_8192_SHA384, key)
+                                .verify(msg, sig)
+                                .is_ok(),
+                        )
+                    }
+                };
+                assert_eq!(both(&tbs, &sig), (true, true), "{}", child.subject_cn());
+                links += 1;
+                let mut variants: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+                for i in [0, sig.len() / 2, sig.len() - 1] {
+                    let mut s = sig.clone();
+                    s[i] ^= 0x01;
+                    variants.push((tbs.clone(), s));
+                }
+                let mut m = tbs.clone();
+                m[tbs.len() / 3] ^= 0x80;
+                variants.push((m, sig.clone()));
+                let mut longer = sig.clone();
+                longer.push(0);
+                variants.push((tbs.clone(), longer));
+                if ecdsa {
+                    // SEQUENCE { INTEGER r, INTEGER s }: r re-encoded with a
+                    // superfluous leading zero (not DER) and the lengths fixed.
+                    if let (0x30, 0x02) = (sig[0], sig[2]) {
+                        let r_len = sig[3] as usize;
+                        let mut padded = vec![0x30, sig[1] + 1, 0x02, sig[3] + 1, 0x00];
+                        padded.extend_from_slice(&sig[4..4 + r_len]);
+                        padded.extend_from_slice(&sig[4 + r_len..]);
+                        variants.push((tbs.clone(), padded));
+                    }
+                }
+                for (msg, s) in variants {
+                    let (a, r) = both(&msg, &s);
+                    assert!(!a && !r, "{}: aws-lc {a}, ring {r}", child.subject_cn());
+                }
+            }
+        }
+        assert!(links >= 6, "{links} links");
     }
 }
