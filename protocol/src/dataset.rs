@@ -224,6 +224,81 @@ impl CsvLines {
     }
 }
 
+/// What [`CsvLines::take_canonical`] did with a line.
+enum Taken<'a> {
+    /// A record, written as canonical bytes.
+    Record,
+    /// Anything else, as [`CsvLines::take`] reads it.
+    Line(CsvLine<'a>),
+}
+
+/// A byte that is certainly neither whitespace nor part of a multi-byte
+/// character: a field that starts and ends with one needs no trimming.
+fn plain_ascii(b: u8) -> bool {
+    b > b' ' && b < 0x7f
+}
+
+impl CsvLines {
+    /// The commitment's hot path: a record line written straight into
+    /// `out` as canonical bytes (`u32be(field_count) || (u32be(len) ||
+    /// field)*`), one scan for the separators and no per-line allocation.
+    /// It handles the common shape — header read, no blank line pending,
+    /// valid UTF-8, no quote, fields that need no trimming or whose
+    /// trimming is checked by `str::trim` itself — and hands every other
+    /// line, and every error, to [`CsvLines::take`], so the bytes and the
+    /// errors (with their line numbers) are exactly the general reader's.
+    /// `out` must have room for `raw.len() * 5 + 8` more bytes (callers
+    /// reserve it, so a plaintext buffer is never reallocated).
+    fn take_canonical<'a>(
+        &mut self,
+        raw: &'a [u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Taken<'a>, DatasetError> {
+        let slow = |me: &mut Self| me.take(raw).map(Taken::Line);
+        let Some(width) = self.width else {
+            return slow(self);
+        };
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if self.blank_at.is_some()
+            || !line.first().is_some_and(|b| plain_ascii(*b))
+            || memchr::memchr(b'"', line).is_some()
+        {
+            return slow(self);
+        }
+        let Ok(text) = std::str::from_utf8(line) else {
+            return slow(self);
+        };
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        let mut fields = 0usize;
+        let mut from = 0;
+        let ends = memchr::memchr_iter(b',', line).chain(std::iter::once(line.len()));
+        for end in ends {
+            let raw_field = &text[from..end];
+            let field = match raw_field.as_bytes() {
+                [] => raw_field,
+                [a, .., b] | [a @ b] if plain_ascii(*a) && plain_ascii(*b) => raw_field,
+                _ => raw_field.trim(),
+            };
+            out.extend_from_slice(&(field.len() as u32).to_be_bytes());
+            out.extend_from_slice(field.as_bytes());
+            fields += 1;
+            from = end + 1;
+        }
+        if fields != width {
+            out.truncate(start);
+            return slow(self);
+        }
+        out[start..start + 4].copy_from_slice(&(fields as u32).to_be_bytes());
+        self.line += 1;
+        Ok(Taken::Record)
+    }
+}
+
+/// What [`CsvReader`] hands each raw line to, with the rules it must read
+/// the line through.
+type RawLineFn<'f> = &'f mut dyn FnMut(&mut CsvLines, &[u8]) -> Result<(), DatasetError>;
+
 /// Splits a stream of bytes, in any chunking, into lines for [`CsvLines`],
 /// keeping only the current partial line (at most [`MAX_LINE`] bytes).
 pub struct CsvReader {
@@ -249,18 +324,25 @@ impl CsvReader {
     /// Feeds the next bytes; `on_line` gets each complete line's number and content.
     pub fn update(
         &mut self,
-        mut data: &[u8],
+        data: &[u8],
         on_line: &mut dyn FnMut(u64, CsvLine<'_>) -> Result<(), DatasetError>,
     ) -> Result<(), DatasetError> {
+        self.update_raw(data, &mut |rules, raw| {
+            let line = rules.take(raw)?;
+            on_line(rules.line(), line)
+        })
+    }
+
+    /// [`CsvReader::update`] handing each complete raw line (without its
+    /// `\n`) and the rules to `on_raw`, which must read it through them.
+    fn update_raw(&mut self, mut data: &[u8], on_raw: RawLineFn<'_>) -> Result<(), DatasetError> {
         while let Some(nl) = memchr::memchr(b'\n', data) {
             if self.partial.is_empty() {
-                let line = self.rules.take(&data[..nl])?;
-                on_line(self.rules.line(), line)?;
+                on_raw(&mut self.rules, &data[..nl])?;
             } else {
                 self.partial.extend_from_slice(&data[..nl]);
                 let raw = Zeroizing::new(std::mem::take(&mut *self.partial));
-                let line = self.rules.take(&raw)?;
-                on_line(self.rules.line(), line)?;
+                on_raw(&mut self.rules, &raw)?;
             }
             data = &data[nl + 1..];
         }
@@ -277,13 +359,20 @@ impl CsvReader {
     /// Ends the input: takes a last line without a newline, and refuses a
     /// file without a header.
     pub fn finish(
-        mut self,
+        self,
         on_line: &mut dyn FnMut(u64, CsvLine<'_>) -> Result<(), DatasetError>,
     ) -> Result<(), DatasetError> {
+        self.finish_raw(&mut |rules, raw| {
+            let line = rules.take(raw)?;
+            on_line(rules.line(), line)
+        })
+    }
+
+    /// [`CsvReader::finish`] with raw lines, as [`CsvReader::update_raw`].
+    fn finish_raw(mut self, on_raw: RawLineFn<'_>) -> Result<(), DatasetError> {
         if !self.partial.is_empty() {
             let raw = Zeroizing::new(std::mem::take(&mut *self.partial));
-            let line = self.rules.take(&raw)?;
-            on_line(self.rules.line(), line)?;
+            on_raw(&mut self.rules, &raw)?;
         }
         if !self.rules.has_header() {
             return Err(DatasetError::Record {
@@ -599,12 +688,35 @@ impl RecordHasher {
     /// Feeds the next bytes of the dataset.
     pub fn update(&mut self, data: &[u8]) -> Result<(), DatasetError> {
         let mut reader = std::mem::take(&mut self.reader);
-        let r = reader.update(data, &mut |_, line| {
-            self.take(line);
-            Ok(())
-        });
+        let r = reader.update_raw(data, &mut |rules, raw| self.take_raw(rules, raw));
         self.reader = reader;
         r
+    }
+
+    /// One raw line: a record goes straight into the batch as canonical
+    /// bytes ([`CsvLines::take_canonical`]); the batch is first given room
+    /// for the largest canonical form the line can have, so its plaintext
+    /// buffer is never reallocated (a reallocation would free an unwiped
+    /// copy).
+    fn take_raw(&mut self, rules: &mut CsvLines, raw: &[u8]) -> Result<(), DatasetError> {
+        let need = raw.len().saturating_mul(5).saturating_add(8);
+        if self.batch.bytes.capacity() - self.batch.bytes.len() < need {
+            self.flush();
+            if self.batch.bytes.capacity() < need {
+                self.batch.bytes = Zeroizing::new(Vec::with_capacity(need));
+            }
+        }
+        match rules.take_canonical(raw, &mut self.batch.bytes)? {
+            Taken::Record => {
+                self.records += 1;
+                self.batch.ends.push(self.batch.bytes.len());
+                if self.batch.bytes.len() >= RECORD_BATCH_BYTES {
+                    self.flush();
+                }
+            }
+            Taken::Line(line) => self.take(line),
+        }
+        Ok(())
     }
 
     /// Ends the input; returns the column names, one digest per record and
@@ -640,10 +752,7 @@ impl RecordHasher {
 
     fn finish_parsing(mut self) -> Result<(Vec<String>, BatchHashes), DatasetError> {
         let reader = std::mem::take(&mut self.reader);
-        reader.finish(&mut |_, line| {
-            self.take(line);
-            Ok(())
-        })?;
+        reader.finish_raw(&mut |rules, raw| self.take_raw(rules, raw))?;
         self.flush();
         drop(self.offload.take());
         let columns = self.columns.take().ok_or(DatasetError::Record {
@@ -1170,6 +1279,106 @@ mod tests {
         let e = offloaded(late.as_bytes()).unwrap_err();
         assert_eq!(Err(e.clone()), inline(late.as_bytes()).map(|_| ()));
         assert!(e.starts_with("line 40002:"), "{e}");
+    }
+
+    /// The commitment's fast record path gives exactly the general
+    /// reader's canonical bytes and errors: random files over an alphabet
+    /// of separators, ASCII and Unicode whitespace (which `str::trim`
+    /// strips), quotes, carriage returns, multi-byte characters and invalid
+    /// UTF-8, hashed through [`RecordHasher`] (fast path, any chunking) and
+    /// through [`CsvReader`] + [`record_digest`] (the general path).
+    #[test]
+    fn the_fast_record_path_reads_every_line_as_the_general_reader_does() {
+        let alphabet: [&[u8]; 16] = [
+            b"1",
+            b"a",
+            b"x7",
+            b" ",
+            b"\t",
+            b",",
+            b",",
+            "\u{a0}".as_bytes(),
+            "\u{2003}".as_bytes(),
+            b"\"",
+            b"\r",
+            b"\x0b",
+            "\u{e9}".as_bytes(),
+            "\u{85}".as_bytes(),
+            b"\xff",
+            b"\n",
+        ];
+        let general = |text: &[u8]| -> Result<Vec<[u8; 32]>, String> {
+            let mut out = Vec::new();
+            let mut r = CsvReader::new();
+            let mut on = |_: u64, l: CsvLine<'_>| {
+                if let CsvLine::Record(f) = l {
+                    out.push(record_digest(&f));
+                }
+                Ok(())
+            };
+            r.update(text, &mut on).map_err(|e| e.to_string())?;
+            r.finish(&mut on).map_err(|e| e.to_string())?;
+            if out.is_empty() {
+                return Err(DatasetError::Empty.to_string());
+            }
+            Ok(out)
+        };
+        let fast = |text: &[u8], chunk: usize| -> Result<Vec<[u8; 32]>, String> {
+            let mut h = RecordHasher::new();
+            for c in text.chunks(chunk) {
+                h.update(c).map_err(|e| e.to_string())?;
+            }
+            h.finish().map(|r| r.digests).map_err(|e| e.to_string())
+        };
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let (mut ok, mut refused) = (0, 0);
+        for _ in 0..3000 {
+            let mut text = b"a, b ,c\n".to_vec();
+            for _ in 0..next(6) + 1 {
+                // Mostly well-formed three-field lines, some of them noisy.
+                if next(3) > 0 {
+                    for f in 0..3 {
+                        if f > 0 {
+                            text.push(b',');
+                        }
+                        for _ in 0..next(3) {
+                            text.extend_from_slice(alphabet[next(4) as usize]);
+                        }
+                        if next(5) == 0 {
+                            text.extend_from_slice(alphabet[next(16) as usize]);
+                        }
+                    }
+                } else {
+                    for _ in 0..next(8) {
+                        text.extend_from_slice(alphabet[next(16) as usize]);
+                    }
+                }
+                text.push(b'\n');
+            }
+            let want = general(&text);
+            match &want {
+                Ok(_) => ok += 1,
+                Err(_) => refused += 1,
+            }
+            for chunk in [1, 3, 64, 1 << 20] {
+                assert_eq!(
+                    fast(&text, chunk),
+                    want,
+                    "{:?} in chunks of {chunk}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+        }
+        assert!(
+            ok > 300 && refused > 300,
+            "{ok} accepted, {refused} refused"
+        );
     }
 
     #[test]
