@@ -1348,6 +1348,23 @@ fn dp_epsilon_matches_google_dp_accounting() {
             "{args:?}"
         );
     }
+    // A negative value is read as a value and refused by name, not
+    // mistaken for an unknown flag.
+    let o = sealroom(&[
+        "dp",
+        "epsilon",
+        "--noise-multiplier",
+        "-1",
+        "--sample-rate",
+        "0.1",
+        "--steps",
+        "1",
+        "--delta",
+        "1e-5",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("--noise-multiplier: -1: must be"), "{e}");
 }
 
 /// A small model trained in-process under the shipped breast-cancer spec

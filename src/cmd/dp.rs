@@ -8,13 +8,13 @@ use sealroom_reports::dp;
 #[derive(clap::Args)]
 pub struct Schedule {
     /// q: the probability that a record is in a step's batch.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     sample_rate: f64,
     /// Training steps (epochs / q).
     #[arg(long)]
     steps: u64,
     /// δ.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     delta: f64,
     /// Print one JSON object.
     #[arg(long)]
@@ -27,7 +27,7 @@ pub enum DpCmd {
     /// ε at δ of DP-SGD with Poisson sampling (RDP, orders 2..=256).
     Epsilon {
         /// σ: the Gaussian noise standard deviation over the clipping norm.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         noise_multiplier: f64,
         #[command(flatten)]
         schedule: Schedule,
@@ -35,7 +35,7 @@ pub enum DpCmd {
     /// The smallest σ whose ε at δ is at most the target.
     Sigma {
         /// The ε to reach.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         target_epsilon: f64,
         #[command(flatten)]
         schedule: Schedule,
