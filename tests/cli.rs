@@ -308,11 +308,17 @@ fn scenario_check_refuses_what_commit_refuses_at_the_same_line() {
     let key = keygen(d, "k.json");
     let csv = d.join("a.csv");
     // (dataset, CSV line, message start)
-    let cases: [(&[u8], usize, &str); 4] = [
+    let cases: [(&[u8], usize, &str); 5] = [
         (
             b"alcohol,ash,class\n1,2,0\n1,2,1\n\n2,3,0\n",
             4,
             "blank line inside the dataset",
+        ),
+        // A spreadsheet's unnamed index column.
+        (
+            b",alcohol,ash,class\n0,1,2,0\n1,1,2,1\n",
+            1,
+            "header column 1 has an empty name (\"\")",
         ),
         (
             b"\xEF\xBB\xBFalcohol,ash,class\n1,2,0\n",
