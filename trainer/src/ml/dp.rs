@@ -28,7 +28,7 @@
 //! DP libraries use (docs/privacy.md, "What it does not cover").
 
 use burn::module::ParamId;
-use burn::tensor::activation::{log_softmax, relu, softmax};
+use burn::tensor::activation::{relu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use rand_chacha::ChaCha20Rng;
@@ -145,8 +145,6 @@ pub(crate) struct ClippedSum<B: Backend> {
     /// (read by the tests; never released: it is per-record).
     #[cfg_attr(not(test), allow(dead_code))]
     pub norms: Vec<f32>,
-    /// Sum of the records' losses (for the training curve).
-    pub loss_sum: f64,
 }
 
 /// Per-record gradients of a dense network on a batch `x`, each clipped to
@@ -176,21 +174,12 @@ pub(crate) fn clipped_sum<B: Backend>(
         pre.push(z);
     }
     let out = pre.last().cloned().ok_or(MlError::Empty("network"))?;
-    // Output error δ_L and per-record losses.
-    let (mut delta, losses) = match truth {
-        BatchTruth::OneHot(y) => {
-            let losses = log_softmax(out.clone(), 1).mul(y.clone()).sum_dim(1).neg();
-            (softmax(out, 1).sub(y.clone()), losses)
-        }
-        BatchTruth::Values(y) => {
-            let diff = out.sub(y.clone());
-            (
-                diff.clone().mul_scalar(2.0),
-                diff.powf_scalar(2.0).sum_dim(1),
-            )
-        }
+    // Output error δ_L. The sampled records' loss is not computed: it
+    // would be a statistic of party records without noise.
+    let mut delta = match truth {
+        BatchTruth::OneHot(y) => softmax(out, 1).sub(y.clone()),
+        BatchTruth::Values(y) => out.sub(y.clone()).mul_scalar(2.0),
     };
-    let loss_sum = read(losses.sum())?.first().copied().unwrap_or(0.0) as f64;
     // Backward: δ of every layer, last first.
     let mut deltas = Vec::with_capacity(net.dense.len());
     for i in (0..net.dense.len()).rev() {
@@ -237,11 +226,7 @@ pub(crate) fn clipped_sum<B: Backend>(
         });
         layers.push((layer.weight.id, gw, gb));
     }
-    Ok(ClippedSum {
-        layers,
-        norms,
-        loss_sum,
-    })
+    Ok(ClippedSum { layers, norms })
 }
 
 fn read<B: Backend>(t: Tensor<B, 1>) -> Result<Vec<f32>, MlError> {
