@@ -95,7 +95,7 @@ pub struct GasFigures {
 /// The measured steps, in order. `replacement_opened_*`: the `opened` of a
 /// second node attempt (fail-over), linking the first attempt's `opened`;
 /// in practice it carries the replacement node's evidence envelope.
-pub const STEPS: [&str; 11] = [
+pub const STEPS: [&str; 12] = [
     "deploy",
     "open_session",
     "opened_no_evidence",
@@ -107,6 +107,7 @@ pub const STEPS: [&str; 11] = [
     "replacement_opened_no_ev",
     "replacement_opened_tdx_ev",
     "batch_of_10_reports",
+    "completed_private_no_ev",
 ];
 
 /// Reports in the measured batch (the goal is per report at 10).
@@ -267,6 +268,26 @@ pub async fn measure<C: Chain>(chain: &C) -> Result<GasFigures, RegistryError> {
     }
     .abi_encode();
     rows.push(row(STEPS[10], out.gas_used, data));
+
+    // A private session's completed report: the DP-SGD account filled in
+    // (breast-cancer-dp's values: σ 3.4228, C 1, q 64/456, 240 steps,
+    // δ 1e-5, ε 3), so its words are non-zero calldata.
+    let s = keccak256(b"gas session private");
+    registry.open_session(s, manifest, me).await?;
+    let o = realistic_report(s, manifest, ReportKind::Opened, B256::ZERO, &tdx);
+    registry.publish(&o, &signature, &[]).await?;
+    let mut c = realistic_report(s, manifest, ReportKind::Completed, o.report_hash(), &tdx);
+    c.privacy = sealroom_reports::report::PrivacyAccount {
+        mechanism: 1,
+        noiseMultiplier: 3.4228_f64.to_bits(),
+        maxGradNorm: 1.0_f64.to_bits(),
+        sampleRate: (64.0_f64 / 456.0).to_bits(),
+        steps: 240,
+        delta: 1e-5_f64.to_bits(),
+        epsilon: 2.9999_f64.to_bits(),
+    };
+    let p = registry.publish(&c, &signature, &[]).await?;
+    rows.push(row(STEPS[11], p.gas_used, publish_data(&c, &[])));
 
     Ok(GasFigures { rows })
 }
