@@ -42,7 +42,7 @@ use sealroom_reports::check::Check;
 use sha2::{Digest, Sha256};
 
 pub use error::MemberError;
-pub use model::{open_model_file, quality_lines, ChainReportHashes, FetchedModel};
+pub use model::{open_model_file, quality_lines, quality_summary, ChainReportHashes, FetchedModel};
 pub use record::{MemberRecord, RecordStore};
 
 use datakey::SelfSealedDataKey;

@@ -464,36 +464,38 @@ pub fn open_model_file(
     Ok((opened, accepted.model_sha256))
 }
 
+/// The model's quality in one phrase (the first of [`quality_lines`], and
+/// what the TUI says after a fetch): `accuracy 0.982 (111/113 correct) on
+/// the owner's validation set`, or `R² …, RMSE … on … (N records)`.
+pub fn quality_summary(m: &serde_json::Value) -> String {
+    let on = match m["validation_set"].as_str() {
+        Some("split") => "on the held-out split of the pooled data",
+        _ => "on the owner's validation set",
+    };
+    let n = m["validation_records"].as_u64().unwrap_or(0);
+    let fixed = |k: &str| m[k].as_f64().map_or("?".into(), |v| format!("{v:.3}"));
+    if m["task"].as_str() == Some("regression") {
+        format!(
+            "R² {}, RMSE {} {on} ({n} records)",
+            fixed("final_r2"),
+            fixed("final_rmse")
+        )
+    } else {
+        let correct = m["validation_correct"]
+            .as_u64()
+            .map_or(String::new(), |c| format!(" ({c}/{n} correct)"));
+        format!("accuracy {}{correct} {on}", fixed("final_accuracy"))
+    }
+}
+
 /// The sealed metrics in words, so the owner sees how good the model is
 /// without `--json`: accuracy with its count and confusion matrix, or R²
 /// and RMSE; the set they were measured on; the epochs with the last
 /// validation loss; ε for a private session. The metrics come from inside
 /// the sealed package the owner just opened, not from the coordinator.
 pub fn quality_lines(m: &serde_json::Value) -> Vec<String> {
-    let on = match m["validation_set"].as_str() {
-        Some("split") => "on the held-out split of the pooled data",
-        _ => "on the owner's validation set",
-    };
-    let n = m["validation_records"].as_u64().unwrap_or(0);
-    let mut lines = Vec::new();
-    if m["task"].as_str() == Some("regression") {
-        let r2 = m["final_r2"]
-            .as_f64()
-            .map_or("?".into(), |v| format!("{v:.3}"));
-        let rmse = m["final_rmse"]
-            .as_f64()
-            .map_or("?".into(), |v| format!("{v:.3}"));
-        lines.push(format!(
-            "quality      R² {r2}, RMSE {rmse} {on} ({n} records)"
-        ));
-    } else {
-        let acc = m["final_accuracy"]
-            .as_f64()
-            .map_or("?".into(), |v| format!("{v:.3}"));
-        let correct = m["validation_correct"]
-            .as_u64()
-            .map_or(String::new(), |c| format!(" ({c}/{n} correct)"));
-        lines.push(format!("quality      accuracy {acc}{correct} {on}"));
+    let mut lines = vec![format!("quality      {}", quality_summary(m))];
+    if m["task"].as_str() != Some("regression") {
         if let Some(rows) = m["confusion_matrix"].as_array().filter(|r| r.len() <= 12) {
             lines.push("confusion    rows: true class, columns: predicted class".into());
             for (i, row) in rows.iter().enumerate() {

@@ -521,7 +521,7 @@ fn hash_batch(batch: &RecordBatch, keep_digests: bool) -> HashedBatch {
 /// share of a commit — is split in two while parsing and encryption fill
 /// the gaps.
 fn hashing_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    crate::merkle::available_threads().min(8)
 }
 
 /// The hashing side of an offloaded [`RecordHasher`]: `workers` threads

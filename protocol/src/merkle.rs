@@ -104,7 +104,7 @@ fn hash_inner_nodes(tree: &mut [B256], inner: usize, threads: usize) {
 
 /// The cores inner-node hashing may use (1 in WebAssembly, which has no
 /// threads here).
-fn available_threads() -> usize {
+pub(crate) fn available_threads() -> usize {
     if cfg!(target_arch = "wasm32") {
         1
     } else {

@@ -103,18 +103,14 @@ pub fn run(
             let f = member.fetch_model(&session, None).map_err(shown)?;
             write_atomic(path, &f.opened.model, true)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            // How good it is, from the sealed metrics (the first line of
-            // the CLI's words, without its label column).
-            let quality = sealroom_member::quality_lines(&f.opened.metrics)
-                .first()
-                .map(|l| format!("; {}", l.trim_start_matches("quality").trim_start()))
-                .unwrap_or_default();
+            // How good it is, from the sealed metrics.
             Ok(format!(
-                "model {} bytes, sha256 {} written to {}; it is the model the verified completed report {:#x} names (chain not checked here){quality}",
+                "model {} bytes, sha256 {} written to {}; it is the model the verified completed report {:#x} names (chain not checked here); {}",
                 f.opened.model.len(),
                 hex::encode(f.model_sha256),
                 path.display(),
                 f.report_hash,
+                sealroom_member::quality_summary(&f.opened.metrics),
             ))
         }
         Action::Export(path) => {
