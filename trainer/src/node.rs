@@ -941,95 +941,142 @@ impl Node {
                     "node HPKE key unavailable",
                 )
             })?;
+        // Each input, once every check on it has passed, is parsed on its
+        // own thread while the next one is decrypted and hashed (training
+        // still starts only after the last check). At most one parse is in
+        // flight, so at most two plaintexts are held at once; parses are
+        // joined in plan order, so a bad input is reported as when inputs
+        // were parsed one after another.
+        let schema = &m.schema;
+        let parsed = std::thread::scope(|scope| -> Result<Vec<Dataset>, AbortReason> {
+            type Parse<'s> = (
+                &'s str,
+                std::thread::ScopedJoinHandle<'s, Result<Dataset, ml::MlError>>,
+            );
+            let join = |(input, handle): Parse<'_>| -> Result<Dataset, AbortReason> {
+                let data_err =
+                    |e: String| AbortReason::new(abort_code::DATA, input, Check::Data, e);
+                handle
+                    .join()
+                    .map_err(|_| data_err("the parsing thread panicked".into()))?
+                    .map_err(|e| data_err(e.to_string()))
+            };
+            let mut parsed = Vec::new();
+            let mut pending: Option<Parse<'_>> = None;
+            for (input, commitment, grant) in &plan {
+                let checked_input = (|| -> Result<Zeroizing<Vec<u8>>, AbortReason> {
+                    let key = grant
+                        .open(&hpke_secret, &m.session_id, &self.manifest_hash, commitment)
+                        .map_err(|e| {
+                            AbortReason::new(
+                                abort_code::GRANT_OPEN,
+                                input,
+                                Check::GrantOpen,
+                                e.to_string(),
+                            )
+                        })?;
+                    let reader = inputs.blobs.open(input).map_err(|e| {
+                        AbortReason::new(
+                            abort_code::BLOB_UNAVAILABLE,
+                            input,
+                            Check::Blob,
+                            e.to_string(),
+                        )
+                    })?;
+                    // The commitment's length is a manifest number: the manifest's
+                    // caps bound it, and the initial reservation is bounded again
+                    // here (the vector grows as authenticated plaintext arrives).
+                    const PLAINTEXT_RESERVE_CAP: u64 = 64 << 20;
+                    let reserve = commitment.ciphertext_len.min(PLAINTEXT_RESERVE_CAP);
+                    let mut plain =
+                        Zeroizing::new(Vec::with_capacity(usize::try_from(reserve).unwrap_or(0)));
+                    let (found, columns) = recompute_root_from_blob(reader, &key, |chunk| {
+                        plain.extend_from_slice(chunk);
+                        Ok(())
+                    })
+                    .map_err(|e| {
+                        AbortReason::new(abort_code::DECRYPT, input, Check::Decrypt, e.to_string())
+                    })?;
+                    drop(key);
+                    if found.ciphertext_sha256 != commitment.ciphertext_sha256
+                        || found.ciphertext_len != commitment.ciphertext_len
+                    {
+                        return Err(AbortReason::new(
+                            abort_code::CIPHERTEXT_HASH,
+                            input,
+                            Check::CiphertextHash,
+                            "blob changed between checks",
+                        ));
+                    }
+                    if found.merkle_root != commitment.merkle_root {
+                        return Err(AbortReason::new(
+                            abort_code::MERKLE_ROOT,
+                            input,
+                            Check::MerkleRoot,
+                            format!(
+                                "records hash to {:#x}, commitment says {:#x}",
+                                found.merkle_root, commitment.merkle_root
+                            ),
+                        ));
+                    }
+                    if found.record_count != commitment.record_count {
+                        return Err(AbortReason::new(
+                            abort_code::RECORD_COUNT,
+                            input,
+                            Check::RecordCount,
+                            format!(
+                                "{} records, commitment says {}",
+                                found.record_count, commitment.record_count
+                            ),
+                        ));
+                    }
+                    if found.schema_hash != commitment.schema_hash {
+                        return Err(AbortReason::new(
+                            abort_code::SCHEMA,
+                            input,
+                            Check::SchemaHash,
+                            "columns differ from the commitment",
+                        ));
+                    }
+                    if !same_column_set(&columns, &m.schema.columns()) {
+                        return Err(AbortReason::new(
+                            abort_code::SCHEMA,
+                            input,
+                            Check::Schema,
+                            "columns differ from the manifest's schema",
+                        ));
+                    }
+                    checked(progress, input, Check::MerkleRoot);
+                    Ok(plain)
+                })();
+                let plain = match checked_input {
+                    Ok(plain) => plain,
+                    Err(e) => {
+                        // An earlier input's bad data comes first.
+                        if let Some(p) = pending.take() {
+                            join(p)?;
+                        }
+                        return Err(e);
+                    }
+                };
+                if let Some(p) = pending.take() {
+                    parsed.push(join(p)?);
+                }
+                let handle = scope.spawn(move || {
+                    let ds = Dataset::from_csv(&plain, schema);
+                    drop(plain);
+                    ds
+                });
+                pending = Some((input.as_str(), handle));
+            }
+            if let Some(p) = pending.take() {
+                parsed.push(join(p)?);
+            }
+            Ok(parsed)
+        })?;
         let mut party_sets = Vec::new();
         let mut validation = None;
-        for (input, commitment, grant) in &plan {
-            let key = grant
-                .open(&hpke_secret, &m.session_id, &self.manifest_hash, commitment)
-                .map_err(|e| {
-                    AbortReason::new(
-                        abort_code::GRANT_OPEN,
-                        input,
-                        Check::GrantOpen,
-                        e.to_string(),
-                    )
-                })?;
-            let reader = inputs.blobs.open(input).map_err(|e| {
-                AbortReason::new(
-                    abort_code::BLOB_UNAVAILABLE,
-                    input,
-                    Check::Blob,
-                    e.to_string(),
-                )
-            })?;
-            // The commitment's length is a manifest number: the manifest's
-            // caps bound it, and the initial reservation is bounded again
-            // here (the vector grows as authenticated plaintext arrives).
-            const PLAINTEXT_RESERVE_CAP: u64 = 64 << 20;
-            let reserve = commitment.ciphertext_len.min(PLAINTEXT_RESERVE_CAP);
-            let mut plain =
-                Zeroizing::new(Vec::with_capacity(usize::try_from(reserve).unwrap_or(0)));
-            let (found, columns) = recompute_root_from_blob(reader, &key, |chunk| {
-                plain.extend_from_slice(chunk);
-                Ok(())
-            })
-            .map_err(|e| {
-                AbortReason::new(abort_code::DECRYPT, input, Check::Decrypt, e.to_string())
-            })?;
-            drop(key);
-            if found.ciphertext_sha256 != commitment.ciphertext_sha256
-                || found.ciphertext_len != commitment.ciphertext_len
-            {
-                return Err(AbortReason::new(
-                    abort_code::CIPHERTEXT_HASH,
-                    input,
-                    Check::CiphertextHash,
-                    "blob changed between checks",
-                ));
-            }
-            if found.merkle_root != commitment.merkle_root {
-                return Err(AbortReason::new(
-                    abort_code::MERKLE_ROOT,
-                    input,
-                    Check::MerkleRoot,
-                    format!(
-                        "records hash to {:#x}, commitment says {:#x}",
-                        found.merkle_root, commitment.merkle_root
-                    ),
-                ));
-            }
-            if found.record_count != commitment.record_count {
-                return Err(AbortReason::new(
-                    abort_code::RECORD_COUNT,
-                    input,
-                    Check::RecordCount,
-                    format!(
-                        "{} records, commitment says {}",
-                        found.record_count, commitment.record_count
-                    ),
-                ));
-            }
-            if found.schema_hash != commitment.schema_hash {
-                return Err(AbortReason::new(
-                    abort_code::SCHEMA,
-                    input,
-                    Check::SchemaHash,
-                    "columns differ from the commitment",
-                ));
-            }
-            if !same_column_set(&columns, &m.schema.columns()) {
-                return Err(AbortReason::new(
-                    abort_code::SCHEMA,
-                    input,
-                    Check::Schema,
-                    "columns differ from the manifest's schema",
-                ));
-            }
-            checked(progress, input, Check::MerkleRoot);
-            let ds = Dataset::from_csv(&plain, &m.schema).map_err(|e| {
-                AbortReason::new(abort_code::DATA, input, Check::Data, e.to_string())
-            })?;
-            drop(plain);
+        for ((input, _, _), ds) in plan.iter().zip(parsed) {
             if input.ends_with("/validation") {
                 validation = Some(ds);
             } else {
@@ -1289,6 +1336,102 @@ mod tests {
         let grants = f.grants(&node).unwrap();
         let out = go(&f, &node, &grants, &f.blobs, &f.consents);
         assert_aborted(&out, &node.signing_key(), "hospital-c", "record-count");
+    }
+
+    /// Replaces input `name` (manifest party `party`) with `csv`, committed
+    /// honestly under its data key so every commitment check passes, and
+    /// has every member consent to the changed manifest.
+    fn recommit(f: &mut Prepared, party: usize, name: &str, csv: &str) {
+        let key = &f.keys[name].0;
+        let out = sealroom_protocol::dataset::commit_stream(
+            csv.as_bytes(),
+            key,
+            4096,
+            Vec::new(),
+            |_| {},
+        )
+        .unwrap();
+        f.manifest.parties[party].commitment = out.commitment.clone();
+        if let Some((_, c)) = f.keys.get_mut(name) {
+            *c = out.commitment;
+        }
+        f.blobs.insert(name.into(), out.blob);
+        resign(f);
+    }
+
+    /// Every member consents to the manifest as it now is.
+    fn resign(f: &mut Prepared) {
+        let mh = f.manifest.hash();
+        f.consents = f
+            .parties
+            .iter()
+            .chain([&f.owner])
+            .map(|p| Consent::sign(p, ConsentAction::Consent, mh))
+            .collect();
+    }
+
+    /// A party's CSV with one feature value that is not a number: it
+    /// commits (a commitment is over text), and only parsing refuses it.
+    fn with_a_word_in_row_one(party_csv: &str) -> String {
+        let mut lines: Vec<String> = party_csv.lines().map(str::to_string).collect();
+        let row = &mut lines[1];
+        let comma = row.find(',').unwrap();
+        row.replace_range(..comma, "abc");
+        lines.join("\n") + "\n"
+    }
+
+    fn party_csv(i: usize) -> String {
+        let s = Scenario::load(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../scenarios/breast-cancer-3-hospitals.toml"),
+        )
+        .unwrap();
+        std::fs::read_to_string(s.resolve(&s.parties[i].dataset)).unwrap()
+    }
+
+    #[test]
+    fn inputs_parsed_while_the_next_is_checked_abort_as_if_parsed_in_turn() {
+        // Bad data in the first party and a lying record count in the
+        // second, checked while the first is parsed: the first party's
+        // data is reported, as when each input was parsed before the next
+        // was decrypted.
+        let mut f = fixture(|_| {});
+        recommit(
+            &mut f,
+            0,
+            "hospital-a",
+            &with_a_word_in_row_one(&party_csv(0)),
+        );
+        f.manifest.parties[1].commitment.record_count += 1;
+        if let Some((_, c)) = f.keys.get_mut("hospital-b") {
+            c.record_count += 1;
+        }
+        resign(&mut f);
+        let out = aborts_on_bad_data(&f, "hospital-a");
+        assert_eq!(out.reports.len(), 1, "nothing was opened");
+
+        // Bad data in the last party alone: its parse, the last in
+        // flight, is still joined and reported before training.
+        let mut f = fixture(|_| {});
+        let bad = with_a_word_in_row_one(&party_csv(2));
+        recommit(&mut f, 2, "hospital-c", &bad);
+        let out = aborts_on_bad_data(&f, "hospital-c");
+        assert_eq!(out.reports.len(), 1, "nothing was opened");
+
+        // Bad data in the middle party with a clean last one.
+        let mut f = fixture(|_| {});
+        let bad = with_a_word_in_row_one(&party_csv(1));
+        recommit(&mut f, 1, "hospital-b", &bad);
+        aborts_on_bad_data(&f, "hospital-b");
+    }
+
+    /// Runs the session on a fresh node and checks it aborted on `input`'s data.
+    fn aborts_on_bad_data(f: &Prepared, input: &str) -> SessionOutcome {
+        let node = f.node().unwrap();
+        let grants = f.grants(&node).unwrap();
+        let out = go(f, &node, &grants, &f.blobs, &f.consents);
+        assert_aborted(&out, &node.signing_key(), input, "data");
+        out
     }
 
     #[test]
