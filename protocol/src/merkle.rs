@@ -66,40 +66,49 @@ fn hash_inner_nodes(tree: &mut [B256], inner: usize, threads: usize) {
     if inner == 0 {
         return;
     }
-    let fill = |nodes: &mut [B256], first: usize, below: &[B256], below_start: usize| {
-        for (k, node) in nodes.iter_mut().enumerate() {
-            let i = first + k;
-            *node = hash_pair(
-                &below[2 * i + 1 - below_start],
-                &below[2 * i + 2 - below_start],
-            );
-        }
-    };
     let mut level_start = (inner + 1).next_power_of_two() / 2;
     loop {
-        // Level [lo, hi): heap indices 2^L - 1 .. 2^(L+1) - 1, cut at `inner`.
+        // Level [lo, hi): heap indices 2^L - 1 .. 2^(L+1) - 1, cut at `inner`;
+        // its children are the contiguous 2lo+1 .. 2hi+1, all at or past `hi`.
         let lo = level_start.saturating_sub(1);
         let hi = (2 * level_start - 1).min(inner);
         if lo < hi {
             let (head, below) = tree.split_at_mut(hi);
             let nodes = &mut head[lo..hi];
-            if threads > 1 && nodes.len() >= PARALLEL_LEVEL {
-                let per = nodes.len().div_ceil(threads);
-                std::thread::scope(|s| {
-                    for (c, chunk) in nodes.chunks_mut(per).enumerate() {
-                        let below = &*below;
-                        s.spawn(move || fill(chunk, lo + c * per, below, hi));
-                    }
-                });
+            let on = if nodes.len() >= PARALLEL_LEVEL {
+                threads
             } else {
-                fill(nodes, lo, below, hi);
-            }
+                1
+            };
+            hash_pairs_on(nodes, &below[2 * lo + 1 - hi..2 * hi + 1 - hi], on);
         }
         if level_start <= 1 {
             break;
         }
         level_start /= 2;
     }
+}
+
+/// Hashes each consecutive pair of `children` into `out` (`out[k]` =
+/// `hash_pair(children[2k], children[2k+1])`), split over `threads`
+/// threads when more than one: the inner-node work of the in-memory tree
+/// and of the spilled one ([`external`]).
+pub(crate) fn hash_pairs_on(out: &mut [B256], children: &[B256], threads: usize) {
+    let hash_all = |out: &mut [B256], children: &[B256]| {
+        for (o, pair) in out.iter_mut().zip(children.chunks_exact(2)) {
+            *o = hash_pair(&pair[0], &pair[1]);
+        }
+    };
+    if threads <= 1 || out.len() < 2 {
+        hash_all(out, children);
+        return;
+    }
+    let per = out.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        for (o, c) in out.chunks_mut(per).zip(children.chunks(2 * per)) {
+            s.spawn(move || hash_all(o, c));
+        }
+    });
 }
 
 /// The cores inner-node hashing may use (1 in WebAssembly, which has no

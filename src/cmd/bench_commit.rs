@@ -11,13 +11,18 @@
 //! bounded-memory commit (`commit_stream_root`, what `sealroom commit` runs
 //! without `--tree-out`) runs once: its records/s and the process's peak
 //! RSS right after it are reported (`bounded_*`), and its root is checked
-//! against the whole-tree commit's.
+//! against the whole-tree commit's; it then runs once more per run, with
+//! its own one-thread counterpart (`bounded_speedup_all_cores`,
+//! `bounded_limit_ratio`: the figures of what `sealroom commit` runs). Next, the commit with its tree dump
+//! (`commit_stream_dump` and the streamed dump, what `sealroom commit
+//! --tree-out` runs): records/s including the dump's writing, and the peak
+//! RSS after it (`dump_*`).
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::time::Instant;
 
-use sealroom_protocol::dataset::{commit_stream, commit_stream_root};
+use sealroom_protocol::dataset::{commit_stream, commit_stream_dump, commit_stream_root};
 use sealroom_protocol::stream::{DataKey, DEFAULT_SEGMENT_SIZE};
 use sha2::{Digest, Sha256};
 
@@ -101,13 +106,37 @@ fn intrinsic_limit_on(records: &[&[u8]], threads: usize) -> f64 {
     records.len() as f64 / t.elapsed().as_secs_f64()
 }
 
+/// The bounded-memory commit (`commit_stream_root`, what `sealroom commit`
+/// runs without `--tree-out`) of `path` into `blob`: records per second and
+/// the Merkle root.
+fn bounded_commit(
+    path: &std::path::Path,
+    blob: &std::path::Path,
+) -> Result<(f64, alloy_primitives::B256), crate::exit::Failure> {
+    let key = DataKey::generate().map_err(runtime_err)?;
+    let t = Instant::now();
+    let input = File::open(path).map_err(runtime_err)?;
+    let out = BufWriter::with_capacity(1 << 20, File::create(blob).map_err(runtime_err)?);
+    let res =
+        commit_stream_root(input, &key, DEFAULT_SEGMENT_SIZE, out, |_| {}).map_err(runtime_err)?;
+    let mut w = res.blob;
+    w.flush().map_err(runtime_err)?;
+    Ok((
+        res.commitment.record_count as f64 / t.elapsed().as_secs_f64(),
+        res.commitment.merkle_root,
+    ))
+}
+
 /// The same commitment and encryption on one thread (the inline record
-/// hasher, then the encryptor, chunk by chunk, then the tree): the baseline
-/// of the speed-up on all cores. Returns the records per second and the
-/// Merkle root, which must equal the multi-threaded commit's.
+/// hasher, then the encryptor, chunk by chunk, then the tree — or, when
+/// `bounded`, the root from spilled sorted runs, as `sealroom commit` does
+/// without `--tree-out`): the baseline of the speed-up on all cores.
+/// Returns the records per second and the Merkle root, which must equal
+/// the multi-threaded commit's.
 fn one_thread_commit(
     path: &std::path::Path,
     blob: &std::path::Path,
+    bounded: bool,
 ) -> Result<(f64, alloy_primitives::B256), crate::exit::Failure> {
     use sealroom_protocol::dataset::{HashingWriter, RecordHasher};
     use sealroom_protocol::merkle::StandardTree;
@@ -118,7 +147,11 @@ fn one_thread_commit(
     let out = BufWriter::with_capacity(1 << 20, File::create(blob).map_err(runtime_err)?);
     let mut enc = StreamEncryptor::new(&key, DEFAULT_SEGMENT_SIZE, HashingWriter::new(out))
         .map_err(runtime_err)?;
-    let mut rh = RecordHasher::new();
+    let mut rh = if bounded {
+        RecordHasher::root_only_on(1)
+    } else {
+        RecordHasher::new()
+    };
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = input.read(&mut buf).map_err(runtime_err)?;
@@ -130,6 +163,10 @@ fn one_thread_commit(
     }
     let (mut w, _, _) = enc.finish().map_err(runtime_err)?.finish();
     w.flush().map_err(runtime_err)?;
+    if bounded {
+        let (_, records, root) = rh.finish_root().map_err(runtime_err)?;
+        return Ok((records as f64 / t.elapsed().as_secs_f64(), root));
+    }
     let hashes = rh.finish().map_err(runtime_err)?;
     let records = hashes.digests.len();
     let tree = StandardTree::from_indexed_digests_on(hashes.digests, hashes.leaves, 1)
@@ -180,26 +217,65 @@ pub fn run(args: Args) -> CmdResult {
     // The bounded-memory commit first, so the peak RSS read right after it
     // is its own (everything below holds more).
     let rss_before = peak_rss_mb().unwrap_or(f64::NAN);
-    let (bounded_rps, bounded_root) = {
+    let (bounded_rps, bounded_root) = bounded_commit(&data, &blob)?;
+    let bounded_rss = peak_rss_mb().unwrap_or(f64::NAN);
+    // Then the commit with its tree dump (`sealroom commit --tree-out`):
+    // the tree on disk and its dump streamed to a file, also before the
+    // whole-tree commits below allocate.
+    let (dump_rps, dump_mb) = {
         let key = DataKey::generate().map_err(runtime_err)?;
+        let tree_path = dir.path().join("bench.tree.json");
         let t = Instant::now();
         let input = File::open(&data).map_err(runtime_err)?;
         let out = BufWriter::with_capacity(1 << 20, File::create(&blob).map_err(runtime_err)?);
-        let res = commit_stream_root(input, &key, DEFAULT_SEGMENT_SIZE, out, |_| {})
+        let res = commit_stream_dump(input, &key, DEFAULT_SEGMENT_SIZE, out, |_| {})
             .map_err(runtime_err)?;
         let mut w = res.blob;
         w.flush().map_err(runtime_err)?;
-        (
-            res.commitment.record_count as f64 / t.elapsed().as_secs_f64(),
-            res.commitment.merkle_root,
-        )
+        let mut dump =
+            BufWriter::with_capacity(1 << 16, File::create(&tree_path).map_err(runtime_err)?);
+        res.tree.write_dump(&mut dump).map_err(runtime_err)?;
+        drop(dump);
+        let rps = res.commitment.record_count as f64 / t.elapsed().as_secs_f64();
+        if res.commitment.merkle_root != bounded_root {
+            return Err(runtime_err(
+                "the commit with a tree dump gave another Merkle root than the bounded commit",
+            ));
+        }
+        let size = std::fs::metadata(&tree_path).map_err(runtime_err)?.len();
+        std::fs::remove_file(&tree_path).map_err(runtime_err)?;
+        (rps, size as f64 / 1e6)
     };
-    let bounded_rss = peak_rss_mb().unwrap_or(f64::NAN);
+    let dump_rss = peak_rss_mb().unwrap_or(f64::NAN);
     let (mut sha, mut commit, mut limit, mut commit_rps, mut single_rps) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut records = 0;
+    // What `sealroom commit` runs (the bounded commit), against its own
+    // one-thread counterpart: the speed-up a user sees.
+    let (mut bounded_all, mut bounded_single) = (vec![bounded_rps], Vec::new());
+    for run in 0..runs {
+        let (rps, root) = one_thread_commit(&data, &blob, true)?;
+        bounded_single.push(rps);
+        if run > 0 {
+            let (rps, again) = bounded_commit(&data, &blob)?;
+            bounded_all.push(rps);
+            if again != bounded_root {
+                return Err(runtime_err(
+                    "two bounded commits gave different Merkle roots",
+                ));
+            }
+        }
+        if root != bounded_root {
+            return Err(runtime_err(
+                "the one-thread bounded commit gave another Merkle root than the bounded commit",
+            ));
+        }
+    }
+    let bounded_rps = median(bounded_all);
+    let bounded_single_rps = median(bounded_single);
+    let bounded_speedup = bounded_rps / bounded_single_rps;
     for _ in 0..runs {
-        let (rps, single_root) = one_thread_commit(&data, &blob)?;
+        let (rps, single_root) = one_thread_commit(&data, &blob, false)?;
         single_rps.push(rps);
         let t = Instant::now();
         sha_pass(&data).map_err(runtime_err)?;
@@ -265,6 +341,12 @@ pub fn run(args: Args) -> CmdResult {
                 "bounded_peak_rss_mb": bounded_rss,
                 "rss_before_commit_mb": rss_before,
                 "bounded_ratio": bounded_rps / commit_rps,
+                "bounded_one_thread_records_s": bounded_single_rps,
+                "bounded_speedup_all_cores": bounded_speedup,
+                "bounded_limit_ratio": bounded_rps / limit_rps,
+                "dump_records_s": dump_rps,
+                "dump_peak_rss_mb": dump_rss,
+                "dump_mb": dump_mb,
                 "commit_records_s": commit_rps,
                 "limit_records_s": limit_rps,
                 "limit_ratio": limit_ratio,
@@ -290,6 +372,13 @@ pub fn run(args: Args) -> CmdResult {
         println!(
             "  bounded memory  {bounded_rps:10.0} records/s ({:.3}x the whole-tree commit), peak RSS {bounded_rss:.1} MB (process before it: {rss_before:.1} MB)",
             bounded_rps / commit_rps
+        );
+        println!(
+            "                  one thread {bounded_single_rps:.0} records/s: speed-up {bounded_speedup:.3}x on {cores} cores; limit_ratio {:.3}",
+            bounded_rps / limit_rps
+        );
+        println!(
+            "  with tree dump  {dump_rps:10.0} records/s (commit and the streamed {dump_mb:.0} MB dump), peak RSS {dump_rss:.1} MB"
         );
     }
     Ok(())
