@@ -8,3 +8,15 @@ pub use sealroom_node::exit::{input_err, runtime_err, Failure};
 
 /// Result type of subcommands.
 pub type CmdResult = Result<(), Failure>;
+
+/// Refuses a command line where two of the files it names are one file
+/// (exit 2, naming both flags): an output written over an input, or over
+/// another output, would destroy it. `None` entries (flags not given) are
+/// skipped.
+pub fn distinct_files(named: &[(&str, Option<&std::path::Path>)]) -> CmdResult {
+    let given: Vec<(&str, &std::path::Path)> = named
+        .iter()
+        .filter_map(|(label, path)| path.map(|p| (*label, p)))
+        .collect();
+    sealroom_member::commit::refuse_same_files(&given).map_err(input_err)
+}

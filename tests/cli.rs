@@ -139,6 +139,102 @@ fn commit_rejects_bad_inputs_with_exit_2() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--key"));
+    // An output that cannot be written: exit 2 naming it, nothing written
+    // (the outputs are opened before the pass).
+    let good = repo().join("scenarios/data/breast-cancer/hospital-a.csv");
+    let nowhere = dir.path().join("missing-dir/tree.json");
+    let o = sealroom(&[
+        "commit",
+        good.to_str().unwrap(),
+        "--key",
+        k.to_str().unwrap(),
+        "--blob-out",
+        dir.path().join("a.sealed").to_str().unwrap(),
+        "--tree-out",
+        nowhere.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("missing-dir/tree.json"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    // An output over an input or over another output: refused before
+    // anything is written, naming both flags; the inputs are untouched.
+    let data = dir.path().join("mine.csv");
+    std::fs::copy(&good, &data).unwrap();
+    let before = std::fs::read(&data).unwrap();
+    let key_before = std::fs::read(&k).unwrap();
+    let d = data.to_str().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let same = dir.path().join("sub/../x.out");
+    let key = k.to_str().unwrap();
+    for (extra, flags) in [
+        (vec!["--blob-out", d], ("DATASET", "--blob-out")),
+        (vec!["--tree-out", key], ("--key", "--tree-out")),
+        (
+            vec!["--blob-out", "x.out", "--tree-out", same.to_str().unwrap()],
+            ("--blob-out", "--tree-out"),
+        ),
+        (
+            vec![
+                "--data-key-out",
+                "x.out.commitment.json",
+                "--blob-out",
+                "x.out",
+            ],
+            ("--commitment-out", "--data-key-out"),
+        ),
+    ] {
+        let mut argv = vec!["commit", d, "--key", key];
+        argv.extend(extra.iter().copied());
+        let o = Command::new(env!("CARGO_BIN_EXE_sealroom"))
+            .current_dir(dir.path())
+            .args(&argv)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains(flags.0) && e.contains(flags.1) && e.contains("same file"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&data).unwrap(), before);
+        assert_eq!(std::fs::read(&k).unwrap(), key_before);
+        assert!(!dir.path().join("x.out").exists());
+    }
+    // Temporary files that cannot be made are said to be that, with the
+    // directory, and nothing is left behind.
+    let o = Command::new(env!("CARGO_BIN_EXE_sealroom"))
+        .current_dir(dir.path())
+        .env("TMPDIR", "/nonexistent-tmp")
+        .args(["commit", "mine.csv", "--key", key, "--tree-out", "t.json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("temporary files in /nonexistent-tmp"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("t.json").exists());
+    assert!(!dir.path().join("mine.csv.sealed").exists());
+    // Distinct files under relative names are accepted.
+    let o = Command::new(env!("CARGO_BIN_EXE_sealroom"))
+        .current_dir(dir.path())
+        .args([
+            "commit",
+            "mine.csv",
+            "--key",
+            key,
+            "--blob-out",
+            "sub/../x.out",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.path().join("x.out").exists());
 }
 
 /// Writes a variant of the breast-cancer scenario into `dir` (datasets are
@@ -216,6 +312,12 @@ fn bad_scenarios_exit_2_naming_file_line_and_field() {
             "dataset = \"",
         ),
         (
+            "same-dataset-twice.toml",
+            Box::new(|t: String| t.replace("hospital-b.csv", "hospital-a.csv")),
+            "party[1].dataset",
+            "hospital-a.csv",
+        ),
+        (
             "wrong-columns.toml",
             Box::new(|t: String| t.replace("\"worst_symmetry\"", "\"worst_symmetry_x\"")),
             "party[0].dataset",
@@ -241,6 +343,15 @@ fn bad_scenarios_exit_2_naming_file_line_and_field() {
             text.lines()
                 .enumerate()
                 .filter(|(_, l)| l.contains("name = \"hospital-a\""))
+                .nth(1)
+                .unwrap()
+                .0
+                + 1
+        } else if name == "same-dataset-twice.toml" {
+            // the second party's dataset line
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| l.contains("hospital-a.csv"))
                 .nth(1)
                 .unwrap()
                 .0
@@ -1028,6 +1139,69 @@ fn a_missing_node_binary_is_exit_2_saying_how_to_build_it() {
     assert!(!out.exists(), "the run started without a node");
 }
 
+/// Bad input that `sealroom run` can only know from outside the scenario
+/// file (a chain that needs the operator's key, an identity that is only a
+/// public half) is exit 2 naming what to set, before the run directory or
+/// anything else is made.
+#[test]
+fn run_refuses_a_keyless_chain_and_a_public_identity_before_making_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = repo().join("scenarios/breast-cancer-3-hospitals.toml");
+    let run_in_dir = |args: &[&str], key: Option<&str>| -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sealroom"));
+        c.args(args).current_dir(dir.path());
+        match key {
+            Some(k) => c.env("SEALROOM_CHAIN_KEY", k),
+            None => c.env_remove("SEALROOM_CHAIN_KEY"),
+        };
+        c.output().unwrap()
+    };
+    let sc = scenario.to_str().unwrap();
+    for (chain, key, needle) in [
+        ("http://127.0.0.1:9", None, "SEALROOM_CHAIN_KEY"),
+        ("opbnb-testnet", None, "--chain-key-file"),
+        (
+            "http://127.0.0.1:9",
+            Some("not a key"),
+            "SEALROOM_CHAIN_KEY",
+        ),
+    ] {
+        let o = run_in_dir(&["run", sc, "--chain", chain], key);
+        assert_eq!(o.status.code(), Some(2), "{chain}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{chain}: {}", stderr(&o));
+        assert!(
+            !dir.path().join("runs").exists(),
+            "{chain}: a run directory was made"
+        );
+    }
+    // A party's identity given as its public half: `run` acts as the
+    // party and needs the secret.
+    let id = dir.path().join("id.json");
+    assert!(sealroom(&["keygen", "--out", id.to_str().unwrap()])
+        .status
+        .success());
+    let o = sealroom(&["keygen", "--public", "--out", id.to_str().unwrap()]);
+    let public = dir.path().join("id.pub.json");
+    std::fs::write(&public, &o.stdout).unwrap();
+    let p = scenario_variant(dir.path(), "public-key.toml", |t| {
+        t.replace(
+            "hospital-b.csv\"\n",
+            &format!("hospital-b.csv\"\nkey = \"{}\"\n", public.display()),
+        )
+    });
+    let o = run_in_dir(&["run", p.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("party[1].key") && stderr(&o).contains("secret identity"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !dir.path().join("runs").exists(),
+        "a run directory was made"
+    );
+}
+
 /// `sealroom node …` passes its arguments through to `sealroom-node` and
 /// its exit code back (2 for an unknown --tee, naming the flag).
 #[test]
@@ -1590,4 +1764,93 @@ fn model_eval_and_predict_refuse_bad_input_with_exit_2() {
     assert_eq!(card["architecture"]["inputs"], 30);
     assert_eq!(card["layers"][0]["name"], "layers.0");
     assert_eq!(card["label_classes"], serde_json::json!([0, 1]));
+}
+
+#[test]
+fn an_output_over_an_input_is_refused_naming_both_flags() {
+    // Checked before any file is read or any request sent: the files
+    // need not be valid, and the coordinator need not exist.
+    let dir = tempfile::tempdir().unwrap();
+    let k = keygen(dir.path(), "owner.json");
+    let key_before = std::fs::read(&k).unwrap();
+    let file = |name: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, b"not what it claims\n").unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (sealed, bundle) = (file("model.sealed"), file("bundle.json"));
+    let key = k.to_str().unwrap().to_string();
+    let sid = format!("0x{}", "11".repeat(32));
+    let cases: Vec<(Vec<&str>, [&str; 2])> = vec![
+        (
+            vec!["owner", "open-model", &sealed, "--key", &key, "--out", &key],
+            ["--key", "--out"],
+        ),
+        (
+            vec![
+                "owner",
+                "open-model",
+                &sealed,
+                "--key",
+                &key,
+                "--out",
+                &sealed,
+            ],
+            ["SEALED", "--out"],
+        ),
+        (
+            vec![
+                "owner",
+                "fetch-model",
+                "--coordinator",
+                "http://127.0.0.1:9",
+                "--session",
+                &sid,
+                "--key",
+                &key,
+                "--out",
+                "m.bin",
+                "--sealed-out",
+                &key,
+            ],
+            ["--key", "--sealed-out"],
+        ),
+        (
+            vec![
+                "report", "prove", "--bundle", &bundle, "--party", "a", "--out", &bundle,
+            ],
+            ["--bundle", "--out"],
+        ),
+        (
+            vec!["report", "verify", &bundle, "--html", &bundle],
+            ["BUNDLE", "--html"],
+        ),
+        (
+            vec![
+                "chain",
+                "publish-batch",
+                &sealed,
+                &bundle,
+                "--out",
+                &bundle,
+                "--contract",
+                "0x0000000000000000000000000000000000000001",
+                "--chain",
+                "anvil",
+            ],
+            ["BUNDLES", "--out"],
+        ),
+    ];
+    for (argv, flags) in cases {
+        let o = sealroom(&argv);
+        assert_eq!(o.status.code(), Some(2), "{argv:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains(flags[0]) && e.contains(flags[1]) && e.contains("same file"),
+            "{argv:?}: {e}"
+        );
+    }
+    assert_eq!(std::fs::read(&k).unwrap(), key_before);
+    assert_eq!(std::fs::read(&sealed).unwrap(), b"not what it claims\n");
+    assert_eq!(std::fs::read(&bundle).unwrap(), b"not what it claims\n");
 }

@@ -68,6 +68,13 @@ impl ChainTarget {
         }
     }
 
+    /// Whether publishing here needs the operator's funded key (from
+    /// `--chain-key-file` or `SEALROOM_CHAIN_KEY`): every chain but the
+    /// embedded one and anvil, whose first dev key is used.
+    pub fn needs_operator_key(&self) -> bool {
+        !matches!(self, Self::Embedded | Self::Preset(Preset::Anvil))
+    }
+
     /// The spelling `parse` accepts.
     pub fn as_spec(&self) -> &str {
         match self {
@@ -657,6 +664,19 @@ mod tests {
             assert!(
                 ChainTarget::parse(bad).unwrap_err().contains("neither"),
                 "{bad}"
+            );
+        }
+        for (spec, needs) in [
+            ("embedded", false),
+            ("anvil", false),
+            ("opbnb-testnet", true),
+            ("opbnb-mainnet", true),
+            ("http://127.0.0.1:8545", true),
+        ] {
+            assert_eq!(
+                ChainTarget::parse(spec).unwrap().needs_operator_key(),
+                needs,
+                "{spec}"
             );
         }
     }

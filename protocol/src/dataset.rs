@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::hash::LpHasher;
-use crate::merkle::external::LeafSorter;
+use crate::merkle::external::{DumpSpill, LeafSorter, SpilledTree};
 use crate::merkle::{uint_word, MerkleError, StandardTree};
 use crate::stream::{DataKey, StreamEncryptor, StreamError};
 
@@ -440,23 +440,85 @@ impl RecordBatch {
     }
 }
 
+/// An I/O error of the temporary files a bounded pass spills to, said as
+/// such: a full or unwritable temporary directory is not the dataset's
+/// fault, and the message says where the files were.
+fn spill_err(e: io::Error) -> DatasetError {
+    DatasetError::Io(io::Error::new(
+        e.kind(),
+        format!(
+            "temporary files in {} (set TMPDIR to use another directory): {e}",
+            std::env::temp_dir().display()
+        ),
+    ))
+}
+
+/// What a hashing pass keeps of each record.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Keep {
+    /// Digests and leaf hashes in memory (the whole tree: proofs).
+    Whole,
+    /// Leaf hashes only, sorted on disk (the root, bounded memory).
+    Root,
+    /// Digests and leaf hashes spilled to disk (the root and a streamed
+    /// tree dump, bounded memory).
+    Dump,
+}
+
 /// Record digests and leaf hashes, in record order; or, in root-only mode,
-/// only the leaf hashes, handed to a sorter that spills sorted runs to disk
-/// (memory bounded whatever the number of records).
+/// only the leaf hashes, handed to a sorter that spills sorted runs to disk;
+/// or, in dump mode, both spilled to disk (memory bounded whatever the
+/// number of records in the last two).
 #[derive(Default)]
 struct BatchHashes {
     digests: Vec<[u8; 32]>,
     leaves: Vec<B256>,
     sorter: Option<LeafSorter>,
+    dump: Option<DumpSpill>,
     count: u64,
     spill_error: Option<io::Error>,
 }
 
 impl BatchHashes {
-    fn root_only() -> Self {
-        Self {
-            sorter: Some(LeafSorter::default()),
-            ..Self::default()
+    fn keeping(keep: Keep) -> Self {
+        match keep {
+            Keep::Whole => Self::default(),
+            Keep::Root => Self {
+                sorter: Some(LeafSorter::default()),
+                ..Self::default()
+            },
+            Keep::Dump => match DumpSpill::new() {
+                Ok(d) => Self {
+                    dump: Some(d),
+                    ..Self::default()
+                },
+                Err(e) => Self {
+                    spill_error: Some(e),
+                    ..Self::default()
+                },
+            },
+        }
+    }
+
+    /// The root-only sorter, or the spill error that stopped it.
+    fn into_sorter(self) -> Result<LeafSorter, DatasetError> {
+        match (self.spill_error, self.sorter) {
+            (Some(e), _) => Err(spill_err(e)),
+            (None, Some(sorter)) => Ok(sorter),
+            (None, None) => Err(DatasetError::Io(io::Error::other(
+                "hashing kept no sorter (not a root-only pass)",
+            ))),
+        }
+    }
+
+    /// The dump spill, or the spill error that stopped it.
+    fn into_dump(self) -> Result<DumpSpill, DatasetError> {
+        match (self.spill_error, self.dump) {
+            (Some(e), _) => Err(spill_err(e)),
+            (None, Some(dump)) => Ok(dump),
+            (None, None) => Err(DatasetError::Io(io::Error::other(
+                "hashing kept no spill (not a dump pass)",
+            ))),
         }
     }
 
@@ -465,21 +527,24 @@ impl BatchHashes {
     fn absorb(&mut self, batch: HashedBatch) {
         debug_assert_eq!(batch.first, self.count);
         self.count += batch.leaves.len() as u64;
-        match &mut self.sorter {
-            Some(s) => {
-                for leaf in batch.leaves {
-                    if self.spill_error.is_some() {
-                        break;
-                    }
-                    if let Err(e) = s.push(leaf) {
-                        self.spill_error = Some(e);
-                    }
-                }
-            }
-            None => {
-                self.leaves.extend(batch.leaves);
-                self.digests.extend(batch.digests);
-            }
+        if self.spill_error.is_some() {
+            return;
+        }
+        let spilled = if let Some(s) = &mut self.sorter {
+            batch.leaves.into_iter().try_for_each(|leaf| s.push(leaf))
+        } else if let Some(d) = &mut self.dump {
+            batch
+                .digests
+                .iter()
+                .zip(batch.leaves)
+                .try_for_each(|(digest, leaf)| d.push(digest, leaf))
+        } else {
+            self.leaves.extend(batch.leaves);
+            self.digests.extend(batch.digests);
+            Ok(())
+        };
+        if let Err(e) = spilled {
+            self.spill_error = Some(e);
         }
     }
 }
@@ -529,12 +594,8 @@ fn hashing_workers() -> usize {
 /// puts the results back in record order. It ends when the hasher
 /// finishes (drops its sender). In-flight batches are bounded by the two
 /// channels' capacities, so the reorder buffer is too.
-fn hash_batches(batches: Receiver<RecordBatch>, root_only: bool, workers: usize) -> BatchHashes {
-    let mut out = if root_only {
-        BatchHashes::root_only()
-    } else {
-        BatchHashes::default()
-    };
+fn hash_batches(batches: Receiver<RecordBatch>, keep: Keep, workers: usize) -> BatchHashes {
+    let mut out = BatchHashes::keeping(keep);
     let batches = std::sync::Mutex::new(batches);
     std::thread::scope(|s| {
         let (htx, hrx) = sync_channel::<HashedBatch>(2 * workers);
@@ -549,7 +610,7 @@ fn hash_batches(batches: Receiver<RecordBatch>, root_only: bool, workers: usize)
                 };
                 let Ok(batch) = next else { return };
                 // A closed channel means the collector is gone: stop.
-                if htx.send(hash_batch(&batch, !root_only)).is_err() {
+                if htx.send(hash_batch(&batch, keep != Keep::Root)).is_err() {
                     return;
                 }
             });
@@ -574,7 +635,7 @@ fn hash_batches(batches: Receiver<RecordBatch>, root_only: bool, workers: usize)
 pub fn hash_records_offloaded(
     feed: impl FnOnce(&mut RecordHasher) -> Result<(), DatasetError>,
 ) -> Result<RecordHashes, DatasetError> {
-    let (columns, hashed) = hash_offloaded(false, feed)?;
+    let (columns, hashed) = hash_offloaded(Keep::Whole, feed)?;
     Ok(RecordHashes {
         columns,
         digests: hashed.digests,
@@ -587,25 +648,27 @@ pub fn hash_records_offloaded(
 fn hash_records_offloaded_root(
     feed: impl FnOnce(&mut RecordHasher) -> Result<(), DatasetError>,
 ) -> Result<(Vec<String>, LeafSorter), DatasetError> {
-    let (columns, mut hashed) = hash_offloaded(true, feed)?;
-    if let Some(e) = hashed.spill_error.take() {
-        return Err(DatasetError::Io(e));
-    }
-    let sorter = hashed
-        .sorter
-        .take()
-        .ok_or_else(|| DatasetError::Io(io::Error::other("root-only hashing lost its sorter")))?;
-    Ok((columns, sorter))
+    let (columns, hashed) = hash_offloaded(Keep::Root, feed)?;
+    Ok((columns, hashed.into_sorter()?))
+}
+
+/// [`hash_records_offloaded`] spilling digests and leaves to disk for a
+/// streamed tree dump, in bounded memory.
+fn hash_records_offloaded_dump(
+    feed: impl FnOnce(&mut RecordHasher) -> Result<(), DatasetError>,
+) -> Result<(Vec<String>, DumpSpill), DatasetError> {
+    let (columns, hashed) = hash_offloaded(Keep::Dump, feed)?;
+    Ok((columns, hashed.into_dump()?))
 }
 
 fn hash_offloaded(
-    root_only: bool,
+    keep: Keep,
     feed: impl FnOnce(&mut RecordHasher) -> Result<(), DatasetError>,
 ) -> Result<(Vec<String>, BatchHashes), DatasetError> {
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<RecordBatch>(4);
         let workers = hashing_workers();
-        let worker = s.spawn(move || hash_batches(rx, root_only, workers));
+        let worker = s.spawn(move || hash_batches(rx, keep, workers));
         let mut rh = RecordHasher::offloaded(tx);
         let fed = feed(&mut rh);
         let join = || {
@@ -681,7 +744,10 @@ impl RecordHasher {
             Some(tx) => {
                 let _ = tx.send(full);
             }
-            None => self.hashed.absorb(hash_batch(&full, true)),
+            None => {
+                let keep_digests = self.hashed.sorter.is_none();
+                self.hashed.absorb(hash_batch(&full, keep_digests))
+            }
         }
     }
 
@@ -717,6 +783,35 @@ impl RecordHasher {
             Taken::Line(line) => self.take(line),
         }
         Ok(())
+    }
+
+    /// A hasher that hashes on the calling thread and keeps only what the
+    /// root needs (leaf hashes sorted in spilled runs, bounded memory),
+    /// whose tree levels are hashed on at most `threads` threads (one:
+    /// everything on the calling thread): end it with
+    /// [`RecordHasher::finish_root`]. The one-thread counterpart of
+    /// [`commit_stream_root`]'s hashing.
+    pub fn root_only_on(threads: usize) -> Self {
+        Self {
+            hashed: BatchHashes {
+                sorter: Some(LeafSorter::on_threads(threads)),
+                ..BatchHashes::default()
+            },
+            ..Self::new()
+        }
+    }
+
+    /// Ends the input of a [`RecordHasher::root_only_on`] hasher: the column
+    /// names, the record count and the root.
+    pub fn finish_root(self) -> Result<(Vec<String>, u64, B256), DatasetError> {
+        let (columns, hashed) = self.finish_parsing()?;
+        let sorter = hashed.into_sorter()?;
+        let count = sorter.len();
+        let root = sorter
+            .root()
+            .map_err(spill_err)?
+            .ok_or(DatasetError::Empty)?;
+        Ok((columns, count, root))
     }
 
     /// Ends the input; returns the column names, one digest per record and
@@ -821,7 +916,10 @@ fn finish_commitment_root(
     ciphertext_len: u64,
 ) -> Result<(DatasetCommitment, Vec<String>), DatasetError> {
     let record_count = sorter.len();
-    let merkle_root = sorter.root()?.ok_or(DatasetError::Empty)?;
+    let merkle_root = sorter
+        .root()
+        .map_err(spill_err)?
+        .ok_or(DatasetError::Empty)?;
     let commitment = commitment_of(
         merkle_root,
         record_count,
@@ -939,6 +1037,51 @@ pub fn commit_stream_root<R: Read, W: Write + Send>(
     Ok(CommitRootOutput {
         commitment,
         columns,
+        blob,
+    })
+}
+
+/// What [`commit_stream_dump`] returns: the commitment and the tree, held
+/// on disk, ready to write its dump.
+pub struct CommitDumpOutput<W: Write> {
+    /// The commitment.
+    pub commitment: DatasetCommitment,
+    /// Column names from the header.
+    pub columns: Vec<String>,
+    /// The record tree, in temporary files; [`SpilledTree::write_dump`]
+    /// streams its `StandardMerkleTree.dump()`.
+    pub tree: SpilledTree,
+    /// The blob writer, returned after the final segment.
+    pub blob: W,
+}
+
+/// [`commit_stream`] for a tree dump in bounded memory: the record digests
+/// and leaf hashes go to temporary files (about 140 bytes per record on
+/// disk while the tree exists), the tree's levels too, and the dump is
+/// written from them front to back. Memory stays at a few chunks in flight,
+/// one 40 MiB sort run and an 8 MiB index bucket, whatever the number of
+/// records; the commitment and the dump are [`commit_stream`]'s.
+pub fn commit_stream_dump<R: Read, W: Write + Send>(
+    input: R,
+    key: &DataKey,
+    segment_size: u32,
+    blob: W,
+    progress: impl FnMut(u64),
+) -> Result<CommitDumpOutput<W>, DatasetError> {
+    let ((columns, spill), blob, ct_sha, ct_len) =
+        commit_pass(input, key, segment_size, blob, progress, &|feed| {
+            hash_records_offloaded_dump(feed)
+        })?;
+    let record_count = spill.len();
+    let tree = spill
+        .finish()
+        .map_err(spill_err)?
+        .ok_or(DatasetError::Empty)?;
+    let commitment = commitment_of(tree.root(), record_count, &columns, ct_sha, ct_len);
+    Ok(CommitDumpOutput {
+        commitment,
+        columns,
+        tree,
         blob,
     })
 }
@@ -1221,7 +1364,30 @@ mod tests {
         assert_eq!(again, bounded.commitment);
         assert_eq!(columns, whole.columns);
         assert_eq!(plain, csv.as_bytes());
+        // The inline root-only hasher (one thread) agrees.
+        let mut rh = RecordHasher::root_only_on(1);
+        for c in csv.as_bytes().chunks(100) {
+            rh.update(c).unwrap();
+        }
+        let (columns, count, root) = rh.finish_root().unwrap();
+        assert_eq!(
+            (columns, count, root),
+            (whole.columns.clone(), 777, whole.commitment.merkle_root)
+        );
+        // The streamed dump is the whole tree's dump.
+        let dumped = commit_stream_dump(csv.as_bytes(), &key, 64, Vec::new(), |_| {}).unwrap();
+        assert_eq!(dumped.commitment.merkle_root, whole.commitment.merkle_root);
+        assert_eq!(dumped.commitment.record_count, 777);
+        assert_eq!(dumped.columns, whole.columns);
+        let mut text = Vec::new();
+        dumped.tree.write_dump(&mut text).unwrap();
+        let dump: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(dump, whole.tree.dump());
         // Malformed input fails the same way.
+        let e = commit_stream_dump("a,b\n1,2\n\n3,4\n".as_bytes(), &key, 16, Vec::new(), |_| {})
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("line 3"), "{e}");
         let e = commit_stream_root("a,b\n1,2\n\n3,4\n".as_bytes(), &key, 16, Vec::new(), |_| {})
             .err()
             .unwrap();
@@ -1417,7 +1583,7 @@ mod tests {
                     }
                 }
             });
-            let parallel = hash_batches(rx, false, workers);
+            let parallel = hash_batches(rx, Keep::Whole, workers);
             sender.join().unwrap();
             assert_eq!(parallel.count, next, "{workers} workers");
             assert_eq!(parallel.leaves, inline.leaves, "{workers} workers");

@@ -364,6 +364,42 @@ pub mod limits {
         }
 
         #[test]
+        fn the_same_records_twice_are_refused_naming_the_second_input() {
+            let e = check(|m| {
+                m.parties[2].commitment.merkle_root = m.parties[0].commitment.merkle_root
+            })
+            .expect("a party committing another's records must be refused");
+            let (first, third) = (&manifest().parties[0].name, &manifest().parties[2].name);
+            assert!(
+                e.starts_with("manifest field `parties[2].commitment.merkle_root`: ")
+                    && e.contains(&format!(
+                        "`{third}` commits to the same records as `{first}`"
+                    )),
+                "{e}"
+            );
+            let e = check(|m| {
+                let root = m.parties[1].commitment.merkle_root;
+                if let Some(v) = &mut m.owner.validation {
+                    v.merkle_root = root;
+                }
+            })
+            .expect("a validation set equal to a party's data must be refused");
+            assert!(
+                e.starts_with("manifest field `owner.validation.merkle_root`: ")
+                    && e.contains(&format!("`{}`'s training data", manifest().parties[1].name)),
+                "{e}"
+            );
+            // Equal in everything but the root: accepted.
+            assert_eq!(
+                check(|m| {
+                    m.parties[1].commitment.record_count = m.parties[0].commitment.record_count;
+                    m.parties[1].commitment.ciphertext_len = m.parties[0].commitment.ciphertext_len;
+                }),
+                None
+            );
+        }
+
+        #[test]
         fn values_at_their_caps_pass() {
             assert_eq!(
                 check(|m| {
@@ -847,6 +883,34 @@ impl Manifest {
                 return Err(bad(
                     "parties",
                     &format!("`{}` reuses another party's key", p.name),
+                ));
+            }
+        }
+        // The same records committed twice: pooled, each would be trained
+        // on twice (and counted once by the privacy accountant, which
+        // assumes every person's record is in the pool once); as the
+        // validation set, the model would be scored on its training records.
+        // Roots are over the ordered record digests, so equal roots are
+        // equal record sequences.
+        let mut roots = std::collections::BTreeMap::new();
+        for (i, p) in self.parties.iter().enumerate() {
+            if let Some(first) = roots.insert(p.commitment.merkle_root, p.name.as_str()) {
+                return Err(bad(
+                    &format!("parties[{i}].commitment.merkle_root"),
+                    &format!(
+                        "`{}` commits to the same records as `{first}`; pooled, every record would be trained on twice",
+                        p.name
+                    ),
+                ));
+            }
+        }
+        if let Some(v) = &self.owner.validation {
+            if let Some(party) = roots.get(&v.merkle_root) {
+                return Err(bad(
+                    "owner.validation.merkle_root",
+                    &format!(
+                        "the validation set is `{party}`'s training data; the model would be validated on the records it trains on"
+                    ),
                 ));
             }
         }

@@ -14,8 +14,10 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
-use crate::dataset::{CsvLine, CsvReader, DatasetError};
+use crate::dataset::{canonical_record, CsvLine, CsvReader, DatasetError};
 use crate::identity::PublicIdentity;
 use crate::manifest::limits;
 use crate::policy::Policy;
@@ -501,7 +503,8 @@ impl Problem {
 pub struct ScenarioError {
     /// The scenario file.
     pub file: PathBuf,
-    /// The problems, in file order.
+    /// The problems: the errors first, then warnings and notes, each in
+    /// file order (so the line printed after `error:` is an error).
     pub problems: Vec<Problem>,
 }
 
@@ -564,7 +567,13 @@ impl Scenario {
         for p in &mut problems {
             p.line = locator.line_of_path(&p.field);
         }
-        problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.severity));
+        problems.sort_by_key(|p| {
+            (
+                p.severity != Severity::Error,
+                p.line.unwrap_or(usize::MAX),
+                p.severity,
+            )
+        });
         if problems.iter().all(|p| p.severity != Severity::Error) {
             scenario.warnings = problems;
             Ok(scenario)
@@ -813,6 +822,12 @@ impl Scenario {
         let mut party_records = 0u64;
         // Labels seen over the parties' datasets (None once one is unreadable).
         let mut labels = Some(BTreeSet::new());
+        // Each party's records, by their digest: the same records given
+        // twice are trained on twice (and break the privacy accountant's
+        // assumption that a person's record is in the pool once).
+        let mut seen_records: std::collections::BTreeMap<[u8; 32], &str> = Default::default();
+        // Each party's identity (from `key`, when given).
+        let mut seen_keys: std::collections::BTreeMap<[u8; 32], &str> = Default::default();
         for (i, p) in self.parties.iter().enumerate() {
             if !name_ok(&p.name) {
                 bad(
@@ -829,6 +844,15 @@ impl Scenario {
             if datasets {
                 match scan_dataset(&self.resolve(&p.dataset), &columns, s) {
                     Ok(scan) => {
+                        if let Some(first) = seen_records.insert(scan.records_digest, &p.name) {
+                            bad(
+                                format!("party[{i}].dataset"),
+                                format!(
+                                    "{}: the same records as `{first}`'s dataset; pooled, every record would be trained on twice",
+                                    p.dataset.display()
+                                ),
+                            );
+                        }
                         records = records.saturating_add(scan.records);
                         party_records = party_records.saturating_add(scan.records);
                         if let Some(l) = labels.as_mut() {
@@ -851,14 +875,38 @@ impl Scenario {
                 );
             }
             if let Some(k) = &p.key {
-                if let Err(e) = PublicIdentity::load(&self.resolve(k)) {
-                    bad(format!("party[{i}].key"), e.to_string());
+                match PublicIdentity::load(&self.resolve(k)) {
+                    Ok(id) => {
+                        // The manifest refuses it too, but only once the
+                        // datasets are committed and a session is opened.
+                        if let Some(first) = seen_keys.insert(id.ed25519, &p.name) {
+                            bad(
+                                format!("party[{i}].key"),
+                                format!(
+                                    "{}: the same identity as `{first}`'s key; every party signs its own consent and grants",
+                                    k.display()
+                                ),
+                            );
+                        }
+                    }
+                    Err(e) => bad(format!("party[{i}].key"), e.to_string()),
                 }
             }
         }
         if let Some(v) = self.owner.validation.as_ref().filter(|_| datasets) {
             match scan_dataset(&self.resolve(v), &columns, s) {
-                Ok(scan) => records = records.saturating_add(scan.records),
+                Ok(scan) => {
+                    if let Some(party) = seen_records.get(&scan.records_digest) {
+                        bad(
+                            "owner.validation".into(),
+                            format!(
+                                "{}: the same records as `{party}`'s dataset; the model would be validated on the records it trains on",
+                                v.display()
+                            ),
+                        );
+                    }
+                    records = records.saturating_add(scan.records)
+                }
                 Err(m) => bad("owner.validation".into(), m),
             }
             if records > limits::MAX_RECORDS {
@@ -1137,6 +1185,11 @@ pub struct DatasetScan {
     pub records: u64,
     /// The distinct labels used.
     pub labels: BTreeSet<u32>,
+    /// SHA-256 over the records' canonical bytes, in order (each record's
+    /// encoding is count- and length-prefixed, so the concatenation is
+    /// unambiguous): equal exactly when the commitments' Merkle roots would
+    /// be, which is how the scenario check finds one dataset given twice.
+    pub records_digest: [u8; 32],
 }
 
 /// [`check_dataset`], returning the record count and the labels used. The
@@ -1166,6 +1219,7 @@ pub fn scan_dataset(
     };
     let want: BTreeSet<&str> = columns.iter().map(String::as_str).collect();
     let mut scan = DatasetScan::default();
+    let mut records_hasher = Sha256::new();
     let mut names: Vec<String> = Vec::new();
     let mut label_idx = 0usize;
     let mut on_line = |line_no: u64, line: CsvLine<'_>| -> Result<(), DatasetError> {
@@ -1239,6 +1293,7 @@ pub fn scan_dataset(
                         }
                     }
                 }
+                records_hasher.update(Zeroizing::new(canonical_record(&fields)).as_slice());
                 scan.records += 1;
             }
             CsvLine::Blank => {}
@@ -1260,6 +1315,7 @@ pub fn scan_dataset(
     if scan.records == 0 {
         return Err(format!("{shown}: no records"));
     }
+    scan.records_digest = records_hasher.finalize().into();
     Ok(scan)
 }
 
@@ -1468,6 +1524,97 @@ mod tests {
             .collect();
         assert_eq!(errors.len(), 1, "{e}");
         errors[0].display(p)
+    }
+
+    #[test]
+    fn one_dataset_or_identity_given_twice_or_data_as_validation_is_refused_naming_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        // The same file for two parties.
+        let p = variant(dir.path(), |t| {
+            t.replace(
+                "breast-cancer/hospital-b.csv",
+                "breast-cancer/hospital-a.csv",
+            )
+        });
+        let e = only_error(&p);
+        assert!(
+            e.starts_with(&format!(
+                "{}:{}: party[1].dataset: ",
+                p.display(),
+                std::fs::read_to_string(&p)
+                    .unwrap()
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| l.contains("hospital-a.csv"))
+                    .nth(1)
+                    .unwrap()
+                    .0
+                    + 1
+            )) && e.contains("the same records as `hospital-a`'s dataset"),
+            "{e}"
+        );
+        // Another file with the same records (a blank line added at the end,
+        // fields padded: the bytes differ, the commitment would not).
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/data/breast-cancer");
+        let text = std::fs::read_to_string(data.join("hospital-c.csv")).unwrap();
+        let copy = dir.path().join("copy-of-c.csv");
+        std::fs::write(&copy, text.replace(',', " , ") + "\n").unwrap();
+        let p = variant(dir.path(), |t| {
+            t.replace(
+                &format!(
+                    "{}/breast-cancer/hospital-b.csv",
+                    data.parent().unwrap().display()
+                ),
+                &copy.display().to_string(),
+            )
+        });
+        let e = only_error(&p);
+        assert!(
+            e.contains("party[2].dataset: ") && e.contains("the same records as `hospital-b`'s"),
+            "{e}"
+        );
+        // One identity for two parties (a public copy of it, even).
+        let id = crate::identity::Identity::generate().unwrap();
+        let (secret, public) = (dir.path().join("id.json"), dir.path().join("id.pub.json"));
+        id.save(&secret).unwrap();
+        std::fs::write(&public, id.public().to_file_json()).unwrap();
+        let p = variant(dir.path(), |t| {
+            t.replace(
+                "hospital-a.csv\"\n",
+                &format!("hospital-a.csv\"\nkey = \"{}\"\n", secret.display()),
+            )
+            .replace(
+                "hospital-c.csv\"\n",
+                &format!("hospital-c.csv\"\nkey = \"{}\"\n", public.display()),
+            )
+        });
+        let e = only_error(&p);
+        assert!(
+            e.starts_with(&format!(
+                "{}:{}: party[2].key: ",
+                p.display(),
+                line_of(&p, "id.pub.json")
+            )) && e.contains("the same identity as `hospital-a`'s key"),
+            "{e}"
+        );
+        // The owner's validation set is a party's training data.
+        let p = variant(dir.path(), |t| {
+            t.replace(
+                "breast-cancer/owner-validation.csv",
+                "breast-cancer/hospital-c.csv",
+            )
+        });
+        let e = only_error(&p);
+        assert!(
+            e.starts_with(&format!(
+                "{}:{}: owner.validation: ",
+                p.display(),
+                line_of(&p, "validation = ")
+            )) && e.contains(
+                "`hospital-c`'s dataset; the model would be validated on the records it trains on"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

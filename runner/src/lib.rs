@@ -37,7 +37,7 @@ use sealroom_reports::verifier::{verify_bundle_from, Verification};
 pub struct RunOptions {
     /// The scenario file.
     pub scenario: PathBuf,
-    /// Output directory (default `runs/NAME-TIMESTAMP`); must not exist or be empty.
+    /// Output directory (default `runs/NAME-TIMESTAMP`, `-2`, `-3` … when runs start in the same second); must not exist or be empty.
     pub out: Option<PathBuf>,
     /// Chain override (`embedded`, `anvil`, a preset or a URL).
     pub chain: Option<String>,
@@ -325,6 +325,37 @@ fn wait_for(
     }
 }
 
+/// Creates and returns a fresh run directory under `parent`, named after
+/// the session and the time; runs started in the same second (scripts,
+/// parallel jobs) get `-2`, `-3`, … instead of refusing each other. The
+/// directory is claimed with one `create_dir`, so two processes never
+/// share one.
+fn claim_run_dir(parent: &Path, session: &str) -> Result<PathBuf, RunError> {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    std::fs::create_dir_all(parent)
+        .map_err(|e| input_err(format!("--out: {}: {e}", parent.display())))?;
+    for n in 1..=1000u32 {
+        let name = if n == 1 {
+            format!("{session}-{ts}")
+        } else {
+            format!("{session}-{ts}-{n}")
+        };
+        let dir = parent.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(input_err(format!("--out: {}: {e}", dir.display()))),
+        }
+    }
+    Err(input_err(format!(
+        "--out: {}: a thousand runs of `{session}` in this second; pass --out DIR",
+        parent.display()
+    )))
+}
+
 /// Runs a whole session of `opts.scenario` (see the crate docs). The
 /// summary is written to `OUT/summary.json` and returned with the
 /// regulator-style verification; an aborted or unverified session is an
@@ -360,6 +391,27 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
             )));
         }
     }
+    // A missing or malformed operator key is bad input now, not a
+    // coordinator that fails to start after the datasets were committed.
+    if target.needs_operator_key() {
+        let key =
+            sealroom_contracts::load_chain_key(args.chain_key_file.as_deref()).map_err(|e| {
+                // The error names the environment variable it read; a file
+                // is named with its flag.
+                match &args.chain_key_file {
+                    Some(_) => input_err(format!("--chain-key-file: {e}")),
+                    None => input_err(e.to_string()),
+                }
+            })?;
+        if key.is_none() {
+            return Err(input_err(format!(
+                "chain target {chain_target} ({}: [chain] target, or --chain) publishes with a funded key: \
+                 pass --chain-key-file FILE or set {}",
+                args.scenario.display(),
+                sealroom_contracts::CHAIN_KEY_ENV
+            )));
+        }
+    }
     // `run` has one node, simulated: a policy that refuses it would only
     // fail later, at registration, with the reason in node.log.
     refuse_policy_a_sim_node_cannot_meet(&args.scenario, &scenario)?;
@@ -373,26 +425,41 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     // The manifest records where the reports go: the chain this run really uses.
     scenario.chain.target = chain_target.clone();
     scenario.chain.contract = contract.clone();
-    let out = match &args.out {
-        Some(d) => d.clone(),
-        None => {
-            let ts = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            PathBuf::from("runs").join(format!("{}-{ts}", scenario.session.name))
-        }
+    // Identities the scenario names are loaded before the run directory is
+    // made: one that is not a secret identity is bad input, and leaves
+    // nothing behind.
+    let load_given = |key: &Option<PathBuf>, field: &str| -> Result<Option<Identity>, RunError> {
+        key.as_ref()
+            .map(|k| {
+                Identity::load(&scenario.resolve(k)).map_err(|e| {
+                    input_err(format!("{}: {field}: sealroom run acts as every member and needs its secret identity: {e}", args.scenario.display()))
+                })
+            })
+            .transpose()
     };
-    if out.exists()
-        && std::fs::read_dir(&out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(input_err(format!(
-            "--out {}: exists and is not empty",
-            out.display()
-        )));
-    }
+    let given_party_ids = scenario
+        .parties
+        .iter()
+        .enumerate()
+        .map(|(i, p)| load_given(&p.key, &format!("party[{i}].key")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let given_owner_id = load_given(&scenario.owner.key, "owner.key")?;
+    let out = match &args.out {
+        Some(d) => {
+            if d.exists()
+                && std::fs::read_dir(d)
+                    .map(|mut e| e.next().is_some())
+                    .unwrap_or(true)
+            {
+                return Err(input_err(format!(
+                    "--out {}: exists and is not empty",
+                    d.display()
+                )));
+            }
+            d.clone()
+        }
+        None => claim_run_dir(Path::new("runs"), &scenario.session.name)?,
+    };
     for d in ["keys", "parties", "owner", "coordinator", "chain"] {
         std::fs::create_dir_all(out.join(d))
             .map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
@@ -407,32 +474,28 @@ pub fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
         ),
     );
 
-    // Identities: from the scenario (secret files) or fresh ones.
-    let load_or_make = |name: &str,
-                        key: &Option<PathBuf>,
-                        field: &str|
-     -> Result<Identity, RunError> {
-        match key {
-            Some(k) => Identity::load(&scenario.resolve(k)).map_err(|e| {
-                input_err(format!("{}: {field}: sealroom run acts as every member and needs its secret identity: {e}", args.scenario.display()))
-            }),
+    // Identities: from the scenario (secret files, loaded above) or fresh ones.
+    let given_or_made = |name: &str, given: Option<Identity>| -> Result<Identity, RunError> {
+        match given {
+            Some(id) => Ok(id),
             None => {
                 let id = Identity::generate().map_err(runtime_err)?;
-                id.save(&out.join("keys").join(format!("{name}.json"))).map_err(runtime_err)?;
+                id.save(&out.join("keys").join(format!("{name}.json")))
+                    .map_err(runtime_err)?;
                 Ok(id)
             }
         }
     };
     let mut members = Vec::new();
-    for (i, p) in scenario.parties.iter().enumerate() {
+    for (p, given) in scenario.parties.iter().zip(given_party_ids) {
         members.push(Member {
             name: p.name.clone(),
-            identity: load_or_make(&p.name, &p.key, &format!("party[{i}].key"))?,
+            identity: given_or_made(&p.name, given)?,
             input: Some(p.name.clone()),
             commit_dir: out.join("parties").join(&p.name),
         });
     }
-    let owner_id = load_or_make(&scenario.owner.name, &scenario.owner.key, "owner.key")?;
+    let owner_id = given_or_made(&scenario.owner.name, given_owner_id)?;
     let owner_input = scenario
         .owner
         .validation
@@ -961,6 +1024,32 @@ fn node_reason(log: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs of one scenario started in the same second each get their own
+    /// directory (they used to refuse each other: "exists and is not empty").
+    #[test]
+    fn run_directories_started_together_are_distinct() {
+        let base = std::env::temp_dir().join(format!("sealroom-runs-{}", std::process::id()));
+        let runs = base.join("runs");
+        let dirs: Vec<PathBuf> = (0..3).map(|_| claim_run_dir(&runs, "s").unwrap()).collect();
+        for (i, d) in dirs.iter().enumerate() {
+            assert!(d.is_dir(), "{}", d.display());
+            assert!(
+                dirs[..i].iter().all(|earlier| earlier != d),
+                "{dirs:?} repeats a directory"
+            );
+        }
+        // Threads racing for the same names still get one each.
+        let raced: Vec<PathBuf> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| claim_run_dir(&runs, "race").unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let distinct: std::collections::BTreeSet<&PathBuf> = raced.iter().collect();
+        assert_eq!(distinct.len(), raced.len(), "{raced:?}");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     /// `--chain anvil` takes the pinned npm copy first, then `anvil` on
     /// PATH, and without either fails as bad input naming both places

@@ -218,7 +218,7 @@ fn http_wall(n: usize) -> Result<f64, crate::exit::Failure> {
         return Err(input_err("--n: 1..=100000 parties"));
     }
     // The breast-cancer scenario supplies schema, model and policy; each
-    // party gets a shard of 3 rows of its data.
+    // party gets its own shard of 3 rows of its data.
     let template = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios/breast-cancer-3-hospitals.toml");
     let mut s = Scenario::load(&template).map_err(input_err)?;
@@ -237,10 +237,14 @@ fn http_wall(n: usize) -> Result<f64, crate::exit::Failure> {
         .collect();
     let mut members = Vec::with_capacity(n);
     for i in 0..n {
+        // Rows i, i / L and i / L² (mod L, the row count): no two parties
+        // commit the same records, which a manifest refuses.
         let mut shard = header.clone() + "\n";
-        for k in 0..3 {
-            shard.push_str(rows[(3 * i + k) % rows.len()]);
+        let mut digits = i;
+        for _ in 0..3 {
+            shard.push_str(rows[digits % rows.len()]);
             shard.push('\n');
+            digits /= rows.len();
         }
         let key = DataKey::generate().map_err(runtime_err)?;
         let out =

@@ -75,6 +75,13 @@ fn hex_bytes(field: &str, h: &str) -> Result<Vec<u8>, String> {
 
 /// Runs `sealroom chain publish-batch`.
 pub fn publish(args: BatchArgs) -> CmdResult {
+    for bundle in &args.bundles {
+        crate::exit::distinct_files(&[
+            ("BUNDLES", Some(bundle)),
+            ("--chain-key-file", args.to.chain_key_file.as_deref()),
+            ("--out", Some(&args.out)),
+        ])?;
+    }
     let contract = contract_of(&args.to.contract)?;
     // Every bundle is read and verified offline first: a publisher anchors
     // only reports that verify.

@@ -88,6 +88,14 @@ pub fn run(args: Args) -> CmdResult {
         tree: args.tree_out.clone(),
         blob: blob_path.clone(),
     };
+    crate::exit::distinct_files(&[
+        ("DATASET", Some(&args.dataset)),
+        ("--key", Some(&args.key)),
+        ("--blob-out", Some(&paths.blob)),
+        ("--commitment-out", Some(&paths.commitment)),
+        ("--data-key-out", Some(&paths.data_key)),
+        ("--tree-out", paths.tree.as_deref()),
+    ])?;
     let (commitment_path, key_path) = (paths.commitment.clone(), paths.data_key.clone());
     let done = commit_to_files(
         &args.dataset,

@@ -223,6 +223,11 @@ pub fn run(args: Args) -> CmdResult {
             contract,
             json,
         } => {
+            crate::exit::distinct_files(&[
+                ("--key", Some(&key)),
+                ("--out", Some(&out)),
+                ("--sealed-out", sealed_out.as_deref()),
+            ])?;
             let owner = Identity::load(&key).map_err(|e| input_err(format!("--key: {e}")))?;
             let sid = session
                 .parse::<B256>()
@@ -293,6 +298,11 @@ pub fn run(args: Args) -> CmdResult {
             state,
             out,
         } => {
+            crate::exit::distinct_files(&[
+                ("SEALED", Some(&sealed)),
+                ("--key", Some(&key)),
+                ("--out", Some(&out)),
+            ])?;
             let owner = Identity::load(&key).map_err(|e| input_err(format!("--key: {e}")))?;
             let records = super::party::records(state.as_ref(), &key);
             let (opened, _) = sealroom_member::open_model_file(&sealed, &owner, &records)

@@ -217,6 +217,11 @@ pub fn run(args: Args) -> CmdResult {
             json,
             html,
         } => {
+            crate::exit::distinct_files(&[
+                ("BUNDLE", bundle.as_deref()),
+                ("--policy", policy.as_deref()),
+                ("--html", html.as_deref()),
+            ])?;
             let (b, provenance) = match &bundle {
                 Some(p) => (load_bundle(p)?, Provenance::Offline),
                 None => from_chain(&from)?,
@@ -294,6 +299,7 @@ pub fn run(args: Args) -> CmdResult {
             Ok(())
         }
         Action::Prove { bundle, party, out } => {
+            crate::exit::distinct_files(&[("--bundle", Some(&bundle)), ("--out", out.as_deref())])?;
             let b = load_bundle(&bundle)?;
             let proof = prove(&b, &party)?;
             let text = serde_json::to_string_pretty(&proof).unwrap_or_default() + "\n";

@@ -15,7 +15,7 @@ use crate::exit::{CmdResult, Failure};
 pub struct Args {
     /// The scenario file (see scenarios/README.md).
     scenario: PathBuf,
-    /// Output directory [default: runs/NAME-TIMESTAMP]; must not exist or be empty.
+    /// Output directory [default: runs/NAME-TIMESTAMP, or NAME-TIMESTAMP-2, -3 … for runs started in the same second]; must not exist or be empty.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Chain: `embedded` (in-process EVM, default), `anvil` (starts a local anvil), or a JSON-RPC URL
