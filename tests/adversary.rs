@@ -1862,3 +1862,238 @@ fn an_agent_withdraws_when_the_manifest_is_swapped_after_its_consent() {
         .unwrap();
     assert!(me.withdrawn && me.blob_uploaded == Some(false));
 }
+
+// ---------------------------------------------------------------------------
+// The member's own record decides: the owner's created manifest, a
+// withdrawal, the trainings a private consent allows.
+
+/// `owner create` pins the manifest the owner built (`Member::pin_created`,
+/// what the CLI runs): a coordinator answering the creation with another
+/// session or manifest is refused (`manifest.changed`, nothing recorded),
+/// and once pinned, the owner's first consent refuses a manifest served in
+/// its place, although the owner's view carries no party list to compare
+/// and the owner passes no reviewed hash.
+#[test]
+fn the_owner_pins_the_manifest_it_created_and_consents_to_no_other() {
+    let w = World::new();
+    let build = || {
+        let mut sid = [0u8; 32];
+        getrandom::fill(&mut sid).unwrap();
+        Manifest::from_scenario(
+            &w.scenario,
+            B256::from(sid),
+            1_700_000_000,
+            w.parties
+                .iter()
+                .map(|p| (p.id.public(), p.commitment.clone()))
+                .collect(),
+            w.owner.id.public(),
+            Some(w.owner.commitment.clone()),
+        )
+        .unwrap()
+    };
+    let owner = w.member(&w.owner);
+    let through_proxy = Client::new(&w.proxy.url, Some(&w.owner.id));
+
+    // The creation's answer names another manifest.
+    let m = build();
+    w.proxy.set(move |meth, p, r| {
+        if meth == "POST" && p == "/v1/sessions" && r.status < 300 {
+            json_edit(r, |v| {
+                v["manifest_hash"] = serde_json::to_value(B256::repeat_byte(7)).unwrap()
+            });
+        }
+    });
+    let answered = through_proxy.create_session(&m).unwrap();
+    let err = owner.pin_created(&m, &answered).unwrap_err();
+    assert_eq!(check_of(&err), "manifest.changed", "{err}");
+    assert!(owner.record(&m.session_id).unwrap().is_none());
+    w.proxy.clear();
+
+    // Honest creation: pinned, consent not yet signed.
+    let m = build();
+    let sid = m.session_id;
+    let answered = through_proxy.create_session(&m).unwrap();
+    owner.pin_created(&m, &answered).unwrap();
+    let rec = owner.record(&sid).unwrap().unwrap();
+    assert_eq!(rec.manifest_hash, m.hash());
+    assert!(rec.consent.is_none());
+    // Pinning again is idempotent.
+    owner.pin_created(&m, &answered).unwrap();
+
+    // The coordinator serves the owner another manifest, consistently
+    // hashed; the owner consents without a reviewed hash.
+    w.proxy.set(move |meth, p, r| {
+        if meth == "GET" && is_status(p, &sid) && r.status == 200 {
+            json_edit(r, |v| {
+                rewrite_manifest(v, &|m| m.training.epochs += 1, true)
+            });
+        }
+    });
+    let err = owner
+        .consent(&sid, ConsentAction::Consent, None)
+        .unwrap_err();
+    assert_eq!(check_of(&err), "manifest.changed", "{err}");
+    assert!(
+        !w.status(&sid).members.iter().any(|m| m.consented),
+        "a consent reached the coordinator"
+    );
+    w.proxy.clear();
+    owner.consent(&sid, ConsentAction::Consent, None).unwrap();
+}
+
+/// A withdrawal is final whatever the coordinator serves after it: the
+/// member signs no consent again and verifies, so grants to, no node
+/// (check `withdrawal`), and an agent sharing its records stops with
+/// nothing sent; a member that did not withdraw verifies the same served
+/// node, so the refusal is the record's, not the edit's.
+#[test]
+fn a_member_that_withdrew_never_consents_again_nor_grants_whatever_is_served() {
+    let w = World::new();
+    let sid = w.session(|_| {});
+    w.consent_and_upload_all(&sid);
+    let mh = w.status(&sid).manifest_hash;
+    let (_, node) = coordinator_node(&mh, false);
+    let who = &w.parties[0];
+    let m = w.member(who);
+    m.consent(&sid, ConsentAction::Withdraw, None).unwrap();
+    assert_eq!(w.status(&sid).state, SessionState::Aborted);
+
+    // The coordinator hides the withdrawal: the session attested, a node
+    // registered, this member shown as not consented.
+    let node_json = serde_json::to_value(&node).unwrap();
+    w.proxy.set(move |meth, p, r| {
+        if meth == "GET" && is_status(p, &sid) && r.status == 200 {
+            json_edit(r, |v| {
+                v["state"] = "node-attested".into();
+                v["abort_reason"] = Value::Null;
+                v["node"] = node_json.clone();
+                if v.get("member").is_some() {
+                    v["member"]["consented"] = false.into();
+                    v["member"]["withdrawn"] = false.into();
+                    v["member"]["granted"] = false.into();
+                }
+            });
+        }
+    });
+    let err = m.consent(&sid, ConsentAction::Consent, None).unwrap_err();
+    assert_eq!(check_of(&err), "withdrawal", "{err}");
+    let err = m.verify_node(&sid, sealroom_member::now()).unwrap_err();
+    assert_eq!(check_of(&err), "withdrawal", "{err}");
+    let rec = m.record(&sid).unwrap().unwrap();
+    assert!(matches!(
+        rec.consent.map(|c| c.action),
+        Some(ConsentAction::Withdraw)
+    ));
+    assert!(rec.grant.is_none());
+    w.member(&w.parties[1])
+        .verify_node(&sid, sealroom_member::now())
+        .unwrap();
+
+    let mut lines = Vec::new();
+    let end = m
+        .agent(
+            &sealroom_member::agent::AgentOptions {
+                session: sid,
+                data_key: Some(who.datakey.clone()),
+                blob: Some(who.blob.clone()),
+                local_policy: None,
+                accept_manifest: None,
+                poll: Duration::from_millis(50),
+                deadline: None,
+            },
+            &mut |v| lines.push(v),
+        )
+        .unwrap();
+    assert!(
+        matches!(&end, sealroom_member::agent::AgentEnd::Aborted(r) if r.contains("withdrew")),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l["step"] == "consent" || l["step"] == "grant"),
+        "{lines:#?}"
+    );
+    w.proxy.clear();
+    let st = w.status(&sid);
+    let mine = st.members.iter().find(|x| x.name == who.name).unwrap();
+    assert!(!mine.consented && mine.granted != Some(true));
+}
+
+/// In a private session (noise keyed in the TEE), a replacement node is a
+/// second, independently noised training the coordinator could have let
+/// finish: a member grants to it only when its own `max_epsilon` covers
+/// every node granted to, times ε (check `privacy` otherwise, nothing
+/// granted); the same node again, and a session without `[privacy]`, fail
+/// over as before.
+#[test]
+fn a_replacement_node_in_a_private_session_needs_the_members_own_budget_for_two_trainings() {
+    let w = World::new();
+    let privacy: sealroom_protocol::privacy::PrivacySpec = serde_json::from_value(
+        serde_json::json!({"mechanism": "dp-sgd", "noise_multiplier": 1.0, "max_grad_norm": 1.0, "delta": 1e-5}),
+    )
+    .unwrap();
+    let local = |max: f64| {
+        sealroom_protocol::policy::Policy::from_toml(&format!(
+            "accepted_kinds = [\"sim\"]\nallow_simulation = true\nmax_epsilon = {max}\n"
+        ))
+        .unwrap()
+    };
+    for private in [true, false] {
+        let m = w.session_with(|s| {
+            if private {
+                s.privacy = Some(privacy.clone());
+            }
+        });
+        let (sid, mh) = (m.session_id, m.hash());
+        w.consent_and_upload_all(&sid);
+        // The first node registers and is granted to.
+        let (first_id, first) = coordinator_node(&mh, false);
+        Client::new(&w.upstream(), Some(&first_id))
+            .register_node(&sid, &first)
+            .unwrap();
+        let who = &w.parties[0];
+        let member = w.member(who);
+        let v = member.verify_node(&sid, sealroom_member::now()).unwrap();
+        member.grant(v, &who.datakey).unwrap();
+        // The same node again (a resend) is not a second training.
+        member.verify_node(&sid, sealroom_member::now()).unwrap();
+
+        // The coordinator declares it lost and serves a replacement.
+        let (_, second) = coordinator_node(&mh, false);
+        let second_json = serde_json::to_value(&second).unwrap();
+        w.proxy.set(move |meth, p, r| {
+            if meth == "GET" && is_status(p, &sid) && r.status == 200 {
+                json_edit(r, |v| {
+                    v["state"] = "node-attested".into();
+                    v["node"] = second_json.clone();
+                    if v.get("member").is_some() {
+                        v["member"]["granted"] = false.into();
+                    }
+                });
+            }
+        });
+        let now = sealroom_member::now();
+        if !private {
+            member.verify_node(&sid, now).unwrap();
+            w.proxy.clear();
+            continue;
+        }
+        let epsilon = m.privacy_spent().unwrap().epsilon;
+        let err = member.verify_node(&sid, now).unwrap_err();
+        assert_eq!(check_of(&err), "privacy", "{err}");
+        assert!(err.to_string().contains("2 × ε"), "{err}");
+        let err = member
+            .verify_node_with(&sid, now, Some(&local(1.5 * epsilon)))
+            .unwrap_err();
+        assert_eq!(check_of(&err), "privacy", "{err}");
+        let rec = member.record(&sid).unwrap().unwrap();
+        assert_eq!(rec.grant.unwrap().node_key, first.node_key);
+        let v = member
+            .verify_node_with(&sid, now, Some(&local(2.5 * epsilon)))
+            .unwrap();
+        assert_eq!(v.registration().node_key, second.node_key);
+        w.proxy.clear();
+    }
+}

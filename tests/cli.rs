@@ -1854,3 +1854,122 @@ fn an_output_over_an_input_is_refused_naming_both_flags() {
     assert_eq!(std::fs::read(&sealed).unwrap(), b"not what it claims\n");
     assert_eq!(std::fs::read(&bundle).unwrap(), b"not what it claims\n");
 }
+
+/// Flag values that would overflow a clock, and outputs that cannot be
+/// placed, are input mistakes (exit 2, naming the flag or file) found
+/// before anything is sent or written; a model export leaves no half of
+/// its pair behind.
+#[test]
+fn overflowing_flags_and_unplaceable_outputs_are_exit_2_with_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keygen(dir.path(), "me.json");
+    let key = k.to_str().unwrap().to_string();
+    let sid = format!("0x{}", "11".repeat(32));
+    let nowhere = "http://127.0.0.1:9";
+    let report_data = "00".repeat(64);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "party",
+                "agent",
+                "--coordinator",
+                nowhere,
+                "--key",
+                &key,
+                "--session",
+                &sid,
+                "--poll-s",
+                "1e20",
+            ],
+            "--poll-s",
+        ),
+        (
+            vec![
+                "node",
+                "serve",
+                "--coordinator",
+                nowhere,
+                "--tee",
+                "sim",
+                "--poll-s",
+                "1e20",
+            ],
+            "--poll-s",
+        ),
+        (
+            vec![
+                "node",
+                "run",
+                "--coordinator",
+                nowhere,
+                "--tee",
+                "sim",
+                "--timeout-s",
+                "18446744073709551615",
+            ],
+            "--timeout-s",
+        ),
+        (
+            vec![
+                "attest",
+                "simulate",
+                "--report-data",
+                &report_data,
+                "--out",
+                "/nonexistent-dir/evidence.bin",
+            ],
+            "--out",
+        ),
+    ];
+    for (argv, flag) in cases {
+        let o = sealroom(&argv);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{argv:?}: {e}");
+        assert!(e.contains(flag), "{argv:?}: {e}");
+        assert!(!e.contains("panicked"), "{argv:?}: {e}");
+    }
+
+    // report check-proof names --root, or the proof file.
+    let proof = dir.path().join("proof.json");
+    std::fs::write(&proof, br#"{"value": ["9"], "proof": []}"#).unwrap();
+    let p = proof.to_str().unwrap();
+    let o = sealroom(&["report", "check-proof", p, "--root", "xyz"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--root xyz"), "{}", stderr(&o));
+    let o = sealroom(&["report", "check-proof", p]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains(p), "{}", stderr(&o));
+
+    // model export: a directory where the card goes is refused before the
+    // weights are written; an export over its own input is refused.
+    let model = small_breast_cancer_model(dir.path());
+    let out = dir.path().join("export");
+    std::fs::create_dir_all(out.join("model-card.json")).unwrap();
+    let o = sealroom(&[
+        "model",
+        "export",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is a directory"), "{}", stderr(&o));
+    assert!(!out.join("model.safetensors").exists());
+    let own = dir.path().join("own");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::copy(&model, own.join("model.safetensors")).unwrap();
+    let before = std::fs::read(own.join("model.safetensors")).unwrap();
+    let o = sealroom(&[
+        "model",
+        "export",
+        own.join("model.safetensors").to_str().unwrap(),
+        "--out",
+        own.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("same file"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(own.join("model.safetensors")).unwrap(),
+        before
+    );
+}

@@ -339,6 +339,17 @@ impl Member<'_> {
             );
             return Ok(Some(end));
         }
+        // Not ended as served, but the member withdrew (this agent, or the
+        // member through the CLI or the TUI with the same records): whatever
+        // the coordinator shows, nothing more is signed, sent or granted.
+        if crate::withdrew(Some(&rec)) {
+            let detail = "this member withdrew (its own record says so); nothing more is sent";
+            say(
+                "withdrawn".into(),
+                line(&session, "session", "aborted", json!({ "detail": detail })),
+            );
+            return Ok(Some(AgentEnd::Aborted(detail.into())));
+        }
         let mine = &st.member;
         if mine.key != me {
             return Err(MemberError::ServedManifest(
@@ -372,7 +383,12 @@ impl Member<'_> {
         if !mine.consented && accepting {
             // Recorded but not received (a crash in between): the same
             // signature again.
-            self.consent(&session, ConsentAction::Consent, Some(rec.manifest_hash))?;
+            self.consent_under(
+                &session,
+                ConsentAction::Consent,
+                Some(rec.manifest_hash),
+                opts.local_policy.as_ref(),
+            )?;
             say(
                 "consent-resent".into(),
                 line(&session, "consent", "resent", json!({})),

@@ -33,9 +33,11 @@ use std::io::Read;
 use std::path::Path;
 
 use alloy_primitives::B256;
-use sealroom_protocol::api::{Client, MemberView, NodeRegistration};
+use sealroom_protocol::api::{Client, MemberView, NodeRegistration, SessionStatus};
 use sealroom_protocol::identity::Identity;
-use sealroom_protocol::manifest::{Consent, ConsentAction, Grant, ManifestHeader, ManifestView};
+use sealroom_protocol::manifest::{
+    Consent, ConsentAction, Grant, Manifest, ManifestHeader, ManifestView,
+};
 use sealroom_protocol::policy::Policy;
 use sealroom_reports::attest::{Failure, Verdict};
 use sealroom_reports::check::Check;
@@ -204,6 +206,49 @@ impl<'a> Member<'a> {
         Ok(st.manifest.parties)
     }
 
+    /// The owner's side of `POST /v1/sessions`. The status the coordinator
+    /// answered must name the session and manifest the owner built (check
+    /// `manifest.changed`), and the owner's record is written from its *own*
+    /// manifest before anything is signed: the owner's view carries no party
+    /// list, so every later step (its consent, a validation set's grant, the
+    /// model fetch) compares the served manifest with this record, and a
+    /// party list swapped after creation is refused. Returns the record's
+    /// path.
+    pub fn pin_created(
+        &self,
+        manifest: &Manifest,
+        answered: &SessionStatus,
+    ) -> Result<String, MemberError> {
+        let hash = manifest.hash();
+        if answered.session_id != manifest.session_id || answered.manifest_hash != hash {
+            return Err(MemberError::check_failed(
+                Check::ManifestChanged,
+                format!(
+                    "the coordinator answered session {:#x} with manifest {:#x}; you created session {:#x} with manifest {hash:#x}",
+                    answered.session_id, answered.manifest_hash, manifest.session_id
+                ),
+            ));
+        }
+        let view = manifest.view_of(&self.key()).ok_or_else(|| {
+            MemberError::input("--key", "this identity is not the owner of the manifest")
+        })?;
+        match self.record(&manifest.session_id)? {
+            Some(rec) if rec.manifest_hash != hash => {
+                return Err(MemberError::ManifestChanged {
+                    consented: rec.manifest_hash,
+                    served: hash,
+                })
+            }
+            Some(_) => {}
+            None => self.records.save(&MemberRecord::new(self.key(), view))?,
+        }
+        Ok(self
+            .records
+            .path(&manifest.session_id)
+            .display()
+            .to_string())
+    }
+
     /// The member's record of `session`, if any.
     pub fn record(&self, session: &B256) -> Result<Option<MemberRecord>, MemberError> {
         self.records.load(session, &self.key())
@@ -258,22 +303,19 @@ impl<'a> Member<'a> {
         reviewed: Option<B256>,
         local: Option<&Policy>,
     ) -> Result<Consented, MemberError> {
-        if let (ConsentAction::Consent, Some(max)) = (action, local.and_then(|p| p.max_epsilon)) {
-            let st = self.served(session)?;
-            let detail = st.manifest.header.privacy_within(max).err().map(|e| {
-                format!(
-                    "manifest {:#x}: {e} (your policy); nothing was signed",
-                    st.manifest_hash
-                )
-            });
-            if let Some(detail) = detail {
-                return Err(MemberError::Check {
-                    check: Check::Privacy,
-                    detail,
-                });
-            }
-        }
         let existing = self.record(session)?;
+        // A withdrawal is final: the session aborts on it, and a consent
+        // signed after it (by an agent shown `consented = false` by a
+        // coordinator hiding the withdrawal) would undo what the member did.
+        if matches!(action, ConsentAction::Consent) && withdrew(existing.as_ref()) {
+            return Err(MemberError::check_failed(
+                Check::Withdrawal,
+                format!(
+                    "you withdrew from session {session:#x} (your record {}): a withdrawal is final; nothing was signed",
+                    self.records.path(session).display()
+                ),
+            ));
+        }
         let mut rec = match (action, existing) {
             (ConsentAction::Withdraw, Some(rec)) => rec,
             (_, existing) => {
@@ -307,6 +349,21 @@ impl<'a> Member<'a> {
                 }
             }
         };
+        // The privacy limit is checked on the very manifest about to be
+        // recorded and signed, never on an earlier fetch: a coordinator
+        // could serve a manifest within the limit to the check and another
+        // one to the signature.
+        if let (ConsentAction::Consent, Some(max)) = (action, local.and_then(|p| p.max_epsilon)) {
+            if let Err(e) = rec.manifest.header.privacy_within(max) {
+                return Err(MemberError::Check {
+                    check: Check::Privacy,
+                    detail: format!(
+                        "manifest {:#x}: {e} (your policy); nothing was signed",
+                        rec.manifest_hash
+                    ),
+                });
+            }
+        }
         rec.consent = Some(ConsentEntry { action, at: now() });
         self.records.save(&rec)?;
         let c = Consent::sign(self.me, action, rec.manifest_hash);
@@ -379,10 +436,12 @@ impl<'a> Member<'a> {
         local: Option<&sealroom_protocol::policy::Policy>,
     ) -> Result<VerifiedNode, MemberError> {
         let (st, rec) = self.checked(session)?;
+        consented_to_grant(&rec)?;
         let reg = st.node.ok_or_else(|| MemberError::Check {
             check: Check::NodeRegistered,
             detail: "no node has registered for this session yet".into(),
         })?;
+        another_node_within_privacy(&rec, &reg, local)?;
         let verdict = verify_registration(&rec.manifest.header, &reg, at);
         if !verdict.verified {
             let f = verdict.failure.clone().unwrap_or_else(|| {
@@ -429,6 +488,7 @@ impl<'a> Member<'a> {
             verdict,
             evidence_hash,
         } = node;
+        consented_to_grant(&record)?;
         let input = my_input(&record.manifest, &self.key())
             .ok_or_else(|| MemberError::input("--key", "this member brings no dataset"))?;
         let commitment = commitment_of(&record.manifest, &self.key(), &input)?;
@@ -473,6 +533,89 @@ impl<'a> Member<'a> {
             node_key: reg.node_key,
             verdict,
         })
+    }
+}
+
+/// Whether the member's record says its latest act was a withdrawal.
+fn withdrew(rec: Option<&MemberRecord>) -> bool {
+    matches!(
+        rec.and_then(|r| r.consent.as_ref()).map(|c| c.action),
+        Some(ConsentAction::Withdraw)
+    )
+}
+
+/// A node is verified for, and a data key granted to, only in a session
+/// whose consent the member's own record holds: never after the member
+/// withdrew (check `withdrawal`), whatever the coordinator serves, and
+/// never before it consented (check `consent`).
+fn consented_to_grant(rec: &MemberRecord) -> Result<(), MemberError> {
+    match rec.consent.as_ref().map(|c| c.action) {
+        Some(ConsentAction::Consent) => Ok(()),
+        Some(ConsentAction::Withdraw) => Err(MemberError::check_failed(
+            Check::Withdrawal,
+            format!(
+                "you withdrew from session {:#x}: no node is verified or granted to",
+                rec.session_id
+            ),
+        )),
+        None => Err(MemberError::check_failed(
+            Check::Consent,
+            format!(
+                "you have not consented to session {:#x}: consent first; nothing was granted",
+                rec.session_id
+            ),
+        )),
+    }
+}
+
+/// A second node for a private session whose noise is drawn inside the TEE
+/// is a second, independently noised training: the coordinator can declare
+/// a node lost after it sealed a model, and every node granted to may seal
+/// one for the owner. So each node granted to counts as one spending of the
+/// manifest's ε against the member's own `max_epsilon`; without a limit of
+/// its own the member consented to one training, and a second node is
+/// refused (check `privacy`). A replay under seed-keyed noise is the same
+/// training bit for bit, and a session without `[privacy]` spends no ε.
+fn another_node_within_privacy(
+    rec: &MemberRecord,
+    reg: &NodeRegistration,
+    local: Option<&Policy>,
+) -> Result<(), MemberError> {
+    let header = &rec.manifest.header;
+    let keyed_in_tee = header
+        .privacy
+        .as_ref()
+        .is_some_and(|p| p.noise_source == sealroom_protocol::privacy::NoiseSource::Tee);
+    let earlier: Vec<[u8; 32]> = rec
+        .earlier_grants
+        .iter()
+        .chain(rec.grant.as_ref())
+        .map(|g| g.node_key)
+        .collect();
+    if !keyed_in_tee || earlier.is_empty() || earlier.contains(&reg.node_key) {
+        return Ok(());
+    }
+    let mut nodes = earlier;
+    nodes.sort_unstable();
+    nodes.dedup();
+    let trainings = nodes.len() + 1;
+    let epsilon = header
+        .privacy_spent()
+        .map(|s| s.epsilon)
+        .map_err(|e| MemberError::check_failed(Check::Privacy, e.message))?;
+    let spent = epsilon * trainings as f64;
+    match local.and_then(|p| p.max_epsilon) {
+        Some(max) if spent <= max => Ok(()),
+        limit => Err(MemberError::check_failed(
+            Check::Privacy,
+            format!(
+                "node {trainings} of this private session (the others were declared lost): each node draws its own noise and may seal a model, so the owner could learn up to {trainings} × ε = {spent:.4}; {}; nothing was granted",
+                match limit {
+                    Some(max) => format!("your policy's max_epsilon is {max}"),
+                    None => "you consented to one training (a policy with max_epsilon allows more)".into(),
+                }
+            ),
+        )),
     }
 }
 

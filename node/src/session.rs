@@ -90,8 +90,9 @@ pub struct NodeFlags {
     #[arg(long)]
     pub collateral: Option<PathBuf>,
     /// Give up a session whose grants do not arrive within this many seconds
-    /// (the lease then runs out and another node may take it).
-    #[arg(long, default_value_t = 3600)]
+    /// (the lease then runs out and another node may take it). At most 30
+    /// days: a longer wait is a mistake, and would overflow the clock.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
     pub timeout_s: u64,
 }
 
@@ -295,9 +296,9 @@ const NOT_GIVEN_BACKOFF: Duration = Duration::from_secs(30);
 /// keys and fresh evidence bound to its manifest, until `--max-sessions`
 /// sessions were held (or forever). One line of JSON per session on stdout.
 pub fn serve(args: ServeArgs) -> Result<(), Failure> {
-    if !(args.poll_s.is_finite() && args.poll_s >= 0.05) {
+    if !(args.poll_s.is_finite() && (0.05..=3600.0).contains(&args.poll_s)) {
         return Err(input_err(format!(
-            "--poll-s {}: must be a number of seconds of at least 0.05",
+            "--poll-s {}: must be a number of seconds from 0.05 to 3600",
             args.poll_s
         )));
     }

@@ -400,6 +400,24 @@ pub mod limits {
         }
 
         #[test]
+        fn names_outside_the_scenario_rules_and_the_owner_as_a_party_are_refused() {
+            for name in ["hospital-a/validation", "", "Hospital", "a b"] {
+                let e = check(|m| m.parties[1].name = name.to_string())
+                    .unwrap_or_else(|| panic!("party name {name:?} must be refused"));
+                assert!(e.starts_with("manifest field `parties[1].name`: "), "{e}");
+            }
+            let e = check(|m| m.owner.name = "owner/x".into()).expect("owner name with /");
+            assert!(e.starts_with("manifest field `owner.name`: "), "{e}");
+            let e = check(|m| m.parties[2].identity = m.owner.identity.clone())
+                .expect("a party with the owner's key must be refused");
+            assert!(
+                e.starts_with("manifest field `parties[2].identity`: ")
+                    && e.contains("the owner's key"),
+                "{e}"
+            );
+        }
+
+        #[test]
         fn values_at_their_caps_pass() {
             assert_eq!(
                 check(|m| {
@@ -750,7 +768,10 @@ impl Manifest {
         let privacy = match &scenario.privacy {
             None => None,
             Some(p) => {
-                let records: u64 = parties.iter().map(|p| p.commitment.record_count).sum();
+                let records = parties
+                    .iter()
+                    .map(|p| p.commitment.record_count)
+                    .fold(0u64, u64::saturating_add);
                 let schedule =
                     training_schedule(records, owner_validation.is_some(), &scenario.training)
                         .ok_or_else(|| ManifestError::Invalid {
@@ -872,12 +893,47 @@ impl Manifest {
                 ));
             }
         }
+        // Names are the scenario's (lower-case letters, digits, `-`): an
+        // input is named `NAME` or `OWNER/validation`, so a `/` in a name
+        // could pass one input off as another. The owner's identity is not a
+        // party's: a member is one of the two, and its view, records and
+        // grants are kept under one role.
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        };
+        if !name_ok(&self.owner.name) {
+            return Err(bad(
+                "owner.name",
+                &format!(
+                    "`{}`: 1 to 64 lower-case letters, digits or `-`",
+                    self.owner.name
+                ),
+            ));
+        }
         let mut names = std::collections::BTreeSet::new();
         let mut keys = std::collections::BTreeSet::new();
         names.insert(self.owner.name.as_str());
-        for p in &self.parties {
+        for (i, p) in self.parties.iter().enumerate() {
+            if !name_ok(&p.name) {
+                return Err(bad(
+                    &format!("parties[{i}].name"),
+                    &format!("`{}`: 1 to 64 lower-case letters, digits or `-`", p.name),
+                ));
+            }
             if !names.insert(p.name.as_str()) {
                 return Err(bad("parties", &format!("duplicate name `{}`", p.name)));
+            }
+            if p.identity.ed25519 == self.owner.identity.ed25519 {
+                return Err(bad(
+                    &format!("parties[{i}].identity"),
+                    &format!(
+                        "`{}` has the owner's key: the owner brings data as its validation set, or under an identity of its own",
+                        p.name
+                    ),
+                ));
             }
             if !keys.insert(p.identity.ed25519) {
                 return Err(bad(

@@ -241,7 +241,7 @@ fn simulate(a: SimulateArgs) -> CmdResult {
         None => attest::simulate::sim_default_measurement(),
     };
     let evidence = attest::simulate::simulate(&report_data, &measurement, a.debug);
-    std::fs::write(&a.out, &evidence)
+    sealroom_protocol::fsutil::write_atomic(&a.out, &evidence, false)
         .map_err(|e| input_err(format!("--out {}: {e}", a.out.display())))?;
     eprintln!(
         "wrote insecure-simulation evidence ({} bytes) to {}; it is accepted only by a policy with allow_simulation = true",

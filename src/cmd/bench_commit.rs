@@ -212,7 +212,11 @@ pub fn run(args: Args) -> CmdResult {
     let dir = tempfile::tempdir().map_err(runtime_err)?;
     let data = dir.path().join("bench.csv");
     let blob = dir.path().join("bench.csv.sealed");
-    let bytes = synth(&data, args.size_mb * 1_000_000, args.records).map_err(runtime_err)?;
+    let size = args
+        .size_mb
+        .checked_mul(1_000_000)
+        .ok_or_else(|| input_err(format!("--size-mb {}: too large", args.size_mb)))?;
+    let bytes = synth(&data, size, args.records).map_err(runtime_err)?;
     let mb = bytes as f64 / 1e6;
     // The bounded-memory commit first, so the peak RSS read right after it
     // is its own (everything below holds more).

@@ -164,9 +164,9 @@ fn http_scale(n: usize, json: bool) -> CmdResult {
 
 /// [`http_wall`] for each count: per-party cost and how it grows.
 fn http_growth(counts: &[usize], json: bool) -> CmdResult {
-    if counts.len() < 2 || counts.contains(&0) {
+    if counts.len() < 2 || counts.iter().any(|&k| k == 0 || k > 100_000) {
         return Err(input_err(
-            "--counts: at least two positive party counts (e.g. 125,250,500,1000)",
+            "--counts: at least two party counts of 1..=100000 (e.g. 125,250,500,1000)",
         ));
     }
     let mut rows = Vec::new();

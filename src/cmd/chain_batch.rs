@@ -116,7 +116,11 @@ pub fn publish(args: BatchArgs) -> CmdResult {
     }
     let batch = ReportBatch::new(entries).map_err(|e| input_err(format!("BUNDLE: {e}")))?;
     // Nothing half-written: the proofs file is written only after the
-    // transaction, and atomically.
+    // transaction, and atomically; but its place is taken before anything is
+    // sent, so an unwritable --out is an input mistake (exit 2) found before
+    // the transaction, not after it.
+    let mut proofs_file = sealroom_protocol::fsutil::AtomicFile::create(&args.out, false)
+        .map_err(|e| input_err(format!("--out {}: {e}", args.out.display())))?;
     let out = block_on(async {
         let (chain, confirmations) = open_chain(&args.to).await?;
         let registry = Registry::at(&chain, contract).with_confirmations(confirmations);
@@ -159,7 +163,8 @@ pub fn publish(args: BatchArgs) -> CmdResult {
         reports,
     };
     let text = serde_json::to_vec_pretty(&proofs).map_err(runtime_err)?;
-    sealroom_protocol::fsutil::write_atomic(&args.out, &text, false)
+    std::io::Write::write_all(&mut proofs_file, &text)
+        .and_then(|()| proofs_file.commit())
         .map_err(|e| runtime_err(format!("--out {}: {e}", args.out.display())))?;
     let n = proofs.reports.len();
     if args.to.json {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use alloy_primitives::B256;
 use sealroom_member::record::RECORD_FORMAT;
 use sealroom_member::MemberRecord;
-use sealroom_protocol::fsutil::write_atomic;
+use sealroom_protocol::fsutil::AtomicFile;
 use sealroom_protocol::hash::sha256;
 use sealroom_protocol::scenario::{Scenario, Schema};
 use sealroom_trainer::ml::export::{safetensors_bytes, Provenance};
@@ -453,19 +453,44 @@ fn export(a: ExportArgs) -> CmdResult {
     card.provenance.completed_report_hash = report_hash.map(|h| format!("{h:#x}"));
     let card_text = serde_json::to_string_pretty(&card).map_err(runtime_err)? + "\n";
 
-    // Each file is replaced atomically (temporary file, fsync, rename),
-    // weights first; the card names the weights' SHA-256, so a pair torn
-    // by a crash between the two renames shows.
-    std::fs::create_dir_all(&a.out)
-        .map_err(|e| input_err(format!("--out {}: {e}", a.out.display())))?;
+    // Both files are written in full beside their places (temporary file,
+    // fsync) before either is renamed in, weights first; a target that is a
+    // directory, or an input, is refused before anything is written. The
+    // card names the weights' SHA-256, so a pair torn by a crash between
+    // the two renames shows.
     let weights_path = a.out.join(WEIGHTS_FILE);
     let card_path = a.out.join(CARD_FILE);
+    crate::exit::distinct_files(&[
+        ("MODEL", Some(&a.model)),
+        ("--scenario", a.names.scenario.as_deref()),
+        ("--record", a.names.record.as_deref()),
+        ("--out's model.safetensors", Some(&weights_path)),
+        ("--out's model-card.json", Some(&card_path)),
+    ])?;
+    for path in [&weights_path, &card_path] {
+        if path.is_dir() {
+            return Err(input_err(format!(
+                "--out {}: {} is a directory",
+                a.out.display(),
+                path.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| input_err(format!("--out {}: {e}", a.out.display())))?;
+    let mut staged = Vec::with_capacity(2);
     for (path, bytes) in [
         (&weights_path, &weights[..]),
         (&card_path, card_text.as_bytes()),
     ] {
-        write_atomic(path, bytes, true)
-            .map_err(|e| input_err(format!("--out {}: {e}", path.display())))?;
+        let write_err = |e: std::io::Error| input_err(format!("--out {}: {e}", path.display()));
+        let mut file = AtomicFile::create(path, true).map_err(write_err)?;
+        std::io::Write::write_all(&mut file, bytes).map_err(write_err)?;
+        staged.push((path, file));
+    }
+    for (path, file) in staged {
+        file.commit()
+            .map_err(|e| runtime_err(format!("--out {}: {e}", path.display())))?;
     }
     let arch = model.arch();
     if a.json {

@@ -1,11 +1,12 @@
 //! `sealroom owner (create|fetch-model|open-model)`: the model owner's side.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use alloy_primitives::B256;
 use sealroom_member::{ChainReportHashes, Member};
 use sealroom_protocol::api::Client;
-use sealroom_protocol::fsutil::write_atomic;
+use sealroom_protocol::fsutil::{write_atomic, AtomicFile};
 use sealroom_protocol::identity::{Identity, PublicIdentity};
 use sealroom_protocol::manifest::Manifest;
 use sealroom_protocol::scenario::Scenario;
@@ -44,6 +45,11 @@ enum Action {
         /// instead of, or checked against, the scenario's `party.key`.
         #[arg(long = "party-key", value_name = "NAME=FILE")]
         party_keys: Vec<String>,
+        /// Where the owner keeps its records [default: KEYFILE.sessions/]:
+        /// the manifest created here is recorded there, and the owner's
+        /// later steps check what the coordinator serves against it.
+        #[arg(long)]
+        state: Option<PathBuf>,
         /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
@@ -109,6 +115,7 @@ pub fn run(args: Args) -> CmdResult {
             scenario,
             commitments,
             party_keys,
+            state,
             json,
         } => {
             let owner = Identity::load(&key).map_err(|e| input_err(format!("--key: {e}")))?;
@@ -198,16 +205,25 @@ pub fn run(args: Args) -> CmdResult {
             .map_err(input_err)?;
             let client = Client::new(&coordinator, Some(&owner));
             let st = client.create_session(&m).map_err(runtime_err)?;
+            // What is printed (and handed to the parties) is the owner's own
+            // manifest, once the coordinator's answer names it; the owner's
+            // record pins it for every later step.
+            let member = Member::new(
+                &coordinator,
+                &owner,
+                super::party::records(state.as_ref(), &key),
+            );
+            let record = member
+                .pin_created(&m, &st)
+                .map_err(|e| flows::member_failure("", e))?;
+            let (sid, hash) = (m.session_id, m.hash());
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"session_id": format!("{:#x}", st.session_id), "manifest_hash": format!("{:#x}", st.manifest_hash)})
+                    serde_json::json!({"session_id": format!("{sid:#x}"), "manifest_hash": format!("{hash:#x}"), "record": record})
                 );
             } else {
-                println!(
-                    "created session {:#x} (manifest {:#x})",
-                    st.session_id, st.manifest_hash
-                );
+                println!("created session {sid:#x} (manifest {hash:#x}); recorded in {record}");
             }
             Ok(())
         }
@@ -243,15 +259,33 @@ pub fn run(args: Args) -> CmdResult {
                 &owner,
                 super::party::records(state.as_ref(), &key),
             );
+            // Both outputs take their places before the fetch (an unusable
+            // path is refused before anything is asked of the coordinator),
+            // are written in full, and only then renamed in: a failure
+            // leaves neither file.
+            let out_err = |flag: &str, p: &Path, e: std::io::Error| {
+                input_err(format!("{flag} {}: {e}", p.display()))
+            };
+            let mut sealed_file = sealed_out
+                .as_deref()
+                .map(|p| AtomicFile::create(p, false).map_err(|e| out_err("--sealed-out", p, e)))
+                .transpose()?;
+            let mut model_file =
+                AtomicFile::create(&out, true).map_err(|e| out_err("--out", &out, e))?;
             let fetched = member
                 .fetch_model(&sid, chain.as_ref())
                 .map_err(|e| flows::member_failure("", e))?;
-            if let Some(p) = sealed_out {
-                write_atomic(&p, &fetched.sealed, false)
-                    .map_err(|e| input_err(format!("--sealed-out {}: {e}", p.display())))?;
+            if let (Some(f), Some(p)) = (sealed_file.as_mut(), sealed_out.as_deref()) {
+                f.write_all(&fetched.sealed)
+                    .map_err(|e| out_err("--sealed-out", p, e))?;
             }
-            write_atomic(&out, &fetched.opened.model, true)
-                .map_err(|e| input_err(format!("--out {}: {e}", out.display())))?;
+            model_file
+                .write_all(&fetched.opened.model)
+                .map_err(|e| out_err("--out", &out, e))?;
+            if let (Some(f), Some(p)) = (sealed_file, sealed_out.as_deref()) {
+                f.commit().map_err(|e| out_err("--sealed-out", p, e))?;
+            }
+            model_file.commit().map_err(|e| out_err("--out", &out, e))?;
             let chain_line = match &fetched.chain_checked {
                 Some(src) => format!("the registry stores this completed report ({src})"),
                 None => "chain NOT checked (give --rpc or --chain-dir with --contract to compare with the registry)".to_string(),

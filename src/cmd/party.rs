@@ -391,9 +391,9 @@ fn agent(
     deadline_s: Option<u64>,
 ) -> CmdResult {
     use std::io::Write;
-    if !(poll_s.is_finite() && poll_s >= 0.05) {
+    if !(poll_s.is_finite() && (0.05..=3600.0).contains(&poll_s)) {
         return Err(input_err(format!(
-            "--poll-s {poll_s}: must be a number of seconds of at least 0.05"
+            "--poll-s {poll_s}: must be a number of seconds from 0.05 to 3600"
         )));
     }
     for (flag, path) in [("--data-key", data_key), ("--blob", blob)] {

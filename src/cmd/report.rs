@@ -315,7 +315,12 @@ pub fn run(args: Args) -> CmdResult {
                 .map_err(|e| input_err(format!("{}: {e}", proof.display())))?;
             let p: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| input_err(format!("{}: {e}", proof.display())))?;
-            check_proof(&p, root.as_deref())
+            check_proof(&p, root.as_deref()).map_err(|f| match f {
+                // Input mistakes name the file (or --root), not just "proof".
+                Failure::Input(d) if d.to_string().starts_with("--root") => Failure::Input(d),
+                Failure::Input(d) => input_err(format!("{}: {d}", proof.display())),
+                other => other,
+            })
         }
     }
 }
@@ -328,6 +333,13 @@ pub fn prove(b: &Bundle, party: &str) -> Result<serde_json::Value, Failure> {
 /// Verifies a proof object; exit 1 naming `inclusion-proof` when it fails.
 pub fn check_proof(p: &serde_json::Value, root: Option<&str>) -> Result<(), Failure> {
     let bad = |m: &str| input_err(format!("proof: {m}"));
+    // The flag first: a mistake in it is named before the file's.
+    let given_root = root
+        .map(|r| {
+            r.parse::<B256>()
+                .map_err(|_| input_err(format!("--root {r}: not a 32-byte hex hash")))
+        })
+        .transpose()?;
     let value = p
         .get("value")
         .and_then(|v| v.as_array())
@@ -357,10 +369,15 @@ pub fn check_proof(p: &serde_json::Value, root: Option<&str>) -> Result<(), Fail
                 .ok_or_else(|| bad("bad proof entry"))
         })
         .collect::<Result<_, _>>()?;
-    let root_text = root
-        .or(p.get("inputs_root").and_then(|v| v.as_str()))
-        .ok_or_else(|| bad("no root"))?;
-    let root = root_text.parse::<B256>().map_err(|_| bad("bad root"))?;
+    let root = match given_root {
+        Some(r) => r,
+        None => p
+            .get("inputs_root")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| bad("no `inputs_root` (or give --root)"))?
+            .parse::<B256>()
+            .map_err(|_| bad("`inputs_root`: not a 32-byte hex hash"))?,
+    };
     let computed = process_proof(input_leaf(kind, name, &digest).hash, &proof);
     if computed == root {
         let what = match kind {

@@ -1076,8 +1076,11 @@ impl Node {
         })?;
         let mut party_sets = Vec::new();
         let mut validation = None;
+        // The owner's set is the one input named after the owner (names
+        // are checked in the manifest; no party's can hold a `/`).
+        let validation_name = sealroom_protocol::manifest::validation_input_name(&m.owner.name);
         for ((input, _, _), ds) in plan.iter().zip(parsed) {
-            if input.ends_with("/validation") {
+            if *input == validation_name {
                 validation = Some(ds);
             } else {
                 party_sets.push(ds);

@@ -4,6 +4,7 @@
 //! consent given here and a grant given on the command line (or the
 //! reverse) check the same consented manifest.
 
+use std::path::Path;
 use std::sync::mpsc::Sender;
 
 use sealroom_member::{Member, MemberError, RecordStore};
@@ -23,10 +24,36 @@ fn shown(e: MemberError) -> String {
     }
 }
 
+/// Refuses an output path the user typed that would replace the member's
+/// identity file or a file of its record store: the secret key, and the
+/// record every later check runs against, are never written over.
+fn refuse_own_files(path: &Path, key_file: &Path, records: &RecordStore) -> Result<(), String> {
+    sealroom_member::commit::refuse_same_files(&[
+        ("your identity file", key_file),
+        ("the output", path),
+    ])?;
+    let dir_of = |p: &Path| {
+        let parent = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        std::fs::canonicalize(parent).ok()
+    };
+    match (dir_of(path), std::fs::canonicalize(records.dir()).ok()) {
+        (Some(a), Some(b)) if a == b => Err(format!(
+            "{}: inside your record store ({}); choose another place",
+            path.display(),
+            records.dir().display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Runs `action` for the session `st`; the Ok text is shown to the user.
 pub fn run(
     base: &str,
     me: &Identity,
+    key_file: &Path,
     records: &RecordStore,
     action: &Action,
     st: &SessionStatus,
@@ -99,6 +126,7 @@ pub fn run(
             ))
         }
         Action::FetchModel(path) => {
+            refuse_own_files(path, key_file, records)?;
             progress("fetching and verifying the model", 0, 0);
             let f = member.fetch_model(&session, None).map_err(shown)?;
             write_atomic(path, &f.opened.model, true)
@@ -114,6 +142,7 @@ pub fn run(
             ))
         }
         Action::Export(path) => {
+            refuse_own_files(path, key_file, records)?;
             progress("fetching the status", 0, 0);
             let fresh = member
                 .client()
@@ -142,5 +171,28 @@ pub fn run(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod own_files {
+    use super::*;
+
+    #[test]
+    fn outputs_over_the_identity_or_into_the_record_store_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("me.json");
+        std::fs::write(&key, b"{}").unwrap();
+        let records = RecordStore::beside_identity(&key);
+        std::fs::create_dir_all(records.dir()).unwrap();
+        let err = refuse_own_files(&key, &key, &records).unwrap_err();
+        assert!(err.contains("your identity file"), "{err}");
+        // The same file under another spelling.
+        let dotted = dir.path().join(".").join("me.json");
+        assert!(refuse_own_files(&dotted, &key, &records).is_err());
+        let inside = records.dir().join("0xabc.json");
+        let err = refuse_own_files(&inside, &key, &records).unwrap_err();
+        assert!(err.contains("record store"), "{err}");
+        refuse_own_files(&dir.path().join("model.bin"), &key, &records).unwrap();
     }
 }

@@ -65,7 +65,13 @@ pub fn run(coordinator: &str, key: &Path, state: Option<&Path>) -> Result<(), Tu
         Some(d) => sealroom_member::RecordStore::in_dir(d),
         None => sealroom_member::RecordStore::beside_identity(key),
     };
-    let worker = worker::Worker::start(coordinator, Arc::clone(&identity), records, msg_tx);
+    let worker = worker::Worker::start(
+        coordinator,
+        Arc::clone(&identity),
+        key.to_path_buf(),
+        records,
+        msg_tx,
+    );
     let mut app = app::App::new(identity.public(), coordinator, theme::Theme::from_env());
 
     let mut terminal = ratatui::try_init()?;

@@ -52,6 +52,8 @@ enum Cmd {
 pub struct Worker {
     base: String,
     identity: Arc<Identity>,
+    /// The identity file: no output the user types may replace it.
+    key_file: Arc<std::path::PathBuf>,
     records: sealroom_member::RecordStore,
     cmd: Sender<Cmd>,
     msg: Sender<Msg>,
@@ -72,6 +74,7 @@ impl Worker {
     pub fn start(
         base: &str,
         identity: Arc<Identity>,
+        key_file: std::path::PathBuf,
         records: sealroom_member::RecordStore,
         msg: Sender<Msg>,
     ) -> Self {
@@ -88,6 +91,7 @@ impl Worker {
         Self {
             base: base.to_string(),
             identity,
+            key_file: Arc::new(key_file),
             records,
             cmd: cmd_tx,
             msg,
@@ -117,15 +121,16 @@ impl Worker {
                 let _ = self.cmd.send(Cmd::Poke);
             }
             Effect::Run(action, status) => {
-                let (b, id, rec, m, poke) = (
+                let (b, id, key, rec, m, poke) = (
                     self.base.clone(),
                     Arc::clone(&self.identity),
+                    Arc::clone(&self.key_file),
                     self.records.clone(),
                     self.msg.clone(),
                     self.cmd.clone(),
                 );
                 std::thread::spawn(move || {
-                    let r = crate::actions::run(&b, &id, &rec, &action, &status, &m);
+                    let r = crate::actions::run(&b, &id, &key, &rec, &action, &status, &m);
                     let _ = m.send(Msg::Done(r));
                     let _ = poke.send(Cmd::Poke);
                 });
