@@ -408,7 +408,7 @@ pub mod limits {
             }
             let e = check(|m| m.owner.name = "owner/x".into()).expect("owner name with /");
             assert!(e.starts_with("manifest field `owner.name`: "), "{e}");
-            let e = check(|m| m.parties[2].identity = m.owner.identity.clone())
+            let e = check(|m| m.parties[2].identity = m.owner.identity)
                 .expect("a party with the owner's key must be refused");
             assert!(
                 e.starts_with("manifest field `parties[2].identity`: ")
