@@ -378,13 +378,14 @@ impl World {
         self.session_with(|s| policy(&mut s.policy)).session_id
     }
 
-    /// A new session (scenario edited by `edit`), created by the owner.
-    fn session_with(&self, edit: impl Fn(&mut Scenario)) -> Manifest {
+    /// A new manifest (scenario edited by `edit`, fresh session id), not yet
+    /// sent anywhere.
+    fn manifest_with(&self, edit: impl Fn(&mut Scenario)) -> Manifest {
         let mut s = self.scenario.clone();
         edit(&mut s);
         let mut sid = [0u8; 32];
         getrandom::fill(&mut sid).unwrap();
-        let m = Manifest::from_scenario(
+        Manifest::from_scenario(
             &s,
             B256::from(sid),
             1_700_000_000,
@@ -395,7 +396,12 @@ impl World {
             self.owner.id.public(),
             Some(self.owner.commitment.clone()),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// A new session (scenario edited by `edit`), created by the owner.
+    fn session_with(&self, edit: impl Fn(&mut Scenario)) -> Manifest {
+        let m = self.manifest_with(edit);
         Client::new(&self.upstream(), Some(&self.owner.id))
             .create_session(&m)
             .unwrap();
@@ -1876,22 +1882,7 @@ fn an_agent_withdraws_when_the_manifest_is_swapped_after_its_consent() {
 #[test]
 fn the_owner_pins_the_manifest_it_created_and_consents_to_no_other() {
     let w = World::new();
-    let build = || {
-        let mut sid = [0u8; 32];
-        getrandom::fill(&mut sid).unwrap();
-        Manifest::from_scenario(
-            &w.scenario,
-            B256::from(sid),
-            1_700_000_000,
-            w.parties
-                .iter()
-                .map(|p| (p.id.public(), p.commitment.clone()))
-                .collect(),
-            w.owner.id.public(),
-            Some(w.owner.commitment.clone()),
-        )
-        .unwrap()
-    };
+    let build = || w.manifest_with(|_| {});
     let owner = w.member(&w.owner);
     let through_proxy = Client::new(&w.proxy.url, Some(&w.owner.id));
 

@@ -898,13 +898,7 @@ impl Manifest {
         // could pass one input off as another. The owner's identity is not a
         // party's: a member is one of the two, and its view, records and
         // grants are kept under one role.
-        let name_ok = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 64
-                && s.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        };
-        if !name_ok(&self.owner.name) {
+        if !crate::scenario::is_valid_name(&self.owner.name) {
             return Err(bad(
                 "owner.name",
                 &format!(
@@ -917,7 +911,7 @@ impl Manifest {
         let mut keys = std::collections::BTreeSet::new();
         names.insert(self.owner.name.as_str());
         for (i, p) in self.parties.iter().enumerate() {
-            if !name_ok(&p.name) {
+            if !crate::scenario::is_valid_name(&p.name) {
                 return Err(bad(
                     &format!("parties[{i}].name"),
                     &format!("`{}`: 1 to 64 lower-case letters, digits or `-`", p.name),

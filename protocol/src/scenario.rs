@@ -601,13 +601,7 @@ impl Scenario {
             out.push(Problem::new(Severity::Error, field, message))
         };
 
-        let name_ok = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 64
-                && s.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        };
-        if !name_ok(&self.session.name) {
+        if !is_valid_name(&self.session.name) {
             bad(
                 "session.name".into(),
                 "must be 1-64 characters of a-z, 0-9 and '-'".into(),
@@ -809,7 +803,7 @@ impl Scenario {
             );
         }
         let mut names = BTreeSet::new();
-        if !name_ok(&self.owner.name) {
+        if !is_valid_name(&self.owner.name) {
             bad(
                 "owner.name".into(),
                 "must be 1-64 characters of a-z, 0-9 and '-'".into(),
@@ -829,7 +823,7 @@ impl Scenario {
         // Each party's identity (from `key`, when given).
         let mut seen_keys: std::collections::BTreeMap<[u8; 32], &str> = Default::default();
         for (i, p) in self.parties.iter().enumerate() {
-            if !name_ok(&p.name) {
+            if !is_valid_name(&p.name) {
                 bad(
                     format!("party[{i}].name"),
                     "must be 1-64 characters of a-z, 0-9 and '-'".into(),
@@ -1468,6 +1462,17 @@ fn find_in_item(v: &toml_edit::Item, offset: usize, path: &mut Vec<Seg>) -> bool
     } else {
         false
     }
+}
+
+/// Whether `s` is a valid session, owner or party name: 1 to 64 lower-case
+/// ASCII letters, digits or `-`. Input names are built from these (`NAME`,
+/// `OWNER/validation`), so none may hold a `/`; the manifest holds its
+/// names to the same rule, whoever wrote it.
+pub fn is_valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 #[cfg(test)]
